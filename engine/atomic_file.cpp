@@ -1,0 +1,79 @@
+#include "engine/atomic_file.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "kernels/error.h"
+
+namespace eqprop {
+namespace {
+
+[[noreturn]] void fail(const std::string& what, const std::string& path, int err) {
+  throw CheckpointError("cannot " + what + " " + path + ": " + std::strerror(err));
+}
+
+// Closes `fd` (if open), removes the temp file, then reports `err` for `path`.
+[[noreturn]] void abandon(int fd, const std::string& tmp, const std::string& path, int err) {
+  if (fd >= 0) ::close(fd);
+  ::unlink(tmp.c_str());
+  fail("write", path, err);
+}
+
+std::string directory_of(const std::string& path) {
+  const auto slash = path.find_last_of('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+}  // namespace
+
+void write_file_atomically(const std::string& path, const std::string& bytes) {
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) fail("write", path, errno);
+
+  // Any failure from here on must not leave the temp file behind.
+  const char* p = bytes.data();
+  std::size_t left = bytes.size();
+  while (left > 0) {  // write() may write less than asked, or be interrupted
+    const ssize_t n = ::write(fd, p, left);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      abandon(fd, tmp, path, errno);
+    }
+    p += n;
+    left -= static_cast<std::size_t>(n);
+  }
+  // fsync before rename: otherwise a crash could leave the new name pointing at
+  // an empty or partial file on file systems that reorder metadata and data.
+  if (::fsync(fd) != 0) abandon(fd, tmp, path, errno);
+  if (::close(fd) != 0) abandon(-1, tmp, path, errno);
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) abandon(-1, tmp, path, errno);
+  // Make the rename itself durable. Best effort: the file is already complete and
+  // in place, and some file systems refuse fsync on a directory.
+  const int dir = ::open(directory_of(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir >= 0) {
+    ::fsync(dir);
+    ::close(dir);
+  }
+}
+
+std::string read_file(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) fail("read", path, errno);
+  std::string bytes;
+  char buffer[1 << 16];
+  std::size_t n;
+  while ((n = std::fread(buffer, 1, sizeof buffer, f)) > 0) bytes.append(buffer, n);
+  const bool failed = std::ferror(f) != 0;  // e.g. EISDIR: fopen of a directory succeeds
+  const int err = errno;
+  std::fclose(f);
+  if (failed) fail("read", path, err);
+  return bytes;
+}
+
+}  // namespace eqprop

@@ -1,0 +1,18 @@
+// Whole-file reads and crash-safe whole-file writes, used for checkpoints: a reader
+// never sees a half-written file, and a crash mid-write leaves the old file intact.
+#pragma once
+
+#include <string>
+
+namespace eqprop {
+
+// Writes `bytes` to `path + ".tmp.<pid>"` in the same directory, fsyncs it, then
+// renames it onto `path` (rename is atomic within one file system, which is why the
+// temp file must not live in /tmp). On failure removes the temp file and throws
+// CheckpointError naming the path and the OS reason.
+void write_file_atomically(const std::string& path, const std::string& bytes);
+
+// The whole file as bytes; CheckpointError if it is missing or unreadable.
+std::string read_file(const std::string& path);
+
+}  // namespace eqprop

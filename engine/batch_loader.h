@@ -1,0 +1,93 @@
+// The host side of the minibatch pipeline: a loader thread turns raw dataset bytes
+// into normalized float batches and one-hot targets, in a (seeded) shuffled order,
+// into a ring of pinned staging buffers, so compute never waits on decoding.
+// Consumer protocol: next() -> upload -> release(); at most `depth` batches are in
+// flight. One loader serves one pass over the data (an epoch).
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "engine/dataset.h"
+#include "kernels/backend.h"
+#include "kernels/device_buffer.h"
+
+namespace eqprop {
+
+// x = (pixel / 255 - mean[c]) / std[c] per channel c.
+struct Normalization {
+  std::vector<float> mean;  // (channels)
+  std::vector<float> std;   // (channels)
+
+  static Normalization unit(int channels);
+  // Per-channel mean and standard deviation of pixel / 255 over `data`.
+  static Normalization standardize(const Dataset& data);
+};
+
+struct HostBatch {
+  int size = 0;          // samples in this batch (the last one of an epoch may be short)
+  std::int64_t index = 0;  // batch number within the pass
+  float* inputs = nullptr;   // (size, sample_size)
+  float* targets = nullptr;  // (size, classes) one-hot
+};
+
+// The order of a pass: identity, or a Fisher-Yates shuffle keyed on (seed, epoch)
+// with the counter-based RNG, so a resumed run sees the same order.
+std::vector<std::int64_t> sample_order(std::int64_t count, bool shuffle, std::uint64_t seed,
+                                       std::uint32_t epoch);
+
+class BatchLoader {
+ public:
+  struct Options {
+    int batch_size = 128;
+    bool shuffle = true;
+    bool drop_last = true;
+    std::uint64_t seed = 1;
+    std::uint32_t epoch = 0;
+    int depth = 3;
+    std::int64_t limit = 0;  // use the first `limit` samples only (0: all)
+  };
+
+  BatchLoader(Backend& backend, const Dataset& data, const Normalization& normalization,
+              int classes, const Options& options);
+  ~BatchLoader();
+  BatchLoader(const BatchLoader&) = delete;
+  BatchLoader& operator=(const BatchLoader&) = delete;
+
+  std::int64_t batch_count() const { return batch_count_; }
+  // The next batch in order, or nullptr after the last. Blocks until it is ready.
+  const HostBatch* next();
+  // Returns the slot of `batch` to the loader.
+  void release(const HostBatch* batch);
+
+ private:
+  void produce();
+  void fill(HostBatch& batch, std::int64_t index);
+
+  const Dataset& data_;
+  Normalization normalization_;
+  int classes_;
+  Options options_;
+  std::vector<std::int64_t> order_;
+  std::int64_t batch_count_ = 0;
+
+  struct Slot {
+    HostStagingBuffer<float> inputs;
+    HostStagingBuffer<float> targets;
+    HostBatch batch;
+    bool ready = false;  // filled, not yet consumed
+    bool busy = false;   // handed to the consumer, not yet released
+  };
+  std::vector<Slot> slots_;
+  std::int64_t next_to_consume_ = 0;
+
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  bool stop_ = false;
+  std::thread worker_;
+};
+
+}  // namespace eqprop

@@ -1,0 +1,28 @@
+// Times EP training steps on synthetic data of a config's shapes, against the
+// backend's measured single-precision GEMM rate (its practical peak).
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include "engine/config.h"
+#include "kernels/backend.h"
+
+namespace eqprop {
+
+struct BenchmarkOptions {
+  int warmup = 3;
+  int repeats = 20;
+};
+
+// Floating-point operations of one training step (GEMMs only; the fused
+// elementwise passes are memory-bound and small beside them).
+double training_step_flops(const Config& config, int batch);
+
+// Best-of-several GFLOP/s of a square sgemm on the backend.
+double measured_gemm_gflops(Backend& backend);
+
+// One JSON object: backend, device, batch, ms_per_batch (median), samples_per_s,
+// gflops (achieved), peak_gflops (measured sgemm), fraction_of_peak, and the shape.
+nlohmann::json run_benchmark(Backend& backend, const Config& config, const BenchmarkOptions& options);
+
+}  // namespace eqprop

@@ -1,0 +1,74 @@
+#include "engine/checkpoint.h"
+
+#include <filesystem>
+
+#include "engine/atomic_file.h"
+#include "engine/safetensors.h"
+#include "kernels/error.h"
+
+namespace eqprop {
+namespace {
+
+std::string join(const std::string& dir, const char* file) {
+  return (std::filesystem::path(dir) / file).string();
+}
+
+// Host copies of a parameter-shaped set under `prefix`.
+void add_tensors(SafetensorsFile& file, const std::string& prefix, const ParameterSet& set,
+                 const std::vector<int>& layers) {
+  for (std::size_t l = 0; l < set.weights.size(); ++l) {
+    file.tensors[prefix + "weights." + std::to_string(l)] =
+        Tensor{{layers[l], layers[l + 1]}, set.weights[l].to_host()};
+    file.tensors[prefix + "biases." + std::to_string(l)] = Tensor{{layers[l + 1]}, set.biases[l].to_host()};
+  }
+}
+
+void load_tensors(const SafetensorsFile& file, const std::string& path, const std::string& prefix,
+                  ParameterSet& set, const std::vector<int>& layers) {
+  for (std::size_t l = 0; l < set.weights.size(); ++l) {
+    set.weights[l].copy_from_host(
+        require_tensor(file, prefix + "weights." + std::to_string(l), {layers[l], layers[l + 1]}, path).data);
+    set.biases[l].copy_from_host(
+        require_tensor(file, prefix + "biases." + std::to_string(l), {layers[l + 1]}, path).data);
+  }
+}
+
+}  // namespace
+
+void save_checkpoint(const std::string& dir, Trainer& trainer, int epochs_done) {
+  const std::vector<int>& layers = trainer.config().model.layers;
+  SafetensorsFile file;
+  add_tensors(file, "", trainer.model().parameters(), layers);
+  add_tensors(file, "momentum.", trainer.momentum(), layers);
+  file.metadata["format"] = "eqprop.dense_hopfield";
+  file.metadata["epochs_done"] = std::to_string(epochs_done);
+  file.metadata["layers"] = trainer.config().resolved["model"]["layers"].dump();
+  file.metadata["cost"] = trainer.config().resolved["model"]["cost"].get<std::string>();
+  write_file_atomically(join(dir, kConfigFile), trainer.config().resolved.dump(2) + "\n");
+  write_safetensors(join(dir, kModelFile), file);
+}
+
+int load_checkpoint(const std::string& dir, Trainer& trainer, bool with_optimizer) {
+  const std::string path = join(dir, kModelFile);
+  const SafetensorsFile file = read_safetensors(path);
+  const std::vector<int>& layers = trainer.config().model.layers;
+  load_tensors(file, path, "", trainer.model().parameters(), layers);
+  if (with_optimizer) load_tensors(file, path, "momentum.", trainer.momentum(), layers);
+  const auto epochs = file.metadata.find("epochs_done");
+  if (epochs == file.metadata.end())
+    throw CheckpointError("checkpoint " + path + ": metadata has no 'epochs_done'");
+  try {
+    return std::stoi(epochs->second);
+  } catch (const std::exception&) {
+    throw CheckpointError("checkpoint " + path + ": bad 'epochs_done' value '" + epochs->second + "'");
+  }
+}
+
+nlohmann::json read_checkpoint_config(const std::string& dir) {
+  const std::string path = join(dir, kConfigFile);
+  if (!std::filesystem::exists(path))
+    throw CheckpointError(dir + " is not a checkpoint directory: " + path + " is missing");
+  return read_config_file(path);
+}
+
+}  // namespace eqprop

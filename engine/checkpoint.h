@@ -1,0 +1,28 @@
+// A checkpoint directory: model.safetensors (parameters, optimizer momentum, and in
+// its metadata the epochs done) and config.json (the fully resolved config).
+// Parameter tensors: "weights.{l}" (layers[l], layers[l+1]) row-major, so a
+// PyTorch user computes the field as x @ weights; "biases.{l}" (layers[l+1]).
+// Every file is written atomically: a crash leaves the previous checkpoint whole.
+#pragma once
+
+#include <string>
+
+#include "engine/config.h"
+#include "engine/trainer.h"
+
+namespace eqprop {
+
+constexpr const char* kModelFile = "model.safetensors";
+constexpr const char* kConfigFile = "config.json";
+constexpr const char* kMetricsFile = "metrics.jsonl";
+
+void save_checkpoint(const std::string& dir, Trainer& trainer, int epochs_done);
+
+// Loads parameters (and momentum, when `with_optimizer`) into the trainer; the
+// checkpoint's shapes must match the trainer's config. Returns the epochs done.
+int load_checkpoint(const std::string& dir, Trainer& trainer, bool with_optimizer);
+
+// The config a checkpoint directory was trained with (its config.json).
+nlohmann::json read_checkpoint_config(const std::string& dir);
+
+}  // namespace eqprop

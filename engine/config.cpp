@@ -1,0 +1,344 @@
+#include "engine/config.h"
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+#include "kernels/error.h"
+
+namespace eqprop {
+namespace {
+
+using nlohmann::json;
+
+enum class ValueType { integer, number, boolean, string, choice, integer_list, number_or_list };
+
+struct KeySpec {
+  const char* key;  // dotted: section.name
+  ValueType type;
+  json default_value;
+  double min = -HUGE_VAL;  // inclusive bounds
+  double max = HUGE_VAL;
+  bool min_exclusive = false;
+  std::vector<std::string> choices;
+  const char* help = "";
+};
+
+const std::vector<KeySpec>& schema() {
+  static const std::vector<KeySpec> keys = {
+      {"seed", ValueType::integer, 1, 0, 9007199254740992.0, false, {},
+       "Seeds every random draw (init, shuffling, beta signs); same seed, same run."},
+      {"device", ValueType::choice, "auto", 0, 0, false, {"auto", "cpu", "cuda"},
+       "Backend; `auto` picks CUDA when a GPU is visible. `--device` overrides it."},
+      {"model.layers", ValueType::integer_list, json::array({784, 500, 10}), 1, 1 << 20, false, {},
+       "Layer sizes: input, hidden..., output. The input matches the data's sample size, the "
+       "output its class count."},
+      {"model.cost", ValueType::choice, "mse", 0, 0, false, {"mse", "cross_entropy"},
+       "`mse`: the last layer is part of the energy, nudged by beta*1/2||s-y||^2. "
+       "`cross_entropy`: the last weights are a softmax read-out of the last hidden layer, "
+       "outside the energy (Laborieux et al. 2021)."},
+      {"model.init_gain", ValueType::number, 1.0, 0, 100, true, {},
+       "Weights and biases start uniform in +-gain/sqrt(fan_in)."},
+      {"dynamics.integrator", ValueType::choice, "fixed_point", 0, 0, false,
+       {"fixed_point", "gradient_flow"},
+       "`fixed_point`: s <- rho(field), synchronous. `gradient_flow`: projected Euler steps on the "
+       "energy."},
+      {"dynamics.dt", ValueType::number, 0.5, 0, 1, true, {}, "Gradient-flow step size."},
+      {"dynamics.t_free", ValueType::integer, 30, 1, 1000000, false, {}, "Free-phase steps (T1)."},
+      {"dynamics.t_nudge", ValueType::integer, 10, 1, 1000000, false, {},
+       "Steps of each nudged phase (T2), started from the free state."},
+      {"ep.beta", ValueType::number, 0.5, 0, 1000, true, {}, "Nudging strength beta > 0."},
+      {"ep.nudging", ValueType::choice, "symmetric", 0, 0, false, {"symmetric", "one_sided"},
+       "`symmetric`: phases at +beta and -beta (Laborieux et al. 2021). `one_sided`: +beta against "
+       "the free state."},
+      {"ep.random_sign", ValueType::boolean, false, 0, 0, false, {},
+       "One-sided nudging: draw the sign of beta per batch."},
+      {"optimizer.lr", ValueType::number_or_list, json::array({0.1, 0.05}), 0, 100, false, {},
+       "Learning rate: one number, or one per weight tensor (input side first)."},
+      {"optimizer.momentum", ValueType::number, 0.9, 0, 1, false, {},
+       "SGD momentum (PyTorch convention); must be below 1."},
+      {"optimizer.weight_decay", ValueType::number, 0.0, 0, 1, false, {}, "L2 weight decay."},
+      {"optimizer.schedule", ValueType::choice, "constant", 0, 0, false, {"constant", "cosine"},
+       "Learning-rate schedule over the epochs; `cosine` decays to 0 at the last epoch."},
+      {"training.epochs", ValueType::integer, 30, 1, 1000000, false, {}, "Epochs to train."},
+      {"training.batch_size", ValueType::integer, 128, 1, 65536, false, {},
+       "Systems relaxed in parallel per training step; the last partial batch of an epoch is "
+       "dropped."},
+      {"training.eval_batch_size", ValueType::integer, 1000, 1, 65536, false, {},
+       "Batch size for evaluation (free phase only)."},
+      {"training.prefetch_batches", ValueType::integer, 3, 2, 64, false, {},
+       "Batches the loader thread prepares ahead of compute."},
+      {"data.name", ValueType::choice, "fashion_mnist", 0, 0, false,
+       {"fashion_mnist", "mnist", "cifar10"}, "Dataset."},
+      {"data.dir", ValueType::string, "", 0, 0, false, {},
+       "Directory of the data files; empty: /usr/share/datasets/fashion-mnist for fashion_mnist "
+       "(Debian package dataset-fashion-mnist), required for the others."},
+      {"data.normalize", ValueType::choice, "unit", 0, 0, false, {"unit", "standardize"},
+       "`unit`: pixels / 255 in [0, 1]. `standardize`: per-channel mean 0, std 1 over the "
+       "training set."},
+      {"data.train_limit", ValueType::integer, 0, 0, 1e12, false, {},
+       "Use only the first N training samples (0: all)."},
+      {"data.test_limit", ValueType::integer, 0, 0, 1e12, false, {},
+       "Use only the first N test samples (0: all)."},
+  };
+  return keys;
+}
+
+const KeySpec* find_spec(const std::string& key) {
+  for (const KeySpec& spec : schema())
+    if (key == spec.key) return &spec;
+  return nullptr;
+}
+
+std::size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diagonal = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] != b[j - 1])});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+std::string unknown_key_message(const std::string& source, const std::string& key) {
+  std::string best;
+  std::size_t best_distance = 4;  // suggest only near misses
+  for (const KeySpec& spec : schema()) {
+    const std::size_t distance = edit_distance(key, spec.key);
+    if (distance < best_distance) best_distance = distance, best = spec.key;
+  }
+  std::string message = source + ": unknown config key '" + key + "'";
+  if (!best.empty()) message += " (did you mean '" + best + "'?)";
+  return message;
+}
+
+std::string range_text(const KeySpec& spec) {
+  std::ostringstream text;
+  text << (spec.min_exclusive ? "(" : "[") << spec.min << ", " << spec.max << "]";
+  return text.str();
+}
+
+void check_number(const KeySpec& spec, const json& value, const std::string& source,
+                  const std::string& where) {
+  const std::string name = source + ": " + where;
+  if (!value.is_number()) throw ConfigError(name + " must be a number, got " + value.dump());
+  const double x = value.get<double>();
+  if (spec.type == ValueType::integer || spec.type == ValueType::integer_list) {
+    if (!value.is_number_integer() && std::floor(x) != x)
+      throw ConfigError(name + " must be an integer, got " + value.dump());
+  }
+  const bool below = spec.min_exclusive ? x <= spec.min : x < spec.min;
+  if (!std::isfinite(x) || below || x > spec.max)
+    throw ConfigError(name + " = " + value.dump() + " is out of range " + range_text(spec));
+}
+
+void check_value(const KeySpec& spec, const json& value, const std::string& source) {
+  const std::string name = source + ": " + spec.key;
+  switch (spec.type) {
+    case ValueType::integer:
+    case ValueType::number:
+      check_number(spec, value, source, spec.key);
+      return;
+    case ValueType::boolean:
+      if (!value.is_boolean()) throw ConfigError(name + " must be true or false, got " + value.dump());
+      return;
+    case ValueType::string:
+      if (!value.is_string()) throw ConfigError(name + " must be a string, got " + value.dump());
+      return;
+    case ValueType::choice: {
+      const bool ok = value.is_string() && std::count(spec.choices.begin(), spec.choices.end(),
+                                                      value.get<std::string>()) > 0;
+      if (!ok) {
+        std::string allowed;
+        for (const std::string& choice : spec.choices) allowed += (allowed.empty() ? "" : ", ") + choice;
+        throw ConfigError(name + " = " + value.dump() + " is not one of: " + allowed);
+      }
+      return;
+    }
+    case ValueType::integer_list:
+    case ValueType::number_or_list: {
+      if (spec.type == ValueType::number_or_list && value.is_number()) {
+        check_number(spec, value, source, spec.key);
+        return;
+      }
+      if (!value.is_array() || value.empty())
+        throw ConfigError(name + " must be a non-empty array" +
+                          (spec.type == ValueType::number_or_list ? " or a number" : "") +
+                          ", got " + value.dump());
+      for (std::size_t i = 0; i < value.size(); ++i)
+        check_number(spec, value[i], source, std::string(spec.key) + "[" + std::to_string(i) + "]");
+      return;
+    }
+  }
+}
+
+json::json_pointer pointer_of(const std::string& dotted) {
+  std::string path = "/" + dotted;
+  std::replace(path.begin(), path.end(), '.', '/');
+  return json::json_pointer(path);
+}
+
+// Flattens `user` into dotted keys, rejecting unknown ones and misplaced sections.
+void collect_leaves(const json& node, const std::string& prefix, const std::string& source,
+                    json& resolved) {
+  for (auto it = node.begin(); it != node.end(); ++it) {
+    const std::string key = prefix.empty() ? it.key() : prefix + "." + it.key();
+    const KeySpec* spec = find_spec(key);
+    if (spec) {
+      check_value(*spec, it.value(), source);
+      resolved[pointer_of(key)] = it.value();
+      continue;
+    }
+    const bool is_section = std::any_of(schema().begin(), schema().end(), [&](const KeySpec& s) {
+      return std::string(s.key).rfind(key + ".", 0) == 0;
+    });
+    if (is_section && it.value().is_object()) {
+      collect_leaves(it.value(), key, source, resolved);
+    } else if (is_section) {
+      throw ConfigError(source + ": '" + key + "' must be an object (a section), got " + it.value().dump());
+    } else {
+      throw ConfigError(unknown_key_message(source, key));
+    }
+  }
+}
+
+json defaults() {
+  json result = json::object();
+  for (const KeySpec& spec : schema()) result[pointer_of(spec.key)] = spec.default_value;
+  return result;
+}
+
+}  // namespace
+
+Config parse_config(const json& user, const std::string& source) {
+  if (!user.is_object()) throw ConfigError(source + ": a config must be a JSON object");
+  json resolved = defaults();
+  json given = json::object();
+  collect_leaves(user, "", source, given);
+  resolved.merge_patch(given);
+
+  auto at = [&](const char* key) -> const json& { return resolved[pointer_of(key)]; };
+  Config config;
+  config.seed = at("seed").get<std::uint64_t>();
+  config.device = at("device").get<std::string>();
+
+  config.model.layers = at("model.layers").get<std::vector<int>>();
+  config.model.cost = at("model.cost") == "cross_entropy" ? CostKind::cross_entropy : CostKind::mse;
+  config.model.init_gain = at("model.init_gain").get<float>();
+  const std::size_t minimum_layers = config.model.cost == CostKind::cross_entropy ? 3 : 2;
+  if (config.model.layers.size() < minimum_layers)
+    throw ConfigError(source + ": model.layers needs at least " + std::to_string(minimum_layers) +
+                      " sizes with model.cost = " + at("model.cost").dump() + ", got " +
+                      at("model.layers").dump());
+  if (config.model.layers.back() > kMaxClasses)
+    throw ConfigError(source + ": model.layers: the output layer has " +
+                      std::to_string(config.model.layers.back()) + " units; at most " +
+                      std::to_string(kMaxClasses) + " classes are supported");
+
+  config.dynamics.integrator =
+      at("dynamics.integrator") == "gradient_flow" ? Integrator::gradient_flow : Integrator::fixed_point;
+  config.dynamics.dt = at("dynamics.dt").get<float>();
+  config.dynamics.t_free = at("dynamics.t_free").get<int>();
+  config.dynamics.t_nudge = at("dynamics.t_nudge").get<int>();
+
+  config.ep.beta = at("ep.beta").get<float>();
+  config.ep.symmetric = at("ep.nudging").get<std::string>() == "symmetric";
+  config.ep.random_sign = at("ep.random_sign").get<bool>();
+  if (config.model.cost == CostKind::mse && config.ep.symmetric && config.ep.beta >= 1.0f)
+    throw ConfigError(source + ": ep.beta = " + at("ep.beta").dump() +
+                      " must be below 1 with symmetric nudging and model.cost = \"mse\": at -beta the "
+                      "nudged energy of an output unit, (1 - beta)/2 s^2 + ..., has no minimum inside [0, 1]");
+
+  const std::size_t weight_tensors = config.model.layers.size() - 1;
+  const json& lr = at("optimizer.lr");
+  if (lr.is_number()) {
+    config.optimizer.learning_rates.assign(weight_tensors, lr.get<float>());
+  } else {
+    config.optimizer.learning_rates = lr.get<std::vector<float>>();
+    if (config.optimizer.learning_rates.size() != weight_tensors)
+      throw ConfigError(source + ": optimizer.lr has " + std::to_string(lr.size()) +
+                        " entries but model.layers " + at("model.layers").dump() + " has " +
+                        std::to_string(weight_tensors) + " weight tensors");
+  }
+  config.optimizer.momentum = at("optimizer.momentum").get<float>();
+  if (config.optimizer.momentum >= 1.0f)
+    throw ConfigError(source + ": optimizer.momentum = " + at("optimizer.momentum").dump() +
+                      " must be below 1");
+  config.optimizer.weight_decay = at("optimizer.weight_decay").get<float>();
+  config.optimizer.cosine_schedule = at("optimizer.schedule").get<std::string>() == "cosine";
+
+  config.training.epochs = at("training.epochs").get<int>();
+  config.training.batch_size = at("training.batch_size").get<int>();
+  config.training.eval_batch_size = at("training.eval_batch_size").get<int>();
+  config.training.prefetch_batches = at("training.prefetch_batches").get<int>();
+
+  config.data.name = at("data.name").get<std::string>();
+  config.data.dir = at("data.dir").get<std::string>();
+  config.data.standardize = at("data.normalize").get<std::string>() == "standardize";
+  config.data.train_limit = at("data.train_limit").get<std::int64_t>();
+  config.data.test_limit = at("data.test_limit").get<std::int64_t>();
+
+  config.resolved = resolved;
+  return config;
+}
+
+json read_config_file(const std::string& path) {
+  std::ifstream file(path);
+  if (!file) throw ConfigError(path + ": cannot open config file");
+  try {
+    return json::parse(file, nullptr, true, /*ignore_comments=*/true);
+  } catch (const json::parse_error& error) {
+    throw ConfigError(path + ": not valid JSON: " + error.what());
+  }
+}
+
+void apply_override(json& user, const std::string& assignment) {
+  const std::size_t equals = assignment.find('=');
+  if (equals == std::string::npos || equals == 0)
+    throw ConfigError("--set '" + assignment + "': expected key=value, e.g. training.epochs=5");
+  const std::string key = assignment.substr(0, equals);
+  const std::string text = assignment.substr(equals + 1);
+  const KeySpec* spec = find_spec(key);
+  if (!spec) throw ConfigError(unknown_key_message("--set", key));
+  json value;
+  if (spec->type == ValueType::string || spec->type == ValueType::choice) {
+    value = text;
+  } else {
+    try {
+      value = json::parse(text);
+    } catch (const json::parse_error&) {
+      throw ConfigError("--set " + key + "=" + text + ": '" + text + "' is not a valid value");
+    }
+  }
+  check_value(*spec, value, "--set");
+  user[pointer_of(key)] = value;
+}
+
+std::string config_reference_markdown() {
+  std::ostringstream out;
+  out << "| key | default | allowed | meaning |\n|---|---|---|---|\n";
+  for (const KeySpec& spec : schema()) {
+    std::string allowed;
+    switch (spec.type) {
+      case ValueType::choice:
+        for (const std::string& choice : spec.choices) allowed += (allowed.empty() ? "" : ", ") + ("`" + choice + "`");
+        break;
+      case ValueType::boolean: allowed = "true, false"; break;
+      case ValueType::string: allowed = "path"; break;
+      case ValueType::integer_list: allowed = "integers in " + range_text(spec); break;
+      case ValueType::number_or_list: allowed = "number or list in " + range_text(spec); break;
+      default: allowed = range_text(spec); break;
+    }
+    out << "| `" << spec.key << "` | `" << spec.default_value.dump() << "` | " << allowed << " | "
+        << spec.help << " |\n";
+  }
+  return out.str();
+}
+
+}  // namespace eqprop

@@ -1,0 +1,86 @@
+// The run configuration: a JSON document with sections, every key declared once in
+// a schema (key, type, default, range, help). The schema drives defaults,
+// validation (unknown keys, types, ranges: one ConfigError naming the key),
+// --set overrides and the reference table in README.md, so they cannot drift.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "kernels/layer_step.h"
+#include "kernels/row_metrics.h"
+
+namespace eqprop {
+
+struct ModelConfig {
+  std::vector<int> layers;  // input, hidden..., output sizes
+  CostKind cost = CostKind::mse;
+  float init_gain = 1.0f;
+};
+
+struct DynamicsConfig {
+  Integrator integrator = Integrator::fixed_point;
+  float dt = 0.5f;
+  int t_free = 30;
+  int t_nudge = 10;
+};
+
+struct EpConfig {
+  float beta = 0.5f;
+  bool symmetric = true;
+  bool random_sign = false;
+};
+
+struct OptimizerConfig {
+  std::vector<float> learning_rates;  // one per weight tensor
+  float momentum = 0.9f;
+  float weight_decay = 0.0f;
+  bool cosine_schedule = false;
+};
+
+struct TrainingConfig {
+  int epochs = 30;
+  int batch_size = 128;
+  int eval_batch_size = 1000;
+  int prefetch_batches = 3;
+  bool checkpoint_every_epoch = true;
+};
+
+struct DataConfig {
+  std::string name = "fashion_mnist";
+  std::string dir;
+  bool standardize = false;
+  std::int64_t train_limit = 0;  // 0: all samples
+  std::int64_t test_limit = 0;
+};
+
+struct Config {
+  std::uint64_t seed = 1;
+  std::string device = "auto";
+  ModelConfig model;
+  DynamicsConfig dynamics;
+  EpConfig ep;
+  OptimizerConfig optimizer;
+  TrainingConfig training;
+  DataConfig data;
+  nlohmann::json resolved;  // every key with its value, as written to config.json
+};
+
+// Validates `user` (a partial config: absent keys take their defaults) and returns
+// the typed config. `source` names the file in error messages.
+Config parse_config(const nlohmann::json& user, const std::string& source);
+
+// Reads a JSON config file (ConfigError if missing or malformed).
+nlohmann::json read_config_file(const std::string& path);
+
+// Applies "section.key=value" to a partial config; the value is parsed as the
+// key's schema type (numbers, booleans, strings, JSON arrays).
+void apply_override(nlohmann::json& user, const std::string& assignment);
+
+// The reference of every key, default and range, as a Markdown table.
+std::string config_reference_markdown();
+
+}  // namespace eqprop

@@ -1,0 +1,24 @@
+// The test of everything (DESIGN.md §1): on a small network, the EP update computed
+// by the engine on a backend against the exact loss gradient obtained by implicit
+// differentiation through the free fixed point (models/dense_hopfield_reference,
+// double precision, no shared code). Reported per weight tensor (weights and
+// biases together) as cosine similarity and relative error.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include "engine/config.h"
+#include "kernels/backend.h"
+
+namespace eqprop {
+
+struct GradcheckOptions {
+  int samples = 8;  // batch of random inputs x ~ U(0, 1) with random labels
+};
+
+// JSON: {"backend", "layers", "cost", "beta", "nudging", "integrator", "t_free",
+// "t_nudge", "samples", "tensors": [{"tensor", "cosine", "relative_error"}...],
+// "overall": {"cosine", "relative_error"}}
+nlohmann::json run_gradcheck(Backend& backend, const Config& config, const GradcheckOptions& options);
+
+}  // namespace eqprop

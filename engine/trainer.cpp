@@ -1,0 +1,206 @@
+#include "engine/trainer.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "kernels/error.h"
+#include "kernels/philox.h"
+
+namespace eqprop {
+namespace {
+
+DenseHopfieldShape shape_of(const Config& config) {
+  return DenseHopfieldShape{config.model.layers, config.model.cost};
+}
+
+int max_batch_of(const Config& config) {
+  return std::max(config.training.batch_size, config.training.eval_batch_size);
+}
+
+}  // namespace
+
+Trainer::Trainer(Backend& backend, const Config& config, int input_size, int classes)
+    : backend_(backend),
+      config_(config),
+      input_size_(input_size),
+      classes_(classes),
+      model_(backend, shape_of(config), max_batch_of(config)) {
+  if (config.model.layers.front() != input_size)
+    throw ConfigError("model.layers[0] = " + std::to_string(config.model.layers.front()) +
+                      " but the data's samples have " + std::to_string(input_size) + " values");
+  if (config.model.layers.back() != classes)
+    throw ConfigError("model.layers ends with " + std::to_string(config.model.layers.back()) +
+                      " outputs but the data has " + std::to_string(classes) + " classes");
+  model_.initialize(config.seed, config.model.init_gain);
+  free_ = model_.make_state();
+  plus_ = model_.make_state();
+  minus_ = model_.make_state();
+  gradient_ = model_.make_parameter_like();
+  velocity_ = model_.make_parameter_like();
+  const std::size_t max_batch = static_cast<std::size_t>(max_batch_of(config));
+  for (int slot = 0; slot < 2; ++slot) {
+    inputs_[slot] = DeviceBuffer<float>(backend, max_batch * input_size);
+    targets_[slot] = DeviceBuffer<float>(backend, max_batch * classes);
+  }
+  loss_ = DeviceBuffer<float>(backend, max_batch);
+  correct_ = DeviceBuffer<float>(backend, max_batch);
+}
+
+void Trainer::run_phases(const float* x, const float* target, int batch, std::uint64_t global_batch) {
+  const DynamicsConfig& dynamics = config_.dynamics;
+  float beta = config_.ep.beta;
+  if (config_.ep.random_sign && !config_.ep.symmetric) {
+    const Philox4 words = random_words(config_.seed, RngStream::beta_sign, global_batch, 0);
+    if (words.v[0] & 1u) beta = -beta;
+  }
+  model_.set_input(x, batch);
+  model_.reset(free_);
+  model_.relax(free_, target, PhaseSpec{dynamics.integrator, dynamics.dt, dynamics.t_free, 0.0f});
+  // The nudged phases start from the free state (DESIGN.md §1).
+  model_.copy_state(free_, plus_, batch);
+  model_.relax(plus_, target, PhaseSpec{dynamics.integrator, dynamics.dt, dynamics.t_nudge, beta});
+  beta_a_ = beta;
+  beta_b_ = 0.0f;
+  if (config_.ep.symmetric) {
+    model_.copy_state(free_, minus_, batch);
+    model_.relax(minus_, target, PhaseSpec{dynamics.integrator, dynamics.dt, dynamics.t_nudge, -beta});
+    beta_b_ = -beta;
+  }
+}
+
+void Trainer::ep_gradient(const float* x, const float* target, int batch, std::uint64_t global_batch,
+                          ParameterSet& gradient) {
+  run_phases(x, target, batch, global_batch);
+  model_.ep_gradient(plus_, beta_a_, config_.ep.symmetric ? minus_ : free_, beta_b_, target, gradient);
+}
+
+BatchResult Trainer::train_step(const float* x, const float* target, int batch,
+                                std::uint64_t global_batch, float learning_rate_scale) {
+  ep_gradient(x, target, batch, global_batch, gradient_);
+  model_.metrics(free_, target, loss_.data(), correct_.data());
+  ParameterSet& parameters = model_.parameters();
+  for (std::size_t l = 0; l < parameters.weights.size(); ++l) {
+    const float lr = config_.optimizer.learning_rates[l] * learning_rate_scale;
+    const float momentum = config_.optimizer.momentum, decay = config_.optimizer.weight_decay;
+    backend_.run(SgdMomentumOp{parameters.weights[l].data(), velocity_.weights[l].data(),
+                               gradient_.weights[l].data(), lr, momentum, decay},
+                 static_cast<std::int64_t>(parameters.weights[l].size()));
+    backend_.run(SgdMomentumOp{parameters.biases[l].data(), velocity_.biases[l].data(),
+                               gradient_.biases[l].data(), lr, momentum, decay},
+                 static_cast<std::int64_t>(parameters.biases[l].size()));
+  }
+  BatchResult result;
+  result.size = batch;
+  std::vector<float> loss(batch), correct(batch);
+  backend_.copy_to_host(loss.data(), loss_.data(), batch * sizeof(float));
+  backend_.copy_to_host(correct.data(), correct_.data(), batch * sizeof(float));
+  for (int i = 0; i < batch; ++i) {
+    result.loss_sum += loss[i];
+    result.correct_sum += correct[i];
+  }
+  return result;
+}
+
+void Trainer::upload(const HostBatch& batch, int slot) {
+  backend_.upload(inputs_[slot].data(), batch.inputs, std::size_t(batch.size) * input_size_ * sizeof(float));
+  backend_.upload(targets_[slot].data(), batch.targets, std::size_t(batch.size) * classes_ * sizeof(float));
+}
+
+float Trainer::learning_rate_scale(int epoch) const {
+  if (!config_.optimizer.cosine_schedule) return 1.0f;
+  const double progress = static_cast<double>(epoch) / config_.training.epochs;
+  return static_cast<float>(0.5 * (1.0 + std::cos(3.14159265358979323846 * progress)));
+}
+
+BatchResult Trainer::train_epoch(const Dataset& data, const Normalization& normalization, int epoch,
+                                 const BatchProgress& progress) {
+  BatchLoader::Options options;
+  options.batch_size = config_.training.batch_size;
+  options.shuffle = true;
+  options.drop_last = true;
+  options.seed = config_.seed;
+  options.epoch = static_cast<std::uint32_t>(epoch);
+  options.depth = config_.training.prefetch_batches;
+  options.limit = config_.data.train_limit;
+  BatchLoader loader(backend_, data, normalization, classes_, options);
+  if (loader.batch_count() == 0)
+    throw ConfigError("training.batch_size = " + std::to_string(options.batch_size) +
+                      " is larger than the training set");
+  const float scale = learning_rate_scale(epoch);
+  const std::uint64_t first_global_batch = static_cast<std::uint64_t>(epoch) * loader.batch_count();
+
+  BatchResult total;
+  // Batch k+1 is uploaded (copy stream) before batch k computes, so transfers
+  // overlap compute; the host slot returns to the loader once its copy is done.
+  const HostBatch* current = loader.next();
+  upload(*current, 0);
+  for (std::int64_t k = 0; current; ++k) {
+    const int slot = static_cast<int>(k % 2);
+    const HostBatch* following = loader.next();
+    if (following) upload(*following, 1 - slot);
+    const BatchResult result = train_step(inputs_[slot].data(), targets_[slot].data(), current->size,
+                                          first_global_batch + k, scale);
+    backend_.wait_uploads();
+    loader.release(current);
+    if (!std::isfinite(result.loss_sum))
+      throw DivergenceError("training diverged at epoch " + std::to_string(epoch + 1) + ", batch " +
+                            std::to_string(k + 1) + ": the loss is " + std::to_string(result.loss_sum) +
+                            " (NaN or Inf in the states or the weights); lower optimizer.lr or ep.beta");
+    total.loss_sum += result.loss_sum;
+    total.correct_sum += result.correct_sum;
+    total.size += result.size;
+    if (progress) progress(k + 1, loader.batch_count(), total);
+    current = following;
+  }
+  return total;
+}
+
+EvalResult Trainer::evaluate(const Dataset& data, const Normalization& normalization, std::int64_t limit) {
+  BatchLoader::Options options;
+  options.batch_size = config_.training.eval_batch_size;
+  options.shuffle = false;
+  options.drop_last = false;
+  options.depth = config_.training.prefetch_batches;
+  options.limit = limit;
+  BatchLoader loader(backend_, data, normalization, classes_, options);
+  const DynamicsConfig& dynamics = config_.dynamics;
+  double loss_sum = 0, correct_sum = 0;
+  std::int64_t samples = 0;
+  std::vector<float> loss(options.batch_size), correct(options.batch_size);
+  while (const HostBatch* batch = loader.next()) {
+    upload(*batch, 0);
+    backend_.wait_uploads();
+    loader.release(batch);
+    model_.set_input(inputs_[0].data(), batch->size);
+    model_.reset(free_);
+    model_.relax(free_, targets_[0].data(), PhaseSpec{dynamics.integrator, dynamics.dt, dynamics.t_free, 0.0f});
+    model_.metrics(free_, targets_[0].data(), loss_.data(), correct_.data());
+    backend_.copy_to_host(loss.data(), loss_.data(), batch->size * sizeof(float));
+    backend_.copy_to_host(correct.data(), correct_.data(), batch->size * sizeof(float));
+    for (int i = 0; i < batch->size; ++i) {
+      loss_sum += loss[i];
+      correct_sum += correct[i];
+    }
+    samples += batch->size;
+  }
+  EvalResult result;
+  result.samples = samples;
+  if (samples > 0) {
+    result.loss = loss_sum / samples;
+    result.accuracy = correct_sum / samples;
+  }
+  return result;
+}
+
+std::int64_t Trainer::count_nonfinite_parameters() {
+  std::int64_t bad = 0;
+  ParameterSet& parameters = model_.parameters();
+  for (std::size_t l = 0; l < parameters.weights.size(); ++l) {
+    bad += backend_.count_nonfinite(parameters.weights[l].data(), parameters.weights[l].size());
+    bad += backend_.count_nonfinite(parameters.biases[l].data(), parameters.biases[l].size());
+  }
+  return bad;
+}
+
+}  // namespace eqprop

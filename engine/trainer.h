@@ -1,0 +1,77 @@
+// The EP trainer: one minibatch is a free phase, one or two nudged phases started
+// from the free state, the contrastive gradient and an SGD-momentum step, all on
+// the backend (DESIGN.md §1). Evaluation runs the free phase only.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+
+#include "engine/batch_loader.h"
+#include "engine/config.h"
+#include "engine/dataset.h"
+#include "models/dense_hopfield.h"
+
+namespace eqprop {
+
+struct BatchResult {
+  double loss_sum = 0;     // summed over the batch's samples
+  double correct_sum = 0;  // samples predicted right
+  int size = 0;
+};
+
+struct EvalResult {
+  double loss = 0;      // mean per sample
+  double accuracy = 0;  // fraction in [0, 1]
+  std::int64_t samples = 0;
+};
+
+// Called after each training batch: batches done, batches in the epoch, running totals.
+using BatchProgress = std::function<void(std::int64_t done, std::int64_t total, const BatchResult& so_far)>;
+
+class Trainer {
+ public:
+  Trainer(Backend& backend, const Config& config, int input_size, int classes);
+
+  DenseHopfield& model() { return model_; }
+  const Config& config() const { return config_; }
+  ParameterSet& momentum() { return velocity_; }
+
+  // One EP update on a batch already on the device: x (batch, input), target
+  // (batch, classes). `global_batch` keys the random sign of beta. Returns the
+  // free-phase loss and accuracy of the batch (before the update).
+  BatchResult train_step(const float* x, const float* target, int batch, std::uint64_t global_batch,
+                         float learning_rate_scale);
+  // Computes the EP gradient of a batch without updating (for gradcheck and tests).
+  void ep_gradient(const float* x, const float* target, int batch, std::uint64_t global_batch,
+                   ParameterSet& gradient);
+
+  // One pass over `data` in seeded shuffled order; throws DivergenceError on a
+  // non-finite loss.
+  BatchResult train_epoch(const Dataset& data, const Normalization& normalization, int epoch,
+                          const BatchProgress& progress);
+  EvalResult evaluate(const Dataset& data, const Normalization& normalization, std::int64_t limit);
+
+  // The learning-rate multiplier of an epoch (constant or cosine schedule).
+  float learning_rate_scale(int epoch) const;
+  // Number of NaN/Inf values in the parameters.
+  std::int64_t count_nonfinite_parameters();
+
+ private:
+  void run_phases(const float* x, const float* target, int batch, std::uint64_t global_batch);
+  // Uploads a host batch into device slot `slot` (copy stream, overlaps compute).
+  void upload(const HostBatch& batch, int slot);
+
+  Backend& backend_;
+  Config config_;
+  int input_size_;
+  int classes_;
+  DenseHopfield model_;
+  NetworkState free_, plus_, minus_;
+  ParameterSet gradient_, velocity_;
+  float beta_a_ = 0, beta_b_ = 0;  // betas of the two states the gradient contrasts
+  DeviceBuffer<float> inputs_[2], targets_[2];
+  DeviceBuffer<float> loss_, correct_;
+};
+
+}  // namespace eqprop

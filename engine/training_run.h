@@ -1,0 +1,42 @@
+// A whole training run: epochs of EP training, evaluation after each, a record per
+// epoch in metrics.jsonl and a checkpoint after each epoch; resumable, so that a
+// resumed run gives the same result as an uninterrupted one with the same seed
+// (every random draw is keyed on (seed, epoch, batch), none on history).
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/batch_loader.h"
+#include "engine/config.h"
+#include "engine/dataset.h"
+#include "engine/trainer.h"
+
+namespace eqprop {
+
+struct EpochRecord {
+  int epoch = 0;  // 1-based
+  double train_loss = 0, train_acc = 0, test_loss = 0, test_acc = 0;
+  double seconds = 0, samples_per_s = 0;
+
+  nlohmann::json to_json() const;
+};
+
+struct RunCallbacks {
+  std::function<void(int epoch, int epochs)> on_epoch_start;  // epoch 1-based
+  BatchProgress on_batch;
+  std::function<void(const EpochRecord&)> on_epoch_end;
+};
+
+// The normalization the config asks for, computed from the training split.
+Normalization make_normalization(const Config& config, const Dataset& train);
+
+// Trains into out_dir (created if needed). With `resume`, continues from the
+// checkpoint in out_dir. Returns the records of the epochs run by this call.
+std::vector<EpochRecord> run_training(Backend& backend, const Config& config, const DatasetSplits& data,
+                                      const std::string& out_dir, bool resume,
+                                      const RunCallbacks& callbacks);
+
+}  // namespace eqprop

@@ -1,0 +1,20 @@
+// out = alpha * x + beta * y, elementwise; e.g. s+ - s- before a single update GEMM.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/hostdevice.h"
+
+namespace eqprop {
+
+struct AxpbyOp {
+  const float* x;  // (count)
+  const float* y;  // (count)
+  float* out;      // (count); may alias x or y
+  float alpha;
+  float beta;
+
+  EQ_HD void operator()(std::int64_t i) const { out[i] = alpha * x[i] + beta * y[i]; }
+};
+
+}  // namespace eqprop

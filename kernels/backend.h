@@ -1,0 +1,80 @@
+// The interface between the numerics and a device. A backend owns memory, a BLAS
+// and a way to run the single-source elementwise ops of kernels/elementwise_ops.h
+// over an index range. The CPU backend (OpenMP + OpenBLAS) and the CUDA backend
+// (cuBLAS + one kernel per op) implement it; models/ and engine/ only see this.
+//
+// Ordering: every call is ordered after the previous calls on the same backend
+// (one compute stream on the GPU). Calls that return data to the host wait for it.
+// An upload waits for the compute submitted before it and later compute waits for
+// the upload; to overlap a copy with compute, submit the upload of batch n+1 (into
+// a second device buffer) before the compute of batch n.
+// Thread safety: none. One thread drives a backend; the loader thread only fills
+// host staging memory.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "kernels/elementwise_ops.h"
+
+namespace eqprop {
+
+enum class Transpose : bool { no = false, yes = true };
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  virtual std::string name() const = 0;         // "cpu" or "cuda"
+  virtual std::string device_name() const = 0;  // e.g. "2-core x86_64" or the GPU's name
+
+  // Device memory. Prefer DeviceBuffer (kernels/device_buffer.h) to calling these.
+  virtual void* allocate(std::size_t bytes) = 0;
+  virtual void deallocate(void* pointer) noexcept = 0;
+  // Host memory the device copies from fastest (pinned on CUDA).
+  virtual void* allocate_host(std::size_t bytes) = 0;
+  virtual void deallocate_host(void* pointer) noexcept = 0;
+
+  // Host -> device copy that may run concurrently with compute (a copy stream on
+  // CUDA); later compute waits for it. The source must stay valid until
+  // wait_uploads() returns.
+  virtual void upload(void* device_destination, const void* host_source, std::size_t bytes) = 0;
+  virtual void wait_uploads() = 0;
+  // Synchronous copies.
+  virtual void copy_to_device(void* device_destination, const void* host_source,
+                              std::size_t bytes) = 0;
+  virtual void copy_to_host(void* host_destination, const void* device_source,
+                            std::size_t bytes) = 0;
+  virtual void copy_on_device(void* device_destination, const void* device_source,
+                              std::size_t bytes) = 0;
+  virtual void fill_zero(void* device_destination, std::size_t bytes) = 0;
+
+  // Row-major single-precision GEMM:
+  //   c (m, n) = alpha * op(a) (m, k) * op(b) (k, n) + beta * c,
+  // lda/ldb/ldc are the row strides of a, b and c as stored.
+  virtual void gemm(Transpose transpose_a, Transpose transpose_b, int m, int n, int k, float alpha,
+                    const float* a, int lda, const float* b, int ldb, float beta, float* c,
+                    int ldc) = 0;
+
+  // Runs op(i) for i in [0, count). One virtual per op type (generated from the list).
+#define EQPROP_DECLARE_RUN(Op) virtual void run(const Op& op, std::int64_t count) = 0;
+  EQPROP_ELEMENTWISE_OPS(EQPROP_DECLARE_RUN)
+#undef EQPROP_DECLARE_RUN
+
+  // Number of NaN or Inf values in data (count). Waits for the result.
+  virtual std::int64_t count_nonfinite(const float* data, std::int64_t count) = 0;
+
+  // Blocks the host until all submitted work is finished.
+  virtual void synchronize() = 0;
+};
+
+// "cpu", "cuda" or "auto" (CUDA where a GPU is present, else CPU). Throws
+// DeviceError for "cuda" on a machine or build without one, ConfigError otherwise.
+std::unique_ptr<Backend> make_backend(const std::string& device);
+
+// True if this build has the CUDA backend and a GPU is visible.
+bool cuda_device_available();
+
+}  // namespace eqprop

@@ -1,0 +1,21 @@
+// The list of single-source elementwise operations every backend runs. Adding an
+// op means writing its struct (an EQ_HD operator()(index)) and naming it here: the
+// Backend interface, the CPU loop and the CUDA kernel are generated from this list.
+#pragma once
+
+#include "kernels/axpby.h"
+#include "kernels/column_sum.h"
+#include "kernels/fill_random.h"
+#include "kernels/layer_step.h"
+#include "kernels/row_metrics.h"
+#include "kernels/sgd_momentum.h"
+#include "kernels/softmax_residual.h"
+
+#define EQPROP_ELEMENTWISE_OPS(X) \
+  X(LayerStepOp)                  \
+  X(SoftmaxResidualOp)            \
+  X(ColumnSumOp)                  \
+  X(AxpbyOp)                      \
+  X(SgdMomentumOp)                \
+  X(RowMetricsOp)                 \
+  X(FillRandomOp)

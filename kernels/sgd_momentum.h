@@ -1,0 +1,29 @@
+// SGD with momentum and L2 weight decay, in PyTorch's convention (no dampening):
+//   g <- grad + weight_decay * w;  v <- momentum * v + g;  w <- w - lr * v.
+// Keeping the convention of the EP literature's code makes its hyperparameters
+// (Laborieux et al. 2021; Scellier et al. 2023) usable as they are.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/hostdevice.h"
+
+namespace eqprop {
+
+struct SgdMomentumOp {
+  float* weights;         // (count)
+  float* velocity;        // (count)
+  const float* gradient;  // (count) dLoss/dw estimate
+  float learning_rate;
+  float momentum;
+  float weight_decay;
+
+  EQ_HD void operator()(std::int64_t i) const {
+    const float g = gradient[i] + weight_decay * weights[i];
+    const float v = momentum * velocity[i] + g;
+    velocity[i] = v;
+    weights[i] -= learning_rate * v;
+  }
+};
+
+}  // namespace eqprop

@@ -1,0 +1,227 @@
+#include "models/dense_hopfield.h"
+
+#include <cmath>
+#include <stdexcept>
+
+#include "kernels/philox.h"
+
+namespace eqprop {
+
+DenseHopfield::DenseHopfield(Backend& backend, DenseHopfieldShape shape, int max_batch)
+    : backend_(backend), shape_(std::move(shape)), max_batch_(max_batch) {
+  if (shape_.state_layers() < 1 || max_batch_ < 1)
+    throw std::invalid_argument("DenseHopfield: needs at least one state layer and batch >= 1");
+  parameters_ = make_parameter_like();
+  const int states = shape_.state_layers();
+  input_drive_ = DeviceBuffer<float>(backend_, std::size_t(max_batch_) * shape_.layers[1]);
+  for (int i = 0; i < states; ++i) {
+    const std::size_t size = std::size_t(max_batch_) * shape_.layers[i + 1];
+    drive_.emplace_back(backend_, i > 0 ? size : 0);  // layer 0 uses the cached input drive
+    feedback_.emplace_back(backend_, size);
+  }
+  residual_ = DeviceBuffer<float>(backend_, 2 * std::size_t(max_batch_) * shape_.classes());
+  state_difference_ = DeviceBuffer<float>(backend_, std::size_t(max_batch_) * shape_.layers[1]);
+}
+
+ParameterSet DenseHopfield::make_parameter_like() const {
+  ParameterSet set;
+  for (int l = 0; l < shape_.weight_tensors(); ++l) {
+    set.weights.emplace_back(backend_, std::size_t(shape_.layers[l]) * shape_.layers[l + 1]);
+    set.biases.emplace_back(backend_, std::size_t(shape_.layers[l + 1]));
+    set.weights.back().zero();
+    set.biases.back().zero();
+  }
+  return set;
+}
+
+void DenseHopfield::initialize(std::uint64_t seed, float gain) {
+  // Scaled uniform init as in the EP literature's code (PyTorch nn.Linear's
+  // default, times a gain): U(-a, a), a = gain / sqrt(fan_in).
+  for (int l = 0; l < shape_.weight_tensors(); ++l) {
+    const float bound = gain / std::sqrt(static_cast<float>(shape_.layers[l]));
+    auto draw = [&](DeviceBuffer<float>& tensor, std::uint32_t tensor_id) {
+      std::vector<float> host(tensor.size());
+      for (std::size_t i = 0; i < host.size(); ++i) {
+        const Philox4 words = random_words(seed, RngStream::parameter_init, i, tensor_id);
+        host[i] = bound * (2.0f * uniform_from_word(words.v[0]) - 1.0f);
+      }
+      tensor.copy_from_host(host);
+    };
+    draw(parameters_.weights[l], 2 * l);
+    draw(parameters_.biases[l], 2 * l + 1);
+  }
+}
+
+NetworkState DenseHopfield::make_state() const {
+  NetworkState state;
+  for (int i = 0; i < shape_.state_layers(); ++i)
+    state.layers.emplace_back(backend_, std::size_t(max_batch_) * shape_.layers[i + 1]);
+  return state;
+}
+
+void DenseHopfield::copy_state(const NetworkState& from, NetworkState& to, int batch) {
+  for (std::size_t i = 0; i < from.layers.size(); ++i)
+    backend_.copy_on_device(to.layers[i].data(), from.layers[i].data(),
+                            std::size_t(batch) * shape_.layers[i + 1] * sizeof(float));
+}
+
+void DenseHopfield::set_input(const float* x, int batch) {
+  if (batch < 1 || batch > max_batch_) throw std::invalid_argument("DenseHopfield: bad batch size");
+  batch_ = batch;
+  input_ = x;
+  // input_drive (batch, layers[1]) = x (batch, layers[0]) W_1 (layers[0], layers[1])
+  backend_.gemm(Transpose::no, Transpose::no, batch, shape_.layers[1], shape_.layers[0], 1.0f, x,
+                shape_.layers[0], parameters_.weights[0].data(), shape_.layers[1], 0.0f,
+                input_drive_.data(), shape_.layers[1]);
+}
+
+void DenseHopfield::reset(NetworkState& state) {
+  for (auto& layer : state.layers) backend_.fill_zero(layer.data(), std::size_t(batch_) * sizeof(float) * (layer.size() / max_batch_));
+}
+
+void DenseHopfield::readout_logits(const NetworkState& state) {
+  const int top = shape_.state_layers() - 1;
+  const int width = shape_.layers[top + 1];
+  // logits (batch, classes) = s_top (batch, width) W_out (width, classes)
+  backend_.gemm(Transpose::no, Transpose::no, batch_, shape_.classes(), width, 1.0f,
+                state.layers[top].data(), width, parameters_.weights[top + 1].data(),
+                shape_.classes(), 0.0f, residual_.data(), shape_.classes());
+}
+
+void DenseHopfield::readout_residual(const NetworkState& state, const float* target) {
+  readout_logits(state);
+  const int top = shape_.state_layers() - 1;
+  backend_.run(SoftmaxResidualOp{residual_.data(), target, residual_.data(), shape_.classes(),
+                                 parameters_.biases[top + 1].data()},
+               batch_);
+}
+
+void DenseHopfield::relax(NetworkState& state, const float* target, const PhaseSpec& spec) {
+  const int states = shape_.state_layers();
+  const int top = states - 1;
+  const bool nudged = spec.beta != 0.0f;
+  const bool readout_nudge = nudged && shape_.cost == CostKind::cross_entropy;
+  const float* const* no_pointer = nullptr;
+  (void)no_pointer;
+  for (int step = 0; step < spec.steps; ++step) {
+    // Synchronous update: every field is computed from the states of the previous
+    // step before any layer moves.
+    for (int i = 1; i < states; ++i) {
+      // drive_i (batch, n_i) = s_{i-1} (batch, n_{i-1}) W_i (n_{i-1}, n_i)
+      backend_.gemm(Transpose::no, Transpose::no, batch_, shape_.layers[i + 1], shape_.layers[i],
+                    1.0f, state.layers[i - 1].data(), shape_.layers[i],
+                    parameters_.weights[i].data(), shape_.layers[i + 1], 0.0f, drive_[i].data(),
+                    shape_.layers[i + 1]);
+    }
+    for (int i = 0; i < top; ++i) {
+      // feedback_i (batch, n_i) = s_{i+1} (batch, n_{i+1}) W_{i+1}^T (n_{i+1}, n_i)
+      backend_.gemm(Transpose::no, Transpose::yes, batch_, shape_.layers[i + 1], shape_.layers[i + 2],
+                    1.0f, state.layers[i + 1].data(), shape_.layers[i + 2],
+                    parameters_.weights[i + 1].data(), shape_.layers[i + 2], 0.0f,
+                    feedback_[i].data(), shape_.layers[i + 1]);
+    }
+    if (readout_nudge) {
+      // -beta dl/drho(s_top) = -beta (softmax - y) W_out^T, acting through rho(s_top).
+      readout_residual(state, target);
+      backend_.gemm(Transpose::no, Transpose::yes, batch_, shape_.layers[top + 1], shape_.classes(),
+                    -spec.beta, residual_.data(), shape_.classes(),
+                    parameters_.weights[top + 1].data(), shape_.classes(), 0.0f,
+                    feedback_[top].data(), shape_.layers[top + 1]);
+    }
+    for (int i = 0; i < states; ++i) {
+      const int units = shape_.layers[i + 1];
+      const bool has_feedback = i < top || readout_nudge;
+      const bool mse_nudge = nudged && i == top && shape_.cost == CostKind::mse;
+      LayerStepOp op{state.layers[i].data(),
+                     i == 0 ? input_drive_.data() : drive_[i].data(),
+                     has_feedback ? feedback_[i].data() : nullptr,
+                     parameters_.biases[i].data(),
+                     mse_nudge ? target : nullptr,
+                     spec.beta,
+                     spec.dt,
+                     spec.integrator,
+                     units};
+      backend_.run(op, std::int64_t(batch_) * units);
+    }
+  }
+}
+
+void DenseHopfield::ep_gradient(const NetworkState& state_a, float beta_a,
+                                const NetworkState& state_b, float beta_b, const float* target,
+                                ParameterSet& gradient) {
+  if (beta_a == beta_b) throw std::invalid_argument("ep_gradient: the two betas must differ");
+  const int states = shape_.state_layers();
+  const float c = 1.0f / ((beta_a - beta_b) * static_cast<float>(batch_));
+  // dE/dW_l = -rho(s_{l-1})^T rho(s_l); states live in [0, 1], so rho(s) = s.
+  for (int i = 0; i < states; ++i) {
+    const int fan_in = shape_.layers[i], units = shape_.layers[i + 1];
+    float* weight_gradient = gradient.weights[i].data();
+    if (i == 0) {
+      // The input is clamped to x in both phases: one GEMM on s_a - s_b.
+      backend_.run(AxpbyOp{state_a.layers[0].data(), state_b.layers[0].data(),
+                           state_difference_.data(), 1.0f, -1.0f},
+                   std::int64_t(batch_) * units);
+      backend_.gemm(Transpose::yes, Transpose::no, fan_in, units, batch_, -c, input_, fan_in,
+                    state_difference_.data(), units, 0.0f, weight_gradient, units);
+    } else {
+      backend_.gemm(Transpose::yes, Transpose::no, fan_in, units, batch_, -c,
+                    state_a.layers[i - 1].data(), fan_in, state_a.layers[i].data(), units, 0.0f,
+                    weight_gradient, units);
+      backend_.gemm(Transpose::yes, Transpose::no, fan_in, units, batch_, c,
+                    state_b.layers[i - 1].data(), fan_in, state_b.layers[i].data(), units, 1.0f,
+                    weight_gradient, units);
+    }
+    // dE/db_l = -rho(s_l)
+    backend_.run(ColumnSumOp{state_a.layers[i].data(), state_b.layers[i].data(),
+                             gradient.biases[i].data(), -c, c, batch_, units},
+                 units);
+  }
+  if (shape_.cost != CostKind::cross_entropy) return;
+  // Read-out: dl/dW_out = s_top^T (softmax - y), dl/db_out = softmax - y.
+  const int top = states - 1, width = shape_.layers[top + 1], classes = shape_.classes();
+  const std::size_t half = std::size_t(max_batch_) * classes;
+  float* residual_a = residual_.data();
+  float* residual_b = residual_.data() + half;
+  readout_residual(state_b, target);
+  backend_.copy_on_device(residual_b, residual_a, std::size_t(batch_) * classes * sizeof(float));
+  readout_residual(state_a, target);
+  float* weight_gradient = gradient.weights[top + 1].data();
+  backend_.gemm(Transpose::yes, Transpose::no, width, classes, batch_, c * beta_a,
+                state_a.layers[top].data(), width, residual_a, classes, 0.0f, weight_gradient,
+                classes);
+  if (beta_b != 0.0f)
+    backend_.gemm(Transpose::yes, Transpose::no, width, classes, batch_, -c * beta_b,
+                  state_b.layers[top].data(), width, residual_b, classes, 1.0f, weight_gradient,
+                  classes);
+  backend_.run(ColumnSumOp{residual_a, residual_b, gradient.biases[top + 1].data(), c * beta_a,
+                           -c * beta_b, batch_, classes},
+               classes);
+}
+
+void DenseHopfield::metrics(const NetworkState& state, const float* target, float* loss,
+                            float* correct) {
+  const int top = shape_.state_layers() - 1;
+  const float* outputs = state.layers[top].data();
+  const float* bias = nullptr;
+  if (shape_.cost == CostKind::cross_entropy) {
+    readout_logits(state);
+    outputs = residual_.data();
+    bias = parameters_.biases[top + 1].data();
+  }
+  backend_.run(RowMetricsOp{outputs, target, loss, correct, shape_.cost, shape_.classes(), bias},
+               batch_);
+}
+
+std::vector<std::vector<float>> DenseHopfield::weights_to_host() const {
+  std::vector<std::vector<float>> host;
+  for (const auto& w : parameters_.weights) host.push_back(w.to_host());
+  return host;
+}
+
+std::vector<std::vector<float>> DenseHopfield::biases_to_host() const {
+  std::vector<std::vector<float>> host;
+  for (const auto& b : parameters_.biases) host.push_back(b.to_host());
+  return host;
+}
+
+}  // namespace eqprop

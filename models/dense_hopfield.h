@@ -1,0 +1,114 @@
+// The layered (dense) Hopfield network of DESIGN.md §1 and the EP computations on
+// it: relaxation of a batch of independent systems, the contrastive parameter
+// gradient, and the read-out's loss and accuracy. Everything runs on a Backend:
+// GEMMs for the couplings, one fused LayerStepOp per layer and step between them.
+//
+// Layout: layers[0] is the input (clamped to x), layers[1..] carry states. With the
+// MSE cost every layer above the input is in the energy and the last one is the
+// output. With the cross-entropy cost the last weight tensor is a softmax read-out
+// of the top state layer, outside the energy (Laborieux et al. 2021, §3).
+// weights[l] is (layers[l], layers[l+1]) row-major: W_{l+1} of DESIGN.md.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "kernels/backend.h"
+#include "kernels/device_buffer.h"
+#include "kernels/layer_step.h"
+#include "kernels/row_metrics.h"
+
+namespace eqprop {
+
+struct DenseHopfieldShape {
+  std::vector<int> layers;  // input, ..., output
+  CostKind cost = CostKind::mse;
+
+  int weight_tensors() const { return static_cast<int>(layers.size()) - 1; }
+  // Layers with states (excludes the input; excludes the read-out for cross-entropy).
+  int state_layers() const { return weight_tensors() - (cost == CostKind::cross_entropy ? 1 : 0); }
+  int classes() const { return layers.back(); }
+};
+
+// How one phase relaxes.
+struct PhaseSpec {
+  Integrator integrator = Integrator::fixed_point;
+  float dt = 0.5f;
+  int steps = 30;
+  float beta = 0.0f;  // 0: free phase
+};
+
+// The states of a batch of systems: one (batch, units) array per state layer.
+struct NetworkState {
+  std::vector<DeviceBuffer<float>> layers;
+};
+
+// Parameter-shaped arrays: weights (layers[l], layers[l+1]) and biases (layers[l+1]).
+struct ParameterSet {
+  std::vector<DeviceBuffer<float>> weights;
+  std::vector<DeviceBuffer<float>> biases;
+};
+
+class DenseHopfield {
+ public:
+  DenseHopfield(Backend& backend, DenseHopfieldShape shape, int max_batch);
+
+  const DenseHopfieldShape& shape() const { return shape_; }
+  Backend& backend() { return backend_; }
+  int max_batch() const { return max_batch_; }
+
+  // Uniform(+-gain/sqrt(fan_in)) weights and biases from the counter-based RNG.
+  void initialize(std::uint64_t seed, float gain);
+  ParameterSet& parameters() { return parameters_; }
+  const ParameterSet& parameters() const { return parameters_; }
+  // A zeroed set of arrays shaped like the parameters (gradients, momenta).
+  ParameterSet make_parameter_like() const;
+
+  NetworkState make_state() const;
+  void copy_state(const NetworkState& from, NetworkState& to, int batch);
+
+  // Clamps the input x (batch, layers[0]) and caches its constant drive x W_1, so a
+  // phase pays for the widest GEMM once per batch, not once per step.
+  void set_input(const float* x, int batch);
+  // Sets every state to 0 (the reset state of the free phase).
+  void reset(NetworkState& state);
+  // Relaxes `state` in place for spec.steps synchronous steps; target (batch,
+  // classes) is the one-hot label, used when spec.beta != 0.
+  void relax(NetworkState& state, const float* target, const PhaseSpec& spec);
+
+  // EP estimate of dLoss/dtheta, batch-averaged (DESIGN.md §1):
+  //   g = (dE/dtheta(s_a) - dE/dtheta(s_b)) / (beta_a - beta_b)
+  // for energy parameters and, for the cross-entropy read-out,
+  //   g = (beta_a dl/dtheta(s_a) - beta_b dl/dtheta(s_b)) / (beta_a - beta_b).
+  // Symmetric EP: (s+, +beta) and (s-, -beta); one-sided: (s_beta, beta), (s0, 0).
+  void ep_gradient(const NetworkState& state_a, float beta_a, const NetworkState& state_b,
+                   float beta_b, const float* target, ParameterSet& gradient);
+
+  // Per-sample loss and correctness (1/0) of the prediction read from `state`.
+  void metrics(const NetworkState& state, const float* target, float* loss, float* correct);
+
+  // Host copies of the parameters, for checkpoints and tests.
+  std::vector<std::vector<float>> weights_to_host() const;
+  std::vector<std::vector<float>> biases_to_host() const;
+
+ private:
+  // logits (batch, classes) = top state x W_out (without bias; ops add it).
+  void readout_logits(const NetworkState& state);
+  // residual_ = softmax(logits + b_out) - target for `state`.
+  void readout_residual(const NetworkState& state, const float* target);
+
+  Backend& backend_;
+  DenseHopfieldShape shape_;
+  int max_batch_;
+  int batch_ = 0;
+  const float* input_ = nullptr;  // (batch, layers[0]), owned by the caller
+  ParameterSet parameters_;
+  DeviceBuffer<float> input_drive_;              // (batch, layers[1]) = x W_1
+  std::vector<DeviceBuffer<float>> drive_;       // per state layer, from below
+  std::vector<DeviceBuffer<float>> feedback_;    // per state layer, from above
+  DeviceBuffer<float> residual_;                 // (batch, classes) read-out residual
+  DeviceBuffer<float> state_difference_;         // (batch, layers[1])
+};
+
+}  // namespace eqprop
