@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
+#include <iomanip>
 #include <sstream>
 
 #include "kernels/error.h"
@@ -54,7 +56,7 @@ const std::vector<KeySpec>& schema() {
        "the free state."},
       {"ep.random_sign", ValueType::boolean, false, 0, 0, false, {},
        "One-sided nudging: draw the sign of beta per batch."},
-      {"optimizer.lr", ValueType::number_or_list, json::array({0.1, 0.05}), 0, 100, false, {},
+      {"optimizer.lr", ValueType::number_or_list, 0.05, 0, 100, false, {},
        "Learning rate: one number, or one per weight tensor (input side first)."},
       {"optimizer.momentum", ValueType::number, 0.9, 0, 1, false, {},
        "SGD momentum (PyTorch convention); must be below 1."},
@@ -120,7 +122,7 @@ std::string unknown_key_message(const std::string& source, const std::string& ke
 
 std::string range_text(const KeySpec& spec) {
   std::ostringstream text;
-  text << (spec.min_exclusive ? "(" : "[") << spec.min << ", " << spec.max << "]";
+  text << std::setprecision(17) << (spec.min_exclusive ? "(" : "[") << spec.min << ", " << spec.max << "]";
   return text.str();
 }
 
@@ -289,6 +291,10 @@ Config parse_config(const json& user, const std::string& source) {
 }
 
 json read_config_file(const std::string& path) {
+  std::error_code error;
+  if (!std::filesystem::is_regular_file(path, error))
+    throw ConfigError(path + ": " +
+                      (std::filesystem::exists(path, error) ? "not a regular file" : "no such config file"));
   std::ifstream file(path);
   if (!file) throw ConfigError(path + ": cannot open config file");
   try {
@@ -317,6 +323,19 @@ void apply_override(json& user, const std::string& assignment) {
     }
   }
   check_value(*spec, value, "--set");
+  // Every enclosing section must be an object (or absent) to take the key.
+  json* node = &user;
+  for (std::size_t dot = key.find('.'), start = 0; dot != std::string::npos; start = dot + 1, dot = key.find('.', start)) {
+    const std::string section = key.substr(start, dot - start);
+    if (!node->is_object())
+      throw ConfigError("--set " + key + ": '" + key.substr(0, start ? start - 1 : 0) + "' is not a section");
+    json& child = (*node)[section];
+    if (child.is_null()) child = json::object();
+    if (!child.is_object())
+      throw ConfigError("--set " + key + ": '" + key.substr(0, dot) + "' must be an object (a section), got " +
+                        child.dump());
+    node = &child;
+  }
   user[pointer_of(key)] = value;
 }
 

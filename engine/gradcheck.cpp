@@ -2,7 +2,11 @@
 
 #include <vector>
 
+#include <algorithm>
+#include <cmath>
+
 #include "engine/trainer.h"
+#include "kernels/error.h"
 #include "kernels/device_buffer.h"
 #include "kernels/philox.h"
 #include "models/dense_hopfield_reference.h"
@@ -15,18 +19,49 @@ nlohmann::json run_gradcheck(Backend& backend, const Config& config, const Gradc
   sized.training.batch_size = options.samples;
   Trainer trainer(backend, sized, inputs, classes);
 
-  // Random inputs in [0, 1) and labels, from the counter-based RNG.
-  std::vector<float> x(std::size_t(options.samples) * inputs), one_hot(std::size_t(options.samples) * classes, 0.0f);
-  std::vector<std::vector<double>> xs(options.samples);
-  std::vector<int> labels(options.samples);
-  for (int s = 0; s < options.samples; ++s) {
-    for (int i = 0; i < inputs; ++i) {
-      x[std::size_t(s) * inputs + i] =
-          uniform_from_word(random_words(config.seed, RngStream::synthetic_data, std::uint64_t(s) * inputs + i, 2).v[0]);
-      xs[s].push_back(x[std::size_t(s) * inputs + i]);
+  // The reference network, with the engine's initial parameters.
+  reference::Network network;
+  network.layers = config.model.layers;
+  network.cost = config.model.cost;
+  for (std::size_t l = 0; l < trainer.model().parameters().weights.size(); ++l) {
+    const auto w = trainer.model().parameters().weights[l].to_host();
+    const auto b = trainer.model().parameters().biases[l].to_host();
+    network.weights.emplace_back(w.begin(), w.end());
+    network.biases.emplace_back(b.begin(), b.end());
+  }
+
+  // Random inputs in [0, 1) and labels, from the counter-based RNG. The loss of
+  // the hard-sigmoid network has kinks where a unit's field crosses 0 or 1; there
+  // it has no gradient, and a nudge of size beta crosses the kink when the field
+  // is within about beta of it (2 * beta is the margin used). Such samples are drawn again, and counted.
+  const double margin_needed = 2.0 * config.ep.beta;
+  std::vector<float> x, one_hot;
+  std::vector<std::vector<double>> xs;
+  std::vector<int> labels;
+  int rejected = 0;
+  double smallest_margin = 1e300;
+  for (std::uint64_t draw = 0; static_cast<int>(xs.size()) < options.samples; ++draw) {
+    if (draw >= 100u * static_cast<std::uint64_t>(options.samples))
+      throw ConfigError("gradcheck: fewer than 1 in 100 random samples are at least " +
+                        std::to_string(margin_needed) +
+                        " (2 * ep.beta) from a kink of the hard sigmoid; lower ep.beta");
+    std::vector<double> sample;
+    for (int i = 0; i < inputs; ++i)
+      sample.push_back(uniform_from_word(
+          random_words(config.seed, RngStream::synthetic_data, draw * inputs + i, 2).v[0]));
+    double margin = 1e300;
+    for (const auto& layer : reference::fields(network, sample, reference::free_fixed_point(network, sample)))
+      for (double field : layer) margin = std::min({margin, std::abs(field), std::abs(field - 1.0)});
+    if (margin < margin_needed) {
+      ++rejected;
+      continue;
     }
-    labels[s] = static_cast<int>(random_words(config.seed, RngStream::synthetic_data, s, 3).v[0] % classes);
-    one_hot[std::size_t(s) * classes + labels[s]] = 1.0f;
+    smallest_margin = std::min(smallest_margin, margin);
+    xs.push_back(sample);
+    x.insert(x.end(), sample.begin(), sample.end());
+    labels.push_back(static_cast<int>(random_words(config.seed, RngStream::synthetic_data, draw, 3).v[0] % classes));
+    one_hot.resize(xs.size() * classes, 0.0f);
+    one_hot[(xs.size() - 1) * classes + labels.back()] = 1.0f;
   }
   DeviceBuffer<float> x_device(backend, x.size()), target(backend, one_hot.size());
   x_device.copy_from_host(x);
@@ -35,15 +70,8 @@ nlohmann::json run_gradcheck(Backend& backend, const Config& config, const Gradc
   ParameterSet gradient = trainer.model().make_parameter_like();
   trainer.ep_gradient(x_device.data(), target.data(), options.samples, 0, gradient);
 
-  reference::Network network;
-  network.layers = config.model.layers;
-  network.cost = config.model.cost;
   reference::Gradient engine;
   for (std::size_t l = 0; l < gradient.weights.size(); ++l) {
-    const auto w = trainer.model().parameters().weights[l].to_host();
-    const auto b = trainer.model().parameters().biases[l].to_host();
-    network.weights.emplace_back(w.begin(), w.end());
-    network.biases.emplace_back(b.begin(), b.end());
     const auto gw = gradient.weights[l].to_host();
     const auto gb = gradient.biases[l].to_host();
     engine.weights.emplace_back(gw.begin(), gw.end());
@@ -66,6 +94,8 @@ nlohmann::json run_gradcheck(Backend& backend, const Config& config, const Gradc
       {"t_free", config.dynamics.t_free},
       {"t_nudge", config.dynamics.t_nudge},
       {"samples", options.samples},
+      {"samples_redrawn_near_a_kink", rejected},
+      {"smallest_field_margin", smallest_margin},
       {"reference", "implicit differentiation through the free fixed point (double precision)"},
       {"tensors", tensors},
       {"overall",

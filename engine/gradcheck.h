@@ -13,11 +13,15 @@
 namespace eqprop {
 
 struct GradcheckOptions {
-  int samples = 8;  // batch of random inputs x ~ U(0, 1) with random labels
+  // Batch of random inputs x ~ U(0, 1) with random labels. Samples whose free
+  // fixed point has a unit's field within 2 * beta of a kink of the hard sigmoid
+  // (0 or 1) are redrawn: the loss has no gradient there.
+  int samples = 8;
 };
 
 // JSON: {"backend", "layers", "cost", "beta", "nudging", "integrator", "t_free",
-// "t_nudge", "samples", "tensors": [{"tensor", "cosine", "relative_error"}...],
+// "t_nudge", "samples", "samples_redrawn_near_a_kink", "smallest_field_margin",
+// "tensors": [{"tensor", "cosine", "relative_error"}...],
 // "overall": {"cosine", "relative_error"}}
 nlohmann::json run_gradcheck(Backend& backend, const Config& config, const GradcheckOptions& options);
 

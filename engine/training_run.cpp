@@ -33,7 +33,7 @@ void truncate_metrics(const std::string& path, int epochs_done) {
   while (std::getline(in, line)) {
     if (line.empty()) continue;
     const auto record = nlohmann::json::parse(line, nullptr, false);
-    if (!record.is_discarded() && record.value("epoch", 0) <= epochs_done) kept += line + "\n";
+    if (record.is_object() && record.value("epoch", 0) <= epochs_done) kept += line + "\n";
   }
   write_file_atomically(path, kept);
 }

@@ -181,7 +181,8 @@ int command_eval(const std::vector<std::string>& args, std::ostream& out) {
   Trainer trainer(*backend, config, static_cast<int>(data.train.sample_size()), data.train.num_classes);
   const int epochs = load_checkpoint(dir, trainer, /*with_optimizer=*/false);
   const Dataset& evaluated = split == "test" ? data.test : data.train;
-  const EvalResult result = trainer.evaluate(evaluated, make_normalization(config, data.train), 0);
+  const std::int64_t limit = split == "test" ? config.data.test_limit : config.data.train_limit;
+  const EvalResult result = trainer.evaluate(evaluated, make_normalization(config, data.train), limit);
   out << nlohmann::json{{"checkpoint", dir},   {"epochs_trained", epochs}, {"split", split},
                         {"samples", result.samples}, {"loss", result.loss}, {"accuracy", result.accuracy},
                         {"backend", backend->name()}}
@@ -254,6 +255,10 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     return 1;
   } catch (const std::bad_alloc&) {
     err << "eqprop: out of memory (try a smaller training.batch_size)" << std::endl;
+    return 1;
+  } catch (const std::exception& error) {
+    // Not expected: every user error is a typed eqprop::Error. Still one line, no abort.
+    err << "eqprop: internal error: " << error.what() << std::endl;
     return 1;
   }
 }

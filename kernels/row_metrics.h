@@ -42,7 +42,7 @@ struct RowMetricsOp {
       const float max_logit = output(raw, predicted);
       float total = 0.0f;
       for (std::int32_t k = 0; k < classes; ++k) total += expf(output(raw, k) - max_logit);
-      value = logf(total) + max_logit - output(raw, label);
+      value = logf(total) + (max_logit - output(raw, label));  // exact when the label wins
     }
     loss[row] = value;
     correct[row] = predicted == label ? 1.0f : 0.0f;

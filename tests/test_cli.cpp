@@ -1,0 +1,425 @@
+// The eqprop command line, driven in-process through run_cli: usage and config
+// errors (exit 2), data, device and checkpoint errors (exit 1), and short real runs
+// of train / eval / resume, gradcheck, bench and config.
+#include <doctest/doctest.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "hosttools/cli.h"
+#include "kernels/backend.h"
+#include "tests/test_util.h"
+
+namespace eqprop {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using test::check_contains;
+using test::TempDir;
+using test::write_bytes;
+
+struct CliResult {
+  int code = -1;
+  std::string out, err;
+};
+
+CliResult run(const std::vector<std::string>& args) {
+  std::ostringstream out, err;
+  CliResult result;
+  result.code = run_cli(args, out, err);
+  result.out = out.str();
+  result.err = err.str();
+  return result;
+}
+
+// Prints what the command said when an exit code is not the expected one.
+void check_code(const CliResult& result, int expected) {
+  CHECK_MESSAGE(result.code == expected, "exit " << result.code << "\nstdout:\n"
+                                                 << result.out << "\nstderr:\n" << result.err);
+}
+
+void write_json(const std::string& path, const json& value) { std::ofstream(path) << value.dump(2); }
+
+json read_json(const std::string& path) {
+  std::ifstream in(path);
+  REQUIRE_MESSAGE(in.good(), "cannot open " << path);
+  return json::parse(in);
+}
+
+std::vector<std::string> read_lines(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) lines.push_back(line);
+  return lines;
+}
+
+// The JSON object a command printed: the last non-empty line of stdout that parses
+// (eval prints one line), or the whole of stdout (gradcheck pretty-prints).
+json printed_json(const std::string& out) {
+  const json whole = json::parse(out, nullptr, false);
+  if (!whole.is_discarded()) return whole;
+  std::istringstream lines(out);
+  json last;
+  for (std::string line; std::getline(lines, line);) {
+    const json parsed = json::parse(line, nullptr, false);
+    if (!parsed.is_discarded() && parsed.is_object()) last = parsed;
+  }
+  REQUIRE_MESSAGE(last.is_object(), "no JSON object in stdout:\n" << out);
+  return last;
+}
+
+void append_u32_be(std::vector<std::uint8_t>& out, std::uint32_t v) {
+  for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<std::uint8_t>(v >> shift));
+}
+
+constexpr const char* kFashionTrainImages = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz";
+
+TEST_CASE("cli: usage and command-line errors") {
+  SUBCASE("no arguments") {
+    const CliResult r = run({});
+    check_code(r, 2);
+    check_contains(r.err, {"usage"});
+    CHECK(r.out.empty());
+  }
+  SUBCASE("help lists the commands") {
+    for (const char* help : {"help", "--help", "-h"}) {
+      const CliResult r = run({help});
+      check_code(r, 0);
+      check_contains(r.out, {"usage", "train", "eval", "gradcheck", "bench", "config"});
+    }
+  }
+  SUBCASE("--help after a command") {
+    const CliResult r = run({"train", "--help"});
+    check_code(r, 0);
+    check_contains(r.out, {"usage"});
+  }
+  SUBCASE("unknown command") {
+    const CliResult r = run({"frobnicate"});
+    check_code(r, 2);
+    check_contains(r.err, {"frobnicate"});
+  }
+  SUBCASE("unknown option") {
+    const CliResult r = run({"train", "--confg", "x.json"});
+    check_code(r, 2);
+    check_contains(r.err, {"--confg"});
+  }
+  SUBCASE("an option of another command") {
+    const CliResult r = run({"bench", "--checkpoint", "dir"});
+    check_code(r, 2);
+    check_contains(r.err, {"--checkpoint"});
+  }
+  SUBCASE("option missing its value") {
+    const CliResult r = run({"train", "--config"});
+    check_code(r, 2);
+    check_contains(r.err, {"--config", "value"});
+  }
+  SUBCASE("bad counts") {
+    const CliResult zero = run({"bench", "--device", "cpu", "--repeats", "0"});
+    check_code(zero, 2);
+    check_contains(zero.err, {"--repeats"});
+    const CliResult word = run({"bench", "--device", "cpu", "--warmup", "many"});
+    check_code(word, 2);
+    check_contains(word.err, {"--warmup", "many"});
+  }
+  SUBCASE("eval without --checkpoint") {
+    const CliResult r = run({"eval", "--device", "cpu"});
+    check_code(r, 2);
+    check_contains(r.err, {"--checkpoint"});
+  }
+}
+
+TEST_CASE("cli: train config errors") {
+  TempDir dir;
+  SUBCASE("no --config") {
+    const CliResult r = run({"train", "--device", "cpu"});
+    check_code(r, 2);
+    check_contains(r.err, {"--config"});
+  }
+  SUBCASE("--config of a missing file") {
+    const std::string path = dir.file("nowhere.json");
+    const CliResult r = run({"train", "--config", path, "--device", "cpu"});
+    check_code(r, 2);
+    check_contains(r.err, {path});
+  }
+  SUBCASE("malformed config file") {
+    const std::string path = dir.file("broken.json");
+    std::ofstream(path) << "{\"model\": ";
+    const CliResult r = run({"train", "--config", path, "--device", "cpu"});
+    check_code(r, 2);
+    check_contains(r.err, {path});
+  }
+  SUBCASE("a config with an unknown key") {
+    const std::string path = dir.file("typo.json");
+    write_json(path, {{"training", {{"epoch", 3}}}});
+    const CliResult r = run({"train", "--config", path, "--device", "cpu", "--out", dir.file("run")});
+    check_code(r, 2);
+    check_contains(r.err, {path, "training.epoch", "training.epochs"});
+    CHECK_FALSE(fs::exists(dir.file("run")));  // nothing written for a bad config
+  }
+  SUBCASE("a bad --set") {
+    const std::string path = dir.file("ok.json");
+    write_json(path, json::object());
+    const CliResult r = run({"train", "--config", path, "--device", "cpu", "--set", "dynamics.dt=0"});
+    check_code(r, 2);
+    check_contains(r.err, {"dynamics.dt"});
+  }
+  SUBCASE("a bad --device") {
+    const std::string path = dir.file("ok.json");
+    write_json(path, json::object());
+    const CliResult r = run({"train", "--config", path, "--device", "tpu"});
+    check_code(r, 2);
+    check_contains(r.err, {"device", "tpu"});
+  }
+  SUBCASE("--resume with --config") {
+    const std::string path = dir.file("ok.json");
+    write_json(path, json::object());
+    const CliResult r = run({"train", "--resume", dir.path().string(), "--config", path});
+    check_code(r, 2);
+    check_contains(r.err, {"--resume"});
+  }
+  SUBCASE("--resume of a directory that is not a checkpoint") {
+    const CliResult r = run({"train", "--resume", dir.path().string(), "--device", "cpu"});
+    check_code(r, 1);
+    check_contains(r.err, {"config.json"});
+  }
+  SUBCASE("--device cuda without a GPU") {
+    if (cuda_device_available()) {
+      MESSAGE("skipped: a CUDA GPU is available, so --device cuda is not an error here");
+      return;
+    }
+    const std::string path = dir.file("ok.json");
+    write_json(path, json::object());
+    const CliResult r = run({"train", "--config", path, "--device", "cuda", "--out", dir.file("run")});
+    check_code(r, 1);
+    check_contains(r.err, {"cuda"});
+  }
+}
+
+TEST_CASE("cli: --set into a config file whose section is not an object") {
+  TempDir dir;
+  const std::string path = dir.file("bad_section.json");
+  write_json(path, {{"training", 5}});
+  // Without --set: a config error naming the section.
+  const CliResult plain = run({"config", "--config", path});
+  check_code(plain, 2);
+  check_contains(plain.err, {path, "training"});
+  CliResult with_set;
+  CHECK_NOTHROW(with_set = run({"config", "--config", path, "--set", "training.epochs=5"}));
+  CHECK(with_set.code == 2);
+}
+
+TEST_CASE("cli: --config naming a directory") {
+  TempDir dir;
+  CliResult r;
+  CHECK_NOTHROW(r = run({"train", "--config", dir.path().string(), "--device", "cpu"}));
+  CHECK(r.code == 2);
+}
+
+// Four IDX files whose magic number is wrong (0x00000000 for images, 0x00000802 for labels).
+void write_bad_idx_dir(const TempDir& dir) {
+  std::vector<std::uint8_t> images, labels;
+  for (std::uint32_t v : {0x00000000u, 1u, 2u, 2u}) append_u32_be(images, v);
+  images.insert(images.end(), 4, 0);
+  for (std::uint32_t v : {0x00000802u, 1u}) append_u32_be(labels, v);
+  labels.push_back(0);
+  for (const char* name : {"train-images-idx3-ubyte", "t10k-images-idx3-ubyte"})
+    write_bytes(dir.path() / name, images);
+  for (const char* name : {"train-labels-idx1-ubyte", "t10k-labels-idx1-ubyte"})
+    write_bytes(dir.path() / name, labels);
+}
+
+TEST_CASE("cli: data errors") {
+  TempDir config_dir;
+  const std::string config_path = config_dir.file("mnist.json");
+  SUBCASE("IDX files with a wrong magic number") {
+    TempDir data;
+    write_bad_idx_dir(data);
+    write_json(config_path, {{"data", {{"name", "mnist"}, {"dir", data.path().string()}}}});
+    const CliResult r =
+        run({"train", "--config", config_path, "--device", "cpu", "--out", config_dir.file("run")});
+    check_code(r, 1);
+    check_contains(r.err, {data.file("train-images-idx3-ubyte"), "magic"});
+  }
+  SUBCASE("data.dir does not exist") {
+    const std::string missing = config_dir.file("no_such_data");
+    write_json(config_path, {{"data", {{"name", "mnist"}, {"dir", missing}}}});
+    const CliResult r = run({"train", "--config", config_path, "--device", "cpu", "--out", config_dir.file("run")});
+    check_code(r, 1);
+    check_contains(r.err, {missing});
+  }
+  SUBCASE("data.dir given with --set") {
+    const std::string missing = config_dir.file("elsewhere");
+    write_json(config_path, {{"data", {{"name", "mnist"}}}});
+    const CliResult r = run({"train", "--config", config_path, "--device", "cpu", "--out",
+                             config_dir.file("run"), "--set", "data.dir=" + missing});
+    check_code(r, 1);
+    check_contains(r.err, {missing});
+  }
+  SUBCASE("mnist has no default data.dir") {
+    write_json(config_path, {{"data", {{"name", "mnist"}}}});
+    const CliResult r = run({"train", "--config", config_path, "--device", "cpu", "--out", config_dir.file("run")});
+    check_code(r, 2);
+    check_contains(r.err, {"data.dir"});
+  }
+}
+
+TEST_CASE("cli: train, eval and resume a short run on FashionMNIST") {
+  if (!fs::exists(kFashionTrainImages)) {
+    MESSAGE("skipped: " << kFashionTrainImages << " is not installed (Debian package dataset-fashion-mnist)");
+    return;
+  }
+  TempDir dir;
+  const std::string config_path = dir.file("tiny.json");
+  write_json(config_path, {{"model", {{"layers", {784, 16, 10}}}},
+                           {"training", {{"epochs", 1}, {"batch_size", 64}, {"eval_batch_size", 500}}},
+                           {"data", {{"train_limit", 640}, {"test_limit", 500}}},
+                           {"dynamics", {{"t_free", 8}, {"t_nudge", 4}}}});
+  const std::string run_dir = dir.file("run");
+  const std::string metrics = run_dir + "/metrics.jsonl";
+  const std::string config_json = run_dir + "/config.json";
+
+  const CliResult train = run({"train", "--config", config_path, "--out", run_dir, "--device", "cpu"});
+  check_code(train, 0);
+  REQUIRE(train.code == 0);
+  check_contains(train.out, {"epoch 1/1"});
+
+  // The run directory: resolved config, one metrics record, the checkpoint.
+  const json resolved = read_json(config_json);
+  CHECK(resolved["model"]["layers"] == json({784, 16, 10}));
+  CHECK(resolved["training"]["epochs"] == 1);
+  CHECK(resolved["dynamics"]["t_free"] == 8);
+  CHECK(resolved["device"] == "cpu");
+  CHECK(resolved.contains("optimizer"));  // defaults are written out too
+  std::vector<std::string> lines = read_lines(metrics);
+  REQUIRE(lines.size() == 1);
+  const json record = json::parse(lines[0]);
+  for (const char* key : {"epoch", "train_loss", "train_acc", "test_acc", "seconds", "samples_per_s"})
+    CHECK_MESSAGE(record.contains(key), "metrics record lacks " << key << ": " << lines[0]);
+  CHECK(record["epoch"] == 1);
+  CHECK(record["train_acc"].get<double>() >= 0.0);
+  CHECK(record["train_acc"].get<double>() <= 1.0);
+  CHECK(record["test_acc"].get<double>() >= 0.0);
+  CHECK(record["test_acc"].get<double>() <= 1.0);
+  CHECK(record["samples_per_s"].get<double>() > 0.0);
+  CHECK(fs::exists(run_dir + "/model.safetensors"));
+
+  SUBCASE("eval, resume, nothing to do") {
+    const CliResult eval = run({"eval", "--checkpoint", run_dir, "--device", "cpu"});
+    check_code(eval, 0);
+    if (eval.code == 0) {
+      const json result = printed_json(eval.out);
+      CHECK(result["accuracy"].get<double>() >= 0.0);
+      CHECK(result["accuracy"].get<double>() <= 1.0);
+      CHECK(result["epochs_trained"] == 1);
+      CHECK(result["split"] == "test");
+      CHECK(result["samples"] == 500);
+    }
+
+    const CliResult bad_split = run({"eval", "--checkpoint", run_dir, "--device", "cpu", "--split", "valid"});
+    check_code(bad_split, 2);
+    check_contains(bad_split.err, {"--split", "valid"});
+    const std::string no_data = dir.file("no_data");
+    const CliResult missing_data = run({"eval", "--checkpoint", run_dir, "--device", "cpu", "--data", no_data});
+    check_code(missing_data, 1);
+    check_contains(missing_data.err, {no_data});
+    const CliResult other_out =
+        run({"train", "--resume", run_dir, "--out", dir.file("elsewhere"), "--device", "cpu"});
+    check_code(other_out, 2);
+    check_contains(other_out.err, {"--resume"});
+
+    const CliResult resume = run({"train", "--resume", run_dir, "--set", "training.epochs=2", "--device", "cpu"});
+    check_code(resume, 0);
+    check_contains(resume.out, {"epoch 2/2"});
+    lines = read_lines(metrics);
+    REQUIRE(lines.size() == 2);
+    CHECK(json::parse(lines[0]) == record);  // the first epoch's record is kept as it was
+    CHECK(json::parse(lines[1])["epoch"] == 2);
+    CHECK(read_json(config_json)["training"]["epochs"] == 2);
+
+    const CliResult again = run({"train", "--resume", run_dir, "--device", "cpu"});
+    check_code(again, 0);
+    check_contains(again.out, {"nothing to do"});
+    CHECK(read_lines(metrics).size() == 2);
+  }
+
+  SUBCASE("eval of a directory without config.json") {
+    TempDir empty;
+    const CliResult r = run({"eval", "--checkpoint", empty.path().string(), "--device", "cpu"});
+    check_code(r, 1);
+    check_contains(r.err, {"config.json"});
+  }
+
+  SUBCASE("eval of a checkpoint whose config does not fit its tensors") {
+    json edited = resolved;
+    edited["model"]["layers"] = json({784, 17, 10});
+    write_json(config_json, edited);
+    const CliResult r = run({"eval", "--checkpoint", run_dir, "--device", "cpu"});
+    check_code(r, 1);
+    check_contains(r.err, {"weights.0", "[784, 16]", "[784, 17]"});
+  }
+}
+
+TEST_CASE("cli: gradcheck on a small network") {
+  TempDir dir;
+  const std::string path = dir.file("gradcheck.json");
+  write_json(path, {{"model", {{"layers", {6, 5, 4}}}},
+                    {"dynamics", {{"t_free", 400}, {"t_nudge", 400}}},
+                    {"ep", {{"beta", 0.01}}}});
+  const CliResult r = run({"gradcheck", "--config", path, "--device", "cpu"});
+  check_code(r, 0);
+  REQUIRE(r.code == 0);
+  const json result = printed_json(r.out);
+  REQUIRE(result.contains("tensors"));
+  REQUIRE(result["tensors"].size() == 2);  // one entry per weight tensor (weights and biases)
+  for (const json& tensor : result["tensors"]) {
+    INFO(tensor.dump());
+    CHECK(tensor["cosine"].get<double>() > 0.99);
+  }
+  CHECK(result["backend"] == "cpu");
+}
+
+TEST_CASE("cli: bench on a small network") {
+  const CliResult r = run({"bench", "--device", "cpu", "--set", "model.layers=[32,16,10]", "--set",
+                           "training.batch_size=8", "--repeats", "2", "--warmup", "1"});
+  check_code(r, 0);
+  REQUIRE(r.code == 0);
+  const json result = printed_json(r.out);
+  CHECK(result["ms_per_batch"].get<double>() > 0.0);
+  CHECK(result["samples_per_s"].get<double>() > 0.0);
+  CHECK(result["batch"] == 8);
+  CHECK(result["layers"] == json({32, 16, 10}));
+  CHECK(result["backend"] == "cpu");
+}
+
+TEST_CASE("cli: config") {
+  SUBCASE("--reference") {
+    const CliResult r = run({"config", "--reference"});
+    check_code(r, 0);
+    check_contains(r.out, {"dynamics.t_free", "model.layers", "| key |"});
+  }
+  SUBCASE("prints the resolved config with overrides") {
+    const CliResult r = run({"config", "--set", "training.epochs=4", "--device", "cpu"});
+    check_code(r, 0);
+    REQUIRE(r.code == 0);
+    const json resolved = printed_json(r.out);
+    CHECK(resolved["training"]["epochs"] == 4);
+    CHECK(resolved["device"] == "cpu");
+    CHECK(resolved["model"]["layers"] == json({784, 500, 10}));
+  }
+  SUBCASE("a bad --set names the key") {
+    const CliResult r = run({"config", "--set", "dynamics.t_fre=3"});
+    check_code(r, 2);
+    check_contains(r.err, {"dynamics.t_fre", "dynamics.t_free"});
+  }
+}
+
+}  // namespace
+}  // namespace eqprop

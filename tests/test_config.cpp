@@ -1,0 +1,447 @@
+// The schema-driven config (engine/config.h): defaults, every kind of rejected
+// value (each a ConfigError naming the source and the key), --set overrides, config
+// files, the reference table, and the shipped configs/ files.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/config.h"
+#include "kernels/error.h"
+#include "tests/test_util.h"
+
+namespace eqprop {
+namespace {
+
+using nlohmann::json;
+using test::check_contains;
+using test::TempDir;
+using test::thrown_message;
+
+constexpr const char* kSource = "my_run.json";
+
+// The message of the ConfigError that parse_config(user) throws ("" and a failed
+// check if it accepts the config).
+std::string parse_error(const json& user) {
+  return thrown_message<ConfigError>([&] { parse_config(user, kSource); });
+}
+
+std::string parse_error(const char* text) { return parse_error(json::parse(text)); }
+
+std::string override_error(json& user, const std::string& assignment) {
+  return thrown_message<ConfigError>([&] { apply_override(user, assignment); });
+}
+
+// Dotted names of the leaves of a resolved config ("dynamics.t_free", "seed", ...).
+void collect_leaf_keys(const json& node, const std::string& prefix, std::vector<std::string>& keys) {
+  for (auto it = node.begin(); it != node.end(); ++it) {
+    const std::string key = prefix.empty() ? it.key() : prefix + "." + it.key();
+    if (it.value().is_object()) {
+      collect_leaf_keys(it.value(), key, keys);
+    } else {
+      keys.push_back(key);
+    }
+  }
+}
+
+std::vector<std::string> leaf_keys(const json& resolved) {
+  std::vector<std::string> keys;
+  collect_leaf_keys(resolved, "", keys);
+  return keys;
+}
+
+// The keys of the reference table: the first cell of each row, "| `key` | ...".
+std::set<std::string> reference_keys(const std::string& markdown) {
+  std::set<std::string> keys;
+  std::size_t start = 0;
+  while (start < markdown.size()) {
+    std::size_t end = markdown.find('\n', start);
+    if (end == std::string::npos) end = markdown.size();
+    const std::string line = markdown.substr(start, end - start);
+    start = end + 1;
+    if (line.rfind("| `", 0) != 0) continue;
+    const std::size_t close = line.find('`', 3);
+    if (close != std::string::npos) keys.insert(line.substr(3, close - 3));
+  }
+  return keys;
+}
+
+// Every key the schema declares (engine/config.cpp), as a user reads them in the
+// reference. Kept by hand so that a key dropped from the schema shows up here.
+const std::vector<std::string> kSchemaKeys = {
+    "seed",           "device",          "model.layers",           "model.cost",
+    "model.init_gain", "dynamics.integrator", "dynamics.dt",       "dynamics.t_free",
+    "dynamics.t_nudge", "ep.beta",        "ep.nudging",             "ep.random_sign",
+    "optimizer.lr",   "optimizer.momentum", "optimizer.weight_decay", "optimizer.schedule",
+    "training.epochs", "training.batch_size", "training.eval_batch_size",
+    "training.prefetch_batches", "data.name", "data.dir",        "data.normalize",
+    "data.train_limit", "data.test_limit"};
+
+TEST_CASE("config: defaults") {
+  const Config config = parse_config(json::object(), "defaults");
+  CHECK(config.model.layers == std::vector<int>{784, 500, 10});
+  CHECK(config.model.cost == CostKind::mse);
+  CHECK(config.dynamics.integrator == Integrator::fixed_point);
+  CHECK(config.dynamics.t_free == 30);
+  CHECK(config.dynamics.t_nudge == 10);
+  CHECK(config.ep.symmetric);
+  CHECK_FALSE(config.ep.random_sign);
+  // One learning rate per weight tensor, whether the default is a number or a list.
+  CHECK(config.optimizer.learning_rates.size() == 2);
+  for (const float lr : config.optimizer.learning_rates) CHECK(lr > 0.0f);
+  CHECK(config.training.epochs == 30);
+  CHECK(config.data.name == "fashion_mnist");
+  CHECK(config.device == "auto");
+
+  // The resolved JSON holds every key of the schema, and nothing else.
+  const std::vector<std::string> keys = leaf_keys(config.resolved);
+  for (const std::string& key : kSchemaKeys)
+    CHECK_MESSAGE(std::count(keys.begin(), keys.end(), key) == 1, "resolved config lacks " << key);
+  CHECK(keys.size() == kSchemaKeys.size());
+  // ...and the same keys as the reference table, which is generated from the schema.
+  const std::set<std::string> reference = reference_keys(config_reference_markdown());
+  CHECK(std::set<std::string>(keys.begin(), keys.end()) == reference);
+
+  // A resolved config parses back to itself (it is what config.json holds).
+  CHECK(parse_config(config.resolved, "config.json").resolved == config.resolved);
+}
+
+TEST_CASE("config: given values replace the defaults, absent ones keep them") {
+  const Config config = parse_config(json::parse(R"({
+      "model": {"layers": [20, 7, 3]},
+      "dynamics": {"integrator": "gradient_flow", "dt": 0.25},
+      "ep": {"nudging": "one_sided", "random_sign": true},
+      "optimizer": {"lr": 0.02},
+      "training": {"epochs": 3.0}
+  })"), kSource);  // "epochs": 3.0, an integral float, is an integer
+  CHECK(config.model.layers == std::vector<int>{20, 7, 3});
+  CHECK(config.dynamics.integrator == Integrator::gradient_flow);
+  CHECK(config.dynamics.dt == doctest::Approx(0.25));
+  CHECK_FALSE(config.ep.symmetric);
+  CHECK(config.ep.random_sign);
+  // One number is spread over every weight tensor.
+  CHECK(config.optimizer.learning_rates == std::vector<float>{0.02f, 0.02f});
+  CHECK(config.training.epochs == 3);
+  CHECK(config.training.batch_size == 128);
+  CHECK(config.resolved["model"]["layers"] == json({20, 7, 3}));
+  CHECK(config.resolved["training"]["batch_size"] == 128);
+}
+
+TEST_CASE("config: a config that is not a JSON object") {
+  check_contains(parse_error(json::array({1, 2})), {kSource, "object"});
+  check_contains(parse_error(json(5)), {kSource});
+}
+
+TEST_CASE("config: unknown keys, with a suggestion for a near miss") {
+  SUBCASE("top level, near miss") {
+    const std::string message = parse_error(R"({"sed": 3})");
+    check_contains(message, {kSource, "'sed'", "did you mean 'seed'"});
+  }
+  SUBCASE("inside a section, near miss") {
+    const std::string message = parse_error(R"({"dynamics": {"t_fre": 10}})");
+    check_contains(message, {kSource, "dynamics.t_fre", "did you mean 'dynamics.t_free'"});
+  }
+  SUBCASE("inside a section, far off") {
+    const std::string message = parse_error(R"({"training": {"learning_schedule_x": 1}})");
+    check_contains(message, {kSource, "training.learning_schedule_x"});
+    CHECK(message.find("did you mean") == std::string::npos);
+  }
+  SUBCASE("top level, far off") {
+    const std::string message = parse_error(R"({"completely_unrelated": true})");
+    check_contains(message, {kSource, "completely_unrelated"});
+    CHECK(message.find("did you mean") == std::string::npos);
+  }
+  SUBCASE("unknown section") {
+    check_contains(parse_error(R"({"optimiser": {"lr": 0.1}})"), {kSource, "optimiser"});
+  }
+}
+
+TEST_CASE("config: wrong types") {
+  SUBCASE("string for a number") {
+    check_contains(parse_error(R"({"dynamics": {"dt": "0.1"}})"),
+                   {kSource, "dynamics.dt", "must be a number", "\"0.1\""});
+  }
+  SUBCASE("string for an integer") {
+    check_contains(parse_error(R"({"training": {"epochs": "5"}})"),
+                   {kSource, "training.epochs", "must be a number"});
+  }
+  SUBCASE("number for a boolean") {
+    check_contains(parse_error(R"({"ep": {"random_sign": 1}})"),
+                   {kSource, "ep.random_sign", "true or false", "1"});
+  }
+  SUBCASE("non-integer for an integer") {
+    check_contains(parse_error(R"({"training": {"batch_size": 12.5}})"),
+                   {kSource, "training.batch_size", "integer", "12.5"});
+  }
+  SUBCASE("non-integer inside an integer list") {
+    check_contains(parse_error(R"({"model": {"layers": [784, 10.5]}})"),
+                   {kSource, "model.layers[1]", "integer"});
+  }
+  SUBCASE("number for a list of integers") {
+    check_contains(parse_error(R"({"model": {"layers": 784}})"), {kSource, "model.layers", "array"});
+  }
+  SUBCASE("empty list") {
+    check_contains(parse_error(R"({"model": {"layers": []}})"),
+                   {kSource, "model.layers", "non-empty"});
+  }
+  SUBCASE("number for a string") {
+    check_contains(parse_error(R"({"data": {"dir": 5}})"), {kSource, "data.dir", "string"});
+  }
+  SUBCASE("null for a number") {
+    check_contains(parse_error(R"({"seed": null})"), {kSource, "seed", "null"});
+  }
+  SUBCASE("a section given as a number") {
+    check_contains(parse_error(R"({"dynamics": 5})"), {kSource, "'dynamics'", "object", "5"});
+  }
+  SUBCASE("a section given as a list") {
+    check_contains(parse_error(R"({"training": [1, 2]})"), {kSource, "'training'", "object"});
+  }
+  SUBCASE("a key given as a section") {
+    check_contains(parse_error(R"({"training": {"epochs": {"n": 3}}})"),
+                   {kSource, "training.epochs"});
+  }
+}
+
+TEST_CASE("config: out-of-range values") {
+  SUBCASE("negative dt") {
+    check_contains(parse_error(R"({"dynamics": {"dt": -0.1}})"),
+                   {kSource, "dynamics.dt", "-0.1", "out of range", "(0, 1]"});
+  }
+  SUBCASE("dt = 0 hits the exclusive bound") {
+    check_contains(parse_error(R"({"dynamics": {"dt": 0}})"), {kSource, "dynamics.dt", "out of range"});
+  }
+  SUBCASE("dt above its upper bound") {
+    check_contains(parse_error(R"({"dynamics": {"dt": 1.5}})"), {kSource, "dynamics.dt", "out of range"});
+  }
+  SUBCASE("dt = 1 is inside the inclusive upper bound") {
+    CHECK(parse_config(json{{"dynamics", {{"dt", 1}}}}, kSource).dynamics.dt == 1.0f);
+  }
+  SUBCASE("momentum 1") {
+    check_contains(parse_error(R"({"optimizer": {"momentum": 1}})"),
+                   {kSource, "optimizer.momentum", "below 1"});
+  }
+  SUBCASE("momentum 0 is allowed") {
+    CHECK(parse_config(json{{"optimizer", {{"momentum", 0}}}}, kSource).optimizer.momentum == 0.0f);
+  }
+  SUBCASE("beta 0") {
+    check_contains(parse_error(R"({"ep": {"beta": 0}})"), {kSource, "ep.beta", "out of range"});
+  }
+  SUBCASE("zero epochs") {
+    check_contains(parse_error(R"({"training": {"epochs": 0}})"), {kSource, "training.epochs", "out of range"});
+  }
+  SUBCASE("negative seed") {
+    check_contains(parse_error(R"({"seed": -1})"), {kSource, "seed", "out of range"});
+  }
+  SUBCASE("a layer of size 0") {
+    check_contains(parse_error(R"({"model": {"layers": [784, 0, 10]}})"),
+                   {kSource, "model.layers[1]", "out of range"});
+  }
+  SUBCASE("negative learning rate inside the list") {
+    check_contains(parse_error(R"({"optimizer": {"lr": [0.1, -0.1]}})"),
+                   {kSource, "optimizer.lr[1]", "out of range"});
+  }
+  SUBCASE("more classes than supported") {
+    check_contains(parse_error(R"({"model": {"layers": [784, 2000]}, "optimizer": {"lr": 0.1}})"),
+                   {kSource, "model.layers", "2000"});
+  }
+}
+
+TEST_CASE("config: bad choice lists the allowed values") {
+  check_contains(parse_error(R"({"dynamics": {"integrator": "rk4"}})"),
+                 {kSource, "dynamics.integrator", "\"rk4\"", "fixed_point", "gradient_flow"});
+  check_contains(parse_error(R"({"device": "tpu"})"), {kSource, "device", "auto", "cpu", "cuda"});
+  check_contains(parse_error(R"({"model": {"cost": 3}})"), {kSource, "model.cost", "mse", "cross_entropy"});
+}
+
+TEST_CASE("config: layer count and learning-rate list length") {
+  SUBCASE("one layer is too few") {
+    check_contains(parse_error(R"({"model": {"layers": [784]}, "optimizer": {"lr": 0.1}})"),
+                   {kSource, "model.layers", "at least 2", "[784]"});
+  }
+  SUBCASE("cross_entropy needs a hidden layer") {
+    check_contains(parse_error(R"({"model": {"layers": [784, 10], "cost": "cross_entropy"}, "optimizer": {"lr": 0.1}})"),
+                   {kSource, "model.layers", "at least 3"});
+  }
+  SUBCASE("lr list longer than the weight tensors") {
+    check_contains(parse_error(R"({"optimizer": {"lr": [0.1, 0.1, 0.1]}})"),
+                   {kSource, "optimizer.lr", "3 entries", "2 weight tensors"});
+  }
+  SUBCASE("lr list shorter than the weight tensors") {
+    check_contains(parse_error(R"({"model": {"layers": [784, 100, 100, 10]}, "optimizer": {"lr": [0.1, 0.05]}})"),
+                   {kSource, "optimizer.lr", "2 entries", "3 weight tensors"});
+  }
+  SUBCASE("matching lengths") {
+    const Config config = parse_config(
+        json::parse(R"({"model": {"layers": [784, 100, 100, 10]}, "optimizer": {"lr": [0.3, 0.2, 0.1]}})"), kSource);
+    CHECK(config.optimizer.learning_rates == std::vector<float>{0.3f, 0.2f, 0.1f});
+  }
+}
+
+TEST_CASE("config: beta >= 1 needs one-sided nudging with the mse cost") {
+  check_contains(parse_error(R"({"ep": {"beta": 1.0}})"), {kSource, "ep.beta", "symmetric"});
+  check_contains(parse_error(R"({"ep": {"beta": 2.5, "nudging": "symmetric"}})"), {kSource, "ep.beta"});
+  const Config one_sided = parse_config(json{{"ep", {{"beta", 2.5}, {"nudging", "one_sided"}}}}, kSource);
+  CHECK(one_sided.ep.beta == doctest::Approx(2.5));
+  CHECK_FALSE(one_sided.ep.symmetric);
+  // With cross_entropy the output is outside the energy: no bound on beta.
+  CHECK_NOTHROW(parse_config(json{{"model", {{"cost", "cross_entropy"}}}, {"ep", {{"beta", 1.0}}}}, kSource));
+  CHECK_NOTHROW(parse_config(json{{"ep", {{"beta", 0.999}}}}, kSource));
+}
+
+TEST_CASE("config: apply_override") {
+  json user = json::object();
+  SUBCASE("an integer") {
+    apply_override(user, "training.epochs=5");
+    CHECK(user["training"]["epochs"] == 5);
+    CHECK(parse_config(user, "--set").training.epochs == 5);
+  }
+  SUBCASE("an array") {
+    apply_override(user, "model.layers=[784,100,10]");
+    CHECK(user["model"]["layers"] == json({784, 100, 10}));
+    CHECK(parse_config(user, "--set").model.layers == std::vector<int>{784, 100, 10});
+  }
+  SUBCASE("a string, taken verbatim") {
+    apply_override(user, "data.dir=/x");
+    CHECK(user["data"]["dir"] == "/x");
+    apply_override(user, "data.dir=a=b");  // only the first '=' splits
+    CHECK(user["data"]["dir"] == "a=b");
+  }
+  SUBCASE("a choice") {
+    apply_override(user, "dynamics.integrator=gradient_flow");
+    CHECK(parse_config(user, "--set").dynamics.integrator == Integrator::gradient_flow);
+  }
+  SUBCASE("a boolean") {
+    apply_override(user, "ep.random_sign=true");
+    CHECK(user["ep"]["random_sign"] == true);
+    CHECK(parse_config(user, "--set").ep.random_sign);
+  }
+  SUBCASE("a number or a list") {
+    apply_override(user, "optimizer.lr=0.01");
+    CHECK(user["optimizer"]["lr"] == json(0.01));
+    apply_override(user, "optimizer.lr=[0.2,0.1]");
+    CHECK(user["optimizer"]["lr"] == json({0.2, 0.1}));
+  }
+  SUBCASE("replaces a value of the file and keeps its neighbours") {
+    user = json{{"training", {{"epochs", 3}, {"batch_size", 32}}}};
+    apply_override(user, "training.epochs=7");
+    CHECK(user == json{{"training", {{"epochs", 7}, {"batch_size", 32}}}});
+  }
+  SUBCASE("an unknown key") {
+    check_contains(override_error(user, "training.epoch=5"),
+                   {"--set", "training.epoch", "did you mean 'training.epochs'"});
+    check_contains(override_error(user, "bogus=1"), {"--set", "bogus"});
+    check_contains(override_error(user, "training=5"), {"--set", "training"});
+  }
+  SUBCASE("no '='") {
+    check_contains(override_error(user, "training.epochs"), {"training.epochs", "key=value"});
+    check_contains(override_error(user, "=5"), {"key=value"});
+  }
+  SUBCASE("an unparsable value") {
+    check_contains(override_error(user, "training.epochs=abc"), {"training.epochs", "abc"});
+    check_contains(override_error(user, "training.epochs="), {"training.epochs"});
+    check_contains(override_error(user, "model.layers=[784,"), {"model.layers"});
+  }
+  SUBCASE("a value of the wrong type") {
+    check_contains(override_error(user, "ep.random_sign=1"), {"--set", "ep.random_sign", "true or false"});
+    check_contains(override_error(user, "training.epochs=2.5"), {"--set", "training.epochs", "integer"});
+    check_contains(override_error(user, "training.epochs=\"5\""), {"--set", "training.epochs", "number"});
+  }
+  SUBCASE("an out-of-range value") {
+    check_contains(override_error(user, "dynamics.dt=-1"), {"--set", "dynamics.dt", "out of range"});
+    check_contains(override_error(user, "training.batch_size=0"), {"--set", "training.batch_size", "out of range"});
+  }
+  SUBCASE("a bad choice") {
+    check_contains(override_error(user, "dynamics.integrator=rk4"), {"--set", "dynamics.integrator", "rk4", "fixed_point"});
+  }
+  // A rejected override leaves the config as it was.
+  CHECK(parse_config(user, "--set").resolved.is_object());
+}
+
+TEST_CASE("config: apply_override into a file whose section has the wrong type") {
+  // The file is wrong ("training" is a number), and --set must not make that worse
+  // than a ConfigError: the CLI turns only eqprop errors into an exit code.
+  json user = json{{"training", 5}};
+  CHECK_THROWS_AS(apply_override(user, "training.epochs=5"), ConfigError);
+}
+
+TEST_CASE("config: read_config_file") {
+  TempDir dir;
+  SUBCASE("missing file") {
+    const std::string path = dir.file("absent.json");
+    check_contains(thrown_message<ConfigError>([&] { read_config_file(path); }), {path});
+  }
+  SUBCASE("malformed JSON") {
+    const std::string path = dir.file("broken.json");
+    std::ofstream(path) << "{\"training\": {\"epochs\": 3,}";
+    check_contains(thrown_message<ConfigError>([&] { read_config_file(path); }), {path, "JSON"});
+  }
+  SUBCASE("empty file") {
+    const std::string path = dir.file("empty.json");
+    std::ofstream(path) << "";
+    check_contains(thrown_message<ConfigError>([&] { read_config_file(path); }), {path});
+  }
+  SUBCASE("a directory") {
+    const std::string path = dir.path().string();
+    CHECK_THROWS_AS(read_config_file(path), ConfigError);
+  }
+  SUBCASE("comments are accepted") {
+    const std::string path = dir.file("commented.json");
+    std::ofstream(path) << "// a run\n{\n  /* the network */ \"model\": {\"layers\": [784, 64, 10]},\n"
+                           "  \"training\": {\"epochs\": 4}  // short\n}\n";
+    const json user = read_config_file(path);
+    const Config config = parse_config(user, path);
+    CHECK(config.model.layers == std::vector<int>{784, 64, 10});
+    CHECK(config.training.epochs == 4);
+  }
+  SUBCASE("the file name is the source of later errors") {
+    const std::string path = dir.file("typo.json");
+    std::ofstream(path) << R"({"dynamics": {"t_fre": 3}})";
+    check_contains(thrown_message<ConfigError>([&] { parse_config(read_config_file(path), path); }),
+                   {path, "dynamics.t_fre"});
+  }
+}
+
+TEST_CASE("config: the reference mentions every resolved key") {
+  const std::string reference = config_reference_markdown();
+  const Config config = parse_config(json::object(), "defaults");
+  const std::vector<std::string> keys = leaf_keys(config.resolved);
+  CHECK(keys.size() >= 20);
+  for (const std::string& key : keys)
+    CHECK_MESSAGE(reference.find("`" + key + "`") != std::string::npos, "reference lacks " << key);
+  // A Markdown table: a header, its separator, one row per key.
+  CHECK(reference.rfind("| key |", 0) == 0);
+  CHECK(std::count(reference.begin(), reference.end(), '\n') == static_cast<long>(keys.size()) + 2);
+}
+
+TEST_CASE("config: every file in configs/ parses") {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::path(EQPROP_SOURCE_DIR) / "configs";
+  std::vector<fs::path> files;
+  std::error_code ec;
+  if (fs::is_directory(dir, ec))
+    for (const auto& entry : fs::directory_iterator(dir))
+      if (entry.is_regular_file() && entry.path().extension() == ".json") files.push_back(entry.path());
+  if (files.empty()) {
+    MESSAGE("skipped: no .json files in " << dir.string() << " yet");
+    return;
+  }
+  std::sort(files.begin(), files.end());
+  for (const fs::path& file : files) {
+    INFO("config file: " << file.string());
+    try {
+      const Config config = parse_config(read_config_file(file.string()), file.string());
+      CHECK(config.model.layers.size() >= 2);
+    } catch (const ConfigError& error) {
+      FAIL_CHECK(error.what());
+    }
+  }
+}
+
+}  // namespace
+}  // namespace eqprop
