@@ -8,12 +8,13 @@
 // An upload waits for the compute submitted before it and later compute waits for
 // the upload; to overlap a copy with compute, submit the upload of batch n+1 (into
 // a second device buffer) before the compute of batch n.
-// Thread safety: none. One thread drives a backend; the loader thread only fills
-// host staging memory.
+// Thread safety: one thread drives a backend (the loader thread only fills host
+// staging memory), except inside parallel_over_rows on the CPU backend.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -62,6 +63,13 @@ class Backend {
 #define EQPROP_DECLARE_RUN(Op) virtual void run(const Op& op, std::int64_t count) = 0;
   EQPROP_ELEMENTWISE_OPS(EQPROP_DECLARE_RUN)
 #undef EQPROP_DECLARE_RUN
+
+  // Runs body(begin, end) over slices that cover [0, rows): the rows of a batch are
+  // independent systems. The CPU backend runs one slice per core concurrently (the
+  // backend calls inside then run single-threaded, and are safe to make from
+  // several threads); a GPU backend runs body(0, rows) once, since each call is
+  // already parallel on the device. body must not throw.
+  virtual void parallel_over_rows(int rows, const std::function<void(int begin, int end)>& body) = 0;
 
   // Number of NaN or Inf values in data (count). Waits for the result.
   virtual std::int64_t count_nonfinite(const float* data, std::int64_t count) = 0;

@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <memory>
 #include <sstream>
+#include <functional>
 #include <string>
 #include <type_traits>
 
@@ -340,6 +341,9 @@ class CudaBackend final : public Backend {
     EQPROP_CUDA_CHECK(cudaStreamSynchronize(stream));
     return *static_cast<const std::int64_t*>(host_count_.data());
   }
+
+  // Each launch is already parallel over the whole batch on the device.
+  void parallel_over_rows(int rows, const std::function<void(int, int)>& body) override { body(0, rows); }
 
   void synchronize() override {
     EQPROP_CUDA_CHECK(cudaStreamSynchronize(copy_stream_.get()));

@@ -79,69 +79,76 @@ void DenseHopfield::reset(NetworkState& state) {
   for (auto& layer : state.layers) backend_.fill_zero(layer.data(), std::size_t(batch_) * sizeof(float) * (layer.size() / max_batch_));
 }
 
-void DenseHopfield::readout_logits(const NetworkState& state) {
+void DenseHopfield::readout_logits(const NetworkState& state, int begin, int rows) {
   const int top = shape_.state_layers() - 1;
-  const int width = shape_.layers[top + 1];
-  // logits (batch, classes) = s_top (batch, width) W_out (width, classes)
-  backend_.gemm(Transpose::no, Transpose::no, batch_, shape_.classes(), width, 1.0f,
-                state.layers[top].data(), width, parameters_.weights[top + 1].data(),
-                shape_.classes(), 0.0f, residual_.data(), shape_.classes());
+  const int width = shape_.layers[top + 1], classes = shape_.classes();
+  // logits (rows, classes) = s_top (rows, width) W_out (width, classes)
+  backend_.gemm(Transpose::no, Transpose::no, rows, classes, width, 1.0f,
+                state.layers[top].data() + std::size_t(begin) * width, width,
+                parameters_.weights[top + 1].data(), classes, 0.0f,
+                residual_.data() + std::size_t(begin) * classes, classes);
 }
 
-void DenseHopfield::readout_residual(const NetworkState& state, const float* target) {
-  readout_logits(state);
-  const int top = shape_.state_layers() - 1;
-  backend_.run(SoftmaxResidualOp{residual_.data(), target, residual_.data(), shape_.classes(),
+void DenseHopfield::readout_residual(const NetworkState& state, const float* target, int begin, int rows) {
+  readout_logits(state, begin, rows);
+  const int top = shape_.state_layers() - 1, classes = shape_.classes();
+  float* residual = residual_.data() + std::size_t(begin) * classes;
+  backend_.run(SoftmaxResidualOp{residual, target + std::size_t(begin) * classes, residual, classes,
                                  parameters_.biases[top + 1].data()},
-               batch_);
+               rows);
 }
 
 void DenseHopfield::relax(NetworkState& state, const float* target, const PhaseSpec& spec) {
+  // The systems of a batch are independent: the backend may relax slices of the
+  // batch concurrently (the CPU backend gives each core its own rows for the whole
+  // phase, with no synchronization per step).
+  backend_.parallel_over_rows(batch_, [&](int begin, int end) { relax_rows(state, target, spec, begin, end - begin); });
+}
+
+void DenseHopfield::relax_rows(NetworkState& state, const float* target, const PhaseSpec& spec, int begin,
+                               int rows) {
   const int states = shape_.state_layers();
   const int top = states - 1;
   const bool nudged = spec.beta != 0.0f;
   const bool readout_nudge = nudged && shape_.cost == CostKind::cross_entropy;
-  const float* const* no_pointer = nullptr;
-  (void)no_pointer;
+  const std::vector<int>& n = shape_.layers;
+  // Row `begin` of a (batch, units) array.
+  auto at = [begin](auto* array, int units) { return array + std::size_t(begin) * units; };
   for (int step = 0; step < spec.steps; ++step) {
     // Synchronous update: every field is computed from the states of the previous
     // step before any layer moves.
     for (int i = 1; i < states; ++i) {
-      // drive_i (batch, n_i) = s_{i-1} (batch, n_{i-1}) W_i (n_{i-1}, n_i)
-      backend_.gemm(Transpose::no, Transpose::no, batch_, shape_.layers[i + 1], shape_.layers[i],
-                    1.0f, state.layers[i - 1].data(), shape_.layers[i],
-                    parameters_.weights[i].data(), shape_.layers[i + 1], 0.0f, drive_[i].data(),
-                    shape_.layers[i + 1]);
+      // drive_i (rows, n_i) = s_{i-1} (rows, n_{i-1}) W_i (n_{i-1}, n_i)
+      backend_.gemm(Transpose::no, Transpose::no, rows, n[i + 1], n[i], 1.0f, at(state.layers[i - 1].data(), n[i]),
+                    n[i], parameters_.weights[i].data(), n[i + 1], 0.0f, at(drive_[i].data(), n[i + 1]), n[i + 1]);
     }
     for (int i = 0; i < top; ++i) {
-      // feedback_i (batch, n_i) = s_{i+1} (batch, n_{i+1}) W_{i+1}^T (n_{i+1}, n_i)
-      backend_.gemm(Transpose::no, Transpose::yes, batch_, shape_.layers[i + 1], shape_.layers[i + 2],
-                    1.0f, state.layers[i + 1].data(), shape_.layers[i + 2],
-                    parameters_.weights[i + 1].data(), shape_.layers[i + 2], 0.0f,
-                    feedback_[i].data(), shape_.layers[i + 1]);
+      // feedback_i (rows, n_i) = s_{i+1} (rows, n_{i+1}) W_{i+1}^T (n_{i+1}, n_i)
+      backend_.gemm(Transpose::no, Transpose::yes, rows, n[i + 1], n[i + 2], 1.0f,
+                    at(state.layers[i + 1].data(), n[i + 2]), n[i + 2], parameters_.weights[i + 1].data(), n[i + 2],
+                    0.0f, at(feedback_[i].data(), n[i + 1]), n[i + 1]);
     }
     if (readout_nudge) {
       // -beta dl/drho(s_top) = -beta (softmax - y) W_out^T, acting through rho(s_top).
-      readout_residual(state, target);
-      backend_.gemm(Transpose::no, Transpose::yes, batch_, shape_.layers[top + 1], shape_.classes(),
-                    -spec.beta, residual_.data(), shape_.classes(),
-                    parameters_.weights[top + 1].data(), shape_.classes(), 0.0f,
-                    feedback_[top].data(), shape_.layers[top + 1]);
+      readout_residual(state, target, begin, rows);
+      backend_.gemm(Transpose::no, Transpose::yes, rows, n[top + 1], shape_.classes(), -spec.beta,
+                    at(residual_.data(), shape_.classes()), shape_.classes(), parameters_.weights[top + 1].data(),
+                    shape_.classes(), 0.0f, at(feedback_[top].data(), n[top + 1]), n[top + 1]);
     }
     for (int i = 0; i < states; ++i) {
-      const int units = shape_.layers[i + 1];
+      const int units = n[i + 1];
       const bool has_feedback = i < top || readout_nudge;
       const bool mse_nudge = nudged && i == top && shape_.cost == CostKind::mse;
-      LayerStepOp op{state.layers[i].data(),
-                     i == 0 ? input_drive_.data() : drive_[i].data(),
-                     has_feedback ? feedback_[i].data() : nullptr,
+      LayerStepOp op{at(state.layers[i].data(), units),
+                     i == 0 ? at(input_drive_.data(), units) : at(drive_[i].data(), units),
+                     has_feedback ? at(feedback_[i].data(), units) : nullptr,
                      parameters_.biases[i].data(),
-                     mse_nudge ? target : nullptr,
+                     mse_nudge ? at(target, units) : nullptr,
                      spec.beta,
                      spec.dt,
                      spec.integrator,
                      units};
-      backend_.run(op, std::int64_t(batch_) * units);
+      backend_.run(op, std::int64_t(rows) * units);
     }
   }
 }
@@ -182,9 +189,9 @@ void DenseHopfield::ep_gradient(const NetworkState& state_a, float beta_a,
   const std::size_t half = std::size_t(max_batch_) * classes;
   float* residual_a = residual_.data();
   float* residual_b = residual_.data() + half;
-  readout_residual(state_b, target);
+  readout_residual(state_b, target, 0, batch_);
   backend_.copy_on_device(residual_b, residual_a, std::size_t(batch_) * classes * sizeof(float));
-  readout_residual(state_a, target);
+  readout_residual(state_a, target, 0, batch_);
   float* weight_gradient = gradient.weights[top + 1].data();
   backend_.gemm(Transpose::yes, Transpose::no, width, classes, batch_, c * beta_a,
                 state_a.layers[top].data(), width, residual_a, classes, 0.0f, weight_gradient,
@@ -204,7 +211,7 @@ void DenseHopfield::metrics(const NetworkState& state, const float* target, floa
   const float* outputs = state.layers[top].data();
   const float* bias = nullptr;
   if (shape_.cost == CostKind::cross_entropy) {
-    readout_logits(state);
+    readout_logits(state, 0, batch_);
     outputs = residual_.data();
     bias = parameters_.biases[top + 1].data();
   }

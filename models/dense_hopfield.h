@@ -93,10 +93,13 @@ class DenseHopfield {
   std::vector<std::vector<float>> biases_to_host() const;
 
  private:
-  // logits (batch, classes) = top state x W_out (without bias; ops add it).
-  void readout_logits(const NetworkState& state);
-  // residual_ = softmax(logits + b_out) - target for `state`.
-  void readout_residual(const NetworkState& state, const float* target);
+  // Relaxes rows [begin, begin + rows) of the batch (independent systems).
+  void relax_rows(NetworkState& state, const float* target, const PhaseSpec& spec, int begin, int rows);
+  // logits (rows, classes) of rows [begin, begin + rows) = s_top W_out, into
+  // residual_ (without the bias: the ops add it).
+  void readout_logits(const NetworkState& state, int begin, int rows);
+  // residual_ rows = softmax(logits + b_out) - target.
+  void readout_residual(const NetworkState& state, const float* target, int begin, int rows);
 
   Backend& backend_;
   DenseHopfieldShape shape_;
