@@ -40,9 +40,14 @@ ta=$(/usr/bin/python3 perf/torch_reference_ep.py --threads 1 --repeats "$repeats
 echo "$ta" | tee -a "$results"
 tl=$(/usr/bin/python3 perf/torch_reference_ep.py --lean --threads 1 --repeats "$repeats" ${core:+--openblas-coretype $core})
 echo "$tl" | tee -a "$results"
-/usr/bin/python3 - "$e1" "$e2" "$ta" "$tl" <<'PY' | tee -a "$results"
+threads=$(nproc)
+ta2=$(/usr/bin/python3 perf/torch_reference_ep.py --threads "$threads" --repeats "$repeats" ${core:+--openblas-coretype $core})
+echo "$ta2" | tee -a "$results"
+tl2=$(/usr/bin/python3 perf/torch_reference_ep.py --lean --threads "$threads" --repeats "$repeats" ${core:+--openblas-coretype $core})
+echo "$tl2" | tee -a "$results"
+/usr/bin/python3 - "$e1" "$e2" "$ta" "$tl" "$ta2" "$tl2" <<'PY' | tee -a "$results"
 import json, sys
-e1, e2, ta, tl = (json.loads(a) for a in sys.argv[1:])
+e1, e2, ta, tl, ta2, tl2 = (json.loads(a) for a in sys.argv[1:])
 best = min(e1["ms_per_batch"], e2["ms_per_batch"])
 print(json.dumps({
     "summary": "ms per batch of 128 (median)",
@@ -50,9 +55,13 @@ print(json.dumps({
     "eqprop_cpu_all_threads": round(e2["ms_per_batch"], 3),
     "torch_autograd_1_thread": round(ta["ms_per_batch"], 3),
     "torch_lean_1_thread": round(tl["ms_per_batch"], 3),
+    "torch_autograd_all_threads": round(ta2["ms_per_batch"], 3),
+    "torch_lean_all_threads": round(tl2["ms_per_batch"], 3),
     "speedup_vs_autograd_same_threads": round(ta["ms_per_batch"] / e1["ms_per_batch"], 2),
     "speedup_vs_autograd_best": round(ta["ms_per_batch"] / best, 2),
+    "speedup_vs_autograd_all_threads": round(ta2["ms_per_batch"] / e2["ms_per_batch"], 2),
     "speedup_vs_lean_same_threads": round(tl["ms_per_batch"] / e1["ms_per_batch"], 2),
+    "speedup_vs_lean_all_threads": round(tl2["ms_per_batch"] / e2["ms_per_batch"], 2),
     "eqprop_fraction_of_sgemm_peak_all_threads": round(e2["fraction_of_peak"], 3),
 }))
 PY
