@@ -32,10 +32,15 @@
 #include "kernels/device_buffer.h"
 #include "kernels/elementwise_ops.h"
 #include "kernels/hard_sigmoid.h"
+#include "tests/test_util.h"
 
 namespace {
 
 using eqprop::Backend;
+using eqprop::test::bits_of;
+using eqprop::test::check_bit_exact;
+using eqprop::test::random_one_hot;
+using eqprop::test::random_vector;
 using eqprop::DeviceBuffer;
 
 constexpr double kFloatEps = FLT_EPSILON;  // 2^-23, one ulp at 1
@@ -50,38 +55,9 @@ struct Shape {
 };
 constexpr Shape kShapes[] = {{7, 13}, {64, 300}};
 
-std::uint32_t bits_of(float x) {
-  std::uint32_t bits;
-  std::memcpy(&bits, &x, sizeof bits);
-  return bits;
-}
 
-std::vector<float> random_vector(std::mt19937& rng, std::size_t count, float lo, float hi) {
-  std::uniform_real_distribution<float> distribution(lo, hi);
-  std::vector<float> out(count);
-  for (float& x : out) x = distribution(rng);
-  return out;
-}
 
-// (rows, classes) one-hot rows with a random class each.
-std::vector<float> random_one_hot(std::mt19937& rng, int rows, int classes) {
-  std::uniform_int_distribution<int> label(0, classes - 1);
-  std::vector<float> out(static_cast<std::size_t>(rows) * classes, 0.0f);
-  for (int r = 0; r < rows; ++r) out[static_cast<std::size_t>(r) * classes + label(rng)] = 1.0f;
-  return out;
-}
 
-// Bit-for-bit equality (NaN payloads included); on failure names the first mismatch.
-void check_bit_exact(const std::string& what, const std::vector<float>& actual,
-                     const std::vector<float>& expected) {
-  REQUIRE(actual.size() == expected.size());
-  std::size_t mismatches = 0, first = 0;
-  for (std::size_t i = 0; i < actual.size(); ++i)
-    if (bits_of(actual[i]) != bits_of(expected[i]) && mismatches++ == 0) first = i;
-  CHECK_MESSAGE(mismatches == 0, what << ": " << mismatches << " of " << actual.size()
-                                      << " elements differ bitwise; first at " << first << ": "
-                                      << actual[first] << " vs " << expected[first]);
-}
 
 // |actual[i] - expected[i]| <= budget[i] for all i (NaN must meet NaN); reports
 // the worst fraction of the budget used.

@@ -24,29 +24,16 @@
 #include "kernels/device_buffer.h"
 #include "kernels/fill_random.h"
 #include "kernels/philox.h"
+#include "tests/test_util.h"
 
 namespace {
 
 using eqprop::Philox4;
+using eqprop::test::bits_of;
+using eqprop::test::check_bit_exact;
 using eqprop::RngStream;
 
-std::uint32_t bits_of(float x) {
-  std::uint32_t bits;
-  std::memcpy(&bits, &x, sizeof bits);
-  return bits;
-}
 
-// Bit-for-bit equality of two float arrays; on failure names the first mismatch.
-void check_bit_exact(const std::string& what, const std::vector<float>& actual,
-                     const std::vector<float>& expected) {
-  REQUIRE(actual.size() == expected.size());
-  std::size_t mismatches = 0, first = 0;
-  for (std::size_t i = 0; i < actual.size(); ++i)
-    if (bits_of(actual[i]) != bits_of(expected[i]) && mismatches++ == 0) first = i;
-  CHECK_MESSAGE(mismatches == 0, what << ": " << mismatches << " of " << actual.size()
-                                      << " elements differ; first at " << first << ": "
-                                      << actual[first] << " vs " << expected[first]);
-}
 
 // |estimate - expected| <= 5 sigma, with the fraction of that budget reported.
 void check_within_sigmas(const std::string& what, double estimate, double expected, double sigma) {

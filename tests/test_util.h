@@ -7,6 +7,8 @@
 
 #include <chrono>
 #include <cstdint>
+#include <random>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <initializer_list>
@@ -85,6 +87,44 @@ inline void check_contains(const std::string& message, std::initializer_list<std
   for (const auto& part : parts)
     CHECK_MESSAGE(message.find(part) != std::string::npos,
                   "\"" << message << "\" should contain \"" << part << "\"");
+}
+
+
+// The bit pattern of a float (NaN payloads and signed zeros included).
+inline std::uint32_t bits_of(float x) {
+  std::uint32_t bits;
+  std::memcpy(&bits, &x, sizeof bits);
+  return bits;
+}
+
+// `count` floats uniform in [lo, hi).
+inline std::vector<float> random_vector(std::mt19937& rng, std::size_t count, float lo, float hi) {
+  std::uniform_real_distribution<float> distribution(lo, hi);
+  std::vector<float> out(count);
+  for (float& x : out) x = distribution(rng);
+  return out;
+}
+
+// (rows, classes) one-hot rows with a random class each.
+inline std::vector<float> random_one_hot(std::mt19937& rng, int rows, int classes) {
+  std::uniform_int_distribution<int> label(0, classes - 1);
+  std::vector<float> out(static_cast<std::size_t>(rows) * classes, 0.0f);
+  for (int r = 0; r < rows; ++r) out[static_cast<std::size_t>(r) * classes + label(rng)] = 1.0f;
+  return out;
+}
+
+// Bit-for-bit equality of two float arrays (the tolerance of a bit-exact kernel);
+// on failure names the first mismatch, and `hint` says what usually causes one.
+inline void check_bit_exact(const std::string& what, const std::vector<float>& actual,
+                            const std::vector<float>& expected, const std::string& hint = "") {
+  REQUIRE(actual.size() == expected.size());
+  std::size_t mismatches = 0, first = 0;
+  for (std::size_t i = 0; i < actual.size(); ++i)
+    if (bits_of(actual[i]) != bits_of(expected[i]) && mismatches++ == 0) first = i;
+  CHECK_MESSAGE(mismatches == 0, what << ": " << mismatches << " of " << actual.size()
+                                      << " elements differ bitwise; first at " << first << ": "
+                                      << (actual.empty() ? 0.0f : actual[first]) << " vs "
+                                      << (expected.empty() ? 0.0f : expected[first]) << hint);
 }
 
 }  // namespace test

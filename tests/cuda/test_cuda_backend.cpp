@@ -34,9 +34,18 @@
 namespace {
 
 using eqprop::Backend;
+using eqprop::test::random_one_hot;
+using eqprop::test::random_vector;
 using eqprop::DeviceBuffer;
 using eqprop::Transpose;
 using HostArrays = std::vector<std::vector<float>>;
+
+// Bit-exact agreement of the two backends (NaN payloads included).
+void check_cpu_cuda_bits(const std::vector<float>& cpu, const std::vector<float>& cuda,
+                         const std::string& what) {
+  eqprop::test::check_bit_exact(what + " (cuda vs cpu)", cuda, cpu,
+                                " (an FMA contraction? build the CUDA backend with -fmad=false)");
+}
 
 // True if the parity cases can run; otherwise says why the case is skipped.
 bool gpu_present() {
@@ -50,20 +59,7 @@ struct BackendPair {
   std::unique_ptr<Backend> cuda = eqprop::make_backend("cuda");
 };
 
-std::vector<float> random_vector(std::mt19937& rng, std::size_t count, float lo, float hi) {
-  std::uniform_real_distribution<float> distribution(lo, hi);
-  std::vector<float> out(count);
-  for (float& x : out) x = distribution(rng);
-  return out;
-}
 
-// (rows, classes) one-hot rows with a random class each.
-std::vector<float> random_one_hot(std::mt19937& rng, int rows, int classes) {
-  std::uniform_int_distribution<int> label(0, classes - 1);
-  std::vector<float> out(static_cast<std::size_t>(rows) * classes, 0.0f);
-  for (int r = 0; r < rows; ++r) out[static_cast<std::size_t>(r) * classes + label(rng)] = 1.0f;
-  return out;
-}
 
 // out = alpha x + beta y, fields set by name (robust to fields added later).
 eqprop::AxpbyOp axpby(const float* x, const float* y, float* out, float alpha, float beta) {
@@ -110,24 +106,7 @@ std::pair<HostArrays, HostArrays> run_on_both(
   return {on_cpu.download(), on_cuda.download()};
 }
 
-bool same_bits(float a, float b) { return std::memcmp(&a, &b, sizeof a) == 0; }
 
-// Bit-exact agreement (NaN payloads included).
-void check_bit_exact(const std::vector<float>& cpu, const std::vector<float>& cuda,
-                     const std::string& what) {
-  REQUIRE(cpu.size() == cuda.size());
-  std::size_t mismatches = 0, first = 0;
-  for (std::size_t i = 0; i < cpu.size(); ++i) {
-    if (same_bits(cpu[i], cuda[i])) continue;
-    if (mismatches++ == 0) first = i;
-  }
-  CHECK_MESSAGE(mismatches == 0, what << ": " << mismatches << " of " << cpu.size()
-                                      << " elements differ; first at " << first << ": cpu "
-                                      << (cpu.empty() ? 0.0f : cpu[first]) << " cuda "
-                                      << (cuda.empty() ? 0.0f : cuda[first])
-                                      << " (an FMA contraction? build the CUDA backend with "
-                                         "-fmad=false)");
-}
 
 // |expected - actual| <= tolerance[i] for each element; reports the largest
 // fraction of the tolerance used.
@@ -231,7 +210,7 @@ void check_gemm(BackendPair& backends, Transpose ta, Transpose tb, int m, int n,
        << ", n=" << n << ", k=" << k << ", alpha=" << alpha << ", beta=" << beta << ")";
   check_within(cpu_c, cuda_c, tolerance, what.str() + " cpu vs cuda");
   check_within(reference, cuda_c, tolerance, what.str() + " double reference vs cuda");
-  check_bit_exact(cpu_padding, cuda_padding, what.str() + " padding of c");
+  check_cpu_cuda_bits(cpu_padding, cuda_padding, what.str() + " padding of c");
   CHECK(
       std::all_of(cuda_padding.begin(), cuda_padding.end(), [](float v) { return v == 12345.0f; }));
 }
@@ -294,7 +273,7 @@ TEST_CASE("cuda backend: LayerStepOp is bit-exact with the cpu backend") {
         std::ostringstream what;
         what << "LayerStepOp(integrator=" << static_cast<int>(integrator)
              << ", feedback=" << with_feedback << ", target=" << with_target << ")";
-        check_bit_exact(cpu[0], cuda[0], what.str());
+        check_cpu_cuda_bits(cpu[0], cuda[0], what.str());
       }
 }
 
@@ -344,7 +323,7 @@ TEST_CASE("cuda backend: ColumnSumOp is bit-exact with the cpu backend") {
       op.units = units;
       backend.run(op, units);
     });
-    check_bit_exact(cpu[2], cuda[2], with_b ? "ColumnSumOp(a, b)" : "ColumnSumOp(a)");
+    check_cpu_cuda_bits(cpu[2], cuda[2], with_b ? "ColumnSumOp(a, b)" : "ColumnSumOp(a)");
   }
 }
 
@@ -364,8 +343,8 @@ TEST_CASE("cuda backend: AxpbyOp and SgdMomentumOp are bit-exact with the cpu ba
       backend.run(axpby(x.pointer(0), x.pointer(1), x.pointer(0), 1.1f, 0.9f),
                   static_cast<std::int64_t>(count));
     });
-    check_bit_exact(cpu[2], cuda[2], "AxpbyOp");
-    check_bit_exact(cpu[0], cuda[0], "AxpbyOp in place");
+    check_cpu_cuda_bits(cpu[2], cuda[2], "AxpbyOp");
+    check_cpu_cuda_bits(cpu[0], cuda[0], "AxpbyOp in place");
   }
   {
     // weights, velocity, gradient; three steps so the velocity matters.
@@ -379,8 +358,8 @@ TEST_CASE("cuda backend: AxpbyOp and SgdMomentumOp are bit-exact with the cpu ba
       op.weight_decay = 1e-4f;
       for (int step = 0; step < 3; ++step) backend.run(op, static_cast<std::int64_t>(count));
     });
-    check_bit_exact(cpu[0], cuda[0], "SgdMomentumOp weights");
-    check_bit_exact(cpu[2], cuda[2], "SgdMomentumOp velocity");
+    check_cpu_cuda_bits(cpu[0], cuda[0], "SgdMomentumOp weights");
+    check_cpu_cuda_bits(cpu[2], cuda[2], "SgdMomentumOp velocity");
   }
 }
 
@@ -413,12 +392,12 @@ TEST_CASE("cuda backend: RowMetricsOp matches the cpu backend for both costs") {
                                (cost == eqprop::CostKind::mse ? "mse" : "cross-entropy") +
                                (with_bias ? " with bias" : "");
       if (cost == eqprop::CostKind::mse) {
-        check_bit_exact(cpu[2], cuda[2], what + " loss");
+        check_cpu_cuda_bits(cpu[2], cuda[2], what + " loss");
       } else {
         // log(sum exp) + max - o[label]: a few ulp of the logits' magnitude (<= 5 + log 10).
         check_within(cpu[2], cuda[2], few_ulp(5.0 + std::log(10.0)), what + " loss");
       }
-      check_bit_exact(cpu[3], cuda[3], what + " correct");
+      check_cpu_cuda_bits(cpu[3], cuda[3], what + " correct");
     }
 }
 
@@ -441,7 +420,7 @@ TEST_CASE("cuda backend: FillRandomOp draws the same numbers as the cpu backend"
       backend.run(op, static_cast<std::int64_t>(count));
     });
     if (distribution == eqprop::Distribution::uniform) {
-      check_bit_exact(cpu[0], cuda[0], "FillRandomOp uniform");
+      check_cpu_cuda_bits(cpu[0], cuda[0], "FillRandomOp uniform");
     } else {
       check_within(cpu[0], cuda[0], 1e-5, "FillRandomOp normal");
     }
@@ -486,8 +465,8 @@ TEST_CASE("cuda backend: memory copies, fill_zero and overlapping copy_on_device
                            3000 * sizeof(float));  // backward
     backend.fill_zero(x.pointer(1) + 9000, 1000 * sizeof(float));
   });
-  check_bit_exact(cpu[0], cuda[0], "copy_on_device (overlapping)");
-  check_bit_exact(cpu[1], cuda[1], "copy_on_device + fill_zero");
+  check_cpu_cuda_bits(cpu[0], cuda[0], "copy_on_device (overlapping)");
+  check_cpu_cuda_bits(cpu[1], cuda[1], "copy_on_device + fill_zero");
 }
 
 TEST_CASE("cuda backend: upload round trip, ordered with compute on both sides") {
