@@ -43,13 +43,29 @@ const std::vector<KeySpec>& schema() {
       {"model.init_gain", ValueType::number, 1.0, 0, 100, true, {},
        "Weights and biases start uniform in +-gain/sqrt(fan_in)."},
       {"dynamics.integrator", ValueType::choice, "fixed_point", 0, 0, false,
-       {"fixed_point", "gradient_flow"},
+       {"fixed_point", "gradient_flow", "csb"},
        "`fixed_point`: s <- rho(field), synchronous. `gradient_flow`: projected Euler steps on the "
-       "energy."},
-      {"dynamics.dt", ValueType::number, 0.5, 0, 1, true, {}, "Gradient-flow step size."},
-      {"dynamics.t_free", ValueType::integer, 30, 1, 1000000, false, {}, "Free-phase steps (T1)."},
+       "energy. `csb`: continuous simulated bifurcation, a momentum per unit (symplectic Euler, "
+       "inelastic walls at 0 and 1)."},
+      {"dynamics.nudge_integrator", ValueType::choice, "same", 0, 0, false,
+       {"same", "fixed_point", "gradient_flow", "csb"}, "Integrator of the nudged phases; `same`: as the free phase."},
+      {"dynamics.dt", ValueType::number, 0.5, 0, 1, true, {}, "Step size of gradient flow and cSB."},
+      {"dynamics.t_free", ValueType::integer, 30, 1, 1000000, false, {}, "Free-phase steps (T1; the cap with a tolerance)."},
       {"dynamics.t_nudge", ValueType::integer, 10, 1, 1000000, false, {},
        "Steps of each nudged phase (T2), started from the free state."},
+      {"dynamics.gamma", ValueType::number, 0.5, 0, 100, false, {}, "cSB damping of the momentum."},
+      {"dynamics.a0", ValueType::number, 1.0, 0, 100, true, {}, "cSB gain of the position update, x += dt * a0 * y."},
+      {"dynamics.pump", ValueType::choice, "none", 0, 0, false, {"none", "linear"},
+       "cSB bifurcation pump: `linear` adds -(a0 - a(t)) (x - 1/2) to the force, a(t) ramping 0 -> a0 over "
+       "each phase."},
+      {"dynamics.noise", ValueType::number, 0.0, 0, 10, false, {},
+       "Langevin noise sigma per unit and step (times sqrt(dt) for gradient flow and cSB; on the field "
+       "for the fixed point)."},
+      {"dynamics.tolerance", ValueType::number, 0.0, 0, 1, false, {},
+       "Early exit: a phase ends when every system's largest unit change per step (per unit time for "
+       "gradient flow and cSB) is below this. 0: always run to the step cap."},
+      {"dynamics.check_every", ValueType::integer, 5, 1, 1000000, false, {},
+       "Steps between convergence checks (each check reads one number per system back to the host)."},
       {"ep.beta", ValueType::number, 0.5, 0, 1000, true, {}, "Nudging strength beta > 0."},
       {"ep.nudging", ValueType::choice, "symmetric", 0, 0, false, {"symmetric", "one_sided"},
        "`symmetric`: phases at +beta and -beta (Laborieux et al. 2021). `one_sided`: +beta against "
@@ -243,18 +259,32 @@ Config parse_config(const json& user, const std::string& source) {
                       std::to_string(config.model.layers.back()) + " units; at most " +
                       std::to_string(kMaxClasses) + " classes are supported");
 
-  config.dynamics.integrator =
-      at("dynamics.integrator") == "gradient_flow" ? Integrator::gradient_flow : Integrator::fixed_point;
+  auto integrator_of = [](const std::string& name) {
+    if (name == "gradient_flow") return Integrator::gradient_flow;
+    if (name == "csb") return Integrator::csb;
+    return Integrator::fixed_point;
+  };
+  config.dynamics.integrator = integrator_of(at("dynamics.integrator").get<std::string>());
+  const std::string nudge_integrator = at("dynamics.nudge_integrator").get<std::string>();
+  config.dynamics.nudge_integrator =
+      nudge_integrator == "same" ? config.dynamics.integrator : integrator_of(nudge_integrator);
   config.dynamics.dt = at("dynamics.dt").get<float>();
   config.dynamics.t_free = at("dynamics.t_free").get<int>();
   config.dynamics.t_nudge = at("dynamics.t_nudge").get<int>();
+  config.dynamics.gamma = at("dynamics.gamma").get<float>();
+  config.dynamics.a0 = at("dynamics.a0").get<float>();
+  config.dynamics.pump = at("dynamics.pump") == "linear";
+  config.dynamics.noise = at("dynamics.noise").get<float>();
+  config.dynamics.tolerance = at("dynamics.tolerance").get<float>();
+  config.dynamics.check_every = at("dynamics.check_every").get<int>();
 
   config.ep.beta = at("ep.beta").get<float>();
   config.ep.symmetric = at("ep.nudging").get<std::string>() == "symmetric";
   config.ep.random_sign = at("ep.random_sign").get<bool>();
-  if (config.model.cost == CostKind::mse && config.ep.symmetric && config.ep.beta >= 1.0f)
+  if (config.model.cost == CostKind::mse && config.ep.symmetric && config.ep.beta >= 1.0f &&
+      config.dynamics.nudge_integrator == Integrator::fixed_point)
     throw ConfigError(source + ": ep.beta = " + at("ep.beta").dump() +
-                      " must be below 1 with symmetric nudging and model.cost = \"mse\": at -beta the "
+                      " must be below 1 with symmetric nudging, model.cost = \"mse\" and fixed-point nudged phases: at -beta the "
                       "nudged energy of an output unit, (1 - beta)/2 s^2 + ..., has no minimum inside [0, 1]");
 
   const std::size_t weight_tensors = config.model.layers.size() - 1;

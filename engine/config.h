@@ -22,10 +22,17 @@ struct ModelConfig {
 };
 
 struct DynamicsConfig {
-  Integrator integrator = Integrator::fixed_point;
+  Integrator integrator = Integrator::fixed_point;        // free phase
+  Integrator nudge_integrator = Integrator::fixed_point;  // nudged phases
   float dt = 0.5f;
   int t_free = 30;
   int t_nudge = 10;
+  float gamma = 0.5f;  // cSB damping
+  float a0 = 1.0f;     // cSB position gain
+  bool pump = false;   // cSB bifurcation pump ramp
+  float noise = 0.0f;  // Langevin sigma
+  float tolerance = 0.0f;
+  int check_every = 5;
 };
 
 struct EpConfig {

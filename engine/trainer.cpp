@@ -45,10 +45,39 @@ Trainer::Trainer(Backend& backend, const Config& config, int input_size, int cla
   }
   loss_ = DeviceBuffer<float>(backend, max_batch);
   correct_ = DeviceBuffer<float>(backend, max_batch);
+  energy_ = DeviceBuffer<float>(backend, max_batch);
+}
+
+void BatchResult::add(const BatchResult& other) {
+  loss_sum += other.loss_sum;
+  correct_sum += other.correct_sum;
+  size += other.size;
+  batches += other.batches;
+  free_steps += other.free_steps;
+  nudge_steps += other.nudge_steps;
+  free_energies.insert(free_energies.end(), other.free_energies.begin(), other.free_energies.end());
+}
+
+PhaseSpec Trainer::phase_spec(bool nudged, float beta, std::uint64_t global_batch, std::uint32_t phase) const {
+  const DynamicsConfig& dynamics = config_.dynamics;
+  PhaseSpec spec;
+  spec.integrator = nudged ? dynamics.nudge_integrator : dynamics.integrator;
+  spec.dt = dynamics.dt;
+  spec.steps = nudged ? dynamics.t_nudge : dynamics.t_free;
+  spec.beta = nudged ? beta : 0.0f;
+  spec.gamma = dynamics.gamma;
+  spec.a0 = dynamics.a0;
+  spec.pump = dynamics.pump;
+  spec.noise_sigma = dynamics.noise;
+  spec.noise_seed = config_.seed;
+  spec.first_sample = global_batch * static_cast<std::uint64_t>(model_.max_batch());
+  spec.noise_phase = phase;
+  spec.tolerance = dynamics.tolerance;
+  spec.check_every = dynamics.check_every;
+  return spec;
 }
 
 void Trainer::run_phases(const float* x, const float* target, int batch, std::uint64_t global_batch) {
-  const DynamicsConfig& dynamics = config_.dynamics;
   float beta = config_.ep.beta;
   if (config_.ep.random_sign && !config_.ep.symmetric) {
     const Philox4 words = random_words(config_.seed, RngStream::beta_sign, global_batch, 0);
@@ -56,15 +85,16 @@ void Trainer::run_phases(const float* x, const float* target, int batch, std::ui
   }
   model_.set_input(x, batch);
   model_.reset(free_);
-  model_.relax(free_, target, PhaseSpec{dynamics.integrator, dynamics.dt, dynamics.t_free, 0.0f});
+  free_result_ = model_.relax(free_, target, phase_spec(false, 0.0f, global_batch, 0));
   // The nudged phases start from the free state (DESIGN.md §1).
   model_.copy_state(free_, plus_, batch);
-  model_.relax(plus_, target, PhaseSpec{dynamics.integrator, dynamics.dt, dynamics.t_nudge, beta});
+  plus_result_ = model_.relax(plus_, target, phase_spec(true, beta, global_batch, 1));
   beta_a_ = beta;
   beta_b_ = 0.0f;
+  minus_result_ = PhaseResult{};
   if (config_.ep.symmetric) {
     model_.copy_state(free_, minus_, batch);
-    model_.relax(minus_, target, PhaseSpec{dynamics.integrator, dynamics.dt, dynamics.t_nudge, -beta});
+    minus_result_ = model_.relax(minus_, target, phase_spec(true, -beta, global_batch, 2));
     beta_b_ = -beta;
   }
 }
@@ -90,11 +120,17 @@ BatchResult Trainer::train_step(const float* x, const float* target, int batch,
                                gradient_.biases[l].data(), lr, momentum, decay},
                  static_cast<std::int64_t>(parameters.biases[l].size()));
   }
+  model_.energy(free_, energy_.data());
   BatchResult result;
   result.size = batch;
+  result.batches = 1;
+  result.free_steps = free_result_.steps;
+  result.nudge_steps = std::max(plus_result_.steps, minus_result_.steps);
   std::vector<float> loss(batch), correct(batch);
+  result.free_energies.resize(batch);
   backend_.copy_to_host(loss.data(), loss_.data(), batch * sizeof(float));
   backend_.copy_to_host(correct.data(), correct_.data(), batch * sizeof(float));
+  backend_.copy_to_host(result.free_energies.data(), energy_.data(), batch * sizeof(float));
   for (int i = 0; i < batch; ++i) {
     result.loss_sum += loss[i];
     result.correct_sum += correct[i];
@@ -147,9 +183,7 @@ BatchResult Trainer::train_epoch(const Dataset& data, const Normalization& norma
       throw DivergenceError("training diverged at epoch " + std::to_string(epoch + 1) + ", batch " +
                             std::to_string(k + 1) + ": the loss is " + std::to_string(result.loss_sum) +
                             " (NaN or Inf in the states or the weights); lower optimizer.lr or ep.beta");
-    total.loss_sum += result.loss_sum;
-    total.correct_sum += result.correct_sum;
-    total.size += result.size;
+    total.add(result);
     if (progress) progress(k + 1, loader.batch_count(), total);
     current = following;
   }
@@ -164,7 +198,6 @@ EvalResult Trainer::evaluate(const Dataset& data, const Normalization& normaliza
   options.depth = config_.training.prefetch_batches;
   options.limit = limit;
   BatchLoader loader(backend_, data, normalization, classes_, options);
-  const DynamicsConfig& dynamics = config_.dynamics;
   double loss_sum = 0, correct_sum = 0;
   std::int64_t samples = 0;
   std::vector<float> loss(options.batch_size), correct(options.batch_size);
@@ -174,7 +207,9 @@ EvalResult Trainer::evaluate(const Dataset& data, const Normalization& normaliza
     loader.release(batch);
     model_.set_input(inputs_[0].data(), batch->size);
     model_.reset(free_);
-    model_.relax(free_, targets_[0].data(), PhaseSpec{dynamics.integrator, dynamics.dt, dynamics.t_free, 0.0f});
+    // Evaluation is noiseless unless the dynamics themselves are noisy: same spec as
+    // training's free phase, keyed on its own sample positions.
+    model_.relax(free_, targets_[0].data(), phase_spec(false, 0.0f, (1ull << 40) + samples, 0));
     model_.metrics(free_, targets_[0].data(), loss_.data(), correct_.data());
     backend_.copy_to_host(loss.data(), loss_.data(), batch->size * sizeof(float));
     backend_.copy_to_host(correct.data(), correct_.data(), batch->size * sizeof(float));

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <vector>
 
 #include "engine/batch_loader.h"
 #include "engine/config.h"
@@ -18,6 +19,14 @@ struct BatchResult {
   double loss_sum = 0;     // summed over the batch's samples
   double correct_sum = 0;  // samples predicted right
   int size = 0;
+  // Relaxation diagnostics (DESIGN.md §1): steps taken, summed over batches, and
+  // the energy E of every system at the end of its free phase.
+  std::int64_t batches = 0;
+  std::int64_t free_steps = 0;
+  std::int64_t nudge_steps = 0;  // the longer nudged phase of each batch
+  std::vector<float> free_energies;
+
+  void add(const BatchResult& other);
 };
 
 struct EvalResult {
@@ -46,6 +55,9 @@ class Trainer {
   void ep_gradient(const float* x, const float* target, int batch, std::uint64_t global_batch,
                    ParameterSet& gradient);
 
+  // The spec of a phase of the current config: free (beta = 0) or nudged.
+  PhaseSpec phase_spec(bool nudged, float beta, std::uint64_t global_batch, std::uint32_t phase) const;
+
   // One pass over `data` in seeded shuffled order; throws DivergenceError on a
   // non-finite loss.
   BatchResult train_epoch(const Dataset& data, const Normalization& normalization, int epoch,
@@ -70,8 +82,9 @@ class Trainer {
   NetworkState free_, plus_, minus_;
   ParameterSet gradient_, velocity_;
   float beta_a_ = 0, beta_b_ = 0;  // betas of the two states the gradient contrasts
+  PhaseResult free_result_, plus_result_, minus_result_;
   DeviceBuffer<float> inputs_[2], targets_[2];
-  DeviceBuffer<float> loss_, correct_;
+  DeviceBuffer<float> loss_, correct_, energy_;
 };
 
 }  // namespace eqprop

@@ -1,6 +1,8 @@
 #include "engine/training_run.h"
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -11,10 +13,35 @@
 
 namespace eqprop {
 
+Histogram Histogram::of(const std::vector<float>& values, int bins) {
+  Histogram histogram;
+  if (values.empty() || bins < 1) return histogram;
+  const auto [low, high] = std::minmax_element(values.begin(), values.end());
+  const double lo = *low, width = (*high > *low ? *high - *low : 1.0) / bins;
+  for (int b = 0; b <= bins; ++b) histogram.edges.push_back(lo + b * width);
+  histogram.counts.assign(bins, 0);
+  for (float v : values) {
+    if (!std::isfinite(v)) continue;
+    const int bin = std::min(bins - 1, static_cast<int>((v - lo) / width));
+    ++histogram.counts[std::max(0, bin)];
+  }
+  return histogram;
+}
+
+nlohmann::json Histogram::to_json() const { return nlohmann::json{{"edges", edges}, {"counts", counts}}; }
+
 nlohmann::json EpochRecord::to_json() const {
-  return nlohmann::json{{"epoch", epoch},           {"train_loss", train_loss}, {"train_acc", train_acc},
-                        {"test_loss", test_loss},   {"test_acc", test_acc},     {"seconds", seconds},
-                        {"samples_per_s", samples_per_s}};
+  return nlohmann::json{{"epoch", epoch},
+                        {"train_loss", train_loss},
+                        {"train_acc", train_acc},
+                        {"test_loss", test_loss},
+                        {"test_acc", test_acc},
+                        {"seconds", seconds},
+                        {"samples_per_s", samples_per_s},
+                        {"free_steps_mean", free_steps_mean},
+                        {"nudge_steps_mean", nudge_steps_mean},
+                        {"free_energy_mean", free_energy_mean},
+                        {"free_energy_histogram", free_energy_histogram.to_json()}};
 }
 
 Normalization make_normalization(const Config& config, const Dataset& train) {
@@ -87,6 +114,12 @@ std::vector<EpochRecord> run_training(Backend& backend, const Config& config, co
     record.test_acc = test.accuracy;
     record.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     record.samples_per_s = train.size / train_seconds;
+    record.free_steps_mean = static_cast<double>(train.free_steps) / train.batches;
+    record.nudge_steps_mean = static_cast<double>(train.nudge_steps) / train.batches;
+    double energy_sum = 0;
+    for (float e : train.free_energies) energy_sum += e;
+    record.free_energy_mean = energy_sum / train.free_energies.size();
+    record.free_energy_histogram = Histogram::of(train.free_energies, 20);
     save_checkpoint(out_dir, trainer, epoch + 1);
     std::ofstream(metrics_path, std::ios::app) << record.to_json().dump() << "\n";
     records.push_back(record);

@@ -16,10 +16,24 @@
 
 namespace eqprop {
 
+// A histogram with equal-width bins over [edges.front(), edges.back()].
+struct Histogram {
+  std::vector<double> edges;  // bins + 1
+  std::vector<std::int64_t> counts;
+
+  static Histogram of(const std::vector<float>& values, int bins);
+  nlohmann::json to_json() const;
+};
+
 struct EpochRecord {
   int epoch = 0;  // 1-based
   double train_loss = 0, train_acc = 0, test_loss = 0, test_acc = 0;
   double seconds = 0, samples_per_s = 0;
+  // Relaxation diagnostics over the epoch's training batches: mean steps of the
+  // free and of the (longer) nudged phase, and the energies E of the free states.
+  double free_steps_mean = 0, nudge_steps_mean = 0;
+  double free_energy_mean = 0;
+  Histogram free_energy_histogram;
 
   nlohmann::json to_json() const;
 };

@@ -152,7 +152,9 @@ int command_train(const std::vector<std::string>& args, std::ostream& out, std::
     out << "epoch " << r.epoch << "/" << config.training.epochs << "  train_loss " << std::setprecision(4)
         << r.train_loss << "  train_acc " << percent(r.train_acc) << "  test_loss " << r.test_loss
         << "  test_acc " << percent(r.test_acc) << "  " << std::fixed << std::setprecision(1) << r.seconds
-        << " s  " << std::setprecision(0) << r.samples_per_s << " samples/s" << std::defaultfloat << std::endl;
+        << " s  " << std::setprecision(0) << r.samples_per_s << " samples/s  steps " << std::setprecision(1)
+        << r.free_steps_mean << "+" << r.nudge_steps_mean << "  E_free " << std::setprecision(3)
+        << r.free_energy_mean << std::defaultfloat << std::endl;
   };
   try {
     const auto records = run_training(*backend, config, data, out_dir, resume, callbacks);

@@ -7,6 +7,8 @@
 #include "kernels/column_sum.h"
 #include "kernels/fill_random.h"
 #include "kernels/layer_step.h"
+#include "kernels/row_energy.h"
+#include "kernels/row_max_change.h"
 #include "kernels/row_metrics.h"
 #include "kernels/sgd_momentum.h"
 #include "kernels/softmax_residual.h"
@@ -18,4 +20,6 @@
   X(AxpbyOp)                      \
   X(SgdMomentumOp)                \
   X(RowMetricsOp)                 \
-  X(FillRandomOp)
+  X(FillRandomOp)                 \
+  X(RowEnergyOp)                  \
+  X(RowMaxChangeOp)

@@ -1,41 +1,68 @@
 // One relaxation step of one layer of the dense Hopfield network, fused: the field
-// from the GEMMs, the bias, the nudge, the integrator and the projection onto
-// [0, 1] in a single pass over the layer's states (DESIGN.md §1, §2).
+// from the GEMMs, the bias, the nudge, Langevin noise, the integrator and the
+// projection onto [0, 1] in a single pass over the layer's states (DESIGN.md §1,
+// §2). The GEMMs before it read the states of the previous step, so the update of
+// every layer is synchronous.
 #pragma once
 
 #include <cstdint>
 
 #include "kernels/hard_sigmoid.h"
 #include "kernels/hostdevice.h"
+#include "kernels/philox.h"
 
 namespace eqprop {
 
 enum class Integrator : int {
-  gradient_flow = 0,  // s <- clip(s + dt * (-dF/ds)), explicit Euler
+  gradient_flow = 0,  // s <- clip(s + dt * (-dF/ds)), explicit (projected) Euler
   fixed_point = 1,    // s <- rho(h), h the field of DESIGN.md §1 (Laborieux et al. 2021)
+  csb = 2,            // continuous simulated bifurcation: momentum y, symplectic Euler, walls
 };
 
-// The new state of one unit.
+// -dF/ds for one unit, F = E + beta * 1/2 (s - y)^2 on a nudged MSE output unit:
 //   field:  W_l^T rho(s_{l-1}) + W_{l+1} rho(s_{l+1}) + b_l (+ a read-out nudge that
 //           acts through rho(s), already scaled by beta)
-//   beta, target: the MSE nudge beta * 1/2 (s - y)^2 of an output unit; beta = 0
-//           for every other unit (and in the free phase).
-// Gradient flow: s + dt * (-dF/ds), -dF/ds = rho'(s) * field - s - beta * (s - y)
-// (DESIGN.md §1), projected onto [0, 1].
-// Fixed point: the minimizer of F over this unit with its neighbours held, i.e.
-// s = rho((field + beta * y) / (1 + beta)). Solving the unit's own quadratic term
-// exactly (rather than s <- rho(field - beta * (s - y)), which uses the old s)
-// keeps the synchronous map from oscillating on the output layer for beta >= ~0.5;
-// both have the same fixed points. Requires 1 + beta > 0 (the config checks it).
+//   beta, target: the MSE nudge; beta = 0 for every other unit (and when free).
+// DESIGN.md §1: -dF/ds = rho'(s) * field - s - beta * (s - y).
+EQ_HD float hopfield_force(float s, float field, float beta, float target) {
+  return hard_sigmoid_derivative(s) * field - s - beta * (s - target);
+}
+
+// The new state of one unit under gradient flow or the fixed-point map.
+// Gradient flow: s + dt * force + noise, projected onto [0, 1]; `noise` is the
+// Langevin term sigma * sqrt(dt) * xi.
+// Fixed point: the minimizer of F over this unit with its neighbours held,
+// s = rho((field + beta * y) / (1 + beta)), with `noise` added to the field. Solving
+// the unit's own quadratic term exactly (rather than s <- rho(field - beta (s - y)),
+// which uses the old s) keeps the synchronous map from oscillating on the output
+// layer for beta >= ~0.5; both have the same fixed points. Requires 1 + beta > 0
+// (the config checks it).
 EQ_HD float hopfield_unit_step(Integrator integrator, float dt, float s, float field, float beta,
-                               float target) {
-  if (integrator == Integrator::fixed_point) return hard_sigmoid((field + beta * target) / (1.0f + beta));
-  const float force = hard_sigmoid_derivative(s) * field - s - beta * (s - target);
-  return clip(s + dt * force, 0.0f, 1.0f);
+                               float target, float noise = 0.0f) {
+  if (integrator == Integrator::fixed_point)
+    return hard_sigmoid((field + noise + beta * target) / (1.0f + beta));
+  return clip(s + dt * hopfield_force(s, field, beta, target) + noise, 0.0f, 1.0f);
+}
+
+// One cSB step of one unit (the seed paper, "Hybridizing Equilibrium Propagation
+// with Ising machines"; DESIGN.md §1), symplectic Euler:
+//   y <- y + dt * (force - gamma * y - pump * (s - 1/2)) + noise
+//   s <- s + dt * a0 * y
+// and an inelastic wall at each bound: where s leaves [0, 1] it is clipped and its
+// momentum zeroed. `pump` = a0 - a(t) is the bifurcation term of simulated
+// bifurcation (Goto et al. 2019), centred on the middle of the state interval; it
+// ramps to 0 by the end of a phase (or is 0 throughout), so fixed points are F's.
+EQ_HD void csb_unit_step(float dt, float gamma, float a0, float pump, float force, float noise, float& s,
+                         float& y) {
+  y += dt * (force - gamma * y - pump * (s - 0.5f)) + noise;
+  s += dt * a0 * y;
+  y *= hard_sigmoid_derivative(s);  // 1 inside [0, 1], 0 where s hit a wall
+  s = clip(s, 0.0f, 1.0f);
 }
 
 // Updates states (batch, units) of one layer in place. Thread mapping: one index
 // per unit of one sample; no reductions, so the result is bit-exact on any backend.
+// Fields that are zero (or null) switch their feature off.
 struct LayerStepOp {
   float* states;          // (batch, units), in [0, 1]; updated in place
   const float* drive;     // (batch, units) field from the layer below (W_l^T rho(s_{l-1}))
@@ -43,56 +70,98 @@ struct LayerStepOp {
   const float* bias;      // (units)
   const float* target;    // (batch, units) MSE target, or null when the layer is not nudged
   float beta;             // nudging strength for the MSE pull (sign included)
-  float dt;               // gradient-flow step
+  float dt;               // gradient-flow and cSB step
   Integrator integrator;
   std::int32_t units;
+  // cSB only.
+  float* momenta = nullptr;  // (batch, units) y, updated in place
+  float gamma = 0.0f;        // damping
+  float a0 = 1.0f;           // position-update gain
+  float pump = 0.0f;         // a0 - a(t) at this step
+  // Langevin noise: sigma * xi per unit and step (times sqrt(dt) for gradient flow
+  // and cSB), xi keyed on (seed, dynamics_noise, index, step) with
+  // index = noise_index + row * noise_row_stride + unit: logical positions, so the
+  // draws do not depend on the backend or on how the batch is sliced.
+  float noise_sigma = 0.0f;
+  std::uint64_t noise_seed = 0;
+  std::uint64_t noise_index = 0;
+  std::int64_t noise_row_stride = 0;
+  std::uint32_t noise_step = 0;
+
+  EQ_HD float noise_at(std::int64_t row, std::int32_t unit) const {
+    if (noise_sigma == 0.0f) return 0.0f;
+    const Philox4 words = random_words(noise_seed, RngStream::dynamics_noise,
+                                       noise_index + static_cast<std::uint64_t>(row * noise_row_stride + unit),
+                                       noise_step);
+    const float scale = integrator == Integrator::fixed_point ? noise_sigma : noise_sigma * sqrtf(dt);
+    return scale * normal_from_words(words.v[0], words.v[1]);
+  }
 
   // Thread mapping on the GPU: one flat index per unit of one sample.
-  EQ_HD void operator()(std::int64_t i) const { update(i, static_cast<std::int32_t>(i % units)); }
+  EQ_HD void operator()(std::int64_t i) const { update(i, i / units, static_cast<std::int32_t>(i % units)); }
+
+  EQ_HD void update(std::int64_t i, std::int64_t row, std::int32_t unit) const {
+    float field = drive[i] + bias[unit];
+    if (feedback) field += feedback[i];
+    const float nudge = target ? beta : 0.0f, y = target ? target[i] : 0.0f;
+    const float noise = noise_at(row, unit);
+    if (integrator == Integrator::csb) {
+      float s = states[i], p = momenta[i];
+      csb_unit_step(dt, gamma, a0, pump, hopfield_force(s, field, nudge, y), noise, s, p);
+      states[i] = s;
+      momenta[i] = p;
+    } else {
+      states[i] = hopfield_unit_step(integrator, dt, states[i], field, nudge, y, noise);
+    }
+  }
 
   // The CPU loops a whole sample at a time, with the per-layer choices hoisted out
   // of the loop so it vectorizes; no 64-bit division per element (that alone cost
-  // more than the step). The per-unit math is the same hopfield_unit_step.
+  // more than the step). The per-unit math is the same functions as above. Noise
+  // takes the general per-element path.
   std::int64_t row_count(std::int64_t count) const { return count / units; }
   void row(std::int64_t r) const {
-    const bool fixed_point = integrator == Integrator::fixed_point;
-    if (fixed_point) {
-      if (feedback) {
-        target ? row_of<true, true, true>(r) : row_of<true, true, false>(r);
-      } else {
-        target ? row_of<true, false, true>(r) : row_of<true, false, false>(r);
-      }
-    } else {
-      if (feedback) {
-        target ? row_of<false, true, true>(r) : row_of<false, true, false>(r);
-      } else {
-        target ? row_of<false, false, true>(r) : row_of<false, false, false>(r);
-      }
+    if (noise_sigma != 0.0f) {
+      for (std::int32_t unit = 0; unit < units; ++unit) update(r * units + unit, r, unit);
+      return;
+    }
+    switch (integrator) {
+      case Integrator::fixed_point: return row_with<Integrator::fixed_point>(r);
+      case Integrator::gradient_flow: return row_with<Integrator::gradient_flow>(r);
+      case Integrator::csb: return row_with<Integrator::csb>(r);
     }
   }
-  template <bool kFixedPoint, bool kFeedback, bool kTarget>
+  template <Integrator kKind>
+  void row_with(std::int64_t r) const {
+    if (feedback) {
+      target ? row_of<kKind, true, true>(r) : row_of<kKind, true, false>(r);
+    } else {
+      target ? row_of<kKind, false, true>(r) : row_of<kKind, false, false>(r);
+    }
+  }
+  template <Integrator kKind, bool kFeedback, bool kTarget>
   void row_of(std::int64_t r) const {
     const std::int64_t offset = r * units;
     float* __restrict s = states + offset;
+    float* __restrict p = kKind == Integrator::csb ? momenta + offset : nullptr;
     const float* __restrict d = drive + offset;
     const float* __restrict f = kFeedback ? feedback + offset : nullptr;
     const float* __restrict y = kTarget ? target + offset : nullptr;
     const float* __restrict b = bias;
-    const Integrator kind = kFixedPoint ? Integrator::fixed_point : Integrator::gradient_flow;
 #pragma omp simd
     for (std::int32_t unit = 0; unit < units; ++unit) {
       float field = d[unit] + b[unit];
       if (kFeedback) field += f[unit];
-      s[unit] = hopfield_unit_step(kind, dt, s[unit], field, kTarget ? beta : 0.0f, kTarget ? y[unit] : 0.0f);
+      const float nudge = kTarget ? beta : 0.0f, goal = kTarget ? y[unit] : 0.0f;
+      if constexpr (kKind == Integrator::csb) {
+        float position = s[unit], momentum = p[unit];
+        csb_unit_step(dt, gamma, a0, pump, hopfield_force(position, field, nudge, goal), 0.0f, position, momentum);
+        s[unit] = position;
+        p[unit] = momentum;
+      } else {
+        s[unit] = hopfield_unit_step(kKind, dt, s[unit], field, nudge, goal);
+      }
     }
-  }
-
-  EQ_HD void update(std::int64_t i, std::int32_t unit) const {
-    const float s = states[i];
-    float field = drive[i] + bias[unit];
-    if (feedback) field += feedback[i];
-    states[i] = target ? hopfield_unit_step(integrator, dt, s, field, beta, target[i])
-                       : hopfield_unit_step(integrator, dt, s, field, 0.0f, 0.0f);
   }
 };
 

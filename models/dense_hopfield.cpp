@@ -1,6 +1,8 @@
 #include "models/dense_hopfield.h"
 
+#include <algorithm>
 #include <cmath>
+#include <mutex>
 #include <stdexcept>
 
 #include "kernels/philox.h"
@@ -21,6 +23,9 @@ DenseHopfield::DenseHopfield(Backend& backend, DenseHopfieldShape shape, int max
   }
   residual_ = DeviceBuffer<float>(backend_, 2 * std::size_t(max_batch_) * shape_.classes());
   state_difference_ = DeviceBuffer<float>(backend_, std::size_t(max_batch_) * shape_.layers[1]);
+  snapshot_ = make_state();
+  row_residual_ = DeviceBuffer<float>(backend_, std::size_t(max_batch_));
+  for (int i = 0; i < states; ++i) units_total_ += shape_.layers[i + 1];
 }
 
 ParameterSet DenseHopfield::make_parameter_like() const {
@@ -54,8 +59,12 @@ void DenseHopfield::initialize(std::uint64_t seed, float gain) {
 
 NetworkState DenseHopfield::make_state() const {
   NetworkState state;
-  for (int i = 0; i < shape_.state_layers(); ++i)
+  for (int i = 0; i < shape_.state_layers(); ++i) {
     state.layers.emplace_back(backend_, std::size_t(max_batch_) * shape_.layers[i + 1]);
+    state.momenta.emplace_back(backend_, std::size_t(max_batch_) * shape_.layers[i + 1]);
+    state.layers.back().zero();
+    state.momenta.back().zero();
+  }
   return state;
 }
 
@@ -79,6 +88,21 @@ void DenseHopfield::reset(NetworkState& state) {
   for (auto& layer : state.layers) backend_.fill_zero(layer.data(), std::size_t(batch_) * sizeof(float) * (layer.size() / max_batch_));
 }
 
+void DenseHopfield::energy(const NetworkState& state, float* energy) {
+  const std::vector<int>& n = shape_.layers;
+  for (int i = 0; i < shape_.state_layers(); ++i) {
+    const float* drive = input_drive_.data();
+    if (i > 0) {
+      // drive_i (batch, n_i) = s_{i-1} W_i, at the state whose energy we want
+      backend_.gemm(Transpose::no, Transpose::no, batch_, n[i + 1], n[i], 1.0f, state.layers[i - 1].data(), n[i],
+                    parameters_.weights[i].data(), n[i + 1], 0.0f, drive_[i].data(), n[i + 1]);
+      drive = drive_[i].data();
+    }
+    backend_.run(RowEnergyOp{state.layers[i].data(), drive, parameters_.biases[i].data(), energy, n[i + 1], i > 0},
+                 batch_);
+  }
+}
+
 void DenseHopfield::readout_logits(const NetworkState& state, int begin, int rows) {
   const int top = shape_.state_layers() - 1;
   const int width = shape_.layers[top + 1], classes = shape_.classes();
@@ -98,15 +122,58 @@ void DenseHopfield::readout_residual(const NetworkState& state, const float* tar
                rows);
 }
 
-void DenseHopfield::relax(NetworkState& state, const float* target, const PhaseSpec& spec) {
+PhaseResult DenseHopfield::relax(NetworkState& state, const float* target, const PhaseSpec& spec) {
+  if (spec.integrator == Integrator::csb && !spec.keep_momenta)
+    for (auto& momentum : state.momenta) backend_.fill_zero(momentum.data(), std::size_t(batch_) * sizeof(float) * (momentum.size() / max_batch_));
   // The systems of a batch are independent: the backend may relax slices of the
   // batch concurrently (the CPU backend gives each core its own rows for the whole
   // phase, with no synchronization per step).
-  backend_.parallel_over_rows(batch_, [&](int begin, int end) { relax_rows(state, target, spec, begin, end - begin); });
+  std::vector<int> steps_by_slice;
+  std::mutex mutex;
+  backend_.parallel_over_rows(batch_, [&](int begin, int end) {
+    const int steps = relax_rows(state, target, spec, begin, end - begin);
+    std::lock_guard<std::mutex> lock(mutex);
+    steps_by_slice.push_back(steps);
+  });
+  PhaseResult result;
+  for (int steps : steps_by_slice) result.steps = std::max(result.steps, steps);
+  return result;
 }
 
-void DenseHopfield::relax_rows(NetworkState& state, const float* target, const PhaseSpec& spec, int begin,
-                               int rows) {
+int DenseHopfield::relax_rows(NetworkState& state, const float* target, const PhaseSpec& spec, int begin, int rows) {
+  const bool checking = spec.tolerance > 0.0f;
+  const int check_every = std::max(1, spec.check_every);
+  for (int step = 0; step < spec.steps; ++step) {
+    const bool check = checking && (step + 1) % check_every == 0;
+    if (check)
+      for (std::size_t i = 0; i < state.layers.size(); ++i) {
+        const std::size_t units = shape_.layers[i + 1];
+        backend_.copy_on_device(snapshot_.layers[i].data() + begin * units, state.layers[i].data() + begin * units,
+                                rows * units * sizeof(float));
+      }
+    step_rows(state, target, spec, step, begin, rows);
+    if (check && rows_converged(state, spec, begin, rows)) return step + 1;
+  }
+  return spec.steps;
+}
+
+bool DenseHopfield::rows_converged(const NetworkState& state, const PhaseSpec& spec, int begin, int rows) {
+  for (std::size_t i = 0; i < state.layers.size(); ++i) {
+    const std::size_t units = shape_.layers[i + 1];
+    backend_.run(RowMaxChangeOp{state.layers[i].data() + begin * units, snapshot_.layers[i].data() + begin * units,
+                                row_residual_.data() + begin, static_cast<std::int32_t>(units), i > 0},
+                 rows);
+  }
+  std::vector<float> residual(rows);
+  backend_.copy_to_host(residual.data(), row_residual_.data() + begin, rows * sizeof(float));
+  // Gradient flow and cSB move by dt * (rate): the residual is the rate.
+  const float threshold = spec.integrator == Integrator::fixed_point ? spec.tolerance : spec.tolerance * spec.dt;
+  // `!(r < threshold)` is true for NaN: a diverging system never counts as converged.
+  return std::none_of(residual.begin(), residual.end(), [&](float r) { return !(r < threshold); });
+}
+
+void DenseHopfield::step_rows(NetworkState& state, const float* target, const PhaseSpec& spec, int step, int begin,
+                              int rows) {
   const int states = shape_.state_layers();
   const int top = states - 1;
   const bool nudged = spec.beta != 0.0f;
@@ -114,42 +181,53 @@ void DenseHopfield::relax_rows(NetworkState& state, const float* target, const P
   const std::vector<int>& n = shape_.layers;
   // Row `begin` of a (batch, units) array.
   auto at = [begin](auto* array, int units) { return array + std::size_t(begin) * units; };
-  for (int step = 0; step < spec.steps; ++step) {
-    // Synchronous update: every field is computed from the states of the previous
-    // step before any layer moves.
-    for (int i = 1; i < states; ++i) {
-      // drive_i (rows, n_i) = s_{i-1} (rows, n_{i-1}) W_i (n_{i-1}, n_i)
-      backend_.gemm(Transpose::no, Transpose::no, rows, n[i + 1], n[i], 1.0f, at(state.layers[i - 1].data(), n[i]),
-                    n[i], parameters_.weights[i].data(), n[i + 1], 0.0f, at(drive_[i].data(), n[i + 1]), n[i + 1]);
-    }
-    for (int i = 0; i < top; ++i) {
-      // feedback_i (rows, n_i) = s_{i+1} (rows, n_{i+1}) W_{i+1}^T (n_{i+1}, n_i)
-      backend_.gemm(Transpose::no, Transpose::yes, rows, n[i + 1], n[i + 2], 1.0f,
-                    at(state.layers[i + 1].data(), n[i + 2]), n[i + 2], parameters_.weights[i + 1].data(), n[i + 2],
-                    0.0f, at(feedback_[i].data(), n[i + 1]), n[i + 1]);
-    }
-    if (readout_nudge) {
-      // -beta dl/drho(s_top) = -beta (softmax - y) W_out^T, acting through rho(s_top).
-      readout_residual(state, target, begin, rows);
-      backend_.gemm(Transpose::no, Transpose::yes, rows, n[top + 1], shape_.classes(), -spec.beta,
-                    at(residual_.data(), shape_.classes()), shape_.classes(), parameters_.weights[top + 1].data(),
-                    shape_.classes(), 0.0f, at(feedback_[top].data(), n[top + 1]), n[top + 1]);
-    }
-    for (int i = 0; i < states; ++i) {
-      const int units = n[i + 1];
-      const bool has_feedback = i < top || readout_nudge;
-      const bool mse_nudge = nudged && i == top && shape_.cost == CostKind::mse;
-      LayerStepOp op{at(state.layers[i].data(), units),
-                     i == 0 ? at(input_drive_.data(), units) : at(drive_[i].data(), units),
-                     has_feedback ? at(feedback_[i].data(), units) : nullptr,
-                     parameters_.biases[i].data(),
-                     mse_nudge ? at(target, units) : nullptr,
-                     spec.beta,
-                     spec.dt,
-                     spec.integrator,
-                     units};
-      backend_.run(op, std::int64_t(rows) * units);
-    }
+  // Synchronous update: every field is computed from the states of the previous
+  // step before any layer moves.
+  for (int i = 1; i < states; ++i) {
+    // drive_i (rows, n_i) = s_{i-1} (rows, n_{i-1}) W_i (n_{i-1}, n_i)
+    backend_.gemm(Transpose::no, Transpose::no, rows, n[i + 1], n[i], 1.0f, at(state.layers[i - 1].data(), n[i]), n[i],
+                  parameters_.weights[i].data(), n[i + 1], 0.0f, at(drive_[i].data(), n[i + 1]), n[i + 1]);
+  }
+  for (int i = 0; i < top; ++i) {
+    // feedback_i (rows, n_i) = s_{i+1} (rows, n_{i+1}) W_{i+1}^T (n_{i+1}, n_i)
+    backend_.gemm(Transpose::no, Transpose::yes, rows, n[i + 1], n[i + 2], 1.0f,
+                  at(state.layers[i + 1].data(), n[i + 2]), n[i + 2], parameters_.weights[i + 1].data(), n[i + 2],
+                  0.0f, at(feedback_[i].data(), n[i + 1]), n[i + 1]);
+  }
+  if (readout_nudge) {
+    // -beta dl/drho(s_top) = -beta (softmax - y) W_out^T, acting through rho(s_top).
+    readout_residual(state, target, begin, rows);
+    backend_.gemm(Transpose::no, Transpose::yes, rows, n[top + 1], shape_.classes(), -spec.beta,
+                  at(residual_.data(), shape_.classes()), shape_.classes(), parameters_.weights[top + 1].data(),
+                  shape_.classes(), 0.0f, at(feedback_[top].data(), n[top + 1]), n[top + 1]);
+  }
+  // cSB's pump a0 - a(t), with a(t) = a0 * t / T ramping over the phase.
+  const float pump = spec.pump ? spec.a0 * (1.0f - static_cast<float>(step) / spec.steps) : 0.0f;
+  int unit_offset = 0;
+  for (int i = 0; i < states; ++i) {
+    const int units = n[i + 1];
+    const bool has_feedback = i < top || readout_nudge;
+    const bool mse_nudge = nudged && i == top && shape_.cost == CostKind::mse;
+    LayerStepOp op{at(state.layers[i].data(), units),
+                   i == 0 ? at(input_drive_.data(), units) : at(drive_[i].data(), units),
+                   has_feedback ? at(feedback_[i].data(), units) : nullptr,
+                   parameters_.biases[i].data(),
+                   mse_nudge ? at(target, units) : nullptr,
+                   spec.beta,
+                   spec.dt,
+                   spec.integrator,
+                   units};
+    op.momenta = at(state.momenta[i].data(), units);
+    op.gamma = spec.gamma;
+    op.a0 = spec.a0;
+    op.pump = pump;
+    op.noise_sigma = spec.noise_sigma;
+    op.noise_seed = spec.noise_seed;
+    op.noise_index = (spec.first_sample + static_cast<std::uint64_t>(begin)) * units_total_ + unit_offset;
+    op.noise_row_stride = units_total_;
+    op.noise_step = (spec.noise_phase << 24) + static_cast<std::uint32_t>(step);
+    backend_.run(op, std::int64_t(rows) * units);
+    unit_offset += units;
   }
 }
 

@@ -35,13 +35,38 @@ struct DenseHopfieldShape {
 struct PhaseSpec {
   Integrator integrator = Integrator::fixed_point;
   float dt = 0.5f;
-  int steps = 30;
+  int steps = 30;     // the cap; fewer when the phase converges first
   float beta = 0.0f;  // 0: free phase
+  // cSB: damping, position gain, and whether the bifurcation pump a0 - a(t) ramps
+  // from a0 to 0 over the phase (a(t) = a0 * t / steps) or is off.
+  float gamma = 0.5f;
+  float a0 = 1.0f;
+  bool pump = false;
+  // cSB momenta start at zero unless kept (to continue a trajectory across calls).
+  bool keep_momenta = false;
+  // Langevin noise of standard deviation noise_sigma per unit and step, keyed on
+  // (noise_seed, sample, unit, noise_phase, step): sample = first_sample + row.
+  float noise_sigma = 0.0f;
+  std::uint64_t noise_seed = 0;
+  std::uint64_t first_sample = 0;
+  std::uint32_t noise_phase = 0;
+  // Early exit: every check_every steps, a system's residual is its largest unit
+  // change in that step (divided by dt for gradient flow and cSB); the phase ends
+  // when every system is below tolerance. 0 runs to the cap.
+  float tolerance = 0.0f;
+  int check_every = 5;
 };
 
-// The states of a batch of systems: one (batch, units) array per state layer.
+// What a relaxation did.
+struct PhaseResult {
+  int steps = 0;  // steps taken (the most of any slice of the batch)
+};
+
+// The states of a batch of systems: one (batch, units) array per state layer, and
+// the cSB momenta (zero for the other integrators).
 struct NetworkState {
   std::vector<DeviceBuffer<float>> layers;
+  std::vector<DeviceBuffer<float>> momenta;
 };
 
 // Parameter-shaped arrays: weights (layers[l], layers[l+1]) and biases (layers[l+1]).
@@ -73,9 +98,13 @@ class DenseHopfield {
   void set_input(const float* x, int batch);
   // Sets every state to 0 (the reset state of the free phase).
   void reset(NetworkState& state);
-  // Relaxes `state` in place for spec.steps synchronous steps; target (batch,
-  // classes) is the one-hot label, used when spec.beta != 0.
-  void relax(NetworkState& state, const float* target, const PhaseSpec& spec);
+  // Relaxes `state` in place for up to spec.steps synchronous steps, from the
+  // momenta zeroed; target (batch, classes) is the one-hot label, used when
+  // spec.beta != 0.
+  PhaseResult relax(NetworkState& state, const float* target, const PhaseSpec& spec);
+
+  // energy (batch, device) = E(s) of every system (DESIGN.md §1), without the cost.
+  void energy(const NetworkState& state, float* energy);
 
   // EP estimate of dLoss/dtheta, batch-averaged (DESIGN.md §1):
   //   g = (dE/dtheta(s_a) - dE/dtheta(s_b)) / (beta_a - beta_b)
@@ -93,8 +122,14 @@ class DenseHopfield {
   std::vector<std::vector<float>> biases_to_host() const;
 
  private:
-  // Relaxes rows [begin, begin + rows) of the batch (independent systems).
-  void relax_rows(NetworkState& state, const float* target, const PhaseSpec& spec, int begin, int rows);
+  // Relaxes rows [begin, begin + rows) of the batch (independent systems); returns
+  // the steps taken.
+  int relax_rows(NetworkState& state, const float* target, const PhaseSpec& spec, int begin, int rows);
+  // One synchronous step of rows [begin, begin + rows).
+  void step_rows(NetworkState& state, const float* target, const PhaseSpec& spec, int step, int begin, int rows);
+  // True if every system of rows [begin, begin + rows) moved less than the
+  // tolerance in the step from `snapshot_` to `state`.
+  bool rows_converged(const NetworkState& state, const PhaseSpec& spec, int begin, int rows);
   // logits (rows, classes) of rows [begin, begin + rows) = s_top W_out, into
   // residual_ (without the bias: the ops add it).
   void readout_logits(const NetworkState& state, int begin, int rows);
@@ -112,6 +147,9 @@ class DenseHopfield {
   std::vector<DeviceBuffer<float>> feedback_;    // per state layer, from above
   DeviceBuffer<float> residual_;                 // (batch, classes) read-out residual
   DeviceBuffer<float> state_difference_;         // (batch, layers[1])
+  NetworkState snapshot_;                        // states before a convergence-check step
+  DeviceBuffer<float> row_residual_;             // (batch)
+  int units_total_ = 0;                          // units over all state layers
 };
 
 }  // namespace eqprop

@@ -2,8 +2,8 @@
 # Regenerates the config reference table in README.md from the schema
 # (eqprop config --reference); tests/test_readme.cpp fails until it is current.
 set -euo pipefail
+binary="$(realpath "${1:-$(dirname "$0")/../build/eqprop}")"
 cd "$(dirname "$0")/.."
-binary="${1:-build/eqprop}"
 python3 - "$binary" <<'PY'
 import subprocess, sys
 table = subprocess.run([sys.argv[1], "config", "--reference"], check=True, capture_output=True, text=True).stdout

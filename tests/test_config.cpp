@@ -77,7 +77,8 @@ std::set<std::string> reference_keys(const std::string& markdown) {
 const std::vector<std::string> kSchemaKeys = {
     "seed",           "device",          "model.layers",           "model.cost",
     "model.init_gain", "dynamics.integrator", "dynamics.dt",       "dynamics.t_free",
-    "dynamics.t_nudge", "ep.beta",        "ep.nudging",             "ep.random_sign",
+    "dynamics.t_nudge", "dynamics.nudge_integrator", "dynamics.gamma", "dynamics.a0", "dynamics.pump",
+    "dynamics.noise", "dynamics.tolerance", "dynamics.check_every", "ep.beta",        "ep.nudging",             "ep.random_sign",
     "optimizer.lr",   "optimizer.momentum", "optimizer.weight_decay", "optimizer.schedule",
     "training.epochs", "training.batch_size", "training.eval_batch_size",
     "training.prefetch_batches", "data.name", "data.dir",        "data.normalize",

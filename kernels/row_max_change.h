@@ -1,0 +1,32 @@
+// The convergence residual of every system: the largest change of any of its units
+// in one step, max_u |s_u - s_u^previous|, accumulated over the layers.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/hostdevice.h"
+
+namespace eqprop {
+
+// Thread mapping: one system (row) per index, a serial loop over its units;
+// bit-exact on every backend. A NaN state gives a NaN residual (never "converged").
+struct RowMaxChangeOp {
+  const float* states;    // (batch, units) after the step
+  const float* previous;  // (batch, units) before the step
+  float* residual;        // (batch)
+  std::int32_t units;
+  bool accumulate;        // max with the value already in residual[row]
+
+  EQ_HD void operator()(std::int64_t row) const {
+    const float* s = states + row * units;
+    const float* p = previous + row * units;
+    float largest = accumulate ? residual[row] : 0.0f;
+    for (std::int32_t u = 0; u < units; ++u) {
+      const float change = s[u] > p[u] ? s[u] - p[u] : p[u] - s[u];
+      largest = (change > largest || change != change) ? change : largest;
+    }
+    residual[row] = largest;
+  }
+};
+
+}  // namespace eqprop
