@@ -198,9 +198,9 @@ EvalResult Trainer::evaluate(const Dataset& data, const Normalization& normaliza
   options.depth = config_.training.prefetch_batches;
   options.limit = limit;
   BatchLoader loader(backend_, data, normalization, classes_, options);
-  double loss_sum = 0, correct_sum = 0;
-  std::int64_t samples = 0;
-  std::vector<float> loss(options.batch_size), correct(options.batch_size);
+  double loss_sum = 0, correct_sum = 0, energy_sum = 0, steps_sum = 0;
+  std::int64_t samples = 0, batches = 0;
+  std::vector<float> loss(options.batch_size), correct(options.batch_size), energy(options.batch_size);
   while (const HostBatch* batch = loader.next()) {
     upload(*batch, 0);
     backend_.wait_uploads();
@@ -209,21 +209,29 @@ EvalResult Trainer::evaluate(const Dataset& data, const Normalization& normaliza
     model_.reset(free_);
     // Evaluation is noiseless unless the dynamics themselves are noisy: same spec as
     // training's free phase, keyed on its own sample positions.
-    model_.relax(free_, targets_[0].data(), phase_spec(false, 0.0f, (1ull << 40) + samples, 0));
+    const PhaseResult phase =
+        model_.relax(free_, targets_[0].data(), phase_spec(false, 0.0f, (1ull << 40) + samples, 0));
     model_.metrics(free_, targets_[0].data(), loss_.data(), correct_.data());
+    model_.energy(free_, energy_.data());
     backend_.copy_to_host(loss.data(), loss_.data(), batch->size * sizeof(float));
     backend_.copy_to_host(correct.data(), correct_.data(), batch->size * sizeof(float));
+    backend_.copy_to_host(energy.data(), energy_.data(), batch->size * sizeof(float));
     for (int i = 0; i < batch->size; ++i) {
       loss_sum += loss[i];
       correct_sum += correct[i];
+      energy_sum += energy[i];
     }
     samples += batch->size;
+    steps_sum += phase.steps;
+    ++batches;
   }
   EvalResult result;
   result.samples = samples;
   if (samples > 0) {
     result.loss = loss_sum / samples;
     result.accuracy = correct_sum / samples;
+    result.free_energy_mean = energy_sum / samples;
+    result.free_steps_mean = steps_sum / batches;
   }
   return result;
 }

@@ -33,6 +33,8 @@ struct EvalResult {
   double loss = 0;      // mean per sample
   double accuracy = 0;  // fraction in [0, 1]
   std::int64_t samples = 0;
+  double free_energy_mean = 0;  // E at the end of the free phase, mean per sample
+  double free_steps_mean = 0;   // steps the free phase took, mean per batch
 };
 
 // Called after each training batch: batches done, batches in the epoch, running totals.

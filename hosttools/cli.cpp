@@ -11,17 +11,14 @@
 #include "engine/config.h"
 #include "engine/gradcheck.h"
 #include "engine/training_run.h"
+#include "hosttools/cli_options.h"
 #include "hosttools/dataset_files.h"
 #include "hosttools/progress_bar.h"
+#include "hosttools/sweep_command.h"
 #include "kernels/error.h"
 
 namespace eqprop {
 namespace {
-
-class UsageError : public Error {
- public:
-  using Error::Error;
-};
 
 const char* kUsage =
     "usage: eqprop <command> [options]\n"
@@ -34,6 +31,9 @@ const char* kUsage =
     "  eval       --checkpoint DIR [--data DIR] [--split test|train] [--device ...]\n"
     "  gradcheck  --config FILE [--samples N] [--device ...] [--set key=value ...]\n"
     "  bench      [--config FILE] [--device ...] [--set key=value ...] [--repeats N] [--warmup N]\n"
+    "  sweep      --config FILE --sweep KEY=V1,V2,... [--with KEY=V1,V2,...] [--variant NAME:KEY=VALUE]\n"
+    "             [--out DIR] [--device ...] [--set ...]   one training run per value (and variant);\n"
+    "             writes DIR/sweep.csv, sweep.jsonl and SVG plots of accuracy and energy\n"
     "  config     [--config FILE] [--set ...]   print the resolved config\n"
     "  config     --reference                  print every config key with its default\n"
     "  help       this text\n"
@@ -41,68 +41,6 @@ const char* kUsage =
     "Output of train (in --out, default runs/<config name>): config.json (resolved config),\n"
     "metrics.jsonl (one JSON record per epoch), model.safetensors (checkpoint after each epoch).\n"
     "Exit codes: 0 ok, 1 runtime error, 2 usage or config error, 3 training diverged.\n";
-
-// Parsed "--flag value" options; --set may repeat.
-struct Options {
-  std::map<std::string, std::string> values;
-  std::vector<std::string> sets;
-  bool has(const std::string& key) const { return values.count(key) > 0; }
-  std::string get(const std::string& key, const std::string& fallback = "") const {
-    const auto it = values.find(key);
-    return it == values.end() ? fallback : it->second;
-  }
-};
-
-Options parse_options(const std::vector<std::string>& args, std::size_t first,
-                      const std::vector<std::string>& allowed, const std::vector<std::string>& switches = {}) {
-  Options options;
-  for (std::size_t i = first; i < args.size(); ++i) {
-    const std::string& flag = args[i];
-    const bool is_switch = std::find(switches.begin(), switches.end(), flag) != switches.end();
-    if (is_switch) {
-      options.values[flag] = "1";
-      continue;
-    }
-    if (std::find(allowed.begin(), allowed.end(), flag) == allowed.end())
-      throw UsageError("unknown option '" + flag + "' for 'eqprop " + args[0] + "' (see eqprop help)");
-    if (i + 1 >= args.size()) throw UsageError("option " + flag + " needs a value");
-    const std::string& value = args[++i];
-    if (flag == "--set") {
-      options.sets.push_back(value);
-    } else {
-      options.values[flag] = value;
-    }
-  }
-  return options;
-}
-
-int parse_positive(const Options& options, const std::string& flag, int fallback) {
-  if (!options.has(flag)) return fallback;
-  const std::string text = options.get(flag);
-  try {
-    std::size_t used = 0;
-    const int value = std::stoi(text, &used);
-    if (used == text.size() && value > 0) return value;
-  } catch (const std::exception&) {
-  }
-  throw UsageError(flag + " " + text + ": expected a positive integer");
-}
-
-// The user's config (file or {}), with --set overrides and --device applied.
-Config load_config(const Options& options, nlohmann::json user, const std::string& source) {
-  for (const std::string& assignment : options.sets) apply_override(user, assignment);
-  if (options.has("--device")) apply_override(user, "device=" + options.get("--device"));
-  return parse_config(user, source);
-}
-
-Config config_from_options(const Options& options, bool required) {
-  if (!options.has("--config")) {
-    if (required) throw UsageError("--config FILE is required (ready configs are in configs/)");
-    return load_config(options, nlohmann::json::object(), "defaults");
-  }
-  const std::string path = options.get("--config");
-  return load_config(options, read_config_file(path), path);
-}
 
 DatasetSplits load_data(const Config& config) { return load_dataset(config.data.name, config.data.dir); }
 
@@ -174,7 +112,7 @@ int command_eval(const std::vector<std::string>& args, std::ostream& out) {
   if (!options.has("--checkpoint")) throw UsageError("--checkpoint DIR is required");
   const std::string dir = options.get("--checkpoint");
   Options adjusted = options;
-  if (options.has("--data")) adjusted.sets.push_back("data.dir=" + options.get("--data"));
+  if (options.has("--data")) adjusted.repeated["--set"].push_back("data.dir=" + options.get("--data"));
   const Config config = load_config(adjusted, read_checkpoint_config(dir), dir + "/" + kConfigFile);
   const std::string split = options.get("--split", "test");
   if (split != "test" && split != "train") throw UsageError("--split must be test or train, got '" + split + "'");
@@ -185,8 +123,16 @@ int command_eval(const std::vector<std::string>& args, std::ostream& out) {
   const Dataset& evaluated = split == "test" ? data.test : data.train;
   const std::int64_t limit = split == "test" ? config.data.test_limit : config.data.train_limit;
   const EvalResult result = trainer.evaluate(evaluated, make_normalization(config, data.train), limit);
-  out << nlohmann::json{{"checkpoint", dir},   {"epochs_trained", epochs}, {"split", split},
-                        {"samples", result.samples}, {"loss", result.loss}, {"accuracy", result.accuracy},
+  out << nlohmann::json{{"checkpoint", dir},
+                        {"epochs_trained", epochs},
+                        {"split", split},
+                        {"samples", result.samples},
+                        {"loss", result.loss},
+                        {"accuracy", result.accuracy},
+                        {"free_energy_mean", result.free_energy_mean},
+                        {"free_steps_mean", result.free_steps_mean},
+                        {"integrator", config.resolved["dynamics"]["integrator"]},
+                        {"t_free", config.dynamics.t_free},
                         {"backend", backend->name()}}
              .dump()
       << std::endl;
@@ -242,7 +188,8 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     if (command == "gradcheck") return command_gradcheck(args, out);
     if (command == "bench") return command_bench(args, out);
     if (command == "config") return command_config(args, out);
-    throw UsageError("unknown command '" + command + "' (commands: train, eval, gradcheck, bench, config, help)");
+    if (command == "sweep") return command_sweep(args, out, err);
+    throw UsageError("unknown command '" + command + "' (commands: train, eval, gradcheck, bench, sweep, config, help)");
   } catch (const UsageError& error) {
     err << "eqprop: " << error.what() << std::endl;
     return 2;

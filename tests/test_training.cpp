@@ -11,30 +11,13 @@
 #include "engine/safetensors.h"
 #include "engine/training_run.h"
 #include "kernels/error.h"
+#include "tests/synthetic_data.h"
 #include "tests/test_util.h"
 
 namespace eqprop {
 namespace {
 
-// Two classes of 4x4 "images": class 0 bright on the left half, class 1 on the
-// right, with noise. Linearly separable, so a few epochs of EP must learn it.
-Dataset make_halves(int count, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::uniform_int_distribution<int> noise(0, 90);
-  Dataset data;
-  data.sample_shape = {1, 4, 4};
-  data.num_classes = 2;
-  for (int s = 0; s < count; ++s) {
-    const int label = static_cast<int>(rng() % 2);
-    data.labels.push_back(static_cast<std::uint8_t>(label));
-    for (int row = 0; row < 4; ++row)
-      for (int column = 0; column < 4; ++column) {
-        const bool bright = (column < 2) == (label == 0);
-        data.pixels.push_back(static_cast<std::uint8_t>((bright ? 160 : 0) + noise(rng)));
-      }
-  }
-  return data;
-}
+using test::halves;
 
 Config small_config(int epochs) {
   return parse_config(nlohmann::json{{"model", {{"layers", {16, 12, 2}}}},
@@ -44,7 +27,6 @@ Config small_config(int epochs) {
                       "test");
 }
 
-DatasetSplits halves() { return DatasetSplits{make_halves(320, 1), make_halves(100, 2)}; }
 
 SafetensorsFile checkpoint_of(const std::string& dir) {
   return read_safetensors((std::filesystem::path(dir) / kModelFile).string());

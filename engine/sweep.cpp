@@ -1,0 +1,111 @@
+#include "engine/sweep.h"
+
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "engine/checkpoint.h"
+#include "kernels/error.h"
+
+namespace eqprop {
+namespace {
+
+std::vector<std::string> overrides_of(const SweepSpec& spec, std::size_t variant, std::size_t index) {
+  std::vector<std::string> result;
+  if (variant < spec.variants.size()) result = spec.variants[variant].second;
+  result.push_back(spec.key + "=" + spec.values[index]);
+  for (const auto& [key, values] : spec.tied) result.push_back(key + "=" + values[index]);
+  return result;
+}
+
+// A directory name from "key=value": letters, digits and . _ - = kept.
+std::string directory_name(const std::string& text) {
+  std::string name;
+  for (char c : text) name += (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-' || c == '=') ? c : '_';
+  return name;
+}
+
+EpochRecord last_record(const std::string& run_dir, double& seconds) {
+  std::ifstream metrics(std::filesystem::path(run_dir) / kMetricsFile);
+  EpochRecord record;
+  seconds = 0;
+  for (std::string line; std::getline(metrics, line);) {
+    const auto json = nlohmann::json::parse(line, nullptr, false);
+    if (!json.is_object()) continue;
+    record.epoch = json.value("epoch", 0);
+    record.train_loss = json.value("train_loss", 0.0);
+    record.train_acc = json.value("train_acc", 0.0);
+    record.test_loss = json.value("test_loss", 0.0);
+    record.test_acc = json.value("test_acc", 0.0);
+    record.free_energy_mean = json.value("free_energy_mean", 0.0);
+    record.free_steps_mean = json.value("free_steps_mean", 0.0);
+    record.nudge_steps_mean = json.value("nudge_steps_mean", 0.0);
+    seconds += json.value("seconds", 0.0);
+  }
+  return record;
+}
+
+}  // namespace
+
+void validate_sweep(const nlohmann::json& user, const SweepSpec& spec) {
+  if (spec.key.empty() || spec.values.empty()) throw ConfigError("--sweep KEY=V1,V2,... needs a key and values");
+  for (const auto& [key, values] : spec.tied)
+    if (values.size() != spec.values.size())
+      throw ConfigError("--with " + key + " has " + std::to_string(values.size()) + " values but --sweep " + spec.key +
+                        " has " + std::to_string(spec.values.size()));
+  const std::size_t variants = std::max<std::size_t>(1, spec.variants.size());
+  for (std::size_t v = 0; v < variants; ++v)
+    for (std::size_t i = 0; i < spec.values.size(); ++i) {
+      nlohmann::json config = user;
+      for (const std::string& assignment : overrides_of(spec, v, i)) apply_override(config, assignment);
+      parse_config(config, "sweep point " + spec.key + "=" + spec.values[i]);
+    }
+}
+
+std::vector<SweepPoint> run_sweep(Backend& backend, const nlohmann::json& user, const std::string& source,
+                                  const SweepSpec& spec, const DatasetSplits& data, const std::string& out_dir,
+                                  const RunCallbacks& callbacks,
+                                  const std::function<void(const SweepPoint&)>& on_point) {
+  validate_sweep(user, spec);
+  std::vector<SweepPoint> points;
+  const std::size_t variants = std::max<std::size_t>(1, spec.variants.size());
+  for (std::size_t v = 0; v < variants; ++v)
+    for (std::size_t i = 0; i < spec.values.size(); ++i) {
+      nlohmann::json config_json = user;
+      for (const std::string& assignment : overrides_of(spec, v, i)) apply_override(config_json, assignment);
+      const Config config = parse_config(config_json, source);
+      SweepPoint point;
+      point.variant = v < spec.variants.size() ? spec.variants[v].first : "";
+      point.value = spec.values[i];
+      for (const auto& tied : spec.tied) point.tied.push_back(tied.second[i]);
+      std::filesystem::path dir(out_dir);
+      if (!point.variant.empty()) dir /= directory_name(point.variant);
+      dir /= directory_name(spec.key + "=" + point.value);
+      point.run_dir = dir.string();
+      const bool resume = std::filesystem::exists(dir / kModelFile);
+      run_training(backend, config, data, point.run_dir, resume, callbacks);
+      point.last = last_record(point.run_dir, point.seconds);
+      points.push_back(point);
+      if (on_point) on_point(point);
+    }
+  return points;
+}
+
+std::string sweep_csv(const SweepSpec& spec, const std::vector<SweepPoint>& points) {
+  std::ostringstream csv;
+  csv << "variant," << spec.key;
+  for (const auto& tied : spec.tied) csv << "," << tied.first;
+  csv << ",epochs,test_acc,test_loss,train_acc,train_loss,free_energy_mean,free_steps_mean,nudge_steps_mean,seconds\n";
+  for (const SweepPoint& p : points) {
+    csv << p.variant << "," << p.value;
+    for (const std::string& value : p.tied) csv << "," << value;
+    csv << "," << p.last.epoch << "," << p.last.test_acc << "," << p.last.test_loss << "," << p.last.train_acc << ","
+        << p.last.train_loss << "," << p.last.free_energy_mean << "," << p.last.free_steps_mean << ","
+        << p.last.nudge_steps_mean << "," << p.seconds << "\n";
+  }
+  return csv.str();
+}
+
+}  // namespace eqprop
