@@ -38,10 +38,13 @@ void load_tensors(const SafetensorsFile& file, const std::string& path, const st
 void save_checkpoint(const std::string& dir, Trainer& trainer, int epochs_done) {
   const std::vector<int>& layers = trainer.config().model.layers;
   SafetensorsFile file;
-  add_tensors(file, "", trainer.model().parameters(), layers);
+  // The optimizer's parameters: with a hardware model that keeps a full-precision
+  // copy, that copy (the device values follow from it and the recorded writes).
+  add_tensors(file, "", trainer.optimizer_parameters(), layers);
   add_tensors(file, "momentum.", trainer.momentum(), layers);
   file.metadata["format"] = "eqprop.dense_hopfield";
   file.metadata["epochs_done"] = std::to_string(epochs_done);
+  file.metadata["device_writes"] = std::to_string(trainer.writes_done());
   file.metadata["layers"] = trainer.config().resolved["model"]["layers"].dump();
   file.metadata["cost"] = trainer.config().resolved["model"]["cost"].get<std::string>();
   write_file_atomically(join(dir, kConfigFile), trainer.config().resolved.dump(2) + "\n");
@@ -52,8 +55,11 @@ int load_checkpoint(const std::string& dir, Trainer& trainer, bool with_optimize
   const std::string path = join(dir, kModelFile);
   const SafetensorsFile file = read_safetensors(path);
   const std::vector<int>& layers = trainer.config().model.layers;
-  load_tensors(file, path, "", trainer.model().parameters(), layers);
+  load_tensors(file, path, "", trainer.optimizer_parameters(), layers);
   if (with_optimizer) load_tensors(file, path, "momentum.", trainer.momentum(), layers);
+  const auto writes = file.metadata.find("device_writes");
+  trainer.program_device(writes == file.metadata.end() ? 0u : static_cast<std::uint32_t>(std::stoul(writes->second)),
+                         /*resumed=*/true);
   const auto epochs = file.metadata.find("epochs_done");
   if (epochs == file.metadata.end())
     throw CheckpointError("checkpoint " + path + ": metadata has no 'epochs_done'");

@@ -17,18 +17,73 @@ using nlohmann::json;
 enum class ValueType { integer, number, boolean, string, choice, integer_list, number_or_list };
 
 struct KeySpec {
-  const char* key;  // dotted: section.name
+  std::string key;  // dotted: section.name
   ValueType type;
   json default_value;
   double min = -HUGE_VAL;  // inclusive bounds
   double max = HUGE_VAL;
   bool min_exclusive = false;
   std::vector<std::string> choices;
-  const char* help = "";
+  std::string help;
 };
 
+// The keys of one converter of the hardware model (DAC or ADC; kernels/quantizer.h).
+// Ranges: bits [1, 16]; fixed range ends within +-1e6 (finite, so the level grid is).
+void add_converter_keys(std::vector<KeySpec>& keys, const std::string& name, const std::string& what,
+                        const char* range, double lo, double hi, const char* convention, const std::string& range_help,
+                        const std::string& convention_help) {
+  const std::string p = "hardware." + name + ".";
+  keys.push_back({p + "enabled", ValueType::boolean, false, 0, 0, false, {}, "Quantize " + what + " through this converter."});
+  keys.push_back({p + "bits", ValueType::integer, 8, 1, kMaxQuantizerBits, false, {}, "Resolution in bits."});
+  keys.push_back({p + "range", ValueType::choice, range, 0, 0, false, {"fixed", "calibrated"}, range_help});
+  keys.push_back({p + "lo", ValueType::number, lo, -1e6, 1e6, false, {}, "Low end of the fixed range."});
+  keys.push_back({p + "hi", ValueType::number, hi, -1e6, 1e6, false, {}, "High end of the fixed range (above lo)."});
+  keys.push_back({p + "rounding", ValueType::choice, "nearest", 0, 0, false, {"nearest", "stochastic"},
+                  "`nearest`: ties to even. `stochastic`: up with probability equal to the fraction of an LSB "
+                  "(unbiased), from the seeded counter-based RNG."});
+  keys.push_back({p + "convention", ValueType::choice, convention, 0, 0, false, {"asymmetric", "symmetric"},
+                  convention_help});
+}
+
+// The analog hardware model (DESIGN.md §1): every part off by default.
+void add_hardware_keys(std::vector<KeySpec>& keys) {
+  add_converter_keys(keys, "dac", "the weights and biases written to the device after each update", "calibrated",
+                     -1.0, 1.0, "symmetric",
+                     "`calibrated`: per tensor and write, [min, max] of the values (symmetric: +-max abs(w)). "
+                     "`fixed`: [lo, hi].",
+                     "`symmetric`: 2^b-1 levels k*r/(2^(b-1)-1), r = max(abs(lo), abs(hi)), 0 exact (signed "
+                     "weights). `asymmetric`: 2^b levels spanning [lo, hi].");
+  add_converter_keys(keys, "input_dac", "the inputs written to the device", "fixed", 0.0, 1.0, "asymmetric",
+                     "`fixed`: [lo, hi] (pixels / 255 live in [0, 1]). `calibrated`: per batch, [min, max] of the "
+                     "inputs.",
+                     "`asymmetric`: 2^b levels spanning [lo, hi] (8 bits on [0, 1] reproduce 8-bit pixels). "
+                     "`symmetric`: 2^b-1 levels including 0 over [-r, r].");
+  add_converter_keys(keys, "adc", "the unit states read out for the contrastive update and the prediction", "fixed",
+                     0.0, 1.0, "asymmetric",
+                     "`fixed`: [lo, hi] (states live in [0, 1]). `calibrated`: per layer, phase and batch, [min, "
+                     "max] of the states.",
+                     "`asymmetric`: 2^b levels spanning [lo, hi]. `symmetric`: 2^b-1 levels including 0 over "
+                     "[-r, r].");
+  keys.push_back({"hardware.adc.noise_sigma", ValueType::number, 0.0, 0, 1e6, false, {},
+                  "Gaussian readout noise added before the ADC rounds (needs adc.enabled); unit: "
+                  "`hardware.adc.noise_unit`."});
+  keys.push_back({"hardware.adc.noise_unit", ValueType::choice, "lsb", 0, 0, false, {"lsb", "absolute"},
+                  "`lsb`: noise_sigma in LSB of the ADC. `absolute`: in state units."});
+  keys.push_back({"hardware.programming_noise.additive", ValueType::number, 0.0, 0, 1e3, false, {},
+                  "Gaussian noise on each weight/bias write, sigma in weight units; fresh at every write."});
+  keys.push_back({"hardware.programming_noise.multiplicative", ValueType::number, 0.0, 0, 10, false, {},
+                  "Gaussian noise on each write proportional to the value: sigma * abs(w) (0.02: 2%)."});
+  keys.push_back({"hardware.mismatch_sigma", ValueType::number, 0.0, 0, 1, false, {},
+                  "Device-to-device mismatch: each weight/bias has a fixed gain 1 + sigma * N(0, 1), drawn once "
+                  "from the seed."});
+  keys.push_back({"hardware.keep_full_precision", ValueType::boolean, true, 0, 0, false, {},
+                  "true: the optimizer keeps a full-precision copy and programs the device from it. false: the "
+                  "device holds the only copy and updates continue from the written value."});
+}
+
 const std::vector<KeySpec>& schema() {
-  static const std::vector<KeySpec> keys = {
+  static const std::vector<KeySpec> keys = [] {
+  std::vector<KeySpec> keys = {
       {"seed", ValueType::integer, 1, 0, 9007199254740992.0, false, {},
        "Seeds every random draw (init, shuffling, beta signs); same seed, same run."},
       {"device", ValueType::choice, "auto", 0, 0, false, {"auto", "cpu", "cuda"},
@@ -100,6 +155,9 @@ const std::vector<KeySpec>& schema() {
       {"data.test_limit", ValueType::integer, 0, 0, 1e12, false, {},
        "Use only the first N test samples (0: all)."},
   };
+  add_hardware_keys(keys);
+  return keys;
+  }();
   return keys;
 }
 
@@ -214,7 +272,7 @@ void collect_leaves(const json& node, const std::string& prefix, const std::stri
       continue;
     }
     const bool is_section = std::any_of(schema().begin(), schema().end(), [&](const KeySpec& s) {
-      return std::string(s.key).rfind(key + ".", 0) == 0;
+      return s.key.rfind(key + ".", 0) == 0;
     });
     if (is_section && it.value().is_object()) {
       collect_leaves(it.value(), key, source, resolved);
@@ -316,6 +374,8 @@ Config parse_config(const json& user, const std::string& source) {
   config.data.train_limit = at("data.train_limit").get<std::int64_t>();
   config.data.test_limit = at("data.test_limit").get<std::int64_t>();
 
+  config.hardware = hardware_config_from(resolved["hardware"], source);
+
   config.resolved = resolved;
   return config;
 }
@@ -367,6 +427,10 @@ void apply_override(json& user, const std::string& assignment) {
     node = &child;
   }
   user[pointer_of(key)] = value;
+}
+
+HardwareConfig parse_hardware_config(const json& section, const std::string& source) {
+  return parse_config(json{{"hardware", section}}, source).hardware;
 }
 
 std::string config_reference_markdown() {

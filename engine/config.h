@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/hardware_config.h"
 #include "kernels/layer_step.h"
 #include "kernels/row_metrics.h"
 
@@ -73,12 +74,16 @@ struct Config {
   OptimizerConfig optimizer;
   TrainingConfig training;
   DataConfig data;
+  HardwareConfig hardware;  // the "hardware" section: every part off by default
   nlohmann::json resolved;  // every key with its value, as written to config.json
 };
 
 // Validates `user` (a partial config: absent keys take their defaults) and returns
 // the typed config. `source` names the file in error messages.
 Config parse_config(const nlohmann::json& user, const std::string& source);
+
+// The hardware section alone (a config with only that section), for tests and tools.
+HardwareConfig parse_hardware_config(const nlohmann::json& section, const std::string& source);
 
 // Reads a JSON config file (ConfigError if missing or malformed).
 nlohmann::json read_config_file(const std::string& path);

@@ -25,6 +25,7 @@ Trainer::Trainer(Backend& backend, const Config& config, int input_size, int cla
       config_(config),
       input_size_(input_size),
       classes_(classes),
+      hardware_(backend, config.hardware, config.seed),
       model_(backend, shape_of(config), max_batch_of(config)) {
   if (config.model.layers.front() != input_size)
     throw ConfigError("model.layers[0] = " + std::to_string(config.model.layers.front()) +
@@ -33,6 +34,16 @@ Trainer::Trainer(Backend& backend, const Config& config, int input_size, int cla
     throw ConfigError("model.layers ends with " + std::to_string(config.model.layers.back()) +
                       " outputs but the data has " + std::to_string(classes) + " classes");
   model_.initialize(config.seed, config.model.init_gain);
+  if (hardware_.writes_parameters()) {
+    master_ = model_.make_parameter_like();
+    for (std::size_t l = 0; l < master_.weights.size(); ++l) {
+      backend.copy_on_device(master_.weights[l].data(), model_.parameters().weights[l].data(), master_.weights[l].bytes());
+      backend.copy_on_device(master_.biases[l].data(), model_.parameters().biases[l].data(), master_.biases[l].bytes());
+    }
+    program_device(0, false);
+  }
+  if (hardware_.writes_inputs())
+    device_inputs_ = DeviceBuffer<float>(backend, std::size_t(max_batch_of(config)) * input_size);
   free_ = model_.make_state();
   plus_ = model_.make_state();
   minus_ = model_.make_state();
@@ -77,15 +88,50 @@ PhaseSpec Trainer::phase_spec(bool nudged, float beta, std::uint64_t global_batc
   return spec;
 }
 
+void Trainer::program_device(std::uint32_t write_count, bool resumed) {
+  writes_done_ = write_count;
+  if (!hardware_.writes_parameters()) return;
+  ParameterSet& device = model_.parameters();
+  for (std::size_t l = 0; l < master_.weights.size(); ++l) {
+    const int layer = static_cast<int>(l);
+    const std::pair<DeviceBuffer<float>*, DeviceBuffer<float>*> tensors[2] = {{&master_.weights[l], &device.weights[l]},
+                                                                              {&master_.biases[l], &device.biases[l]}};
+    const std::uint32_t ids[2] = {hardware_tensor::weights(layer), hardware_tensor::biases(layer)};
+    for (int t = 0; t < 2; ++t) {
+      const auto count = static_cast<std::int64_t>(tensors[t].first->size());
+      if (resumed && !config_.hardware.keep_full_precision) {
+        hardware_.restore_parameter(tensors[t].first->data(), tensors[t].second->data(), count, ids[t]);
+      } else {
+        hardware_.write_parameter(tensors[t].first->data(), tensors[t].second->data(), count, ids[t], write_count);
+      }
+    }
+  }
+}
+
+const float* Trainer::device_input(const float* x, int batch, std::uint32_t tensor, std::uint64_t key) {
+  if (!hardware_.writes_inputs()) return x;
+  hardware_.write_input(x, device_inputs_.data(), std::int64_t(batch) * input_size_, tensor,
+                        static_cast<std::uint32_t>(key));
+  return device_inputs_.data();
+}
+
+void Trainer::read_out(NetworkState& state, hardware_tensor::ReadPhase phase, int batch, std::uint64_t key) {
+  if (!hardware_.reads_states()) return;
+  for (std::size_t i = 0; i < state.layers.size(); ++i)
+    hardware_.read_states(state.layers[i].data(), std::int64_t(batch) * config_.model.layers[i + 1],
+                          hardware_tensor::state(phase, static_cast<int>(i)), static_cast<std::uint32_t>(key));
+}
+
 void Trainer::run_phases(const float* x, const float* target, int batch, std::uint64_t global_batch) {
   float beta = config_.ep.beta;
   if (config_.ep.random_sign && !config_.ep.symmetric) {
     const Philox4 words = random_words(config_.seed, RngStream::beta_sign, global_batch, 0);
     if (words.v[0] & 1u) beta = -beta;
   }
-  model_.set_input(x, batch);
+  model_.set_input(device_input(x, batch, hardware_tensor::kTrainInput, global_batch), batch);
   model_.reset(free_);
   free_result_ = model_.relax(free_, target, phase_spec(false, 0.0f, global_batch, 0));
+  model_.energy(free_, energy_.data());  // of the physical state, before any ADC read
   // The nudged phases start from the free state (DESIGN.md §1).
   model_.copy_state(free_, plus_, batch);
   plus_result_ = model_.relax(plus_, target, phase_spec(true, beta, global_batch, 1));
@@ -102,6 +148,11 @@ void Trainer::run_phases(const float* x, const float* target, int batch, std::ui
 void Trainer::ep_gradient(const float* x, const float* target, int batch, std::uint64_t global_batch,
                           ParameterSet& gradient) {
   run_phases(x, target, batch, global_batch);
+  // The contrastive update and the prediction see the states through the ADC.
+  // Every phase has relaxed by now, so reading in place changes no dynamics.
+  read_out(plus_, hardware_tensor::ReadPhase::plus, batch, global_batch);
+  if (config_.ep.symmetric) read_out(minus_, hardware_tensor::ReadPhase::minus, batch, global_batch);
+  read_out(free_, hardware_tensor::ReadPhase::free, batch, global_batch);
   model_.ep_gradient(plus_, beta_a_, config_.ep.symmetric ? minus_ : free_, beta_b_, target, gradient);
 }
 
@@ -109,7 +160,7 @@ BatchResult Trainer::train_step(const float* x, const float* target, int batch,
                                 std::uint64_t global_batch, float learning_rate_scale) {
   ep_gradient(x, target, batch, global_batch, gradient_);
   model_.metrics(free_, target, loss_.data(), correct_.data());
-  ParameterSet& parameters = model_.parameters();
+  ParameterSet& parameters = optimizer_parameters();
   for (std::size_t l = 0; l < parameters.weights.size(); ++l) {
     const float lr = config_.optimizer.learning_rates[l] * learning_rate_scale;
     const float momentum = config_.optimizer.momentum, decay = config_.optimizer.weight_decay;
@@ -120,7 +171,7 @@ BatchResult Trainer::train_step(const float* x, const float* target, int batch,
                                gradient_.biases[l].data(), lr, momentum, decay},
                  static_cast<std::int64_t>(parameters.biases[l].size()));
   }
-  model_.energy(free_, energy_.data());
+  program_device(static_cast<std::uint32_t>(global_batch + 1), false);
   BatchResult result;
   result.size = batch;
   result.batches = 1;
@@ -205,14 +256,16 @@ EvalResult Trainer::evaluate(const Dataset& data, const Normalization& normaliza
     upload(*batch, 0);
     backend_.wait_uploads();
     loader.release(batch);
-    model_.set_input(inputs_[0].data(), batch->size);
+    model_.set_input(device_input(inputs_[0].data(), batch->size, hardware_tensor::kEvalInput, batch->index),
+                     batch->size);
     model_.reset(free_);
     // Evaluation is noiseless unless the dynamics themselves are noisy: same spec as
     // training's free phase, keyed on its own sample positions.
     const PhaseResult phase =
         model_.relax(free_, targets_[0].data(), phase_spec(false, 0.0f, (1ull << 40) + samples, 0));
-    model_.metrics(free_, targets_[0].data(), loss_.data(), correct_.data());
     model_.energy(free_, energy_.data());
+    read_out(free_, hardware_tensor::ReadPhase::eval, batch->size, batch->index);
+    model_.metrics(free_, targets_[0].data(), loss_.data(), correct_.data());
     backend_.copy_to_host(loss.data(), loss_.data(), batch->size * sizeof(float));
     backend_.copy_to_host(correct.data(), correct_.data(), batch->size * sizeof(float));
     backend_.copy_to_host(energy.data(), energy_.data(), batch->size * sizeof(float));
@@ -238,7 +291,7 @@ EvalResult Trainer::evaluate(const Dataset& data, const Normalization& normaliza
 
 std::int64_t Trainer::count_nonfinite_parameters() {
   std::int64_t bad = 0;
-  ParameterSet& parameters = model_.parameters();
+  ParameterSet& parameters = optimizer_parameters();
   for (std::size_t l = 0; l < parameters.weights.size(); ++l) {
     bad += backend_.count_nonfinite(parameters.weights[l].data(), parameters.weights[l].size());
     bad += backend_.count_nonfinite(parameters.biases[l].data(), parameters.biases[l].size());

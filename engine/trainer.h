@@ -10,6 +10,7 @@
 
 #include "engine/batch_loader.h"
 #include "engine/config.h"
+#include "engine/hardware_model.h"
 #include "engine/dataset.h"
 #include "models/dense_hopfield.h"
 
@@ -47,6 +48,16 @@ class Trainer {
   DenseHopfield& model() { return model_; }
   const Config& config() const { return config_; }
   ParameterSet& momentum() { return velocity_; }
+  // The parameters the optimizer updates: the model's own, or, when the hardware
+  // model writes them through a DAC with a full-precision copy kept, that copy.
+  ParameterSet& optimizer_parameters() { return hardware_.writes_parameters() ? master_ : model_.parameters(); }
+  // Writes the optimizer's parameters into the model through the hardware model
+  // (DAC, programming noise, mismatch): `write_count` keys the noise; `resumed`
+  // restores device values loaded from a checkpoint without writing them again.
+  // A no-op without a hardware model.
+  void program_device(std::uint32_t write_count, bool resumed);
+  // Writes done so far (0 after initialization): what a checkpoint records.
+  std::uint32_t writes_done() const { return writes_done_; }
 
   // One EP update on a batch already on the device: x (batch, input), target
   // (batch, classes). `global_batch` keys the random sign of beta. Returns the
@@ -73,6 +84,10 @@ class Trainer {
 
  private:
   void run_phases(const float* x, const float* target, int batch, std::uint64_t global_batch);
+  // The model's input for x: x itself, or its input-DAC conversion.
+  const float* device_input(const float* x, int batch, std::uint32_t tensor, std::uint64_t key);
+  // Every state layer of `state` through the ADC, in place.
+  void read_out(NetworkState& state, hardware_tensor::ReadPhase phase, int batch, std::uint64_t key);
   // Uploads a host batch into device slot `slot` (copy stream, overlaps compute).
   void upload(const HostBatch& batch, int slot);
 
@@ -80,7 +95,11 @@ class Trainer {
   Config config_;
   int input_size_;
   int classes_;
+  HardwareModel hardware_;
   DenseHopfield model_;
+  ParameterSet master_;  // full-precision parameters when the hardware model writes the model's
+  std::uint32_t writes_done_ = 0;
+  DeviceBuffer<float> device_inputs_;  // (max batch, input) the input DAC's output
   NetworkState free_, plus_, minus_;
   ParameterSet gradient_, velocity_;
   float beta_a_ = 0, beta_b_ = 0;  // betas of the two states the gradient contrasts

@@ -3,10 +3,13 @@
 // Backend interface, the CPU loop and the CUDA kernel are generated from this list.
 #pragma once
 
+#include "kernels/adc_read.h"
 #include "kernels/axpby.h"
 #include "kernels/column_sum.h"
+#include "kernels/dac_write.h"
 #include "kernels/fill_random.h"
 #include "kernels/layer_step.h"
+#include "kernels/range_calibration.h"
 #include "kernels/row_energy.h"
 #include "kernels/row_max_change.h"
 #include "kernels/row_metrics.h"
@@ -22,4 +25,7 @@
   X(RowMetricsOp)                 \
   X(FillRandomOp)                 \
   X(RowEnergyOp)                  \
-  X(RowMaxChangeOp)
+  X(RowMaxChangeOp)               \
+  X(DacWriteOp)                   \
+  X(AdcReadOp)                    \
+  X(MinMaxReduceOp)

@@ -27,6 +27,13 @@ enum class RngStream : std::uint32_t {
   dynamics_noise = 4,
   synthetic_data = 5,
   test = 99,
+  // Analog hardware model (kernels/analog_noise.h); numbered apart from the others
+  // so that entries appended elsewhere cannot collide with them.
+  programming_noise = 16,  // noise on each weight write
+  device_mismatch = 17,    // per-weight gain, drawn once (step 0)
+  dac_rounding = 18,       // stochastic rounding of a DAC write
+  adc_rounding = 19,       // stochastic rounding of an ADC read
+  adc_noise = 20,          // ADC readout noise
 };
 
 namespace philox_detail {

@@ -82,7 +82,15 @@ const std::vector<std::string> kSchemaKeys = {
     "optimizer.lr",   "optimizer.momentum", "optimizer.weight_decay", "optimizer.schedule",
     "training.epochs", "training.batch_size", "training.eval_batch_size",
     "training.prefetch_batches", "data.name", "data.dir",        "data.normalize",
-    "data.train_limit", "data.test_limit"};
+    "data.train_limit", "data.test_limit",
+    "hardware.dac.enabled", "hardware.dac.bits", "hardware.dac.range", "hardware.dac.lo", "hardware.dac.hi",
+    "hardware.dac.rounding", "hardware.dac.convention",
+    "hardware.input_dac.enabled", "hardware.input_dac.bits", "hardware.input_dac.range", "hardware.input_dac.lo",
+    "hardware.input_dac.hi", "hardware.input_dac.rounding", "hardware.input_dac.convention",
+    "hardware.adc.enabled", "hardware.adc.bits", "hardware.adc.range", "hardware.adc.lo", "hardware.adc.hi",
+    "hardware.adc.rounding", "hardware.adc.convention", "hardware.adc.noise_sigma", "hardware.adc.noise_unit",
+    "hardware.programming_noise.additive", "hardware.programming_noise.multiplicative", "hardware.mismatch_sigma",
+    "hardware.keep_full_precision"};
 
 TEST_CASE("config: defaults") {
   const Config config = parse_config(json::object(), "defaults");

@@ -1,0 +1,86 @@
+// An ADC read of analog values (the unit states used by the contrastive update and
+// by the prediction; DESIGN.md §1, hardware non-idealities): readout noise on the
+// analog value, then the quantizer, in the order of kernels/quantizer.h
+// (scale -> noise -> round -> clip).
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+#include "kernels/analog_noise.h"
+#include "kernels/dac_write.h"
+#include "kernels/hostdevice.h"
+#include "kernels/philox.h"
+#include "kernels/quantizer.h"
+
+namespace eqprop {
+
+// Thread mapping: one element per index, no reductions. Determinism: bit-exact on
+// every backend without readout noise (stochastic rounding included); with noise, a
+// few ulp of the analog value across backends, which can move a value lying within
+// a few ulp of a rounding boundary by one level, and bit-exact on one backend.
+// With quantizer.bits = 0 and noise_sigma = 0 it copies in to out bit for bit; with
+// bits = 0 and noise on, the noise is added unquantized (sigma taken as absolute).
+// op(i) and row(r) run the same element function: bit-identical.
+struct AdcReadOp {
+  const float* in;  // (count) analog values
+  float* out;       // (count) the digital readout; may alias in
+  QuantizerSpec quantizer;  // bits = 0: no quantization
+  float noise_sigma;        // readout noise; 0: none
+  NoiseUnit noise_unit;
+  std::uint64_t seed;
+  std::uint32_t tensor;      // logical tensor id: draws keyed on hardware_index(tensor, i)
+  std::uint32_t read_count;  // keys the readout noise and the stochastic rounding
+  std::int64_t count;        // elements: the count given to Backend::run (the CPU chunks need it)
+
+  EQ_HD void operator()(std::int64_t i) const {
+    const bool quantize_on = quantizer.enabled();
+    const QuantizerLevels levels = quantize_on ? quantizer.levels() : QuantizerLevels{};
+    read(i, levels, quantize_on, quantizer.rounding == Rounding::stochastic, noise_sigma != 0.0f);
+  }
+
+  EQ_HD void read(std::int64_t i, const QuantizerLevels& levels, bool quantize_on, bool stochastic,
+                  bool noise_on) const {
+    const std::uint64_t index = hardware_index(tensor, static_cast<std::uint64_t>(i));
+    const float x = in[i];
+    if (!quantize_on) {
+      out[i] = noise_on ? x + readout_noise_absolute(seed, index, read_count, noise_sigma) : x;
+      return;
+    }
+    const float noise = noise_on ? readout_noise_lsb(seed, index, read_count, noise_sigma, noise_unit, levels.step) : 0.0f;
+    const float u = stochastic ? rounding_uniform(seed, RngStream::adc_rounding, index, read_count) : 0.0f;
+    out[i] = quantize(x, levels, stochastic ? Rounding::stochastic : Rounding::nearest, noise, u);
+  }
+
+  // CPU: chunks of kHardwareChunk elements, switches hoisted so the loop vectorizes.
+  // A count field that disagrees with the run count would skip or overrun elements
+  // on the CPU only: a programming error, reported before any element is touched.
+  std::int64_t row_count(std::int64_t n) const {
+    if (n != count)
+      throw std::logic_error("AdcReadOp: the count field (" + std::to_string(count) + ") differs from the count run (" +
+                             std::to_string(n) + ")");
+    return (n + kHardwareChunk - 1) / kHardwareChunk;
+  }
+  void row(std::int64_t r) const {
+    const bool quantize_on = quantizer.enabled();
+    const QuantizerLevels levels = quantize_on ? quantizer.levels() : QuantizerLevels{};
+    const bool stochastic = quantizer.rounding == Rounding::stochastic;
+    const std::int64_t begin = r * kHardwareChunk;
+    const std::int64_t end = begin + kHardwareChunk < count ? begin + kHardwareChunk : count;
+    if (noise_sigma != 0.0f) {
+      for (std::int64_t i = begin; i < end; ++i) read(i, levels, quantize_on, stochastic, true);
+    } else if (!quantize_on) {
+#pragma omp simd
+      for (std::int64_t i = begin; i < end; ++i) read(i, levels, false, false, false);
+    } else if (stochastic) {
+#pragma omp simd
+      for (std::int64_t i = begin; i < end; ++i) read(i, levels, true, true, false);
+    } else {
+#pragma omp simd
+      for (std::int64_t i = begin; i < end; ++i) read(i, levels, true, false, false);
+    }
+  }
+};
+
+}  // namespace eqprop
