@@ -11,7 +11,9 @@
 #include "engine/config.h"
 #include "engine/gradcheck.h"
 #include "engine/training_run.h"
+#include "engine/atomic_file.h"
 #include "hosttools/cli_options.h"
+#include "hosttools/svg_plot.h"
 #include "hosttools/dataset_files.h"
 #include "hosttools/progress_bar.h"
 #include "hosttools/sweep_command.h"
@@ -28,7 +30,8 @@ const char* kUsage =
     "commands:\n"
     "  train      --config FILE [--out DIR] [--device auto|cpu|cuda] [--set key=value ...]\n"
     "             train --resume DIR [--set training.epochs=N ...]\n"
-    "  eval       --checkpoint DIR [--data DIR] [--split test|train] [--device ...]\n"
+    "  eval       --checkpoint DIR [--data DIR] [--split test|train] [--device ...] [--set ...]\n"
+    "             [--sweep KEY=A:B|KEY=V1,V2,... [--out DIR]]   evaluate under each value; CSV and plot\n"
     "  gradcheck  --config FILE [--samples N] [--device ...] [--set key=value ...]\n"
     "  bench      [--config FILE] [--device ...] [--set key=value ...] [--repeats N] [--warmup N]\n"
     "  sweep      --config FILE --sweep KEY=V1,V2,... [--with KEY=V1,V2,...] [--variant NAME:KEY=VALUE]\n"
@@ -107,35 +110,95 @@ int command_train(const std::vector<std::string>& args, std::ostream& out, std::
   return 0;
 }
 
+// "KEY=A:B" (integers A..B) or "KEY=V1,V2,..." -> (KEY, values).
+std::pair<std::string, std::vector<std::string>> parse_eval_sweep(const std::string& text) {
+  const std::size_t equals = text.find('=');
+  if (equals == std::string::npos || equals == 0 || equals + 1 == text.size())
+    throw UsageError("--sweep '" + text + "': expected KEY=A:B or KEY=V1,V2,...");
+  const std::string key = text.substr(0, equals), list = text.substr(equals + 1);
+  std::vector<std::string> values;
+  const std::size_t colon = list.find(':');
+  if (colon != std::string::npos) {
+    try {
+      std::size_t used_a = 0, used_b = 0;
+      const long a = std::stol(list.substr(0, colon), &used_a), b = std::stol(list.substr(colon + 1), &used_b);
+      if (used_a != colon || used_b != list.size() - colon - 1 || b < a || b - a > 1000) throw std::invalid_argument("");
+      for (long v = a; v <= b; ++v) values.push_back(std::to_string(v));
+    } catch (const std::exception&) {
+      throw UsageError("--sweep '" + text + "': A:B must be two integers with A <= B");
+    }
+  } else {
+    std::stringstream items(list);
+    for (std::string item; std::getline(items, item, ',');)
+      if (!item.empty()) values.push_back(item);
+  }
+  if (values.empty()) throw UsageError("--sweep '" + text + "': no values");
+  return {key, values};
+}
+
 int command_eval(const std::vector<std::string>& args, std::ostream& out) {
-  const Options options = parse_options(args, 1, {"--checkpoint", "--data", "--device", "--split", "--set"});
+  const Options options =
+      parse_options(args, 1, {"--checkpoint", "--data", "--device", "--split", "--set", "--sweep", "--out"});
   if (!options.has("--checkpoint")) throw UsageError("--checkpoint DIR is required");
   const std::string dir = options.get("--checkpoint");
   Options adjusted = options;
   if (options.has("--data")) adjusted.repeated["--set"].push_back("data.dir=" + options.get("--data"));
-  const Config config = load_config(adjusted, read_checkpoint_config(dir), dir + "/" + kConfigFile);
+  const std::string source = dir + "/" + kConfigFile;
+  const nlohmann::json user = read_checkpoint_config(dir);
+  const Config config = load_config(adjusted, user, source);
   const std::string split = options.get("--split", "test");
   if (split != "test" && split != "train") throw UsageError("--split must be test or train, got '" + split + "'");
+  // Without --sweep: one evaluation. With it: one per value of the key, every
+  // config checked before the first evaluation.
+  std::string key;
+  std::vector<std::string> values{""};
+  if (options.has("--sweep")) std::tie(key, values) = parse_eval_sweep(options.get("--sweep"));
+  std::vector<Config> configs;
+  for (const std::string& value : values) {
+    Options point = adjusted;
+    if (!key.empty()) point.repeated["--set"].push_back(key + "=" + value);
+    configs.push_back(load_config(point, user, source));
+  }
   auto backend = make_backend(config.device);
   const DatasetSplits data = load_data(config);
-  Trainer trainer(*backend, config, static_cast<int>(data.train.sample_size()), data.train.num_classes);
-  const int epochs = load_checkpoint(dir, trainer, /*with_optimizer=*/false);
   const Dataset& evaluated = split == "test" ? data.test : data.train;
   const std::int64_t limit = split == "test" ? config.data.test_limit : config.data.train_limit;
-  const EvalResult result = trainer.evaluate(evaluated, make_normalization(config, data.train), limit);
-  out << nlohmann::json{{"checkpoint", dir},
-                        {"epochs_trained", epochs},
-                        {"split", split},
-                        {"samples", result.samples},
-                        {"loss", result.loss},
-                        {"accuracy", result.accuracy},
-                        {"free_energy_mean", result.free_energy_mean},
-                        {"free_steps_mean", result.free_steps_mean},
-                        {"integrator", config.resolved["dynamics"]["integrator"]},
-                        {"t_free", config.dynamics.t_free},
-                        {"backend", backend->name()}}
-             .dump()
-      << std::endl;
+  std::string csv = key.empty() ? "" : key + ",accuracy,loss,free_energy_mean,samples\n";
+  PlotSeries accuracy{"test accuracy", {}, {}};
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    const Config& point = configs[i];
+    Trainer trainer(*backend, point, static_cast<int>(data.train.sample_size()), data.train.num_classes);
+    const int epochs = load_checkpoint(dir, trainer, /*with_optimizer=*/false);
+    const EvalResult result = trainer.evaluate(evaluated, make_normalization(point, data.train), limit);
+    nlohmann::json record{{"checkpoint", dir},
+                          {"epochs_trained", epochs},
+                          {"split", split},
+                          {"samples", result.samples},
+                          {"loss", result.loss},
+                          {"accuracy", result.accuracy},
+                          {"free_energy_mean", result.free_energy_mean},
+                          {"free_steps_mean", result.free_steps_mean},
+                          {"integrator", point.resolved["dynamics"]["integrator"]},
+                          {"t_free", point.dynamics.t_free},
+                          {"backend", backend->name()}};
+    if (!key.empty()) record[key] = values[i];
+    out << record.dump() << std::endl;
+    if (key.empty()) continue;
+    csv += values[i] + "," + std::to_string(result.accuracy) + "," + std::to_string(result.loss) + "," +
+           std::to_string(result.free_energy_mean) + "," + std::to_string(result.samples) + "\n";
+    char* end = nullptr;
+    const double x = std::strtod(values[i].c_str(), &end);
+    accuracy.x.push_back(end && *end == '\0' ? x : static_cast<double>(i));
+    accuracy.y.push_back(100 * result.accuracy);
+  }
+  if (key.empty()) return 0;
+  const std::filesystem::path out_dir = options.get("--out", (std::filesystem::path(dir) / ("eval_sweep_" + key)).string());
+  std::filesystem::create_directories(out_dir);
+  write_file_atomically((out_dir / "sweep.csv").string(), csv);
+  write_file_atomically((out_dir / "sweep_accuracy.svg").string(),
+                        line_plot_svg({accuracy}, {"accuracy of " + dir + " against " + key, key,
+                                                   split + " accuracy (%)", false}));
+  out << "wrote " << (out_dir / "sweep.csv").string() << " and sweep_accuracy.svg" << std::endl;
   return 0;
 }
 

@@ -323,6 +323,26 @@ TEST_CASE("cli: train, eval and resume a short run on FashionMNIST") {
       CHECK(result["samples"] == 500);
     }
 
+    // Evaluated under each value of a key: one JSON line each, then CSV and plot.
+    const std::string sweep_dir = dir.file("adc_sweep");
+    const CliResult sweep = run({"eval", "--checkpoint", run_dir, "--device", "cpu", "--set",
+                                 "hardware.adc.enabled=true", "--sweep", "hardware.adc.bits=1:3", "--out", sweep_dir});
+    check_code(sweep, 0);
+    std::vector<std::string> sweep_lines;
+    std::istringstream sweep_out(sweep.out);
+    for (std::string line; std::getline(sweep_out, line);)
+      if (!line.empty() && line[0] == '{') sweep_lines.push_back(line);
+    REQUIRE(sweep_lines.size() == 3);
+    CHECK(json::parse(sweep_lines[2])["hardware.adc.bits"] == "3");
+    const std::vector<std::string> csv = read_lines(sweep_dir + "/sweep.csv");
+    REQUIRE(csv.size() == 4);
+    CHECK(csv[0] == "hardware.adc.bits,accuracy,loss,free_energy_mean,samples");
+    CHECK(std::filesystem::exists(sweep_dir + "/sweep_accuracy.svg"));
+    check_code(run({"eval", "--checkpoint", run_dir, "--device", "cpu", "--sweep", "hardware.adc.bits=3:1"}), 2);
+    const CliResult bad_value = run({"eval", "--checkpoint", run_dir, "--device", "cpu", "--sweep", "hardware.adc.bits=0,4"});
+    check_code(bad_value, 2);
+    check_contains(bad_value.err, {"hardware.adc.bits", "0"});
+
     const CliResult bad_split = run({"eval", "--checkpoint", run_dir, "--device", "cpu", "--split", "valid"});
     check_code(bad_split, 2);
     check_contains(bad_split.err, {"--split", "valid"});
