@@ -16,6 +16,7 @@
 #include "hosttools/svg_plot.h"
 #include "hosttools/dataset_files.h"
 #include "hosttools/progress_bar.h"
+#include "hosttools/solve_command.h"
 #include "hosttools/sweep_command.h"
 #include "kernels/error.h"
 
@@ -34,6 +35,11 @@ const char* kUsage =
     "             [--sweep KEY=A:B|KEY=V1,V2,... [--out DIR]]   evaluate under each value; CSV and plot\n"
     "  gradcheck  --config FILE [--samples N] [--device ...] [--set key=value ...]\n"
     "  bench      [--config FILE] [--device ...] [--set key=value ...] [--repeats N] [--warmup N]\n"
+    "  solve      --problem maxcut --graph FILE | --problem ising --couplings FILE\n"
+    "             [--method bsb|dsb|sa] [--replicas R] [--steps K] [--rounds N] [--seed S]\n"
+    "             [--time-limit SEC] [--device ...] [--out FILE] [--dt DT] [--c0 C0] [--evaluations E]\n"
+    "             many-replica Ising / MAX-CUT solver; prints one JSON line, --out gets the best\n"
+    "             assignment (one 1 or -1 per line)\n"
     "  sweep      --config FILE --sweep KEY=V1,V2,... [--with KEY=V1,V2,...] [--variant NAME:KEY=VALUE]\n"
     "             [--out DIR] [--device ...] [--set ...]   one training run per value (and variant);\n"
     "             writes DIR/sweep.csv, sweep.jsonl and SVG plots of accuracy and energy\n"
@@ -251,8 +257,9 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     if (command == "gradcheck") return command_gradcheck(args, out);
     if (command == "bench") return command_bench(args, out);
     if (command == "config") return command_config(args, out);
+    if (command == "solve") return command_solve(args, out, err);
     if (command == "sweep") return command_sweep(args, out, err);
-    throw UsageError("unknown command '" + command + "' (commands: train, eval, gradcheck, bench, sweep, config, help)");
+    throw UsageError("unknown command '" + command + "' (commands: train, eval, gradcheck, bench, solve, sweep, config, help)");
   } catch (const UsageError& error) {
     err << "eqprop: " << error.what() << std::endl;
     return 2;

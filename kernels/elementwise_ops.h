@@ -9,11 +9,14 @@
 #include "kernels/dac_write.h"
 #include "kernels/fill_random.h"
 #include "kernels/layer_step.h"
+#include "kernels/metropolis_sweep.h"
+#include "kernels/random_spins.h"
 #include "kernels/range_calibration.h"
 #include "kernels/row_energy.h"
 #include "kernels/row_max_change.h"
 #include "kernels/row_metrics.h"
 #include "kernels/sgd_momentum.h"
+#include "kernels/simulated_bifurcation.h"
 #include "kernels/softmax_residual.h"
 
 #define EQPROP_ELEMENTWISE_OPS(X) \
@@ -28,4 +31,8 @@
   X(RowMaxChangeOp)               \
   X(DacWriteOp)                   \
   X(AdcReadOp)                    \
-  X(MinMaxReduceOp)
+  X(MinMaxReduceOp)               \
+  X(SbInitOp)                     \
+  X(SbStepOp)                     \
+  X(RandomSpinsOp)                \
+  X(MetropolisSweepOp)

@@ -34,6 +34,9 @@ enum class RngStream : std::uint32_t {
   dac_rounding = 18,       // stochastic rounding of a DAC write
   adc_rounding = 19,       // stochastic rounding of an ADC read
   adc_noise = 20,          // ADC readout noise
+  // Ising solver (engine/maxcut_solver.h).
+  sb_initial_state = 21,   // simulated bifurcation: initial positions
+  random_spins = 22,       // random initial spins (annealing)
 };
 
 namespace philox_detail {

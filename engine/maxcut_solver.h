@@ -1,0 +1,116 @@
+// The many-replica Ising / MAX-CUT solver: R independent replicas of ballistic or
+// discrete simulated bifurcation (kernels/simulated_bifurcation.h) or of simulated
+// annealing (kernels/metropolis_sweep.h) run on a Backend for K steps (SB steps or
+// annealing sweeps); the energy of every replica is evaluated at regular points of
+// the run, and the best assignment seen is kept, with its energy recomputed exactly
+// on the host (models/ising_problem.h) and the time it was first reached.
+//
+// Flow of one round (all replicas start afresh, keyed on (seed, round)):
+//   init (SbInitOp or RandomSpinsOp [+ GEMM for SA's local fields])
+//   K times: SB: F = X J (GEMM), SbStepOp      SA: MetropolisSweepOp at beta_k
+//   every ceil(K / evaluations) steps: F = S J (one GEMM, S the spins), copy S and
+//   F to the host, E_r = -1/2 s_r . f_r for every replica, recompute the lowest
+//   exactly in double from the sparse couplings, keep the best, stop if the time
+//   limit has passed.
+// On the CPU backend the replicas are split over the cores (parallel_over_rows):
+// each core integrates its own slice between two evaluations without
+// synchronizing; a GPU backend runs all of them in each launch.
+//
+// Fields h are absorbed by one extra spin (absorb_fields), so the kernels only see J.
+// Determinism: a seed gives the same result on a given backend and thread count
+// (the CPU GEMM of a slice is deterministic; SB's op is bit-exact). With a time
+// limit the number of steps done depends on the machine's speed.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "kernels/backend.h"
+#include "models/ising_problem.h"
+
+namespace eqprop {
+
+enum class SolverMethod { bsb, dsb, sa };
+
+// "bsb", "dsb" or "sa"; ConfigError otherwise.
+SolverMethod parse_solver_method(const std::string& name);
+std::string solver_method_name(SolverMethod method);
+
+// The largest problem the dense solvers take: J is (n, n) floats on the device.
+constexpr int kMaxDenseSpins = 16384;
+
+struct SolverOptions {
+  SolverMethod method = SolverMethod::dsb;
+  int replicas = 64;
+  int steps = 1000;         // per round: SB steps, or SA sweeps
+  int rounds = 1;           // independent restarts (fresh random starts), run one after another
+  std::uint64_t seed = 1;
+  double time_limit_s = 0;  // > 0: stop at the first evaluation point past it
+  int evaluations = 10;     // evaluation points per round (the last is at the end)
+  // SB (Goto et al. 2021). c0 <= 0 picks 0.5 / (<J> sqrt(n)) (Goto et al. 2019).
+  // dt <= 0 picks a fraction of the integrator's stability limit (default_sb_dt):
+  // 0.9 for bSB, 0.5 for dSB.
+  float dt = 0.0f;
+  float a0 = 1.0f;
+  float c0 = 0.0f;
+  float initial_amplitude = 0.1f;  // x, y start uniform in [-amplitude, amplitude)
+  // SA: beta from beta_start to beta_end, geometrically over the sweeps of a round.
+  // <= 0 picks a rule of thumb in the manner of D-Wave's dwave-neal sampler (its
+  // default beta range): a hot start where the costliest flip
+  // (dE = 2 max_i sum_j |J_ij|) is accepted with probability 1/2, a cold end where
+  // a flip of dE = 2 min |J_ij| (over nonzero J) is accepted with probability 1/100.
+  float beta_start = 0.0f;
+  float beta_end = 0.0f;
+};
+
+struct SolverResult {
+  double best_energy = 0.0;              // E of the original problem (fields included)
+  std::vector<std::int8_t> best_spins;   // (n) +1 / -1
+  int best_round = 0;
+  int best_replica = 0;
+  std::int64_t best_step = 0;            // steps into its round when it was seen
+  double time_to_best_s = 0.0;           // since the solve started (after setup)
+  double seconds = 0.0;                  // the whole solve, evaluations included
+  double setup_seconds = 0.0;            // building and uploading J, allocation
+  double evaluation_seconds = 0.0;       // of `seconds`: copying states back and evaluating energies
+  std::int64_t steps_done = 0;           // over all rounds (each step updates every replica)
+  int rounds_done = 0;                   // rounds begun
+  bool time_limit_reached = false;
+  double spin_updates_per_s = 0.0;       // n * replicas * steps_done / seconds
+  // (replicas) the energy of every replica at the last evaluation (the end of the
+  // last round run): how often the replicas reach a given energy. From a float
+  // GEMM: exact for integer couplings, to float rounding otherwise.
+  std::vector<double> final_energies;
+  // The parameters used (defaults resolved).
+  float c0 = 0.0f;
+  float dt = 0.0f;
+  float beta_start = 0.0f;
+  float beta_end = 0.0f;
+};
+
+// Runs the solver. Throws ConfigError for options out of range and DataError for a
+// problem too large for the dense path (kMaxDenseSpins).
+SolverResult solve_ising(Backend& backend, const IsingProblem& problem, const SolverOptions& options);
+
+// The default SB coupling scale 0.5 / (<J> sqrt(n)) for a dense J (n, n); 0 if J = 0.
+float default_sb_c0(const std::vector<float>& dense, int n);
+// The default SB time step, a fraction of the integrator's stability limit. Early in
+// the run (a(t) ~ 0, positions small) bSB is linear: x'' = a0 (-(a0 - a) x + c0 J x).
+// Along an eigenvector of J with eigenvalue lambda < 0 that is an oscillator of
+// angular frequency w = sqrt(a0 (a0 - a + c0 |lambda|)), and symplectic Euler is
+// stable only for dt w < 2. With rho the spectral radius of J every mode is stable
+// for dt < dt_max = 2 / sqrt(a0 (a0 + c0 rho)). A J = -w of a graph with positive
+// weights has lambda_min ~ -(mean degree): G1 has dt_max ~ 0.94, and at dt = 1 every
+// replica blew up into a near-uniform state (cut 29 of 11624). For +-1 dense
+// K2000-like instances dt_max ~ 1.41; Goto et al. 2021 use 1.25 there.
+// Defaults (64 replicas x 2000 steps on G1, G2, G11, G14, G22, G43): bSB 0.9 dt_max
+// (bSB's cuts did not change between 0.5 and 0.9 dt_max); dSB 0.5 dt_max (dSB's
+// field J sign(x) is not small early on, and its cuts on G1, G2 and G14 were best
+// at 0.4-0.6 dt_max and lost up to 100 at 0.9 dt_max, with G11, G22, G43 unchanged).
+float default_sb_dt(const std::vector<float>& dense, int n, float a0, float c0, float fraction_of_limit);
+
+// The default SA inverse temperatures (see SolverOptions) for a dense J (n, n).
+void default_sa_betas(const std::vector<float>& dense, int n, float& beta_start, float& beta_end);
+
+}  // namespace eqprop

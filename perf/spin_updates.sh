@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Spin-update throughput of the SB solver on a 2000-spin dense random +-1 instance
+# (K2000-like: every pair coupled, weight +1 or -1 with probability 1/2; the real
+# K2000 file is not on these machines), many replicas, as a fraction of the
+# machine's GEMM peak.
+#
+# Usage: perf/spin_updates.sh [device] [replicas] [steps]   (default cpu 256 100)
+#   EQPROP_BIN  the eqprop binary (default build/eqprop)
+# Napkin math: an SB step of R replicas is one GEMM (R, n) x (n, n): 2 n^2 R FLOP,
+# i.e. 2n FLOP per spin update; everything else is O(n R) per step. So
+#   fraction_of_peak = spin_updates_per_s * 2n / peak_flops,
+# with peak_flops the backend's best measured square sgemm rate (`eqprop bench`
+# prints it as peak_gflops). The published GPU anchor: 8.3e10 spin updates/s (dSB,
+# K2000 size, 512 replicas, FP16, GH200).
+# Appends the bench line, the solver lines and a summary to perf/results/spin_updates.jsonl.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin="${EQPROP_BIN:-build/eqprop}"
+device="${1:-cpu}"
+replicas="${2:-256}"
+steps="${3:-100}"
+[ -x "$bin" ] || bash scripts/build.sh
+n=2000
+instance="${TMPDIR:-/tmp}/eqprop_k2000_like_seed1.txt"
+if [ ! -s "$instance" ]; then
+  # 1,999,000 lines; awk's srand(1) makes it the same file on every run.
+  awk -v n=$n 'BEGIN { srand(1); print n, n * (n - 1) / 2;
+                      for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) print i, j, (rand() < 0.5 ? 1 : -1) }' > "$instance"
+fi
+results=perf/results/spin_updates.jsonl
+mkdir -p perf/results
+stamp=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+printf '{"run": "spin_updates", "date": "%s", "commit": "%s", "cpu": "%s", "threads": %s, "loadavg_start": "%s", "instance": "K2000-like dense +-1, n=2000, awk srand(1)"}\n' \
+  "$stamp" "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" \
+  "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)" "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$results"
+bench=$("$bin" bench --device "$device" --repeats 3 --warmup 1)
+echo "$bench" | tee -a "$results"
+runs=()
+for method in dsb bsb; do
+  # One evaluation at the end: the throughput of the integration itself.
+  json=$("$bin" solve --problem maxcut --graph "$instance" --method "$method" --replicas "$replicas" \
+           --steps "$steps" --evaluations 1 --seed 1 --device "$device")
+  echo "$json" | tee -a "$results"
+  runs+=("$json")
+done
+python3 - "$bench" "${runs[@]}" <<'PY' | tee -a "$results"
+import json, sys
+bench = json.loads(sys.argv[1])
+peak = bench["peak_gflops"] * 1e9
+for run in (json.loads(a) for a in sys.argv[2:]):
+    gemm_flops = run["spin_updates_per_s"] * 2 * run["n"]
+    print(json.dumps({"summary": "spin updates/s vs GEMM peak", "method": run["method"], "backend": run["backend"],
+                      "replicas": run["replicas"], "steps": run["steps"], "best_cut": run["best_cut"],
+                      "spin_updates_per_s": round(run["spin_updates_per_s"]), "gemm_gflops": round(gemm_flops / 1e9, 2),
+                      "peak_gflops": round(bench["peak_gflops"], 2), "fraction_of_peak": round(gemm_flops / peak, 4),
+                      "seconds": round(run["seconds"], 3), "evaluation_seconds": round(run["evaluation_seconds"], 3),
+                      "setup_seconds": round(run["setup_seconds"], 3),
+                      # The integration alone (the evaluation at the end excluded):
+                      "integration_fraction_of_peak": round(
+                          gemm_flops * run["seconds"] / (run["seconds"] - run["evaluation_seconds"]) / peak, 4)}))
+PY
