@@ -8,8 +8,11 @@
 #include "kernels/column_sum.h"
 #include "kernels/dac_write.h"
 #include "kernels/fill_random.h"
+#include "kernels/im2col.h"
 #include "kernels/layer_step.h"
+#include "kernels/max_pool.h"
 #include "kernels/metropolis_sweep.h"
+#include "kernels/plane_layout.h"
 #include "kernels/random_spins.h"
 #include "kernels/range_calibration.h"
 #include "kernels/row_energy.h"
@@ -29,10 +32,17 @@
   X(FillRandomOp)                 \
   X(RowEnergyOp)                  \
   X(RowMaxChangeOp)               \
-  X(DacWriteOp)                   \
-  X(AdcReadOp)                    \
-  X(MinMaxReduceOp)               \
   X(SbInitOp)                     \
   X(SbStepOp)                     \
   X(RandomSpinsOp)                \
-  X(MetropolisSweepOp)
+  X(MetropolisSweepOp)            \
+  X(DacWriteOp)                   \
+  X(AdcReadOp)                    \
+  X(MinMaxReduceOp)               \
+  X(PlaneRelayoutOp)              \
+  X(Im2colOp)                     \
+  X(Col2imOp)                     \
+  X(MaxPoolOp)                    \
+  X(MaxUnpoolOp)                  \
+  X(AvgPoolOp)                    \
+  X(AvgUnpoolOp)

@@ -1,0 +1,203 @@
+// Pooling between the layers of a convolutional Hopfield network (Laborieux et
+// al. 2021; Scellier et al. 2023: 2x2 max-pooling after each convolution), and
+// the adjoint of each pooling, which carries the field of the layer above back
+// down (DESIGN.md §1):
+//  - max pooling records, per window, where its maximum was (argmax); max
+//    unpooling sends each pooled-side value to that position and zero elsewhere.
+//    With the argmax held fixed, pooling is linear (a selection) and unpooling is
+//    its exact adjoint: <pool(x), y> = <x, unpool(y)>. In the energy, the argmax
+//    is that of the current states (PyTorch's max_pool2d backward does the same).
+//  - average pooling and its adjoint, which spreads each value / K^2 over its window.
+// General KxK windows, stride and padding (kernels/sliding_window.h), PyTorch's
+// conventions: max pooling pads with -inf (a padded position never wins), average
+// pooling counts the padding (divides by K^2, count_include_pad = true). Padding
+// is at most kernel / 2, so every window holds an input element (checked by the
+// host-side shapes, models/conv_ops.h).
+//
+// Ties and NaN: the first maximum in window order (kh, then kw) wins, so equal
+// values give a reproducible argmax; a NaN wins over numbers (the first NaN), so a
+// diverged state propagates through the pooling as it does in PyTorch.
+//
+// All four are gathers over the tensor they write, one index per element in
+// logical (b, c, y, x) order: the forward ops reduce their window serially, the
+// adjoint ops sum over the windows covering their element by increasing (oh, ow).
+// No atomics, even for overlapping windows (stride < kernel): deterministic and
+// bit-exact on every backend. The argmax is an index within the input plane,
+// ih * in_w + iw, so it does not depend on the layout or on a batch slice.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/hostdevice.h"
+#include "kernels/plane_layout.h"
+#include "kernels/sliding_window.h"
+
+namespace eqprop {
+
+// output = max over each window of input; argmax = where. Thread mapping: one
+// pooled element per index.
+struct MaxPoolOp {
+  const float* input;     // (batch, channels, in_h, in_w) in in_layout
+  float* output;          // (batch, channels, out_h, out_w) in out_layout
+  std::int32_t* argmax;   // (batch, channels, out_h, out_w) in out_layout: ih * in_w + iw
+  PlaneLayout in_layout;
+  PlaneLayout out_layout;
+  SlidingWindow window;
+  std::int32_t channels;
+
+  EQ_HD void element(std::int32_t b, std::int32_t c, std::int32_t oh, std::int32_t ow) const {
+    const float* plane = input + in_layout.plane(b, c) * window.in_plane();
+    float best = 0.0f;
+    std::int32_t best_index = -1;  // stays -1 only for a window entirely in the padding
+    for (std::int32_t kh = 0; kh < window.kernel; ++kh) {
+      const std::int32_t ih = window.start(oh) + kh;
+      if (ih < 0 || ih >= window.in_h) continue;
+      for (std::int32_t kw = 0; kw < window.kernel; ++kw) {
+        const std::int32_t iw = window.start(ow) + kw;
+        if (iw < 0 || iw >= window.in_w) continue;
+        const std::int32_t index = ih * window.in_w + iw;
+        const float value = plane[index];
+        // Strictly greater: ties keep the first; a NaN replaces a number, not a NaN.
+        if (best_index < 0 || value > best || (value != value && best == best)) {
+          best = value;
+          best_index = index;
+        }
+      }
+    }
+    const std::int64_t o = out_layout.plane(b, c) * window.out_plane() + std::int64_t(oh) * window.out_w + ow;
+    output[o] = best;
+    argmax[o] = best_index;
+  }
+
+  EQ_HD void operator()(std::int64_t i) const {
+    const PlaneIndex at = plane_index(i, channels, window.out_h, window.out_w);
+    element(at.sample, at.channel, at.y, at.x);
+  }
+
+  // CPU: one logical output plane (b, c) per row.
+  std::int64_t row_count(std::int64_t count) const { return count / window.out_plane(); }
+  void row(std::int64_t r) const {
+    const std::int32_t b = static_cast<std::int32_t>(r / channels), c = static_cast<std::int32_t>(r % channels);
+    for (std::int32_t oh = 0; oh < window.out_h; ++oh)
+      for (std::int32_t ow = 0; ow < window.out_w; ++ow) element(b, c, oh, ow);
+  }
+};
+
+// result (+)= unpool(pooled): each input-plane element gets the sum of the pooled
+// values of the windows that cover it and whose argmax it is (one at most for
+// non-overlapping windows), 0 if none. The adjoint of MaxPoolOp at fixed argmax.
+// Thread mapping: one unpooled element per index.
+struct MaxUnpoolOp {
+  const float* pooled;          // (batch, channels, out_h, out_w) in out_layout
+  const std::int32_t* argmax;   // (batch, channels, out_h, out_w) in out_layout, from MaxPoolOp
+  float* result;                // (batch, channels, in_h, in_w) in in_layout
+  PlaneLayout in_layout;
+  PlaneLayout out_layout;
+  SlidingWindow window;
+  std::int32_t channels;
+  bool accumulate;              // add to result instead of overwriting it
+
+  EQ_HD void element(std::int32_t b, std::int32_t c, std::int32_t h, std::int32_t w) const {
+    const std::int64_t base = out_layout.plane(b, c) * window.out_plane();
+    const std::int32_t self = h * window.in_w + w;
+    const std::int32_t ow_first = window.covering_first(w), ow_last = window.covering_last(w, window.out_w);
+    float sum = 0.0f;
+    for (std::int32_t oh = window.covering_first(h); oh <= window.covering_last(h, window.out_h); ++oh)
+      for (std::int32_t ow = ow_first; ow <= ow_last; ++ow) {
+        const std::int64_t o = base + std::int64_t(oh) * window.out_w + ow;
+        if (argmax[o] == self) sum += pooled[o];
+      }
+    float& target = result[in_layout.plane(b, c) * window.in_plane() + self];
+    target = accumulate ? target + sum : sum;
+  }
+
+  EQ_HD void operator()(std::int64_t i) const {
+    const PlaneIndex at = plane_index(i, channels, window.in_h, window.in_w);
+    element(at.sample, at.channel, at.y, at.x);
+  }
+
+  // CPU: one logical input plane (b, c) per row.
+  std::int64_t row_count(std::int64_t count) const { return count / window.in_plane(); }
+  void row(std::int64_t r) const {
+    const std::int32_t b = static_cast<std::int32_t>(r / channels), c = static_cast<std::int32_t>(r % channels);
+    for (std::int32_t h = 0; h < window.in_h; ++h)
+      for (std::int32_t w = 0; w < window.in_w; ++w) element(b, c, h, w);
+  }
+};
+
+// output = (sum over each window of input) / K^2, the padding counted as zeros.
+// Thread mapping: one pooled element per index, a serial sum in (kh, kw) order.
+struct AvgPoolOp {
+  const float* input;   // (batch, channels, in_h, in_w) in in_layout
+  float* output;        // (batch, channels, out_h, out_w) in out_layout
+  PlaneLayout in_layout;
+  PlaneLayout out_layout;
+  SlidingWindow window;
+  std::int32_t channels;
+
+  EQ_HD void element(std::int32_t b, std::int32_t c, std::int32_t oh, std::int32_t ow) const {
+    const float* plane = input + in_layout.plane(b, c) * window.in_plane();
+    float sum = 0.0f;
+    for (std::int32_t kh = 0; kh < window.kernel; ++kh) {
+      const std::int32_t ih = window.start(oh) + kh;
+      if (ih < 0 || ih >= window.in_h) continue;
+      for (std::int32_t kw = 0; kw < window.kernel; ++kw) {
+        const std::int32_t iw = window.start(ow) + kw;
+        if (iw < 0 || iw >= window.in_w) continue;
+        sum += plane[ih * window.in_w + iw];
+      }
+    }
+    output[out_layout.plane(b, c) * window.out_plane() + std::int64_t(oh) * window.out_w + ow] =
+        sum / static_cast<float>(window.kernel * window.kernel);
+  }
+
+  EQ_HD void operator()(std::int64_t i) const {
+    const PlaneIndex at = plane_index(i, channels, window.out_h, window.out_w);
+    element(at.sample, at.channel, at.y, at.x);
+  }
+
+  std::int64_t row_count(std::int64_t count) const { return count / window.out_plane(); }
+  void row(std::int64_t r) const {
+    const std::int32_t b = static_cast<std::int32_t>(r / channels), c = static_cast<std::int32_t>(r % channels);
+    for (std::int32_t oh = 0; oh < window.out_h; ++oh)
+      for (std::int32_t ow = 0; ow < window.out_w; ++ow) element(b, c, oh, ow);
+  }
+};
+
+// result (+)= (sum of the pooled values of the windows covering each element) / K^2:
+// the adjoint of AvgPoolOp. Thread mapping: one unpooled element per index, a
+// serial sum by increasing (oh, ow).
+struct AvgUnpoolOp {
+  const float* pooled;  // (batch, channels, out_h, out_w) in out_layout
+  float* result;        // (batch, channels, in_h, in_w) in in_layout
+  PlaneLayout in_layout;
+  PlaneLayout out_layout;
+  SlidingWindow window;
+  std::int32_t channels;
+  bool accumulate;      // add to result instead of overwriting it
+
+  EQ_HD void element(std::int32_t b, std::int32_t c, std::int32_t h, std::int32_t w) const {
+    const float* plane = pooled + out_layout.plane(b, c) * window.out_plane();
+    const std::int32_t ow_first = window.covering_first(w), ow_last = window.covering_last(w, window.out_w);
+    float sum = 0.0f;
+    for (std::int32_t oh = window.covering_first(h); oh <= window.covering_last(h, window.out_h); ++oh)
+      for (std::int32_t ow = ow_first; ow <= ow_last; ++ow) sum += plane[std::int64_t(oh) * window.out_w + ow];
+    const float value = sum / static_cast<float>(window.kernel * window.kernel);
+    float& target = result[in_layout.plane(b, c) * window.in_plane() + std::int64_t(h) * window.in_w + w];
+    target = accumulate ? target + value : value;
+  }
+
+  EQ_HD void operator()(std::int64_t i) const {
+    const PlaneIndex at = plane_index(i, channels, window.in_h, window.in_w);
+    element(at.sample, at.channel, at.y, at.x);
+  }
+
+  std::int64_t row_count(std::int64_t count) const { return count / window.in_plane(); }
+  void row(std::int64_t r) const {
+    const std::int32_t b = static_cast<std::int32_t>(r / channels), c = static_cast<std::int32_t>(r % channels);
+    for (std::int32_t h = 0; h < window.in_h; ++h)
+      for (std::int32_t w = 0; w < window.in_w; ++w) element(b, c, h, w);
+  }
+};
+
+}  // namespace eqprop

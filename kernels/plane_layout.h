@@ -1,0 +1,94 @@
+// How a 4-D activation tensor (batch, channels, height, width) sits in memory: as
+// contiguous row-major (height, width) planes, in one of two plane orders.
+//  - batch-major, NCHW: plane (b, c) is plane b * channels + c. The public layout:
+//    PyTorch's, the data's, the checkpoints'.
+//  - channel-major, CNHW: plane (b, c) is plane c * batch + b. Channel c's
+//    batch * height * width values are then one contiguous row, which is exactly a
+//    row of the convolution GEMMs' (channels, batch * positions) operands
+//    (kernels/im2col.h): a channel-major tensor needs no reordering to enter or
+//    leave a GEMM.
+// A PlaneLayout holds the two strides, so a slice of samples [begin, begin + n) of
+// either order is addressed by offsetting the base pointer by `begin` samples
+// (NCHW: begin * C * H * W floats, CNHW: begin * H * W) and keeping the strides of
+// the whole tensor: how one CPU core addresses its slice of the batch.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/hostdevice.h"
+
+namespace eqprop {
+
+struct PlaneLayout {
+  std::int32_t sample_stride = 0;   // planes from sample b to b + 1
+  std::int32_t channel_stride = 0;  // planes from channel c to c + 1
+
+  // Index of the first plane of (sample, channel); times the plane size: its offset.
+  EQ_HD std::int64_t plane(std::int32_t sample, std::int32_t channel) const {
+    return std::int64_t(sample) * sample_stride + std::int64_t(channel) * channel_stride;
+  }
+  bool operator==(const PlaneLayout& other) const {
+    return sample_stride == other.sample_stride && channel_stride == other.channel_stride;
+  }
+  bool operator!=(const PlaneLayout& other) const { return !(*this == other); }
+};
+
+// The logical coordinates (sample, channel, y, x) of flat index i of a
+// (batch, channels, height, width) tensor in NCHW order: how the ops over 4-D
+// tensors number their threads (a pure function of the logical index, whatever
+// the tensor's layout).
+struct PlaneIndex {
+  std::int32_t sample, channel, y, x;
+};
+EQ_HD PlaneIndex plane_index(std::int64_t i, std::int32_t channels, std::int32_t height, std::int32_t width) {
+  const std::int64_t plane_size = std::int64_t(height) * width;
+  const std::int64_t plane = i / plane_size;
+  const std::int32_t within = static_cast<std::int32_t>(i - plane * plane_size);
+  return {static_cast<std::int32_t>(plane / channels), static_cast<std::int32_t>(plane % channels), within / width,
+          within % width};
+}
+
+// Batch-major NCHW with `channels` channels.
+inline PlaneLayout nchw_layout(std::int32_t channels) { return {channels, 1}; }
+// Channel-major CNHW of a tensor holding `whole_batch` samples.
+inline PlaneLayout cnhw_layout(std::int32_t whole_batch) { return {1, whole_batch}; }
+
+// out[b, c, p] = in[b, c, p] + bias[c]   (+ out[b, c, p] when accumulating), each
+// tensor in its own layout; p in [0, plane_size) indexes a plane. Converts between
+// NCHW and CNHW and adds a per-channel bias in the same pass (the epilogue of a
+// convolution GEMM, models/conv_ops.cpp). in == out with equal layouts is allowed.
+// Thread mapping: one index per element in logical (b, c, p) order; both layouts
+// keep a plane contiguous, so reads and writes are coalesced runs of plane_size.
+// No reduction: bit-exact on every backend.
+struct PlaneRelayoutOp {
+  const float* in;         // (batch, channels, plane_size) in in_layout
+  float* out;              // (batch, channels, plane_size) in out_layout
+  const float* bias;       // (channels), or null
+  PlaneLayout in_layout;
+  PlaneLayout out_layout;
+  std::int32_t channels;
+  std::int32_t plane_size;  // height * width
+  bool accumulate;
+
+  EQ_HD void element(std::int32_t b, std::int32_t c, std::int32_t p) const {
+    const float value = bias ? in[in_layout.plane(b, c) * plane_size + p] + bias[c]
+                             : in[in_layout.plane(b, c) * plane_size + p];
+    float& target = out[out_layout.plane(b, c) * plane_size + p];
+    target = accumulate ? target + value : value;
+  }
+
+  EQ_HD void operator()(std::int64_t i) const {
+    const std::int64_t plane = i / plane_size;
+    element(static_cast<std::int32_t>(plane / channels), static_cast<std::int32_t>(plane % channels),
+            static_cast<std::int32_t>(i - plane * plane_size));
+  }
+
+  // CPU: one logical plane (b, c) per row, no index arithmetic per element.
+  std::int64_t row_count(std::int64_t count) const { return count / plane_size; }
+  void row(std::int64_t r) const {
+    const std::int32_t b = static_cast<std::int32_t>(r / channels), c = static_cast<std::int32_t>(r % channels);
+    for (std::int32_t p = 0; p < plane_size; ++p) element(b, c, p);
+  }
+};
+
+}  // namespace eqprop

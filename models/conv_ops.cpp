@@ -1,0 +1,222 @@
+#include "models/conv_ops.h"
+
+#include <limits>
+#include <stdexcept>
+#include <string>
+
+#include "kernels/im2col.h"
+#include "kernels/max_pool.h"
+
+namespace eqprop {
+namespace {
+
+constexpr std::int64_t kMaxGemmDimension = std::numeric_limits<int>::max();
+
+void require(bool condition, const std::string& message) {
+  if (!condition) throw std::invalid_argument(message);
+}
+
+// A layout left at {0, 0} means NCHW.
+PlaneLayout resolve(const PlaneLayout& layout, int channels) {
+  return layout.sample_stride == 0 && layout.channel_stride == 0 ? nchw_layout(channels) : layout;
+}
+
+// True if the (batch, channels) planes of `layout` are distinct and the tensor is
+// one of the two plane orders (possibly a slice of a larger one): samples nested in
+// channels or channels nested in samples.
+bool layout_fits(const PlaneLayout& layout, int batch, int channels) {
+  if (layout.sample_stride < 0 || layout.channel_stride < 0) return false;
+  if (batch > 1 && layout.sample_stride < 1) return false;
+  if (channels > 1 && layout.channel_stride < 1) return false;
+  if (batch == 1 || channels == 1) return true;
+  return std::int64_t(layout.sample_stride) >= std::int64_t(channels) * layout.channel_stride ||
+         std::int64_t(layout.channel_stride) >= std::int64_t(batch) * layout.sample_stride;
+}
+
+std::string layout_text(const PlaneLayout& layout) {
+  return "{sample_stride " + std::to_string(layout.sample_stride) + ", channel_stride " +
+         std::to_string(layout.channel_stride) + "}";
+}
+
+void check_window(const char* what, int in_h, int in_w, int kernel, int stride, int padding) {
+  const std::string name(what);
+  require(kernel >= 1, name + ": kernel " + std::to_string(kernel) + " must be >= 1");
+  require(stride >= 1, name + ": stride " + std::to_string(stride) + " must be >= 1");
+  require(padding >= 0, name + ": padding " + std::to_string(padding) + " must be >= 0");
+  require(in_h >= 1 && in_w >= 1,
+          name + ": input " + std::to_string(in_h) + "x" + std::to_string(in_w) + " must be at least 1x1");
+  require(in_h + 2 * padding >= kernel && in_w + 2 * padding >= kernel,
+          name + ": kernel " + std::to_string(kernel) + " is larger than the padded input " +
+              std::to_string(in_h + 2 * padding) + "x" + std::to_string(in_w + 2 * padding));
+}
+
+// y's (Co, NP) matrix view: y itself when GEMM-shaped, else y reordered into the
+// channel_major workspace. Returns the view and its row stride.
+const float* channel_major_view(Backend& backend, const ConvShape& shape, const float* y,
+                                const ConvWorkspace& workspace, std::int64_t& row_stride) {
+  if (shape.output_is_gemm_shaped()) {
+    row_stride = shape.output_row_stride();
+    return y;
+  }
+  require(workspace.channel_major != nullptr, "conv: an NCHW y with batch > 1 needs workspace.channel_major");
+  const std::int32_t plane = shape.out_h() * shape.out_w();
+  backend.run(PlaneRelayoutOp{y, workspace.channel_major, nullptr, shape.output_planes(), cnhw_layout(shape.batch),
+                              shape.out_channels, plane, false},
+              shape.output_size());
+  row_stride = shape.positions();
+  return workspace.channel_major;
+}
+
+}  // namespace
+
+PlaneLayout ConvShape::input_planes() const { return resolve(input_layout, in_channels); }
+PlaneLayout ConvShape::output_planes() const { return resolve(output_layout, out_channels); }
+
+bool ConvShape::output_is_gemm_shaped() const { return batch == 1 || output_planes().sample_stride == 1; }
+
+std::int64_t ConvShape::output_row_stride() const {
+  if (out_channels == 1) return positions();
+  return std::int64_t(output_planes().channel_stride) * out_h() * out_w();
+}
+
+void ConvShape::validate() const {
+  require(batch >= 1, "ConvShape: batch " + std::to_string(batch) + " must be >= 1");
+  require(in_channels >= 1, "ConvShape: in_channels " + std::to_string(in_channels) + " must be >= 1");
+  require(out_channels >= 1, "ConvShape: out_channels " + std::to_string(out_channels) + " must be >= 1");
+  check_window("ConvShape", in_h, in_w, kernel, stride, padding);
+  require(layout_fits(input_planes(), batch, in_channels),
+          "ConvShape: input_layout " + layout_text(input_planes()) + " overlaps planes of a batch of " +
+              std::to_string(batch) + " x " + std::to_string(in_channels) + " channels");
+  require(layout_fits(output_planes(), batch, out_channels),
+          "ConvShape: output_layout " + layout_text(output_planes()) + " overlaps planes of a batch of " +
+              std::to_string(batch) + " x " + std::to_string(out_channels) + " channels");
+  require(positions() <= kMaxGemmDimension && patch_size() <= kMaxGemmDimension &&
+              output_row_stride() <= kMaxGemmDimension && std::int64_t(in_h) * in_w <= kMaxGemmDimension,
+          "ConvShape: batch * out_h * out_w = " + std::to_string(positions()) +
+              " or in_channels * kernel^2 = " + std::to_string(patch_size()) +
+              " exceeds the 32-bit GEMM dimensions; split the batch");
+}
+
+ConvScratch::ConvScratch(Backend& backend, const ConvShape& shape)
+    : columns_(backend, static_cast<std::size_t>(shape.columns_size())),
+      channel_major_(backend, static_cast<std::size_t>(shape.channel_major_size())) {}
+
+void conv2d_im2col(Backend& backend, const ConvShape& shape, const float* x, float* columns) {
+  shape.validate();
+  require(columns != nullptr, "conv2d_im2col: no columns workspace");
+  backend.run(Im2colOp{x, columns, shape.input_planes(), shape.window(), shape.in_channels,
+                       static_cast<std::int32_t>(shape.positions())},
+              shape.columns_size());
+}
+
+void conv2d_forward(Backend& backend, const ConvShape& shape, const float* x, const float* weights,
+                    const float* bias, float* y, const ConvWorkspace& workspace, bool accumulate) {
+  conv2d_im2col(backend, shape, x, workspace.columns);
+  conv2d_forward_columns(backend, shape, workspace.columns, weights, bias, y, workspace, accumulate);
+}
+
+void conv2d_forward_columns(Backend& backend, const ConvShape& shape, const float* columns, const float* weights,
+                            const float* bias, float* y, const ConvWorkspace& workspace, bool accumulate) {
+  shape.validate();
+  require(columns != nullptr, "conv2d_forward: no column matrix");
+  const int co = shape.out_channels, ckk = static_cast<int>(shape.patch_size()),
+            np = static_cast<int>(shape.positions());
+  const std::int32_t plane = shape.out_h() * shape.out_w();
+  if (shape.output_is_gemm_shaped()) {
+    // y (Co, NP) (+)= W (Co, CKK) . columns (CKK, NP), straight into y; bias in place.
+    backend.gemm(Transpose::no, Transpose::no, co, np, ckk, 1.0f, weights, ckk, columns, np,
+                 accumulate ? 1.0f : 0.0f, y, static_cast<int>(shape.output_row_stride()));
+    if (bias)
+      backend.run(PlaneRelayoutOp{y, y, bias, shape.output_planes(), shape.output_planes(), co, plane, false},
+                  shape.output_size());
+    return;
+  }
+  require(workspace.channel_major != nullptr, "conv2d_forward: an NCHW y with batch > 1 needs workspace.channel_major");
+  // channel_major (Co, NP) = W . columns, then y (N, Co, OH, OW) (+)= channel_major + bias.
+  backend.gemm(Transpose::no, Transpose::no, co, np, ckk, 1.0f, weights, ckk, columns, np, 0.0f,
+               workspace.channel_major, np);
+  backend.run(PlaneRelayoutOp{workspace.channel_major, y, bias, cnhw_layout(shape.batch), shape.output_planes(), co,
+                              plane, accumulate},
+              shape.output_size());
+}
+
+void conv2d_transpose(Backend& backend, const ConvShape& shape, const float* y, const float* weights, float* x,
+                      const ConvWorkspace& workspace, bool accumulate) {
+  shape.validate();
+  require(workspace.columns != nullptr, "conv2d_transpose: no columns workspace");
+  const int co = shape.out_channels, ckk = static_cast<int>(shape.patch_size()),
+            np = static_cast<int>(shape.positions());
+  std::int64_t row_stride = 0;
+  const float* y_rows = channel_major_view(backend, shape, y, workspace, row_stride);
+  // columns (CKK, NP) = W^T (CKK, Co) . y (Co, NP), then folded back onto x.
+  backend.gemm(Transpose::yes, Transpose::no, ckk, np, co, 1.0f, weights, ckk, y_rows, static_cast<int>(row_stride),
+               0.0f, workspace.columns, np);
+  backend.run(Col2imOp{workspace.columns, x, shape.input_planes(), shape.window(), shape.in_channels, np, accumulate},
+              shape.input_size());
+}
+
+void conv2d_weight_gradient(Backend& backend, const ConvShape& shape, const float* x, const float* y, float alpha,
+                            float beta, float* weight_gradient, const ConvWorkspace& workspace) {
+  conv2d_im2col(backend, shape, x, workspace.columns);
+  conv2d_weight_gradient_columns(backend, shape, workspace.columns, y, alpha, beta, weight_gradient, workspace);
+}
+
+void conv2d_weight_gradient_columns(Backend& backend, const ConvShape& shape, const float* columns, const float* y,
+                                    float alpha, float beta, float* weight_gradient,
+                                    const ConvWorkspace& workspace) {
+  shape.validate();
+  require(columns != nullptr, "conv2d_weight_gradient: no column matrix");
+  const int co = shape.out_channels, ckk = static_cast<int>(shape.patch_size()),
+            np = static_cast<int>(shape.positions());
+  std::int64_t row_stride = 0;
+  const float* y_rows = channel_major_view(backend, shape, y, workspace, row_stride);
+  // g (Co, CKK) = alpha y (Co, NP) . columns^T (NP, CKK) + beta g: the sum over the
+  // batch and the positions is the GEMM's k.
+  backend.gemm(Transpose::no, Transpose::yes, co, ckk, np, alpha, y_rows, static_cast<int>(row_stride), columns, np,
+               beta, weight_gradient, ckk);
+}
+
+PlaneLayout PoolShape::input_planes() const { return resolve(input_layout, channels); }
+PlaneLayout PoolShape::output_planes() const { return resolve(output_layout, channels); }
+
+void PoolShape::validate() const {
+  require(batch >= 1, "PoolShape: batch " + std::to_string(batch) + " must be >= 1");
+  require(channels >= 1, "PoolShape: channels " + std::to_string(channels) + " must be >= 1");
+  check_window("PoolShape", in_h, in_w, kernel, stride, padding);
+  require(2 * padding <= kernel, "PoolShape: padding " + std::to_string(padding) + " must be at most kernel / 2 (" +
+                                     std::to_string(kernel) + " / 2), so that every window holds an input");
+  require(std::int64_t(in_h) * in_w <= kMaxGemmDimension, "PoolShape: input plane too large for 32-bit indices");
+  require(layout_fits(input_planes(), batch, channels),
+          "PoolShape: input_layout " + layout_text(input_planes()) + " overlaps planes");
+  require(layout_fits(output_planes(), batch, channels),
+          "PoolShape: output_layout " + layout_text(output_planes()) + " overlaps planes");
+}
+
+void max_pool2d(Backend& backend, const PoolShape& shape, const float* x, float* y, std::int32_t* argmax) {
+  shape.validate();
+  backend.run(MaxPoolOp{x, y, argmax, shape.input_planes(), shape.output_planes(), shape.window(), shape.channels},
+              shape.output_size());
+}
+
+void max_unpool2d(Backend& backend, const PoolShape& shape, const float* y, const std::int32_t* argmax, float* x,
+                  bool accumulate) {
+  shape.validate();
+  backend.run(MaxUnpoolOp{y, argmax, x, shape.input_planes(), shape.output_planes(), shape.window(), shape.channels,
+                          accumulate},
+              shape.input_size());
+}
+
+void avg_pool2d(Backend& backend, const PoolShape& shape, const float* x, float* y) {
+  shape.validate();
+  backend.run(AvgPoolOp{x, y, shape.input_planes(), shape.output_planes(), shape.window(), shape.channels},
+              shape.output_size());
+}
+
+void avg_unpool2d(Backend& backend, const PoolShape& shape, const float* y, float* x, bool accumulate) {
+  shape.validate();
+  backend.run(
+      AvgUnpoolOp{y, x, shape.input_planes(), shape.output_planes(), shape.window(), shape.channels, accumulate},
+      shape.input_size());
+}
+
+}  // namespace eqprop
