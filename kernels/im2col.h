@@ -123,25 +123,15 @@ struct Col2imOp {
     return sum;
   }
 
-  EQ_HD void store(float* plane, std::int32_t h, std::int32_t w, float sum) const {
-    float& target = plane[std::int64_t(h) * window.in_w + w];
+  EQ_HD void element(std::int32_t b, std::int32_t c, std::int32_t h, std::int32_t w) const {
+    const float sum = gather(b, c, h, w);
+    float& target = output[layout.plane(b, c) * window.in_plane() + std::int64_t(h) * window.in_w + w];
     target = accumulate ? target + sum : sum;
   }
 
-  EQ_HD void operator()(std::int64_t i) const {
-    const PlaneIndex at = plane_index(i, channels, window.in_h, window.in_w);
-    store(output + layout.plane(at.sample, at.channel) * window.in_plane(), at.y, at.x,
-          gather(at.sample, at.channel, at.y, at.x));
-  }
-
-  // CPU: one logical plane (b, c) per row.
+  EQ_HD void operator()(std::int64_t i) const { plane_element(*this, i, channels, window.in_h, window.in_w); }
   std::int64_t row_count(std::int64_t count) const { return count / window.in_plane(); }
-  void row(std::int64_t r) const {
-    const std::int32_t b = static_cast<std::int32_t>(r / channels), c = static_cast<std::int32_t>(r % channels);
-    float* plane = output + layout.plane(b, c) * window.in_plane();
-    for (std::int32_t h = 0; h < window.in_h; ++h)
-      for (std::int32_t w = 0; w < window.in_w; ++w) store(plane, h, w, gather(b, c, h, w));
-  }
+  void row(std::int64_t r) const { plane_row(*this, r, channels, window.in_h, window.in_w); }
 };
 
 }  // namespace eqprop

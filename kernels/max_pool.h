@@ -69,18 +69,9 @@ struct MaxPoolOp {
     argmax[o] = best_index;
   }
 
-  EQ_HD void operator()(std::int64_t i) const {
-    const PlaneIndex at = plane_index(i, channels, window.out_h, window.out_w);
-    element(at.sample, at.channel, at.y, at.x);
-  }
-
-  // CPU: one logical output plane (b, c) per row.
+  EQ_HD void operator()(std::int64_t i) const { plane_element(*this, i, channels, window.out_h, window.out_w); }
   std::int64_t row_count(std::int64_t count) const { return count / window.out_plane(); }
-  void row(std::int64_t r) const {
-    const std::int32_t b = static_cast<std::int32_t>(r / channels), c = static_cast<std::int32_t>(r % channels);
-    for (std::int32_t oh = 0; oh < window.out_h; ++oh)
-      for (std::int32_t ow = 0; ow < window.out_w; ++ow) element(b, c, oh, ow);
-  }
+  void row(std::int64_t r) const { plane_row(*this, r, channels, window.out_h, window.out_w); }
 };
 
 // result (+)= unpool(pooled): each input-plane element gets the sum of the pooled
@@ -111,18 +102,9 @@ struct MaxUnpoolOp {
     target = accumulate ? target + sum : sum;
   }
 
-  EQ_HD void operator()(std::int64_t i) const {
-    const PlaneIndex at = plane_index(i, channels, window.in_h, window.in_w);
-    element(at.sample, at.channel, at.y, at.x);
-  }
-
-  // CPU: one logical input plane (b, c) per row.
+  EQ_HD void operator()(std::int64_t i) const { plane_element(*this, i, channels, window.in_h, window.in_w); }
   std::int64_t row_count(std::int64_t count) const { return count / window.in_plane(); }
-  void row(std::int64_t r) const {
-    const std::int32_t b = static_cast<std::int32_t>(r / channels), c = static_cast<std::int32_t>(r % channels);
-    for (std::int32_t h = 0; h < window.in_h; ++h)
-      for (std::int32_t w = 0; w < window.in_w; ++w) element(b, c, h, w);
-  }
+  void row(std::int64_t r) const { plane_row(*this, r, channels, window.in_h, window.in_w); }
 };
 
 // output = (sum over each window of input) / K^2, the padding counted as zeros.
@@ -151,17 +133,9 @@ struct AvgPoolOp {
         sum / static_cast<float>(window.kernel * window.kernel);
   }
 
-  EQ_HD void operator()(std::int64_t i) const {
-    const PlaneIndex at = plane_index(i, channels, window.out_h, window.out_w);
-    element(at.sample, at.channel, at.y, at.x);
-  }
-
+  EQ_HD void operator()(std::int64_t i) const { plane_element(*this, i, channels, window.out_h, window.out_w); }
   std::int64_t row_count(std::int64_t count) const { return count / window.out_plane(); }
-  void row(std::int64_t r) const {
-    const std::int32_t b = static_cast<std::int32_t>(r / channels), c = static_cast<std::int32_t>(r % channels);
-    for (std::int32_t oh = 0; oh < window.out_h; ++oh)
-      for (std::int32_t ow = 0; ow < window.out_w; ++ow) element(b, c, oh, ow);
-  }
+  void row(std::int64_t r) const { plane_row(*this, r, channels, window.out_h, window.out_w); }
 };
 
 // result (+)= (sum of the pooled values of the windows covering each element) / K^2:
@@ -187,17 +161,9 @@ struct AvgUnpoolOp {
     target = accumulate ? target + value : value;
   }
 
-  EQ_HD void operator()(std::int64_t i) const {
-    const PlaneIndex at = plane_index(i, channels, window.in_h, window.in_w);
-    element(at.sample, at.channel, at.y, at.x);
-  }
-
+  EQ_HD void operator()(std::int64_t i) const { plane_element(*this, i, channels, window.in_h, window.in_w); }
   std::int64_t row_count(std::int64_t count) const { return count / window.in_plane(); }
-  void row(std::int64_t r) const {
-    const std::int32_t b = static_cast<std::int32_t>(r / channels), c = static_cast<std::int32_t>(r % channels);
-    for (std::int32_t h = 0; h < window.in_h; ++h)
-      for (std::int32_t w = 0; w < window.in_w; ++w) element(b, c, h, w);
-  }
+  void row(std::int64_t r) const { plane_row(*this, r, channels, window.in_h, window.in_w); }
 };
 
 }  // namespace eqprop

@@ -48,6 +48,29 @@ EQ_HD PlaneIndex plane_index(std::int64_t i, std::int32_t channels, std::int32_t
           within % width};
 }
 
+// The thread mapping shared by the per-element ops over 4-D tensors (pooling,
+// col2im: kernels/max_pool.h, kernels/im2col.h). Such an op defines
+// element(b, c, y, x) for one element of the (batch, channels, height, width)
+// tensor it iterates, and forwards to these two in one line each:
+//  - plane_element: flat logical index i in NCHW order, its operator()(i) (one
+//    GPU thread per element, and the CPU fallback);
+//  - plane_row: CPU row r = logical plane (b, c), its row(r) (with row_count =
+//    count / (height * width)), a loop over the plane with no index arithmetic
+//    per element. Free functions, not a base class, so the ops stay aggregates
+//    initialized with one pair of braces.
+template <class Op>
+EQ_HD void plane_element(const Op& op, std::int64_t i, std::int32_t channels, std::int32_t height,
+                         std::int32_t width) {
+  const PlaneIndex at = plane_index(i, channels, height, width);
+  op.element(at.sample, at.channel, at.y, at.x);
+}
+template <class Op>
+void plane_row(const Op& op, std::int64_t r, std::int32_t channels, std::int32_t height, std::int32_t width) {
+  const std::int32_t b = static_cast<std::int32_t>(r / channels), c = static_cast<std::int32_t>(r % channels);
+  for (std::int32_t y = 0; y < height; ++y)
+    for (std::int32_t x = 0; x < width; ++x) op.element(b, c, y, x);
+}
+
 // Batch-major NCHW with `channels` channels.
 inline PlaneLayout nchw_layout(std::int32_t channels) { return {channels, 1}; }
 // Channel-major CNHW of a tensor holding `whole_batch` samples.
