@@ -88,23 +88,30 @@ struct LayerStepOp {
   std::int64_t noise_row_stride = 0;
   std::uint32_t noise_step = 0;
 
-  EQ_HD float noise_at(std::int64_t row, std::int32_t unit) const {
-    if (noise_sigma == 0.0f) return 0.0f;
-    const Philox4 words = random_words(noise_seed, RngStream::dynamics_noise,
-                                       noise_index + static_cast<std::uint64_t>(row * noise_row_stride + unit),
-                                       noise_step);
-    const float scale = integrator == Integrator::fixed_point ? noise_sigma : noise_sigma * sqrtf(dt);
-    return scale * normal_from_words(words.v[0], words.v[1]);
+  // Logical elements 2k and 2k + 1 share one Philox draw: the two normals of one
+  // Box-Muller pair (half the draws, logarithms and square roots per step).
+  EQ_HD std::uint64_t noise_element(std::int64_t row, std::int32_t unit) const {
+    return noise_index + static_cast<std::uint64_t>(row * noise_row_stride + unit);
+  }
+  EQ_HD float noise_scale() const {
+    return integrator == Integrator::fixed_point ? noise_sigma : noise_sigma * sqrtf(dt);
+  }
+  EQ_HD float noise_of(std::uint64_t element) const {
+    const Philox4 words = random_words(noise_seed, RngStream::dynamics_noise, element >> 1, noise_step);
+    return noise_scale() * normal_pair_member(words.v[0], words.v[1], (element & 1u) != 0);
   }
 
   // Thread mapping on the GPU: one flat index per unit of one sample.
-  EQ_HD void operator()(std::int64_t i) const { update(i, i / units, static_cast<std::int32_t>(i % units)); }
+  EQ_HD void operator()(std::int64_t i) const {
+    const std::int64_t row = i / units;
+    const std::int32_t unit = static_cast<std::int32_t>(i % units);
+    update(i, unit, noise_sigma == 0.0f ? 0.0f : noise_of(noise_element(row, unit)));
+  }
 
-  EQ_HD void update(std::int64_t i, std::int64_t row, std::int32_t unit) const {
+  EQ_HD void update(std::int64_t i, std::int32_t unit, float noise) const {
     float field = drive[i] + bias[unit];
     if (feedback) field += feedback[i];
     const float nudge = target ? beta : 0.0f, y = target ? target[i] : 0.0f;
-    const float noise = noise_at(row, unit);
     if (integrator == Integrator::csb) {
       float s = states[i], p = momenta[i];
       csb_unit_step(dt, gamma, a0, pump, hopfield_force(s, field, nudge, y), noise, s, p);
@@ -122,7 +129,20 @@ struct LayerStepOp {
   std::int64_t row_count(std::int64_t count) const { return count / units; }
   void row(std::int64_t r) const {
     if (noise_sigma != 0.0f) {
-      for (std::int32_t unit = 0; unit < units; ++unit) update(r * units + unit, r, unit);
+      // One draw per pair of elements; the same values as noise_of, element by element.
+      std::uint64_t pair = ~std::uint64_t{0};
+      float first = 0.0f, second = 0.0f;
+      const float scale = noise_scale();
+      for (std::int32_t unit = 0; unit < units; ++unit) {
+        const std::uint64_t element = noise_element(r, unit);
+        if ((element >> 1) != pair) {
+          pair = element >> 1;
+          const Philox4 words = random_words(noise_seed, RngStream::dynamics_noise, pair, noise_step);
+          first = scale * normal_pair_member(words.v[0], words.v[1], false);
+          second = scale * normal_pair_member(words.v[0], words.v[1], true);
+        }
+        update(r * units + unit, unit, (element & 1u) ? second : first);
+      }
       return;
     }
     switch (integrator) {

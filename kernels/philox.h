@@ -86,6 +86,14 @@ EQ_HD float uniform_open_zero(std::uint32_t word) {
   return (static_cast<float>(word >> 8) + 1.0f) * (1.0f / 16777216.0f);
 }
 
+// One of the two independent standard normals Box-Muller makes from two words:
+// radius * cos(angle) (first) or radius * sin(angle) (second).
+EQ_HD float normal_pair_member(std::uint32_t word0, std::uint32_t word1, bool second) {
+  const float radius = sqrtf(-2.0f * logf(uniform_open_zero(word0)));
+  const float angle = 6.2831853071795864769f * uniform_from_word(word1);
+  return radius * (second ? sinf(angle) : cosf(angle));
+}
+
 // A standard normal from two words (Box-Muller, cosine branch).
 EQ_HD float normal_from_words(std::uint32_t word0, std::uint32_t word1) {
   const float radius = sqrtf(-2.0f * logf(uniform_open_zero(word0)));
