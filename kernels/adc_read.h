@@ -54,14 +54,7 @@ struct AdcReadOp {
   }
 
   // CPU: chunks of kHardwareChunk elements, switches hoisted so the loop vectorizes.
-  // A count field that disagrees with the run count would skip or overrun elements
-  // on the CPU only: a programming error, reported before any element is touched.
-  std::int64_t row_count(std::int64_t n) const {
-    if (n != count)
-      throw std::logic_error("AdcReadOp: the count field (" + std::to_string(count) + ") differs from the count run (" +
-                             std::to_string(n) + ")");
-    return (n + kHardwareChunk - 1) / kHardwareChunk;
-  }
+  std::int64_t row_count(std::int64_t n) const { return hardware_chunk_count("AdcReadOp", count, n); }
   void row(std::int64_t r) const {
     const bool quantize_on = quantizer.enabled();
     const QuantizerLevels levels = quantize_on ? quantizer.levels() : QuantizerLevels{};

@@ -24,6 +24,16 @@ namespace eqprop {
 // per chunk and the loop vectorized (kernels/cpu_backend.cpp); the GPU runs op(i).
 constexpr std::int64_t kHardwareChunk = 4096;
 
+// The CPU rows of a flat hardware op over `run` elements. The op's own count field
+// must agree: a mismatch would skip or overrun elements on the CPU only, so it is a
+// programming error reported before any element is touched.
+inline std::int64_t hardware_chunk_count(const char* op, std::int64_t count, std::int64_t run) {
+  if (run != count)
+    throw std::logic_error(std::string(op) + ": the count field (" + std::to_string(count) +
+                           ") differs from the count run (" + std::to_string(run) + ")");
+  return (run + kHardwareChunk - 1) / kHardwareChunk;
+}
+
 // Thread mapping: one element per index, no reductions. Determinism: bit-exact on
 // every backend with programming noise and mismatch off (stochastic rounding
 // included: its uniforms are exact); with them on, a few ulp across backends (the
@@ -68,14 +78,7 @@ struct DacWriteOp {
   }
 
   // CPU: chunks of kHardwareChunk elements, switches hoisted so the loop vectorizes.
-  // A count field that disagrees with the run count would skip or overrun elements
-  // on the CPU only: a programming error, reported before any element is touched.
-  std::int64_t row_count(std::int64_t n) const {
-    if (n != count)
-      throw std::logic_error("DacWriteOp: the count field (" + std::to_string(count) + ") differs from the count run (" +
-                             std::to_string(n) + ")");
-    return (n + kHardwareChunk - 1) / kHardwareChunk;
-  }
+  std::int64_t row_count(std::int64_t n) const { return hardware_chunk_count("DacWriteOp", count, n); }
   void row(std::int64_t r) const {
     const bool quantize_on = quantizer.enabled();
     const QuantizerLevels levels = quantize_on ? quantizer.levels() : QuantizerLevels{};
