@@ -59,7 +59,7 @@ std::string percent(double fraction) {
   return text.str();
 }
 
-int command_train(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+int command_train(const std::vector<std::string>& args, std::ostream& out) {
   const Options options = parse_options(args, 1, {"--config", "--out", "--device", "--set", "--resume"});
   const bool resume = options.has("--resume");
   if (resume && options.has("--config"))
@@ -112,7 +112,6 @@ int command_train(const std::vector<std::string>& args, std::ostream& out, std::
     bar.finish();
     throw;
   }
-  (void)err;
   return 0;
 }
 
@@ -252,7 +251,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     return 0;
   }
   try {
-    if (command == "train") return command_train(args, out, err);
+    if (command == "train") return command_train(args, out);
     if (command == "eval") return command_eval(args, out);
     if (command == "gradcheck") return command_gradcheck(args, out);
     if (command == "bench") return command_bench(args, out);

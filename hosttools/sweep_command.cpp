@@ -47,7 +47,7 @@ std::vector<PlotSeries> series_of(const std::vector<SweepPoint>& points, double 
 
 }  // namespace
 
-int command_sweep(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+int command_sweep(const std::vector<std::string>& args, std::ostream& out, std::ostream& /*err*/) {
   const Options options = parse_options(args, 1, {"--config", "--sweep", "--with", "--variant", "--out", "--device", "--set"},
                                         {}, {"--with", "--variant"});
   if (!options.has("--sweep")) throw UsageError("--sweep KEY=V1,V2,... is required");
@@ -116,7 +116,6 @@ int command_sweep(const std::vector<std::string>& args, std::ostream& out, std::
                                        log_x}));
   out << "wrote " << (dir / "sweep.csv").string() << ", sweep.jsonl, sweep_test_acc.svg, sweep_free_energy.svg"
       << std::endl;
-  (void)err;
   return 0;
 }
 
