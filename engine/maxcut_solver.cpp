@@ -64,7 +64,8 @@ SolverMethod parse_solver_method(const std::string& name) {
   if (name == "bsb") return SolverMethod::bsb;
   if (name == "dsb") return SolverMethod::dsb;
   if (name == "sa") return SolverMethod::sa;
-  throw ConfigError("unknown solver method '" + name + "' (methods: bsb, dsb, sa)");
+  if (name == "oim") return SolverMethod::oim;
+  throw ConfigError("unknown solver method '" + name + "' (methods: bsb, dsb, sa, oim)");
 }
 
 std::string solver_method_name(SolverMethod method) {
@@ -72,6 +73,7 @@ std::string solver_method_name(SolverMethod method) {
     case SolverMethod::bsb: return "bsb";
     case SolverMethod::dsb: return "dsb";
     case SolverMethod::sa: return "sa";
+    case SolverMethod::oim: return "oim";
   }
   return "?";
 }
@@ -119,13 +121,24 @@ SolverResult solve_ising(Backend& backend, const IsingProblem& original, const S
   const int n = problem.spins;
   const int replicas = options.replicas;
   const bool sa = options.method == SolverMethod::sa;
+  const bool oim = options.method == SolverMethod::oim;
   const bool discrete = options.method == SolverMethod::dsb;
 
   SolverResult result;
   const std::vector<float> dense = dense_couplings(problem, kMaxDenseSpins + 1);
   result.c0 = options.c0 > 0 ? options.c0 : default_sb_c0(dense, n);
-  if (!sa)
+  // OIM: the injection ramps to the coupling's spectral radius rho, so that at the
+  // end it dominates and locks the phases. dt = 2 / (3 rho), the explicit-Euler
+  // limit 2 / (rho + 2 K) at the end of the ramp: a quarter of it reached the
+  // optimum of the small test graphs in 16-75% of the replicas, this in 63-98%.
+  float oim_injection = 0.0f;
+  if (oim) {
+    const double radius = spectral_radius_estimate(dense, n, 50);
+    oim_injection = static_cast<float>(radius);
+    result.dt = options.dt > 0 ? options.dt : static_cast<float>(2.0 / std::max(3.0 * radius, 1e-30));
+  } else if (!sa) {
     result.dt = options.dt > 0 ? options.dt : default_sb_dt(dense, n, options.a0, result.c0, discrete ? 0.5f : 0.9f);
+  }
   {
     float hot = 0, cold = 0;
     default_sa_betas(dense, n, hot, cold);
@@ -140,6 +153,8 @@ SolverResult solve_ising(Backend& backend, const IsingProblem& original, const S
   // their local fields (in F).
   DeviceBuffer<float> x(backend, states_count), field(backend, states_count);
   DeviceBuffer<float> y(backend, sa ? 0 : states_count), signs(backend, sa ? 0 : states_count);
+  // OIM: x holds the phases, y their cosines, and these their sines and J sin phi.
+  DeviceBuffer<float> sines(backend, oim ? states_count : 0), sin_field(backend, oim ? states_count : 0);
   float* spins_on_device = sa ? x.data() : signs.data();  // what an evaluation reads
   std::vector<float> host_spins(states_count), host_fields(states_count);
   backend.synchronize();
@@ -155,6 +170,9 @@ SolverResult solve_ising(Backend& backend, const IsingProblem& original, const S
     const auto round_key = static_cast<std::uint32_t>(round);
     if (sa) {
       backend.run(RandomSpinsOp{x.data(), options.seed, 0, round_key}, static_cast<std::int64_t>(states_count));
+    } else if (oim) {
+      backend.run(OimInitOp{x.data(), y.data(), sines.data(), signs.data(), options.seed, 0, round_key},
+                  static_cast<std::int64_t>(states_count));
     } else {
       backend.run(SbInitOp{x.data(), y.data(), signs.data(), options.seed, 0, round_key, options.initial_amplitude},
                   static_cast<std::int64_t>(states_count));
@@ -185,6 +203,19 @@ SolverResult solve_ising(Backend& backend, const IsingProblem& original, const S
             backend.run(MetropolisSweepOp{positions, fields, j_matrix, beta, options.seed, std::uint64_t(k), round_key,
                                           static_cast<std::uint32_t>(begin), n},
                         rows);
+          }
+        } else if (oim) {
+          float* cosines = y.data() + offset;
+          float* slice_sines = sines.data() + offset;
+          float* slice_sin_field = sin_field.data() + offset;
+          for (int k = first_step; k < last_step; ++k) {
+            backend.gemm(Transpose::no, Transpose::no, rows, n, n, 1.0f, cosines, n, j_matrix, n, 0.0f, fields, n);
+            backend.gemm(Transpose::no, Transpose::no, rows, n, n, 1.0f, slice_sines, n, j_matrix, n, 0.0f,
+                         slice_sin_field, n);
+            const float injection = oim_injection * static_cast<float>(double(k + 1) / steps);
+            backend.run(OimStepOp{positions, cosines, slice_sines, slice_spins, fields, slice_sin_field, injection,
+                                  result.dt},
+                        static_cast<std::int64_t>(rows) * n);
           }
         } else {
           float* momenta = y.data() + offset;

@@ -31,7 +31,7 @@
 
 namespace eqprop {
 
-enum class SolverMethod { bsb, dsb, sa };
+enum class SolverMethod { bsb, dsb, sa, oim };
 
 // "bsb", "dsb" or "sa"; ConfigError otherwise.
 SolverMethod parse_solver_method(const std::string& name);

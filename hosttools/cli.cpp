@@ -36,7 +36,7 @@ const char* kUsage =
     "  gradcheck  --config FILE [--samples N] [--device ...] [--set key=value ...]\n"
     "  bench      [--config FILE] [--device ...] [--set key=value ...] [--repeats N] [--warmup N]\n"
     "  solve      --problem maxcut --graph FILE | --problem ising --couplings FILE\n"
-    "             [--method bsb|dsb|sa] [--replicas R] [--steps K] [--rounds N] [--seed S]\n"
+    "             [--method bsb|dsb|sa|oim] [--replicas R] [--steps K] [--rounds N] [--seed S]\n"
     "             [--time-limit SEC] [--device ...] [--out FILE] [--dt DT] [--c0 C0] [--evaluations E]\n"
     "             many-replica Ising / MAX-CUT solver; prints one JSON line, --out gets the best\n"
     "             assignment (one 1 or -1 per line)\n"

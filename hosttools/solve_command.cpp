@@ -64,9 +64,11 @@ int run_solve(const std::vector<std::string>& args, std::ostream& out) {
 
   SolverOptions options;
   const std::string method = get("--method", "dsb");
-  if (method != "bsb" && method != "dsb" && method != "sa")
-    throw UsageError("--method must be bsb, dsb or sa, got '" + method + "'");
-  options.method = parse_solver_method(method);
+  try {
+    options.method = parse_solver_method(method);
+  } catch (const ConfigError& error) {
+    throw UsageError(std::string("--method: ") + error.what());
+  }
   if (flags.has("--replicas"))
     options.replicas = parse_number<int>("--replicas", get("--replicas"), 1, 1 << 24, "an integer in [1, 2^24]");
   if (flags.has("--steps"))

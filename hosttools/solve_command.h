@@ -3,7 +3,7 @@
 //
 //   eqprop solve --problem maxcut --graph FILE     [options]
 //   eqprop solve --problem ising  --couplings FILE [options]
-//   options: --method bsb|dsb|sa (dsb)  --replicas R (64)  --steps K (1000; SA: sweeps)
+//   options: --method bsb|dsb|sa|oim (dsb)  --replicas R (64)  --steps K (1000; SA: sweeps)
 //            --rounds N (1)  --seed S (1)  --time-limit SEC  --device auto|cpu|cuda (auto)
 //            --out FILE  --dt DT (bSB 0.9, dSB 0.5 of the stability limit)  --c0 C0 (0.5 / (<J> sqrt(n)))  --evaluations E (10)
 //

@@ -12,6 +12,7 @@
 #include "kernels/layer_step.h"
 #include "kernels/max_pool.h"
 #include "kernels/metropolis_sweep.h"
+#include "kernels/oscillator_ising.h"
 #include "kernels/plane_layout.h"
 #include "kernels/random_spins.h"
 #include "kernels/range_calibration.h"
@@ -34,6 +35,8 @@
   X(RowMaxChangeOp)               \
   X(SbInitOp)                     \
   X(SbStepOp)                     \
+  X(OimInitOp)                    \
+  X(OimStepOp)                    \
   X(RandomSpinsOp)                \
   X(MetropolisSweepOp)            \
   X(DacWriteOp)                   \

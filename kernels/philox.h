@@ -37,6 +37,7 @@ enum class RngStream : std::uint32_t {
   // Ising solver (engine/maxcut_solver.h).
   sb_initial_state = 21,   // simulated bifurcation: initial positions
   random_spins = 22,       // random initial spins (annealing)
+  oscillator_phases = 23,  // oscillator Ising machine: initial phases
 };
 
 namespace philox_detail {

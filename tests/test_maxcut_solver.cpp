@@ -47,7 +47,7 @@ double brute_force_ground_energy(const IsingProblem& problem) {
   return best;
 }
 
-TEST_CASE("maxcut: bSB, dSB and SA find the brute-force optimum of small random graphs in most replicas") {
+TEST_CASE("maxcut: bSB, dSB, SA and OIM find the brute-force optimum of small random graphs in most replicas") {
   auto backend = make_backend("cpu");
   std::mt19937 rng(41);
   struct Instance {
@@ -60,7 +60,7 @@ TEST_CASE("maxcut: bSB, dSB and SA find the brute-force optimum of small random 
     const Graph graph = random_graph(rng, instance.n, instance.density, instance.signed_weights);
     const IsingProblem problem = maxcut_to_ising(graph);
     const double ground = brute_force_ground_energy(problem);
-    for (const SolverMethod method : {SolverMethod::bsb, SolverMethod::dsb, SolverMethod::sa}) {
+    for (const SolverMethod method : {SolverMethod::bsb, SolverMethod::dsb, SolverMethod::sa, SolverMethod::oim}) {
       SolverOptions options;
       options.method = method;
       options.replicas = 64;
@@ -95,7 +95,7 @@ TEST_CASE("ising: the solver reaches the ground state of a problem with fields (
   problem.fields.resize(problem.spins);
   for (double& h : problem.fields) h = 0.7 * normal(rng);
   const double ground = brute_force_ground_energy(problem);
-  for (const SolverMethod method : {SolverMethod::bsb, SolverMethod::dsb, SolverMethod::sa}) {
+  for (const SolverMethod method : {SolverMethod::bsb, SolverMethod::dsb, SolverMethod::sa, SolverMethod::oim}) {
     SolverOptions options;
     options.method = method;
     options.replicas = 32;
@@ -169,7 +169,7 @@ TEST_CASE("maxcut: bad options are ConfigErrors and too large problems DataError
   problem.spins = kMaxDenseSpins + 1;
   test::check_contains(test::thrown_message<DataError>([&] { solve_ising(*backend, problem, options); }),
                        {"too large"});
-  test::check_contains(test::thrown_message<ConfigError>([&] { parse_solver_method("oim"); }), {"bsb, dsb, sa"});
+  test::check_contains(test::thrown_message<ConfigError>([&] { parse_solver_method("qaoa"); }), {"bsb, dsb, sa, oim"});
 }
 
 TEST_CASE("gset: dSB on G11 reaches within 1% of the best-known cut with 16 replicas x 1000 steps") {

@@ -105,7 +105,7 @@ TEST_CASE("maxcut: eqprop solve usage errors exit 2 and data errors exit 1, with
   std::ofstream(bad_path) << "3 1\n1 4 1\n";
   const Case cases[] = {
       {{}, 2, {"--graph FILE"}},
-      {{"--graph", graph_path, "--method", "oim"}, 2, {"--method", "'oim'"}},
+      {{"--graph", graph_path, "--method", "qaoa"}, 2, {"--method", "'qaoa'"}},
       {{"--graph", graph_path, "--replicas", "0"}, 2, {"--replicas 0"}},
       {{"--graph", graph_path, "--steps", "ten"}, 2, {"--steps ten"}},
       {{"--graph", graph_path, "--time-limit", "-1"}, 2, {"--time-limit -1"}},
