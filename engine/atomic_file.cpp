@@ -62,17 +62,28 @@ void write_file_atomically(const std::string& path, const std::string& bytes) {
   }
 }
 
-std::string read_file(const std::string& path) {
+bool read_whole_file(const std::string& path, std::string& bytes, bool& opened, int& error_number) {
+  bytes.clear();
   std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) fail("read", path, errno);
-  std::string bytes;
+  opened = f != nullptr;
+  if (!opened) {
+    error_number = errno;
+    return false;
+  }
   char buffer[1 << 16];
   std::size_t n;
   while ((n = std::fread(buffer, 1, sizeof buffer, f)) > 0) bytes.append(buffer, n);
   const bool failed = std::ferror(f) != 0;  // e.g. EISDIR: fopen of a directory succeeds
-  const int err = errno;
+  error_number = errno;
   std::fclose(f);
-  if (failed) fail("read", path, err);
+  return !failed;
+}
+
+std::string read_file(const std::string& path) {
+  std::string bytes;
+  bool opened = false;
+  int err = 0;
+  if (!read_whole_file(path, bytes, opened, err)) fail("read", path, err);
   return bytes;
 }
 

@@ -15,4 +15,9 @@ void write_file_atomically(const std::string& path, const std::string& bytes);
 // The whole file as bytes; CheckpointError if it is missing or unreadable.
 std::string read_file(const std::string& path);
 
+// The plain read behind read_file, for callers that report their own error type:
+// false when the file cannot be opened (opened = false) or read, with errno in
+// error_number. A directory opens but does not read (EISDIR).
+bool read_whole_file(const std::string& path, std::string& bytes, bool& opened, int& error_number);
+
 }  // namespace eqprop

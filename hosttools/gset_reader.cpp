@@ -17,16 +17,11 @@ namespace {
 
 // The whole file; DataError naming it when it cannot be read.
 std::string slurp(const std::string& path) {
-  std::FILE* file = std::fopen(path.c_str(), "rb");
-  if (file == nullptr) throw DataError("cannot open " + path + ": " + std::strerror(errno));
   std::string bytes;
-  char buffer[1 << 16];
-  std::size_t count;
-  while ((count = std::fread(buffer, 1, sizeof buffer, file)) > 0) bytes.append(buffer, count);
-  const bool failed = std::ferror(file) != 0;  // e.g. EISDIR: fopen of a directory succeeds
-  const int error = errno;
-  std::fclose(file);
-  if (failed) throw DataError("cannot read " + path + ": " + std::strerror(error));
+  bool opened = false;
+  int error = 0;
+  if (!read_whole_file(path, bytes, opened, error))
+    throw DataError(std::string(opened ? "cannot read " : "cannot open ") + path + ": " + std::strerror(error));
   return bytes;
 }
 

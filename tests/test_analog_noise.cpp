@@ -56,14 +56,7 @@ constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 constexpr float kInf = std::numeric_limits<float>::infinity();
 constexpr std::int64_t kSizes[] = {91, 19200};  // serial, and above the OpenMP threshold
 
-// |estimate - expected| <= 5 sigma, with the fraction of that budget reported.
-void check_within_sigmas(const std::string& what, double estimate, double expected, double sigma) {
-  const double budget = 5.0 * sigma;
-  const double used = std::fabs(estimate - expected) / budget;
-  MESSAGE(what << " = " << estimate << " (expected " << expected << ", 5 sigma = " << budget
-               << "): " << used * 100.0 << "% of the tolerance used");
-  CHECK(used <= 1.0);
-}
+using eqprop::test::check_within_sigmas;
 
 // Sample mean and variance checked against (mean, variance) of the distribution:
 // the mean's sigma is sqrt(var / n), the sample variance's sqrt(2 var^2 / (n - 1))

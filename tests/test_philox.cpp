@@ -33,16 +33,7 @@ using eqprop::test::bits_of;
 using eqprop::test::check_bit_exact;
 using eqprop::RngStream;
 
-
-
-// |estimate - expected| <= 5 sigma, with the fraction of that budget reported.
-void check_within_sigmas(const std::string& what, double estimate, double expected, double sigma) {
-  const double budget = 5.0 * sigma;
-  const double used = std::fabs(estimate - expected) / budget;
-  MESSAGE(what << " = " << estimate << " (expected " << expected << ", 5 sigma = " << budget
-               << "): " << used * 100.0 << "% of the tolerance used");
-  CHECK(used <= 1.0);
-}
+using eqprop::test::check_within_sigmas;
 
 eqprop::FillRandomOp fill_op(float* out, std::uint64_t seed, RngStream stream, std::uint64_t first_index,
                              std::uint32_t step, eqprop::Distribution distribution, float scale,

@@ -38,14 +38,7 @@ float nearest(float x, const QuantizerLevels& levels) {
 
 std::string name_of(LevelConvention c) { return c == LevelConvention::symmetric ? "symmetric" : "asymmetric"; }
 
-// |estimate - expected| <= 5 sigma, with the fraction of that budget reported.
-void check_within_sigmas(const std::string& what, double estimate, double expected, double sigma) {
-  const double budget = 5.0 * sigma;
-  const double used = std::fabs(estimate - expected) / budget;
-  MESSAGE(what << " = " << estimate << " (expected " << expected << ", 5 sigma = " << budget
-               << "): " << used * 100.0 << "% of the tolerance used");
-  CHECK(used <= 1.0);
-}
+using eqprop::test::check_within_sigmas;
 
 struct Range {
   float lo, hi;

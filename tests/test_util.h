@@ -6,6 +6,7 @@
 #include <zlib.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <random>
 #include <cstring>
@@ -125,6 +126,16 @@ inline void check_bit_exact(const std::string& what, const std::vector<float>& a
                                       << " elements differ bitwise; first at " << first << ": "
                                       << (actual.empty() ? 0.0f : actual[first]) << " vs "
                                       << (expected.empty() ? 0.0f : expected[first]) << hint);
+}
+
+// A statistical check: |estimate - expected| <= 5 sigma, with the fraction of that
+// budget reported, so a test shows how close it came to its tolerance.
+inline void check_within_sigmas(const std::string& what, double estimate, double expected, double sigma) {
+  const double budget = 5.0 * sigma;
+  const double used = std::fabs(estimate - expected) / budget;
+  MESSAGE(what << " = " << estimate << " (expected " << expected << ", 5 sigma = " << budget
+               << "): " << used * 100.0 << "% of the tolerance used");
+  CHECK(used <= 1.0);
 }
 
 }  // namespace test
