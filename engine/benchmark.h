@@ -14,10 +14,6 @@ struct BenchmarkOptions {
   int repeats = 20;
 };
 
-// Floating-point operations of one training step (GEMMs only; the fused
-// elementwise passes are memory-bound and small beside them).
-double training_step_flops(const Config& config, int batch);
-
 // Best-of-several GFLOP/s of a square sgemm on the backend.
 double measured_gemm_gflops(Backend& backend);
 

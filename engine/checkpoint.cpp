@@ -15,34 +15,35 @@ std::string join(const std::string& dir, const char* file) {
 
 // Host copies of a parameter-shaped set under `prefix`.
 void add_tensors(SafetensorsFile& file, const std::string& prefix, const ParameterSet& set,
-                 const std::vector<int>& layers) {
+                 const EnergyModel& model) {
   for (std::size_t l = 0; l < set.weights.size(); ++l) {
-    file.tensors[prefix + "weights." + std::to_string(l)] =
-        Tensor{{layers[l], layers[l + 1]}, set.weights[l].to_host()};
-    file.tensors[prefix + "biases." + std::to_string(l)] = Tensor{{layers[l + 1]}, set.biases[l].to_host()};
+    const int layer = static_cast<int>(l);
+    file.tensors[prefix + "weights." + std::to_string(l)] = Tensor{model.tensor_shape(layer, false), set.weights[l].to_host()};
+    file.tensors[prefix + "biases." + std::to_string(l)] = Tensor{model.tensor_shape(layer, true), set.biases[l].to_host()};
   }
 }
 
 void load_tensors(const SafetensorsFile& file, const std::string& path, const std::string& prefix,
-                  ParameterSet& set, const std::vector<int>& layers) {
+                  ParameterSet& set, const EnergyModel& model) {
   for (std::size_t l = 0; l < set.weights.size(); ++l) {
+    const int layer = static_cast<int>(l);
     set.weights[l].copy_from_host(
-        require_tensor(file, prefix + "weights." + std::to_string(l), {layers[l], layers[l + 1]}, path).data);
+        require_tensor(file, prefix + "weights." + std::to_string(l), model.tensor_shape(layer, false), path).data);
     set.biases[l].copy_from_host(
-        require_tensor(file, prefix + "biases." + std::to_string(l), {layers[l + 1]}, path).data);
+        require_tensor(file, prefix + "biases." + std::to_string(l), model.tensor_shape(layer, true), path).data);
   }
 }
 
 }  // namespace
 
 void save_checkpoint(const std::string& dir, Trainer& trainer, int epochs_done) {
-  const std::vector<int>& layers = trainer.config().model.layers;
+  const EnergyModel& model = trainer.model();
   SafetensorsFile file;
   // The optimizer's parameters: with a hardware model that keeps a full-precision
   // copy, that copy (the device values follow from it and the recorded writes).
-  add_tensors(file, "", trainer.optimizer_parameters(), layers);
-  add_tensors(file, "momentum.", trainer.momentum(), layers);
-  file.metadata["format"] = "eqprop.dense_hopfield";
+  add_tensors(file, "", trainer.optimizer_parameters(), model);
+  add_tensors(file, "momentum.", trainer.momentum(), model);
+  file.metadata["format"] = "eqprop." + model.kind();
   file.metadata["epochs_done"] = std::to_string(epochs_done);
   file.metadata["device_writes"] = std::to_string(trainer.writes_done());
   file.metadata["layers"] = trainer.config().resolved["model"]["layers"].dump();
@@ -54,9 +55,9 @@ void save_checkpoint(const std::string& dir, Trainer& trainer, int epochs_done) 
 int load_checkpoint(const std::string& dir, Trainer& trainer, bool with_optimizer) {
   const std::string path = join(dir, kModelFile);
   const SafetensorsFile file = read_safetensors(path);
-  const std::vector<int>& layers = trainer.config().model.layers;
-  load_tensors(file, path, "", trainer.optimizer_parameters(), layers);
-  if (with_optimizer) load_tensors(file, path, "momentum.", trainer.momentum(), layers);
+  const EnergyModel& model = trainer.model();
+  load_tensors(file, path, "", trainer.optimizer_parameters(), model);
+  if (with_optimizer) load_tensors(file, path, "momentum.", trainer.momentum(), model);
   const auto writes = file.metadata.find("device_writes");
   trainer.program_device(writes == file.metadata.end() ? 0u : static_cast<std::uint32_t>(std::stoul(writes->second)),
                          /*resumed=*/true);

@@ -88,6 +88,8 @@ const std::vector<KeySpec>& schema() {
        "Seeds every random draw (init, shuffling, beta signs); same seed, same run."},
       {"device", ValueType::choice, "auto", 0, 0, false, {"auto", "cpu", "cuda"},
        "Backend; `auto` picks CUDA when a GPU is visible. `--device` overrides it."},
+      {"model.kind", ValueType::choice, "dense_hopfield", 0, 0, false, {"dense_hopfield"},
+       "The physical system trained: `dense_hopfield`, the layered Hopfield network of DESIGN.md §1."},
       {"model.layers", ValueType::integer_list, json::array({784, 500, 10}), 1, 1 << 20, false, {},
        "Layer sizes: input, hidden..., output. The input matches the data's sample size, the "
        "output its class count."},
@@ -304,6 +306,7 @@ Config parse_config(const json& user, const std::string& source) {
   config.seed = at("seed").get<std::uint64_t>();
   config.device = at("device").get<std::string>();
 
+  config.model.kind = at("model.kind").get<std::string>();
   config.model.layers = at("model.layers").get<std::vector<int>>();
   config.model.cost = at("model.cost") == "cross_entropy" ? CostKind::cross_entropy : CostKind::mse;
   config.model.init_gain = at("model.init_gain").get<float>();
@@ -345,17 +348,16 @@ Config parse_config(const json& user, const std::string& source) {
                       " must be below 1 with symmetric nudging, model.cost = \"mse\" and fixed-point nudged phases: at -beta the "
                       "nudged energy of an output unit, (1 - beta)/2 s^2 + ..., has no minimum inside [0, 1]");
 
-  const std::size_t weight_tensors = config.model.layers.size() - 1;
   const json& lr = at("optimizer.lr");
-  if (lr.is_number()) {
-    config.optimizer.learning_rates.assign(weight_tensors, lr.get<float>());
-  } else {
-    config.optimizer.learning_rates = lr.get<std::vector<float>>();
-    if (config.optimizer.learning_rates.size() != weight_tensors)
-      throw ConfigError(source + ": optimizer.lr has " + std::to_string(lr.size()) +
-                        " entries but model.layers " + at("model.layers").dump() + " has " +
-                        std::to_string(weight_tensors) + " weight tensors");
-  }
+  config.optimizer.learning_rates =
+      lr.is_number() ? std::vector<float>{lr.get<float>()} : lr.get<std::vector<float>>();
+  config.optimizer.single_rate = lr.is_number();
+  // The dense model's tensor count follows from model.layers; other models check
+  // theirs when they are built (Trainer).
+  const std::size_t weight_tensors = config.model.layers.size() - 1;
+  if (config.model.kind == "dense_hopfield" && !lr.is_number() && lr.size() != weight_tensors)
+    throw ConfigError(source + ": optimizer.lr has " + std::to_string(lr.size()) + " entries but model.layers " +
+                      at("model.layers").dump() + " has " + std::to_string(weight_tensors) + " weight tensors");
   config.optimizer.momentum = at("optimizer.momentum").get<float>();
   if (config.optimizer.momentum >= 1.0f)
     throw ConfigError(source + ": optimizer.momentum = " + at("optimizer.momentum").dump() +

@@ -17,6 +17,7 @@
 namespace eqprop {
 
 struct ModelConfig {
+  std::string kind = "dense_hopfield";  // which EnergyModel (engine/model_factory.h)
   std::vector<int> layers;  // input, hidden..., output sizes
   CostKind cost = CostKind::mse;
   float init_gain = 1.0f;
@@ -43,10 +44,14 @@ struct EpConfig {
 };
 
 struct OptimizerConfig {
-  std::vector<float> learning_rates;  // one per weight tensor
+  // One per weight tensor, or a single rate for all (single_rate): learning_rate().
+  std::vector<float> learning_rates;
+  bool single_rate = false;
   float momentum = 0.9f;
   float weight_decay = 0.0f;
   bool cosine_schedule = false;
+
+  float learning_rate(std::size_t tensor) const { return learning_rates[single_rate ? 0 : tensor]; }
 };
 
 struct TrainingConfig {

@@ -13,7 +13,10 @@
 
 namespace eqprop {
 
-nlohmann::json run_gradcheck(Backend& backend, const Config& config, const GradcheckOptions& options) {
+namespace {
+
+// The dense Hopfield network against models/dense_hopfield_reference.h.
+nlohmann::json dense_hopfield_gradcheck(Backend& backend, const Config& config, const GradcheckOptions& options) {
   const int inputs = config.model.layers.front(), classes = config.model.layers.back();
   Config sized = config;
   sized.training.batch_size = options.samples;
@@ -101,6 +104,13 @@ nlohmann::json run_gradcheck(Backend& backend, const Config& config, const Gradc
       {"overall",
        {{"cosine", reference::cosine_similarity(engine, exact, -1)},
         {"relative_error", reference::relative_error(engine, exact, -1)}}}};
+}
+
+}  // namespace
+
+nlohmann::json run_gradcheck(Backend& backend, const Config& config, const GradcheckOptions& options) {
+  if (config.model.kind == "dense_hopfield") return dense_hopfield_gradcheck(backend, config, options);
+  throw ConfigError("gradcheck has no reference gradient for model.kind = \"" + config.model.kind + "\"");
 }
 
 }  // namespace eqprop

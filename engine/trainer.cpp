@@ -4,15 +4,12 @@
 #include <cmath>
 #include <string>
 
+#include "engine/model_factory.h"
 #include "kernels/error.h"
 #include "kernels/philox.h"
 
 namespace eqprop {
 namespace {
-
-DenseHopfieldShape shape_of(const Config& config) {
-  return DenseHopfieldShape{config.model.layers, config.model.cost};
-}
 
 int max_batch_of(const Config& config) {
   return std::max(config.training.batch_size, config.training.eval_batch_size);
@@ -23,32 +20,40 @@ int max_batch_of(const Config& config) {
 Trainer::Trainer(Backend& backend, const Config& config, int input_size, int classes)
     : backend_(backend),
       config_(config),
-      input_size_(input_size),
-      classes_(classes),
       hardware_(backend, config.hardware, config.seed),
-      model_(backend, shape_of(config), max_batch_of(config)) {
-  if (config.model.layers.front() != input_size)
-    throw ConfigError("model.layers[0] = " + std::to_string(config.model.layers.front()) +
-                      " but the data's samples have " + std::to_string(input_size) + " values");
-  if (config.model.layers.back() != classes)
-    throw ConfigError("model.layers ends with " + std::to_string(config.model.layers.back()) +
-                      " outputs but the data has " + std::to_string(classes) + " classes");
-  model_.initialize(config.seed, config.model.init_gain);
+      model_(make_model(backend, config, max_batch_of(config))) {
+  if (input_size < 0) input_size = model_->input_size();
+  if (classes < 0) classes = model_->classes();
+  input_size_ = input_size;
+  classes_ = classes;
+  if (model_->input_size() != input_size)
+    throw ConfigError("the model takes inputs of " + std::to_string(model_->input_size()) +
+                      " values (model.layers[0] or the input shape) but the data's samples have " +
+                      std::to_string(input_size) + " values");
+  if (model_->classes() != classes)
+    throw ConfigError("the model has " + std::to_string(model_->classes()) +
+                      " outputs (the last of model.layers) but the data has " + std::to_string(classes) +
+                      " classes");
+  const std::size_t tensors = model_->parameters().weights.size();
+  if (!config.optimizer.single_rate && config.optimizer.learning_rates.size() != tensors)
+    throw ConfigError("optimizer.lr has " + std::to_string(config.optimizer.learning_rates.size()) +
+                      " entries but the model has " + std::to_string(tensors) + " weight tensors");
+  model_->initialize(config.seed, config.model.init_gain);
   if (hardware_.writes_parameters()) {
-    master_ = model_.make_parameter_like();
+    master_ = model_->make_parameter_like();
     for (std::size_t l = 0; l < master_.weights.size(); ++l) {
-      backend.copy_on_device(master_.weights[l].data(), model_.parameters().weights[l].data(), master_.weights[l].bytes());
-      backend.copy_on_device(master_.biases[l].data(), model_.parameters().biases[l].data(), master_.biases[l].bytes());
+      backend.copy_on_device(master_.weights[l].data(), model_->parameters().weights[l].data(), master_.weights[l].bytes());
+      backend.copy_on_device(master_.biases[l].data(), model_->parameters().biases[l].data(), master_.biases[l].bytes());
     }
     program_device(0, false);
   }
   if (hardware_.writes_inputs())
     device_inputs_ = DeviceBuffer<float>(backend, std::size_t(max_batch_of(config)) * input_size);
-  free_ = model_.make_state();
-  plus_ = model_.make_state();
-  minus_ = model_.make_state();
-  gradient_ = model_.make_parameter_like();
-  velocity_ = model_.make_parameter_like();
+  free_ = model_->make_state();
+  plus_ = model_->make_state();
+  minus_ = model_->make_state();
+  gradient_ = model_->make_parameter_like();
+  velocity_ = model_->make_parameter_like();
   const std::size_t max_batch = static_cast<std::size_t>(max_batch_of(config));
   for (int slot = 0; slot < 2; ++slot) {
     inputs_[slot] = DeviceBuffer<float>(backend, max_batch * input_size);
@@ -81,7 +86,7 @@ PhaseSpec Trainer::phase_spec(bool nudged, float beta, std::uint64_t global_batc
   spec.pump = dynamics.pump;
   spec.noise_sigma = dynamics.noise;
   spec.noise_seed = config_.seed;
-  spec.first_sample = global_batch * static_cast<std::uint64_t>(model_.max_batch());
+  spec.first_sample = global_batch * static_cast<std::uint64_t>(model_->max_batch());
   spec.noise_phase = phase;
   spec.tolerance = dynamics.tolerance;
   spec.check_every = dynamics.check_every;
@@ -91,7 +96,7 @@ PhaseSpec Trainer::phase_spec(bool nudged, float beta, std::uint64_t global_batc
 void Trainer::program_device(std::uint32_t write_count, bool resumed) {
   writes_done_ = write_count;
   if (!hardware_.writes_parameters()) return;
-  ParameterSet& device = model_.parameters();
+  ParameterSet& device = model_->parameters();
   for (std::size_t l = 0; l < master_.weights.size(); ++l) {
     const int layer = static_cast<int>(l);
     const std::pair<DeviceBuffer<float>*, DeviceBuffer<float>*> tensors[2] = {{&master_.weights[l], &device.weights[l]},
@@ -118,7 +123,7 @@ const float* Trainer::device_input(const float* x, int batch, std::uint32_t tens
 void Trainer::read_out(NetworkState& state, hardware_tensor::ReadPhase phase, int batch, std::uint64_t key) {
   if (!hardware_.reads_states()) return;
   for (std::size_t i = 0; i < state.layers.size(); ++i)
-    hardware_.read_states(state.layers[i].data(), std::int64_t(batch) * config_.model.layers[i + 1],
+    hardware_.read_states(state.layers[i].data(), std::int64_t(batch) * model_->state_units(static_cast<int>(i)),
                           hardware_tensor::state(phase, static_cast<int>(i)), static_cast<std::uint32_t>(key));
 }
 
@@ -128,19 +133,19 @@ void Trainer::run_phases(const float* x, const float* target, int batch, std::ui
     const Philox4 words = random_words(config_.seed, RngStream::beta_sign, global_batch, 0);
     if (words.v[0] & 1u) beta = -beta;
   }
-  model_.set_input(device_input(x, batch, hardware_tensor::kTrainInput, global_batch), batch);
-  model_.reset(free_);
-  free_result_ = model_.relax(free_, target, phase_spec(false, 0.0f, global_batch, 0));
-  model_.energy(free_, energy_.data());  // of the physical state, before any ADC read
+  model_->set_input(device_input(x, batch, hardware_tensor::kTrainInput, global_batch), batch);
+  model_->reset(free_);
+  free_result_ = model_->relax(free_, target, phase_spec(false, 0.0f, global_batch, 0));
+  model_->energy(free_, energy_.data());  // of the physical state, before any ADC read
   // The nudged phases start from the free state (DESIGN.md §1).
-  model_.copy_state(free_, plus_, batch);
-  plus_result_ = model_.relax(plus_, target, phase_spec(true, beta, global_batch, 1));
+  model_->copy_state(free_, plus_, batch);
+  plus_result_ = model_->relax(plus_, target, phase_spec(true, beta, global_batch, 1));
   beta_a_ = beta;
   beta_b_ = 0.0f;
   minus_result_ = PhaseResult{};
   if (config_.ep.symmetric) {
-    model_.copy_state(free_, minus_, batch);
-    minus_result_ = model_.relax(minus_, target, phase_spec(true, -beta, global_batch, 2));
+    model_->copy_state(free_, minus_, batch);
+    minus_result_ = model_->relax(minus_, target, phase_spec(true, -beta, global_batch, 2));
     beta_b_ = -beta;
   }
 }
@@ -153,16 +158,16 @@ void Trainer::ep_gradient(const float* x, const float* target, int batch, std::u
   read_out(plus_, hardware_tensor::ReadPhase::plus, batch, global_batch);
   if (config_.ep.symmetric) read_out(minus_, hardware_tensor::ReadPhase::minus, batch, global_batch);
   read_out(free_, hardware_tensor::ReadPhase::free, batch, global_batch);
-  model_.ep_gradient(plus_, beta_a_, config_.ep.symmetric ? minus_ : free_, beta_b_, target, gradient);
+  model_->ep_gradient(plus_, beta_a_, config_.ep.symmetric ? minus_ : free_, beta_b_, target, gradient);
 }
 
 BatchResult Trainer::train_step(const float* x, const float* target, int batch,
                                 std::uint64_t global_batch, float learning_rate_scale) {
   ep_gradient(x, target, batch, global_batch, gradient_);
-  model_.metrics(free_, target, loss_.data(), correct_.data());
+  model_->metrics(free_, target, loss_.data(), correct_.data());
   ParameterSet& parameters = optimizer_parameters();
   for (std::size_t l = 0; l < parameters.weights.size(); ++l) {
-    const float lr = config_.optimizer.learning_rates[l] * learning_rate_scale;
+    const float lr = config_.optimizer.learning_rate(l) * learning_rate_scale;
     const float momentum = config_.optimizer.momentum, decay = config_.optimizer.weight_decay;
     backend_.run(SgdMomentumOp{parameters.weights[l].data(), velocity_.weights[l].data(),
                                gradient_.weights[l].data(), lr, momentum, decay},
@@ -256,16 +261,16 @@ EvalResult Trainer::evaluate(const Dataset& data, const Normalization& normaliza
     upload(*batch, 0);
     backend_.wait_uploads();
     loader.release(batch);
-    model_.set_input(device_input(inputs_[0].data(), batch->size, hardware_tensor::kEvalInput, batch->index),
+    model_->set_input(device_input(inputs_[0].data(), batch->size, hardware_tensor::kEvalInput, batch->index),
                      batch->size);
-    model_.reset(free_);
+    model_->reset(free_);
     // Evaluation is noiseless unless the dynamics themselves are noisy: same spec as
     // training's free phase, keyed on its own sample positions.
     const PhaseResult phase =
-        model_.relax(free_, targets_[0].data(), phase_spec(false, 0.0f, (1ull << 40) + samples, 0));
-    model_.energy(free_, energy_.data());
+        model_->relax(free_, targets_[0].data(), phase_spec(false, 0.0f, (1ull << 40) + samples, 0));
+    model_->energy(free_, energy_.data());
     read_out(free_, hardware_tensor::ReadPhase::eval, batch->size, batch->index);
-    model_.metrics(free_, targets_[0].data(), loss_.data(), correct_.data());
+    model_->metrics(free_, targets_[0].data(), loss_.data(), correct_.data());
     backend_.copy_to_host(loss.data(), loss_.data(), batch->size * sizeof(float));
     backend_.copy_to_host(correct.data(), correct_.data(), batch->size * sizeof(float));
     backend_.copy_to_host(energy.data(), energy_.data(), batch->size * sizeof(float));

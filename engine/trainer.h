@@ -12,7 +12,7 @@
 #include "engine/config.h"
 #include "engine/hardware_model.h"
 #include "engine/dataset.h"
-#include "models/dense_hopfield.h"
+#include "models/energy_model.h"
 
 namespace eqprop {
 
@@ -43,14 +43,16 @@ using BatchProgress = std::function<void(std::int64_t done, std::int64_t total, 
 
 class Trainer {
  public:
-  Trainer(Backend& backend, const Config& config, int input_size, int classes);
+  // input_size and classes are the data's, checked against the model's; -1 takes
+  // the model's own (benchmarks, synthetic data).
+  Trainer(Backend& backend, const Config& config, int input_size = -1, int classes = -1);
 
-  DenseHopfield& model() { return model_; }
+  EnergyModel& model() { return *model_; }
   const Config& config() const { return config_; }
   ParameterSet& momentum() { return velocity_; }
   // The parameters the optimizer updates: the model's own, or, when the hardware
   // model writes them through a DAC with a full-precision copy kept, that copy.
-  ParameterSet& optimizer_parameters() { return hardware_.writes_parameters() ? master_ : model_.parameters(); }
+  ParameterSet& optimizer_parameters() { return hardware_.writes_parameters() ? master_ : model_->parameters(); }
   // Writes the optimizer's parameters into the model through the hardware model
   // (DAC, programming noise, mismatch): `write_count` keys the noise; `resumed`
   // restores device values loaded from a checkpoint without writing them again.
@@ -93,10 +95,10 @@ class Trainer {
 
   Backend& backend_;
   Config config_;
-  int input_size_;
-  int classes_;
+  int input_size_ = 0;
+  int classes_ = 0;
   HardwareModel hardware_;
-  DenseHopfield model_;
+  std::unique_ptr<EnergyModel> model_;
   ParameterSet master_;  // full-precision parameters when the hardware model writes the model's
   std::uint32_t writes_done_ = 0;
   DeviceBuffer<float> device_inputs_;  // (max batch, input) the input DAC's output

@@ -39,6 +39,11 @@ ParameterSet DenseHopfield::make_parameter_like() const {
   return set;
 }
 
+std::vector<std::int64_t> DenseHopfield::tensor_shape(int l, bool bias) const {
+  if (bias) return {shape_.layers[l + 1]};
+  return {shape_.layers[l], shape_.layers[l + 1]};
+}
+
 void DenseHopfield::initialize(std::uint64_t seed, float gain) {
   // Scaled uniform init as in the EP literature's code (PyTorch nn.Linear's
   // default, times a gain): U(-a, a), a = gain / sqrt(fan_in).
@@ -297,16 +302,21 @@ void DenseHopfield::metrics(const NetworkState& state, const float* target, floa
                batch_);
 }
 
-std::vector<std::vector<float>> DenseHopfield::weights_to_host() const {
-  std::vector<std::vector<float>> host;
-  for (const auto& w : parameters_.weights) host.push_back(w.to_host());
-  return host;
-}
-
-std::vector<std::vector<float>> DenseHopfield::biases_to_host() const {
-  std::vector<std::vector<float>> host;
-  for (const auto& b : parameters_.biases) host.push_back(b.to_host());
-  return host;
+double DenseHopfield::training_step_flops(int batch, int free_steps, int nudged_steps, int nudged_phases) const {
+  const std::vector<int>& n = shape_.layers;
+  const int weight_tensors = shape_.weight_tensors(), states = shape_.state_layers();
+  const double b = batch;
+  auto gemm = [&](int l) { return 2.0 * b * n[l] * n[l + 1]; };  // one pass through W_{l+1}
+  double per_step = 0;
+  for (int i = 1; i < states; ++i) per_step += 2 * gemm(i);  // drive and feedback
+  const double readout_nudge = shape_.cost == CostKind::cross_entropy ? 2 * gemm(weight_tensors - 1) : 0;
+  double flops = gemm(0);  // the cached input drive
+  flops += per_step * (free_steps + nudged_phases * double(nudged_steps));
+  flops += readout_nudge * nudged_phases * nudged_steps;
+  // Contrastive update: one GEMM for the input layer, two for the others.
+  flops += gemm(0);
+  for (int l = 1; l < weight_tensors; ++l) flops += 2 * gemm(l);
+  return flops;
 }
 
 }  // namespace eqprop

@@ -18,6 +18,7 @@
 #include "kernels/device_buffer.h"
 #include "kernels/layer_step.h"
 #include "kernels/row_metrics.h"
+#include "models/energy_model.h"
 
 namespace eqprop {
 
@@ -31,80 +32,40 @@ struct DenseHopfieldShape {
   int classes() const { return layers.back(); }
 };
 
-// How one phase relaxes.
-struct PhaseSpec {
-  Integrator integrator = Integrator::fixed_point;
-  float dt = 0.5f;
-  int steps = 30;     // the cap; fewer when the phase converges first
-  float beta = 0.0f;  // 0: free phase
-  // cSB: damping, position gain, and whether the bifurcation pump a0 - a(t) ramps
-  // from a0 to 0 over the phase (a(t) = a0 * t / steps) or is off.
-  float gamma = 0.5f;
-  float a0 = 1.0f;
-  bool pump = false;
-  // cSB momenta start at zero unless kept (to continue a trajectory across calls).
-  bool keep_momenta = false;
-  // Langevin noise of standard deviation noise_sigma per unit and step, keyed on
-  // (noise_seed, sample, unit, noise_phase, step): sample = first_sample + row.
-  float noise_sigma = 0.0f;
-  std::uint64_t noise_seed = 0;
-  std::uint64_t first_sample = 0;
-  std::uint32_t noise_phase = 0;
-  // Early exit: every check_every steps, a system's residual is its largest unit
-  // change in that step (divided by dt for gradient flow and cSB); the phase ends
-  // when every system is below tolerance. 0 runs to the cap.
-  float tolerance = 0.0f;
-  int check_every = 5;
-};
-
-// What a relaxation did.
-struct PhaseResult {
-  int steps = 0;  // steps taken (the most of any slice of the batch)
-};
-
-// The states of a batch of systems: one (batch, units) array per state layer, and
-// the cSB momenta (zero for the other integrators).
-struct NetworkState {
-  std::vector<DeviceBuffer<float>> layers;
-  std::vector<DeviceBuffer<float>> momenta;
-};
-
-// Parameter-shaped arrays: weights (layers[l], layers[l+1]) and biases (layers[l+1]).
-struct ParameterSet {
-  std::vector<DeviceBuffer<float>> weights;
-  std::vector<DeviceBuffer<float>> biases;
-};
-
-class DenseHopfield {
+class DenseHopfield final : public EnergyModel {
  public:
   DenseHopfield(Backend& backend, DenseHopfieldShape shape, int max_batch);
 
   const DenseHopfieldShape& shape() const { return shape_; }
-  Backend& backend() { return backend_; }
-  int max_batch() const { return max_batch_; }
+  std::string kind() const override { return "dense_hopfield"; }
+  Backend& backend() override { return backend_; }
+  int input_size() const override { return shape_.layers.front(); }
+  int classes() const override { return shape_.classes(); }
+  int max_batch() const override { return max_batch_; }
 
   // Uniform(+-gain/sqrt(fan_in)) weights and biases from the counter-based RNG.
-  void initialize(std::uint64_t seed, float gain);
-  ParameterSet& parameters() { return parameters_; }
-  const ParameterSet& parameters() const { return parameters_; }
-  // A zeroed set of arrays shaped like the parameters (gradients, momenta).
-  ParameterSet make_parameter_like() const;
+  void initialize(std::uint64_t seed, float gain) override;
+  ParameterSet& parameters() override { return parameters_; }
+  const ParameterSet& parameters() const override { return parameters_; }
+  ParameterSet make_parameter_like() const override;
+  std::vector<std::int64_t> tensor_shape(int l, bool bias) const override;
 
-  NetworkState make_state() const;
-  void copy_state(const NetworkState& from, NetworkState& to, int batch);
+  NetworkState make_state() const override;
+  int state_units(int i) const override { return shape_.layers[i + 1]; }
+  void copy_state(const NetworkState& from, NetworkState& to, int batch) override;
 
   // Clamps the input x (batch, layers[0]) and caches its constant drive x W_1, so a
   // phase pays for the widest GEMM once per batch, not once per step.
-  void set_input(const float* x, int batch);
+  void set_input(const float* x, int batch) override;
   // Sets every state to 0 (the reset state of the free phase).
-  void reset(NetworkState& state);
+  void reset(NetworkState& state) override;
   // Relaxes `state` in place for up to spec.steps synchronous steps, from the
   // momenta zeroed; target (batch, classes) is the one-hot label, used when
   // spec.beta != 0.
-  PhaseResult relax(NetworkState& state, const float* target, const PhaseSpec& spec);
+  PhaseResult relax(NetworkState& state, const float* target, const PhaseSpec& spec) override;
 
   // energy (batch, device) = E(s) of every system (DESIGN.md §1), without the cost.
-  void energy(const NetworkState& state, float* energy);
+  void energy(const NetworkState& state, float* energy) override;
 
   // EP estimate of dLoss/dtheta, batch-averaged (DESIGN.md §1):
   //   g = (dE/dtheta(s_a) - dE/dtheta(s_b)) / (beta_a - beta_b)
@@ -112,14 +73,12 @@ class DenseHopfield {
   //   g = (beta_a dl/dtheta(s_a) - beta_b dl/dtheta(s_b)) / (beta_a - beta_b).
   // Symmetric EP: (s+, +beta) and (s-, -beta); one-sided: (s_beta, beta), (s0, 0).
   void ep_gradient(const NetworkState& state_a, float beta_a, const NetworkState& state_b,
-                   float beta_b, const float* target, ParameterSet& gradient);
+                   float beta_b, const float* target, ParameterSet& gradient) override;
 
   // Per-sample loss and correctness (1/0) of the prediction read from `state`.
-  void metrics(const NetworkState& state, const float* target, float* loss, float* correct);
+  void metrics(const NetworkState& state, const float* target, float* loss, float* correct) override;
 
-  // Host copies of the parameters, for checkpoints and tests.
-  std::vector<std::vector<float>> weights_to_host() const;
-  std::vector<std::vector<float>> biases_to_host() const;
+  double training_step_flops(int batch, int free_steps, int nudged_steps, int nudged_phases) const override;
 
  private:
   // Relaxes rows [begin, begin + rows) of the batch (independent systems); returns

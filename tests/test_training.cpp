@@ -79,7 +79,7 @@ TEST_CASE("training: the checkpoint holds the model a PyTorch user can read, and
 
   Trainer reloaded(*backend, config, 16, 2);
   CHECK(load_checkpoint(dir.path().string(), reloaded, true) == 1);
-  CHECK(reloaded.model().weights_to_host()[0] == file.tensors.at("weights.0").data);
+  CHECK(reloaded.model().parameters().weights[0].to_host() == file.tensors.at("weights.0").data);
 
   // A config that disagrees with the checkpoint's shapes is refused, naming both.
   Config wider = parse_config(nlohmann::json{{"model", {{"layers", {16, 13, 2}}}}}, "test");

@@ -1,0 +1,15 @@
+#include "engine/model_factory.h"
+
+#include "kernels/error.h"
+#include "models/dense_hopfield.h"
+
+namespace eqprop {
+
+std::unique_ptr<EnergyModel> make_model(Backend& backend, const Config& config, int max_batch) {
+  const ModelConfig& model = config.model;
+  if (model.kind == "dense_hopfield")
+    return std::make_unique<DenseHopfield>(backend, DenseHopfieldShape{model.layers, model.cost}, max_batch);
+  throw ConfigError("model.kind = \"" + model.kind + "\" is not a model this build knows");
+}
+
+}  // namespace eqprop
