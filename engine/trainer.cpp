@@ -52,6 +52,10 @@ Trainer::Trainer(Backend& backend, const Config& config, int input_size, int cla
   free_ = model_->make_state();
   plus_ = model_->make_state();
   minus_ = model_->make_state();
+  fused_readout_ = hardware_.reads_in_step() && model_->fuses_readout();
+  if (fused_readout_)
+    for (NetworkState* state : {&free_, &plus_, &minus_})
+      for (const DeviceBuffer<float>& layer : state->layers) state->readouts.emplace_back(backend, layer.size());
   gradient_ = model_->make_parameter_like();
   velocity_ = model_->make_parameter_like();
   const std::size_t max_batch = static_cast<std::size_t>(max_batch_of(config));
@@ -120,8 +124,20 @@ const float* Trainer::device_input(const float* x, int batch, std::uint32_t tens
   return device_inputs_.data();
 }
 
+PhaseSpec Trainer::reading(PhaseSpec spec, hardware_tensor::ReadPhase phase, std::uint64_t key) const {
+  if (!fused_readout_) return spec;
+  spec.read_out = true;
+  spec.adc = hardware_.adc_spec(nullptr, hardware_tensor::state(phase, 0), static_cast<std::uint32_t>(key));
+  return spec;
+}
+
 void Trainer::read_out(NetworkState& state, hardware_tensor::ReadPhase phase, int batch, std::uint64_t key) {
   if (!hardware_.reads_states()) return;
+  if (fused_readout_) {
+    // The relaxation left the readings in state.readouts: they become the state.
+    for (std::size_t i = 0; i < state.layers.size(); ++i) std::swap(state.layers[i], state.readouts[i]);
+    return;
+  }
   for (std::size_t i = 0; i < state.layers.size(); ++i)
     hardware_.read_states(state.layers[i].data(), std::int64_t(batch) * model_->state_units(static_cast<int>(i)),
                           hardware_tensor::state(phase, static_cast<int>(i)), static_cast<std::uint32_t>(key));
@@ -135,17 +151,19 @@ void Trainer::run_phases(const float* x, const float* target, int batch, std::ui
   }
   model_->set_input(device_input(x, batch, hardware_tensor::kTrainInput, global_batch), batch);
   model_->reset(free_);
-  free_result_ = model_->relax(free_, target, phase_spec(false, 0.0f, global_batch, 0));
+  using hardware_tensor::ReadPhase;
+  free_result_ = model_->relax(free_, target, reading(phase_spec(false, 0.0f, global_batch, 0), ReadPhase::free, global_batch));
   model_->energy(free_, energy_.data());  // of the physical state, before any ADC read
   // The nudged phases start from the free state (DESIGN.md §1).
   model_->copy_state(free_, plus_, batch);
-  plus_result_ = model_->relax(plus_, target, phase_spec(true, beta, global_batch, 1));
+  plus_result_ = model_->relax(plus_, target, reading(phase_spec(true, beta, global_batch, 1), ReadPhase::plus, global_batch));
   beta_a_ = beta;
   beta_b_ = 0.0f;
   minus_result_ = PhaseResult{};
   if (config_.ep.symmetric) {
     model_->copy_state(free_, minus_, batch);
-    minus_result_ = model_->relax(minus_, target, phase_spec(true, -beta, global_batch, 2));
+    minus_result_ =
+        model_->relax(minus_, target, reading(phase_spec(true, -beta, global_batch, 2), ReadPhase::minus, global_batch));
     beta_b_ = -beta;
   }
 }
@@ -165,18 +183,26 @@ BatchResult Trainer::train_step(const float* x, const float* target, int batch,
                                 std::uint64_t global_batch, float learning_rate_scale) {
   ep_gradient(x, target, batch, global_batch, gradient_);
   model_->metrics(free_, target, loss_.data(), correct_.data());
+  // The update of each tensor and its write into the device (DAC, programming
+  // noise, mismatch) share one pass (HardwareModel::update_parameter).
   ParameterSet& parameters = optimizer_parameters();
+  ParameterSet& device = model_->parameters();
+  writes_done_ = static_cast<std::uint32_t>(global_batch + 1);
+  const float momentum = config_.optimizer.momentum, decay = config_.optimizer.weight_decay;
   for (std::size_t l = 0; l < parameters.weights.size(); ++l) {
     const float lr = config_.optimizer.learning_rate(l) * learning_rate_scale;
-    const float momentum = config_.optimizer.momentum, decay = config_.optimizer.weight_decay;
-    backend_.run(SgdMomentumOp{parameters.weights[l].data(), velocity_.weights[l].data(),
-                               gradient_.weights[l].data(), lr, momentum, decay},
-                 static_cast<std::int64_t>(parameters.weights[l].size()));
-    backend_.run(SgdMomentumOp{parameters.biases[l].data(), velocity_.biases[l].data(),
-                               gradient_.biases[l].data(), lr, momentum, decay},
-                 static_cast<std::int64_t>(parameters.biases[l].size()));
+    const int layer = static_cast<int>(l);
+    hardware_.update_parameter(
+        SgdMomentumOp{parameters.weights[l].data(), velocity_.weights[l].data(), gradient_.weights[l].data(), lr,
+                      momentum, decay},
+        device.weights[l].data(), static_cast<std::int64_t>(parameters.weights[l].size()),
+        hardware_tensor::weights(layer), writes_done_);
+    hardware_.update_parameter(
+        SgdMomentumOp{parameters.biases[l].data(), velocity_.biases[l].data(), gradient_.biases[l].data(), lr,
+                      momentum, decay},
+        device.biases[l].data(), static_cast<std::int64_t>(parameters.biases[l].size()),
+        hardware_tensor::biases(layer), writes_done_);
   }
-  program_device(static_cast<std::uint32_t>(global_batch + 1), false);
   BatchResult result;
   result.size = batch;
   result.batches = 1;
@@ -267,7 +293,9 @@ EvalResult Trainer::evaluate(const Dataset& data, const Normalization& normaliza
     // Evaluation is noiseless unless the dynamics themselves are noisy: same spec as
     // training's free phase, keyed on its own sample positions.
     const PhaseResult phase =
-        model_->relax(free_, targets_[0].data(), phase_spec(false, 0.0f, (1ull << 40) + samples, 0));
+        model_->relax(free_, targets_[0].data(),
+                      reading(phase_spec(false, 0.0f, (1ull << 40) + samples, 0), hardware_tensor::ReadPhase::eval,
+                              batch->index));
     model_->energy(free_, energy_.data());
     read_out(free_, hardware_tensor::ReadPhase::eval, batch->size, batch->index);
     model_->metrics(free_, targets_[0].data(), loss_.data(), correct_.data());

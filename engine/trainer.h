@@ -88,7 +88,10 @@ class Trainer {
   void run_phases(const float* x, const float* target, int batch, std::uint64_t global_batch);
   // The model's input for x: x itself, or its input-DAC conversion.
   const float* device_input(const float* x, int batch, std::uint32_t tensor, std::uint64_t key);
-  // Every state layer of `state` through the ADC, in place.
+  // `spec` with the fused ADC read-out of `phase` switched on, where the trainer uses it.
+  PhaseSpec reading(PhaseSpec spec, hardware_tensor::ReadPhase phase, std::uint64_t key) const;
+  // Every state layer of `state` through the ADC, once its phases no longer need the
+  // analog values: the fused readings swapped in, or an ADC pass in place.
   void read_out(NetworkState& state, hardware_tensor::ReadPhase phase, int batch, std::uint64_t key);
   // Uploads a host batch into device slot `slot` (copy stream, overlaps compute).
   void upload(const HostBatch& batch, int slot);
@@ -101,6 +104,7 @@ class Trainer {
   std::unique_ptr<EnergyModel> model_;
   ParameterSet master_;  // full-precision parameters when the hardware model writes the model's
   std::uint32_t writes_done_ = 0;
+  bool fused_readout_ = false;  // the model applies the (fixed-range) ADC inside its final step
   DeviceBuffer<float> device_inputs_;  // (max batch, input) the input DAC's output
   NetworkState free_, plus_, minus_;
   ParameterSet gradient_, velocity_;
