@@ -32,7 +32,8 @@ Problem random_problem(std::uint32_t seed) {
   Problem problem;
   problem.couplings = test::random_vector(rng, std::size_t(kUnits) * kUnits, -1.0f, 1.0f);
   for (int i = 0; i < kUnits; ++i)
-    for (int j = 0; j < i; ++j) problem.couplings[std::size_t(i) * kUnits + j] = problem.couplings[std::size_t(j) * kUnits + i];
+    for (int j = 0; j < i; ++j)
+      problem.couplings[std::size_t(i) * kUnits + j] = problem.couplings[std::size_t(j) * kUnits + i];
   problem.x = test::random_vector(rng, std::size_t(kReplicas) * kUnits, -0.1f, 0.1f);
   problem.y = test::random_vector(rng, std::size_t(kReplicas) * kUnits, -0.1f, 0.1f);
   return problem;
@@ -49,8 +50,8 @@ FusedSbBlock make_body(const Problem& problem, Run& run, bool discrete) {
   run.y = problem.y;
   run.signs.assign(problem.x.size(), 0.0f);
   // c0 large enough that positions reach the walls within the chunk.
-  return FusedSbBlock{problem.couplings.data(), run.x.data(), run.y.data(), run.signs.data(), kUnits, 3, 43, 60,
-                      1.0f,  0.4f,          0.5f, discrete};
+  return FusedSbBlock{problem.couplings.data(), run.x.data(), run.y.data(), run.signs.data(),
+                      kUnits, 3, 43, 60, /*a0*/ 1.0f, /*c0*/ 0.4f, /*dt*/ 0.5f, discrete};
 }
 
 Run reference_run(const Problem& problem, bool discrete) {
@@ -99,7 +100,7 @@ void check_every_block_size_and_order(const Problem& problem, bool discrete, con
                 context_run<TileWidth>(problem, discrete, block_size, order), expected);
 }
 
-TEST_CASE("fused SB block: the CPU context equals the naive reference bit for bit, for any block size, order and tile") {
+TEST_CASE("fused SB block: the CPU context equals the naive reference bit for bit, any block size, order, tile") {
   const Problem problem = random_problem(61);
   for (const bool discrete : {false, true}) {
     const Run expected = reference_run(problem, discrete);
@@ -162,8 +163,8 @@ TEST_CASE("fused SB block: a body with a barrier left out fails the comparison o
   const Problem problem = random_problem(63);
   const Run expected = reference_run(problem, false);
   // One thread runs the phases in program order: nothing to race with.
-  check_run("missing barrier, 1 thread", context_run<1, FusedSbBlockMissingBarrier>(problem, false, 1, ThreadOrder::forward),
-            expected);
+  check_run("missing barrier, 1 thread",
+            context_run<1, FusedSbBlockMissingBarrier>(problem, false, 1, ThreadOrder::forward), expected);
   for (const int block_size : {3, 32, 128})
     for (const ThreadOrder order : kOrders) {
       CAPTURE(block_size);
