@@ -1,6 +1,7 @@
-// The interface between the numerics and a device. A backend owns memory, a BLAS
-// and a way to run the single-source elementwise ops of kernels/elementwise_ops.h
-// over an index range. The CPU backend (OpenMP + OpenBLAS) and the CUDA backend
+// The interface between the numerics and a device. A backend owns memory, a BLAS,
+// a way to run the single-source elementwise ops of kernels/elementwise_ops.h
+// over an index range and one to run the fused block bodies of
+// kernels/block_bodies.h over blocks. The CPU backend (OpenMP + OpenBLAS) and the CUDA backend
 // (cuBLAS + one kernel per op) implement it; models/ and engine/ only see this.
 //
 // Ordering: every call is ordered after the previous calls on the same backend
@@ -18,6 +19,7 @@
 #include <memory>
 #include <string>
 
+#include "kernels/block_bodies.h"
 #include "kernels/elementwise_ops.h"
 
 namespace eqprop {
@@ -63,6 +65,18 @@ class Backend {
 #define EQPROP_DECLARE_RUN(Op) virtual void run(const Op& op, std::int64_t count) = 0;
   EQPROP_ELEMENTWISE_OPS(EQPROP_DECLARE_RUN)
 #undef EQPROP_DECLARE_RUN
+
+  // Runs a fused block body (kernels/execution_context.h) over blocks [0, blocks),
+  // each with body.shared_bytes() of block-shared memory. threads_per_block is the
+  // GPU's block size; the CPU backend runs each block as one thread taking
+  // kCpuTileWidth elements at a time (threads of one core would only take turns:
+  // kernels/execution_context.h) and spreads
+  // the blocks over the cores. A body's result depends on neither. Throws
+  // DeviceError where the device cannot give a block that much shared memory.
+#define EQPROP_DECLARE_RUN_BLOCKS(Body) \
+  virtual void run_blocks(const Body& body, int blocks, int threads_per_block) = 0;
+  EQPROP_BLOCK_BODIES(EQPROP_DECLARE_RUN_BLOCKS)
+#undef EQPROP_DECLARE_RUN_BLOCKS
 
   // Runs body(begin, end) over slices that cover [0, rows): the rows of a batch are
   // independent systems. The CPU backend runs one slice per core concurrently (the

@@ -1,4 +1,5 @@
 #include "kernels/cpu_backend.h"
+#include "kernels/execution_context.h"
 
 #include <cblas.h>
 #include <omp.h>
@@ -71,6 +72,34 @@ void run_on_cpu(const Op& op, std::int64_t count) {
   }
 }
 
+// Block bodies: like the row loops, an AVX-512 build of a whole block (flatten
+// inlines the context's phases and the body's per-element math into it) and a
+// baseline one. One thread per block (kernels/backend.h).
+template <class Body>
+__attribute__((target("avx512f,avx512vl,avx512bw,avx512dq"), flatten)) void block_avx512(const Body& body, int block,
+                                                                                        void* shared_memory) {
+  CpuBlockContext<> context(block, 1, shared_memory);
+  body(context);
+}
+
+template <class Body>
+void block_baseline(const Body& body, int block, void* shared_memory) {
+  CpuBlockContext<> context(block, 1, shared_memory);
+  body(context);
+}
+
+template <class Body>
+void run_blocks_on_cpu_cores(const Body& body, int blocks) {
+  const bool avx512 = cpu_has_avx512();
+  for_each_block_on_cpu(blocks, body.shared_bytes(), [&](int block, void* shared_memory) {
+    if (avx512) {
+      block_avx512(body, block, shared_memory);
+    } else {
+      block_baseline(body, block, shared_memory);
+    }
+  });
+}
+
 class CpuBackend final : public Backend {
  public:
   std::string name() const override { return "cpu"; }
@@ -115,6 +144,11 @@ class CpuBackend final : public Backend {
   void run(const Op& op, std::int64_t count) override { run_on_cpu(op, count); }
   EQPROP_ELEMENTWISE_OPS(EQPROP_DEFINE_RUN)
 #undef EQPROP_DEFINE_RUN
+
+#define EQPROP_DEFINE_RUN_BLOCKS(Body) \
+  void run_blocks(const Body& body, int blocks, int) override { run_blocks_on_cpu_cores(body, blocks); }
+  EQPROP_BLOCK_BODIES(EQPROP_DEFINE_RUN_BLOCKS)
+#undef EQPROP_DEFINE_RUN_BLOCKS
 
   void parallel_over_rows(int rows, const std::function<void(int, int)>& body) override {
     // At least a few rows per thread, or the fork costs more than it saves.

@@ -1,6 +1,7 @@
 // The CUDA backend (kernels/cuda_backend.h): device memory, cuBLAS for the GEMMs,
 // one templated grid-stride kernel that runs every single-source elementwise op of
-// kernels/elementwise_ops.h, CUB for the NaN/Inf count.
+// kernels/elementwise_ops.h, one templated block kernel that runs every fused body
+// of kernels/block_bodies.h, CUB for the NaN/Inf count.
 //
 // Streams: all compute (kernels, GEMMs, synchronous copies, memsets) goes to one
 // non-blocking compute stream, so every call is ordered after the previous ones as
@@ -33,6 +34,7 @@
 #include "kernels/cuda_backend.h"
 #include "kernels/cuda_check.h"
 #include "kernels/error.h"
+#include "kernels/execution_context.h"
 
 namespace eqprop {
 namespace {
@@ -61,6 +63,14 @@ __global__ void __launch_bounds__(ElementwiseLaunchPolicy::threads_per_block)
   for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < count;
        i += stride)
     op(i);
+}
+
+// Runs a fused block body (kernels/execution_context.h): one CUDA block per body
+// block, the body's phases separated by __syncthreads() through GpuBlockContext.
+template <class Body>
+__global__ void block_kernel(Body body) {
+  GpuBlockContext context;
+  body(context);
 }
 
 // 1 for NaN or +-Inf (exponent bits all ones), 0 otherwise. Exact, and independent
@@ -162,6 +172,7 @@ struct DeviceInfo {
     cudaDeviceProp properties{};
     EQPROP_CUDA_CHECK(cudaGetDeviceProperties(&properties, device));
     sm_count = properties.multiProcessorCount;
+    max_shared_bytes_per_block = properties.sharedMemPerBlockOptin;
     std::ostringstream text;
     text.precision(3);
     text << properties.name << " (device " << device << ", sm_" << properties.major
@@ -171,6 +182,7 @@ struct DeviceInfo {
   }
   int device;
   int sm_count = 0;
+  std::size_t max_shared_bytes_per_block = 0;  // with the opt-in beyond the default 48 KiB
   std::string name;
 };
 
@@ -320,6 +332,13 @@ class CudaBackend final : public Backend {
   EQPROP_ELEMENTWISE_OPS(EQPROP_DEFINE_RUN)
 #undef EQPROP_DEFINE_RUN
 
+#define EQPROP_DEFINE_RUN_BLOCKS(Body)                                         \
+  void run_blocks(const Body& body, int blocks, int threads_per_block) override { \
+    launch_blocks(body, blocks, threads_per_block, #Body);                      \
+  }
+  EQPROP_BLOCK_BODIES(EQPROP_DEFINE_RUN_BLOCKS)
+#undef EQPROP_DEFINE_RUN_BLOCKS
+
   // A CUB transform-reduce of the 0/1 indicator into an int64 on the device, then
   // one 8-byte copy back. Exact (an integer sum). The temporary storage is kept
   // between calls; it is only reallocated to grow, after this call's previous use
@@ -366,6 +385,29 @@ class CudaBackend final : public Backend {
     const cudaError_t status = cudaGetLastError();
     if (status != cudaSuccess) {
       const std::string call = std::string("launch of elementwise_kernel<") + op_name + ">";
+      cuda_detail::throw_cuda_error(status, call.c_str(), __FILE__, __LINE__);
+    }
+  }
+
+  template <class Body>
+  void launch_blocks(const Body& body, int blocks, int threads_per_block, const char* body_name) {
+    static_assert(std::is_trivially_copyable<Body>::value, "block bodies hold only raw pointers and PODs");
+    if (blocks <= 0) return;
+    const std::size_t shared_bytes = body.shared_bytes();
+    if (shared_bytes > info_.max_shared_bytes_per_block)
+      throw DeviceError(std::string(body_name) + " needs " + std::to_string(shared_bytes) +
+                        " bytes of shared memory per block; " + info_.name + " offers " +
+                        std::to_string(info_.max_shared_bytes_per_block));
+    // Beyond the default 48 KiB a kernel must opt in to more dynamic shared memory.
+    constexpr std::size_t kDefaultSharedBytes = 48 * 1024;
+    if (shared_bytes > kDefaultSharedBytes)
+      EQPROP_CUDA_CHECK(cudaFuncSetAttribute(block_kernel<Body>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                             static_cast<int>(shared_bytes)));
+    const int threads = std::min(std::max(threads_per_block, 1), 1024);
+    block_kernel<Body><<<static_cast<unsigned int>(blocks), threads, shared_bytes, compute_stream_.get()>>>(body);
+    const cudaError_t status = cudaGetLastError();
+    if (status != cudaSuccess) {
+      const std::string call = std::string("launch of block_kernel<") + body_name + ">";
       cuda_detail::throw_cuda_error(status, call.c_str(), __FILE__, __LINE__);
     }
   }
