@@ -1,4 +1,4 @@
-// The GEMM precision option (kernels/gemm_precision.h): the mantissa rounding
+// The GEMM precision option (kernels/gemm_precision.h) on the CPU backend: the mantissa rounding
 // against a naive double-precision rounding, the CPU backend's fp32 GEMM unchanged
 // by the option, the emulated tf32 / bf16 GEMM within its error bound against a
 // double-precision reference (with the measured error reported), and a small EP
@@ -17,6 +17,7 @@
 #include "kernels/backend.h"
 #include "kernels/device_buffer.h"
 #include "kernels/gemm_precision.h"
+#include "tests/gemm_error.h"
 #include "tests/synthetic_data.h"
 #include "tests/test_util.h"
 
@@ -37,36 +38,6 @@ double naive_round(double x, int bits) {
   const double fraction = scaled - whole;
   if (fraction > 0.5 || (fraction == 0.5 && std::fmod(whole, 2.0) == 1.0)) whole += 1.0;
   return std::copysign(whole * step, x);
-}
-
-// Unit roundoff of a mode: half an ulp of 1.
-double unit_roundoff(GemmPrecision precision) { return std::ldexp(1.0, -1 - mantissa_bits(precision)); }
-
-// Row-major (rows, cols) with row stride ld (padding columns hold garbage the GEMM must not read).
-struct Matrix {
-  int rows, cols, ld;
-  std::vector<float> values;
-  float at(int r, int c) const { return values[std::size_t(r) * ld + c]; }
-};
-
-Matrix random_matrix(std::mt19937& rng, int rows, int cols, int padding) {
-  Matrix m{rows, cols, cols + padding, {}};
-  m.values = test::random_vector(rng, std::size_t(rows) * m.ld, -1.0f, 1.0f);
-  return m;
-}
-
-// c (m, n) = op(a) op(b) on the backend at `precision`.
-std::vector<float> backend_gemm(Backend& backend, GemmPrecision precision, bool ta, bool tb, int m, int n, int k,
-                                const Matrix& a, const Matrix& b) {
-  DeviceBuffer<float> da(backend, a.values.size()), db(backend, b.values.size()), dc(backend, std::size_t(m) * n);
-  da.copy_from_host(a.values);
-  db.copy_from_host(b.values);
-  dc.zero();
-  backend.set_gemm_precision(precision);
-  backend.gemm(ta ? Transpose::yes : Transpose::no, tb ? Transpose::yes : Transpose::no, m, n, k, 1.0f, da.data(),
-               a.ld, db.data(), b.ld, 0.0f, dc.data(), n);
-  backend.set_gemm_precision(GemmPrecision::fp32);
-  return dc.to_host();
 }
 
 }  // namespace
@@ -110,69 +81,42 @@ TEST_CASE("gemm precision: fp32 is the default and is not changed by the option"
   CHECK(backend->gemm_precision() == GemmPrecision::fp32);
   std::mt19937 rng(5);
   const int m = 13, n = 17, k = 29;
-  const Matrix a = random_matrix(rng, m, k, 3), b = random_matrix(rng, k, n, 2);
-  const std::vector<float> before = backend_gemm(*backend, GemmPrecision::fp32, false, false, m, n, k, a, b);
-  (void)backend_gemm(*backend, GemmPrecision::bf16, false, false, m, n, k, a, b);
-  const std::vector<float> after = backend_gemm(*backend, GemmPrecision::fp32, false, false, m, n, k, a, b);
+  const test::Matrix a = test::random_matrix(rng, m, k, 3), b = test::random_matrix(rng, k, n, 2);
+  const std::vector<float> before = test::backend_gemm(*backend, GemmPrecision::fp32, false, false, m, n, k, a, b);
+  (void)test::backend_gemm(*backend, GemmPrecision::bf16, false, false, m, n, k, a, b);
+  const std::vector<float> after = test::backend_gemm(*backend, GemmPrecision::fp32, false, false, m, n, k, a, b);
   test::check_bit_exact("fp32 gemm after a bf16 gemm", after, before);
   // A fresh backend that never heard of the option computes the same bits.
   auto fresh = make_backend("cpu");
-  test::check_bit_exact("fp32 gemm on a fresh backend", backend_gemm(*fresh, GemmPrecision::fp32, false, false, m, n,
+  test::check_bit_exact("fp32 gemm on a fresh backend", test::backend_gemm(*fresh, GemmPrecision::fp32, false, false, m, n,
                                                                       k, a, b), before);
 }
 
 TEST_CASE("gemm precision: emulated tf32 and bf16 GEMMs stay within the rounding bound") {
-  // Bound per entry (kernels/gemm_precision.h): |c - c_exact| <= (2u + u^2 + g_k) sum_k |a_ik b_kj|,
-  // g_k = k 2^-24 / (1 - k 2^-24) for the FP32 sum. The typical error, for random
-  // signs, is ~u times the root-sum-square of the products (u sqrt(k) times a typical
-  // |a b|); its measured ratio is reported and must show that rounding happened.
+  // Bound and typical error: tests/gemm_error.h. The typical ratio must show that
+  // rounding happened (fp32 alone gives ~1e-5 u of the reduced modes).
   auto backend = make_backend("cpu");
   std::mt19937 rng(11);
-  for (GemmPrecision precision : {GemmPrecision::fp32, GemmPrecision::tf32, GemmPrecision::bf16}) {
-    const double u = unit_roundoff(precision);
-    for (const int k : {16, 256, 1152}) {
+  for (GemmPrecision precision : {GemmPrecision::fp32, GemmPrecision::tf32, GemmPrecision::bf16})
+    for (const int k : {16, 256, 1152})
       for (const bool ta : {false, true})
         for (const bool tb : {false, true}) {
-          const int m = 19, n = 23;
-          const Matrix a = ta ? random_matrix(rng, k, m, 1) : random_matrix(rng, m, k, 1);
-          const Matrix b = tb ? random_matrix(rng, n, k, 2) : random_matrix(rng, k, n, 2);
-          const std::vector<float> c = backend_gemm(*backend, precision, ta, tb, m, n, k, a, b);
-          const double sum_error = k * 0x1p-24 / (1 - k * 0x1p-24);
-          double worst = 0, error_squares = 0, scale_squares = 0;
-          for (int i = 0; i < m; ++i)
-            for (int j = 0; j < n; ++j) {
-              double exact = 0, absolute = 0, squares = 0;
-              for (int p = 0; p < k; ++p) {
-                const double product = double(ta ? a.at(p, i) : a.at(i, p)) * (tb ? b.at(j, p) : b.at(p, j));
-                exact += product;
-                absolute += std::fabs(product);
-                squares += product * product;
-              }
-              const double error = std::fabs(c[std::size_t(i) * n + j] - exact);
-              worst = std::max(worst, error / ((2 * u + u * u + sum_error) * absolute));
-              error_squares += error * error;
-              scale_squares += squares;
-            }
-          const double typical = std::sqrt(error_squares / scale_squares) / u;  // rms error / (u * rss of products)
+          const test::GemmError error = test::measure_gemm_error(*backend, precision, ta, tb, 19, 23, k, rng);
           const std::string name = gemm_precision_name(precision);
           CAPTURE(name);
           CAPTURE(k);
           CAPTURE(ta);
           CAPTURE(tb);
-          CHECK(worst <= 1.0);
+          CHECK(error.worst_of_bound <= 1.0);
           if (precision != GemmPrecision::fp32) {
-            // RNE rounding errors are uniform in [-u, u] ulp-relative: two rounded
-            // inputs give ~0.5-0.8 u per product; fp32 alone would give ~1e-5 u.
-            CHECK(typical > 0.1);
-            CHECK(typical < 2.0);
+            CHECK(error.typical_in_u > 0.1);
+            CHECK(error.typical_in_u < 2.0);
           }
           if (ta && tb && k == 1152)
-            MESSAGE(name << " k=" << k << ": worst entry used " << worst * 100
-                                                   << "% of the bound; rms error = " << typical
-                                                   << " u x rss(products), u = " << u);
+            MESSAGE(name << " k=" << k << ": worst entry used " << error.worst_of_bound * 100
+                         << "% of the bound; rms error = " << error.typical_in_u << " u x rss(products), u = "
+                         << test::unit_roundoff(precision));
         }
-    }
-  }
 }
 
 TEST_CASE("gemm precision: EP still learns the two-class problem with bf16 GEMMs") {
