@@ -11,12 +11,13 @@
 # Device: eqprop runs on the config's device unless EQPROP_DEVICE is set (cpu or
 # cuda); PyTorch runs on TORCH_DEVICE (default cpu; cuda where a GPU and a CUDA
 # torch are present).
+# EQPROP_BINARY: the eqprop executable (default build/eqprop, built by scripts/build.sh).
 # Prints one JSON line per run and a summary line with the ratio; appends them to
 # perf/results/compare_torch_conv.jsonl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ $# -lt 1 ]; then
-  sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 fi
 config="$1"
@@ -35,12 +36,18 @@ if ! /usr/bin/python3 -c "import torch" 2>/dev/null; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-torch libopenblas0-pthread > /dev/null
 fi
-[ -x build/eqprop ] || bash scripts/build.sh
+eqprop="${EQPROP_BINARY:-build/eqprop}"
+if [ ! -x "$eqprop" ]; then
+  [ -z "${EQPROP_BINARY:-}" ] || { echo "compare_torch_conv.sh: $eqprop is not executable" >&2; exit 2; }
+  bash scripts/build.sh
+fi
 
 core="${OPENBLAS_CORETYPE:-}"
 if [ -z "$core" ]; then
   if grep -q avx512bw /proc/cpuinfo; then core=SkylakeX; elif grep -q avx2 /proc/cpuinfo; then core=Haswell; fi
 fi
+kind=$(from_config model kind dense_hopfield)
+[ "$kind" = conv_hopfield ] || echo "compare_torch_conv.sh: warning: $config has model.kind = $kind, not conv_hopfield; the PyTorch side is the 4-conv network, so the ratio compares different models" >&2
 results=perf/results/compare_torch_conv.jsonl
 mkdir -p perf/results
 stamp=$(date -u +%Y-%m-%dT%H:%M:%SZ)
@@ -49,7 +56,7 @@ echo "{\"run\": \"compare_torch_conv\", \"date\": \"$stamp\", \"commit\": \"$(gi
 shape=(--set training.batch_size="$batch" --set dynamics.t_free="$t_free" --set dynamics.t_nudge="$t_nudge"
        --set ep.nudging=symmetric)
 e=$(OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads OPENBLAS_CORETYPE=$core \
-    build/eqprop bench --config "$config" ${eqprop_device:+--device "$eqprop_device"} "${shape[@]}" \
+    "$eqprop" bench --config "$config" ${eqprop_device:+--device "$eqprop_device"} "${shape[@]}" \
     --repeats "$repeats" --warmup 1)
 echo "$e" | tee -a "$results"
 t=$(/usr/bin/python3 perf/torch_reference_conv_ep.py --batch "$batch" --t-free "$t_free" --t-nudge "$t_nudge" \
@@ -61,7 +68,7 @@ e, t = (json.loads(a) for a in sys.argv[1:])
 print(json.dumps({
     "summary": "EP training step of the 4-conv CIFAR-10 network, median ms per batch",
     "batch": e["batch"], "t_free": e["t_free"], "t_nudge": e["t_nudge"],
-    "eqprop_backend": e["backend"], "eqprop_device": e["device"],
+    "eqprop_model": e["model"], "eqprop_backend": e["backend"], "eqprop_device": e["device"],
     "eqprop_ms_per_batch": round(e["ms_per_batch"], 3),
     "torch_device": t["device"], "torch_threads": t["threads"],
     "torch_ms_per_batch": round(t["ms_per_batch"], 3),
