@@ -10,6 +10,7 @@
 #include <cstring>
 #include <fstream>
 #include <new>
+#include <optional>
 #include <string>
 #include <thread>
 #include <type_traits>
@@ -88,6 +89,34 @@ std::size_t available_ram_bytes() {
   return static_cast<std::size_t>(sysconf(_SC_AVPHYS_PAGES)) * static_cast<std::size_t>(sysconf(_SC_PAGE_SIZE));
 }
 
+// The first number in `path`, or nothing if the file is absent or holds none ("max").
+std::optional<std::size_t> number_in(const char* path) {
+  std::ifstream file(path);
+  std::size_t value = 0;
+  if (file >> value) return value;
+  return std::nullopt;
+}
+
+// The machine's RAM, limited by this process's memory cgroup where it has one
+// (cgroup v2: memory.max / memory.current; v1: memory.limit_in_bytes /
+// memory.usage_in_bytes), so a container's limit is what the planner sees.
+DeviceMemory ram() {
+  const auto page = static_cast<std::size_t>(sysconf(_SC_PAGE_SIZE));
+  DeviceMemory memory{static_cast<std::size_t>(sysconf(_SC_PHYS_PAGES)) * page, 0};
+  memory.free_bytes = std::min(memory.total_bytes, available_ram_bytes());
+  const std::pair<const char*, const char*> cgroups[] = {
+      {"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"},
+      {"/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes"}};
+  for (const auto& [limit_file, usage_file] : cgroups) {
+    const auto limit = number_in(limit_file), usage = number_in(usage_file);
+    if (!limit || !usage || *limit >= memory.total_bytes) continue;  // absent or unlimited
+    memory.total_bytes = *limit;
+    memory.free_bytes = std::min(memory.free_bytes, *limit > *usage ? *limit - *usage : 0);
+    break;
+  }
+  return memory;
+}
+
 // A copy of the used (rows, cols) block of a row-major matrix with row stride ld,
 // each element rounded to `precision` (kernels/gemm_precision.h).
 void rounded_copy(const float* matrix, int rows, int cols, int ld, GemmPrecision precision,
@@ -118,10 +147,7 @@ class CpuBackend final : public Backend {
   void deallocate_host(void* pointer) noexcept override { std::free(pointer); }
   MemoryUsage memory_usage() const override { return counter_.usage(); }
   void reset_peak_memory() override { counter_.reset_peak(); }
-  DeviceMemory device_memory() const override {
-    const auto total = static_cast<std::size_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<std::size_t>(sysconf(_SC_PAGE_SIZE));
-    return DeviceMemory{total, std::min(total, available_ram_bytes())};
-  }
+  DeviceMemory device_memory() const override { return ram(); }
 
   void upload(void* destination, const void* source, std::size_t bytes) override {
     std::memcpy(destination, source, bytes);
