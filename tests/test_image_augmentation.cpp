@@ -2,7 +2,8 @@
 // against a naive pad-crop-mirror on an explicitly padded image, the draws (range,
 // uniformity, determinism, independence of the two options), and the loader: off
 // is bit-identical to no augmentation, on gives exactly the augmented samples, the
-// same in every run and for any ring depth, and only in the trainer's training passes.
+// same in every run and for any ring depth, only in the trainer's training passes,
+// and the same after a resume.
 #include <doctest/doctest.h>
 
 #include <cstdint>
@@ -10,8 +11,11 @@
 #include <vector>
 
 #include "engine/batch_loader.h"
+#include "engine/checkpoint.h"
 #include "engine/image_augmentation.h"
+#include "engine/safetensors.h"
 #include "engine/trainer.h"
+#include "engine/training_run.h"
 #include "kernels/backend.h"
 #include "kernels/error.h"
 #include "tests/synthetic_data.h"
@@ -240,6 +244,33 @@ TEST_CASE("augmentation: the trainer augments training passes only") {
   const BatchResult trained_plain = plain.train_epoch(data.train, unit, 0, {});
   const BatchResult trained_augmented = augmented.train_epoch(data.train, unit, 0, {});
   CHECK(trained_plain.loss_sum != trained_augmented.loss_sum);
+}
+
+}  // namespace eqprop
+
+namespace eqprop {
+
+TEST_CASE("augmentation: a resumed augmented run equals an uninterrupted one, bit for bit") {
+  const auto config_for = [](int epochs) {
+    return parse_config(nlohmann::json{{"model", {{"layers", {16, 12, 2}}}},
+                                       {"dynamics", {{"t_free", 10}, {"t_nudge", 4}}},
+                                       {"optimizer", {{"lr", 0.1}}},
+                                       {"training", {{"epochs", epochs}, {"batch_size", 16}, {"eval_batch_size", 50}}},
+                                       {"data", {{"augment_crop_padding", 1}, {"augment_flip", true}}}},
+                        "test");
+  };
+  auto backend = make_backend("cpu");
+  test::TempDir straight, resumed;
+  run_training(*backend, config_for(3), test::halves(), straight.path().string(), false, {});
+  run_training(*backend, config_for(1), test::halves(), resumed.path().string(), false, {});
+  run_training(*backend, config_for(3), test::halves(), resumed.path().string(), true, {});
+  const SafetensorsFile a = read_safetensors((straight.path() / kModelFile).string());
+  const SafetensorsFile b = read_safetensors((resumed.path() / kModelFile).string());
+  REQUIRE(a.tensors.size() == b.tensors.size());
+  for (const auto& [name, tensor] : a.tensors) {
+    CAPTURE(name);
+    CHECK(tensor.data == b.tensors.at(name).data);
+  }
 }
 
 }  // namespace eqprop
