@@ -4,6 +4,7 @@
 #include <cmath>
 #include <numeric>
 
+#include "kernels/error.h"
 #include "kernels/philox.h"
 
 namespace eqprop {
@@ -55,6 +56,13 @@ std::vector<std::int64_t> sample_order(std::int64_t count, bool shuffle, std::ui
 BatchLoader::BatchLoader(Backend& backend, const Dataset& data, const Normalization& normalization,
                          int classes, const Options& options)
     : data_(data), normalization_(normalization), classes_(classes), options_(options) {
+  if (options.augmentation.enabled()) {
+    if (data.sample_shape.size() != 3)
+      throw ConfigError("data augmentation (data.augment_crop_padding, data.augment_flip) needs images of shape "
+                        "(channels, height, width); this data set's samples have " +
+                        std::to_string(data.sample_shape.size()) + " dimensions");
+    augmented_.resize(static_cast<std::size_t>(data.sample_size()));
+  }
   std::int64_t count = data.count();
   if (options.limit > 0) count = std::min(count, options.limit);
   order_ = sample_order(count, options.shuffle, options.seed, options.epoch);
@@ -89,6 +97,12 @@ void BatchLoader::fill(HostBatch& batch, std::int64_t index) {
   for (int b = 0; b < batch.size; ++b) {
     const std::int64_t sample = order_[first + b];
     const std::uint8_t* pixels = data_.pixels.data() + sample * sample_size;
+    if (options_.augmentation.enabled()) {
+      const std::vector<int>& shape = data_.sample_shape;
+      augment_image(pixels, augmented_.data(), shape[0], shape[1], shape[2], options_.augmentation.crop_padding,
+                    draw_augmentation(options_.augmentation, options_.seed, options_.epoch, sample));
+      pixels = augmented_.data();
+    }
     float* x = batch.inputs + std::int64_t(b) * sample_size;
     for (int c = 0; c < channels; ++c) {
       const float scale = 1.0f / (255.0f * normalization_.std[c]);

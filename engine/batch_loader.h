@@ -1,5 +1,6 @@
 // The host side of the minibatch pipeline: a loader thread turns raw dataset bytes
 // into normalized float batches and one-hot targets, in a (seeded) shuffled order,
+// optionally augmented (random crop and flip, keyed on seed, epoch and sample),
 // into a ring of pinned staging buffers, so compute never waits on decoding.
 // Consumer protocol: next() -> upload -> release(); at most `depth` batches are in
 // flight. One loader serves one pass over the data (an epoch).
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "engine/dataset.h"
+#include "engine/image_augmentation.h"
 #include "kernels/backend.h"
 #include "kernels/device_buffer.h"
 
@@ -49,6 +51,9 @@ class BatchLoader {
     std::uint32_t epoch = 0;
     int depth = 3;
     std::int64_t limit = 0;  // use the first `limit` samples only (0: all)
+    // Applied to every sample of the pass (the trainer sets it for training passes
+    // only); needs sample_shape (channels, height, width).
+    AugmentationOptions augmentation;
   };
 
   BatchLoader(Backend& backend, const Dataset& data, const Normalization& normalization,
@@ -73,6 +78,7 @@ class BatchLoader {
   Options options_;
   std::vector<std::int64_t> order_;
   std::int64_t batch_count_ = 0;
+  std::vector<std::uint8_t> augmented_;  // (sample_size) one augmented sample; loader thread only
 
   struct Slot {
     HostStagingBuffer<float> inputs;

@@ -22,6 +22,9 @@ Trainer::Trainer(Backend& backend, const Config& config, int input_size, int cla
       config_(config),
       hardware_(backend, config.hardware, config.seed),
       model_(make_model(backend, config, max_batch_of(config))) {
+  // The backend runs this trainer's GEMMs at the configured precision (the model
+  // and the trainer share one backend; the last trainer built on it sets it).
+  backend.set_gemm_precision(config.training.gemm_precision);
   if (input_size < 0) input_size = model_->input_size();
   if (classes < 0) classes = model_->classes();
   input_size_ = input_size;
@@ -241,6 +244,7 @@ BatchResult Trainer::train_epoch(const Dataset& data, const Normalization& norma
   options.epoch = static_cast<std::uint32_t>(epoch);
   options.depth = config_.training.prefetch_batches;
   options.limit = config_.data.train_limit;
+  options.augmentation = config_.data.augmentation;  // training passes only, never evaluation
   BatchLoader loader(backend_, data, normalization, classes_, options);
   if (loader.batch_count() == 0)
     throw ConfigError("training.batch_size = " + std::to_string(options.batch_size) +

@@ -44,7 +44,8 @@ using BatchProgress = std::function<void(std::int64_t done, std::int64_t total, 
 class Trainer {
  public:
   // input_size and classes are the data's, checked against the model's; -1 takes
-  // the model's own (benchmarks, synthetic data).
+  // the model's own (benchmarks, synthetic data). Sets the backend's GEMM precision
+  // to training.gemm_precision.
   Trainer(Backend& backend, const Config& config, int input_size = -1, int classes = -1);
 
   EnergyModel& model() { return *model_; }

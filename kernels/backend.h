@@ -20,11 +20,20 @@
 #include <string>
 
 #include "kernels/block_bodies.h"
+#include "kernels/allocation_counter.h"
 #include "kernels/elementwise_ops.h"
+#include "kernels/gemm_precision.h"
 
 namespace eqprop {
 
 enum class Transpose : bool { no = false, yes = true };
+
+// The memory of the device a backend computes on: the GPU's (cudaMemGetInfo), or
+// the machine's RAM for the CPU backend (free = what the kernel reports available).
+struct DeviceMemory {
+  std::size_t total_bytes = 0;
+  std::size_t free_bytes = 0;
+};
 
 class Backend {
  public:
@@ -39,6 +48,11 @@ class Backend {
   // Host memory the device copies from fastest (pinned on CUDA).
   virtual void* allocate_host(std::size_t bytes) = 0;
   virtual void deallocate_host(void* pointer) noexcept = 0;
+  // Device bytes held through allocate() now and at most since reset_peak_memory()
+  // (kernels/allocation_counter.h; host staging memory is not counted).
+  virtual MemoryUsage memory_usage() const = 0;
+  virtual void reset_peak_memory() = 0;
+  virtual DeviceMemory device_memory() const = 0;
 
   // Host -> device copy that may run concurrently with compute (a copy stream on
   // CUDA); later compute waits for it. The source must stay valid until
@@ -60,6 +74,11 @@ class Backend {
   virtual void gemm(Transpose transpose_a, Transpose transpose_b, int m, int n, int k, float alpha,
                     const float* a, int lda, const float* b, int ldb, float beta, float* c,
                     int ldc) = 0;
+  // The precision of gemm's products (kernels/gemm_precision.h); fp32 unless set.
+  // The CUDA backend uses the tensor cores for tf32 and bf16; the CPU backend
+  // emulates them by rounding a copy of the inputs.
+  virtual void set_gemm_precision(GemmPrecision precision) = 0;
+  virtual GemmPrecision gemm_precision() const = 0;
 
   // Runs op(i) for i in [0, count). One virtual per op type (generated from the list).
 #define EQPROP_DECLARE_RUN(Op) virtual void run(const Op& op, std::int64_t count) = 0;

@@ -197,8 +197,9 @@ class CudaBackend final : public Backend {
     EQPROP_CUBLAS_CHECK(cublasSetStream(cublas_.get(), compute_stream_.get()));
     // Plain FP32 arithmetic (no TF32 tensor cores): GEMM results then agree with the
     // CPU backend up to summation order, which the parity tests and the EP gradient
-    // checks (DESIGN.md §1) rely on. TF32 (10-bit mantissa products) is several times
-    // faster on sm_80+ and is meant to become an explicit option, never a silent default.
+    // checks (DESIGN.md §1) rely on. TF32 and BF16 (several times faster on sm_80+)
+    // are the explicit option training.gemm_precision (set_gemm_precision), never a
+    // silent default.
     EQPROP_CUBLAS_CHECK(cublasSetMathMode(cublas_.get(), CUBLAS_DEFAULT_MATH));
   }
 
@@ -220,9 +221,22 @@ class CudaBackend final : public Backend {
   void* allocate(std::size_t bytes) override {
     void* pointer = nullptr;
     EQPROP_CUDA_CHECK(cudaMalloc(&pointer, std::max<std::size_t>(bytes, 1)));
+    counter_.added(pointer, bytes);
     return pointer;
   }
-  void deallocate(void* pointer) noexcept override { ignore_cuda_error(cudaFree(pointer)); }
+  void deallocate(void* pointer) noexcept override {
+    counter_.removed(pointer);
+    ignore_cuda_error(cudaFree(pointer));
+  }
+  MemoryUsage memory_usage() const override { return counter_.usage(); }
+  void reset_peak_memory() override { counter_.reset_peak(); }
+  // What the driver reports for the device: free already excludes this process's
+  // context, cuBLAS workspace and every allocation (counted or not).
+  DeviceMemory device_memory() const override {
+    std::size_t free_bytes = 0, total_bytes = 0;
+    EQPROP_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+    return DeviceMemory{total_bytes, free_bytes};
+  }
   void* allocate_host(std::size_t bytes) override {
     void* pointer = nullptr;
     EQPROP_CUDA_CHECK(cudaMallocHost(&pointer, std::max<std::size_t>(bytes, 1)));
@@ -314,11 +328,22 @@ class CudaBackend final : public Backend {
     if (m == 0 || n == 0) return;
     const cublasOperation_t op_a = transpose_a == Transpose::yes ? CUBLAS_OP_T : CUBLAS_OP_N;
     const cublasOperation_t op_b = transpose_b == Transpose::yes ? CUBLAS_OP_T : CUBLAS_OP_N;
+    // fp32: plain SGEMM, as before the option existed (bit-for-bit the same calls).
+    // tf32 / bf16: the same FP32 arrays through cublasGemmEx with a "fast" compute
+    // type, which lets cuBLAS round the inputs to TF32 or BF16 for the tensor cores
+    // and accumulate in FP32 (kernels/gemm_precision.h).
     const cublasStatus_t status =
-        cublasSgemm(cublas_.get(), op_b, op_a, n, m, k, &alpha, b, ldb, a, lda, &beta, c, ldc);
+        precision_ == GemmPrecision::fp32
+            ? cublasSgemm(cublas_.get(), op_b, op_a, n, m, k, &alpha, b, ldb, a, lda, &beta, c, ldc)
+            : cublasGemmEx(cublas_.get(), op_b, op_a, n, m, k, &alpha, b, CUDA_R_32F, ldb, a, CUDA_R_32F, lda,
+                           &beta, c, CUDA_R_32F, ldc,
+                           precision_ == GemmPrecision::tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32
+                                                            : CUBLAS_COMPUTE_32F_FAST_16BF,
+                           CUBLAS_GEMM_DEFAULT_TENSOR_OP);
     if (status != CUBLAS_STATUS_SUCCESS) {
       std::ostringstream call;
-      call << "cublasSgemm for row-major gemm(transpose_a="
+      call << (precision_ == GemmPrecision::fp32 ? "cublasSgemm" : "cublasGemmEx")
+           << " (" << gemm_precision_name(precision_) << ") for row-major gemm(transpose_a="
            << (transpose_a == Transpose::yes ? "yes" : "no")
            << ", transpose_b=" << (transpose_b == Transpose::yes ? "yes" : "no") << ", m=" << m
            << ", n=" << n << ", k=" << k << ", lda=" << lda << ", ldb=" << ldb << ", ldc=" << ldc
@@ -326,6 +351,9 @@ class CudaBackend final : public Backend {
       cuda_detail::throw_cublas_error(status, call.str().c_str(), __FILE__, __LINE__);
     }
   }
+
+  void set_gemm_precision(GemmPrecision precision) override { precision_ = precision; }
+  GemmPrecision gemm_precision() const override { return precision_; }
 
 #define EQPROP_DEFINE_RUN(Op) \
   void run(const Op& op, std::int64_t count) override { launch_elementwise(op, count, #Op); }
@@ -423,6 +451,8 @@ class CudaBackend final : public Backend {
   DeviceScratch reduce_scratch_;  // CUB temporary storage of count_nonfinite
   DeviceScratch count_result_;    // (1) int64 result of count_nonfinite
   PinnedScratch host_count_;      // (1) int64, its pinned host copy
+  AllocationCounter counter_;     // what allocate() holds (not the scratch above)
+  GemmPrecision precision_ = GemmPrecision::fp32;
 };
 
 // cudaGetDeviceCount, or 0 with the reason in *why. Never throws.
