@@ -66,8 +66,7 @@ BatchLoader::BatchLoader(Backend& backend, const Dataset& data, const Normalizat
   std::int64_t count = data.count();
   if (options.limit > 0) count = std::min(count, options.limit);
   order_ = sample_order(count, options.shuffle, options.seed, options.epoch);
-  batch_count_ = options.drop_last ? count / options.batch_size
-                                   : (count + options.batch_size - 1) / options.batch_size;
+  batch_count_ = batch_count_of(data, options);
   const std::size_t depth = static_cast<std::size_t>(std::max(1, options.depth));
   slots_.resize(std::min<std::size_t>(depth, std::max<std::int64_t>(batch_count_, 1)));
   for (Slot& slot : slots_) {
@@ -75,6 +74,12 @@ BatchLoader::BatchLoader(Backend& backend, const Dataset& data, const Normalizat
     slot.targets = HostStagingBuffer<float>(backend, std::size_t(options.batch_size) * classes);
   }
   worker_ = std::thread([this] { produce(); });
+}
+
+std::int64_t BatchLoader::batch_count_of(const Dataset& data, const Options& options) {
+  std::int64_t count = data.count();
+  if (options.limit > 0) count = std::min(count, options.limit);
+  return options.drop_last ? count / options.batch_size : (count + options.batch_size - 1) / options.batch_size;
 }
 
 BatchLoader::~BatchLoader() {
@@ -114,6 +119,7 @@ void BatchLoader::fill(HostBatch& batch, std::int64_t index) {
     std::fill(y, y + classes_, 0.0f);
     y[data_.labels[sample]] = 1.0f;
   }
+  if (options_.convert_inputs) options_.convert_inputs(batch.inputs, std::int64_t(batch.size) * sample_size, index);
 }
 
 void BatchLoader::produce() {

@@ -8,6 +8,7 @@
 
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -54,6 +55,12 @@ class BatchLoader {
     // Applied to every sample of the pass (the trainer sets it for training passes
     // only); needs sample_shape (channels, height, width).
     AugmentationOptions augmentation;
+    // Applied to each batch's inputs (size * sample_size floats) after
+    // normalization, on the loader thread: the hardware model's input DAC, so the
+    // conversion rides on the loader's pass instead of adding one on the device.
+    // Called with the batch number within the pass. Must be safe to call from the
+    // loader thread while the consumer computes.
+    std::function<void(float* inputs, std::int64_t count, std::int64_t batch_index)> convert_inputs;
   };
 
   BatchLoader(Backend& backend, const Dataset& data, const Normalization& normalization,
@@ -63,6 +70,8 @@ class BatchLoader {
   BatchLoader& operator=(const BatchLoader&) = delete;
 
   std::int64_t batch_count() const { return batch_count_; }
+  // The batches a pass over `data` with `options` yields.
+  static std::int64_t batch_count_of(const Dataset& data, const Options& options);
   // The next batch in order, or nullptr after the last. Blocks until it is ready.
   const HostBatch* next();
   // Returns the slot of `batch` to the loader.

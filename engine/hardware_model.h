@@ -85,6 +85,12 @@ class HardwareModel {
   void write_input(const float* x, float* device_x, std::int64_t count, std::uint32_t tensor,
                    std::uint32_t batch_key);
 
+  // The same conversion of host memory x (count), in place, on the calling thread:
+  // the loader thread converts each batch as it prepares it (BatchLoader::Options::
+  // convert_inputs). Bit-identical to write_input on the CPU backend and, since the
+  // input DAC draws no normals, on the GPU. Touches no mutable state of this object,
+  // so it may run concurrently with the device-side calls.
+  void write_input_on_host(float* x, std::int64_t count, std::uint32_t tensor, std::uint32_t batch_key) const;
   // states (count) <- ADC read of states, in place. read_count: e.g. the global
   // batch index (keys readout noise and stochastic rounding).
   void read_states(float* states, std::int64_t count, std::uint32_t tensor, std::uint32_t read_count);

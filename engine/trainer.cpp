@@ -146,13 +146,22 @@ void Trainer::read_out(NetworkState& state, hardware_tensor::ReadPhase phase, in
                           hardware_tensor::state(phase, static_cast<int>(i)), static_cast<std::uint32_t>(key));
 }
 
-void Trainer::run_phases(const float* x, const float* target, int batch, std::uint64_t global_batch) {
+void Trainer::convert_on_loader(BatchLoader::Options& options, std::uint32_t tensor, std::uint64_t first_key) const {
+  if (!hardware_.writes_inputs()) return;
+  const HardwareModel* hardware = &hardware_;
+  options.convert_inputs = [hardware, tensor, first_key](float* x, std::int64_t count, std::int64_t index) {
+    hardware->write_input_on_host(x, count, tensor, static_cast<std::uint32_t>(first_key + index));
+  };
+}
+
+void Trainer::run_phases(const float* x, const float* target, int batch, std::uint64_t global_batch, InputForm form) {
   float beta = config_.ep.beta;
   if (config_.ep.random_sign && !config_.ep.symmetric) {
     const Philox4 words = random_words(config_.seed, RngStream::beta_sign, global_batch, 0);
     if (words.v[0] & 1u) beta = -beta;
   }
-  model_->set_input(device_input(x, batch, hardware_tensor::kTrainInput, global_batch), batch);
+  model_->set_input(form == InputForm::converted ? x : device_input(x, batch, hardware_tensor::kTrainInput, global_batch),
+                    batch);
   model_->reset(free_);
   using hardware_tensor::ReadPhase;
   free_result_ = model_->relax(free_, target, reading(phase_spec(false, 0.0f, global_batch, 0), ReadPhase::free, global_batch));
@@ -172,8 +181,8 @@ void Trainer::run_phases(const float* x, const float* target, int batch, std::ui
 }
 
 void Trainer::ep_gradient(const float* x, const float* target, int batch, std::uint64_t global_batch,
-                          ParameterSet& gradient) {
-  run_phases(x, target, batch, global_batch);
+                          ParameterSet& gradient, InputForm form) {
+  run_phases(x, target, batch, global_batch, form);
   // The contrastive update and the prediction see the states through the ADC.
   // Every phase has relaxed by now, so reading in place changes no dynamics.
   read_out(plus_, hardware_tensor::ReadPhase::plus, batch, global_batch);
@@ -183,8 +192,8 @@ void Trainer::ep_gradient(const float* x, const float* target, int batch, std::u
 }
 
 BatchResult Trainer::train_step(const float* x, const float* target, int batch,
-                                std::uint64_t global_batch, float learning_rate_scale) {
-  ep_gradient(x, target, batch, global_batch, gradient_);
+                                std::uint64_t global_batch, float learning_rate_scale, InputForm form) {
+  ep_gradient(x, target, batch, global_batch, gradient_, form);
   model_->metrics(free_, target, loss_.data(), correct_.data());
   // The update of each tensor and its write into the device (DAC, programming
   // noise, mismatch) share one pass (HardwareModel::update_parameter).
@@ -245,12 +254,14 @@ BatchResult Trainer::train_epoch(const Dataset& data, const Normalization& norma
   options.depth = config_.training.prefetch_batches;
   options.limit = config_.data.train_limit;
   options.augmentation = config_.data.augmentation;  // training passes only, never evaluation
-  BatchLoader loader(backend_, data, normalization, classes_, options);
-  if (loader.batch_count() == 0)
+  const std::int64_t batches = BatchLoader::batch_count_of(data, options);
+  if (batches == 0)
     throw ConfigError("training.batch_size = " + std::to_string(options.batch_size) +
                       " is larger than the training set");
+  const std::uint64_t first_global_batch = static_cast<std::uint64_t>(epoch) * batches;
+  convert_on_loader(options, hardware_tensor::kTrainInput, first_global_batch);
+  BatchLoader loader(backend_, data, normalization, classes_, options);
   const float scale = learning_rate_scale(epoch);
-  const std::uint64_t first_global_batch = static_cast<std::uint64_t>(epoch) * loader.batch_count();
 
   BatchResult total;
   // Batch k+1 is uploaded (copy stream) before batch k computes, so transfers
@@ -262,7 +273,7 @@ BatchResult Trainer::train_epoch(const Dataset& data, const Normalization& norma
     const HostBatch* following = loader.next();
     if (following) upload(*following, 1 - slot);
     const BatchResult result = train_step(inputs_[slot].data(), targets_[slot].data(), current->size,
-                                          first_global_batch + k, scale);
+                                          first_global_batch + k, scale, InputForm::converted);
     backend_.wait_uploads();
     loader.release(current);
     if (!std::isfinite(result.loss_sum))
@@ -283,6 +294,7 @@ EvalResult Trainer::evaluate(const Dataset& data, const Normalization& normaliza
   options.drop_last = false;
   options.depth = config_.training.prefetch_batches;
   options.limit = limit;
+  convert_on_loader(options, hardware_tensor::kEvalInput, 0);
   BatchLoader loader(backend_, data, normalization, classes_, options);
   double loss_sum = 0, correct_sum = 0, energy_sum = 0, steps_sum = 0;
   std::int64_t samples = 0, batches = 0;
@@ -291,7 +303,7 @@ EvalResult Trainer::evaluate(const Dataset& data, const Normalization& normaliza
     upload(*batch, 0);
     backend_.wait_uploads();
     loader.release(batch);
-    model_->set_input(device_input(inputs_[0].data(), batch->size, hardware_tensor::kEvalInput, batch->index),
+    model_->set_input(inputs_[0].data(),  // input DAC applied on the loader thread
                      batch->size);
     model_->reset(free_);
     // Evaluation is noiseless unless the dynamics themselves are noisy: same spec as

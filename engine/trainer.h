@@ -38,6 +38,10 @@ struct EvalResult {
   double free_steps_mean = 0;   // steps the free phase took, mean per batch
 };
 
+// Whether a batch's inputs still need the hardware model's input DAC (raw) or went
+// through it already on the loader thread (converted; the trainer's own passes).
+enum class InputForm { raw, converted };
+
 // Called after each training batch: batches done, batches in the epoch, running totals.
 using BatchProgress = std::function<void(std::int64_t done, std::int64_t total, const BatchResult& so_far)>;
 
@@ -66,10 +70,10 @@ class Trainer {
   // (batch, classes). `global_batch` keys the random sign of beta. Returns the
   // free-phase loss and accuracy of the batch (before the update).
   BatchResult train_step(const float* x, const float* target, int batch, std::uint64_t global_batch,
-                         float learning_rate_scale);
+                         float learning_rate_scale, InputForm form = InputForm::raw);
   // Computes the EP gradient of a batch without updating (for gradcheck and tests).
   void ep_gradient(const float* x, const float* target, int batch, std::uint64_t global_batch,
-                   ParameterSet& gradient);
+                   ParameterSet& gradient, InputForm form = InputForm::raw);
 
   // The spec of a phase of the current config: free (beta = 0) or nudged.
   PhaseSpec phase_spec(bool nudged, float beta, std::uint64_t global_batch, std::uint32_t phase) const;
@@ -86,8 +90,11 @@ class Trainer {
   std::int64_t count_nonfinite_parameters();
 
  private:
-  void run_phases(const float* x, const float* target, int batch, std::uint64_t global_batch);
+  void run_phases(const float* x, const float* target, int batch, std::uint64_t global_batch, InputForm form);
   // The model's input for x: x itself, or its input-DAC conversion.
+  // Loader options that convert the inputs on the loader thread (input DAC), keyed
+  // like device_input with key = first_key + batch index.
+  void convert_on_loader(BatchLoader::Options& options, std::uint32_t tensor, std::uint64_t first_key) const;
   const float* device_input(const float* x, int batch, std::uint32_t tensor, std::uint64_t key);
   // `spec` with the fused ADC read-out of `phase` switched on, where the trainer uses it.
   PhaseSpec reading(PhaseSpec spec, hardware_tensor::ReadPhase phase, std::uint64_t key) const;

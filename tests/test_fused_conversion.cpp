@@ -7,8 +7,10 @@
 #include <string>
 #include <vector>
 
+#include "engine/batch_loader.h"
 #include "engine/hardware_model.h"
 #include "tests/hopfield_fixture.h"
+#include "tests/synthetic_data.h"
 #include "tests/test_util.h"
 
 namespace eqprop {
@@ -163,6 +165,53 @@ TEST_CASE("fused DAC: the optimizer step fused with the write equals the step, t
     check_bit_exact(c.name + ": velocity", fused[1], separate[1]);
     check_bit_exact(c.name + ": device values", fused[2], separate[2]);
     CHECK(fused[2] != fused[0]);  // the write did something
+  }
+}
+
+}  // namespace eqprop
+
+namespace eqprop {
+
+TEST_CASE("fused DAC: the input DAC on the loader thread equals the device pass") {
+  const Dataset data = test::make_halves(70, 3);
+  const auto backend = make_backend("cpu");
+  for (const RangeMode range : {RangeMode::fixed, RangeMode::calibrated}) {
+    CAPTURE(static_cast<int>(range));
+    HardwareConfig config;
+    config.input_dac.enabled = true;
+    config.input_dac.bits = 3;
+    config.input_dac.range = range;
+    config.input_dac.rounding = Rounding::stochastic;
+    HardwareModel hardware(*backend, config, 31);
+    BatchLoader::Options options;
+    options.batch_size = 16;
+    options.seed = 4;
+    const std::uint64_t first_key = 40;
+    auto batches = [&](bool convert) {
+      BatchLoader::Options o = options;
+      if (convert)
+        o.convert_inputs = [&](float* x, std::int64_t count, std::int64_t index) {
+          hardware.write_input_on_host(x, count, 9, static_cast<std::uint32_t>(first_key + index));
+        };
+      BatchLoader loader(*backend, data, Normalization::unit(1), 2, o);
+      std::vector<std::vector<float>> result;
+      while (const HostBatch* batch = loader.next()) {
+        const std::int64_t count = std::int64_t(batch->size) * data.sample_size();
+        result.emplace_back(batch->inputs, batch->inputs + count);
+        loader.release(batch);
+      }
+      return result;
+    };
+    const auto on_loader = batches(true), raw = batches(false);
+    REQUIRE(on_loader.size() == raw.size());
+    for (std::size_t k = 0; k < raw.size(); ++k) {
+      DeviceBuffer<float> x(*backend, raw[k].size());
+      x.copy_from_host(raw[k]);
+      hardware.write_input(x.data(), x.data(), static_cast<std::int64_t>(x.size()), 9,
+                           static_cast<std::uint32_t>(first_key + k));
+      check_bit_exact("batch " + std::to_string(k), on_loader[k], x.to_host());
+      CHECK(on_loader[k] != raw[k]);  // 3 bits change the inputs
+    }
   }
 }
 
