@@ -161,7 +161,8 @@ nlohmann::json oscillator_gradcheck(Backend& backend, const Config& config, cons
       sample.push_back(uniform_from_word(
           random_words(config.seed, RngStream::synthetic_data, draw * inputs + i, 2).v[0]));
     const int label = static_cast<int>(random_words(config.seed, RngStream::synthetic_data, draw, 3).v[0] % classes);
-    const double nonlinearity = oscillator_reference::nudge_nonlinearity(network, sample, label, config.ep.beta);
+    const double nonlinearity = oscillator_reference::nudge_nonlinearity(network, sample, label, config.ep.beta,
+                                                                           config.dynamics.dt);
     if (!(nonlinearity < kMaxNonlinearity)) {
       ++rejected;
       continue;
@@ -180,7 +181,7 @@ nlohmann::json oscillator_gradcheck(Backend& backend, const Config& config, cons
   ParameterSet gradient = trainer.model().make_parameter_like();
   trainer.ep_gradient(x_device.data(), target.data(), options.samples, 0, gradient);
   const reference::Gradient engine = to_reference(gradient);
-  const reference::Gradient exact = oscillator_reference::implicit_gradient(network, xs, labels);
+  const reference::Gradient exact = oscillator_reference::implicit_gradient(network, xs, labels, config.dynamics.dt);
   nlohmann::json report = comparison_report(backend, config, options, engine, exact);
   report["shil"] = config.oscillator.shil;
   report["input_scale"] = config.oscillator.input_scale;

@@ -92,7 +92,7 @@ void OscillatorNetwork::set_input(const float* x, int batch) {
   if (batch < 1 || batch > max_batch_) throw std::invalid_argument("OscillatorNetwork: bad batch size");
   batch_ = batch;
   const int n0 = shape_.layers[0], n1 = shape_.layers[1];
-  backend_.run(OscillatorTrigOp{x, shape_.input_scale, input_trig_.cosines.data(), input_trig_.sines.data(), nullptr},
+  backend_.run(OscillatorTrigOp{x, shape_.input_scale, input_trig_.cosines.data(), input_trig_.sines.data(), nullptr, n0},
                std::int64_t(batch) * n0);
   // input fields (batch, n1) = cos/sin(phi_0) (batch, n0) J_0 (n0, n1)
   backend_.gemm(Transpose::no, Transpose::no, batch, n1, n0, 1.0f, input_trig_.cosines.data(), n0,
@@ -111,7 +111,7 @@ void OscillatorNetwork::compute_trig(const NetworkState& state, std::vector<Trig
   for (std::size_t i = 0; i < state.layers.size(); ++i) {
     const std::size_t offset = std::size_t(begin) * shape_.layers[i + 1];
     backend_.run(OscillatorTrigOp{state.layers[i].data() + offset, 1.0f, trig[i].cosines.data() + offset,
-                                  trig[i].sines.data() + offset, nullptr},
+                                  trig[i].sines.data() + offset, nullptr, shape_.layers[i + 1]},
                  std::int64_t(rows) * shape_.layers[i + 1]);
   }
 }
@@ -235,7 +235,7 @@ void OscillatorNetwork::ep_gradient(const NetworkState& state_a, float beta_a, c
 void OscillatorNetwork::metrics(const NetworkState& state, const float* target, float* loss, float* correct) {
   const int top = shape_.state_layers() - 1, classes = shape_.classes();
   backend_.run(OscillatorTrigOp{state.layers[top].data(), 1.0f, other_trig_[top].cosines.data(),
-                                other_trig_[top].sines.data(), readout_.data()},
+                                other_trig_[top].sines.data(), readout_.data(), classes},
                std::int64_t(batch_) * classes);
   backend_.run(RowMetricsOp{readout_.data(), target, loss, correct, CostKind::mse, classes, nullptr}, batch_);
 }

@@ -285,14 +285,14 @@ Phases free_fixed_point(const Network& net, const std::vector<double>& x, double
   return relax(net, x, 0, 0.0, reset_phases(net), dt);
 }
 
-double nudge_nonlinearity(const Network& net, const std::vector<double>& x, int label, double beta) {
-  const Phases free = free_fixed_point(net, x);
+double nudge_nonlinearity(const Network& net, const std::vector<double>& x, int label, double beta, double dt) {
+  const Phases free = free_fixed_point(net, x, dt);
   const int n = offsets(net).back();
   const std::vector<double> mu = solve(hessian(net, x, label, 0.0, free), flatten(cost_gradient(net, free, label)), n);
   double mu_max = 0.0, deviation = 0.0;
   for (double m : mu) mu_max = std::max(mu_max, std::fabs(m));
   for (double sign : {1.0, -1.0}) {
-    const std::vector<double> nudged = flatten(relax(net, x, label, sign * beta, free));
+    const std::vector<double> nudged = flatten(relax(net, x, label, sign * beta, free, dt));
     const std::vector<double> start = flatten(free);
     for (int u = 0; u < n; ++u)
       deviation = std::max(deviation, std::fabs(nudged[u] - (start[u] - sign * beta * mu[u])));
@@ -323,7 +323,7 @@ double batch_loss(const Network& net, const std::vector<std::vector<double>>& xs
 }
 
 Gradient implicit_gradient(const Network& net, const std::vector<std::vector<double>>& xs,
-                           const std::vector<int>& labels) {
+                           const std::vector<int>& labels, double dt) {
   if (xs.empty() || xs.size() != labels.size())
     throw std::invalid_argument("oscillator_reference: xs and labels must be non-empty and equally long");
   const std::vector<int> offset = offsets(net);
@@ -335,7 +335,7 @@ Gradient implicit_gradient(const Network& net, const std::vector<std::vector<dou
   }
   const double scale = 1.0 / static_cast<double>(xs.size());
   for (std::size_t s = 0; s < xs.size(); ++s) {
-    const Phases phases = free_fixed_point(net, xs[s]);
+    const Phases phases = free_fixed_point(net, xs[s], dt);
     const std::vector<double> mu =
         solve(hessian(net, xs[s], labels[s], 0.0, phases), flatten(cost_gradient(net, phases, labels[s])), n);
     for (int l = 0; l < state_layer_count(net); ++l) {

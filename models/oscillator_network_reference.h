@@ -65,7 +65,8 @@ double smallest_eigenvalue(const std::vector<double>& matrix, int n);
 // max |deviation| / (beta max |mu|): of order beta where F is smooth around phi*,
 // of order 1 where a nudge carries the state into another basin (near a
 // bifurcation, where EP at that beta cannot match the derivative).
-double nudge_nonlinearity(const Network& net, const std::vector<double>& x, int label, double beta);
+double nudge_nonlinearity(const Network& net, const std::vector<double>& x, int label, double beta,
+                          double dt = 0.1);
 
 // dV/dtheta at `phases`: dV/dJ_ij = -cos(phi_i - phi_j), dV/dh_i = -cos phi_i.
 Gradient energy_parameter_gradient(const Network& net, const std::vector<double>& x, const Phases& phases);
@@ -73,9 +74,12 @@ Gradient energy_parameter_gradient(const Network& net, const std::vector<double>
 // Batch mean of C at the free fixed point of each x.
 double batch_loss(const Network& net, const std::vector<std::vector<double>>& xs, const std::vector<int>& labels);
 
-// The exact batch-mean dL/dtheta by the implicit function theorem (derivation in the .cpp).
+// The exact batch-mean dL/dtheta by the implicit function theorem (derivation in the
+// .cpp), at the free fixed points that gradient flow of step dt reaches from the
+// reset state. The landscape is multistable (Wang, Wanjura & Marquardt 2024): to
+// check an engine, relax with the engine's dt, so both descend into the same basin.
 Gradient implicit_gradient(const Network& net, const std::vector<std::vector<double>>& xs,
-                           const std::vector<int>& labels);
+                           const std::vector<int>& labels, double dt = 0.1);
 
 // Central differences of batch_loss over every parameter; each perturbed fixed
 // point is found by Newton from the unperturbed one (same basin). For validation.
