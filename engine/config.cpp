@@ -88,8 +88,10 @@ const std::vector<KeySpec>& schema() {
        "Seeds every random draw (init, shuffling, beta signs); same seed, same run."},
       {"device", ValueType::choice, "auto", 0, 0, false, {"auto", "cpu", "cuda"},
        "Backend; `auto` picks CUDA when a GPU is visible. `--device` overrides it."},
-      {"model.kind", ValueType::choice, "dense_hopfield", 0, 0, false, {"dense_hopfield"},
-       "The physical system trained: `dense_hopfield`, the layered Hopfield network of DESIGN.md §1."},
+      {"model.kind", ValueType::choice, "dense_hopfield", 0, 0, false, {"dense_hopfield", "oscillator"},
+       "The physical system trained: `dense_hopfield`, the layered Hopfield network of DESIGN.md §1; "
+       "`oscillator`, a layered network of coupled phase oscillators (section `oscillator`; needs "
+       "gradient_flow dynamics and the mse cost)."},
       {"model.layers", ValueType::integer_list, json::array({784, 500, 10}), 1, 1 << 20, false, {},
        "Layer sizes: input, hidden..., output. The input matches the data's sample size, the "
        "output its class count."},
@@ -99,6 +101,12 @@ const std::vector<KeySpec>& schema() {
        "outside the energy (Laborieux et al. 2021)."},
       {"model.init_gain", ValueType::number, 1.0, 0, 100, true, {},
        "Weights and biases start uniform in +-gain/sqrt(fan_in)."},
+      {"oscillator.shil", ValueType::number, 0.0, 0, 100, false, {},
+       "model.kind = oscillator: S, the second-harmonic injection -(S/2) cos 2phi on every oscillator, "
+       "which pulls phases towards 0 or pi (0: free phases)."},
+      {"oscillator.input_scale", ValueType::number, 3.14159265358979, 0, 100, true, {},
+       "model.kind = oscillator: the input x is clamped as the phases input_scale * x (pi: pixels in "
+       "[0, 1] span phases 0 to pi)."},
       {"dynamics.integrator", ValueType::choice, "fixed_point", 0, 0, false,
        {"fixed_point", "gradient_flow", "csb"},
        "`fixed_point`: s <- rho(field), synchronous. `gradient_flow`: projected Euler steps on the "
@@ -330,6 +338,9 @@ Config parse_config(const json& user, const std::string& source) {
                       std::to_string(config.model.layers.back()) + " units; at most " +
                       std::to_string(kMaxClasses) + " classes are supported");
 
+  config.oscillator.shil = at("oscillator.shil").get<float>();
+  config.oscillator.input_scale = at("oscillator.input_scale").get<float>();
+
   auto integrator_of = [](const std::string& name) {
     if (name == "gradient_flow") return Integrator::gradient_flow;
     if (name == "csb") return Integrator::csb;
@@ -349,6 +360,16 @@ Config parse_config(const json& user, const std::string& source) {
   config.dynamics.tolerance = at("dynamics.tolerance").get<float>();
   config.dynamics.check_every = at("dynamics.check_every").get<int>();
 
+  if (config.model.kind == "oscillator") {
+    if (config.model.cost != CostKind::mse)
+      throw ConfigError(source + ": model.kind = \"oscillator\" reads its output as (1 + cos phi)/2 with the mse "
+                        "cost; model.cost = " + at("model.cost").dump() + " is not supported");
+    if (config.dynamics.integrator != Integrator::gradient_flow ||
+        config.dynamics.nudge_integrator != Integrator::gradient_flow)
+      throw ConfigError(source + ": model.kind = \"oscillator\" relaxes by gradient flow on the phases: set "
+                        "dynamics.integrator (and dynamics.nudge_integrator) to \"gradient_flow\"");
+  }
+
   config.ep.beta = at("ep.beta").get<float>();
   config.ep.symmetric = at("ep.nudging").get<std::string>() == "symmetric";
   config.ep.random_sign = at("ep.random_sign").get<bool>();
@@ -365,7 +386,8 @@ Config parse_config(const json& user, const std::string& source) {
   // The dense model's tensor count follows from model.layers; other models check
   // theirs when they are built (Trainer).
   const std::size_t weight_tensors = config.model.layers.size() - 1;
-  if (config.model.kind == "dense_hopfield" && !lr.is_number() && lr.size() != weight_tensors)
+  if ((config.model.kind == "dense_hopfield" || config.model.kind == "oscillator") && !lr.is_number() &&
+      lr.size() != weight_tensors)
     throw ConfigError(source + ": optimizer.lr has " + std::to_string(lr.size()) + " entries but model.layers " +
                       at("model.layers").dump() + " has " + std::to_string(weight_tensors) + " weight tensors");
   config.optimizer.momentum = at("optimizer.momentum").get<float>();

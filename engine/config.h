@@ -25,6 +25,12 @@ struct ModelConfig {
   float init_gain = 1.0f;
 };
 
+// model.kind = "oscillator" (models/oscillator_network.h).
+struct OscillatorConfig {
+  float shil = 0.0f;                          // S, second-harmonic injection
+  float input_scale = 3.14159265358979f;      // input phases = input_scale * x
+};
+
 struct DynamicsConfig {
   Integrator integrator = Integrator::fixed_point;        // free phase
   Integrator nudge_integrator = Integrator::fixed_point;  // nudged phases
@@ -78,6 +84,7 @@ struct Config {
   std::uint64_t seed = 1;
   std::string device = "auto";
   ModelConfig model;
+  OscillatorConfig oscillator;
   DynamicsConfig dynamics;
   EpConfig ep;
   OptimizerConfig optimizer;

@@ -13,6 +13,8 @@
 #include "kernels/max_pool.h"
 #include "kernels/metropolis_sweep.h"
 #include "kernels/oscillator_ising.h"
+#include "kernels/oscillator_row_energy.h"
+#include "kernels/oscillator_step.h"
 #include "kernels/plane_layout.h"
 #include "kernels/random_spins.h"
 #include "kernels/range_calibration.h"
@@ -38,6 +40,9 @@
   X(SbStepOp)                     \
   X(OimInitOp)                    \
   X(OimStepOp)                    \
+  X(OscillatorTrigOp)             \
+  X(OscillatorStepOp)             \
+  X(OscillatorRowEnergyOp)        \
   X(RandomSpinsOp)                \
   X(MetropolisSweepOp)            \
   X(DacWriteOp)                   \

@@ -10,6 +10,7 @@
 #include "kernels/adc_read.h"
 #include "kernels/hard_sigmoid.h"
 #include "kernels/hostdevice.h"
+#include "kernels/langevin_noise.h"
 #include "kernels/philox.h"
 
 namespace eqprop {
@@ -104,8 +105,7 @@ struct LayerStepOp {
     return integrator == Integrator::fixed_point ? noise_sigma : noise_sigma * sqrtf(dt);
   }
   EQ_HD float noise_of(std::uint64_t element) const {
-    const Philox4 words = random_words(noise_seed, RngStream::dynamics_noise, element >> 1, noise_step);
-    return noise_scale() * normal_pair_member(words.v[0], words.v[1], (element & 1u) != 0);
+    return noise_scale() * langevin_normal(noise_seed, element, noise_step);
   }
 
   // Thread mapping on the GPU: one flat index per unit of one sample.

@@ -16,6 +16,7 @@
 #include <cstdint>
 
 #include "kernels/hostdevice.h"
+#include "kernels/oscillator_step.h"
 #include "kernels/philox.h"
 
 namespace eqprop {
@@ -34,7 +35,7 @@ struct OimInitOp {
   EQ_HD void operator()(std::int64_t i) const {
     const Philox4 words =
         random_words(seed, RngStream::oscillator_phases, first_index + static_cast<std::uint64_t>(i), round);
-    const float phase = 6.2831853071795864769f * uniform_from_word(words.v[0]);
+    const float phase = kTwoPi * uniform_from_word(words.v[0]);
     phases[i] = phase;
     cosines[i] = cosf(phase);
     sines[i] = sinf(phase);
@@ -56,7 +57,7 @@ struct OimStepOp {
 
   EQ_HD void operator()(std::int64_t i) const {
     const float c = cosines[i], s = sines[i];
-    const float force = -(s * cos_field[i] - c * sin_field[i] + injection * 2.0f * s * c);
+    const float force = -oscillator_energy_gradient(c, s, cos_field[i], sin_field[i], 0.0f, injection);
     const float phase = phases[i] + dt * force;
     phases[i] = phase;
     cosines[i] = cosf(phase);

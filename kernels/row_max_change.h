@@ -22,13 +22,18 @@ struct RowMaxChangeOp {
   float* readout = nullptr;  // (batch, units), or null
   AdcSpec adc{};
   std::int64_t readout_first = 0;
+  // > 0 for periodic states (phases): a change is measured around the circle,
+  // min(|d|, period - |d|) for |d| <= period, so a wrap from pi to -pi counts as
+  // the small step it is.
+  float period = 0.0f;
 
   EQ_HD void operator()(std::int64_t row) const {
     const float* s = states + row * units;
     const float* p = previous + row * units;
     float largest = accumulate ? residual[row] : 0.0f;
     for (std::int32_t u = 0; u < units; ++u) {
-      const float change = s[u] > p[u] ? s[u] - p[u] : p[u] - s[u];
+      float change = s[u] > p[u] ? s[u] - p[u] : p[u] - s[u];
+      if (period > 0.0f && change > 0.5f * period && change <= period) change = period - change;
       largest = (change > largest || change != change) ? change : largest;
     }
     residual[row] = largest;

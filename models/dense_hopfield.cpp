@@ -2,10 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
-#include <mutex>
 #include <stdexcept>
 
 #include "kernels/philox.h"
+#include "models/parameter_init.h"
+#include "models/relaxation.h"
 
 namespace eqprop {
 
@@ -49,16 +50,8 @@ void DenseHopfield::initialize(std::uint64_t seed, float gain) {
   // default, times a gain): U(-a, a), a = gain / sqrt(fan_in).
   for (int l = 0; l < shape_.weight_tensors(); ++l) {
     const float bound = gain / std::sqrt(static_cast<float>(shape_.layers[l]));
-    auto draw = [&](DeviceBuffer<float>& tensor, std::uint32_t tensor_id) {
-      std::vector<float> host(tensor.size());
-      for (std::size_t i = 0; i < host.size(); ++i) {
-        const Philox4 words = random_words(seed, RngStream::parameter_init, i, tensor_id);
-        host[i] = bound * (2.0f * uniform_from_word(words.v[0]) - 1.0f);
-      }
-      tensor.copy_from_host(host);
-    };
-    draw(parameters_.weights[l], 2 * l);
-    draw(parameters_.biases[l], 2 * l + 1);
+    fill_uniform_parameters(parameters_.weights[l], seed, 2 * l, bound);
+    fill_uniform_parameters(parameters_.biases[l], seed, 2 * l + 1, bound);
   }
 }
 
@@ -127,69 +120,16 @@ void DenseHopfield::readout_residual(const NetworkState& state, const float* tar
                rows);
 }
 
-template <class Op>
-void DenseHopfield::set_readout(Op& op, NetworkState& state, const PhaseSpec& spec, int layer, int begin) const {
-  if (state.readouts.size() != state.layers.size())
-    throw std::invalid_argument("DenseHopfield::relax: read_out needs state.readouts shaped like the layers");
-  const std::int64_t first = std::int64_t(begin) * shape_.layers[layer + 1];
-  op.readout = state.readouts[layer].data() + first;
-  op.adc = spec.adc;
-  op.adc.tensor += static_cast<std::uint32_t>(layer);
-  op.readout_first = first;
-}
-
 PhaseResult DenseHopfield::relax(NetworkState& state, const float* target, const PhaseSpec& spec) {
   if (spec.read_out && spec.steps < 1)
     throw std::invalid_argument("DenseHopfield::relax: a phase read out by the ADC needs at least one step");
   if (spec.integrator == Integrator::csb && !spec.keep_momenta)
     for (auto& momentum : state.momenta) backend_.fill_zero(momentum.data(), std::size_t(batch_) * sizeof(float) * (momentum.size() / max_batch_));
-  // The systems of a batch are independent: the backend may relax slices of the
-  // batch concurrently (the CPU backend gives each core its own rows for the whole
-  // phase, with no synchronization per step).
-  std::vector<int> steps_by_slice;
-  std::mutex mutex;
-  backend_.parallel_over_rows(batch_, [&](int begin, int end) {
-    const int steps = relax_rows(state, target, spec, begin, end - begin);
-    std::lock_guard<std::mutex> lock(mutex);
-    steps_by_slice.push_back(steps);
-  });
-  PhaseResult result;
-  for (int steps : steps_by_slice) result.steps = std::max(result.steps, steps);
-  return result;
-}
-
-int DenseHopfield::relax_rows(NetworkState& state, const float* target, const PhaseSpec& spec, int begin, int rows) {
-  const bool checking = spec.tolerance > 0.0f;
-  const int check_every = std::max(1, spec.check_every);
-  for (int step = 0; step < spec.steps; ++step) {
-    const bool check = checking && (step + 1) % check_every == 0;
-    if (check)
-      for (std::size_t i = 0; i < state.layers.size(); ++i) {
-        const std::size_t units = shape_.layers[i + 1];
-        backend_.copy_on_device(snapshot_.layers[i].data() + begin * units, state.layers[i].data() + begin * units,
-                                rows * units * sizeof(float));
-      }
+  RelaxationBuffers buffers{&snapshot_, row_residual_.data(), {}};
+  for (int i = 0; i < shape_.state_layers(); ++i) buffers.units.push_back(shape_.layers[i + 1]);
+  return relax_with_early_exit(backend_, state, batch_, spec, buffers, [&](int step, int begin, int rows) {
     step_rows(state, target, spec, step, begin, rows);
-    if (check && rows_converged(state, spec, begin, rows)) return step + 1;
-  }
-  return spec.steps;
-}
-
-bool DenseHopfield::rows_converged(NetworkState& state, const PhaseSpec& spec, int begin, int rows) {
-  for (std::size_t i = 0; i < state.layers.size(); ++i) {
-    const std::size_t units = shape_.layers[i + 1];
-    RowMaxChangeOp op{state.layers[i].data() + begin * units, snapshot_.layers[i].data() + begin * units,
-                      row_residual_.data() + begin, static_cast<std::int32_t>(units), i > 0};
-    // If this check ends the phase, the readout must be of this state.
-    if (spec.read_out) set_readout(op, state, spec, static_cast<int>(i), begin);
-    backend_.run(op, rows);
-  }
-  std::vector<float> residual(rows);
-  backend_.copy_to_host(residual.data(), row_residual_.data() + begin, rows * sizeof(float));
-  // Gradient flow and cSB move by dt * (rate): the residual is the rate.
-  const float threshold = spec.integrator == Integrator::fixed_point ? spec.tolerance : spec.tolerance * spec.dt;
-  // `!(r < threshold)` is true for NaN: a diverging system never counts as converged.
-  return std::none_of(residual.begin(), residual.end(), [&](float r) { return !(r < threshold); });
+  });
 }
 
 void DenseHopfield::step_rows(NetworkState& state, const float* target, const PhaseSpec& spec, int step, int begin,
@@ -246,7 +186,7 @@ void DenseHopfield::step_rows(NetworkState& state, const float* target, const Ph
     op.noise_index = (spec.first_sample + static_cast<std::uint64_t>(begin)) * units_total_ + unit_offset;
     op.noise_row_stride = units_total_;
     op.noise_step = (spec.noise_phase << 24) + static_cast<std::uint32_t>(step);
-    if (spec.read_out && step == spec.steps - 1) set_readout(op, state, spec, i, begin);
+    if (spec.read_out && step == spec.steps - 1) point_readout(op, state, spec, i, std::int64_t(begin) * units);
     backend_.run(op, std::int64_t(rows) * units);
     unit_offset += units;
   }

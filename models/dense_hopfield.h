@@ -83,17 +83,8 @@ class DenseHopfield final : public EnergyModel {
   double training_step_flops(int batch, int free_steps, int nudged_steps, int nudged_phases) const override;
 
  private:
-  // Relaxes rows [begin, begin + rows) of the batch (independent systems); returns
-  // the steps taken.
-  int relax_rows(NetworkState& state, const float* target, const PhaseSpec& spec, int begin, int rows);
   // One synchronous step of rows [begin, begin + rows).
   void step_rows(NetworkState& state, const float* target, const PhaseSpec& spec, int step, int begin, int rows);
-  // True if every system of rows [begin, begin + rows) moved less than the
-  // tolerance in the step from `snapshot_` to `state`.
-  bool rows_converged(NetworkState& state, const PhaseSpec& spec, int begin, int rows);
-  // Points a step or check op's readout fields at rows from `begin` of layer `layer`.
-  template <class Op>
-  void set_readout(Op& op, NetworkState& state, const PhaseSpec& spec, int layer, int begin) const;
   // logits (rows, classes) of rows [begin, begin + rows) = s_top W_out, into
   // residual_ (without the bias: the ops add it).
   void readout_logits(const NetworkState& state, int begin, int rows);

@@ -76,7 +76,7 @@ std::set<std::string> reference_keys(const std::string& markdown) {
 // reference. Kept by hand so that a key dropped from the schema shows up here.
 const std::vector<std::string> kSchemaKeys = {
     "seed",           "device",          "model.kind", "model.layers",           "model.cost",
-    "model.init_gain", "dynamics.integrator", "dynamics.dt",       "dynamics.t_free",
+    "model.init_gain", "oscillator.shil", "oscillator.input_scale", "dynamics.integrator", "dynamics.dt",       "dynamics.t_free",
     "dynamics.t_nudge", "dynamics.nudge_integrator", "dynamics.gamma", "dynamics.a0", "dynamics.pump",
     "dynamics.noise", "dynamics.tolerance", "dynamics.check_every", "ep.beta",        "ep.nudging",             "ep.random_sign",
     "optimizer.lr",   "optimizer.momentum", "optimizer.weight_decay", "optimizer.schedule",

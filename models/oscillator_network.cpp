@@ -1,0 +1,257 @@
+#include "models/oscillator_network.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+#include "models/parameter_init.h"
+#include "models/relaxation.h"
+
+namespace eqprop {
+
+OscillatorNetwork::OscillatorNetwork(Backend& backend, OscillatorShape shape, int max_batch)
+    : backend_(backend), shape_(std::move(shape)), max_batch_(max_batch) {
+  if (shape_.layers.size() < 2 || max_batch_ < 1)
+    throw std::invalid_argument("OscillatorNetwork: needs an input and at least one oscillator layer, and batch >= 1");
+  for (int n : shape_.layers)
+    if (n < 1) throw std::invalid_argument("OscillatorNetwork: a layer has no units");
+  parameters_ = make_parameter_like();
+  const std::vector<int>& n = shape_.layers;
+  const std::size_t b = max_batch_;
+  auto trig_of = [&](int units) { return Trig{DeviceBuffer<float>(backend_, b * units), DeviceBuffer<float>(backend_, b * units)}; };
+  input_trig_ = trig_of(n[0]);
+  input_cos_drive_ = DeviceBuffer<float>(backend_, b * n[1]);
+  input_sin_drive_ = DeviceBuffer<float>(backend_, b * n[1]);
+  const int states = shape_.state_layers();
+  int widest = 0;
+  for (int i = 0; i < states; ++i) {
+    const int units = n[i + 1];
+    trig_.push_back(trig_of(units));
+    other_trig_.push_back(trig_of(units));
+    const std::size_t size = b * units;
+    cos_drive_.emplace_back(backend_, i > 0 ? size : 0);  // layer 0 uses the cached input fields
+    sin_drive_.emplace_back(backend_, i > 0 ? size : 0);
+    cos_feedback_.emplace_back(backend_, i + 1 < states ? size : 0);
+    sin_feedback_.emplace_back(backend_, i + 1 < states ? size : 0);
+    units_total_ += units;
+    widest = std::max(widest, units);
+  }
+  cos_difference_ = DeviceBuffer<float>(backend_, b * n[1]);
+  sin_difference_ = DeviceBuffer<float>(backend_, b * n[1]);
+  readout_ = DeviceBuffer<float>(backend_, b * shape_.classes());
+  reset_phases_ = DeviceBuffer<float>(backend_, b * widest);
+  reset_phases_.copy_from_host(std::vector<float>(reset_phases_.size(), 0.5f * kPi));
+  snapshot_ = make_state();
+  row_residual_ = DeviceBuffer<float>(backend_, b);
+}
+
+ParameterSet OscillatorNetwork::make_parameter_like() const {
+  ParameterSet set;
+  for (int l = 0; l < shape_.weight_tensors(); ++l) {
+    set.weights.emplace_back(backend_, std::size_t(shape_.layers[l]) * shape_.layers[l + 1]);
+    set.biases.emplace_back(backend_, std::size_t(shape_.layers[l + 1]));
+    set.weights.back().zero();
+    set.biases.back().zero();
+  }
+  return set;
+}
+
+std::vector<std::int64_t> OscillatorNetwork::tensor_shape(int l, bool bias) const {
+  if (bias) return {shape_.layers[l + 1]};
+  return {shape_.layers[l], shape_.layers[l + 1]};
+}
+
+void OscillatorNetwork::initialize(std::uint64_t seed, float gain) {
+  // The dense model's scaled uniform init, U(-a, a), a = gain / sqrt(fan_in): the
+  // coupling field on an oscillator, sum_i J_ij cos(phi_i - phi_j), then has a
+  // spread of order gain whatever the layer widths.
+  for (int l = 0; l < shape_.weight_tensors(); ++l) {
+    const float bound = gain / std::sqrt(static_cast<float>(shape_.layers[l]));
+    fill_uniform_parameters(parameters_.weights[l], seed, 2 * l, bound);
+    fill_uniform_parameters(parameters_.biases[l], seed, 2 * l + 1, bound);
+  }
+}
+
+NetworkState OscillatorNetwork::make_state() const {
+  NetworkState state;
+  for (int i = 0; i < shape_.state_layers(); ++i) {
+    state.layers.emplace_back(backend_, std::size_t(max_batch_) * shape_.layers[i + 1]);
+    state.momenta.emplace_back(backend_, 0);  // first-order dynamics: no momenta
+    state.layers.back().zero();
+  }
+  return state;
+}
+
+void OscillatorNetwork::copy_state(const NetworkState& from, NetworkState& to, int batch) {
+  for (std::size_t i = 0; i < from.layers.size(); ++i)
+    backend_.copy_on_device(to.layers[i].data(), from.layers[i].data(),
+                            std::size_t(batch) * shape_.layers[i + 1] * sizeof(float));
+}
+
+void OscillatorNetwork::set_input(const float* x, int batch) {
+  if (batch < 1 || batch > max_batch_) throw std::invalid_argument("OscillatorNetwork: bad batch size");
+  batch_ = batch;
+  const int n0 = shape_.layers[0], n1 = shape_.layers[1];
+  backend_.run(OscillatorTrigOp{x, shape_.input_scale, input_trig_.cosines.data(), input_trig_.sines.data(), nullptr, n0},
+               std::int64_t(batch) * n0);
+  // input fields (batch, n1) = cos/sin(phi_0) (batch, n0) J_0 (n0, n1)
+  backend_.gemm(Transpose::no, Transpose::no, batch, n1, n0, 1.0f, input_trig_.cosines.data(), n0,
+                parameters_.weights[0].data(), n1, 0.0f, input_cos_drive_.data(), n1);
+  backend_.gemm(Transpose::no, Transpose::no, batch, n1, n0, 1.0f, input_trig_.sines.data(), n0,
+                parameters_.weights[0].data(), n1, 0.0f, input_sin_drive_.data(), n1);
+}
+
+void OscillatorNetwork::reset(NetworkState& state) {
+  for (std::size_t i = 0; i < state.layers.size(); ++i)
+    backend_.copy_on_device(state.layers[i].data(), reset_phases_.data(),
+                            std::size_t(batch_) * shape_.layers[i + 1] * sizeof(float));
+}
+
+void OscillatorNetwork::compute_trig(const NetworkState& state, std::vector<Trig>& trig, int begin, int rows) {
+  for (std::size_t i = 0; i < state.layers.size(); ++i) {
+    const std::size_t offset = std::size_t(begin) * shape_.layers[i + 1];
+    backend_.run(OscillatorTrigOp{state.layers[i].data() + offset, 1.0f, trig[i].cosines.data() + offset,
+                                  trig[i].sines.data() + offset, nullptr, shape_.layers[i + 1]},
+                 std::int64_t(rows) * shape_.layers[i + 1]);
+  }
+}
+
+void OscillatorNetwork::drive_from_below(const std::vector<Trig>& trig, int i, int begin, int rows) {
+  const std::vector<int>& n = shape_.layers;
+  const std::size_t below = std::size_t(begin) * n[i], here = std::size_t(begin) * n[i + 1];
+  backend_.gemm(Transpose::no, Transpose::no, rows, n[i + 1], n[i], 1.0f, trig[i - 1].cosines.data() + below, n[i],
+                parameters_.weights[i].data(), n[i + 1], 0.0f, cos_drive_[i].data() + here, n[i + 1]);
+  backend_.gemm(Transpose::no, Transpose::no, rows, n[i + 1], n[i], 1.0f, trig[i - 1].sines.data() + below, n[i],
+                parameters_.weights[i].data(), n[i + 1], 0.0f, sin_drive_[i].data() + here, n[i + 1]);
+}
+
+PhaseResult OscillatorNetwork::relax(NetworkState& state, const float* target, const PhaseSpec& spec) {
+  if (spec.integrator != Integrator::gradient_flow)
+    throw std::invalid_argument("OscillatorNetwork: phases relax by gradient flow only (dynamics.integrator = \"gradient_flow\")");
+  // The steps read cos and sin of the previous step (each step writes the next
+  // ones), so they start from the state as given.
+  compute_trig(state, trig_, 0, batch_);
+  RelaxationBuffers buffers{&snapshot_, row_residual_.data(), {}, kTwoPi};
+  for (int i = 0; i < shape_.state_layers(); ++i) buffers.units.push_back(shape_.layers[i + 1]);
+  return relax_with_early_exit(backend_, state, batch_, spec, buffers, [&](int step, int begin, int rows) {
+    step_rows(state, target, spec, step, begin, rows);
+  });
+}
+
+void OscillatorNetwork::step_rows(NetworkState& state, const float* target, const PhaseSpec& spec, int step,
+                                  int begin, int rows) {
+  const int states = shape_.state_layers(), top = states - 1;
+  const std::vector<int>& n = shape_.layers;
+  auto at = [begin](auto* array, int units) { return array + std::size_t(begin) * units; };
+  // Synchronous: every field from the previous step's cos and sin before any phase moves.
+  for (int i = 1; i < states; ++i) drive_from_below(trig_, i, begin, rows);
+  for (int i = 0; i < top; ++i) {
+    // feedback_i (rows, n_{i+1}) = cos/sin(phi_{i+1}) (rows, n_{i+2}) J_{i+1}^T (n_{i+2}, n_{i+1})
+    backend_.gemm(Transpose::no, Transpose::yes, rows, n[i + 1], n[i + 2], 1.0f, at(trig_[i + 1].cosines.data(), n[i + 2]),
+                  n[i + 2], parameters_.weights[i + 1].data(), n[i + 2], 0.0f, at(cos_feedback_[i].data(), n[i + 1]),
+                  n[i + 1]);
+    backend_.gemm(Transpose::no, Transpose::yes, rows, n[i + 1], n[i + 2], 1.0f, at(trig_[i + 1].sines.data(), n[i + 2]),
+                  n[i + 2], parameters_.weights[i + 1].data(), n[i + 2], 0.0f, at(sin_feedback_[i].data(), n[i + 1]),
+                  n[i + 1]);
+  }
+  const bool nudged = spec.beta != 0.0f;
+  int unit_offset = 0;
+  for (int i = 0; i < states; ++i) {
+    const int units = n[i + 1];
+    OscillatorStepOp op{at(state.layers[i].data(), units),
+                        at(trig_[i].cosines.data(), units),
+                        at(trig_[i].sines.data(), units),
+                        i == 0 ? at(input_cos_drive_.data(), units) : at(cos_drive_[i].data(), units),
+                        i == 0 ? at(input_sin_drive_.data(), units) : at(sin_drive_[i].data(), units),
+                        i < top ? at(cos_feedback_[i].data(), units) : nullptr,
+                        i < top ? at(sin_feedback_[i].data(), units) : nullptr,
+                        parameters_.biases[i].data(),
+                        nudged && i == top ? at(target, units) : nullptr,
+                        spec.beta,
+                        shape_.shil,
+                        spec.dt,
+                        units};
+    op.noise_sigma = spec.noise_sigma;
+    op.noise_seed = spec.noise_seed;
+    op.noise_index = (spec.first_sample + static_cast<std::uint64_t>(begin)) * units_total_ + unit_offset;
+    op.noise_row_stride = units_total_;
+    op.noise_step = (spec.noise_phase << 24) + static_cast<std::uint32_t>(step);
+    backend_.run(op, std::int64_t(rows) * units);
+    unit_offset += units;
+  }
+}
+
+void OscillatorNetwork::energy(const NetworkState& state, float* energy) {
+  compute_trig(state, other_trig_, 0, batch_);
+  for (int i = 0; i < shape_.state_layers(); ++i) {
+    const int units = shape_.layers[i + 1];
+    if (i > 0) drive_from_below(other_trig_, i, 0, batch_);
+    backend_.run(OscillatorRowEnergyOp{other_trig_[i].cosines.data(), other_trig_[i].sines.data(),
+                                       i == 0 ? input_cos_drive_.data() : cos_drive_[i].data(),
+                                       i == 0 ? input_sin_drive_.data() : sin_drive_[i].data(),
+                                       parameters_.biases[i].data(), energy, shape_.shil, units, i > 0},
+                 batch_);
+  }
+}
+
+void OscillatorNetwork::ep_gradient(const NetworkState& state_a, float beta_a, const NetworkState& state_b,
+                                    float beta_b, const float*, ParameterSet& gradient) {
+  if (beta_a == beta_b) throw std::invalid_argument("ep_gradient: the two betas must differ");
+  compute_trig(state_a, trig_, 0, batch_);
+  compute_trig(state_b, other_trig_, 0, batch_);
+  const std::vector<Trig>& a = trig_;
+  const std::vector<Trig>& b = other_trig_;
+  const float c = 1.0f / ((beta_a - beta_b) * static_cast<float>(batch_));
+  // dV/dJ_l(i, j) = -(cos phi_i cos phi_j + sin phi_i sin phi_j): two GEMMs per state.
+  for (int i = 0; i < shape_.state_layers(); ++i) {
+    const int fan_in = shape_.layers[i], units = shape_.layers[i + 1];
+    float* weight_gradient = gradient.weights[i].data();
+    if (i == 0) {
+      // The input phases are clamped in both phases: GEMMs on the differences.
+      const std::int64_t count = std::int64_t(batch_) * units;
+      backend_.run(AxpbyOp{a[0].cosines.data(), b[0].cosines.data(), cos_difference_.data(), 1.0f, -1.0f}, count);
+      backend_.run(AxpbyOp{a[0].sines.data(), b[0].sines.data(), sin_difference_.data(), 1.0f, -1.0f}, count);
+      backend_.gemm(Transpose::yes, Transpose::no, fan_in, units, batch_, -c, input_trig_.cosines.data(), fan_in,
+                    cos_difference_.data(), units, 0.0f, weight_gradient, units);
+      backend_.gemm(Transpose::yes, Transpose::no, fan_in, units, batch_, -c, input_trig_.sines.data(), fan_in,
+                    sin_difference_.data(), units, 1.0f, weight_gradient, units);
+    } else {
+      const std::pair<const Trig*, float> terms[2] = {{a.data(), -c}, {b.data(), c}};
+      float accumulate = 0.0f;
+      for (const auto& [trig, scale] : terms) {
+        backend_.gemm(Transpose::yes, Transpose::no, fan_in, units, batch_, scale, trig[i - 1].cosines.data(), fan_in,
+                      trig[i].cosines.data(), units, accumulate, weight_gradient, units);
+        backend_.gemm(Transpose::yes, Transpose::no, fan_in, units, batch_, scale, trig[i - 1].sines.data(), fan_in,
+                      trig[i].sines.data(), units, 1.0f, weight_gradient, units);
+        accumulate = 1.0f;
+      }
+    }
+    // dV/dh_j = -cos phi_j
+    backend_.run(ColumnSumOp{a[i].cosines.data(), b[i].cosines.data(), gradient.biases[i].data(), -c, c, batch_, units},
+                 units);
+  }
+}
+
+void OscillatorNetwork::metrics(const NetworkState& state, const float* target, float* loss, float* correct) {
+  const int top = shape_.state_layers() - 1, classes = shape_.classes();
+  backend_.run(OscillatorTrigOp{state.layers[top].data(), 1.0f, other_trig_[top].cosines.data(),
+                                other_trig_[top].sines.data(), readout_.data(), classes},
+               std::int64_t(batch_) * classes);
+  backend_.run(RowMetricsOp{readout_.data(), target, loss, correct, CostKind::mse, classes, nullptr}, batch_);
+}
+
+double OscillatorNetwork::training_step_flops(int batch, int free_steps, int nudged_steps, int nudged_phases) const {
+  const std::vector<int>& n = shape_.layers;
+  const int tensors = shape_.weight_tensors();
+  const double b = batch;
+  auto gemm = [&](int l) { return 2.0 * b * n[l] * n[l + 1]; };  // one pass through J_l
+  double per_step = 0;
+  for (int l = 1; l < tensors; ++l) per_step += 4 * gemm(l);  // cos and sin, from below and from above
+  double flops = 2 * gemm(0);                                  // the cached input fields
+  flops += per_step * (free_steps + nudged_phases * double(nudged_steps));
+  flops += 2 * gemm(0);  // contrastive update: two GEMMs for the input couplings
+  for (int l = 1; l < tensors; ++l) flops += 4 * gemm(l);
+  return flops;
+}
+
+}  // namespace eqprop
