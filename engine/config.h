@@ -23,6 +23,17 @@ struct ModelConfig {
   float init_gain = 1.0f;
 };
 
+// The "ising" section: how the Ising network (model.kind = "ising",
+// models/ising_network.h) anneals and reads out. Its sweep counts are
+// dynamics.t_free and dynamics.t_nudge.
+struct IsingConfig {
+  float temperature_start = 2.0f;
+  float temperature_end = 0.1f;
+  bool metropolis = false;  // the update rule; false: Gibbs (heat bath)
+  int spins_per_class = 1;
+  int replicas = 1;
+};
+
 struct DynamicsConfig {
   Integrator integrator = Integrator::fixed_point;        // free phase
   Integrator nudge_integrator = Integrator::fixed_point;  // nudged phases
@@ -75,6 +86,7 @@ struct Config {
   std::string device = "auto";
   ModelConfig model;
   DynamicsConfig dynamics;
+  IsingConfig ising;
   EpConfig ep;
   OptimizerConfig optimizer;
   TrainingConfig training;

@@ -2,6 +2,7 @@
 
 #include "kernels/error.h"
 #include "models/dense_hopfield.h"
+#include "models/ising_network.h"
 
 namespace eqprop {
 
@@ -9,6 +10,13 @@ std::unique_ptr<EnergyModel> make_model(Backend& backend, const Config& config, 
   const ModelConfig& model = config.model;
   if (model.kind == "dense_hopfield")
     return std::make_unique<DenseHopfield>(backend, DenseHopfieldShape{model.layers, model.cost}, max_batch);
+  if (model.kind == "ising") {
+    const IsingConfig& ising = config.ising;
+    IsingNetworkShape shape{model.layers, ising.spins_per_class, ising.replicas};
+    IsingAnnealing annealing{ising.temperature_start, ising.temperature_end,
+                             ising.metropolis ? SpinUpdate::metropolis : SpinUpdate::gibbs};
+    return std::make_unique<IsingNetwork>(backend, shape, annealing, max_batch);
+  }
   throw ConfigError("model.kind = \"" + model.kind + "\" is not a model this build knows");
 }
 

@@ -9,6 +9,8 @@
 #include "kernels/dac_write.h"
 #include "kernels/fill_random.h"
 #include "kernels/im2col.h"
+#include "kernels/ising_layer_update.h"
+#include "kernels/ising_readout.h"
 #include "kernels/layer_step.h"
 #include "kernels/max_pool.h"
 #include "kernels/metropolis_sweep.h"
@@ -16,6 +18,7 @@
 #include "kernels/plane_layout.h"
 #include "kernels/random_spins.h"
 #include "kernels/range_calibration.h"
+#include "kernels/replica_sum.h"
 #include "kernels/row_energy.h"
 #include "kernels/row_max_change.h"
 #include "kernels/row_metrics.h"
@@ -48,4 +51,7 @@
   X(MaxPoolOp)                    \
   X(MaxUnpoolOp)                  \
   X(AvgPoolOp)                    \
-  X(AvgUnpoolOp)
+  X(AvgUnpoolOp)                  \
+  X(IsingLayerUpdateOp)           \
+  X(IsingReadoutOp)               \
+  X(ReplicaSumOp)

@@ -38,6 +38,7 @@ enum class RngStream : std::uint32_t {
   sb_initial_state = 21,   // simulated bifurcation: initial positions
   random_spins = 22,       // random initial spins (annealing)
   oscillator_phases = 23,  // oscillator Ising machine: initial phases
+  ising_sweep = 24,        // Ising network: the draw of each spin update (kernels/ising_layer_update.h)
 };
 
 namespace philox_detail {

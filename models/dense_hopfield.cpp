@@ -5,7 +5,7 @@
 #include <mutex>
 #include <stdexcept>
 
-#include "kernels/philox.h"
+#include "models/parameter_init.h"
 
 namespace eqprop {
 
@@ -45,21 +45,7 @@ std::vector<std::int64_t> DenseHopfield::tensor_shape(int l, bool bias) const {
 }
 
 void DenseHopfield::initialize(std::uint64_t seed, float gain) {
-  // Scaled uniform init as in the EP literature's code (PyTorch nn.Linear's
-  // default, times a gain): U(-a, a), a = gain / sqrt(fan_in).
-  for (int l = 0; l < shape_.weight_tensors(); ++l) {
-    const float bound = gain / std::sqrt(static_cast<float>(shape_.layers[l]));
-    auto draw = [&](DeviceBuffer<float>& tensor, std::uint32_t tensor_id) {
-      std::vector<float> host(tensor.size());
-      for (std::size_t i = 0; i < host.size(); ++i) {
-        const Philox4 words = random_words(seed, RngStream::parameter_init, i, tensor_id);
-        host[i] = bound * (2.0f * uniform_from_word(words.v[0]) - 1.0f);
-      }
-      tensor.copy_from_host(host);
-    };
-    draw(parameters_.weights[l], 2 * l);
-    draw(parameters_.biases[l], 2 * l + 1);
-  }
+  initialize_uniform_fan_in(parameters_, shape_.layers, seed, gain);
 }
 
 NetworkState DenseHopfield::make_state() const {
