@@ -23,10 +23,13 @@
 // so C = sum_j (1 - t_k(j) s_j) / G is linear: the nudge is the field beta t_k(j) / G
 // on output spin j (`nudge` = beta / G).
 //
-// Random numbers: the uniform of spin u of row r is keyed on (seed, ising_sweep
-// stream, first_key + r * key_row_stride + u, step): the model makes the key the
-// (sample, replica, unit over all layers) and the step (phase, sweep), so a draw is
-// the same on every backend and for any split of the batch.
+// Random numbers: spin u of row r has the logical index k = first_key +
+// r * key_row_stride + u (the model makes it (sample, replica, unit over all
+// layers)) and the step (phase, sweep); its uniform is word k % 4 of the Philox
+// block keyed on (seed, ising_sweep stream, k / 4, step). A pure function of the
+// logical indices, so a draw is the same on every backend and for any split of the
+// batch; one Philox block serves four consecutive spins, which the CPU's row loop
+// exploits (a block per spin made the random numbers most of a sweep's cost).
 //
 // Thread mapping: one index per spin; no reductions. Determinism: the fields come
 // from GEMMs (exact up to summation order); given the fields, bit-exact except where
@@ -87,19 +90,33 @@ struct IsingLayerUpdateOp {
     return ising_local_field(below[r * units + u], from_above, bias[u], nudge_field);
   }
 
-  EQ_HD void update(std::int64_t r, std::int32_t u) const {
-    const std::uint64_t key = first_key + static_cast<std::uint64_t>(r) * key_row_stride + static_cast<std::uint64_t>(u);
-    const float uniform = uniform_from_word(random_words(seed, RngStream::ising_sweep, key, step).v[0]);
+  EQ_HD std::uint64_t key_of(std::int64_t r, std::int32_t u) const {
+    return first_key + static_cast<std::uint64_t>(r) * key_row_stride + static_cast<std::uint64_t>(u);
+  }
+  EQ_HD Philox4 block_of(std::uint64_t key) const { return random_words(seed, RngStream::ising_sweep, key >> 2, step); }
+
+  EQ_HD void update(std::int64_t r, std::int32_t u, const Philox4& block) const {
+    const float uniform = uniform_from_word(block.v[key_of(r, u) & 3u]);
     float& s = spins[r * units + u];
     s = ising_spin_update(rule, s, field_at(r, u), inverse_temperature, uniform);
   }
 
-  EQ_HD void operator()(std::int64_t i) const { update(i / units, static_cast<std::int32_t>(i % units)); }
+  EQ_HD void operator()(std::int64_t i) const {
+    const std::int64_t r = i / units;
+    const std::int32_t u = static_cast<std::int32_t>(i % units);
+    update(r, u, block_of(key_of(r, u)));
+  }
 
-  // The CPU runs a row at a time (no 64-bit division per element); same math.
+  // The CPU runs a row at a time, one Philox block per four spins; same draws.
   std::int64_t row_count(std::int64_t count) const { return count / units; }
   void row(std::int64_t r) const {
-    for (std::int32_t u = 0; u < units; ++u) update(r, u);
+    std::uint64_t cached = ~std::uint64_t{0};
+    Philox4 block{};
+    for (std::int32_t u = 0; u < units; ++u) {
+      const std::uint64_t group = key_of(r, u) >> 2;
+      if (group != cached) block = block_of(key_of(r, u)), cached = group;
+      update(r, u, block);
+    }
   }
 };
 
