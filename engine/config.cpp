@@ -134,6 +134,11 @@ const std::vector<KeySpec>& schema() {
       {"ising.update", ValueType::choice, "gibbs", 0, 0, false, {"gibbs", "metropolis"},
        "model.kind = ising: the spin update of a sweep. `gibbs`: heat bath, s = +1 with probability "
        "1/(1+exp(-2f/T)). `metropolis`: flip with probability min(1, exp(-2sf/T))."},
+      {"ising.relaxation", ValueType::choice, "annealing", 0, 0, false, {"annealing", "dsb"},
+       "model.kind = ising: how a phase relaxes. `annealing`: block sweeps (odd layers, then even layers) "
+       "over the temperature schedule. `dsb`: discrete simulated bifurcation (Goto et al. 2021), step "
+       "dynamics.dt, gain dynamics.a0, c0 = 1, the pump ramping over the free phase; nudged phases start at "
+       "rest from the free spins (the temperatures and ising.update do not apply)."},
       {"ising.spins_per_class", ValueType::integer, 1, 1, 1024, false, {},
        "model.kind = ising: output spins per class (the top layer has classes * this many); the prediction is "
        "the class with the largest mean spin."},
@@ -359,6 +364,7 @@ Config parse_config(const json& user, const std::string& source) {
   config.ising.temperature_start = at("ising.temperature_start").get<float>();
   config.ising.temperature_end = at("ising.temperature_end").get<float>();
   config.ising.metropolis = at("ising.update") == "metropolis";
+  config.ising.dsb = at("ising.relaxation") == "dsb";
   config.ising.spins_per_class = at("ising.spins_per_class").get<int>();
   config.ising.replicas = at("ising.replicas").get<int>();
   if (config.model.kind == "ising" && config.model.cost != CostKind::mse)

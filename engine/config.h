@@ -30,6 +30,7 @@ struct IsingConfig {
   float temperature_start = 2.0f;
   float temperature_end = 0.1f;
   bool metropolis = false;  // the update rule; false: Gibbs (heat bath)
+  bool dsb = false;         // relaxation by discrete simulated bifurcation instead of annealing
   int spins_per_class = 1;
   int replicas = 1;
 };

@@ -13,9 +13,10 @@ std::unique_ptr<EnergyModel> make_model(Backend& backend, const Config& config, 
   if (model.kind == "ising") {
     const IsingConfig& ising = config.ising;
     IsingNetworkShape shape{model.layers, ising.spins_per_class, ising.replicas};
-    IsingAnnealing annealing{ising.temperature_start, ising.temperature_end,
-                             ising.metropolis ? SpinUpdate::metropolis : SpinUpdate::gibbs};
-    return std::make_unique<IsingNetwork>(backend, shape, annealing, max_batch);
+    IsingDynamics dynamics{ising.temperature_start, ising.temperature_end,
+                           ising.metropolis ? SpinUpdate::metropolis : SpinUpdate::gibbs,
+                           ising.dsb ? IsingRelaxation::dsb : IsingRelaxation::annealing};
+    return std::make_unique<IsingNetwork>(backend, shape, dynamics, max_batch);
   }
   throw ConfigError("model.kind = \"" + model.kind + "\" is not a model this build knows");
 }

@@ -53,5 +53,6 @@
   X(AvgPoolOp)                    \
   X(AvgUnpoolOp)                  \
   X(IsingLayerUpdateOp)           \
+  X(IsingLocalFieldOp)            \
   X(IsingReadoutOp)               \
   X(ReplicaSumOp)

@@ -62,25 +62,20 @@ EQ_HD float ising_local_field(float below, float above, float bias, float nudge)
   return below + above + bias + nudge;
 }
 
-struct IsingLayerUpdateOp {
-  float* spins;         // (rows, units) +-1 (0 before the first update), updated in place
+// The inputs of one layer's local fields (rows, units): the GEMM outputs, the bias
+// and the nudge.
+struct IsingLayerFields {
   const float* below;   // (rows, units) s_{l-1} W_{l-1}
   const float* above;   // (rows, units) s_{l+1} W_l^T, or null (top layer)
   const float* bias;    // (units) h
   const float* target;  // (rows / replicas, classes) one-hot, or null (no nudge)
   float nudge;          // beta / spins_per_class
-  float inverse_temperature;
-  SpinUpdate rule;
   std::int32_t units;
   std::int32_t replicas;         // rows per sample (target lookup)
   std::int32_t spins_per_class;  // G: output spin u belongs to class u / G
   std::int32_t classes;
-  std::uint64_t seed;
-  std::uint64_t first_key;       // key of (row 0, unit 0)
-  std::uint64_t key_row_stride;  // key distance between rows
-  std::uint32_t step;
 
-  EQ_HD float field_at(std::int64_t r, std::int32_t u) const {
+  EQ_HD float at(std::int64_t r, std::int32_t u) const {
     const float from_above = above ? above[r * units + u] : 0.0f;
     float nudge_field = 0.0f;
     if (target) {
@@ -89,6 +84,29 @@ struct IsingLayerUpdateOp {
     }
     return ising_local_field(below[r * units + u], from_above, bias[u], nudge_field);
   }
+};
+
+// The local fields of one layer into an array: the force of simulated bifurcation
+// (kernels/simulated_bifurcation.h), whose step takes one field array.
+// Bit-exact on every backend given the GEMM outputs.
+struct IsingLocalFieldOp {
+  float* out;  // (rows, units)
+  IsingLayerFields fields;
+
+  EQ_HD void operator()(std::int64_t i) const {
+    out[i] = fields.at(i / fields.units, static_cast<std::int32_t>(i % fields.units));
+  }
+};
+
+struct IsingLayerUpdateOp {
+  float* spins;  // (rows, units) +-1 (0 before the first update), updated in place
+  IsingLayerFields fields;
+  float inverse_temperature;
+  SpinUpdate rule;
+  std::uint64_t seed;
+  std::uint64_t first_key;       // key of (row 0, unit 0)
+  std::uint64_t key_row_stride;  // key distance between rows
+  std::uint32_t step;
 
   EQ_HD std::uint64_t key_of(std::int64_t r, std::int32_t u) const {
     return first_key + static_cast<std::uint64_t>(r) * key_row_stride + static_cast<std::uint64_t>(u);
@@ -97,22 +115,22 @@ struct IsingLayerUpdateOp {
 
   EQ_HD void update(std::int64_t r, std::int32_t u, const Philox4& block) const {
     const float uniform = uniform_from_word(block.v[key_of(r, u) & 3u]);
-    float& s = spins[r * units + u];
-    s = ising_spin_update(rule, s, field_at(r, u), inverse_temperature, uniform);
+    float& s = spins[r * fields.units + u];
+    s = ising_spin_update(rule, s, fields.at(r, u), inverse_temperature, uniform);
   }
 
   EQ_HD void operator()(std::int64_t i) const {
-    const std::int64_t r = i / units;
-    const std::int32_t u = static_cast<std::int32_t>(i % units);
+    const std::int64_t r = i / fields.units;
+    const std::int32_t u = static_cast<std::int32_t>(i % fields.units);
     update(r, u, block_of(key_of(r, u)));
   }
 
   // The CPU runs a row at a time, one Philox block per four spins; same draws.
-  std::int64_t row_count(std::int64_t count) const { return count / units; }
+  std::int64_t row_count(std::int64_t count) const { return count / fields.units; }
   void row(std::int64_t r) const {
     std::uint64_t cached = ~std::uint64_t{0};
     Philox4 block{};
-    for (std::int32_t u = 0; u < units; ++u) {
+    for (std::int32_t u = 0; u < fields.units; ++u) {
       const std::uint64_t group = key_of(r, u) >> 2;
       if (group != cached) block = block_of(key_of(r, u)), cached = group;
       update(r, u, block);

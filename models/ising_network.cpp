@@ -8,13 +8,13 @@
 
 namespace eqprop {
 
-IsingNetwork::IsingNetwork(Backend& backend, IsingNetworkShape shape, IsingAnnealing annealing, int max_batch)
+IsingNetwork::IsingNetwork(Backend& backend, IsingNetworkShape shape, IsingDynamics dynamics, int max_batch)
     : backend_(backend), shape_(std::move(shape)), max_batch_(max_batch) {
   if (shape_.state_layers() < 1 || max_batch_ < 1)
     throw std::invalid_argument("IsingNetwork: needs at least one spin layer and batch >= 1");
   if (shape_.spins_per_class < 1 || shape_.replicas < 1)
     throw std::invalid_argument("IsingNetwork: spins_per_class and replicas must be >= 1");
-  set_annealing(annealing);
+  set_dynamics(dynamics);
   parameters_ = make_parameter_like();
   const std::size_t rows = std::size_t(max_batch_) * shape_.replicas;
   input_drive_ = DeviceBuffer<float>(backend_, rows * shape_.units(1));
@@ -28,10 +28,18 @@ IsingNetwork::IsingNetwork(Backend& backend, IsingNetworkShape shape, IsingAnnea
   row_energy_ = DeviceBuffer<float>(backend_, rows);
 }
 
-void IsingNetwork::set_annealing(const IsingAnnealing& annealing) {
-  if (!(annealing.temperature_start > 0.0f) || !(annealing.temperature_end > 0.0f))
+void IsingNetwork::set_dynamics(const IsingDynamics& dynamics) {
+  if (!(dynamics.temperature_start > 0.0f) || !(dynamics.temperature_end > 0.0f))
     throw std::invalid_argument("IsingNetwork: temperatures must be positive");
-  annealing_ = annealing;
+  dynamics_ = dynamics;
+  if (dynamics_.relaxation == IsingRelaxation::dsb && positions_.empty()) {
+    const std::size_t rows = std::size_t(max_batch_) * shape_.replicas;
+    for (int i = 0; i < shape_.state_layers(); ++i) {
+      positions_.emplace_back(backend_, rows * shape_.units(i + 1));
+      momenta_.emplace_back(backend_, rows * shape_.units(i + 1));
+      fields_.emplace_back(backend_, rows * shape_.units(i + 1));
+    }
+  }
 }
 
 ParameterSet IsingNetwork::make_parameter_like() const {
@@ -90,10 +98,10 @@ void IsingNetwork::reset(NetworkState& state) {
 }
 
 float IsingNetwork::inverse_temperature(int sweep, int sweeps, bool nudged) const {
-  if (nudged || sweeps < 2) return 1.0f / annealing_.temperature_end;
+  if (nudged || sweeps < 2) return 1.0f / dynamics_.temperature_end;
   const double fraction = static_cast<double>(sweep) / (sweeps - 1);
   const double temperature =
-      annealing_.temperature_start * std::pow(double(annealing_.temperature_end) / annealing_.temperature_start, fraction);
+      dynamics_.temperature_start * std::pow(double(dynamics_.temperature_end) / dynamics_.temperature_start, fraction);
   return static_cast<float>(1.0 / temperature);
 }
 
@@ -106,6 +114,7 @@ PhaseResult IsingNetwork::relax(NetworkState& state, const float* target, const 
 
 void IsingNetwork::relax_samples(NetworkState& state, const float* target, const PhaseSpec& spec, int begin,
                                  int end) {
+  if (dynamics_.relaxation == IsingRelaxation::dsb) return relax_samples_dsb(state, target, spec, begin, end);
   const bool nudged = spec.beta != 0.0f;
   const int layers = shape_.state_layers();
   const int first_row = begin * shape_.replicas, rows = (end - begin) * shape_.replicas;
@@ -119,8 +128,8 @@ void IsingNetwork::relax_samples(NetworkState& state, const float* target, const
   }
 }
 
-void IsingNetwork::update_layer(NetworkState& state, int i, const float* target, const PhaseSpec& spec,
-                                float inverse_temperature_now, int sweep, int first_sample, int first_row, int rows) {
+IsingLayerFields IsingNetwork::layer_fields(const NetworkState& state, int i, const float* target, float beta,
+                                            int first_sample, int first_row, int rows) {
   const int units = shape_.units(i + 1);
   const bool top = i + 1 == shape_.state_layers();
   auto at = [first_row](auto* array, int width) { return array + std::size_t(first_row) * width; };
@@ -140,27 +149,74 @@ void IsingNetwork::update_layer(NetworkState& state, int i, const float* target,
                   fan_out, parameters_.weights[i + 1].data(), fan_out, 0.0f, at(above_[i].data(), units), units);
     above = at(above_[i].data(), units);
   }
+  return IsingLayerFields{below,
+                          above,
+                          parameters_.biases[i].data(),
+                          top && target ? target + std::size_t(first_sample) * shape_.classes() : nullptr,
+                          beta / static_cast<float>(shape_.spins_per_class),
+                          units,
+                          shape_.replicas,
+                          shape_.spins_per_class,
+                          shape_.classes()};
+}
+
+void IsingNetwork::update_layer(NetworkState& state, int i, const float* target, const PhaseSpec& spec,
+                                float inverse_temperature_now, int sweep, int first_sample, int first_row, int rows) {
+  const int units = shape_.units(i + 1);
   int unit_offset = 0;
   for (int j = 0; j < i; ++j) unit_offset += shape_.units(j + 1);
   const std::uint64_t first_replica_row =
       (spec.first_sample + static_cast<std::uint64_t>(first_sample)) * static_cast<std::uint64_t>(shape_.replicas);
-  IsingLayerUpdateOp op{at(state.layers[i].data(), units),
-                        below,
-                        above,
-                        parameters_.biases[i].data(),
-                        top && target ? target + std::size_t(first_sample) * shape_.classes() : nullptr,
-                        spec.beta / static_cast<float>(shape_.spins_per_class),
+  IsingLayerUpdateOp op{state.layers[i].data() + std::size_t(first_row) * units,
+                        layer_fields(state, i, target, spec.beta, first_sample, first_row, rows),
                         inverse_temperature_now,
-                        annealing_.rule,
-                        units,
-                        shape_.replicas,
-                        shape_.spins_per_class,
-                        shape_.classes(),
+                        dynamics_.rule,
                         spec.noise_seed,
                         first_replica_row * static_cast<std::uint64_t>(units_total_) + static_cast<std::uint64_t>(unit_offset),
                         static_cast<std::uint64_t>(units_total_),
                         (spec.noise_phase << 24) + static_cast<std::uint32_t>(sweep)};
   backend_.run(op, std::int64_t(rows) * units);
+}
+
+void IsingNetwork::relax_samples_dsb(NetworkState& state, const float* target, const PhaseSpec& spec, int begin,
+                                     int end) {
+  const bool nudged = spec.beta != 0.0f;
+  const int layers = shape_.state_layers();
+  const int first_row = begin * shape_.replicas, rows = (end - begin) * shape_.replicas;
+  const std::uint64_t first_replica_row =
+      (spec.first_sample + static_cast<std::uint64_t>(begin)) * static_cast<std::uint64_t>(shape_.replicas);
+  constexpr float kInitialAmplitude = 0.1f;  // small random start, as Goto et al. 2021
+  for (int i = 0; i < layers; ++i) {
+    const int units = shape_.units(i + 1);
+    const std::size_t offset = std::size_t(first_row) * units, count = std::size_t(rows) * units;
+    if (nudged) {
+      // From the free spins at the walls, at rest.
+      backend_.copy_on_device(positions_[i].data() + offset, state.layers[i].data() + offset, count * sizeof(float));
+      backend_.fill_zero(momenta_[i].data() + offset, count * sizeof(float));
+    } else {
+      // Keyed on (sample, replica, unit) within the layer; the round names phase and layer.
+      backend_.run(SbInitOp{positions_[i].data() + offset, momenta_[i].data() + offset, state.layers[i].data() + offset,
+                            spec.noise_seed, first_replica_row * static_cast<std::uint64_t>(units),
+                            (spec.noise_phase << 8) + static_cast<std::uint32_t>(i), kInitialAmplitude},
+                   static_cast<std::int64_t>(count));
+    }
+  }
+  for (int step = 0; step < spec.steps; ++step) {
+    // Synchronous: every field from the spins sign(x) at the start of the step.
+    for (int i = 0; i < layers; ++i)
+      backend_.run(IsingLocalFieldOp{fields_[i].data() + std::size_t(first_row) * shape_.units(i + 1),
+                                     layer_fields(state, i, nudged ? target : nullptr, spec.beta, begin, first_row, rows)},
+                   std::int64_t(rows) * shape_.units(i + 1));
+    // The pump a(t) ramps 0 -> a0 over the free phase; nudged phases run at its end.
+    const float detuning = nudged ? 0.0f : spec.a0 * (1.0f - static_cast<float>(step) / spec.steps);
+    for (int i = 0; i < layers; ++i) {
+      const int units = shape_.units(i + 1);
+      const std::size_t offset = std::size_t(first_row) * units;
+      backend_.run(SbStepOp{positions_[i].data() + offset, momenta_[i].data() + offset, fields_[i].data() + offset,
+                            state.layers[i].data() + offset, detuning, spec.a0, 1.0f, spec.dt, units},
+                   std::int64_t(rows) * units);
+    }
+  }
 }
 
 void IsingNetwork::energy(const NetworkState& state, float* energy) {

@@ -16,7 +16,11 @@
 // layers, each layer one GEMM from below, one from above and a fused update
 // (kernels/ising_layer_update.h). The free phase anneals geometrically from
 // temperature_start to temperature_end over its sweeps; nudged phases start from
-// the free state and run at temperature_end. R replicas per sample (independent
+// the free state and run at temperature_end. Or by discrete simulated bifurcation
+// (dSB; kernels/simulated_bifurcation.h, c0 = 1): every layer's field from the
+// spins sign(x) at the start of a step, then every oscillator steps; the free phase
+// starts from small random positions with the pump ramping over the phase, a nudged
+// phase from x = the free spins, momenta 0 and the pump at its end (detuning 0). R replicas per sample (independent
 // chains of the same system) average the correlations of the update.
 //
 // Layout: weights[l] is (n_l, n_{l+1}), biases[l] is h of layer l + 1 (n_{l+1}).
@@ -47,20 +51,28 @@ struct IsingNetworkShape {
   int units(int l) const { return l + 1 == static_cast<int>(layers.size()) ? layers[l] * spins_per_class : layers[l]; }
 };
 
-// How a phase anneals (the sweep counts come from PhaseSpec::steps).
-struct IsingAnnealing {
+// How a phase relaxes.
+enum class IsingRelaxation : int {
+  annealing = 0,  // block Gibbs/Metropolis sweeps over a temperature schedule
+  dsb = 1,        // discrete simulated bifurcation (Goto et al. 2021), synchronous
+};
+
+// The sweep or step counts come from PhaseSpec::steps; dSB's step and position gain
+// from PhaseSpec::dt and a0.
+struct IsingDynamics {
   float temperature_start = 2.0f;  // first sweep of the free phase
   float temperature_end = 0.1f;    // last sweep of the free phase; every sweep of a nudged phase
   SpinUpdate rule = SpinUpdate::gibbs;
+  IsingRelaxation relaxation = IsingRelaxation::annealing;
 };
 
 class IsingNetwork final : public EnergyModel {
  public:
-  IsingNetwork(Backend& backend, IsingNetworkShape shape, IsingAnnealing annealing, int max_batch);
+  IsingNetwork(Backend& backend, IsingNetworkShape shape, IsingDynamics dynamics, int max_batch);
 
   const IsingNetworkShape& shape() const { return shape_; }
-  const IsingAnnealing& annealing() const { return annealing_; }
-  void set_annealing(const IsingAnnealing& annealing);
+  const IsingDynamics& dynamics() const { return dynamics_; }
+  void set_dynamics(const IsingDynamics& dynamics);
 
   std::string kind() const override { return "ising"; }
   Backend& backend() override { return backend_; }
@@ -109,13 +121,18 @@ class IsingNetwork final : public EnergyModel {
  private:
   // Relaxes the samples [begin, end) of the batch (rows begin * R .. end * R).
   void relax_samples(NetworkState& state, const float* target, const PhaseSpec& spec, int begin, int end);
+  void relax_samples_dsb(NetworkState& state, const float* target, const PhaseSpec& spec, int begin, int end);
+  // The field inputs of state layer i for rows [first_row, first_row + rows): the
+  // GEMMs from the spins below and above, the bias, the nudge when target is set.
+  IsingLayerFields layer_fields(const NetworkState& state, int i, const float* target, float beta, int first_sample,
+                                int first_row, int rows);
   // Draws state layer i (spin layer i + 1) of rows [first_row, first_row + rows).
   void update_layer(NetworkState& state, int i, const float* target, const PhaseSpec& spec, float inverse_temperature,
                     int sweep, int first_sample, int first_row, int rows);
 
   Backend& backend_;
   IsingNetworkShape shape_;
-  IsingAnnealing annealing_;
+  IsingDynamics dynamics_;
   int max_batch_;
   int batch_ = 0;
   const float* input_ = nullptr;               // (batch, n_0), owned by the caller
@@ -125,6 +142,8 @@ class IsingNetwork final : public EnergyModel {
   std::vector<DeviceBuffer<float>> above_;     // per state layer below the top: s_{i+2} W_{i+1}^T
   DeviceBuffer<float> replica_sum_;            // (batch, n_1): s_a - s_b summed over replicas
   DeviceBuffer<float> row_energy_;             // (batch * R)
+  // dSB only, per state layer (batch * R, n_{i+1}): positions, momenta, fields.
+  std::vector<DeviceBuffer<float>> positions_, momenta_, fields_;
   int units_total_ = 0;                        // spins of one replica over all layers
 };
 

@@ -29,7 +29,7 @@ struct Network {
 
   Network(Backend& backend, const HostArrays& weights, const HostArrays& biases, const std::vector<float>& x_host,
           const std::vector<float>& target_host, int batch)
-      : model(backend, IsingNetworkShape{{24, 16, 12, 3}, 2, 2}, IsingAnnealing{2.0f, 0.1f, SpinUpdate::gibbs}, batch),
+      : model(backend, IsingNetworkShape{{24, 16, 12, 3}, 2, 2}, IsingDynamics{2.0f, 0.1f, SpinUpdate::gibbs}, batch),
         x(backend, x_host.size()),
         target(backend, target_host.size()) {
     for (std::size_t l = 0; l < weights.size(); ++l) {
