@@ -98,9 +98,10 @@ class IsingNetwork final : public EnergyModel {
   // the input and the layers already drawn (the layers above still 0).
   void reset(NetworkState& state) override;
   // spec.steps sweeps (odd layers, then even layers) at the temperatures of the
-  // annealing; nudged when spec.beta != 0 (target (batch, classes) one-hot). The
-  // draws are keyed on (spec.noise_seed, spec.first_sample + sample, replica, unit,
-  // spec.noise_phase, sweep). spec.integrator, dt and tolerance do not apply.
+  // annealing, or spec.steps dSB steps of spec.dt with gain spec.a0; nudged when
+  // spec.beta != 0 (target (batch, classes) one-hot). The draws are keyed on
+  // (spec.noise_seed, spec.first_sample + sample, replica, unit, spec.noise_phase,
+  // sweep). spec.integrator, noise_sigma and tolerance do not apply.
   PhaseResult relax(NetworkState& state, const float* target, const PhaseSpec& spec) override;
   // energy (batch) = E(s), the mean over the replicas of a sample, without the cost.
   void energy(const NetworkState& state, float* energy) override;
