@@ -88,10 +88,11 @@ const std::vector<KeySpec>& schema() {
        "Seeds every random draw (init, shuffling, beta signs); same seed, same run."},
       {"device", ValueType::choice, "auto", 0, 0, false, {"auto", "cpu", "cuda"},
        "Backend; `auto` picks CUDA when a GPU is visible. `--device` overrides it."},
-      {"model.kind", ValueType::choice, "dense_hopfield", 0, 0, false, {"dense_hopfield", "oscillator"},
+      {"model.kind", ValueType::choice, "dense_hopfield", 0, 0, false, {"dense_hopfield", "oscillator", "ising"},
        "The physical system trained: `dense_hopfield`, the layered Hopfield network of DESIGN.md §1; "
        "`oscillator`, a layered network of coupled phase oscillators (section `oscillator`; needs "
-       "gradient_flow dynamics and the mse cost)."},
+       "gradient_flow dynamics and the mse cost); `ising`, a layered network of binary spins annealed by "
+       "block Gibbs/Metropolis sweeps (the `ising` section; Laydevant et al. 2024)."},
       {"model.layers", ValueType::integer_list, json::array({784, 500, 10}), 1, 1 << 20, false, {},
        "Layer sizes: input, hidden..., output. The input matches the data's sample size, the "
        "output its class count."},
@@ -131,6 +132,26 @@ const std::vector<KeySpec>& schema() {
        "gradient flow and cSB) is below this. 0: always run to the step cap."},
       {"dynamics.check_every", ValueType::integer, 5, 1, 1000000, false, {},
        "Steps between convergence checks (each check reads one number per system back to the host)."},
+      {"ising.temperature_start", ValueType::number, 2.0, 0, 1e6, true, {},
+       "model.kind = ising: temperature of the first free-phase sweep; the free phase anneals geometrically to "
+       "`ising.temperature_end` over dynamics.t_free sweeps."},
+      {"ising.temperature_end", ValueType::number, 0.1, 0, 1e6, true, {},
+       "model.kind = ising: temperature of the last free-phase sweep and of every sweep of the nudged phases "
+       "(dynamics.t_nudge sweeps each, from the free state)."},
+      {"ising.update", ValueType::choice, "gibbs", 0, 0, false, {"gibbs", "metropolis"},
+       "model.kind = ising: the spin update of a sweep. `gibbs`: heat bath, s = +1 with probability "
+       "1/(1+exp(-2f/T)). `metropolis`: flip with probability min(1, exp(-2sf/T))."},
+      {"ising.relaxation", ValueType::choice, "annealing", 0, 0, false, {"annealing", "dsb"},
+       "model.kind = ising: how a phase relaxes. `annealing`: block sweeps (odd layers, then even layers) "
+       "over the temperature schedule. `dsb`: discrete simulated bifurcation (Goto et al. 2021), step "
+       "dynamics.dt, gain dynamics.a0, c0 = 1, the pump ramping over the free phase; nudged phases start at "
+       "rest from the free spins (the temperatures and ising.update do not apply)."},
+      {"ising.spins_per_class", ValueType::integer, 1, 1, 1024, false, {},
+       "model.kind = ising: output spins per class (the top layer has classes * this many); the prediction is "
+       "the class with the largest mean spin."},
+      {"ising.replicas", ValueType::integer, 1, 1, 4096, false, {},
+       "model.kind = ising: independent annealing chains per sample; the update and the read-out average over "
+       "them."},
       {"ep.beta", ValueType::number, 0.5, 0, 1000, true, {}, "Nudging strength beta > 0."},
       {"ep.nudging", ValueType::choice, "symmetric", 0, 0, false, {"symmetric", "one_sided"},
        "`symmetric`: phases at +beta and -beta (Laborieux et al. 2021). `one_sided`: +beta against "
@@ -369,11 +390,21 @@ Config parse_config(const json& user, const std::string& source) {
       throw ConfigError(source + ": model.kind = \"oscillator\" relaxes by gradient flow on the phases: set "
                         "dynamics.integrator (and dynamics.nudge_integrator) to \"gradient_flow\"");
   }
+  config.ising.temperature_start = at("ising.temperature_start").get<float>();
+  config.ising.temperature_end = at("ising.temperature_end").get<float>();
+  config.ising.metropolis = at("ising.update") == "metropolis";
+  config.ising.dsb = at("ising.relaxation") == "dsb";
+  config.ising.spins_per_class = at("ising.spins_per_class").get<int>();
+  config.ising.replicas = at("ising.replicas").get<int>();
+  if (config.model.kind == "ising" && config.model.cost != CostKind::mse)
+    throw ConfigError(source + ": model.kind = \"ising\" has its own output cost (the field on the output spins); "
+                      "model.cost must be \"mse\", got " + at("model.cost").dump());
 
   config.ep.beta = at("ep.beta").get<float>();
   config.ep.symmetric = at("ep.nudging").get<std::string>() == "symmetric";
   config.ep.random_sign = at("ep.random_sign").get<bool>();
-  if (config.model.cost == CostKind::mse && config.ep.symmetric && config.ep.beta >= 1.0f &&
+  if (config.model.kind == "dense_hopfield" && config.model.cost == CostKind::mse && config.ep.symmetric &&
+      config.ep.beta >= 1.0f &&
       config.dynamics.nudge_integrator == Integrator::fixed_point)
     throw ConfigError(source + ": ep.beta = " + at("ep.beta").dump() +
                       " must be below 1 with symmetric nudging, model.cost = \"mse\" and fixed-point nudged phases: at -beta the "

@@ -31,6 +31,18 @@ struct OscillatorConfig {
   float input_scale = 3.14159265358979f;      // input phases = input_scale * x
 };
 
+// The "ising" section: how the Ising network (model.kind = "ising",
+// models/ising_network.h) anneals and reads out. Its sweep counts are
+// dynamics.t_free and dynamics.t_nudge.
+struct IsingConfig {
+  float temperature_start = 2.0f;
+  float temperature_end = 0.1f;
+  bool metropolis = false;  // the update rule; false: Gibbs (heat bath)
+  bool dsb = false;         // relaxation by discrete simulated bifurcation instead of annealing
+  int spins_per_class = 1;
+  int replicas = 1;
+};
+
 struct DynamicsConfig {
   Integrator integrator = Integrator::fixed_point;        // free phase
   Integrator nudge_integrator = Integrator::fixed_point;  // nudged phases
@@ -86,6 +98,7 @@ struct Config {
   ModelConfig model;
   OscillatorConfig oscillator;
   DynamicsConfig dynamics;
+  IsingConfig ising;
   EpConfig ep;
   OptimizerConfig optimizer;
   TrainingConfig training;

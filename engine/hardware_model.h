@@ -26,7 +26,7 @@ namespace eqprop {
 
 // Tensor ids for hardware_index (kernels/analog_noise.h).
 namespace hardware_tensor {
-// Parameters: the ids DenseHopfield::initialize uses for its draws.
+// Parameters: the ids models/parameter_init.h uses for its draws.
 constexpr std::uint32_t weights(int l) { return 2u * static_cast<std::uint32_t>(l); }
 constexpr std::uint32_t biases(int l) { return 2u * static_cast<std::uint32_t>(l) + 1u; }
 constexpr std::uint32_t kTrainInput = 1u << 16;

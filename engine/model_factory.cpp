@@ -3,6 +3,7 @@
 #include "kernels/error.h"
 #include "models/dense_hopfield.h"
 #include "models/oscillator_network.h"
+#include "models/ising_network.h"
 
 namespace eqprop {
 
@@ -13,6 +14,14 @@ std::unique_ptr<EnergyModel> make_model(Backend& backend, const Config& config, 
   if (model.kind == "oscillator")
     return std::make_unique<OscillatorNetwork>(
         backend, OscillatorShape{model.layers, config.oscillator.shil, config.oscillator.input_scale}, max_batch);
+  if (model.kind == "ising") {
+    const IsingConfig& ising = config.ising;
+    IsingNetworkShape shape{model.layers, ising.spins_per_class, ising.replicas};
+    IsingDynamics dynamics{ising.temperature_start, ising.temperature_end,
+                           ising.metropolis ? SpinUpdate::metropolis : SpinUpdate::gibbs,
+                           ising.dsb ? IsingRelaxation::dsb : IsingRelaxation::annealing};
+    return std::make_unique<IsingNetwork>(backend, shape, dynamics, max_batch);
+  }
   throw ConfigError("model.kind = \"" + model.kind + "\" is not a model this build knows");
 }
 

@@ -9,6 +9,8 @@
 #include "kernels/dac_write.h"
 #include "kernels/fill_random.h"
 #include "kernels/im2col.h"
+#include "kernels/ising_layer_update.h"
+#include "kernels/ising_readout.h"
 #include "kernels/layer_step.h"
 #include "kernels/max_pool.h"
 #include "kernels/metropolis_sweep.h"
@@ -18,6 +20,7 @@
 #include "kernels/plane_layout.h"
 #include "kernels/random_spins.h"
 #include "kernels/range_calibration.h"
+#include "kernels/replica_sum.h"
 #include "kernels/row_energy.h"
 #include "kernels/row_max_change.h"
 #include "kernels/row_metrics.h"
@@ -56,4 +59,8 @@
   X(MaxPoolOp)                    \
   X(MaxUnpoolOp)                  \
   X(AvgPoolOp)                    \
-  X(AvgUnpoolOp)
+  X(AvgUnpoolOp)                  \
+  X(IsingLayerUpdateOp)           \
+  X(IsingLocalFieldOp)            \
+  X(IsingReadoutOp)               \
+  X(ReplicaSumOp)

@@ -46,13 +46,7 @@ std::vector<std::int64_t> DenseHopfield::tensor_shape(int l, bool bias) const {
 }
 
 void DenseHopfield::initialize(std::uint64_t seed, float gain) {
-  // Scaled uniform init as in the EP literature's code (PyTorch nn.Linear's
-  // default, times a gain): U(-a, a), a = gain / sqrt(fan_in).
-  for (int l = 0; l < shape_.weight_tensors(); ++l) {
-    const float bound = gain / std::sqrt(static_cast<float>(shape_.layers[l]));
-    fill_uniform_parameters(parameters_.weights[l], seed, 2 * l, bound);
-    fill_uniform_parameters(parameters_.biases[l], seed, 2 * l + 1, bound);
-  }
+  initialize_uniform_fan_in(parameters_, shape_.layers, seed, gain);
 }
 
 NetworkState DenseHopfield::make_state() const {

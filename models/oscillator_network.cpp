@@ -65,11 +65,7 @@ void OscillatorNetwork::initialize(std::uint64_t seed, float gain) {
   // The dense model's scaled uniform init, U(-a, a), a = gain / sqrt(fan_in): the
   // coupling field on an oscillator, sum_i J_ij cos(phi_i - phi_j), then has a
   // spread of order gain whatever the layer widths.
-  for (int l = 0; l < shape_.weight_tensors(); ++l) {
-    const float bound = gain / std::sqrt(static_cast<float>(shape_.layers[l]));
-    fill_uniform_parameters(parameters_.weights[l], seed, 2 * l, bound);
-    fill_uniform_parameters(parameters_.biases[l], seed, 2 * l + 1, bound);
-  }
+  initialize_uniform_fan_in(parameters_, shape_.layers, seed, gain);
 }
 
 NetworkState OscillatorNetwork::make_state() const {

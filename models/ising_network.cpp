@@ -1,0 +1,290 @@
+#include "models/ising_network.h"
+
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+#include "models/parameter_init.h"
+
+namespace eqprop {
+
+IsingNetwork::IsingNetwork(Backend& backend, IsingNetworkShape shape, IsingDynamics dynamics, int max_batch)
+    : backend_(backend), shape_(std::move(shape)), max_batch_(max_batch) {
+  if (shape_.state_layers() < 1 || max_batch_ < 1)
+    throw std::invalid_argument("IsingNetwork: needs at least one spin layer and batch >= 1");
+  if (shape_.spins_per_class < 1 || shape_.replicas < 1)
+    throw std::invalid_argument("IsingNetwork: spins_per_class and replicas must be >= 1");
+  set_dynamics(dynamics);
+  parameters_ = make_parameter_like();
+  const std::size_t rows = std::size_t(max_batch_) * shape_.replicas;
+  input_drive_ = DeviceBuffer<float>(backend_, rows * shape_.units(1));
+  for (int i = 0; i < shape_.state_layers(); ++i) {
+    const std::size_t size = rows * shape_.units(i + 1);
+    below_.emplace_back(backend_, i > 0 ? size : 0);  // layer 1 uses the cached input drive
+    above_.emplace_back(backend_, i + 1 < shape_.state_layers() ? size : 0);
+    units_total_ += shape_.units(i + 1);
+  }
+  replica_sum_ = DeviceBuffer<float>(backend_, std::size_t(max_batch_) * shape_.units(1));
+  row_energy_ = DeviceBuffer<float>(backend_, rows);
+}
+
+void IsingNetwork::set_dynamics(const IsingDynamics& dynamics) {
+  if (!(dynamics.temperature_start > 0.0f) || !(dynamics.temperature_end > 0.0f))
+    throw std::invalid_argument("IsingNetwork: temperatures must be positive");
+  dynamics_ = dynamics;
+  if (dynamics_.relaxation == IsingRelaxation::dsb && positions_.empty()) {
+    const std::size_t rows = std::size_t(max_batch_) * shape_.replicas;
+    for (int i = 0; i < shape_.state_layers(); ++i) {
+      positions_.emplace_back(backend_, rows * shape_.units(i + 1));
+      momenta_.emplace_back(backend_, rows * shape_.units(i + 1));
+      fields_.emplace_back(backend_, rows * shape_.units(i + 1));
+    }
+  }
+}
+
+ParameterSet IsingNetwork::make_parameter_like() const {
+  ParameterSet set;
+  for (int l = 0; l < shape_.weight_tensors(); ++l) {
+    set.weights.emplace_back(backend_, std::size_t(shape_.units(l)) * shape_.units(l + 1));
+    set.biases.emplace_back(backend_, std::size_t(shape_.units(l + 1)));
+    set.weights.back().zero();
+    set.biases.back().zero();
+  }
+  return set;
+}
+
+std::vector<std::int64_t> IsingNetwork::tensor_shape(int l, bool bias) const {
+  if (bias) return {shape_.units(l + 1)};
+  return {shape_.units(l), shape_.units(l + 1)};
+}
+
+void IsingNetwork::initialize(std::uint64_t seed, float gain) {
+  std::vector<int> fan_in;
+  for (int l = 0; l < shape_.weight_tensors(); ++l) fan_in.push_back(shape_.units(l));
+  initialize_uniform_fan_in(parameters_, fan_in, seed, gain);
+}
+
+NetworkState IsingNetwork::make_state() const {
+  NetworkState state;
+  for (int i = 0; i < shape_.state_layers(); ++i) {
+    state.layers.emplace_back(backend_, std::size_t(max_batch_) * state_units(i));
+    state.layers.back().zero();
+  }
+  return state;
+}
+
+void IsingNetwork::copy_state(const NetworkState& from, NetworkState& to, int batch) {
+  for (int i = 0; i < shape_.state_layers(); ++i)
+    backend_.copy_on_device(to.layers[i].data(), from.layers[i].data(),
+                            std::size_t(batch) * state_units(i) * sizeof(float));
+}
+
+void IsingNetwork::set_input(const float* x, int batch) {
+  if (batch < 1 || batch > max_batch_) throw std::invalid_argument("IsingNetwork: bad batch size");
+  batch_ = batch;
+  input_ = x;
+  const int n0 = shape_.units(0), n1 = shape_.units(1), replicas = shape_.replicas;
+  // input_drive (batch, replica r, n_1) = x (batch, n_0) W_0 (n_0, n_1): one GEMM per
+  // replica into its rows (row stride R * n_1), so the sweeps and the energy read a
+  // (batch * R, n_1) array like every other field.
+  for (int r = 0; r < replicas; ++r)
+    backend_.gemm(Transpose::no, Transpose::no, batch, n1, n0, 1.0f, x, n0, parameters_.weights[0].data(), n1, 0.0f,
+                  input_drive_.data() + std::size_t(r) * n1, replicas * n1);
+}
+
+void IsingNetwork::reset(NetworkState& state) {
+  for (int i = 0; i < shape_.state_layers(); ++i)
+    backend_.fill_zero(state.layers[i].data(), std::size_t(batch_) * state_units(i) * sizeof(float));
+}
+
+float IsingNetwork::inverse_temperature(int sweep, int sweeps, bool nudged) const {
+  if (nudged || sweeps < 2) return 1.0f / dynamics_.temperature_end;
+  const double fraction = static_cast<double>(sweep) / (sweeps - 1);
+  const double temperature =
+      dynamics_.temperature_start * std::pow(double(dynamics_.temperature_end) / dynamics_.temperature_start, fraction);
+  return static_cast<float>(1.0 / temperature);
+}
+
+PhaseResult IsingNetwork::relax(NetworkState& state, const float* target, const PhaseSpec& spec) {
+  // The samples of a batch are independent systems: the CPU backend gives each core
+  // its own samples (all their replicas) for the whole phase.
+  backend_.parallel_over_rows(batch_, [&](int begin, int end) { relax_samples(state, target, spec, begin, end); });
+  return PhaseResult{spec.steps};
+}
+
+void IsingNetwork::relax_samples(NetworkState& state, const float* target, const PhaseSpec& spec, int begin,
+                                 int end) {
+  if (dynamics_.relaxation == IsingRelaxation::dsb) return relax_samples_dsb(state, target, spec, begin, end);
+  const bool nudged = spec.beta != 0.0f;
+  const int layers = shape_.state_layers();
+  const int first_row = begin * shape_.replicas, rows = (end - begin) * shape_.replicas;
+  for (int sweep = 0; sweep < spec.steps; ++sweep) {
+    const float inverse_temperature_now = inverse_temperature(sweep, spec.steps, nudged);
+    // Odd spin layers (state layers 0, 2, ...) given the even ones, then the even
+    // ones given the new odd ones: each half is an exact block update.
+    for (int parity = 0; parity < 2; ++parity)
+      for (int i = parity; i < layers; i += 2)
+        update_layer(state, i, nudged ? target : nullptr, spec, inverse_temperature_now, sweep, begin, first_row, rows);
+  }
+}
+
+IsingLayerFields IsingNetwork::layer_fields(const NetworkState& state, int i, const float* target, float beta,
+                                            int first_sample, int first_row, int rows) {
+  const int units = shape_.units(i + 1);
+  const bool top = i + 1 == shape_.state_layers();
+  auto at = [first_row](auto* array, int width) { return array + std::size_t(first_row) * width; };
+  const float* below = at(input_drive_.data(), units);
+  if (i > 0) {
+    // below (rows, n_{i+1}) = s_i (rows, n_i) W_i (n_i, n_{i+1})
+    const int fan_in = shape_.units(i);
+    backend_.gemm(Transpose::no, Transpose::no, rows, units, fan_in, 1.0f, at(state.layers[i - 1].data(), fan_in),
+                  fan_in, parameters_.weights[i].data(), units, 0.0f, at(below_[i].data(), units), units);
+    below = at(below_[i].data(), units);
+  }
+  const float* above = nullptr;
+  if (!top) {
+    // above (rows, n_{i+1}) = s_{i+2} (rows, n_{i+2}) W_{i+1}^T (n_{i+2}, n_{i+1})
+    const int fan_out = shape_.units(i + 2);
+    backend_.gemm(Transpose::no, Transpose::yes, rows, units, fan_out, 1.0f, at(state.layers[i + 1].data(), fan_out),
+                  fan_out, parameters_.weights[i + 1].data(), fan_out, 0.0f, at(above_[i].data(), units), units);
+    above = at(above_[i].data(), units);
+  }
+  return IsingLayerFields{below,
+                          above,
+                          parameters_.biases[i].data(),
+                          top && target ? target + std::size_t(first_sample) * shape_.classes() : nullptr,
+                          beta / static_cast<float>(shape_.spins_per_class),
+                          units,
+                          shape_.replicas,
+                          shape_.spins_per_class,
+                          shape_.classes()};
+}
+
+void IsingNetwork::update_layer(NetworkState& state, int i, const float* target, const PhaseSpec& spec,
+                                float inverse_temperature_now, int sweep, int first_sample, int first_row, int rows) {
+  const int units = shape_.units(i + 1);
+  int unit_offset = 0;
+  for (int j = 0; j < i; ++j) unit_offset += shape_.units(j + 1);
+  const std::uint64_t first_replica_row =
+      (spec.first_sample + static_cast<std::uint64_t>(first_sample)) * static_cast<std::uint64_t>(shape_.replicas);
+  IsingLayerUpdateOp op{state.layers[i].data() + std::size_t(first_row) * units,
+                        layer_fields(state, i, target, spec.beta, first_sample, first_row, rows),
+                        inverse_temperature_now,
+                        dynamics_.rule,
+                        spec.noise_seed,
+                        first_replica_row * static_cast<std::uint64_t>(units_total_) + static_cast<std::uint64_t>(unit_offset),
+                        static_cast<std::uint64_t>(units_total_),
+                        (spec.noise_phase << 24) + static_cast<std::uint32_t>(sweep)};
+  backend_.run(op, std::int64_t(rows) * units);
+}
+
+void IsingNetwork::relax_samples_dsb(NetworkState& state, const float* target, const PhaseSpec& spec, int begin,
+                                     int end) {
+  const bool nudged = spec.beta != 0.0f;
+  const int layers = shape_.state_layers();
+  const int first_row = begin * shape_.replicas, rows = (end - begin) * shape_.replicas;
+  const std::uint64_t first_replica_row =
+      (spec.first_sample + static_cast<std::uint64_t>(begin)) * static_cast<std::uint64_t>(shape_.replicas);
+  constexpr float kInitialAmplitude = 0.1f;  // small random start, as Goto et al. 2021
+  for (int i = 0; i < layers; ++i) {
+    const int units = shape_.units(i + 1);
+    const std::size_t offset = std::size_t(first_row) * units, count = std::size_t(rows) * units;
+    if (nudged) {
+      // From the free spins at the walls, at rest.
+      backend_.copy_on_device(positions_[i].data() + offset, state.layers[i].data() + offset, count * sizeof(float));
+      backend_.fill_zero(momenta_[i].data() + offset, count * sizeof(float));
+    } else {
+      // Keyed on (sample, replica, unit) within the layer; the round names phase and layer.
+      backend_.run(SbInitOp{positions_[i].data() + offset, momenta_[i].data() + offset, state.layers[i].data() + offset,
+                            spec.noise_seed, first_replica_row * static_cast<std::uint64_t>(units),
+                            (spec.noise_phase << 8) + static_cast<std::uint32_t>(i), kInitialAmplitude},
+                   static_cast<std::int64_t>(count));
+    }
+  }
+  for (int step = 0; step < spec.steps; ++step) {
+    // Synchronous: every field from the spins sign(x) at the start of the step.
+    for (int i = 0; i < layers; ++i)
+      backend_.run(IsingLocalFieldOp{fields_[i].data() + std::size_t(first_row) * shape_.units(i + 1),
+                                     layer_fields(state, i, nudged ? target : nullptr, spec.beta, begin, first_row, rows)},
+                   std::int64_t(rows) * shape_.units(i + 1));
+    // The pump a(t) ramps 0 -> a0 over the free phase; nudged phases run at its end.
+    const float detuning = nudged ? 0.0f : spec.a0 * (1.0f - static_cast<float>(step) / spec.steps);
+    for (int i = 0; i < layers; ++i) {
+      const int units = shape_.units(i + 1);
+      const std::size_t offset = std::size_t(first_row) * units;
+      backend_.run(SbStepOp{positions_[i].data() + offset, momenta_[i].data() + offset, fields_[i].data() + offset,
+                            state.layers[i].data() + offset, detuning, spec.a0, 1.0f, spec.dt, units},
+                   std::int64_t(rows) * units);
+    }
+  }
+}
+
+void IsingNetwork::energy(const NetworkState& state, float* energy) {
+  const int rows = batch_ * shape_.replicas;
+  for (int i = 0; i < shape_.state_layers(); ++i) {
+    const int units = shape_.units(i + 1);
+    const float* drive = input_drive_.data();
+    if (i > 0) {
+      const int fan_in = shape_.units(i);
+      backend_.gemm(Transpose::no, Transpose::no, rows, units, fan_in, 1.0f, state.layers[i - 1].data(), fan_in,
+                    parameters_.weights[i].data(), units, 0.0f, below_[i].data(), units);
+      drive = below_[i].data();
+    }
+    // E's terms of layer i + 1: -sum_u s_u (drive_u + h_u); no self term for spins.
+    backend_.run(RowEnergyOp{state.layers[i].data(), drive, parameters_.biases[i].data(), row_energy_.data(), units,
+                             i > 0, 0.0f},
+                 rows);
+  }
+  backend_.run(ReplicaSumOp{row_energy_.data(), nullptr, energy, 1.0f / shape_.replicas, 0.0f, shape_.replicas, 1},
+               batch_);
+}
+
+void IsingNetwork::ep_gradient(const NetworkState& state_a, float beta_a, const NetworkState& state_b, float beta_b,
+                               const float* target, ParameterSet& gradient) {
+  (void)target;  // the cost has no parameters
+  if (beta_a == beta_b) throw std::invalid_argument("ep_gradient: the two betas must differ");
+  const int replicas = shape_.replicas, rows = batch_ * replicas;
+  const float c = 1.0f / ((beta_a - beta_b) * static_cast<float>(rows));
+  for (int l = 0; l < shape_.weight_tensors(); ++l) {
+    const int fan_in = shape_.units(l), units = shape_.units(l + 1);
+    float* weight_gradient = gradient.weights[l].data();
+    if (l == 0) {
+      // The input is clamped in both phases (one row per sample): one GEMM on
+      // sum_r (s_a - s_b), (batch, n_1).
+      backend_.run(ReplicaSumOp{state_a.layers[0].data(), state_b.layers[0].data(), replica_sum_.data(), 1.0f, -1.0f,
+                                replicas, units},
+                   std::int64_t(batch_) * units);
+      backend_.gemm(Transpose::yes, Transpose::no, fan_in, units, batch_, -c, input_, fan_in, replica_sum_.data(),
+                    units, 0.0f, weight_gradient, units);
+    } else {
+      // -c s_a,l^T s_a,l+1 + c s_b,l^T s_b,l+1 over the batch * R rows
+      backend_.gemm(Transpose::yes, Transpose::no, fan_in, units, rows, -c, state_a.layers[l - 1].data(), fan_in,
+                    state_a.layers[l].data(), units, 0.0f, weight_gradient, units);
+      backend_.gemm(Transpose::yes, Transpose::no, fan_in, units, rows, c, state_b.layers[l - 1].data(), fan_in,
+                    state_b.layers[l].data(), units, 1.0f, weight_gradient, units);
+    }
+    backend_.run(ColumnSumOp{state_a.layers[l].data(), state_b.layers[l].data(), gradient.biases[l].data(), -c, c,
+                             rows, units},
+                 units);
+  }
+}
+
+void IsingNetwork::metrics(const NetworkState& state, const float* target, float* loss, float* correct) {
+  backend_.run(IsingReadoutOp{state.layers.back().data(), target, loss, correct, shape_.classes(),
+                              shape_.spins_per_class, shape_.replicas},
+               batch_);
+}
+
+double IsingNetwork::training_step_flops(int batch, int free_steps, int nudged_steps, int nudged_phases) const {
+  const double rows = double(batch) * shape_.replicas;
+  auto gemm = [&](double m, int l) { return 2.0 * m * shape_.units(l) * shape_.units(l + 1); };  // through W_l
+  double per_sweep = 0;
+  for (int l = 1; l < shape_.weight_tensors(); ++l) per_sweep += 2 * gemm(rows, l);  // from below and from above
+  double flops = gemm(rows, 0);                                                       // the input drive
+  flops += per_sweep * (free_steps + nudged_phases * double(nudged_steps));
+  flops += gemm(batch, 0);  // the update: one GEMM for the input layer, two for the others
+  for (int l = 1; l < shape_.weight_tensors(); ++l) flops += 2 * gemm(rows, l);
+  return flops;
+}
+
+}  // namespace eqprop

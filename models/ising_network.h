@@ -1,0 +1,151 @@
+// A layered network of binary spins trained with EP, the Ising machine of
+// Laydevant, Markovic & Grollier, "Training an Ising machine with equilibrium
+// propagation", Nat. Commun. 15, 3671 (2024) (DESIGN.md §1):
+//   E(s) = -1/2 s^T J s - h^T s = -sum_l s_l^T W_l s_{l+1} - sum_l h_{l+1}^T s_{l+1},
+// spins s_l in {-1, +1}^{n_l} for l >= 1; J couples consecutive layers only.
+//
+// Input: layer 0 is clamped to the real-valued pixels x in [0, 1] (not binarized):
+// x W_0 is a constant field on layer 1, computed once per batch. Output: each class
+// owns G consecutive spins of the top layer (G = spins_per_class, Laydevant et al.
+// replicate the output spins per class); the prediction is the class with the
+// largest mean spin. The nudge is the field beta t_k / G on the spins of class k,
+// t_k = 2 y_k - 1: the cost C = 1/(2G) sum_j (s_j - t_k(j))^2 is linear in spins
+// (kernels/ising_layer_update.h).
+//
+// Equilibrium by simulated annealing with block sweeps: odd layers, then even
+// layers, each layer one GEMM from below, one from above and a fused update
+// (kernels/ising_layer_update.h). The free phase anneals geometrically from
+// temperature_start to temperature_end over its sweeps; nudged phases start from
+// the free state and run at temperature_end. Or by discrete simulated bifurcation
+// (dSB; kernels/simulated_bifurcation.h, c0 = 1): every layer's field from the
+// spins sign(x) at the start of a step, then every oscillator steps; the free phase
+// starts from small random positions with the pump ramping over the phase, a nudged
+// phase from x = the free spins, momenta 0 and the pump at its end (detuning 0). R replicas per sample (independent
+// chains of the same system) average the correlations of the update.
+//
+// Layout: weights[l] is (n_l, n_{l+1}), biases[l] is h of layer l + 1 (n_{l+1}).
+// State layer i holds spin layer i + 1 as (batch * R, n_{i+1}): the R replicas of a
+// sample are consecutive rows, i.e. one (batch, R * n_{i+1}) row per sample.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "kernels/backend.h"
+#include "kernels/device_buffer.h"
+#include "kernels/ising_layer_update.h"
+#include "models/energy_model.h"
+
+namespace eqprop {
+
+struct IsingNetworkShape {
+  std::vector<int> layers;  // input, hidden..., classes (the top layer has classes * spins_per_class spins)
+  int spins_per_class = 1;
+  int replicas = 1;
+
+  int weight_tensors() const { return static_cast<int>(layers.size()) - 1; }
+  int state_layers() const { return weight_tensors(); }
+  int classes() const { return layers.back(); }
+  // Units of layer l (0: the input).
+  int units(int l) const { return l + 1 == static_cast<int>(layers.size()) ? layers[l] * spins_per_class : layers[l]; }
+};
+
+// How a phase relaxes.
+enum class IsingRelaxation : int {
+  annealing = 0,  // block Gibbs/Metropolis sweeps over a temperature schedule
+  dsb = 1,        // discrete simulated bifurcation (Goto et al. 2021), synchronous
+};
+
+// The sweep or step counts come from PhaseSpec::steps; dSB's step and position gain
+// from PhaseSpec::dt and a0.
+struct IsingDynamics {
+  float temperature_start = 2.0f;  // first sweep of the free phase
+  float temperature_end = 0.1f;    // last sweep of the free phase; every sweep of a nudged phase
+  SpinUpdate rule = SpinUpdate::gibbs;
+  IsingRelaxation relaxation = IsingRelaxation::annealing;
+};
+
+class IsingNetwork final : public EnergyModel {
+ public:
+  IsingNetwork(Backend& backend, IsingNetworkShape shape, IsingDynamics dynamics, int max_batch);
+
+  const IsingNetworkShape& shape() const { return shape_; }
+  const IsingDynamics& dynamics() const { return dynamics_; }
+  void set_dynamics(const IsingDynamics& dynamics);
+
+  std::string kind() const override { return "ising"; }
+  Backend& backend() override { return backend_; }
+  int input_size() const override { return shape_.layers.front(); }
+  int classes() const override { return shape_.classes(); }
+  int max_batch() const override { return max_batch_; }
+
+  // Uniform(+-gain/sqrt(fan_in)) weights and biases (models/parameter_init.h).
+  void initialize(std::uint64_t seed, float gain) override;
+  ParameterSet& parameters() override { return parameters_; }
+  const ParameterSet& parameters() const override { return parameters_; }
+  ParameterSet make_parameter_like() const override;
+  std::vector<std::int64_t> tensor_shape(int l, bool bias) const override;
+
+  // Spin layers only: no momenta (binary spins have none).
+  NetworkState make_state() const override;
+  int state_units(int i) const override { return shape_.replicas * shape_.units(i + 1); }
+  void copy_state(const NetworkState& from, NetworkState& to, int batch) override;
+
+  // Clamps x (batch, n_0) and caches its field x W_0 on every replica of layer 1.
+  void set_input(const float* x, int batch) override;
+  // Sets every spin to 0, "not yet drawn": the first sweep draws each layer given
+  // the input and the layers already drawn (the layers above still 0).
+  void reset(NetworkState& state) override;
+  // spec.steps sweeps (odd layers, then even layers) at the temperatures of the
+  // annealing, or spec.steps dSB steps of spec.dt with gain spec.a0; nudged when
+  // spec.beta != 0 (target (batch, classes) one-hot). The draws are keyed on
+  // (spec.noise_seed, spec.first_sample + sample, replica, unit, spec.noise_phase,
+  // sweep). spec.integrator, noise_sigma and tolerance do not apply.
+  PhaseResult relax(NetworkState& state, const float* target, const PhaseSpec& spec) override;
+  // energy (batch) = E(s), the mean over the replicas of a sample, without the cost.
+  void energy(const NetworkState& state, float* energy) override;
+  // EP estimate of dLoss/dtheta averaged over the batch and the replicas:
+  //   g = (dE/dtheta(s_a) - dE/dtheta(s_b)) / (beta_a - beta_b),
+  //   dE/dW_l = -s_l^T s_{l+1},  dE/dh_l = -s_l   (one GEMM per tensor and state).
+  void ep_gradient(const NetworkState& state_a, float beta_a, const NetworkState& state_b, float beta_b,
+                   const float* target, ParameterSet& gradient) override;
+  // The cost C and the prediction of kernels/ising_readout.h.
+  void metrics(const NetworkState& state, const float* target, float* loss, float* correct) override;
+
+  double training_step_flops(int batch, int free_steps, int nudged_steps, int nudged_phases) const override;
+
+  // The inverse temperature of `sweep` of a phase of `sweeps` sweeps: geometric from
+  // temperature_start to temperature_end when free, temperature_end when nudged.
+  float inverse_temperature(int sweep, int sweeps, bool nudged) const;
+
+ private:
+  // Relaxes the samples [begin, end) of the batch (rows begin * R .. end * R).
+  void relax_samples(NetworkState& state, const float* target, const PhaseSpec& spec, int begin, int end);
+  void relax_samples_dsb(NetworkState& state, const float* target, const PhaseSpec& spec, int begin, int end);
+  // The field inputs of state layer i for rows [first_row, first_row + rows): the
+  // GEMMs from the spins below and above, the bias, the nudge when target is set.
+  IsingLayerFields layer_fields(const NetworkState& state, int i, const float* target, float beta, int first_sample,
+                                int first_row, int rows);
+  // Draws state layer i (spin layer i + 1) of rows [first_row, first_row + rows).
+  void update_layer(NetworkState& state, int i, const float* target, const PhaseSpec& spec, float inverse_temperature,
+                    int sweep, int first_sample, int first_row, int rows);
+
+  Backend& backend_;
+  IsingNetworkShape shape_;
+  IsingDynamics dynamics_;
+  int max_batch_;
+  int batch_ = 0;
+  const float* input_ = nullptr;               // (batch, n_0), owned by the caller
+  ParameterSet parameters_;
+  DeviceBuffer<float> input_drive_;            // (batch * R, n_1) = x W_0 on every replica
+  std::vector<DeviceBuffer<float>> below_;     // per state layer i > 0: (batch * R, n_{i+1}) s_i W_i
+  std::vector<DeviceBuffer<float>> above_;     // per state layer below the top: s_{i+2} W_{i+1}^T
+  DeviceBuffer<float> replica_sum_;            // (batch, n_1): s_a - s_b summed over replicas
+  DeviceBuffer<float> row_energy_;             // (batch * R)
+  // dSB only, per state layer (batch * R, n_{i+1}): positions, momenta, fields.
+  std::vector<DeviceBuffer<float>> positions_, momenta_, fields_;
+  int units_total_ = 0;                        // spins of one replica over all layers
+};
+
+}  // namespace eqprop
