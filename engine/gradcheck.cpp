@@ -1,19 +1,95 @@
 #include "engine/gradcheck.h"
 
-#include <vector>
-
 #include <algorithm>
 #include <cmath>
+#include <functional>
+#include <utility>
+#include <vector>
 
 #include "engine/trainer.h"
 #include "kernels/error.h"
 #include "kernels/device_buffer.h"
 #include "kernels/philox.h"
+#include "engine/model_factory.h"
+#include "models/conv_hopfield_reference.h"
 #include "models/dense_hopfield_reference.h"
 
 namespace eqprop {
 
 namespace {
+
+// A batch of random inputs in [0, 1) and labels from the counter-based RNG. The
+// loss has kinks (a unit's field crossing 0 or 1, a max-pooling window changing its
+// maximum); there it has no gradient, and a nudge of size beta crosses the kink
+// when the sample is within about beta of it (2 * beta is the margin used). Such
+// samples are drawn again, and counted. margin_of(x) is the sample's distance to
+// the nearest kink at its free fixed point.
+struct Samples {
+  std::vector<std::vector<double>> xs;
+  std::vector<int> labels;
+  std::vector<float> x, one_hot;
+  int rejected = 0;
+  double smallest_margin = 1e300;
+};
+
+Samples draw_samples(const Config& config, const GradcheckOptions& options, int inputs, int classes,
+                     const std::function<double(const std::vector<double>&)>& margin_of) {
+  const double margin_needed = 2.0 * config.ep.beta;
+  Samples out;
+  for (std::uint64_t draw = 0; static_cast<int>(out.xs.size()) < options.samples; ++draw) {
+    if (draw >= 100u * static_cast<std::uint64_t>(options.samples))
+      throw ConfigError("gradcheck: fewer than 1 in 100 random samples are at least " +
+                        std::to_string(margin_needed) + " (2 * ep.beta) from a kink of the loss; lower ep.beta");
+    std::vector<double> sample;
+    for (int i = 0; i < inputs; ++i)
+      sample.push_back(uniform_from_word(random_words(config.seed, RngStream::synthetic_data, draw * inputs + i, 2).v[0]));
+    const double margin = margin_of(sample);
+    if (margin < margin_needed) {
+      ++out.rejected;
+      continue;
+    }
+    out.smallest_margin = std::min(out.smallest_margin, margin);
+    out.xs.push_back(sample);
+    out.x.insert(out.x.end(), sample.begin(), sample.end());
+    out.labels.push_back(static_cast<int>(random_words(config.seed, RngStream::synthetic_data, draw, 3).v[0] % classes));
+    out.one_hot.resize(out.xs.size() * classes, 0.0f);
+    out.one_hot[(out.xs.size() - 1) * classes + out.labels.back()] = 1.0f;
+  }
+  return out;
+}
+
+// The engine's EP gradient of the samples, tensor by tensor on the host.
+std::vector<std::pair<std::vector<double>, std::vector<double>>> engine_gradient(Backend& backend, Trainer& trainer,
+                                                                                 const Samples& samples) {
+  DeviceBuffer<float> x_device(backend, samples.x.size()), target(backend, samples.one_hot.size());
+  x_device.copy_from_host(samples.x);
+  target.copy_from_host(samples.one_hot);
+  ParameterSet gradient = trainer.model().make_parameter_like();
+  trainer.ep_gradient(x_device.data(), target.data(), static_cast<int>(samples.xs.size()), 0, gradient);
+  std::vector<std::pair<std::vector<double>, std::vector<double>>> tensors;
+  for (std::size_t l = 0; l < gradient.weights.size(); ++l) {
+    const auto gw = gradient.weights[l].to_host();
+    const auto gb = gradient.biases[l].to_host();
+    tensors.push_back({{gw.begin(), gw.end()}, {gb.begin(), gb.end()}});
+  }
+  return tensors;
+}
+
+// The fields of the report every model shares.
+nlohmann::json report(Backend& backend, const Config& config, const GradcheckOptions& options, const Samples& samples) {
+  return nlohmann::json{{"backend", backend.name()},
+                        {"model", config.model.kind},
+                        {"layers", config.model.layers},
+                        {"cost", config.resolved["model"]["cost"]},
+                        {"beta", config.ep.beta},
+                        {"nudging", config.resolved["ep"]["nudging"]},
+                        {"integrator", config.resolved["dynamics"]["integrator"]},
+                        {"t_free", config.dynamics.t_free},
+                        {"t_nudge", config.dynamics.t_nudge},
+                        {"samples", options.samples},
+                        {"samples_redrawn_near_a_kink", samples.rejected},
+                        {"smallest_field_margin", samples.smallest_margin}};
+}
 
 // The dense Hopfield network against models/dense_hopfield_reference.h.
 nlohmann::json dense_hopfield_gradcheck(Backend& backend, const Config& config, const GradcheckOptions& options) {
@@ -32,84 +108,86 @@ nlohmann::json dense_hopfield_gradcheck(Backend& backend, const Config& config, 
     network.weights.emplace_back(w.begin(), w.end());
     network.biases.emplace_back(b.begin(), b.end());
   }
-
-  // Random inputs in [0, 1) and labels, from the counter-based RNG. The loss of
-  // the hard-sigmoid network has kinks where a unit's field crosses 0 or 1; there
-  // it has no gradient, and a nudge of size beta crosses the kink when the field
-  // is within about beta of it (2 * beta is the margin used). Such samples are drawn again, and counted.
-  const double margin_needed = 2.0 * config.ep.beta;
-  std::vector<float> x, one_hot;
-  std::vector<std::vector<double>> xs;
-  std::vector<int> labels;
-  int rejected = 0;
-  double smallest_margin = 1e300;
-  for (std::uint64_t draw = 0; static_cast<int>(xs.size()) < options.samples; ++draw) {
-    if (draw >= 100u * static_cast<std::uint64_t>(options.samples))
-      throw ConfigError("gradcheck: fewer than 1 in 100 random samples are at least " +
-                        std::to_string(margin_needed) +
-                        " (2 * ep.beta) from a kink of the hard sigmoid; lower ep.beta");
-    std::vector<double> sample;
-    for (int i = 0; i < inputs; ++i)
-      sample.push_back(uniform_from_word(
-          random_words(config.seed, RngStream::synthetic_data, draw * inputs + i, 2).v[0]));
+  const Samples samples = draw_samples(config, options, inputs, classes, [&](const std::vector<double>& sample) {
     double margin = 1e300;
     for (const auto& layer : reference::fields(network, sample, reference::free_fixed_point(network, sample)))
       for (double field : layer) margin = std::min({margin, std::abs(field), std::abs(field - 1.0)});
-    if (margin < margin_needed) {
-      ++rejected;
-      continue;
-    }
-    smallest_margin = std::min(smallest_margin, margin);
-    xs.push_back(sample);
-    x.insert(x.end(), sample.begin(), sample.end());
-    labels.push_back(static_cast<int>(random_words(config.seed, RngStream::synthetic_data, draw, 3).v[0] % classes));
-    one_hot.resize(xs.size() * classes, 0.0f);
-    one_hot[(xs.size() - 1) * classes + labels.back()] = 1.0f;
-  }
-  DeviceBuffer<float> x_device(backend, x.size()), target(backend, one_hot.size());
-  x_device.copy_from_host(x);
-  target.copy_from_host(one_hot);
-
-  ParameterSet gradient = trainer.model().make_parameter_like();
-  trainer.ep_gradient(x_device.data(), target.data(), options.samples, 0, gradient);
-
+    return margin;
+  });
   reference::Gradient engine;
-  for (std::size_t l = 0; l < gradient.weights.size(); ++l) {
-    const auto gw = gradient.weights[l].to_host();
-    const auto gb = gradient.biases[l].to_host();
-    engine.weights.emplace_back(gw.begin(), gw.end());
-    engine.biases.emplace_back(gb.begin(), gb.end());
+  for (auto& [w, b] : engine_gradient(backend, trainer, samples)) {
+    engine.weights.push_back(w);
+    engine.biases.push_back(b);
   }
-  const reference::Gradient exact = reference::implicit_gradient(network, xs, labels);
+  const reference::Gradient exact = reference::implicit_gradient(network, samples.xs, samples.labels);
 
   nlohmann::json tensors = nlohmann::json::array();
-  for (int l = 0; l < static_cast<int>(gradient.weights.size()); ++l)
+  for (int l = 0; l < static_cast<int>(engine.weights.size()); ++l)
     tensors.push_back({{"tensor", l},
                        {"cosine", reference::cosine_similarity(engine, exact, l)},
                        {"relative_error", reference::relative_error(engine, exact, l)}});
-  return nlohmann::json{
-      {"backend", backend.name()},
-      {"layers", config.model.layers},
-      {"cost", config.resolved["model"]["cost"]},
-      {"beta", config.ep.beta},
-      {"nudging", config.resolved["ep"]["nudging"]},
-      {"integrator", config.resolved["dynamics"]["integrator"]},
-      {"t_free", config.dynamics.t_free},
-      {"t_nudge", config.dynamics.t_nudge},
-      {"samples", options.samples},
-      {"samples_redrawn_near_a_kink", rejected},
-      {"smallest_field_margin", smallest_margin},
-      {"reference", "implicit differentiation through the free fixed point (double precision)"},
-      {"tensors", tensors},
-      {"overall",
-       {{"cosine", reference::cosine_similarity(engine, exact, -1)},
-        {"relative_error", reference::relative_error(engine, exact, -1)}}}};
+  nlohmann::json result = report(backend, config, options, samples);
+  result["reference"] = "implicit differentiation through the free fixed point (double precision)";
+  result["tensors"] = tensors;
+  result["overall"] = {{"cosine", reference::cosine_similarity(engine, exact, -1)},
+                       {"relative_error", reference::relative_error(engine, exact, -1)}};
+  return result;
+}
+
+// The convolutional Hopfield network against models/conv_hopfield_reference.h.
+nlohmann::json conv_hopfield_gradcheck(Backend& backend, const Config& config, const GradcheckOptions& options) {
+  Config sized = config;
+  sized.training.batch_size = options.samples;
+  Trainer trainer(backend, sized);
+  const EnergyModel& model = trainer.model();
+  const ConvHopfieldShape shape = conv_hopfield_shape(config.model);
+
+  conv_reference::Network network;
+  network.in_channels = shape.input.channels;
+  network.in_h = shape.input.height;
+  network.in_w = shape.input.width;
+  for (const ConvLayerSpec& c : shape.convs) network.convs.push_back({c.channels, c.kernel, c.stride, c.padding});
+  network.pool = static_cast<int>(shape.pool);
+  network.dense = shape.dense;
+  network.cost = shape.cost;
+  for (std::size_t l = 0; l < model.parameters().weights.size(); ++l) {
+    const auto w = model.parameters().weights[l].to_host();
+    const auto b = model.parameters().biases[l].to_host();
+    network.weights.emplace_back(w.begin(), w.end());
+    network.biases.emplace_back(b.begin(), b.end());
+  }
+  const Samples samples =
+      draw_samples(config, options, model.input_size(), model.classes(), [&](const std::vector<double>& sample) {
+        return conv_reference::kink_margin(network, sample, conv_reference::free_fixed_point(network, sample));
+      });
+  conv_reference::Network engine = network;
+  const auto tensors_host = engine_gradient(backend, trainer, samples);
+  for (std::size_t l = 0; l < tensors_host.size(); ++l) {
+    engine.weights[l] = tensors_host[l].first;
+    engine.biases[l] = tensors_host[l].second;
+  }
+  const conv_reference::Network exact = conv_reference::finite_difference_gradient(network, samples.xs, samples.labels);
+
+  nlohmann::json tensors = nlohmann::json::array();
+  for (int l = 0; l < static_cast<int>(engine.weights.size()); ++l)
+    tensors.push_back({{"tensor", l},
+                       {"cosine", conv_reference::cosine_similarity(engine, exact, l)},
+                       {"relative_error", conv_reference::relative_error(engine, exact, l)}});
+  nlohmann::json result = report(backend, config, options, samples);
+  result["conv"] = config.resolved["conv"];
+  result["reference"] =
+      "central differences of the loss at the free fixed point, naive loops (double precision)";
+  result["tensors"] = tensors;
+  result["overall"] = {{"cosine", conv_reference::cosine_similarity(engine, exact, -1)},
+                       {"relative_error", conv_reference::relative_error(engine, exact, -1)}};
+  return result;
 }
 
 }  // namespace
 
 nlohmann::json run_gradcheck(Backend& backend, const Config& config, const GradcheckOptions& options) {
   if (config.model.kind == "dense_hopfield") return dense_hopfield_gradcheck(backend, config, options);
+  if (config.model.kind == "conv_hopfield") return conv_hopfield_gradcheck(backend, config, options);
   throw ConfigError("gradcheck has no reference gradient for model.kind = \"" + config.model.kind + "\"");
 }
 
