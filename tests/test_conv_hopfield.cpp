@@ -240,16 +240,21 @@ TEST_CASE("conv hopfield: kernel and bias updates are the naive correlations, ov
 
 TEST_CASE("conv hopfield: symmetric EP at small beta matches the exact gradient (central differences)") {
   auto backend = make_backend("cpu");
-  for (const char* pool : {"max", "avg"}) {
+  // The shipped config (max pooling, cross-entropy read-out), average pooling with
+  // the MSE output layer in the energy, and no pooling. The float engine's EP
+  // estimate at beta = 0.001 carries float rounding of the states divided by beta:
+  // a relative error of order 1e-4 (up to 1e-3 seen), hence the 5e-3 tolerance.
+  for (const char* pool : {"max", "avg", "none"}) {
     nlohmann::json user = read_config_file(std::string(EQPROP_SOURCE_DIR) + "/configs/gradcheck_tiny_conv.json");
     user["conv"]["pool"] = pool;
+    if (std::string(pool) == "avg") user["model"]["cost"] = "mse";
     const nlohmann::json report = run_gradcheck(*backend, parse_config(user, "gradcheck_tiny_conv"), GradcheckOptions{6});
     MESSAGE(std::string(pool) << " pooling: " << report["tensors"].dump() << ", redrawn "
                               << report["samples_redrawn_near_a_kink"]);
     for (const auto& tensor : report["tensors"]) {
       CAPTURE(tensor.dump());
       CHECK(tensor["cosine"].get<double>() > 0.9999);
-      CHECK(tensor["relative_error"].get<double>() < 1e-3);
+      CHECK(tensor["relative_error"].get<double>() < 5e-3);
     }
   }
 }
