@@ -141,9 +141,9 @@ class ConvHopfield final : public EnergyModel {
   double training_step_flops(int batch, int free_steps, int nudged_steps, int nudged_phases) const override;
 
  private:
-  // drive_[k] (or the pooled scratch) = P(W_k * below) for conv tensor k >= 1 on
-  // the whole batch, with the argmax of max pooling; when `above` is given,
-  // feedback_[k - 1] = W_k^T *' P^T(above) through that argmax.
+  // drive_[k] = P(W_k * below) for conv tensor k on the whole batch (chunk by
+  // chunk), with the argmax of max pooling in argmax_[k]; when `above` is given
+  // (k >= 1), feedback_[k - 1] = W_k^T *' P^T(above) through that argmax.
   //   below (batch, units(k)), above (batch, units(k + 1)) or null.
   void conv_coupling(int k, const float* below, const float* above);
   // gradient += alpha * correlation of below with P^T(above) for conv tensor k
@@ -151,7 +151,8 @@ class ConvHopfield final : public EnergyModel {
   // or is the cached input's (k = 0).
   void conv_kernel_gradient(int k, const float* below, const float* above, float alpha, bool overwrite,
                             float* gradient);
-  // Every drive (and, when `with_feedback`, every feedback) at `state`.
+  // Every drive but the cached input's (and, when `with_feedback`, every feedback
+  // between state layers) at `state`.
   void couplings(const NetworkState& state, bool with_feedback);
   void step(NetworkState& state, const float* target, const PhaseSpec& spec, int step);
   bool converged(const NetworkState& state, const PhaseSpec& spec);
