@@ -4,6 +4,7 @@
 #include <cmath>
 #include <numeric>
 
+#include "kernels/error.h"
 #include "kernels/philox.h"
 
 namespace eqprop {
@@ -55,11 +56,17 @@ std::vector<std::int64_t> sample_order(std::int64_t count, bool shuffle, std::ui
 BatchLoader::BatchLoader(Backend& backend, const Dataset& data, const Normalization& normalization,
                          int classes, const Options& options)
     : data_(data), normalization_(normalization), classes_(classes), options_(options) {
+  if (options.augmentation.enabled()) {
+    if (data.sample_shape.size() != 3)
+      throw ConfigError("data augmentation (data.augment_crop_padding, data.augment_flip) needs images of shape "
+                        "(channels, height, width); this data set's samples have " +
+                        std::to_string(data.sample_shape.size()) + " dimensions");
+    augmented_.resize(static_cast<std::size_t>(data.sample_size()));
+  }
   std::int64_t count = data.count();
   if (options.limit > 0) count = std::min(count, options.limit);
   order_ = sample_order(count, options.shuffle, options.seed, options.epoch);
-  batch_count_ = options.drop_last ? count / options.batch_size
-                                   : (count + options.batch_size - 1) / options.batch_size;
+  batch_count_ = batch_count_of(data, options);
   const std::size_t depth = static_cast<std::size_t>(std::max(1, options.depth));
   slots_.resize(std::min<std::size_t>(depth, std::max<std::int64_t>(batch_count_, 1)));
   for (Slot& slot : slots_) {
@@ -67,6 +74,12 @@ BatchLoader::BatchLoader(Backend& backend, const Dataset& data, const Normalizat
     slot.targets = HostStagingBuffer<float>(backend, std::size_t(options.batch_size) * classes);
   }
   worker_ = std::thread([this] { produce(); });
+}
+
+std::int64_t BatchLoader::batch_count_of(const Dataset& data, const Options& options) {
+  std::int64_t count = data.count();
+  if (options.limit > 0) count = std::min(count, options.limit);
+  return options.drop_last ? count / options.batch_size : (count + options.batch_size - 1) / options.batch_size;
 }
 
 BatchLoader::~BatchLoader() {
@@ -89,6 +102,12 @@ void BatchLoader::fill(HostBatch& batch, std::int64_t index) {
   for (int b = 0; b < batch.size; ++b) {
     const std::int64_t sample = order_[first + b];
     const std::uint8_t* pixels = data_.pixels.data() + sample * sample_size;
+    if (options_.augmentation.enabled()) {
+      const std::vector<int>& shape = data_.sample_shape;
+      augment_image(pixels, augmented_.data(), shape[0], shape[1], shape[2], options_.augmentation.crop_padding,
+                    draw_augmentation(options_.augmentation, options_.seed, options_.epoch, sample));
+      pixels = augmented_.data();
+    }
     float* x = batch.inputs + std::int64_t(b) * sample_size;
     for (int c = 0; c < channels; ++c) {
       const float scale = 1.0f / (255.0f * normalization_.std[c]);
@@ -100,6 +119,7 @@ void BatchLoader::fill(HostBatch& batch, std::int64_t index) {
     std::fill(y, y + classes_, 0.0f);
     y[data_.labels[sample]] = 1.0f;
   }
+  if (options_.convert_inputs) options_.convert_inputs(batch.inputs, std::int64_t(batch.size) * sample_size, index);
 }
 
 void BatchLoader::produce() {

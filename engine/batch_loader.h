@@ -1,5 +1,6 @@
 // The host side of the minibatch pipeline: a loader thread turns raw dataset bytes
 // into normalized float batches and one-hot targets, in a (seeded) shuffled order,
+// optionally augmented (random crop and flip, keyed on seed, epoch and sample),
 // into a ring of pinned staging buffers, so compute never waits on decoding.
 // Consumer protocol: next() -> upload -> release(); at most `depth` batches are in
 // flight. One loader serves one pass over the data (an epoch).
@@ -7,11 +8,13 @@
 
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <thread>
 #include <vector>
 
 #include "engine/dataset.h"
+#include "engine/image_augmentation.h"
 #include "kernels/backend.h"
 #include "kernels/device_buffer.h"
 
@@ -49,6 +52,15 @@ class BatchLoader {
     std::uint32_t epoch = 0;
     int depth = 3;
     std::int64_t limit = 0;  // use the first `limit` samples only (0: all)
+    // Applied to every sample of the pass (the trainer sets it for training passes
+    // only); needs sample_shape (channels, height, width).
+    AugmentationOptions augmentation;
+    // Applied to each batch's inputs (size * sample_size floats) after
+    // normalization, on the loader thread: the hardware model's input DAC, so the
+    // conversion rides on the loader's pass instead of adding one on the device.
+    // Called with the batch number within the pass. Must be safe to call from the
+    // loader thread while the consumer computes.
+    std::function<void(float* inputs, std::int64_t count, std::int64_t batch_index)> convert_inputs;
   };
 
   BatchLoader(Backend& backend, const Dataset& data, const Normalization& normalization,
@@ -58,6 +70,8 @@ class BatchLoader {
   BatchLoader& operator=(const BatchLoader&) = delete;
 
   std::int64_t batch_count() const { return batch_count_; }
+  // The batches a pass over `data` with `options` yields.
+  static std::int64_t batch_count_of(const Dataset& data, const Options& options);
   // The next batch in order, or nullptr after the last. Blocks until it is ready.
   const HostBatch* next();
   // Returns the slot of `batch` to the loader.
@@ -73,6 +87,7 @@ class BatchLoader {
   Options options_;
   std::vector<std::int64_t> order_;
   std::int64_t batch_count_ = 0;
+  std::vector<std::uint8_t> augmented_;  // (sample_size) one augmented sample; loader thread only
 
   struct Slot {
     HostStagingBuffer<float> inputs;

@@ -162,6 +162,10 @@ const std::vector<KeySpec>& schema() {
        "Batch size for evaluation (free phase only)."},
       {"training.prefetch_batches", ValueType::integer, 3, 2, 64, false, {},
        "Batches the loader thread prepares ahead of compute."},
+      {"training.gemm_precision", ValueType::choice, "fp32", 0, 0, false, {"fp32", "tf32", "bf16"},
+       "Precision of the GEMM products (states, fields and updates stay FP32). `fp32`: exact, the reference. "
+       "`tf32` / `bf16`: inputs rounded to 10 / 7 mantissa bits, FP32 accumulation; tensor cores on CUDA "
+       "(sm_80+), emulated by rounding on the CPU (slower there: for measuring accuracy)."},
       {"data.name", ValueType::choice, "fashion_mnist", 0, 0, false,
        {"fashion_mnist", "mnist", "cifar10"}, "Dataset."},
       {"data.dir", ValueType::string, "", 0, 0, false, {},
@@ -170,6 +174,12 @@ const std::vector<KeySpec>& schema() {
       {"data.normalize", ValueType::choice, "unit", 0, 0, false, {"unit", "standardize"},
        "`unit`: pixels / 255 in [0, 1]. `standardize`: per-channel mean 0, std 1 over the "
        "training set."},
+      {"data.augment_crop_padding", ValueType::integer, 0, 0, 64, false, {},
+       "Training set only: pad each image by this many black pixels per side and crop back to its size at a "
+       "random offset, keyed on (seed, epoch, sample). 0: off; 4: the usual CIFAR-10 setting."},
+      {"data.augment_flip", ValueType::boolean, false, 0, 0, false, {},
+       "Training set only: mirror each image left-right with probability 1/2, keyed on (seed, epoch, "
+       "sample)."},
       {"data.train_limit", ValueType::integer, 0, 0, 1e12, false, {},
        "Use only the first N training samples (0: all)."},
       {"data.test_limit", ValueType::integer, 0, 0, 1e12, false, {},
@@ -414,12 +424,18 @@ Config parse_config(const json& user, const std::string& source) {
   config.training.batch_size = at("training.batch_size").get<int>();
   config.training.eval_batch_size = at("training.eval_batch_size").get<int>();
   config.training.prefetch_batches = at("training.prefetch_batches").get<int>();
+  const std::string precision = at("training.gemm_precision").get<std::string>();
+  config.training.gemm_precision = precision == "tf32"   ? GemmPrecision::tf32
+                                   : precision == "bf16" ? GemmPrecision::bf16
+                                                         : GemmPrecision::fp32;
 
   config.data.name = at("data.name").get<std::string>();
   config.data.dir = at("data.dir").get<std::string>();
   config.data.standardize = at("data.normalize").get<std::string>() == "standardize";
   config.data.train_limit = at("data.train_limit").get<std::int64_t>();
   config.data.test_limit = at("data.test_limit").get<std::int64_t>();
+  config.data.augmentation.crop_padding = at("data.augment_crop_padding").get<int>();
+  config.data.augmentation.flip = at("data.augment_flip").get<bool>();
 
   config.hardware = hardware_config_from(resolved["hardware"], source);
 

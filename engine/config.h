@@ -11,6 +11,8 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/hardware_config.h"
+#include "engine/image_augmentation.h"
+#include "kernels/gemm_precision.h"
 #include "kernels/layer_step.h"
 #include "kernels/row_metrics.h"
 
@@ -75,6 +77,7 @@ struct TrainingConfig {
   int eval_batch_size = 1000;
   int prefetch_batches = 3;
   bool checkpoint_every_epoch = true;
+  GemmPrecision gemm_precision = GemmPrecision::fp32;
 };
 
 struct DataConfig {
@@ -83,6 +86,7 @@ struct DataConfig {
   bool standardize = false;
   std::int64_t train_limit = 0;  // 0: all samples
   std::int64_t test_limit = 0;
+  AugmentationOptions augmentation;  // training set only
 };
 
 struct Config {

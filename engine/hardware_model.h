@@ -16,7 +16,10 @@
 #include <cstdint>
 
 #include "engine/hardware_config.h"
+#include "kernels/adc_read.h"
 #include "kernels/backend.h"
+#include "kernels/dac_write.h"
+#include "kernels/sgd_momentum.h"
 #include "kernels/device_buffer.h"
 
 namespace eqprop {
@@ -43,6 +46,14 @@ class HardwareModel {
   bool writes_parameters() const { return config_.writes_parameters(); }
   bool writes_inputs() const { return config_.input_dac.enabled; }
   bool reads_states() const { return config_.adc.enabled; }
+  // True when the ADC's range is fixed: then a reading depends on its element alone
+  // and the relaxation can apply it inside its final step (EnergyModel::
+  // fuses_readout). A calibrated range depends on every element of the final state,
+  // so it needs the state complete first: read_states, a pass of its own.
+  bool reads_in_step() const { return reads_states() && config_.adc.range == RangeMode::fixed; }
+  // The ADC of the config for one tensor and read; range: the calibrated [min, max]
+  // on the device, or null for the fixed range.
+  AdcSpec adc_spec(const float* range, std::uint32_t tensor, std::uint32_t read_count) const;
 
   // One DAC write of a parameter tensor (count):
   //   effective = gain * (quantize(source) + programming noise)
@@ -55,6 +66,14 @@ class HardwareModel {
   void write_parameter(float* source, float* effective, std::int64_t count, std::uint32_t tensor,
                        std::uint32_t write_count);
 
+  // The optimizer step `update` (whose weights are the optimizer's parameters, the
+  // `source` of write_parameter) and the write of its result, fused
+  // (kernels/sgd_dac_write.h): one pass with a fixed DAC range, an update pass
+  // carrying the first range-reduction pass and a write pass with a calibrated one.
+  // Bit-identical to running `update` and then write_parameter. Without a hardware
+  // model it runs the update (and copies to effective if that is another array).
+  void update_parameter(const SgdMomentumOp& update, float* effective, std::int64_t count, std::uint32_t tensor,
+                        std::uint32_t write_count);
   // effective = gain * source, for a source that already holds device values (after
   // resuming with keep_full_precision = false: writing again would add noise twice).
   // With keep_full_precision = true, resume with write_parameter and the
@@ -66,11 +85,22 @@ class HardwareModel {
   void write_input(const float* x, float* device_x, std::int64_t count, std::uint32_t tensor,
                    std::uint32_t batch_key);
 
+  // The same conversion of host memory x (count), in place, on the calling thread:
+  // the loader thread converts each batch as it prepares it (BatchLoader::Options::
+  // convert_inputs). Bit-identical to write_input on the CPU backend and, since the
+  // input DAC draws no normals, on the GPU. Touches no mutable state of this object,
+  // so it may run concurrently with the device-side calls.
+  void write_input_on_host(float* x, std::int64_t count, std::uint32_t tensor, std::uint32_t batch_key) const;
   // states (count) <- ADC read of states, in place. read_count: e.g. the global
   // batch index (keys readout noise and stochastic rounding).
   void read_states(float* states, std::int64_t count, std::uint32_t tensor, std::uint32_t read_count);
 
  private:
+  // Grows a scratch buffer to at least `size` floats.
+  void reserve(DeviceBuffer<float>& buffer, std::size_t size);
+  DacWriteOp parameter_write(float* source, float* effective, std::int64_t count, std::uint32_t tensor,
+                             std::uint32_t write_count, const float* range) const;
+  void check_parameter_arrays(const float* source, const float* effective) const;
   // For a calibrated converter: [min, max] of x on the device (range_); else null.
   const float* calibrate(const ConverterConfig& converter, const float* x, std::int64_t count);
 
@@ -79,10 +109,14 @@ class HardwareModel {
   std::uint64_t seed_;
   DeviceBuffer<float> range_;    // (2) [min, max] of the tensor being converted
   DeviceBuffer<float> scratch_;  // two ping-pong halves of (min, max) partials
+  DeviceBuffer<float> partials_;  // (min, max) partials of the fused update pass
 };
 
 // Runs the MinMaxReduceOp passes that leave [min x, max x] in range (2) on the device.
 // scratch holds at least 4 * range_calibration_parts(count) floats. count >= 1.
 void calibrate_range(Backend& backend, const float* x, std::int64_t count, float* scratch, float* range);
+// The same, continuing from (min, max) partials of `count` values each.
+void reduce_range(Backend& backend, const float* min_source, const float* max_source, std::int64_t count,
+                  float* scratch, float* range);
 
 }  // namespace eqprop

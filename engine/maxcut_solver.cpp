@@ -7,6 +7,7 @@
 
 #include "kernels/device_buffer.h"
 #include "kernels/error.h"
+#include "kernels/fused_sb_block.h"
 
 namespace eqprop {
 namespace {
@@ -78,6 +79,52 @@ std::string solver_method_name(SolverMethod method) {
   return "?";
 }
 
+SolverPath parse_solver_path(const std::string& name) {
+  if (name == "auto") return SolverPath::automatic;
+  if (name == "fused" || name == "fused_block") return SolverPath::fused_block;
+  if (name == "gemm") return SolverPath::gemm;
+  throw ConfigError("unknown solver path '" + name + "' (paths: auto, fused, gemm)");
+}
+
+std::string solver_path_name(SolverPath path) {
+  switch (path) {
+    case SolverPath::automatic: return "auto";
+    case SolverPath::fused_block: return "fused_block";
+    case SolverPath::gemm: return "gemm";
+  }
+  return "?";
+}
+
+// Where SolverPath::automatic stops taking the fused path.
+//
+// CPU: never (0). Measured with perf/sb_path_crossover.sh (dSB, dense +-1, 2-core
+// Xeon shared with other jobs; perf/results/sb_path_crossover.jsonl): the GEMM path
+// took 0.15-0.50x the fused path's time at n = 16..2000 with 64 or 256 replicas, and
+// 0.33-0.93x with 16 except at n = 16 (fused 1.3x faster, within the noise of that
+// machine). On a CPU the fused field is one matrix-vector product per replica,
+// streamed from the caches with a separate multiply and add (no FMA contraction,
+// for bit-exactness), while OpenBLAS reuses J across replicas in registers with FMAs:
+// the fused path can at best approach half the GEMM's rate. It won only with 4
+// replicas and n >= 1000, where the GEMM of 4 rows runs far below its rate; too
+// few replicas for this solver to be used that way.
+//
+// GPU: n <= 192, from the memory hierarchy (not yet measured on a GPU). The fused
+// block re-reads J (4 n^2 bytes) at every step; the GEMM path reads it once per step
+// for all replicas but pays two launches and two passes over the (replicas, n)
+// arrays, about 10 us per step whatever n. Up to n = 192, J (147 KB) stays in each
+// SM's L1 next to the block's 3 KB of shared memory (256 KB of L1 + shared per SM
+// on H100, 192 KB on A100), so the re-reads run at L1 bandwidth (~30 TB/s over an
+// H100's SMs): 1024 replicas at n = 192 move 151 MB, ~5 us per step, under the GEMM
+// path's overhead. Beyond that J spills to L2 (~5 TB/s): at n = 256, 1024 replicas
+// move 268 MB, ~50 us per step, against ~3 us of GEMM (134 MFLOP) plus the ~10 us.
+// Shared memory is not the limit (4 arrays of n floats: 227 KB would hold n ~ 14500).
+constexpr int kFusedSbMaxSpinsCpu = 0;
+constexpr int kFusedSbMaxSpinsGpu = 192;
+
+int fused_sb_max_spins(const Backend& backend) {
+  return backend.name() == "cuda" ? kFusedSbMaxSpinsGpu : kFusedSbMaxSpinsCpu;
+}
+
 float default_sb_c0(const std::vector<float>& dense, int n) {
   const double rms = coupling_rms(dense, n);
   return rms > 0 ? static_cast<float>(0.5 / (rms * std::sqrt(double(n)))) : 0.0f;
@@ -125,6 +172,12 @@ SolverResult solve_ising(Backend& backend, const IsingProblem& original, const S
   const bool discrete = options.method == SolverMethod::dsb;
 
   SolverResult result;
+  if ((sa || oim) && options.path == SolverPath::fused_block)
+    throw ConfigError("solver: the fused path runs bsb and dsb only, not " + solver_method_name(options.method));
+  const bool fused = !sa && !oim &&
+                     (options.path == SolverPath::fused_block ||
+                      (options.path == SolverPath::automatic && n <= fused_sb_max_spins(backend)));
+  result.path = fused ? SolverPath::fused_block : SolverPath::gemm;
   const std::vector<float> dense = dense_couplings(problem, kMaxDenseSpins + 1);
   result.c0 = options.c0 > 0 ? options.c0 : default_sb_c0(dense, n);
   // OIM: the injection ramps to the coupling's spectral radius rho, so that at the
@@ -181,58 +234,65 @@ SolverResult solve_ising(Backend& backend, const IsingProblem& original, const S
 
     for (int first_step = 0; first_step < steps; first_step += chunk) {
       const int last_step = std::min(steps, first_step + chunk);
-      // Each slice of replicas runs its steps without synchronizing with the others,
-      // and ends with F = S J for the evaluation (one more GEMM).
-      backend.parallel_over_rows(replicas, [&](int begin, int end) {
-        const int rows = end - begin;
-        const std::size_t offset = std::size_t(begin) * n;
-        float* positions = x.data() + offset;
-        float* fields = field.data() + offset;
-        float* slice_spins = spins_on_device + offset;
-        if (sa) {
-          // Local fields F = S J (J symmetric) at the start of a round; later chunks
-          // start from the evaluation's fresh F, which also resets the drift of the
-          // incremental updates for non-integer J.
-          if (first_step == 0)
-            backend.gemm(Transpose::no, Transpose::no, rows, n, n, 1.0f, positions, n, j_matrix, n, 0.0f, fields, n);
-          for (int k = first_step; k < last_step; ++k) {
-            // Geometric schedule from beta_start to beta_end over the round.
-            const double progress = steps > 1 ? double(k) / (steps - 1) : 1.0;
-            const auto beta = static_cast<float>(result.beta_start *
-                                                 std::pow(double(result.beta_end) / result.beta_start, progress));
-            backend.run(MetropolisSweepOp{positions, fields, j_matrix, beta, options.seed, std::uint64_t(k), round_key,
-                                          static_cast<std::uint32_t>(begin), n},
-                        rows);
+      if (fused) {
+        // One launch for the chunk (one block per replica), then F = S J for the evaluation.
+        backend.run_blocks(FusedSbBlock{j_matrix, x.data(), y.data(), signs.data(), n, first_step, last_step, steps,
+                                        options.a0, result.c0, result.dt, discrete},
+                           replicas, FusedSbLaunchPolicy::threads_per_block(n));
+        backend.gemm(Transpose::no, Transpose::no, replicas, n, n, 1.0f, signs.data(), n, j_matrix, n, 0.0f,
+                     field.data(), n);
+      } else {
+        // Each slice of replicas runs its steps without synchronizing with the others,
+        // and ends with F = S J for the evaluation (one more GEMM).
+        backend.parallel_over_rows(replicas, [&](int begin, int end) {
+          const int rows = end - begin;
+          const std::size_t offset = std::size_t(begin) * n;
+          float* positions = x.data() + offset;
+          float* fields = field.data() + offset;
+          float* slice_spins = spins_on_device + offset;
+          if (sa) {
+            // Local fields F = S J (J symmetric) at the start of a round; later chunks
+            // start from the evaluation's fresh F, which also resets the drift of the
+            // incremental updates for non-integer J.
+            if (first_step == 0)
+              backend.gemm(Transpose::no, Transpose::no, rows, n, n, 1.0f, positions, n, j_matrix, n, 0.0f, fields, n);
+            for (int k = first_step; k < last_step; ++k) {
+              // Geometric schedule from beta_start to beta_end over the round.
+              const double progress = steps > 1 ? double(k) / (steps - 1) : 1.0;
+              const auto beta = static_cast<float>(result.beta_start *
+                                                   std::pow(double(result.beta_end) / result.beta_start, progress));
+              backend.run(MetropolisSweepOp{positions, fields, j_matrix, beta, options.seed, std::uint64_t(k),
+                                            round_key, static_cast<std::uint32_t>(begin), n},
+                          rows);
+            }
+          } else if (oim) {
+            float* cosines = y.data() + offset;
+            float* slice_sines = sines.data() + offset;
+            float* slice_sin_field = sin_field.data() + offset;
+            for (int k = first_step; k < last_step; ++k) {
+              backend.gemm(Transpose::no, Transpose::no, rows, n, n, 1.0f, cosines, n, j_matrix, n, 0.0f, fields, n);
+              backend.gemm(Transpose::no, Transpose::no, rows, n, n, 1.0f, slice_sines, n, j_matrix, n, 0.0f,
+                           slice_sin_field, n);
+              const float injection = oim_injection * static_cast<float>(double(k + 1) / steps);
+              backend.run(OimStepOp{positions, cosines, slice_sines, slice_spins, fields, slice_sin_field, injection,
+                                    result.dt},
+                          static_cast<std::int64_t>(rows) * n);
+            }
+          } else {
+            float* momenta = y.data() + offset;
+            const float* gemm_input = discrete ? slice_spins : positions;
+            for (int k = first_step; k < last_step; ++k) {
+              backend.gemm(Transpose::no, Transpose::no, rows, n, n, 1.0f, gemm_input, n, j_matrix, n, 0.0f, fields, n);
+              // sign(x): dSB's next GEMM input at every step; bSB's only for the evaluation.
+              const bool write_signs = discrete || k + 1 == last_step;
+              backend.run(SbStepOp{positions, momenta, fields, write_signs ? slice_spins : nullptr,
+                                   sb_detuning(options.a0, k, steps), options.a0, result.c0, result.dt, n},
+                          static_cast<std::int64_t>(rows) * n);
+            }
           }
-        } else if (oim) {
-          float* cosines = y.data() + offset;
-          float* slice_sines = sines.data() + offset;
-          float* slice_sin_field = sin_field.data() + offset;
-          for (int k = first_step; k < last_step; ++k) {
-            backend.gemm(Transpose::no, Transpose::no, rows, n, n, 1.0f, cosines, n, j_matrix, n, 0.0f, fields, n);
-            backend.gemm(Transpose::no, Transpose::no, rows, n, n, 1.0f, slice_sines, n, j_matrix, n, 0.0f,
-                         slice_sin_field, n);
-            const float injection = oim_injection * static_cast<float>(double(k + 1) / steps);
-            backend.run(OimStepOp{positions, cosines, slice_sines, slice_spins, fields, slice_sin_field, injection,
-                                  result.dt},
-                        static_cast<std::int64_t>(rows) * n);
-          }
-        } else {
-          float* momenta = y.data() + offset;
-          const float* gemm_input = discrete ? slice_spins : positions;
-          for (int k = first_step; k < last_step; ++k) {
-            backend.gemm(Transpose::no, Transpose::no, rows, n, n, 1.0f, gemm_input, n, j_matrix, n, 0.0f, fields, n);
-            // The pump a(t) ramps linearly to a0 at the last step (Goto et al. 2021).
-            const float pump = options.a0 * static_cast<float>(double(k + 1) / steps);
-            // sign(x): dSB's next GEMM input at every step; bSB's only for the evaluation.
-            const bool write_signs = discrete || k + 1 == last_step;
-            backend.run(SbStepOp{positions, momenta, fields, write_signs ? slice_spins : nullptr, options.a0 - pump,
-                                 options.a0, result.c0, result.dt, n},
-                        static_cast<std::int64_t>(rows) * n);
-          }
-        }
-        backend.gemm(Transpose::no, Transpose::no, rows, n, n, 1.0f, slice_spins, n, j_matrix, n, 0.0f, fields, n);
-      });
+          backend.gemm(Transpose::no, Transpose::no, rows, n, n, 1.0f, slice_spins, n, j_matrix, n, 0.0f, fields, n);
+        });
+      }
       result.steps_done += last_step - first_step;
 
       const auto evaluation_start = Clock::now();

@@ -16,6 +16,20 @@
 // each core integrates its own slice between two evaluations without
 // synchronizing; a GPU backend runs all of them in each launch.
 //
+// Two paths for bSB / dSB, the same equations, pump schedule and initial state:
+//  - gemm: the loop above, two launches per step (GEMM + SbStepOp) over the
+//    (replicas, n) arrays in global memory; J is read once per step for all
+//    replicas, so large problems run at the GEMM's rate;
+//  - fused_block: kernels/fused_sb_block.h, one block per replica holding its
+//    state in shared memory, all the steps between two evaluations in one launch;
+//    every block reads J at every step (from L1/L2), but no launch or global-memory
+//    pass per step: faster for small n.
+// SolverPath::automatic picks fused_block for n <= fused_sb_max_spins(backend):
+// never on the CPU (measured: OpenBLAS's GEMM reuses J across replicas and was
+// faster at every size with 16+ replicas), n <= 192 on a GPU (J then stays in each
+// SM's L1); the evidence is at its definition. The result reports the path taken.
+// SA and OIM have only their own (non-fused) path.
+//
 // Fields h are absorbed by one extra spin (absorb_fields), so the kernels only see J.
 // Determinism: a seed gives the same result on a given backend and thread count
 // (the CPU GEMM of a slice is deterministic; SB's op is bit-exact). With a time
@@ -37,6 +51,18 @@ enum class SolverMethod { bsb, dsb, sa, oim };
 SolverMethod parse_solver_method(const std::string& name);
 std::string solver_method_name(SolverMethod method);
 
+// How bSB / dSB run (see above): automatic, or forced.
+enum class SolverPath { automatic, fused_block, gemm };
+
+// "auto", "fused" or "gemm"; ConfigError otherwise.
+SolverPath parse_solver_path(const std::string& name);
+// "auto", "fused_block" or "gemm".
+std::string solver_path_name(SolverPath path);
+
+// The largest problem (spins, after absorbing fields) for which SolverPath::automatic
+// picks the fused path on this backend.
+int fused_sb_max_spins(const Backend& backend);
+
 // The largest problem the dense solvers take: J is (n, n) floats on the device.
 constexpr int kMaxDenseSpins = 16384;
 
@@ -48,6 +74,7 @@ struct SolverOptions {
   std::uint64_t seed = 1;
   double time_limit_s = 0;  // > 0: stop at the first evaluation point past it
   int evaluations = 10;     // evaluation points per round (the last is at the end)
+  SolverPath path = SolverPath::automatic;  // bSB / dSB only; fused_block with SA or OIM is a ConfigError
   // SB (Goto et al. 2021). c0 <= 0 picks 0.5 / (<J> sqrt(n)) (Goto et al. 2019).
   // dt <= 0 picks a fraction of the integrator's stability limit (default_sb_dt):
   // 0.9 for bSB, 0.5 for dSB.
@@ -78,6 +105,7 @@ struct SolverResult {
   int rounds_done = 0;                   // rounds begun
   bool time_limit_reached = false;
   double spin_updates_per_s = 0.0;       // n * replicas * steps_done / seconds
+  SolverPath path = SolverPath::gemm;    // the path taken: fused_block or gemm
   // (replicas) the energy of every replica at the last evaluation (the end of the
   // last round run): how often the replicas reach a given energy. From a float
   // GEMM: exact for integer couplings, to float rounding otherwise.

@@ -22,6 +22,9 @@ Trainer::Trainer(Backend& backend, const Config& config, int input_size, int cla
       config_(config),
       hardware_(backend, config.hardware, config.seed),
       model_(make_model(backend, config, max_batch_of(config))) {
+  // The backend runs this trainer's GEMMs at the configured precision (the model
+  // and the trainer share one backend; the last trainer built on it sets it).
+  backend.set_gemm_precision(config.training.gemm_precision);
   if (input_size < 0) input_size = model_->input_size();
   if (classes < 0) classes = model_->classes();
   input_size_ = input_size;
@@ -52,6 +55,10 @@ Trainer::Trainer(Backend& backend, const Config& config, int input_size, int cla
   free_ = model_->make_state();
   plus_ = model_->make_state();
   minus_ = model_->make_state();
+  fused_readout_ = hardware_.reads_in_step() && model_->fuses_readout();
+  if (fused_readout_)
+    for (NetworkState* state : {&free_, &plus_, &minus_})
+      for (const DeviceBuffer<float>& layer : state->layers) state->readouts.emplace_back(backend, layer.size());
   gradient_ = model_->make_parameter_like();
   velocity_ = model_->make_parameter_like();
   const std::size_t max_batch = static_cast<std::size_t>(max_batch_of(config));
@@ -120,39 +127,62 @@ const float* Trainer::device_input(const float* x, int batch, std::uint32_t tens
   return device_inputs_.data();
 }
 
+PhaseSpec Trainer::reading(PhaseSpec spec, hardware_tensor::ReadPhase phase, std::uint64_t key) const {
+  if (!fused_readout_) return spec;
+  spec.read_out = true;
+  spec.adc = hardware_.adc_spec(nullptr, hardware_tensor::state(phase, 0), static_cast<std::uint32_t>(key));
+  return spec;
+}
+
 void Trainer::read_out(NetworkState& state, hardware_tensor::ReadPhase phase, int batch, std::uint64_t key) {
   if (!hardware_.reads_states()) return;
+  if (fused_readout_) {
+    // The relaxation left the readings in state.readouts: they become the state.
+    for (std::size_t i = 0; i < state.layers.size(); ++i) std::swap(state.layers[i], state.readouts[i]);
+    return;
+  }
   for (std::size_t i = 0; i < state.layers.size(); ++i)
     hardware_.read_states(state.layers[i].data(), std::int64_t(batch) * model_->state_units(static_cast<int>(i)),
                           hardware_tensor::state(phase, static_cast<int>(i)), static_cast<std::uint32_t>(key));
 }
 
-void Trainer::run_phases(const float* x, const float* target, int batch, std::uint64_t global_batch) {
+void Trainer::convert_on_loader(BatchLoader::Options& options, std::uint32_t tensor, std::uint64_t first_key) const {
+  if (!hardware_.writes_inputs()) return;
+  const HardwareModel* hardware = &hardware_;
+  options.convert_inputs = [hardware, tensor, first_key](float* x, std::int64_t count, std::int64_t index) {
+    hardware->write_input_on_host(x, count, tensor, static_cast<std::uint32_t>(first_key + index));
+  };
+}
+
+void Trainer::run_phases(const float* x, const float* target, int batch, std::uint64_t global_batch, InputForm form) {
   float beta = config_.ep.beta;
   if (config_.ep.random_sign && !config_.ep.symmetric) {
     const Philox4 words = random_words(config_.seed, RngStream::beta_sign, global_batch, 0);
     if (words.v[0] & 1u) beta = -beta;
   }
-  model_->set_input(device_input(x, batch, hardware_tensor::kTrainInput, global_batch), batch);
+  model_->set_input(form == InputForm::converted ? x : device_input(x, batch, hardware_tensor::kTrainInput, global_batch),
+                    batch);
   model_->reset(free_);
-  free_result_ = model_->relax(free_, target, phase_spec(false, 0.0f, global_batch, 0));
+  using hardware_tensor::ReadPhase;
+  free_result_ = model_->relax(free_, target, reading(phase_spec(false, 0.0f, global_batch, 0), ReadPhase::free, global_batch));
   model_->energy(free_, energy_.data());  // of the physical state, before any ADC read
   // The nudged phases start from the free state (DESIGN.md §1).
   model_->copy_state(free_, plus_, batch);
-  plus_result_ = model_->relax(plus_, target, phase_spec(true, beta, global_batch, 1));
+  plus_result_ = model_->relax(plus_, target, reading(phase_spec(true, beta, global_batch, 1), ReadPhase::plus, global_batch));
   beta_a_ = beta;
   beta_b_ = 0.0f;
   minus_result_ = PhaseResult{};
   if (config_.ep.symmetric) {
     model_->copy_state(free_, minus_, batch);
-    minus_result_ = model_->relax(minus_, target, phase_spec(true, -beta, global_batch, 2));
+    minus_result_ =
+        model_->relax(minus_, target, reading(phase_spec(true, -beta, global_batch, 2), ReadPhase::minus, global_batch));
     beta_b_ = -beta;
   }
 }
 
 void Trainer::ep_gradient(const float* x, const float* target, int batch, std::uint64_t global_batch,
-                          ParameterSet& gradient) {
-  run_phases(x, target, batch, global_batch);
+                          ParameterSet& gradient, InputForm form) {
+  run_phases(x, target, batch, global_batch, form);
   // The contrastive update and the prediction see the states through the ADC.
   // Every phase has relaxed by now, so reading in place changes no dynamics.
   read_out(plus_, hardware_tensor::ReadPhase::plus, batch, global_batch);
@@ -162,21 +192,29 @@ void Trainer::ep_gradient(const float* x, const float* target, int batch, std::u
 }
 
 BatchResult Trainer::train_step(const float* x, const float* target, int batch,
-                                std::uint64_t global_batch, float learning_rate_scale) {
-  ep_gradient(x, target, batch, global_batch, gradient_);
+                                std::uint64_t global_batch, float learning_rate_scale, InputForm form) {
+  ep_gradient(x, target, batch, global_batch, gradient_, form);
   model_->metrics(free_, target, loss_.data(), correct_.data());
+  // The update of each tensor and its write into the device (DAC, programming
+  // noise, mismatch) share one pass (HardwareModel::update_parameter).
   ParameterSet& parameters = optimizer_parameters();
+  ParameterSet& device = model_->parameters();
+  writes_done_ = static_cast<std::uint32_t>(global_batch + 1);
+  const float momentum = config_.optimizer.momentum, decay = config_.optimizer.weight_decay;
   for (std::size_t l = 0; l < parameters.weights.size(); ++l) {
     const float lr = config_.optimizer.learning_rate(l) * learning_rate_scale;
-    const float momentum = config_.optimizer.momentum, decay = config_.optimizer.weight_decay;
-    backend_.run(SgdMomentumOp{parameters.weights[l].data(), velocity_.weights[l].data(),
-                               gradient_.weights[l].data(), lr, momentum, decay},
-                 static_cast<std::int64_t>(parameters.weights[l].size()));
-    backend_.run(SgdMomentumOp{parameters.biases[l].data(), velocity_.biases[l].data(),
-                               gradient_.biases[l].data(), lr, momentum, decay},
-                 static_cast<std::int64_t>(parameters.biases[l].size()));
+    const int layer = static_cast<int>(l);
+    hardware_.update_parameter(
+        SgdMomentumOp{parameters.weights[l].data(), velocity_.weights[l].data(), gradient_.weights[l].data(), lr,
+                      momentum, decay},
+        device.weights[l].data(), static_cast<std::int64_t>(parameters.weights[l].size()),
+        hardware_tensor::weights(layer), writes_done_);
+    hardware_.update_parameter(
+        SgdMomentumOp{parameters.biases[l].data(), velocity_.biases[l].data(), gradient_.biases[l].data(), lr,
+                      momentum, decay},
+        device.biases[l].data(), static_cast<std::int64_t>(parameters.biases[l].size()),
+        hardware_tensor::biases(layer), writes_done_);
   }
-  program_device(static_cast<std::uint32_t>(global_batch + 1), false);
   BatchResult result;
   result.size = batch;
   result.batches = 1;
@@ -215,12 +253,15 @@ BatchResult Trainer::train_epoch(const Dataset& data, const Normalization& norma
   options.epoch = static_cast<std::uint32_t>(epoch);
   options.depth = config_.training.prefetch_batches;
   options.limit = config_.data.train_limit;
-  BatchLoader loader(backend_, data, normalization, classes_, options);
-  if (loader.batch_count() == 0)
+  options.augmentation = config_.data.augmentation;  // training passes only, never evaluation
+  const std::int64_t batches = BatchLoader::batch_count_of(data, options);
+  if (batches == 0)
     throw ConfigError("training.batch_size = " + std::to_string(options.batch_size) +
                       " is larger than the training set");
+  const std::uint64_t first_global_batch = static_cast<std::uint64_t>(epoch) * batches;
+  convert_on_loader(options, hardware_tensor::kTrainInput, first_global_batch);
+  BatchLoader loader(backend_, data, normalization, classes_, options);
   const float scale = learning_rate_scale(epoch);
-  const std::uint64_t first_global_batch = static_cast<std::uint64_t>(epoch) * loader.batch_count();
 
   BatchResult total;
   // Batch k+1 is uploaded (copy stream) before batch k computes, so transfers
@@ -232,7 +273,7 @@ BatchResult Trainer::train_epoch(const Dataset& data, const Normalization& norma
     const HostBatch* following = loader.next();
     if (following) upload(*following, 1 - slot);
     const BatchResult result = train_step(inputs_[slot].data(), targets_[slot].data(), current->size,
-                                          first_global_batch + k, scale);
+                                          first_global_batch + k, scale, InputForm::converted);
     backend_.wait_uploads();
     loader.release(current);
     if (!std::isfinite(result.loss_sum))
@@ -253,6 +294,7 @@ EvalResult Trainer::evaluate(const Dataset& data, const Normalization& normaliza
   options.drop_last = false;
   options.depth = config_.training.prefetch_batches;
   options.limit = limit;
+  convert_on_loader(options, hardware_tensor::kEvalInput, 0);
   BatchLoader loader(backend_, data, normalization, classes_, options);
   double loss_sum = 0, correct_sum = 0, energy_sum = 0, steps_sum = 0;
   std::int64_t samples = 0, batches = 0;
@@ -261,13 +303,15 @@ EvalResult Trainer::evaluate(const Dataset& data, const Normalization& normaliza
     upload(*batch, 0);
     backend_.wait_uploads();
     loader.release(batch);
-    model_->set_input(device_input(inputs_[0].data(), batch->size, hardware_tensor::kEvalInput, batch->index),
+    model_->set_input(inputs_[0].data(),  // input DAC applied on the loader thread
                      batch->size);
     model_->reset(free_);
     // Evaluation is noiseless unless the dynamics themselves are noisy: same spec as
     // training's free phase, keyed on its own sample positions.
     const PhaseResult phase =
-        model_->relax(free_, targets_[0].data(), phase_spec(false, 0.0f, (1ull << 40) + samples, 0));
+        model_->relax(free_, targets_[0].data(),
+                      reading(phase_spec(false, 0.0f, (1ull << 40) + samples, 0), hardware_tensor::ReadPhase::eval,
+                              batch->index));
     model_->energy(free_, energy_.data());
     read_out(free_, hardware_tensor::ReadPhase::eval, batch->size, batch->index);
     model_->metrics(free_, targets_[0].data(), loss_.data(), correct_.data());

@@ -38,13 +38,18 @@ struct EvalResult {
   double free_steps_mean = 0;   // steps the free phase took, mean per batch
 };
 
+// Whether a batch's inputs still need the hardware model's input DAC (raw) or went
+// through it already on the loader thread (converted; the trainer's own passes).
+enum class InputForm { raw, converted };
+
 // Called after each training batch: batches done, batches in the epoch, running totals.
 using BatchProgress = std::function<void(std::int64_t done, std::int64_t total, const BatchResult& so_far)>;
 
 class Trainer {
  public:
   // input_size and classes are the data's, checked against the model's; -1 takes
-  // the model's own (benchmarks, synthetic data).
+  // the model's own (benchmarks, synthetic data). Sets the backend's GEMM precision
+  // to training.gemm_precision.
   Trainer(Backend& backend, const Config& config, int input_size = -1, int classes = -1);
 
   EnergyModel& model() { return *model_; }
@@ -65,10 +70,10 @@ class Trainer {
   // (batch, classes). `global_batch` keys the random sign of beta. Returns the
   // free-phase loss and accuracy of the batch (before the update).
   BatchResult train_step(const float* x, const float* target, int batch, std::uint64_t global_batch,
-                         float learning_rate_scale);
+                         float learning_rate_scale, InputForm form = InputForm::raw);
   // Computes the EP gradient of a batch without updating (for gradcheck and tests).
   void ep_gradient(const float* x, const float* target, int batch, std::uint64_t global_batch,
-                   ParameterSet& gradient);
+                   ParameterSet& gradient, InputForm form = InputForm::raw);
 
   // The spec of a phase of the current config: free (beta = 0) or nudged.
   PhaseSpec phase_spec(bool nudged, float beta, std::uint64_t global_batch, std::uint32_t phase) const;
@@ -85,10 +90,16 @@ class Trainer {
   std::int64_t count_nonfinite_parameters();
 
  private:
-  void run_phases(const float* x, const float* target, int batch, std::uint64_t global_batch);
+  void run_phases(const float* x, const float* target, int batch, std::uint64_t global_batch, InputForm form);
   // The model's input for x: x itself, or its input-DAC conversion.
+  // Loader options that convert the inputs on the loader thread (input DAC), keyed
+  // like device_input with key = first_key + batch index.
+  void convert_on_loader(BatchLoader::Options& options, std::uint32_t tensor, std::uint64_t first_key) const;
   const float* device_input(const float* x, int batch, std::uint32_t tensor, std::uint64_t key);
-  // Every state layer of `state` through the ADC, in place.
+  // `spec` with the fused ADC read-out of `phase` switched on, where the trainer uses it.
+  PhaseSpec reading(PhaseSpec spec, hardware_tensor::ReadPhase phase, std::uint64_t key) const;
+  // Every state layer of `state` through the ADC, once its phases no longer need the
+  // analog values: the fused readings swapped in, or an ADC pass in place.
   void read_out(NetworkState& state, hardware_tensor::ReadPhase phase, int batch, std::uint64_t key);
   // Uploads a host batch into device slot `slot` (copy stream, overlaps compute).
   void upload(const HostBatch& batch, int slot);
@@ -101,6 +112,7 @@ class Trainer {
   std::unique_ptr<EnergyModel> model_;
   ParameterSet master_;  // full-precision parameters when the hardware model writes the model's
   std::uint32_t writes_done_ = 0;
+  bool fused_readout_ = false;  // the model applies the (fixed-range) ADC inside its final step
   DeviceBuffer<float> device_inputs_;  // (max batch, input) the input DAC's output
   NetworkState free_, plus_, minus_;
   ParameterSet gradient_, velocity_;

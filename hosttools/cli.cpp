@@ -4,8 +4,10 @@
 #include <filesystem>
 #include <iomanip>
 #include <map>
+#include <optional>
 #include <sstream>
 
+#include "engine/batch_planner.h"
 #include "engine/benchmark.h"
 #include "engine/checkpoint.h"
 #include "engine/config.h"
@@ -30,16 +32,22 @@ const char* kUsage =
     "\n"
     "commands:\n"
     "  train      --config FILE [--out DIR] [--device auto|cpu|cuda] [--set key=value ...]\n"
+    "             [--memory-gib X]   refuses before training when the batch does not fit (see plan)\n"
     "             train --resume DIR [--set training.epochs=N ...]\n"
     "  eval       --checkpoint DIR [--data DIR] [--split test|train] [--device ...] [--set ...]\n"
     "             [--sweep KEY=A:B|KEY=V1,V2,... [--out DIR]]   evaluate under each value; CSV and plot\n"
     "  gradcheck  --config FILE [--samples N] [--device ...] [--set key=value ...]\n"
     "  bench      [--config FILE] [--device ...] [--set key=value ...] [--repeats N] [--warmup N]\n"
+    "  plan       --config FILE [--device cpu|cuda] [--memory-gib X] [--set ...]   the largest batch that\n"
+    "             fits the device (or X GiB): builds the trainer at two small batches, counts the device\n"
+    "             bytes (fixed + per system), keeps 10% free; prints JSON\n"
     "  solve      --problem maxcut --graph FILE | --problem ising --couplings FILE\n"
     "             [--method bsb|dsb|sa|oim] [--replicas R] [--steps K] [--rounds N] [--seed S]\n"
     "             [--time-limit SEC] [--device ...] [--out FILE] [--dt DT] [--c0 C0] [--evaluations E]\n"
+    "             [--path auto|fused|gemm]\n"
     "             many-replica Ising / MAX-CUT solver; prints one JSON line, --out gets the best\n"
-    "             assignment (one 1 or -1 per line)\n"
+    "             assignment (one 1 or -1 per line); --path: bsb/dsb as one fused kernel per replica\n"
+    "             (fused), or a GEMM per step for all replicas (gemm); auto: fused for small problems\n"
     "  sweep      --config FILE --sweep KEY=V1,V2,... [--with KEY=V1,V2,...] [--variant NAME:KEY=VALUE]\n"
     "             [--out DIR] [--device ...] [--set ...]   one training run per value (and variant);\n"
     "             writes DIR/sweep.csv, sweep.jsonl and SVG plots of accuracy and energy\n"
@@ -59,8 +67,20 @@ std::string percent(double fraction) {
   return text.str();
 }
 
+// --memory-gib X as bytes, or nothing when absent (plan for the device's free memory).
+std::optional<std::int64_t> memory_option(const Options& options) {
+  if (!options.has("--memory-gib")) return std::nullopt;
+  const std::string text = options.get("--memory-gib");
+  char* end = nullptr;
+  const double value = std::strtod(text.c_str(), &end);
+  if (text.empty() || *end != '\0' || !(value > 0) || value > 1e6)
+    throw UsageError("--memory-gib must be a positive number of GiB, got '" + text + "'");
+  return static_cast<std::int64_t>(value * 1024.0 * 1024.0 * 1024.0);
+}
+
 int command_train(const std::vector<std::string>& args, std::ostream& out) {
-  const Options options = parse_options(args, 1, {"--config", "--out", "--device", "--set", "--resume"});
+  const Options options =
+      parse_options(args, 1, {"--config", "--out", "--device", "--set", "--resume", "--memory-gib"});
   const bool resume = options.has("--resume");
   if (resume && options.has("--config"))
     throw UsageError("--resume DIR continues with DIR/config.json; do not pass --config with it");
@@ -76,6 +96,9 @@ int command_train(const std::vector<std::string>& args, std::ostream& out) {
     out_dir = options.get("--out", "runs/" + std::filesystem::path(options.get("--config")).stem().string());
   }
   auto backend = make_backend(config.device);
+  // Before the data is read and the first epoch starts: a batch that cannot fit
+  // fails now, with the size that would, not with an allocation error mid-run.
+  check_batch_fits(plan_batch(*backend, config, memory_option(options)));
   const DatasetSplits data = load_data(config);
   out << "eqprop train: " << config.data.name << " (" << data.train.count() << " train, " << data.test.count()
       << " test), layers " << config.resolved["model"]["layers"].dump() << ", backend " << backend->name() << " ("
@@ -228,6 +251,14 @@ int command_bench(const std::vector<std::string>& args, std::ostream& out) {
   return 0;
 }
 
+int command_plan(const std::vector<std::string>& args, std::ostream& out) {
+  const Options options = parse_options(args, 1, {"--config", "--device", "--set", "--memory-gib"});
+  const Config config = config_from_options(options, true);
+  auto backend = make_backend(config.device);
+  out << plan_batch(*backend, config, memory_option(options)).to_json().dump() << std::endl;
+  return 0;
+}
+
 int command_config(const std::vector<std::string>& args, std::ostream& out) {
   const Options options = parse_options(args, 1, {"--config", "--set", "--device"}, {"--reference"});
   if (options.has("--reference")) {
@@ -255,10 +286,11 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     if (command == "eval") return command_eval(args, out);
     if (command == "gradcheck") return command_gradcheck(args, out);
     if (command == "bench") return command_bench(args, out);
+    if (command == "plan") return command_plan(args, out);
     if (command == "config") return command_config(args, out);
     if (command == "solve") return command_solve(args, out, err);
     if (command == "sweep") return command_sweep(args, out, err);
-    throw UsageError("unknown command '" + command + "' (commands: train, eval, gradcheck, bench, solve, sweep, config, help)");
+    throw UsageError("unknown command '" + command + "' (commands: train, eval, gradcheck, bench, plan, solve, sweep, config, help)");
   } catch (const UsageError& error) {
     err << "eqprop: " << error.what() << std::endl;
     return 2;

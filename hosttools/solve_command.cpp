@@ -20,7 +20,7 @@ namespace {
 
 const std::vector<std::string> kFlags = {"--problem", "--graph",  "--couplings", "--method", "--replicas",
                                          "--steps",   "--rounds", "--seed",      "--time-limit", "--device",
-                                         "--out",     "--dt",     "--c0",        "--evaluations"};
+                                         "--out",     "--dt",     "--c0",        "--evaluations", "--path"};
 
 template <class T>
 T parse_number(const std::string& flag, const std::string& text, T low, T high, const char* expected) {
@@ -86,6 +86,11 @@ int run_solve(const std::vector<std::string>& args, std::ostream& out) {
         parse_number<double>("--time-limit", get("--time-limit"), 1e-9, 1e9, "a positive number of seconds");
   if (flags.has("--dt")) options.dt = parse_number<float>("--dt", get("--dt"), 1e-6f, 100.0f, "a number in (0, 100]");
   if (flags.has("--c0")) options.c0 = parse_number<float>("--c0", get("--c0"), 1e-30f, 1e30f, "a positive number");
+  try {
+    options.path = parse_solver_path(get("--path", "auto"));
+  } catch (const ConfigError& error) {
+    throw UsageError(std::string("--path: ") + error.what());
+  }
   const std::string device = get("--device", "auto");
   if (device != "auto" && device != "cpu" && device != "cuda")
     throw UsageError("--device must be auto, cpu or cuda, got '" + device + "'");
@@ -133,6 +138,7 @@ int run_solve(const std::vector<std::string>& args, std::ostream& out) {
   } else {
     line["c0"] = result.c0;
     line["dt"] = result.dt;
+    line["path"] = solver_path_name(result.path);
   }
   if (flags.has("--out")) {
     write_spin_assignment(get("--out"), result.best_spins);

@@ -1,6 +1,7 @@
-// The interface between the numerics and a device. A backend owns memory, a BLAS
-// and a way to run the single-source elementwise ops of kernels/elementwise_ops.h
-// over an index range. The CPU backend (OpenMP + OpenBLAS) and the CUDA backend
+// The interface between the numerics and a device. A backend owns memory, a BLAS,
+// a way to run the single-source elementwise ops of kernels/elementwise_ops.h
+// over an index range and one to run the fused block bodies of
+// kernels/block_bodies.h over blocks. The CPU backend (OpenMP + OpenBLAS) and the CUDA backend
 // (cuBLAS + one kernel per op) implement it; models/ and engine/ only see this.
 //
 // Ordering: every call is ordered after the previous calls on the same backend
@@ -18,11 +19,21 @@
 #include <memory>
 #include <string>
 
+#include "kernels/block_bodies.h"
+#include "kernels/allocation_counter.h"
 #include "kernels/elementwise_ops.h"
+#include "kernels/gemm_precision.h"
 
 namespace eqprop {
 
 enum class Transpose : bool { no = false, yes = true };
+
+// The memory of the device a backend computes on: the GPU's (cudaMemGetInfo), or
+// the machine's RAM for the CPU backend (free = what the kernel reports available).
+struct DeviceMemory {
+  std::size_t total_bytes = 0;
+  std::size_t free_bytes = 0;
+};
 
 class Backend {
  public:
@@ -37,6 +48,11 @@ class Backend {
   // Host memory the device copies from fastest (pinned on CUDA).
   virtual void* allocate_host(std::size_t bytes) = 0;
   virtual void deallocate_host(void* pointer) noexcept = 0;
+  // Device bytes held through allocate() now and at most since reset_peak_memory()
+  // (kernels/allocation_counter.h; host staging memory is not counted).
+  virtual MemoryUsage memory_usage() const = 0;
+  virtual void reset_peak_memory() = 0;
+  virtual DeviceMemory device_memory() const = 0;
 
   // Host -> device copy that may run concurrently with compute (a copy stream on
   // CUDA); later compute waits for it. The source must stay valid until
@@ -58,11 +74,28 @@ class Backend {
   virtual void gemm(Transpose transpose_a, Transpose transpose_b, int m, int n, int k, float alpha,
                     const float* a, int lda, const float* b, int ldb, float beta, float* c,
                     int ldc) = 0;
+  // The precision of gemm's products (kernels/gemm_precision.h); fp32 unless set.
+  // The CUDA backend uses the tensor cores for tf32 and bf16; the CPU backend
+  // emulates them by rounding a copy of the inputs.
+  virtual void set_gemm_precision(GemmPrecision precision) = 0;
+  virtual GemmPrecision gemm_precision() const = 0;
 
   // Runs op(i) for i in [0, count). One virtual per op type (generated from the list).
 #define EQPROP_DECLARE_RUN(Op) virtual void run(const Op& op, std::int64_t count) = 0;
   EQPROP_ELEMENTWISE_OPS(EQPROP_DECLARE_RUN)
 #undef EQPROP_DECLARE_RUN
+
+  // Runs a fused block body (kernels/execution_context.h) over blocks [0, blocks),
+  // each with body.shared_bytes() of block-shared memory. threads_per_block is the
+  // GPU's block size; the CPU backend runs each block as one thread taking
+  // kCpuTileWidth elements at a time (threads of one core would only take turns:
+  // kernels/execution_context.h) and spreads
+  // the blocks over the cores. A body's result depends on neither. Throws
+  // DeviceError where the device cannot give a block that much shared memory.
+#define EQPROP_DECLARE_RUN_BLOCKS(Body) \
+  virtual void run_blocks(const Body& body, int blocks, int threads_per_block) = 0;
+  EQPROP_BLOCK_BODIES(EQPROP_DECLARE_RUN_BLOCKS)
+#undef EQPROP_DECLARE_RUN_BLOCKS
 
   // Runs body(begin, end) over slices that cover [0, rows): the rows of a batch are
   // independent systems. The CPU backend runs one slice per core concurrently (the

@@ -1,4 +1,5 @@
 #include "kernels/cpu_backend.h"
+#include "kernels/execution_context.h"
 
 #include <cblas.h>
 #include <omp.h>
@@ -8,11 +9,16 @@
 #include <functional>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <new>
+#include <optional>
 #include <string>
 #include <thread>
 #include <type_traits>
 #include <utility>
+#include <vector>
+
+#include <unistd.h>
 
 namespace eqprop {
 namespace {
@@ -71,6 +77,85 @@ void run_on_cpu(const Op& op, std::int64_t count) {
   }
 }
 
+// Block bodies: like the row loops, an AVX-512 build of a whole block (flatten
+// inlines the context's phases and the body's per-element math into it) and a
+// baseline one. One thread per block (kernels/backend.h).
+template <class Body>
+__attribute__((target("avx512f,avx512vl,avx512bw,avx512dq"), flatten)) void block_avx512(const Body& body, int block,
+                                                                                        void* shared_memory) {
+  CpuBlockContext<> context(block, 1, shared_memory);
+  body(context);
+}
+
+template <class Body>
+void block_baseline(const Body& body, int block, void* shared_memory) {
+  CpuBlockContext<> context(block, 1, shared_memory);
+  body(context);
+}
+
+template <class Body>
+void run_blocks_on_cpu_cores(const Body& body, int blocks) {
+  const bool avx512 = cpu_has_avx512();
+  for_each_block_on_cpu(blocks, body.shared_bytes(), [&](int block, void* shared_memory) {
+    if (avx512) {
+      block_avx512(body, block, shared_memory);
+    } else {
+      block_baseline(body, block, shared_memory);
+    }
+  });
+}
+
+// The bytes the kernel reports available to new allocations (MemAvailable in
+// /proc/meminfo: free memory plus reclaimable caches), or the free pages where
+// that file is absent.
+std::size_t available_ram_bytes() {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  std::size_t kib = 0;
+  std::string unit;
+  while (meminfo >> key >> kib >> unit)
+    if (key == "MemAvailable:") return kib * 1024;
+  return static_cast<std::size_t>(sysconf(_SC_AVPHYS_PAGES)) * static_cast<std::size_t>(sysconf(_SC_PAGE_SIZE));
+}
+
+// The first number in `path`, or nothing if the file is absent or holds none ("max").
+std::optional<std::size_t> number_in(const char* path) {
+  std::ifstream file(path);
+  std::size_t value = 0;
+  if (file >> value) return value;
+  return std::nullopt;
+}
+
+// The machine's RAM, limited by this process's memory cgroup where it has one
+// (cgroup v2: memory.max / memory.current; v1: memory.limit_in_bytes /
+// memory.usage_in_bytes), so a container's limit is what the planner sees.
+DeviceMemory ram() {
+  const auto page = static_cast<std::size_t>(sysconf(_SC_PAGE_SIZE));
+  DeviceMemory memory{static_cast<std::size_t>(sysconf(_SC_PHYS_PAGES)) * page, 0};
+  memory.free_bytes = std::min(memory.total_bytes, available_ram_bytes());
+  const std::pair<const char*, const char*> cgroups[] = {
+      {"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"},
+      {"/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes"}};
+  for (const auto& [limit_file, usage_file] : cgroups) {
+    const auto limit = number_in(limit_file), usage = number_in(usage_file);
+    if (!limit || !usage || *limit >= memory.total_bytes) continue;  // absent or unlimited
+    memory.total_bytes = *limit;
+    memory.free_bytes = std::min(memory.free_bytes, *limit > *usage ? *limit - *usage : 0);
+    break;
+  }
+  return memory;
+}
+
+// A copy of the used (rows, cols) block of a row-major matrix with row stride ld,
+// each element rounded to `precision` (kernels/gemm_precision.h).
+void rounded_copy(const float* matrix, int rows, int cols, int ld, GemmPrecision precision,
+                  std::vector<float>& out) {
+  out.resize(std::size_t(rows) * cols);
+  for (int r = 0; r < rows; ++r)
+    for (int c = 0; c < cols; ++c)
+      out[std::size_t(r) * cols + c] = round_to_precision(matrix[std::size_t(r) * ld + c], precision);
+}
+
 class CpuBackend final : public Backend {
  public:
   std::string name() const override { return "cpu"; }
@@ -79,14 +164,19 @@ class CpuBackend final : public Backend {
   }
 
   void* allocate(std::size_t bytes) override {
-    // 64-byte alignment: a cache line, and what AVX-512 loads like.
-    void* pointer = std::aligned_alloc(64, round_up(bytes));
-    if (!pointer) throw std::bad_alloc();
+    void* pointer = aligned(bytes);
+    counter_.added(pointer, bytes);
     return pointer;
   }
-  void deallocate(void* pointer) noexcept override { std::free(pointer); }
-  void* allocate_host(std::size_t bytes) override { return allocate(bytes); }
-  void deallocate_host(void* pointer) noexcept override { deallocate(pointer); }
+  void deallocate(void* pointer) noexcept override {
+    counter_.removed(pointer);
+    std::free(pointer);
+  }
+  void* allocate_host(std::size_t bytes) override { return aligned(bytes); }
+  void deallocate_host(void* pointer) noexcept override { std::free(pointer); }
+  MemoryUsage memory_usage() const override { return counter_.usage(); }
+  void reset_peak_memory() override { counter_.reset_peak(); }
+  DeviceMemory device_memory() const override { return ram(); }
 
   void upload(void* destination, const void* source, std::size_t bytes) override {
     std::memcpy(destination, source, bytes);
@@ -106,15 +196,36 @@ class CpuBackend final : public Backend {
   void gemm(Transpose transpose_a, Transpose transpose_b, int m, int n, int k, float alpha,
             const float* a, int lda, const float* b, int ldb, float beta, float* c,
             int ldc) override {
-    cblas_sgemm(CblasRowMajor, transpose_a == Transpose::yes ? CblasTrans : CblasNoTrans,
-                transpose_b == Transpose::yes ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda,
-                b, ldb, beta, c, ldc);
+    const CBLAS_TRANSPOSE op_a = transpose_a == Transpose::yes ? CblasTrans : CblasNoTrans;
+    const CBLAS_TRANSPOSE op_b = transpose_b == Transpose::yes ? CblasTrans : CblasNoTrans;
+    if (precision_ == GemmPrecision::fp32 || m == 0 || n == 0 || k == 0) {
+      cblas_sgemm(CblasRowMajor, op_a, op_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+      return;
+    }
+    // Emulated tf32 / bf16: the inputs rounded in a copy, then the FP32 GEMM, which
+    // is what the tensor cores compute up to the summation order. The copies cost
+    // (m + n) k extra memory traffic: this mode is for measuring accuracy, not
+    // speed. thread_local: gemm may run concurrently inside parallel_over_rows.
+    thread_local std::vector<float> a_rounded, b_rounded;
+    const int a_rows = transpose_a == Transpose::yes ? k : m, a_cols = transpose_a == Transpose::yes ? m : k;
+    const int b_rows = transpose_b == Transpose::yes ? n : k, b_cols = transpose_b == Transpose::yes ? k : n;
+    rounded_copy(a, a_rows, a_cols, lda, precision_, a_rounded);
+    rounded_copy(b, b_rows, b_cols, ldb, precision_, b_rounded);
+    cblas_sgemm(CblasRowMajor, op_a, op_b, m, n, k, alpha, a_rounded.data(), a_cols, b_rounded.data(), b_cols,
+                beta, c, ldc);
   }
+  void set_gemm_precision(GemmPrecision precision) override { precision_ = precision; }
+  GemmPrecision gemm_precision() const override { return precision_; }
 
 #define EQPROP_DEFINE_RUN(Op) \
   void run(const Op& op, std::int64_t count) override { run_on_cpu(op, count); }
   EQPROP_ELEMENTWISE_OPS(EQPROP_DEFINE_RUN)
 #undef EQPROP_DEFINE_RUN
+
+#define EQPROP_DEFINE_RUN_BLOCKS(Body) \
+  void run_blocks(const Body& body, int blocks, int) override { run_blocks_on_cpu_cores(body, blocks); }
+  EQPROP_BLOCK_BODIES(EQPROP_DEFINE_RUN_BLOCKS)
+#undef EQPROP_DEFINE_RUN_BLOCKS
 
   void parallel_over_rows(int rows, const std::function<void(int, int)>& body) override {
     // At least a few rows per thread, or the fork costs more than it saves.
@@ -143,6 +254,15 @@ class CpuBackend final : public Backend {
 
  private:
   static std::size_t round_up(std::size_t bytes) { return (bytes + 63) / 64 * 64 + 64 * (bytes == 0); }
+  // 64-byte alignment: a cache line, and what AVX-512 loads like.
+  static void* aligned(std::size_t bytes) {
+    void* pointer = std::aligned_alloc(64, round_up(bytes));
+    if (!pointer) throw std::bad_alloc();
+    return pointer;
+  }
+
+  AllocationCounter counter_;
+  GemmPrecision precision_ = GemmPrecision::fp32;
 };
 
 }  // namespace

@@ -1,6 +1,7 @@
 // The CUDA backend (kernels/cuda_backend.h): device memory, cuBLAS for the GEMMs,
 // one templated grid-stride kernel that runs every single-source elementwise op of
-// kernels/elementwise_ops.h, CUB for the NaN/Inf count.
+// kernels/elementwise_ops.h, one templated block kernel that runs every fused body
+// of kernels/block_bodies.h, CUB for the NaN/Inf count.
 //
 // Streams: all compute (kernels, GEMMs, synchronous copies, memsets) goes to one
 // non-blocking compute stream, so every call is ordered after the previous ones as
@@ -33,6 +34,7 @@
 #include "kernels/cuda_backend.h"
 #include "kernels/cuda_check.h"
 #include "kernels/error.h"
+#include "kernels/execution_context.h"
 
 namespace eqprop {
 namespace {
@@ -61,6 +63,14 @@ __global__ void __launch_bounds__(ElementwiseLaunchPolicy::threads_per_block)
   for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < count;
        i += stride)
     op(i);
+}
+
+// Runs a fused block body (kernels/execution_context.h): one CUDA block per body
+// block, the body's phases separated by __syncthreads() through GpuBlockContext.
+template <class Body>
+__global__ void block_kernel(Body body) {
+  GpuBlockContext context;
+  body(context);
 }
 
 // 1 for NaN or +-Inf (exponent bits all ones), 0 otherwise. Exact, and independent
@@ -162,6 +172,7 @@ struct DeviceInfo {
     cudaDeviceProp properties{};
     EQPROP_CUDA_CHECK(cudaGetDeviceProperties(&properties, device));
     sm_count = properties.multiProcessorCount;
+    max_shared_bytes_per_block = properties.sharedMemPerBlockOptin;
     std::ostringstream text;
     text.precision(3);
     text << properties.name << " (device " << device << ", sm_" << properties.major
@@ -171,6 +182,7 @@ struct DeviceInfo {
   }
   int device;
   int sm_count = 0;
+  std::size_t max_shared_bytes_per_block = 0;  // with the opt-in beyond the default 48 KiB
   std::string name;
 };
 
@@ -185,8 +197,9 @@ class CudaBackend final : public Backend {
     EQPROP_CUBLAS_CHECK(cublasSetStream(cublas_.get(), compute_stream_.get()));
     // Plain FP32 arithmetic (no TF32 tensor cores): GEMM results then agree with the
     // CPU backend up to summation order, which the parity tests and the EP gradient
-    // checks (DESIGN.md §1) rely on. TF32 (10-bit mantissa products) is several times
-    // faster on sm_80+ and is meant to become an explicit option, never a silent default.
+    // checks (DESIGN.md §1) rely on. TF32 and BF16 (several times faster on sm_80+)
+    // are the explicit option training.gemm_precision (set_gemm_precision), never a
+    // silent default.
     EQPROP_CUBLAS_CHECK(cublasSetMathMode(cublas_.get(), CUBLAS_DEFAULT_MATH));
   }
 
@@ -208,9 +221,22 @@ class CudaBackend final : public Backend {
   void* allocate(std::size_t bytes) override {
     void* pointer = nullptr;
     EQPROP_CUDA_CHECK(cudaMalloc(&pointer, std::max<std::size_t>(bytes, 1)));
+    counter_.added(pointer, bytes);
     return pointer;
   }
-  void deallocate(void* pointer) noexcept override { ignore_cuda_error(cudaFree(pointer)); }
+  void deallocate(void* pointer) noexcept override {
+    counter_.removed(pointer);
+    ignore_cuda_error(cudaFree(pointer));
+  }
+  MemoryUsage memory_usage() const override { return counter_.usage(); }
+  void reset_peak_memory() override { counter_.reset_peak(); }
+  // What the driver reports for the device: free already excludes this process's
+  // context, cuBLAS workspace and every allocation (counted or not).
+  DeviceMemory device_memory() const override {
+    std::size_t free_bytes = 0, total_bytes = 0;
+    EQPROP_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+    return DeviceMemory{total_bytes, free_bytes};
+  }
   void* allocate_host(std::size_t bytes) override {
     void* pointer = nullptr;
     EQPROP_CUDA_CHECK(cudaMallocHost(&pointer, std::max<std::size_t>(bytes, 1)));
@@ -302,11 +328,22 @@ class CudaBackend final : public Backend {
     if (m == 0 || n == 0) return;
     const cublasOperation_t op_a = transpose_a == Transpose::yes ? CUBLAS_OP_T : CUBLAS_OP_N;
     const cublasOperation_t op_b = transpose_b == Transpose::yes ? CUBLAS_OP_T : CUBLAS_OP_N;
+    // fp32: plain SGEMM, as before the option existed (bit-for-bit the same calls).
+    // tf32 / bf16: the same FP32 arrays through cublasGemmEx with a "fast" compute
+    // type, which lets cuBLAS round the inputs to TF32 or BF16 for the tensor cores
+    // and accumulate in FP32 (kernels/gemm_precision.h).
     const cublasStatus_t status =
-        cublasSgemm(cublas_.get(), op_b, op_a, n, m, k, &alpha, b, ldb, a, lda, &beta, c, ldc);
+        precision_ == GemmPrecision::fp32
+            ? cublasSgemm(cublas_.get(), op_b, op_a, n, m, k, &alpha, b, ldb, a, lda, &beta, c, ldc)
+            : cublasGemmEx(cublas_.get(), op_b, op_a, n, m, k, &alpha, b, CUDA_R_32F, ldb, a, CUDA_R_32F, lda,
+                           &beta, c, CUDA_R_32F, ldc,
+                           precision_ == GemmPrecision::tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32
+                                                            : CUBLAS_COMPUTE_32F_FAST_16BF,
+                           CUBLAS_GEMM_DEFAULT_TENSOR_OP);
     if (status != CUBLAS_STATUS_SUCCESS) {
       std::ostringstream call;
-      call << "cublasSgemm for row-major gemm(transpose_a="
+      call << (precision_ == GemmPrecision::fp32 ? "cublasSgemm" : "cublasGemmEx")
+           << " (" << gemm_precision_name(precision_) << ") for row-major gemm(transpose_a="
            << (transpose_a == Transpose::yes ? "yes" : "no")
            << ", transpose_b=" << (transpose_b == Transpose::yes ? "yes" : "no") << ", m=" << m
            << ", n=" << n << ", k=" << k << ", lda=" << lda << ", ldb=" << ldb << ", ldc=" << ldc
@@ -315,10 +352,20 @@ class CudaBackend final : public Backend {
     }
   }
 
+  void set_gemm_precision(GemmPrecision precision) override { precision_ = precision; }
+  GemmPrecision gemm_precision() const override { return precision_; }
+
 #define EQPROP_DEFINE_RUN(Op) \
   void run(const Op& op, std::int64_t count) override { launch_elementwise(op, count, #Op); }
   EQPROP_ELEMENTWISE_OPS(EQPROP_DEFINE_RUN)
 #undef EQPROP_DEFINE_RUN
+
+#define EQPROP_DEFINE_RUN_BLOCKS(Body)                                         \
+  void run_blocks(const Body& body, int blocks, int threads_per_block) override { \
+    launch_blocks(body, blocks, threads_per_block, #Body);                      \
+  }
+  EQPROP_BLOCK_BODIES(EQPROP_DEFINE_RUN_BLOCKS)
+#undef EQPROP_DEFINE_RUN_BLOCKS
 
   // A CUB transform-reduce of the 0/1 indicator into an int64 on the device, then
   // one 8-byte copy back. Exact (an integer sum). The temporary storage is kept
@@ -370,6 +417,29 @@ class CudaBackend final : public Backend {
     }
   }
 
+  template <class Body>
+  void launch_blocks(const Body& body, int blocks, int threads_per_block, const char* body_name) {
+    static_assert(std::is_trivially_copyable<Body>::value, "block bodies hold only raw pointers and PODs");
+    if (blocks <= 0) return;
+    const std::size_t shared_bytes = body.shared_bytes();
+    if (shared_bytes > info_.max_shared_bytes_per_block)
+      throw DeviceError(std::string(body_name) + " needs " + std::to_string(shared_bytes) +
+                        " bytes of shared memory per block; " + info_.name + " offers " +
+                        std::to_string(info_.max_shared_bytes_per_block));
+    // Beyond the default 48 KiB a kernel must opt in to more dynamic shared memory.
+    constexpr std::size_t kDefaultSharedBytes = 48 * 1024;
+    if (shared_bytes > kDefaultSharedBytes)
+      EQPROP_CUDA_CHECK(cudaFuncSetAttribute(block_kernel<Body>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                             static_cast<int>(shared_bytes)));
+    const int threads = std::min(std::max(threads_per_block, 1), 1024);
+    block_kernel<Body><<<static_cast<unsigned int>(blocks), threads, shared_bytes, compute_stream_.get()>>>(body);
+    const cudaError_t status = cudaGetLastError();
+    if (status != cudaSuccess) {
+      const std::string call = std::string("launch of block_kernel<") + body_name + ">";
+      cuda_detail::throw_cuda_error(status, call.c_str(), __FILE__, __LINE__);
+    }
+  }
+
   // Declaration order is construction order: the device is selected first; the
   // destructor releases in reverse (scratch, handle, events, streams).
   DeviceInfo info_;
@@ -381,6 +451,8 @@ class CudaBackend final : public Backend {
   DeviceScratch reduce_scratch_;  // CUB temporary storage of count_nonfinite
   DeviceScratch count_result_;    // (1) int64 result of count_nonfinite
   PinnedScratch host_count_;      // (1) int64, its pinned host copy
+  AllocationCounter counter_;     // what allocate() holds (not the scratch above)
+  GemmPrecision precision_ = GemmPrecision::fp32;
 };
 
 // cudaGetDeviceCount, or 0 with the reason in *why. Never throws.

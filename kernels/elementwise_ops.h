@@ -19,6 +19,7 @@
 #include "kernels/row_energy.h"
 #include "kernels/row_max_change.h"
 #include "kernels/row_metrics.h"
+#include "kernels/sgd_dac_write.h"
 #include "kernels/sgd_momentum.h"
 #include "kernels/simulated_bifurcation.h"
 #include "kernels/softmax_residual.h"
@@ -40,6 +41,8 @@
   X(RandomSpinsOp)                \
   X(MetropolisSweepOp)            \
   X(DacWriteOp)                   \
+  X(SgdDacWriteOp)                \
+  X(SgdRangeOp)                   \
   X(AdcReadOp)                    \
   X(MinMaxReduceOp)               \
   X(PlaneRelayoutOp)              \

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 
+#include "kernels/adc_read.h"
 #include "kernels/hard_sigmoid.h"
 #include "kernels/hostdevice.h"
 #include "kernels/philox.h"
@@ -87,6 +88,12 @@ struct LayerStepOp {
   std::uint64_t noise_index = 0;
   std::int64_t noise_row_stride = 0;
   std::uint32_t noise_step = 0;
+  // The ADC reading of the new state, in the same pass (the final step of a phase
+  // whose states are read out): readout[i] = adc.read(new state, readout_first + i),
+  // i the index within this op's arrays. Null: none.
+  float* readout = nullptr;
+  AdcSpec adc{};
+  std::int64_t readout_first = 0;
 
   // Logical elements 2k and 2k + 1 share one Philox draw: the two normals of one
   // Box-Muller pair (half the draws, logarithms and square roots per step).
@@ -106,6 +113,7 @@ struct LayerStepOp {
     const std::int64_t row = i / units;
     const std::int32_t unit = static_cast<std::int32_t>(i % units);
     update(i, unit, noise_sigma == 0.0f ? 0.0f : noise_of(noise_element(row, unit)));
+    if (readout) readout[i] = adc.read(states[i], readout_first + i);
   }
 
   EQ_HD void update(std::int64_t i, std::int32_t unit, float noise) const {
@@ -128,6 +136,10 @@ struct LayerStepOp {
   // takes the general per-element path.
   std::int64_t row_count(std::int64_t count) const { return count / units; }
   void row(std::int64_t r) const {
+    step_row(r);
+    if (readout) adc.read_run(states + r * units, readout + r * units, readout_first + r * units, units);
+  }
+  void step_row(std::int64_t r) const {
     if (noise_sigma != 0.0f) {
       // One draw per pair of elements; the same values as noise_of, element by element.
       std::uint64_t pair = ~std::uint64_t{0};

@@ -38,6 +38,8 @@ enum class RngStream : std::uint32_t {
   sb_initial_state = 21,   // simulated bifurcation: initial positions
   random_spins = 22,       // random initial spins (annealing)
   oscillator_phases = 23,  // oscillator Ising machine: initial phases
+  // Data pipeline (engine/image_augmentation.h).
+  augmentation = 24,       // random crop offset and horizontal flip per (sample, epoch)
 };
 
 namespace philox_detail {

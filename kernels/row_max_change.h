@@ -4,6 +4,7 @@
 
 #include <cstdint>
 
+#include "kernels/adc_read.h"
 #include "kernels/hostdevice.h"
 
 namespace eqprop {
@@ -16,6 +17,11 @@ struct RowMaxChangeOp {
   float* residual;        // (batch)
   std::int32_t units;
   bool accumulate;        // max with the value already in residual[row]
+  // The ADC reading of the states, in the same pass: a convergence check that ends
+  // the phase leaves the readout of the final state (LayerStepOp's readout fields).
+  float* readout = nullptr;  // (batch, units), or null
+  AdcSpec adc{};
+  std::int64_t readout_first = 0;
 
   EQ_HD void operator()(std::int64_t row) const {
     const float* s = states + row * units;
@@ -26,6 +32,7 @@ struct RowMaxChangeOp {
       largest = (change > largest || change != change) ? change : largest;
     }
     residual[row] = largest;
+    if (readout) adc.read_run(s, readout + row * units, readout_first + row * units, units);
   }
 };
 

@@ -47,6 +47,14 @@ EQ_HD void sb_oscillator_step(float& x, float& y, float field, float detuning, f
   x = position > 1.0f ? 1.0f : (position < -1.0f ? -1.0f : position);
 }
 
+// The detuning a0 - a(t) of step `step` (0-based) of a run of `steps`: the pump
+// a(t) ramps linearly from 0 to a0 at the last step (Goto et al. 2021). One
+// function for the GEMM path and the fused kernel, so both follow the same schedule
+// to the bit.
+EQ_HD float sb_detuning(float a0, std::int64_t step, std::int64_t steps) {
+  return a0 - a0 * static_cast<float>(double(step + 1) / double(steps));
+}
+
 // Random initial positions and momenta, uniform in [-amplitude, amplitude), keyed
 // on (seed, replica * units + unit, round): any launch shape gives the same start.
 // Also writes sign(x) for dSB's first GEMM when `signs` is set.

@@ -127,7 +127,20 @@ void DenseHopfield::readout_residual(const NetworkState& state, const float* tar
                rows);
 }
 
+template <class Op>
+void DenseHopfield::set_readout(Op& op, NetworkState& state, const PhaseSpec& spec, int layer, int begin) const {
+  if (state.readouts.size() != state.layers.size())
+    throw std::invalid_argument("DenseHopfield::relax: read_out needs state.readouts shaped like the layers");
+  const std::int64_t first = std::int64_t(begin) * shape_.layers[layer + 1];
+  op.readout = state.readouts[layer].data() + first;
+  op.adc = spec.adc;
+  op.adc.tensor += static_cast<std::uint32_t>(layer);
+  op.readout_first = first;
+}
+
 PhaseResult DenseHopfield::relax(NetworkState& state, const float* target, const PhaseSpec& spec) {
+  if (spec.read_out && spec.steps < 1)
+    throw std::invalid_argument("DenseHopfield::relax: a phase read out by the ADC needs at least one step");
   if (spec.integrator == Integrator::csb && !spec.keep_momenta)
     for (auto& momentum : state.momenta) backend_.fill_zero(momentum.data(), std::size_t(batch_) * sizeof(float) * (momentum.size() / max_batch_));
   // The systems of a batch are independent: the backend may relax slices of the
@@ -162,12 +175,14 @@ int DenseHopfield::relax_rows(NetworkState& state, const float* target, const Ph
   return spec.steps;
 }
 
-bool DenseHopfield::rows_converged(const NetworkState& state, const PhaseSpec& spec, int begin, int rows) {
+bool DenseHopfield::rows_converged(NetworkState& state, const PhaseSpec& spec, int begin, int rows) {
   for (std::size_t i = 0; i < state.layers.size(); ++i) {
     const std::size_t units = shape_.layers[i + 1];
-    backend_.run(RowMaxChangeOp{state.layers[i].data() + begin * units, snapshot_.layers[i].data() + begin * units,
-                                row_residual_.data() + begin, static_cast<std::int32_t>(units), i > 0},
-                 rows);
+    RowMaxChangeOp op{state.layers[i].data() + begin * units, snapshot_.layers[i].data() + begin * units,
+                      row_residual_.data() + begin, static_cast<std::int32_t>(units), i > 0};
+    // If this check ends the phase, the readout must be of this state.
+    if (spec.read_out) set_readout(op, state, spec, static_cast<int>(i), begin);
+    backend_.run(op, rows);
   }
   std::vector<float> residual(rows);
   backend_.copy_to_host(residual.data(), row_residual_.data() + begin, rows * sizeof(float));
@@ -231,6 +246,7 @@ void DenseHopfield::step_rows(NetworkState& state, const float* target, const Ph
     op.noise_index = (spec.first_sample + static_cast<std::uint64_t>(begin)) * units_total_ + unit_offset;
     op.noise_row_stride = units_total_;
     op.noise_step = (spec.noise_phase << 24) + static_cast<std::uint32_t>(step);
+    if (spec.read_out && step == spec.steps - 1) set_readout(op, state, spec, i, begin);
     backend_.run(op, std::int64_t(rows) * units);
     unit_offset += units;
   }

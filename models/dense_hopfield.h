@@ -63,6 +63,8 @@ class DenseHopfield final : public EnergyModel {
   // momenta zeroed; target (batch, classes) is the one-hot label, used when
   // spec.beta != 0.
   PhaseResult relax(NetworkState& state, const float* target, const PhaseSpec& spec) override;
+  // The final step (at the cap) and every convergence check write the ADC reading.
+  bool fuses_readout() const override { return true; }
 
   // energy (batch, device) = E(s) of every system (DESIGN.md §1), without the cost.
   void energy(const NetworkState& state, float* energy) override;
@@ -88,7 +90,10 @@ class DenseHopfield final : public EnergyModel {
   void step_rows(NetworkState& state, const float* target, const PhaseSpec& spec, int step, int begin, int rows);
   // True if every system of rows [begin, begin + rows) moved less than the
   // tolerance in the step from `snapshot_` to `state`.
-  bool rows_converged(const NetworkState& state, const PhaseSpec& spec, int begin, int rows);
+  bool rows_converged(NetworkState& state, const PhaseSpec& spec, int begin, int rows);
+  // Points a step or check op's readout fields at rows from `begin` of layer `layer`.
+  template <class Op>
+  void set_readout(Op& op, NetworkState& state, const PhaseSpec& spec, int layer, int begin) const;
   // logits (rows, classes) of rows [begin, begin + rows) = s_top W_out, into
   // residual_ (without the bias: the ops add it).
   void readout_logits(const NetworkState& state, int begin, int rows);

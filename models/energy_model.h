@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/adc_read.h"
 #include "kernels/backend.h"
 #include "kernels/device_buffer.h"
 #include "kernels/layer_step.h"
@@ -49,6 +50,12 @@ struct PhaseSpec {
   // when every system is below tolerance. 0 runs to the cap.
   float tolerance = 0.0f;
   int check_every = 5;
+  // The ADC read-out of the phase's final state, fused into the relaxation's own
+  // passes (models whose fuses_readout() is true): the reading of state layer i
+  // goes to state.readouts[i], keyed on tensor adc.tensor + i. Off when read_out
+  // is false.
+  bool read_out = false;
+  AdcSpec adc{};
 };
 
 // What a relaxation did.
@@ -61,6 +68,9 @@ struct PhaseResult {
 struct NetworkState {
   std::vector<DeviceBuffer<float>> layers;
   std::vector<DeviceBuffer<float>> momenta;
+  // Digital readings of the layers (PhaseSpec::read_out), shaped like them; empty
+  // unless the trainer reads states out through a fused ADC.
+  std::vector<DeviceBuffer<float>> readouts;
 };
 
 // Parameter-shaped arrays: the model's parameters, gradients, optimizer momenta.
@@ -102,6 +112,9 @@ class EnergyModel {
   // Relaxes `state` in place for up to spec.steps steps; target is used when
   // spec.beta != 0.
   virtual PhaseResult relax(NetworkState& state, const float* target, const PhaseSpec& spec) = 0;
+  // True if relax() honours PhaseSpec::read_out; otherwise the trainer reads the
+  // states out with a pass of its own after the phase.
+  virtual bool fuses_readout() const { return false; }
   // energy (batch, device) = E(s) of every system, without the cost.
   virtual void energy(const NetworkState& state, float* energy) = 0;
   // EP estimate of dLoss/dtheta, batch-averaged, from two states relaxed at

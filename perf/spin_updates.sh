@@ -4,8 +4,13 @@
 # K2000 file is not on these machines), many replicas, as a fraction of the
 # machine's GEMM peak.
 #
+# Then both SB paths (engine/maxcut_solver.h) on a small dense +-1 instance with many
+# replicas, where the fused block kernel is meant to win on a GPU: spin updates/s of
+# --path fused and --path gemm, and their ratio.
+#
 # Usage: perf/spin_updates.sh [device] [replicas] [steps]   (default cpu 256 100)
 #   EQPROP_BIN  the eqprop binary (default build/eqprop)
+#   SMALL_N, SMALL_REPLICAS, SMALL_STEPS  the small instance (default 200, 1024, 2000)
 # Napkin math: an SB step of R replicas is one GEMM (R, n) x (n, n): 2 n^2 R FLOP,
 # i.e. 2n FLOP per spin update; everything else is O(n R) per step. So
 #   fraction_of_peak = spin_updates_per_s * 2n / peak_flops,
@@ -58,4 +63,31 @@ for run in (json.loads(a) for a in sys.argv[2:]):
                       # The integration alone (the evaluation at the end excluded):
                       "integration_fraction_of_peak": round(
                           gemm_flops * run["seconds"] / (run["seconds"] - run["evaluation_seconds"]) / peak, 4)}))
+PY
+
+# The small instance: fused block path against GEMM path.
+small_n="${SMALL_N:-200}"
+small_replicas="${SMALL_REPLICAS:-1024}"
+small_steps="${SMALL_STEPS:-2000}"
+small="${TMPDIR:-/tmp}/eqprop_dense_pm1_n${small_n}_seed1.txt"
+if [ ! -s "$small" ]; then
+  awk -v n="$small_n" 'BEGIN { srand(1); print n, n * (n - 1) / 2;
+                              for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) print i, j, (rand() < 0.5 ? 1 : -1) }' > "$small"
+fi
+paths=()
+for path in fused gemm; do
+  json=$("$bin" solve --problem maxcut --graph "$small" --method dsb --replicas "$small_replicas" \
+           --steps "$small_steps" --evaluations 1 --seed 1 --device "$device" --path "$path")
+  echo "$json" | tee -a "$results"
+  paths+=("$json")
+done
+python3 - "${paths[@]}" <<'PY' | tee -a "$results"
+import json, sys
+fused, gemm = (json.loads(a) for a in sys.argv[1:])
+rate = lambda run: run["n"] * run["replicas"] * run["steps_done"] / (run["seconds"] - run["evaluation_seconds"])
+print(json.dumps({"summary": "small instance: fused block path vs GEMM path", "method": fused["method"],
+                  "backend": fused["backend"], "n": fused["n"], "replicas": fused["replicas"], "steps": fused["steps"],
+                  "fused_spin_updates_per_s": round(rate(fused)), "gemm_spin_updates_per_s": round(rate(gemm)),
+                  "fused_over_gemm": round(rate(fused) / rate(gemm), 3),
+                  "best_cut_fused": fused["best_cut"], "best_cut_gemm": gemm["best_cut"]}))
 PY

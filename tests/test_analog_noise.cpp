@@ -119,7 +119,8 @@ void dac_reference(const DacWriteOp& op, const std::vector<float>& source, std::
 }
 
 // The ADC read written as a plain loop.
-std::vector<float> adc_reference(const AdcReadOp& op, const std::vector<float>& in, const float* host_range) {
+std::vector<float> adc_reference(const AdcReadOp& read, const std::vector<float>& in, const float* host_range) {
+  const eqprop::AdcSpec& op = read.adc;
   std::vector<float> out(in.size());
   for (std::size_t i = 0; i < in.size(); ++i) {
     const std::uint64_t index = index_of(op.tensor, static_cast<std::int64_t>(i));
@@ -251,8 +252,8 @@ TEST_CASE("hardware: AdcReadOp on the CPU backend equals a direct loop, bit for 
       DeviceBuffer<float> range_device = on_device(*backend, host_range);
       DeviceBuffer<float> in = on_device(*backend, states);
       DeviceBuffer<float> out(*backend, states.size());
-      AdcReadOp op{in.data(), out.data(), c.quantizer, c.sigma, c.unit, 7, 9, 123, count};
-      if (c.calibrated) op.quantizer.range = range_device.data();
+      AdcReadOp op{in.data(), out.data(), {c.quantizer, c.sigma, c.unit, 7, 9, 123}, count};
+      if (c.calibrated) op.adc.quantizer.range = range_device.data();
       backend->run(op, count);
       // In place gives the same.
       AdcReadOp in_place = op;
@@ -317,7 +318,7 @@ TEST_CASE("hardware: with everything off the ops and the driver are exact identi
     DeviceBuffer<float> written(*backend, values.size()), effective(*backend, values.size()), read(*backend, values.size());
     backend->run(DacWriteOp{source.data(), written.data(), effective.data(), eqprop::quantizer_off(), 0.0f, 0.0f, 0.0f, 1, 0, 0, count},
                  count);
-    backend->run(AdcReadOp{source.data(), read.data(), eqprop::quantizer_off(), 0.0f, NoiseUnit::lsb, 1, 0, 0, count}, count);
+    backend->run(AdcReadOp{source.data(), read.data(), {eqprop::quantizer_off(), 0.0f, NoiseUnit::lsb, 1, 0, 0}, count}, count);
     backend->synchronize();
     check_bit_exact("DacWriteOp off: written", written.to_host(), values);
     check_bit_exact("DacWriteOp off: effective", effective.to_host(), values);
@@ -430,7 +431,7 @@ TEST_CASE("hardware: ADC readout noise has the configured variance, in LSB and a
     const double step = 1.0 / 65535.0;
     DeviceBuffer<float> in = on_device(*backend, std::vector<float>(static_cast<std::size_t>(n), x));
     DeviceBuffer<float> out(*backend, static_cast<std::size_t>(n));
-    backend->run(AdcReadOp{in.data(), out.data(), adc, sigma, NoiseUnit::absolute, 5, 1, 0, n}, n);
+    backend->run(AdcReadOp{in.data(), out.data(), {adc, sigma, NoiseUnit::absolute, 5, 1, 0}, n}, n);
     const std::vector<float> r = out.to_host();
     std::vector<double> error(r.begin(), r.end());
     for (double& e : error) e -= x;
@@ -443,7 +444,7 @@ TEST_CASE("hardware: ADC readout noise has the configured variance, in LSB and a
     const QuantizerSpec adc{8, LevelConvention::asymmetric, Rounding::nearest, 0.0f, 255.0f, nullptr};
     DeviceBuffer<float> in = on_device(*backend, std::vector<float>(static_cast<std::size_t>(n), x));
     DeviceBuffer<float> out(*backend, static_cast<std::size_t>(n));
-    backend->run(AdcReadOp{in.data(), out.data(), adc, sigma, NoiseUnit::lsb, 5, 1, 0, n}, n);
+    backend->run(AdcReadOp{in.data(), out.data(), {adc, sigma, NoiseUnit::lsb, 5, 1, 0}, n}, n);
     const std::vector<float> r0 = out.to_host();
     std::vector<double> readout(r0.begin(), r0.end());
     int off_grid = 0;
@@ -451,12 +452,12 @@ TEST_CASE("hardware: ADC readout noise has the configured variance, in LSB and a
     CHECK(off_grid == 0);  // every readout is a level
     check_moments("readout, sigma 2.5 LSB", readout, x, double(sigma) * sigma + 1.0 / 12.0);
     // A new read count gives new noise; the same one the same readout.
-    backend->run(AdcReadOp{in.data(), out.data(), adc, sigma, NoiseUnit::lsb, 5, 1, 1, n}, n);
+    backend->run(AdcReadOp{in.data(), out.data(), {adc, sigma, NoiseUnit::lsb, 5, 1, 1}, n}, n);
     const std::vector<float> r1 = out.to_host();
     std::int64_t same = 0;
     for (std::int64_t i = 0; i < n; ++i) same += r0[i] == r1[i];
     CHECK(same < n / 4);  // two reads agree on ~16% of elements (sigma 2.5 LSB)
-    backend->run(AdcReadOp{in.data(), out.data(), adc, sigma, NoiseUnit::lsb, 5, 1, 0, n}, n);
+    backend->run(AdcReadOp{in.data(), out.data(), {adc, sigma, NoiseUnit::lsb, 5, 1, 0}, n}, n);
     check_bit_exact("same read count, same readout", out.to_host(), r0);
   }
 }

@@ -93,7 +93,7 @@ TEST_CASE("cli: usage and command-line errors") {
     for (const char* help : {"help", "--help", "-h"}) {
       const CliResult r = run({help});
       check_code(r, 0);
-      check_contains(r.out, {"usage", "train", "eval", "gradcheck", "bench", "config"});
+      check_contains(r.out, {"usage", "train", "eval", "gradcheck", "bench", "config", "plan", "--memory-gib"});
     }
   }
   SUBCASE("--help after a command") {
@@ -442,4 +442,118 @@ TEST_CASE("cli: config") {
 }
 
 }  // namespace
+}  // namespace eqprop
+
+namespace eqprop {
+namespace {
+
+// CIFAR-10 batch files in the published record layout (hosttools/cifar10_reader.h):
+// data_batch_i.bin with `per_batch` records, test_batch.bin with `test` records;
+// labels cycle through 0..9, pixels vary per record and position.
+void write_cifar10_files(const fs::path& folder, int per_batch, int test) {
+  fs::create_directories(folder);
+  int id = 0;
+  const auto records = [&](int count) {
+    std::vector<std::uint8_t> bytes;
+    for (int r = 0; r < count; ++r, ++id) {
+      bytes.push_back(static_cast<std::uint8_t>(id % 10));
+      for (int p = 0; p < 3072; ++p) bytes.push_back(static_cast<std::uint8_t>((p * 7 + id * 31 + (id % 10) * 40) % 256));
+    }
+    return bytes;
+  };
+  for (int i = 1; i <= 5; ++i) write_bytes(folder / ("data_batch_" + std::to_string(i) + ".bin"), records(per_batch));
+  write_bytes(folder / "test_batch.bin", records(test));
+}
+
+json cifar_config(const std::string& data_dir) {
+  return {{"model", {{"layers", {3072, 16, 10}}}},
+          {"training", {{"epochs", 1}, {"batch_size", 4}, {"eval_batch_size", 5}}},
+          {"dynamics", {{"t_free", 4}, {"t_nudge", 2}}},
+          {"data",
+           {{"name", "cifar10"},
+            {"dir", data_dir},
+            {"normalize", "standardize"},
+            {"augment_crop_padding", 4},
+            {"augment_flip", true}}}};
+}
+
+}  // namespace
+
+TEST_CASE("cli: train on CIFAR-10 batch files, augmented and standardized") {
+  TempDir dir;
+  write_cifar10_files(dir.path() / "cifar-10-batches-bin", 4, 10);
+  const std::string config_path = dir.file("cifar.json");
+  write_json(config_path, cifar_config(dir.path().string()));
+  const CliResult r = run({"train", "--config", config_path, "--device", "cpu", "--out", dir.file("run")});
+  check_code(r, 0);
+  check_contains(r.out, {"cifar10 (20 train, 10 test)", "epoch 1/1"});
+  const std::vector<std::string> metrics = read_lines(dir.file("run") + "/metrics.jsonl");
+  REQUIRE(metrics.size() == 1);
+  const json record = json::parse(metrics[0]);
+  CHECK(record["test_acc"].get<double>() >= 0.0);
+  const json resolved = read_json(dir.file("run") + "/config.json");
+  CHECK(resolved["data"]["augment_crop_padding"] == 4);
+  CHECK(resolved["data"]["augment_flip"] == true);
+}
+
+TEST_CASE("cli: CIFAR-10 data errors name the file") {
+  TempDir dir;
+  write_cifar10_files(dir.path(), 2, 2);
+  const std::string config_path = dir.file("cifar.json");
+  write_json(config_path, cifar_config(dir.path().string()));
+  SUBCASE("a missing batch") {
+    fs::remove(dir.path() / "data_batch_3.bin");
+    const CliResult r = run({"train", "--config", config_path, "--device", "cpu", "--out", dir.file("run")});
+    check_code(r, 1);
+    check_contains(r.err, {"missing data_batch_3.bin", dir.path().string()});
+  }
+  SUBCASE("a batch of the wrong size") {
+    std::ofstream(dir.path() / "test_batch.bin", std::ios::app) << "xyz";
+    const CliResult r = run({"train", "--config", config_path, "--device", "cpu", "--out", dir.file("run")});
+    check_code(r, 1);
+    check_contains(r.err, {"test_batch.bin", "6149", "multiple of 3073 bytes"});
+  }
+}
+
+TEST_CASE("cli: plan prints the batch plan; train refuses a batch that does not fit") {
+  TempDir dir;
+  const std::string config_path = dir.file("plan.json");
+  write_json(config_path, {{"model", {{"layers", {64, 32, 10}}}},
+                           {"training", {{"batch_size", 64}, {"eval_batch_size", 200}}}});
+  SUBCASE("plan") {
+    const CliResult r = run({"plan", "--config", config_path, "--device", "cpu", "--memory-gib", "1"});
+    check_code(r, 0);
+    REQUIRE(r.code == 0);
+    const json plan = printed_json(r.out);
+    CHECK(plan["bytes_per_system"].get<std::int64_t>() > 0);
+    CHECK(plan["fixed_bytes"].get<std::int64_t>() > 0);
+    CHECK(plan["available_bytes"] == std::int64_t{1} << 30);
+    CHECK(plan["configured_batch"] == 200);
+    CHECK(plan["fits"] == true);
+    CHECK(plan["max_batch"].get<std::int64_t>() >= 200);
+  }
+  SUBCASE("plan for the device's free memory") {
+    const CliResult r = run({"plan", "--config", config_path, "--device", "cpu"});
+    check_code(r, 0);
+    REQUIRE(r.code == 0);
+    CHECK(printed_json(r.out)["available_from"] == "device free memory");
+  }
+  SUBCASE("a bad --memory-gib") {
+    for (const char* bad : {"0", "-1", "lots", ""}) {
+      const CliResult r = run({"plan", "--config", config_path, "--device", "cpu", "--memory-gib", bad});
+      check_code(r, 2);
+      check_contains(r.err, {"--memory-gib"});
+    }
+  }
+  SUBCASE("train refuses before reading data or writing anything") {
+    // The data directory does not exist: the refusal must come first.
+    const CliResult r = run({"train", "--config", config_path, "--device", "cpu", "--out", dir.file("run"),
+                             "--set", "data.name=mnist", "--set", "data.dir=" + dir.file("no_data"),
+                             "--memory-gib", "0.0001"});
+    check_code(r, 2);
+    check_contains(r.err, {"does not fit", "200 systems", "largest batch that fits is", "eqprop plan"});
+    CHECK_FALSE(fs::exists(dir.file("run")));
+  }
+}
+
 }  // namespace eqprop

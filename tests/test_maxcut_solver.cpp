@@ -1,5 +1,7 @@
 // The many-replica solver (engine/maxcut_solver.h) on the CPU backend: every method
-// finds the brute-force MAX-CUT optimum of small random graphs in most replicas,
+// (bSB and dSB on both the fused and the GEMM path) finds the brute-force MAX-CUT
+// optimum of small random graphs in most replicas, the two SB paths agree bit for
+// bit where the GEMM is exact,
 // an Ising problem with fields (the gauge path) reaches its brute-force ground
 // state, a seed gives the same answer twice, the time limit stops a long run, and
 // a G-set instance reaches a cut close to its best known.
@@ -61,26 +63,83 @@ TEST_CASE("maxcut: bSB, dSB, SA and OIM find the brute-force optimum of small ra
     const IsingProblem problem = maxcut_to_ising(graph);
     const double ground = brute_force_ground_energy(problem);
     for (const SolverMethod method : {SolverMethod::bsb, SolverMethod::dsb, SolverMethod::sa, SolverMethod::oim}) {
-      SolverOptions options;
-      options.method = method;
-      options.replicas = 64;
-      options.steps = method == SolverMethod::sa ? 300 : 500;
-      options.seed = 3;
-      options.evaluations = 1;
-      const SolverResult result = solve_ising(*backend, problem, options);
-      const auto optimal = std::count_if(result.final_energies.begin(), result.final_energies.end(),
-                                         [&](double e) { return e == ground; });
-      const double fraction = double(optimal) / options.replicas;
-      const std::string weights = instance.signed_weights ? "+-1" : "+1";
-      MESSAGE("n " << instance.n << " (" << graph.edges.size() << " edges of " << weights << "), " << solver_method_name(method) << ": optimum cut " << cut_from_energy(graph, ground)
-                   << " in " << optimal << "/" << options.replicas << " replicas");
-      CHECK(result.best_energy == ground);
-      CHECK(cut_value(graph, result.best_spins.data()) == cut_from_energy(graph, ground));
-      CHECK(fraction > 0.5);
-      CHECK(result.steps_done == options.steps);
-      CHECK(result.spin_updates_per_s > 0);
+      const bool sb = method == SolverMethod::bsb || method == SolverMethod::dsb;
+      for (const SolverPath path : {SolverPath::gemm, SolverPath::fused_block}) {
+        if (path == SolverPath::fused_block && !sb) continue;
+        SolverOptions options;
+        options.method = method;
+        options.path = path;
+        options.replicas = 64;
+        options.steps = method == SolverMethod::sa ? 300 : 500;
+        options.seed = 3;
+        options.evaluations = 1;
+        const SolverResult result = solve_ising(*backend, problem, options);
+        const auto optimal = std::count_if(result.final_energies.begin(), result.final_energies.end(),
+                                           [&](double e) { return e == ground; });
+        const double fraction = double(optimal) / options.replicas;
+        const std::string weights = instance.signed_weights ? "+-1" : "+1";
+        MESSAGE("n " << instance.n << " (" << graph.edges.size() << " edges of " << weights << "), "
+                     << solver_method_name(method) << (sb ? " (" + solver_path_name(result.path) + ")" : "")
+                     << ": optimum cut "
+                     << cut_from_energy(graph, ground) << " in " << optimal << "/" << options.replicas << " replicas");
+        CHECK(result.path == path);
+        CHECK(result.best_energy == ground);
+        CHECK(cut_value(graph, result.best_spins.data()) == cut_from_energy(graph, ground));
+        CHECK(fraction > 0.5);
+        CHECK(result.steps_done == options.steps);
+        CHECK(result.spin_updates_per_s > 0);
+      }
     }
   }
+}
+
+TEST_CASE("maxcut: dSB's fused and GEMM paths are bit-identical on integer couplings") {
+  // Same initial state (SbInitOp), same pump schedule (sb_detuning), same step
+  // (sb_oscillator_step); the field J sign(x) sums exact integers on both paths.
+  auto backend = make_backend("cpu");
+  std::mt19937 rng(45);
+  const IsingProblem problem = maxcut_to_ising(random_graph(rng, 70, 0.3, true));
+  SolverOptions options;
+  options.method = SolverMethod::dsb;
+  options.replicas = 24;
+  options.steps = 300;
+  options.rounds = 2;
+  options.evaluations = 3;  // the fused path resumes from global memory between chunks
+  options.path = SolverPath::gemm;
+  const SolverResult gemm = solve_ising(*backend, problem, options);
+  options.path = SolverPath::fused_block;
+  const SolverResult fused = solve_ising(*backend, problem, options);
+  CHECK(gemm.path == SolverPath::gemm);
+  CHECK(fused.path == SolverPath::fused_block);
+  CHECK(fused.final_energies == gemm.final_energies);
+  CHECK(fused.best_spins == gemm.best_spins);
+  CHECK(fused.best_round == gemm.best_round);
+  CHECK(fused.best_step == gemm.best_step);
+}
+
+TEST_CASE("maxcut: the automatic path is fused below the backend's threshold, GEMM above, and SA has no fused path") {
+  auto backend = make_backend("cpu");
+  std::mt19937 rng(46);
+  const int threshold = fused_sb_max_spins(*backend);
+  SolverOptions options;
+  options.method = SolverMethod::bsb;
+  options.replicas = 4;
+  options.steps = 10;
+  for (const int n : {threshold, threshold + 1}) {
+    if (n < 2) continue;
+    CAPTURE(n);
+    const SolverResult result = solve_ising(*backend, maxcut_to_ising(random_graph(rng, n, 0.1, false)), options);
+    CHECK(result.path == (n <= threshold ? SolverPath::fused_block : SolverPath::gemm));
+  }
+  options.method = SolverMethod::sa;
+  options.path = SolverPath::fused_block;
+  const IsingProblem small = maxcut_to_ising(random_graph(rng, 8, 0.5, false));
+  test::check_contains(test::thrown_message<ConfigError>([&] { solve_ising(*backend, small, options); }),
+                       {"bsb and dsb only"});
+  CHECK(parse_solver_path("auto") == SolverPath::automatic);
+  CHECK(parse_solver_path("fused") == SolverPath::fused_block);
+  CHECK(parse_solver_path("gemm") == SolverPath::gemm);
+  test::check_contains(test::thrown_message<ConfigError>([&] { parse_solver_path("tiled"); }), {"auto, fused, gemm"});
 }
 
 TEST_CASE("ising: the solver reaches the ground state of a problem with fields (absorbed by an extra spin)") {

@@ -77,6 +77,32 @@ TEST_CASE("maxcut: eqprop solve prints one JSON line and writes the best assignm
   }
 }
 
+TEST_CASE("maxcut: eqprop solve reports the SB path it took, and --path overrides the automatic choice") {
+  TempDir dir;
+  const std::string graph_path = dir.file("graph.txt");
+  std::ofstream(graph_path) << kGraph;
+  struct Case {
+    std::vector<std::string> path_args;
+    std::string expected;
+  };
+  // The CPU backend's automatic choice is the GEMM path (engine/maxcut_solver.cpp).
+  const Case cases[] = {{{}, "gemm"}, {{"--path", "auto"}, "gemm"}, {{"--path", "fused"}, "fused_block"},
+                        {{"--path", "gemm"}, "gemm"}};
+  for (const std::string method : {"bsb", "dsb"})
+    for (const Case& c : cases) {
+      std::vector<std::string> args = {"--graph", graph_path, "--method", method, "--replicas", "8",
+                                       "--steps", "200", "--device", "cpu"};
+      args.insert(args.end(), c.path_args.begin(), c.path_args.end());
+      const Result result = solve(args);
+      CAPTURE(method);
+      CAPTURE(result.out);
+      check_code(result, 0);
+      const nlohmann::json line = nlohmann::json::parse(result.out);
+      CHECK(line["path"] == c.expected);
+      CHECK(line["best_cut"] == 5);
+    }
+}
+
 TEST_CASE("ising: eqprop solve --problem ising reads couplings and fields") {
   TempDir dir;
   const std::string path = dir.file("ising.txt");
@@ -116,6 +142,8 @@ TEST_CASE("maxcut: eqprop solve usage errors exit 2 and data errors exit 1, with
       {{"--problem", "tsp", "--graph", graph_path}, 2, {"maxcut or ising"}},
       {{"--problem", "ising", "--graph", graph_path}, 2, {"--graph is for --problem maxcut"}},
       {{"--graph", graph_path, "--device", "tpu"}, 2, {"--device"}},
+      {{"--graph", graph_path, "--path", "tiled"}, 2, {"--path", "'tiled'", "auto, fused, gemm"}},
+      {{"--graph", graph_path, "--method", "sa", "--path", "fused"}, 2, {"bsb and dsb only"}},
       {{"--graph", dir.file("missing.txt")}, 1, {"cannot open", "missing.txt"}},
       {{"--graph", bad_path}, 1, {bad_path + ":2:", "node 4 is out of range 1..3"}},
   };

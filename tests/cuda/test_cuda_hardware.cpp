@@ -86,7 +86,7 @@ TEST_CASE("cuda hardware: noise-free DAC writes, ADC reads and calibration are b
       backend.run(eqprop::DacWriteOp{in, nullptr, out, spec, 0.0f, 0.0f, 0.0f, 3, 1, 17, count}, count);
     };
     auto adc = [&](Backend& backend, float* in, float* out) {
-      backend.run(eqprop::AdcReadOp{in, out, spec, 0.0f, NoiseUnit::lsb, 3, 1, 17, count}, count);
+      backend.run(eqprop::AdcReadOp{in, out, {spec, 0.0f, NoiseUnit::lsb, 3, 1, 17}, count}, count);
     };
     eqprop::test::check_bit_exact("DacWriteOp (cuda vs cpu)", run_on(*cuda, host, dac).second, run_on(*cpu, host, dac).second);
     eqprop::test::check_bit_exact("AdcReadOp (cuda vs cpu)", run_on(*cuda, host, adc).second, run_on(*cpu, host, adc).second);
@@ -133,7 +133,7 @@ TEST_CASE("cuda hardware: programming noise, mismatch and readout noise agree wi
   const QuantizerSpec adc{8, LevelConvention::asymmetric, Rounding::nearest, 0.0f, 1.0f, nullptr};
   const std::vector<float> states = eqprop::test::random_vector(rng, static_cast<std::size_t>(count), 0.0f, 1.0f);
   auto read = [&](Backend& backend, float* in, float* out) {
-    backend.run(eqprop::AdcReadOp{in, out, adc, 0.8f, NoiseUnit::lsb, 5, 3, 8, count}, count);
+    backend.run(eqprop::AdcReadOp{in, out, {adc, 0.8f, NoiseUnit::lsb, 5, 3, 8}, count}, count);
   };
   const auto rc = run_on(*cpu, states, read).second;
   const auto rg = run_on(*cuda, states, read).second;
