@@ -66,7 +66,7 @@ nlohmann::json run_benchmark(Backend& backend, const Config& config, const Bench
   const double achieved = flops / median / 1e9;
   // Models that do not count their FLOPs report null rather than a made-up rate.
   const auto counted = [&](double value) { return flops > 0 ? nlohmann::json(value) : nlohmann::json(nullptr); };
-  return nlohmann::json{{"backend", backend.name()},
+  nlohmann::json result{{"backend", backend.name()},
                         {"device", backend.device_name()},
                         {"model", config.model.kind},
                         {"layers", config.model.layers},
@@ -83,6 +83,8 @@ nlohmann::json run_benchmark(Backend& backend, const Config& config, const Bench
                         {"gflops", counted(achieved)},
                         {"peak_gflops", peak},
                         {"fraction_of_peak", counted(achieved / peak)}};
+  if (config.model.kind == "conv_hopfield") result["conv"] = config.resolved["conv"];
+  return result;
 }
 
 }  // namespace eqprop

@@ -7,6 +7,7 @@
 #include <iomanip>
 #include <sstream>
 
+#include "engine/model_factory.h"
 #include "kernels/error.h"
 
 namespace eqprop {
@@ -88,14 +89,17 @@ const std::vector<KeySpec>& schema() {
        "Seeds every random draw (init, shuffling, beta signs); same seed, same run."},
       {"device", ValueType::choice, "auto", 0, 0, false, {"auto", "cpu", "cuda"},
        "Backend; `auto` picks CUDA when a GPU is visible. `--device` overrides it."},
-      {"model.kind", ValueType::choice, "dense_hopfield", 0, 0, false, {"dense_hopfield", "oscillator", "ising"},
+      {"model.kind", ValueType::choice, "dense_hopfield", 0, 0, false,
+       {"dense_hopfield", "conv_hopfield", "oscillator", "ising"},
        "The physical system trained: `dense_hopfield`, the layered Hopfield network of DESIGN.md §1; "
-       "`oscillator`, a layered network of coupled phase oscillators (section `oscillator`; needs "
-       "gradient_flow dynamics and the mse cost); `ising`, a layered network of binary spins annealed by "
-       "block Gibbs/Metropolis sweeps (the `ising` section; Laydevant et al. 2024)."},
+       "`conv_hopfield`, conv layers with 2x2 pooling (the `conv` section) then the dense layers of "
+       "model.layers (Laborieux et al. 2021); `oscillator`, a layered network of coupled phase oscillators "
+       "(section `oscillator`; needs gradient_flow dynamics and the mse cost); `ising`, a layered network of "
+       "binary spins annealed by block Gibbs/Metropolis sweeps (the `ising` section; Laydevant et al. 2024)."},
       {"model.layers", ValueType::integer_list, json::array({784, 500, 10}), 1, 1 << 20, false, {},
-       "Layer sizes: input, hidden..., output. The input matches the data's sample size, the "
-       "output its class count."},
+       "Layer sizes. dense_hopfield: input, hidden..., output; the input matches the data's sample "
+       "size. conv_hopfield: the dense layers after the conv stack, hidden..., output (e.g. [10]). "
+       "The output matches the data's class count."},
       {"model.cost", ValueType::choice, "mse", 0, 0, false, {"mse", "cross_entropy"},
        "`mse`: the last layer is part of the energy, nudged by beta*1/2||s-y||^2. "
        "`cross_entropy`: the last weights are a softmax read-out of the last hidden layer, "
@@ -108,6 +112,20 @@ const std::vector<KeySpec>& schema() {
       {"oscillator.input_scale", ValueType::number, 3.14159265358979, 0, 100, true, {},
        "model.kind = oscillator: the input x is clamped as the phases input_scale * x (pi: pixels in "
        "[0, 1] span phases 0 to pi)."},
+      {"conv.input_shape", ValueType::integer_list, json::array({1, 28, 28}), 1, 1 << 16, false, {},
+       "conv_hopfield: one sample's [channels, height, width]; their product is the data's sample size "
+       "(NCHW, per sample contiguous)."},
+      {"conv.channels", ValueType::integer_list, json::array({16, 32}), 1, 1 << 16, false, {},
+       "conv_hopfield: output channels of each conv layer, input side first."},
+      {"conv.kernel", ValueType::integer_list, json::array({3}), 1, 64, false, {},
+       "conv_hopfield: square kernel size of each conv layer, or one for all."},
+      {"conv.stride", ValueType::integer_list, json::array({1}), 1, 64, false, {},
+       "conv_hopfield: stride of each conv layer, or one for all."},
+      {"conv.padding", ValueType::integer_list, json::array({1}), 0, 64, false, {},
+       "conv_hopfield: zero padding of each conv layer, or one for all."},
+      {"conv.pool", ValueType::choice, "max", 0, 0, false, {"max", "avg", "none"},
+       "conv_hopfield: 2x2 stride-2 pooling after every conv layer (`max`: through the argmax of the "
+       "current state; `avg`: the window mean) or none. Pooled sizes must be even."},
       {"dynamics.integrator", ValueType::choice, "fixed_point", 0, 0, false,
        {"fixed_point", "gradient_flow", "csb"},
        "`fixed_point`: s <- rho(field), synchronous. `gradient_flow`: projected Euler steps on the "
@@ -349,7 +367,8 @@ Config parse_config(const json& user, const std::string& source) {
   config.model.layers = at("model.layers").get<std::vector<int>>();
   config.model.cost = at("model.cost") == "cross_entropy" ? CostKind::cross_entropy : CostKind::mse;
   config.model.init_gain = at("model.init_gain").get<float>();
-  const std::size_t minimum_layers = config.model.cost == CostKind::cross_entropy ? 3 : 2;
+  const bool conv = config.model.kind == "conv_hopfield";
+  const std::size_t minimum_layers = conv ? 1 : config.model.cost == CostKind::cross_entropy ? 3 : 2;
   if (config.model.layers.size() < minimum_layers)
     throw ConfigError(source + ": model.layers needs at least " + std::to_string(minimum_layers) +
                       " sizes with model.cost = " + at("model.cost").dump() + ", got " +
@@ -361,6 +380,31 @@ Config parse_config(const json& user, const std::string& source) {
 
   config.oscillator.shil = at("oscillator.shil").get<float>();
   config.oscillator.input_scale = at("oscillator.input_scale").get<float>();
+  ConvConfig& conv_config = config.model.conv;
+  conv_config.input_shape = at("conv.input_shape").get<std::vector<int>>();
+  conv_config.channels = at("conv.channels").get<std::vector<int>>();
+  conv_config.pool = at("conv.pool").get<std::string>();
+  if (conv_config.input_shape.size() != 3)
+    throw ConfigError(source + ": conv.input_shape must be [channels, height, width], got " +
+                      at("conv.input_shape").dump());
+  const std::size_t conv_layers = conv_config.channels.size();
+  for (auto [key, values] : {std::pair<const char*, std::vector<int>*>{"conv.kernel", &conv_config.kernel},
+                             {"conv.stride", &conv_config.stride},
+                             {"conv.padding", &conv_config.padding}}) {
+    *values = at(key).get<std::vector<int>>();
+    if (values->size() == 1) values->resize(conv_layers, values->front());
+    if (conv && values->size() != conv_layers)
+      throw ConfigError(source + ": " + key + " has " + std::to_string(values->size()) +
+                        " entries but conv.channels " + at("conv.channels").dump() + " has " +
+                        std::to_string(conv_layers) + " conv layers (give one entry, or one per layer)");
+  }
+  if (conv) {
+    try {
+      conv_hopfield_shape(config.model).validate();
+    } catch (const std::invalid_argument& error) {
+      throw ConfigError(source + ": " + error.what());
+    }
+  }
 
   auto integrator_of = [](const std::string& name) {
     if (name == "gradient_flow") return Integrator::gradient_flow;

@@ -18,11 +18,26 @@
 
 namespace eqprop {
 
+// The conv section: the convolutional stack of model.kind = "conv_hopfield"
+// (models/conv_hopfield.h). kernel, stride and padding hold one entry per conv
+// layer (a single entry in the config applies to every layer).
+struct ConvConfig {
+  std::vector<int> input_shape;  // C, H, W
+  std::vector<int> channels;
+  std::vector<int> kernel;
+  std::vector<int> stride;
+  std::vector<int> padding;
+  std::string pool = "max";  // max, avg, none
+};
+
 struct ModelConfig {
   std::string kind = "dense_hopfield";  // which EnergyModel (engine/model_factory.h)
-  std::vector<int> layers;  // input, hidden..., output sizes
+  // dense_hopfield: input, hidden..., output sizes. conv_hopfield: the dense layers
+  // after the conv stack, hidden..., output.
+  std::vector<int> layers;
   CostKind cost = CostKind::mse;
   float init_gain = 1.0f;
+  ConvConfig conv;
 };
 
 // model.kind = "oscillator" (models/oscillator_network.h).

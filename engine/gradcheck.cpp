@@ -1,14 +1,17 @@
 #include "engine/gradcheck.h"
 
-#include <vector>
-
 #include <algorithm>
 #include <cmath>
+#include <functional>
+#include <utility>
+#include <vector>
 
 #include "engine/trainer.h"
 #include "kernels/error.h"
 #include "kernels/device_buffer.h"
 #include "kernels/philox.h"
+#include "engine/model_factory.h"
+#include "models/conv_hopfield_reference.h"
 #include "models/dense_hopfield_reference.h"
 #include "models/oscillator_network_reference.h"
 
@@ -16,43 +19,112 @@ namespace eqprop {
 
 namespace {
 
-// Host copies of an engine gradient in the reference's layout.
-reference::Gradient to_reference(const ParameterSet& gradient) {
-  reference::Gradient result;
+// A batch of random inputs in [0, 1) and labels from the counter-based RNG, each
+// kept only if usable(sample, label): EP at a finite beta matches the derivative
+// only where the loss is smooth over the nudge (the models' checks below say what
+// that means for each). Unusable samples are drawn again, and counted.
+struct Samples {
+  std::vector<std::vector<double>> xs;
+  std::vector<int> labels;
+  std::vector<float> x, one_hot;
+  int rejected = 0;
+};
+
+Samples draw_samples(const Config& config, const GradcheckOptions& options, int inputs, int classes,
+                     const std::function<bool(const std::vector<double>&, int)>& usable, const std::string& remedy) {
+  Samples out;
+  for (std::uint64_t draw = 0; static_cast<int>(out.xs.size()) < options.samples; ++draw) {
+    if (draw >= 100u * static_cast<std::uint64_t>(options.samples))
+      throw ConfigError("gradcheck: fewer than 1 in 100 random samples are usable: " + remedy);
+    std::vector<double> sample;
+    for (int i = 0; i < inputs; ++i)
+      sample.push_back(uniform_from_word(random_words(config.seed, RngStream::synthetic_data, draw * inputs + i, 2).v[0]));
+    const int label = static_cast<int>(random_words(config.seed, RngStream::synthetic_data, draw, 3).v[0] % classes);
+    if (!usable(sample, label)) {
+      ++out.rejected;
+      continue;
+    }
+    out.xs.push_back(sample);
+    out.x.insert(out.x.end(), sample.begin(), sample.end());
+    out.labels.push_back(label);
+    out.one_hot.resize(out.xs.size() * classes, 0.0f);
+    out.one_hot[(out.xs.size() - 1) * classes + label] = 1.0f;
+  }
+  return out;
+}
+
+// Samples of a model whose loss has kinks (a unit's field crossing 0 or 1, a
+// max-pooling window changing its maximum): there it has no gradient, and a nudge
+// of size beta crosses the kink when the sample is within about beta of it, so
+// samples nearer than 2 * beta are redrawn. margin_of(x): the distance to the
+// nearest kink at the free fixed point.
+Samples draw_away_from_kinks(const Config& config, const GradcheckOptions& options, int inputs, int classes,
+                             const std::function<double(const std::vector<double>&)>& margin_of,
+                             double& smallest_margin) {
+  const double needed = 2.0 * config.ep.beta;
+  smallest_margin = 1e300;
+  return draw_samples(
+      config, options, inputs, classes,
+      [&](const std::vector<double>& sample, int) {
+        const double margin = margin_of(sample);
+        if (margin < needed) return false;
+        smallest_margin = std::min(smallest_margin, margin);
+        return true;
+      },
+      "fewer are at least " + std::to_string(needed) + " (2 * ep.beta) from a kink of the loss; lower ep.beta");
+}
+
+// The engine's EP gradient of the samples, tensor by tensor on the host.
+std::vector<std::pair<std::vector<double>, std::vector<double>>> engine_gradient(Backend& backend, Trainer& trainer,
+                                                                                 const Samples& samples) {
+  DeviceBuffer<float> x_device(backend, samples.x.size()), target(backend, samples.one_hot.size());
+  x_device.copy_from_host(samples.x);
+  target.copy_from_host(samples.one_hot);
+  ParameterSet gradient = trainer.model().make_parameter_like();
+  trainer.ep_gradient(x_device.data(), target.data(), static_cast<int>(samples.xs.size()), 0, gradient);
+  std::vector<std::pair<std::vector<double>, std::vector<double>>> tensors;
   for (std::size_t l = 0; l < gradient.weights.size(); ++l) {
     const auto gw = gradient.weights[l].to_host();
     const auto gb = gradient.biases[l].to_host();
-    result.weights.emplace_back(gw.begin(), gw.end());
-    result.biases.emplace_back(gb.begin(), gb.end());
+    tensors.push_back({{gw.begin(), gw.end()}, {gb.begin(), gb.end()}});
+  }
+  return tensors;
+}
+
+reference::Gradient as_reference(const std::vector<std::pair<std::vector<double>, std::vector<double>>>& tensors) {
+  reference::Gradient result;
+  for (const auto& [w, b] : tensors) {
+    result.weights.push_back(w);
+    result.biases.push_back(b);
   }
   return result;
 }
 
-// The report every model's check shares: the run's settings and, per tensor and
-// overall, the cosine and relative error of the engine's EP gradient against the exact one.
-nlohmann::json comparison_report(Backend& backend, const Config& config, const GradcheckOptions& options,
-                                 const reference::Gradient& engine, const reference::Gradient& exact) {
+// Per tensor and overall, the cosine and relative error of the engine's EP
+// gradient against the exact one.
+void add_comparison(nlohmann::json& result, const reference::Gradient& engine, const reference::Gradient& exact) {
   nlohmann::json tensors = nlohmann::json::array();
   for (int l = 0; l < static_cast<int>(engine.weights.size()); ++l)
     tensors.push_back({{"tensor", l},
                        {"cosine", reference::cosine_similarity(engine, exact, l)},
                        {"relative_error", reference::relative_error(engine, exact, l)}});
-  return nlohmann::json{
-      {"backend", backend.name()},
-      {"model", config.model.kind},
-      {"layers", config.model.layers},
-      {"cost", config.resolved["model"]["cost"]},
-      {"beta", config.ep.beta},
-      {"nudging", config.resolved["ep"]["nudging"]},
-      {"integrator", config.resolved["dynamics"]["integrator"]},
-      {"t_free", config.dynamics.t_free},
-      {"t_nudge", config.dynamics.t_nudge},
-      {"samples", options.samples},
-      {"reference", "implicit differentiation through the free fixed point (double precision)"},
-      {"tensors", tensors},
-      {"overall",
-       {{"cosine", reference::cosine_similarity(engine, exact, -1)},
-        {"relative_error", reference::relative_error(engine, exact, -1)}}}};
+  result["tensors"] = tensors;
+  result["overall"] = {{"cosine", reference::cosine_similarity(engine, exact, -1)},
+                       {"relative_error", reference::relative_error(engine, exact, -1)}};
+}
+
+// The fields of the report every model shares.
+nlohmann::json report(Backend& backend, const Config& config, const GradcheckOptions& options) {
+  return nlohmann::json{{"backend", backend.name()},
+                        {"model", config.model.kind},
+                        {"layers", config.model.layers},
+                        {"cost", config.resolved["model"]["cost"]},
+                        {"beta", config.ep.beta},
+                        {"nudging", config.resolved["ep"]["nudging"]},
+                        {"integrator", config.resolved["dynamics"]["integrator"]},
+                        {"t_free", config.dynamics.t_free},
+                        {"t_nudge", config.dynamics.t_nudge},
+                        {"samples", options.samples}};
 }
 
 // The dense Hopfield network against models/dense_hopfield_reference.h.
@@ -72,53 +144,24 @@ nlohmann::json dense_hopfield_gradcheck(Backend& backend, const Config& config, 
     network.weights.emplace_back(w.begin(), w.end());
     network.biases.emplace_back(b.begin(), b.end());
   }
-
-  // Random inputs in [0, 1) and labels, from the counter-based RNG. The loss of
-  // the hard-sigmoid network has kinks where a unit's field crosses 0 or 1; there
-  // it has no gradient, and a nudge of size beta crosses the kink when the field
-  // is within about beta of it (2 * beta is the margin used). Such samples are drawn again, and counted.
-  const double margin_needed = 2.0 * config.ep.beta;
-  std::vector<float> x, one_hot;
-  std::vector<std::vector<double>> xs;
-  std::vector<int> labels;
-  int rejected = 0;
-  double smallest_margin = 1e300;
-  for (std::uint64_t draw = 0; static_cast<int>(xs.size()) < options.samples; ++draw) {
-    if (draw >= 100u * static_cast<std::uint64_t>(options.samples))
-      throw ConfigError("gradcheck: fewer than 1 in 100 random samples are at least " +
-                        std::to_string(margin_needed) +
-                        " (2 * ep.beta) from a kink of the hard sigmoid; lower ep.beta");
-    std::vector<double> sample;
-    for (int i = 0; i < inputs; ++i)
-      sample.push_back(uniform_from_word(
-          random_words(config.seed, RngStream::synthetic_data, draw * inputs + i, 2).v[0]));
-    double margin = 1e300;
-    for (const auto& layer : reference::fields(network, sample, reference::free_fixed_point(network, sample)))
-      for (double field : layer) margin = std::min({margin, std::abs(field), std::abs(field - 1.0)});
-    if (margin < margin_needed) {
-      ++rejected;
-      continue;
-    }
-    smallest_margin = std::min(smallest_margin, margin);
-    xs.push_back(sample);
-    x.insert(x.end(), sample.begin(), sample.end());
-    labels.push_back(static_cast<int>(random_words(config.seed, RngStream::synthetic_data, draw, 3).v[0] % classes));
-    one_hot.resize(xs.size() * classes, 0.0f);
-    one_hot[(xs.size() - 1) * classes + labels.back()] = 1.0f;
-  }
-  DeviceBuffer<float> x_device(backend, x.size()), target(backend, one_hot.size());
-  x_device.copy_from_host(x);
-  target.copy_from_host(one_hot);
-
-  ParameterSet gradient = trainer.model().make_parameter_like();
-  trainer.ep_gradient(x_device.data(), target.data(), options.samples, 0, gradient);
-
-  const reference::Gradient engine = to_reference(gradient);
-  const reference::Gradient exact = reference::implicit_gradient(network, xs, labels);
-  nlohmann::json report = comparison_report(backend, config, options, engine, exact);
-  report["samples_redrawn_near_a_kink"] = rejected;
-  report["smallest_field_margin"] = smallest_margin;
-  return report;
+  double smallest_margin = 0;
+  const Samples samples = draw_away_from_kinks(
+      config, options, inputs, classes,
+      [&](const std::vector<double>& sample) {
+        double margin = 1e300;
+        for (const auto& layer : reference::fields(network, sample, reference::free_fixed_point(network, sample)))
+          for (double field : layer) margin = std::min({margin, std::abs(field), std::abs(field - 1.0)});
+        return margin;
+      },
+      smallest_margin);
+  const reference::Gradient engine = as_reference(engine_gradient(backend, trainer, samples));
+  const reference::Gradient exact = reference::implicit_gradient(network, samples.xs, samples.labels);
+  nlohmann::json result = report(backend, config, options);
+  add_comparison(result, engine, exact);
+  result["samples_redrawn_near_a_kink"] = samples.rejected;
+  result["smallest_field_margin"] = smallest_margin;
+  result["reference"] = "implicit differentiation through the free fixed point (double precision)";
+  return result;
 }
 
 // The phase-oscillator network against models/oscillator_network_reference.h.
@@ -138,63 +181,95 @@ nlohmann::json oscillator_gradcheck(Backend& backend, const Config& config, cons
     network.weights.emplace_back(w.begin(), w.end());
     network.biases.emplace_back(b.begin(), b.end());
   }
-
-  // Random inputs in [0, 1) and labels. EP at a finite beta matches the derivative
-  // only where a nudge of +-beta keeps the state in the free fixed point's basin;
-  // near a bifurcation (a soft mode of the Hessian) it jumps to another minimum and
-  // the EP estimate is off by orders of magnitude (seen: a sample whose smallest
-  // Hessian eigenvalue was 2.3 beta). Samples whose reference nudged fixed points
-  // deviate from the linear response by more than half of it are drawn again, and
-  // counted (smooth samples deviate by ~beta of it).
+  // Near a bifurcation (a soft mode of the Hessian) a nudge of +-beta moves the
+  // state to another minimum and the EP estimate is off by orders of magnitude
+  // (seen: a sample whose smallest Hessian eigenvalue was 2.3 beta). Samples whose
+  // reference nudged fixed points deviate from the linear response by more than
+  // half of it are redrawn (smooth samples deviate by ~beta of it).
   constexpr double kMaxNonlinearity = 0.5;
-  std::vector<float> x, one_hot;
-  std::vector<std::vector<double>> xs;
-  std::vector<int> labels;
-  int rejected = 0;
   double largest_nonlinearity = 0.0;
-  for (std::uint64_t draw = 0; static_cast<int>(xs.size()) < options.samples; ++draw) {
-    if (draw >= 100u * static_cast<std::uint64_t>(options.samples))
-      throw ConfigError("gradcheck: fewer than 1 in 100 random samples stay in their basin under a nudge of ep.beta = " +
-                        std::to_string(config.ep.beta) + "; lower ep.beta");
-    std::vector<double> sample;
-    for (int i = 0; i < inputs; ++i)
-      sample.push_back(uniform_from_word(
-          random_words(config.seed, RngStream::synthetic_data, draw * inputs + i, 2).v[0]));
-    const int label = static_cast<int>(random_words(config.seed, RngStream::synthetic_data, draw, 3).v[0] % classes);
-    const double nonlinearity = oscillator_reference::nudge_nonlinearity(network, sample, label, config.ep.beta,
-                                                                           config.dynamics.dt);
-    if (!(nonlinearity < kMaxNonlinearity)) {
-      ++rejected;
-      continue;
-    }
-    largest_nonlinearity = std::max(largest_nonlinearity, nonlinearity);
-    xs.push_back(sample);
-    x.insert(x.end(), sample.begin(), sample.end());
-    labels.push_back(label);
-    one_hot.resize(xs.size() * classes, 0.0f);
-    one_hot[(xs.size() - 1) * classes + labels.back()] = 1.0f;
-  }
-  DeviceBuffer<float> x_device(backend, x.size()), target(backend, one_hot.size());
-  x_device.copy_from_host(x);
-  target.copy_from_host(one_hot);
+  const Samples samples = draw_samples(
+      config, options, inputs, classes,
+      [&](const std::vector<double>& sample, int label) {
+        const double nonlinearity =
+            oscillator_reference::nudge_nonlinearity(network, sample, label, config.ep.beta, config.dynamics.dt);
+        if (!(nonlinearity < kMaxNonlinearity)) return false;
+        largest_nonlinearity = std::max(largest_nonlinearity, nonlinearity);
+        return true;
+      },
+      "fewer stay in their basin under a nudge of ep.beta = " + std::to_string(config.ep.beta) + "; lower ep.beta");
+  const reference::Gradient engine = as_reference(engine_gradient(backend, trainer, samples));
+  const reference::Gradient exact = oscillator_reference::implicit_gradient(network, samples.xs, samples.labels,
+                                                                            config.dynamics.dt);
+  nlohmann::json result = report(backend, config, options);
+  add_comparison(result, engine, exact);
+  result["shil"] = config.oscillator.shil;
+  result["input_scale"] = config.oscillator.input_scale;
+  result["samples_redrawn_near_a_bifurcation"] = samples.rejected;
+  result["largest_nudge_nonlinearity"] = largest_nonlinearity;
+  result["reference"] = "implicit differentiation through the free fixed point (Hessian of V, double precision)";
+  return result;
+}
 
-  ParameterSet gradient = trainer.model().make_parameter_like();
-  trainer.ep_gradient(x_device.data(), target.data(), options.samples, 0, gradient);
-  const reference::Gradient engine = to_reference(gradient);
-  const reference::Gradient exact = oscillator_reference::implicit_gradient(network, xs, labels, config.dynamics.dt);
-  nlohmann::json report = comparison_report(backend, config, options, engine, exact);
-  report["shil"] = config.oscillator.shil;
-  report["input_scale"] = config.oscillator.input_scale;
-  report["samples_redrawn_near_a_bifurcation"] = rejected;
-  report["largest_nudge_nonlinearity"] = largest_nonlinearity;
-  report["reference"] = "implicit differentiation through the free fixed point (Hessian of V, double precision)";
-  return report;
+// The convolutional Hopfield network against models/conv_hopfield_reference.h.
+nlohmann::json conv_hopfield_gradcheck(Backend& backend, const Config& config, const GradcheckOptions& options) {
+  Config sized = config;
+  sized.training.batch_size = options.samples;
+  Trainer trainer(backend, sized);
+  const EnergyModel& model = trainer.model();
+  const ConvHopfieldShape shape = conv_hopfield_shape(config.model);
+
+  conv_reference::Network network;
+  network.in_channels = shape.input.channels;
+  network.in_h = shape.input.height;
+  network.in_w = shape.input.width;
+  for (const ConvLayerSpec& c : shape.convs) network.convs.push_back({c.channels, c.kernel, c.stride, c.padding});
+  network.pool = static_cast<int>(shape.pool);
+  network.dense = shape.dense;
+  network.cost = shape.cost;
+  for (std::size_t l = 0; l < model.parameters().weights.size(); ++l) {
+    const auto w = model.parameters().weights[l].to_host();
+    const auto b = model.parameters().biases[l].to_host();
+    network.weights.emplace_back(w.begin(), w.end());
+    network.biases.emplace_back(b.begin(), b.end());
+  }
+  double smallest_margin = 0;
+  const Samples samples = draw_away_from_kinks(
+      config, options, model.input_size(), model.classes(),
+      [&](const std::vector<double>& sample) {
+        return conv_reference::kink_margin(network, sample, conv_reference::free_fixed_point(network, sample));
+      },
+      smallest_margin);
+  conv_reference::Network engine = network;
+  const auto tensors_host = engine_gradient(backend, trainer, samples);
+  for (std::size_t l = 0; l < tensors_host.size(); ++l) {
+    engine.weights[l] = tensors_host[l].first;
+    engine.biases[l] = tensors_host[l].second;
+  }
+  const conv_reference::Network exact = conv_reference::finite_difference_gradient(network, samples.xs, samples.labels);
+
+  nlohmann::json tensors = nlohmann::json::array();
+  for (int l = 0; l < static_cast<int>(engine.weights.size()); ++l)
+    tensors.push_back({{"tensor", l},
+                       {"cosine", conv_reference::cosine_similarity(engine, exact, l)},
+                       {"relative_error", conv_reference::relative_error(engine, exact, l)}});
+  nlohmann::json result = report(backend, config, options);
+  result["samples_redrawn_near_a_kink"] = samples.rejected;
+  result["smallest_field_margin"] = smallest_margin;
+  result["conv"] = config.resolved["conv"];
+  result["reference"] =
+      "central differences of the loss at the free fixed point, naive loops (double precision)";
+  result["tensors"] = tensors;
+  result["overall"] = {{"cosine", conv_reference::cosine_similarity(engine, exact, -1)},
+                       {"relative_error", conv_reference::relative_error(engine, exact, -1)}};
+  return result;
 }
 
 }  // namespace
 
 nlohmann::json run_gradcheck(Backend& backend, const Config& config, const GradcheckOptions& options) {
   if (config.model.kind == "dense_hopfield") return dense_hopfield_gradcheck(backend, config, options);
+  if (config.model.kind == "conv_hopfield") return conv_hopfield_gradcheck(backend, config, options);
   if (config.model.kind == "oscillator") return oscillator_gradcheck(backend, config, options);
   throw ConfigError("gradcheck has no reference gradient for model.kind = \"" + config.model.kind + "\"");
 }

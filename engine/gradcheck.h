@@ -19,7 +19,11 @@ struct GradcheckOptions {
   int samples = 8;
 };
 
-// JSON: {"backend", "layers", "cost", "beta", "nudging", "integrator", "t_free",
+// Dispatches on model.kind: dense_hopfield against implicit differentiation
+// (models/dense_hopfield_reference.h), conv_hopfield against central differences of
+// the converged free-phase loss (models/conv_hopfield_reference.h, which also
+// draws the max-pooling ties into the kink margin).
+// JSON: {"backend", "model", "layers", "cost", "beta", "nudging", "integrator", "t_free",
 // "t_nudge", "samples", "samples_redrawn_near_a_kink", "smallest_field_margin",
 // "tensors": [{"tensor", "cosine", "relative_error"}...],
 // "overall": {"cosine", "relative_error"}}

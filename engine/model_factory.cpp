@@ -7,6 +7,18 @@
 
 namespace eqprop {
 
+ConvHopfieldShape conv_hopfield_shape(const ModelConfig& model) {
+  const ConvConfig& conv = model.conv;
+  ConvHopfieldShape shape;
+  shape.input = {conv.input_shape.at(0), conv.input_shape.at(1), conv.input_shape.at(2)};
+  for (std::size_t k = 0; k < conv.channels.size(); ++k)
+    shape.convs.push_back({conv.channels[k], conv.kernel.at(k), conv.stride.at(k), conv.padding.at(k)});
+  shape.pool = conv.pool == "avg" ? PoolKind::avg : conv.pool == "none" ? PoolKind::none : PoolKind::max;
+  shape.dense = model.layers;
+  shape.cost = model.cost;
+  return shape;
+}
+
 std::unique_ptr<EnergyModel> make_model(Backend& backend, const Config& config, int max_batch) {
   const ModelConfig& model = config.model;
   if (model.kind == "dense_hopfield")
@@ -22,6 +34,8 @@ std::unique_ptr<EnergyModel> make_model(Backend& backend, const Config& config, 
                            ising.dsb ? IsingRelaxation::dsb : IsingRelaxation::annealing};
     return std::make_unique<IsingNetwork>(backend, shape, dynamics, max_batch);
   }
+  if (model.kind == "conv_hopfield")
+    return std::make_unique<ConvHopfield>(backend, conv_hopfield_shape(model), max_batch);
   throw ConfigError("model.kind = \"" + model.kind + "\" is not a model this build knows");
 }
 

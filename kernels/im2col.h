@@ -76,7 +76,9 @@ struct Im2colOp {
     columns[i] = input_at(b, c, window.start(oh) + kh, window.start(ow) + kw);
   }
 
-  // CPU: one column-matrix row (c, kh, kw) per row, no division per element.
+  // CPU: one column-matrix row (c, kh, kw) per row, no division per element; the
+  // plane and line pointers are hoisted out of the inner loop, and a line in the
+  // vertical padding is a run of zeros (the same values as input_at, a copy).
   std::int64_t row_count(std::int64_t count) const { return count / positions; }
   void row(std::int64_t r) const {
     const std::int32_t taps = window.kernel * window.kernel;
@@ -84,11 +86,21 @@ struct Im2colOp {
     const std::int32_t kh = tap / window.kernel, kw = tap % window.kernel;
     const std::int32_t batch = positions / (window.out_h * window.out_w);
     float* out = columns + r * positions;
-    for (std::int32_t b = 0; b < batch; ++b)
+    for (std::int32_t b = 0; b < batch; ++b) {
+      const float* plane = input + layout.plane(b, c) * window.in_plane();
       for (std::int32_t oh = 0; oh < window.out_h; ++oh) {
         const std::int32_t ih = window.start(oh) + kh;
-        for (std::int32_t ow = 0; ow < window.out_w; ++ow) *out++ = input_at(b, c, ih, window.start(ow) + kw);
+        if (ih < 0 || ih >= window.in_h) {
+          for (std::int32_t ow = 0; ow < window.out_w; ++ow) *out++ = 0.0f;
+          continue;
+        }
+        const float* line = plane + std::int64_t(ih) * window.in_w;
+        for (std::int32_t ow = 0; ow < window.out_w; ++ow) {
+          const std::int32_t iw = window.start(ow) + kw;
+          *out++ = iw >= 0 && iw < window.in_w ? line[iw] : 0.0f;
+        }
       }
+    }
   }
 };
 
@@ -131,7 +143,34 @@ struct Col2imOp {
 
   EQ_HD void operator()(std::int64_t i) const { plane_element(*this, i, channels, window.in_h, window.in_w); }
   std::int64_t row_count(std::int64_t count) const { return count / window.in_plane(); }
-  void row(std::int64_t r) const { plane_row(*this, r, channels, window.in_h, window.in_w); }
+  // CPU: one (b, c) plane per row, tap by tap instead of element by element (no
+  // covering-window arithmetic per element; each tap's column row is read in
+  // order). For one element, windows by increasing (oh, ow) are taps by decreasing
+  // (kh, kw), so adding the taps in that order into a plane that starts at +0
+  // performs exactly element()'s additions: bit-exact. Accumulating calls take
+  // element() (the sum must be formed before it is added to the old value).
+  void row(std::int64_t r) const {
+    if (accumulate) return plane_row(*this, r, channels, window.in_h, window.in_w);
+    const std::int32_t b = static_cast<std::int32_t>(r / channels), c = static_cast<std::int32_t>(r % channels);
+    float* plane = output + layout.plane(b, c) * window.in_plane();
+    for (std::int64_t i = 0; i < window.in_plane(); ++i) plane[i] = 0.0f;
+    const float* channel_rows = columns + std::int64_t(c) * window.kernel * window.kernel * positions;
+    const std::int64_t sample_column = std::int64_t(b) * window.out_h * window.out_w;
+    for (std::int32_t kh = window.kernel - 1; kh >= 0; --kh)
+      for (std::int32_t kw = window.kernel - 1; kw >= 0; --kw) {
+        const float* tap = channel_rows + std::int64_t(kh * window.kernel + kw) * positions + sample_column;
+        for (std::int32_t oh = 0; oh < window.out_h; ++oh) {
+          const std::int32_t ih = window.start(oh) + kh;
+          if (ih < 0 || ih >= window.in_h) continue;
+          float* line = plane + std::int64_t(ih) * window.in_w;
+          const float* source = tap + std::int64_t(oh) * window.out_w;
+          for (std::int32_t ow = 0; ow < window.out_w; ++ow) {
+            const std::int32_t iw = window.start(ow) + kw;
+            if (iw >= 0 && iw < window.in_w) line[iw] += source[ow];
+          }
+        }
+      }
+  }
 };
 
 }  // namespace eqprop

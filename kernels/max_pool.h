@@ -34,6 +34,13 @@
 
 namespace eqprop {
 
+// True when the windows tile the input plane exactly (stride = kernel, no padding,
+// nothing left over): every input element lies in exactly one window, so the CPU
+// row paths below can walk each window once instead of gathering per element.
+EQ_HD bool windows_tile_plane(const SlidingWindow& w) {
+  return w.stride == w.kernel && w.padding == 0 && w.in_h == w.out_h * w.kernel && w.in_w == w.out_w * w.kernel;
+}
+
 // output = max over each window of input; argmax = where. Thread mapping: one
 // pooled element per index.
 struct MaxPoolOp {
@@ -71,7 +78,33 @@ struct MaxPoolOp {
 
   EQ_HD void operator()(std::int64_t i) const { plane_element(*this, i, channels, window.out_h, window.out_w); }
   std::int64_t row_count(std::int64_t count) const { return count / window.out_plane(); }
-  void row(std::int64_t r) const { plane_row(*this, r, channels, window.out_h, window.out_w); }
+  // CPU: one (b, c) plane per row. Tiling windows (the 2x2 pooling of a conv net)
+  // take a loop with the plane pointers hoisted and no bounds checks, with the
+  // comparison of element(): the same values and argmax.
+  void row(std::int64_t r) const {
+    if (!windows_tile_plane(window)) return plane_row(*this, r, channels, window.out_h, window.out_w);
+    const std::int32_t b = static_cast<std::int32_t>(r / channels), c = static_cast<std::int32_t>(r % channels);
+    const float* plane = input + in_layout.plane(b, c) * window.in_plane();
+    float* out = output + out_layout.plane(b, c) * window.out_plane();
+    std::int32_t* where = argmax + out_layout.plane(b, c) * window.out_plane();
+    for (std::int32_t oh = 0; oh < window.out_h; ++oh)
+      for (std::int32_t ow = 0; ow < window.out_w; ++ow) {
+        // The first element of the window, then the others with element()'s test
+        // as selects (no data-dependent branch to mispredict).
+        std::int32_t best_index = oh * window.kernel * window.in_w + ow * window.kernel;
+        float best = plane[best_index];
+        for (std::int32_t kh = 0; kh < window.kernel; ++kh)
+          for (std::int32_t kw = kh == 0 ? 1 : 0; kw < window.kernel; ++kw) {
+            const std::int32_t index = (oh * window.kernel + kh) * window.in_w + ow * window.kernel + kw;
+            const float value = plane[index];
+            const bool take = value > best || (value != value && best == best);
+            best = take ? value : best;
+            best_index = take ? index : best_index;
+          }
+        out[oh * window.out_w + ow] = best;
+        where[oh * window.out_w + ow] = best_index;
+      }
+  }
 };
 
 // result (+)= unpool(pooled): each input-plane element gets the sum of the pooled
@@ -104,7 +137,27 @@ struct MaxUnpoolOp {
 
   EQ_HD void operator()(std::int64_t i) const { plane_element(*this, i, channels, window.in_h, window.in_w); }
   std::int64_t row_count(std::int64_t count) const { return count / window.in_plane(); }
-  void row(std::int64_t r) const { plane_row(*this, r, channels, window.in_h, window.in_w); }
+  // CPU: one (b, c) plane per row. With tiling windows each element has exactly one
+  // covering window, so walking the windows writes every element once with the
+  // value element() computes (0 + pooled where it is the argmax, else 0): bit-exact,
+  // without element()'s covering-window arithmetic per element.
+  void row(std::int64_t r) const {
+    if (!windows_tile_plane(window)) return plane_row(*this, r, channels, window.in_h, window.in_w);
+    const std::int32_t b = static_cast<std::int32_t>(r / channels), c = static_cast<std::int32_t>(r % channels);
+    const float* values = pooled + out_layout.plane(b, c) * window.out_plane();
+    const std::int32_t* where = argmax + out_layout.plane(b, c) * window.out_plane();
+    float* plane = result + in_layout.plane(b, c) * window.in_plane();
+    for (std::int32_t oh = 0; oh < window.out_h; ++oh)
+      for (std::int32_t ow = 0; ow < window.out_w; ++ow) {
+        const std::int32_t o = oh * window.out_w + ow;
+        for (std::int32_t kh = 0; kh < window.kernel; ++kh)
+          for (std::int32_t kw = 0; kw < window.kernel; ++kw) {
+            const std::int32_t self = (oh * window.kernel + kh) * window.in_w + ow * window.kernel + kw;
+            const float sum = where[o] == self ? 0.0f + values[o] : 0.0f;
+            plane[self] = accumulate ? plane[self] + sum : sum;
+          }
+      }
+  }
 };
 
 // output = (sum over each window of input) / K^2, the padding counted as zeros.

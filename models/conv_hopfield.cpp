@@ -1,0 +1,515 @@
+#include "models/conv_hopfield.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+#include "kernels/philox.h"
+
+namespace eqprop {
+namespace {
+
+void require(bool condition, const std::string& message) {
+  if (!condition) throw std::invalid_argument(message);
+}
+
+std::string plane_text(const PlaneShape& p) {
+  return std::to_string(p.channels) + "x" + std::to_string(p.height) + "x" + std::to_string(p.width);
+}
+
+}  // namespace
+
+// ---- shape ----
+
+PlaneShape ConvHopfieldShape::conv_plane(int j) const {
+  PlaneShape plane = input;
+  for (int k = 0; k < j; ++k) {
+    const ConvLayerSpec& c = convs[k];
+    plane.channels = c.channels;
+    plane.height = sliding_output_size(plane.height, c.kernel, c.stride, c.padding);
+    plane.width = sliding_output_size(plane.width, c.kernel, c.stride, c.padding);
+    if (pool != PoolKind::none) plane.height /= 2, plane.width /= 2;
+  }
+  return plane;
+}
+
+int ConvHopfieldShape::units(int j) const {
+  if (j <= conv_layers()) return conv_plane(j).units();
+  return dense[j - conv_layers() - 1];
+}
+
+ConvShape ConvHopfieldShape::conv_shape(int k, int rows) const {
+  const PlaneShape in = conv_plane(k);
+  const ConvLayerSpec& c = convs[k];
+  ConvShape shape;
+  shape.batch = rows;
+  shape.in_channels = in.channels;
+  shape.in_h = in.height;
+  shape.in_w = in.width;
+  shape.out_channels = c.channels;
+  shape.kernel = c.kernel;
+  shape.stride = c.stride;
+  shape.padding = c.padding;
+  return shape;
+}
+
+PoolShape ConvHopfieldShape::pool_shape(int k, int rows) const {
+  const ConvShape conv = conv_shape(k, rows);
+  PoolShape shape;
+  shape.batch = rows;
+  shape.channels = conv.out_channels;
+  shape.in_h = conv.out_h();
+  shape.in_w = conv.out_w();
+  shape.input_layout = cnhw_layout(rows);
+  return shape;
+}
+
+void ConvHopfieldShape::validate() const {
+  require(input.channels >= 1 && input.height >= 1 && input.width >= 1,
+          "conv.input_shape " + plane_text(input) + ": every size must be >= 1");
+  require(!convs.empty(), "conv.channels: a convolutional network needs at least one conv layer");
+  require(!dense.empty(), "model.layers: the conv network needs the output layer after its conv layers");
+  PlaneShape plane = input;
+  for (int k = 0; k < conv_layers(); ++k) {
+    const ConvLayerSpec& c = convs[k];
+    const std::string name = "conv layer " + std::to_string(k + 1) + " (input " + plane_text(plane) + ")";
+    require(c.channels >= 1, name + ": channels " + std::to_string(c.channels) + " must be >= 1");
+    require(c.kernel >= 1 && c.stride >= 1 && c.padding >= 0,
+            name + ": kernel and stride must be >= 1 and padding >= 0");
+    require(plane.height + 2 * c.padding >= c.kernel && plane.width + 2 * c.padding >= c.kernel,
+            name + ": the kernel " + std::to_string(c.kernel) + " is larger than the padded input " +
+                std::to_string(plane.height + 2 * c.padding) + "x" + std::to_string(plane.width + 2 * c.padding));
+    const int h = sliding_output_size(plane.height, c.kernel, c.stride, c.padding);
+    const int w = sliding_output_size(plane.width, c.kernel, c.stride, c.padding);
+    if (pool != PoolKind::none)
+      // 2x2 windows must tile the plane: a dropped row would be units coupled to
+      // nothing above, and the bias would no longer commute with the pooling.
+      require(h % 2 == 0 && w % 2 == 0,
+              name + ": its output is " + std::to_string(h) + "x" + std::to_string(w) +
+                  ", which 2x2 pooling cannot tile; sizes must be even (change the padding or the kernel)");
+    plane = {c.channels, pool != PoolKind::none ? h / 2 : h, pool != PoolKind::none ? w / 2 : w};
+    conv_shape(k, 1).validate();
+  }
+  for (std::size_t i = 0; i < dense.size(); ++i)
+    require(dense[i] >= 1, "model.layers[" + std::to_string(i) + "] must be >= 1");
+  require(classes() <= kMaxClasses, "model.layers: the output layer has " + std::to_string(classes()) +
+                                        " units; at most " + std::to_string(kMaxClasses) + " classes are supported");
+}
+
+// ---- construction, parameters ----
+
+ConvHopfield::ConvHopfield(Backend& backend, ConvHopfieldShape shape, int max_batch, std::int64_t workspace_floats)
+    : backend_(backend), shape_(std::move(shape)), max_batch_(max_batch) {
+  shape_.validate();
+  if (max_batch_ < 1) throw std::invalid_argument("ConvHopfield: max_batch must be >= 1");
+  parameters_ = make_parameter_like();
+  const int states = shape_.state_layers(), convs = shape_.conv_layers();
+  std::int64_t widest_columns = 1, widest_output = 1;
+  int widest_plane = 1, widest_conv_units = 1;
+  for (int k = 0; k < convs; ++k) {
+    const ConvShape conv = shape_.conv_shape(k, 1);
+    widest_columns = std::max(widest_columns, conv.columns_size());
+    widest_output = std::max(widest_output, conv.output_size());
+    widest_plane = std::max(widest_plane, shape_.conv_plane(k + 1).plane());
+    widest_conv_units = std::max(widest_conv_units, shape_.units(k + 1));
+  }
+  chunk_ = static_cast<int>(std::clamp<std::int64_t>(workspace_floats / widest_columns, 1, max_batch_));
+  columns_ = DeviceBuffer<float>(backend_, std::size_t(chunk_) * widest_columns);
+  conv_out_ = DeviceBuffer<float>(backend_, std::size_t(chunk_) * widest_output);
+  for (int i = 0; i < states; ++i) {
+    const std::size_t size = std::size_t(max_batch_) * shape_.units(i + 1);
+    drive_.emplace_back(backend_, size);
+    feedback_.emplace_back(backend_, size);
+    units_total_ += shape_.units(i + 1);
+  }
+  for (int k = 0; k < convs; ++k) {
+    const bool pooled = shape_.pool == PoolKind::max;
+    argmax_.emplace_back(backend_, pooled ? std::size_t(max_batch_) * shape_.units(k + 1) : 0);
+    expanded_bias_.emplace_back(backend_, std::size_t(shape_.units(k + 1)));
+  }
+  residual_ = DeviceBuffer<float>(backend_, 2 * std::size_t(max_batch_) * shape_.classes());
+  state_difference_ = DeviceBuffer<float>(backend_, std::size_t(max_batch_) * shape_.units(1));
+  unit_sums_ = DeviceBuffer<float>(backend_, std::size_t(widest_conv_units));
+  ones_ = DeviceBuffer<float>(backend_, std::size_t(widest_plane));
+  ones_.copy_from_host(std::vector<float>(ones_.size(), 1.0f));
+  snapshot_ = make_state();
+  row_residual_ = DeviceBuffer<float>(backend_, std::size_t(max_batch_));
+}
+
+ParameterSet ConvHopfield::make_parameter_like() const {
+  ParameterSet set;
+  for (int t = 0; t < shape_.weight_tensors(); ++t) {
+    std::size_t weights = 1, biases = 1;
+    for (std::int64_t d : tensor_shape(t, false)) weights *= static_cast<std::size_t>(d);
+    for (std::int64_t d : tensor_shape(t, true)) biases *= static_cast<std::size_t>(d);
+    set.weights.emplace_back(backend_, weights);
+    set.biases.emplace_back(backend_, biases);
+    set.weights.back().zero();
+    set.biases.back().zero();
+  }
+  return set;
+}
+
+std::vector<std::int64_t> ConvHopfield::tensor_shape(int l, bool bias) const {
+  if (l < shape_.conv_layers()) {
+    const ConvLayerSpec& c = shape_.convs[l];
+    if (bias) return {c.channels};
+    return {c.channels, shape_.conv_plane(l).channels, c.kernel, c.kernel};  // PyTorch's Conv2d layout
+  }
+  if (bias) return {shape_.units(l + 1)};
+  return {shape_.units(l), shape_.units(l + 1)};
+}
+
+void ConvHopfield::initialize(std::uint64_t seed, float gain) {
+  // U(-a, a), a = gain / sqrt(fan_in): PyTorch's Conv2d / Linear default range
+  // (fan_in = C*K*K for a kernel) times a gain, as DenseHopfield.
+  for (int t = 0; t < shape_.weight_tensors(); ++t) {
+    const std::vector<std::int64_t> dims = tensor_shape(t, false);
+    const double fan_in = t < shape_.conv_layers() ? double(dims[1]) * dims[2] * dims[3] : double(dims[0]);
+    const float bound = gain / static_cast<float>(std::sqrt(fan_in));
+    auto draw = [&](DeviceBuffer<float>& tensor, std::uint32_t tensor_id) {
+      std::vector<float> host(tensor.size());
+      for (std::size_t i = 0; i < host.size(); ++i) {
+        const Philox4 words = random_words(seed, RngStream::parameter_init, i, tensor_id);
+        host[i] = bound * (2.0f * uniform_from_word(words.v[0]) - 1.0f);
+      }
+      tensor.copy_from_host(host);
+    };
+    draw(parameters_.weights[t], 2 * t);
+    draw(parameters_.biases[t], 2 * t + 1);
+  }
+}
+
+NetworkState ConvHopfield::make_state() const {
+  NetworkState state;
+  for (int i = 0; i < shape_.state_layers(); ++i) {
+    const std::size_t size = std::size_t(max_batch_) * shape_.units(i + 1);
+    state.layers.emplace_back(backend_, size);
+    state.momenta.emplace_back(backend_, size);
+    state.layers.back().zero();
+    state.momenta.back().zero();
+  }
+  return state;
+}
+
+void ConvHopfield::copy_state(const NetworkState& from, NetworkState& to, int batch) {
+  for (std::size_t i = 0; i < from.layers.size(); ++i)
+    backend_.copy_on_device(to.layers[i].data(), from.layers[i].data(),
+                            std::size_t(batch) * shape_.units(static_cast<int>(i) + 1) * sizeof(float));
+}
+
+const float* ConvHopfield::unit_bias(int i) const {
+  return i < shape_.conv_layers() ? expanded_bias_[i].data() : parameters_.biases[i].data();
+}
+
+// ---- convolutions over chunks of the batch ----
+
+void ConvHopfield::conv_coupling(int k, const float* below, const float* above) {
+  const int in_units = shape_.units(k), out_units = shape_.units(k + 1);
+  const float* weights = parameters_.weights[k].data();
+  float* drive = drive_[k].data();
+  float* feedback = above ? feedback_[k - 1].data() : nullptr;
+  for (int begin = 0; begin < batch_; begin += chunk_) {
+    const int rows = std::min(chunk_, batch_ - begin);
+    const std::size_t in_offset = std::size_t(begin) * in_units, out_offset = std::size_t(begin) * out_units;
+    ConvShape conv = shape_.conv_shape(k, rows);
+    const ConvWorkspace workspace{columns_.data(), conv_out_.data()};
+    if (shape_.pool == PoolKind::none) {
+      // NCHW in and out; conv_ops reorders through conv_out_.
+      conv2d_forward(backend_, conv, below + in_offset, weights, nullptr, drive + out_offset, workspace);
+      if (above) conv2d_transpose(backend_, conv, above + out_offset, weights, feedback + in_offset, workspace);
+      continue;
+    }
+    // The GEMM writes the pre-pool output channel-major into conv_out_; the pooling
+    // reads it there and writes the NCHW drive (kernels/plane_layout.h).
+    conv.output_layout = cnhw_layout(rows);
+    const PoolShape pool = shape_.pool_shape(k, rows);
+    conv2d_forward(backend_, conv, below + in_offset, weights, nullptr, conv_out_.data(), workspace);
+    if (shape_.pool == PoolKind::max) {
+      std::int32_t* argmax = argmax_[k].data() + out_offset;
+      max_pool2d(backend_, pool, conv_out_.data(), drive + out_offset, argmax);
+      if (!above) continue;
+      // P^T(s_above) through this step's argmax, channel-major, then W^T *'.
+      max_unpool2d(backend_, pool, above + out_offset, argmax, conv_out_.data());
+    } else {
+      avg_pool2d(backend_, pool, conv_out_.data(), drive + out_offset);
+      if (!above) continue;
+      avg_unpool2d(backend_, pool, above + out_offset, conv_out_.data());
+    }
+    conv2d_transpose(backend_, conv, conv_out_.data(), weights, feedback + in_offset, workspace);
+  }
+}
+
+void ConvHopfield::conv_kernel_gradient(int k, const float* below, const float* above, float alpha, bool overwrite,
+                                        float* gradient) {
+  const int in_units = shape_.units(k), out_units = shape_.units(k + 1);
+  for (int begin = 0; begin < batch_; begin += chunk_) {
+    const int rows = std::min(chunk_, batch_ - begin);
+    const std::size_t in_offset = std::size_t(begin) * in_units, out_offset = std::size_t(begin) * out_units;
+    const float beta = overwrite && begin == 0 ? 0.0f : 1.0f;
+    ConvShape conv = shape_.conv_shape(k, rows);
+    const ConvWorkspace workspace{columns_.data(), conv_out_.data()};
+    conv2d_im2col(backend_, conv, below + in_offset, columns_.data());
+    if (shape_.pool == PoolKind::none) {
+      conv2d_weight_gradient_columns(backend_, conv, columns_.data(), above + out_offset, alpha, beta, gradient,
+                                     workspace);
+      continue;
+    }
+    conv.output_layout = cnhw_layout(rows);
+    const PoolShape pool = shape_.pool_shape(k, rows);
+    if (shape_.pool == PoolKind::max) {
+      std::int32_t* argmax = argmax_[k].data() + out_offset;
+      if (k > 0) {
+        // The argmax of this state's pooled convolution (the input's is cached);
+        // the pooled values land in the drive, which every step recomputes.
+        conv2d_forward_columns(backend_, conv, columns_.data(), parameters_.weights[k].data(), nullptr,
+                               conv_out_.data(), workspace);
+        max_pool2d(backend_, pool, conv_out_.data(), drive_[k].data() + out_offset, argmax);
+      }
+      max_unpool2d(backend_, pool, above + out_offset, argmax, conv_out_.data());
+    } else {
+      avg_unpool2d(backend_, pool, above + out_offset, conv_out_.data());
+    }
+    conv2d_weight_gradient_columns(backend_, conv, columns_.data(), conv_out_.data(), alpha, beta, gradient,
+                                   workspace);
+  }
+}
+
+// ---- input, relaxation, energy ----
+
+void ConvHopfield::set_input(const float* x, int batch) {
+  if (batch < 1 || batch > max_batch_) throw std::invalid_argument("ConvHopfield: bad batch size");
+  batch_ = batch;
+  input_ = x;
+  // The clamped input's drive P(W_0 * x) and its argmax are constant over a batch:
+  // the widest convolution (C*K*K*H*W per sample at full resolution) runs once per
+  // batch, not once per step.
+  conv_coupling(0, x, nullptr);
+  // Conv biases broadcast over their planes, so LayerStepOp and RowEnergyOp see a
+  // per-unit bias like a dense layer's.
+  for (int k = 0; k < shape_.conv_layers(); ++k) {
+    const PlaneShape plane = shape_.conv_plane(k + 1);
+    DeviceBuffer<float>& expanded = expanded_bias_[k];
+    backend_.fill_zero(expanded.data(), expanded.bytes());
+    backend_.run(PlaneRelayoutOp{expanded.data(), expanded.data(), parameters_.biases[k].data(),
+                                 nchw_layout(plane.channels), nchw_layout(plane.channels), plane.channels,
+                                 plane.plane(), false},
+                 plane.units());
+  }
+}
+
+void ConvHopfield::reset(NetworkState& state) {
+  for (std::size_t i = 0; i < state.layers.size(); ++i)
+    backend_.fill_zero(state.layers[i].data(),
+                       std::size_t(batch_) * shape_.units(static_cast<int>(i) + 1) * sizeof(float));
+}
+
+void ConvHopfield::couplings(const NetworkState& state, bool with_feedback) {
+  const int states = shape_.state_layers(), convs = shape_.conv_layers();
+  // Tensor t couples layer t (the input for t = 0) to state layer t; its drive is
+  // drive_[t], its feedback lands on state layer t - 1.
+  for (int t = 1; t < states; ++t) {
+    const float* below = state.layers[t - 1].data();
+    const float* above = with_feedback ? state.layers[t].data() : nullptr;
+    if (t < convs) {
+      conv_coupling(t, below, above);
+      continue;
+    }
+    const int fan_in = shape_.units(t), units = shape_.units(t + 1);
+    const float* weights = parameters_.weights[t].data();
+    // drive (batch, units) = s_{t-1} (batch, fan_in) W (fan_in, units)
+    backend_.gemm(Transpose::no, Transpose::no, batch_, units, fan_in, 1.0f, below, fan_in, weights, units, 0.0f,
+                  drive_[t].data(), units);
+    // feedback (batch, fan_in) = s_t (batch, units) W^T
+    if (above)
+      backend_.gemm(Transpose::no, Transpose::yes, batch_, fan_in, units, 1.0f, above, units, weights, units, 0.0f,
+                    feedback_[t - 1].data(), fan_in);
+  }
+}
+
+void ConvHopfield::readout_logits(const NetworkState& state) {
+  const int top = shape_.state_layers() - 1;
+  const int width = shape_.units(top + 1), classes = shape_.classes();
+  backend_.gemm(Transpose::no, Transpose::no, batch_, classes, width, 1.0f, state.layers[top].data(), width,
+                parameters_.weights[top + 1].data(), classes, 0.0f, residual_.data(), classes);
+}
+
+void ConvHopfield::readout_residual(const NetworkState& state, const float* target) {
+  readout_logits(state);
+  const int top = shape_.state_layers() - 1, classes = shape_.classes();
+  backend_.run(SoftmaxResidualOp{residual_.data(), target, residual_.data(), classes,
+                                 parameters_.biases[top + 1].data()},
+               batch_);
+}
+
+void ConvHopfield::step(NetworkState& state, const float* target, const PhaseSpec& spec, int step) {
+  const int states = shape_.state_layers(), top = states - 1;
+  const bool nudged = spec.beta != 0.0f;
+  const bool readout_nudge = nudged && shape_.cost == CostKind::cross_entropy;
+  // Synchronous: every field from the states of the previous step.
+  couplings(state, true);
+  if (readout_nudge) {
+    // -beta dl/ds_top = -beta (softmax - y) W_out^T (Laborieux et al. 2021, §3).
+    readout_residual(state, target);
+    const int width = shape_.units(top + 1), classes = shape_.classes();
+    backend_.gemm(Transpose::no, Transpose::yes, batch_, width, classes, -spec.beta, residual_.data(), classes,
+                  parameters_.weights[top + 1].data(), classes, 0.0f, feedback_[top].data(), width);
+  }
+  const float pump = spec.pump ? spec.a0 * (1.0f - static_cast<float>(step) / spec.steps) : 0.0f;
+  int unit_offset = 0;
+  for (int i = 0; i < states; ++i) {
+    const int units = shape_.units(i + 1);
+    const bool has_feedback = i < top || readout_nudge;
+    const bool mse_nudge = nudged && i == top && shape_.cost == CostKind::mse;
+    LayerStepOp op{state.layers[i].data(),
+                   drive_[i].data(),
+                   has_feedback ? feedback_[i].data() : nullptr,
+                   unit_bias(i),
+                   mse_nudge ? target : nullptr,
+                   spec.beta,
+                   spec.dt,
+                   spec.integrator,
+                   units};
+    op.momenta = state.momenta[i].data();
+    op.gamma = spec.gamma;
+    op.a0 = spec.a0;
+    op.pump = pump;
+    op.noise_sigma = spec.noise_sigma;
+    op.noise_seed = spec.noise_seed;
+    op.noise_index = spec.first_sample * units_total_ + unit_offset;
+    op.noise_row_stride = units_total_;
+    op.noise_step = (spec.noise_phase << 24) + static_cast<std::uint32_t>(step);
+    backend_.run(op, std::int64_t(batch_) * units);
+    unit_offset += units;
+  }
+}
+
+bool ConvHopfield::converged(const NetworkState& state, const PhaseSpec& spec) {
+  for (std::size_t i = 0; i < state.layers.size(); ++i)
+    backend_.run(RowMaxChangeOp{state.layers[i].data(), snapshot_.layers[i].data(), row_residual_.data(),
+                                shape_.units(static_cast<int>(i) + 1), i > 0},
+                 batch_);
+  std::vector<float> residual(batch_);
+  backend_.copy_to_host(residual.data(), row_residual_.data(), batch_ * sizeof(float));
+  const float threshold = spec.integrator == Integrator::fixed_point ? spec.tolerance : spec.tolerance * spec.dt;
+  return std::none_of(residual.begin(), residual.end(), [&](float r) { return !(r < threshold); });
+}
+
+PhaseResult ConvHopfield::relax(NetworkState& state, const float* target, const PhaseSpec& spec) {
+  if (spec.integrator == Integrator::csb && !spec.keep_momenta)
+    for (std::size_t i = 0; i < state.momenta.size(); ++i)
+      backend_.fill_zero(state.momenta[i].data(),
+                         std::size_t(batch_) * shape_.units(static_cast<int>(i) + 1) * sizeof(float));
+  const bool checking = spec.tolerance > 0.0f;
+  const int check_every = std::max(1, spec.check_every);
+  PhaseResult result;
+  for (int s = 0; s < spec.steps; ++s) {
+    const bool check = checking && (s + 1) % check_every == 0;
+    if (check) copy_state(state, snapshot_, batch_);
+    step(state, target, spec, s);
+    result.steps = s + 1;
+    if (check && converged(state, spec)) break;
+  }
+  return result;
+}
+
+void ConvHopfield::energy(const NetworkState& state, float* energy) {
+  couplings(state, false);
+  for (int i = 0; i < shape_.state_layers(); ++i)
+    backend_.run(RowEnergyOp{state.layers[i].data(), drive_[i].data(), unit_bias(i), energy, shape_.units(i + 1),
+                             i > 0},
+                 batch_);
+}
+
+// ---- contrastive gradient, read-out ----
+
+void ConvHopfield::ep_gradient(const NetworkState& state_a, float beta_a, const NetworkState& state_b, float beta_b,
+                               const float* target, ParameterSet& gradient) {
+  if (beta_a == beta_b) throw std::invalid_argument("ep_gradient: the two betas must differ");
+  const int states = shape_.state_layers(), convs = shape_.conv_layers();
+  const float c = 1.0f / ((beta_a - beta_b) * static_cast<float>(batch_));
+  for (int t = 0; t < states; ++t) {
+    const int fan_in = shape_.units(t), units = shape_.units(t + 1);
+    const float* a = state_a.layers[t].data();
+    const float* b = state_b.layers[t].data();
+    float* weight_gradient = gradient.weights[t].data();
+    if (t == 0) {
+      // The input is clamped in both phases (and so is its argmax): one product on
+      // s_a - s_b, as DenseHopfield does.
+      backend_.run(AxpbyOp{a, b, state_difference_.data(), 1.0f, -1.0f}, std::int64_t(batch_) * units);
+      conv_kernel_gradient(0, input_, state_difference_.data(), -c, true, weight_gradient);
+    } else if (t < convs) {
+      // dE/dW_t = -corr(s_{t-1}, P^T(s_t)) at each state, through that state's argmax.
+      conv_kernel_gradient(t, state_a.layers[t - 1].data(), a, -c, true, weight_gradient);
+      conv_kernel_gradient(t, state_b.layers[t - 1].data(), b, c, false, weight_gradient);
+    } else {
+      backend_.gemm(Transpose::yes, Transpose::no, fan_in, units, batch_, -c, state_a.layers[t - 1].data(), fan_in,
+                    a, units, 0.0f, weight_gradient, units);
+      backend_.gemm(Transpose::yes, Transpose::no, fan_in, units, batch_, c, state_b.layers[t - 1].data(), fan_in, b,
+                    units, 1.0f, weight_gradient, units);
+    }
+    if (t >= convs) {
+      // dE/db = -s
+      backend_.run(ColumnSumOp{a, b, gradient.biases[t].data(), -c, c, batch_, units}, units);
+      continue;
+    }
+    // dE/db_c = -sum over the plane of channel c of s_t: the batch sums of every unit,
+    // then each plane summed as a (channels, plane) . ones(plane) product.
+    const PlaneShape plane = shape_.conv_plane(t + 1);
+    backend_.run(ColumnSumOp{a, b, unit_sums_.data(), -c, c, batch_, units}, units);
+    backend_.gemm(Transpose::no, Transpose::no, plane.channels, 1, plane.plane(), 1.0f, unit_sums_.data(),
+                  plane.plane(), ones_.data(), 1, 0.0f, gradient.biases[t].data(), 1);
+  }
+  if (shape_.cost != CostKind::cross_entropy) return;
+  // Read-out: dl/dW_out = s_top^T (softmax - y), dl/db_out = softmax - y.
+  const int top = states - 1, width = shape_.units(top + 1), classes = shape_.classes();
+  float* residual_a = residual_.data();
+  float* residual_b = residual_.data() + std::size_t(max_batch_) * classes;
+  readout_residual(state_b, target);
+  backend_.copy_on_device(residual_b, residual_a, std::size_t(batch_) * classes * sizeof(float));
+  readout_residual(state_a, target);
+  float* weight_gradient = gradient.weights[top + 1].data();
+  backend_.gemm(Transpose::yes, Transpose::no, width, classes, batch_, c * beta_a, state_a.layers[top].data(), width,
+                residual_a, classes, 0.0f, weight_gradient, classes);
+  if (beta_b != 0.0f)
+    backend_.gemm(Transpose::yes, Transpose::no, width, classes, batch_, -c * beta_b, state_b.layers[top].data(),
+                  width, residual_b, classes, 1.0f, weight_gradient, classes);
+  backend_.run(ColumnSumOp{residual_a, residual_b, gradient.biases[top + 1].data(), c * beta_a, -c * beta_b, batch_,
+                           classes},
+               classes);
+}
+
+void ConvHopfield::metrics(const NetworkState& state, const float* target, float* loss, float* correct) {
+  const int top = shape_.state_layers() - 1;
+  const float* outputs = state.layers[top].data();
+  const float* bias = nullptr;
+  if (shape_.cost == CostKind::cross_entropy) {
+    readout_logits(state);
+    outputs = residual_.data();
+    bias = parameters_.biases[top + 1].data();
+  }
+  backend_.run(RowMetricsOp{outputs, target, loss, correct, shape_.cost, shape_.classes(), bias}, batch_);
+}
+
+double ConvHopfield::training_step_flops(int batch, int free_steps, int nudged_steps, int nudged_phases) const {
+  const int states = shape_.state_layers(), convs = shape_.conv_layers(), tensors = shape_.weight_tensors();
+  const double b = batch;
+  // One pass through tensor t: a conv GEMM (2 Co CKK N OH OW) or a dense GEMM.
+  auto pass = [&](int t) {
+    if (t < convs) return shape_.conv_shape(t, 1).gemm_flops() * b;
+    return 2.0 * b * shape_.units(t) * shape_.units(t + 1);
+  };
+  double per_step = 0;
+  for (int t = 1; t < states; ++t) per_step += 2 * pass(t);  // drive and feedback
+  const double readout_nudge = shape_.cost == CostKind::cross_entropy ? 2 * pass(tensors - 1) : 0;
+  double flops = pass(0);  // the cached input drive
+  flops += per_step * (free_steps + nudged_phases * double(nudged_steps));
+  flops += readout_nudge * nudged_phases * nudged_steps;
+  // Contrastive update: one product for the input layer; two per other tensor, and
+  // for max-pooled conv tensors two more (the forward conv that finds each state's argmax).
+  flops += pass(0);
+  for (int t = 1; t < tensors; ++t) flops += (t < convs && shape_.pool == PoolKind::max ? 4 : 2) * pass(t);
+  return flops;
+}
+
+}  // namespace eqprop

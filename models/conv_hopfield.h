@@ -1,0 +1,188 @@
+// The convolutional Hopfield network (DESIGN.md §1; Laborieux et al. 2021, "Scaling
+// equilibrium propagation to deep ConvNets by drastically reducing its gradient
+// estimator bias", Frontiers in Neuroscience: E = 1/2 ||s||^2 - Phi with Phi the
+// primitive function of their convolutional network; Scellier et al. 2023): a stack of
+// convolutional layers, each followed by 2x2 pooling (max, average or none), then
+// dense layers. With rho = clip(., 0, 1) and states kept in [0, 1] (rho(s) = s):
+//   E = 1/2 sum_l ||s_l||^2 - sum_{conv k} s_{k+1} . P(W_k * s_k + b_k)
+//       - sum_{dense l} (s_{l-1}^T W_l s_l + b_l . s_l),
+// s_0 = x (clamped, unrectified), P the pooling, * the convolution (PyTorch's
+// Conv2d, cross-correlation). The bias is per channel and sits inside the pooling
+// as in Laborieux et al.'s code (a Conv2d with bias, then the pool); for 2x2 windows
+// that tile the plane (the shape requires even sizes) P(y + b) = P(y) + b, so the
+// engine adds b after pooling and max pooling keeps the same argmax.
+// The force on a conv state (rho' = 1 inside [0, 1]):
+//   -dE/ds_k = P(W_{k-1} * s_{k-1} + b) + W_k^T *' P^T(s_{k+1}) - s_k,
+// P^T the adjoint of the pooling: for max pooling, unpooling through the argmax of
+// the pooled convolution of s_k at the current state (E is piecewise smooth; the
+// argmax is where it is differentiable). The contrastive kernel update is the
+// correlation of s_k with P^T(s_{k+1}) (models/conv_ops.h, one GEMM), the bias
+// update the sum of s_{k+1} over the plane.
+//
+// Layout. Every state layer, the input and the drives are per-sample contiguous
+// NCHW, i.e. (batch, C*H*W) row-major: what the trainer's per-row slicing, the ADC
+// and copy_state assume, and PyTorch's flatten order for the dense tail. The
+// convolution GEMMs want channel-major (Co, N*OH*OW) operands (kernels/im2col.h);
+// with pooling, the pre-pool convolution output is written channel-major straight
+// from the GEMM into a scratch array and the pooling reads it there and writes the
+// NCHW drive (the pooling ops take both layouts), so the only layout conversion is
+// fused into a pass the network needs anyway; unpooling writes the channel-major
+// operand of the transposed convolution the same way. Without pooling, the
+// forward and transposed convolutions pay one relayout pass each (conv_ops').
+//
+// Memory. im2col needs C*K*K*OH*OW floats per sample (9x the input for 3x3); the
+// convolutions run over chunks of the batch (`chunk_samples()`) so that the
+// workspace stays below a fixed budget whatever the evaluation batch size.
+// The batch is relaxed as one (no per-core slices): each conv GEMM is large.
+//
+// Parameters: weights[k] (Co, C, K, K) and biases[k] (Co) for conv layer k,
+// then weights (fan_in, units) and biases (units) for the dense layers as in
+// DenseHopfield; with cross_entropy the last pair is the softmax read-out of the
+// top state layer, outside the energy (Laborieux et al. 2021, §3).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "kernels/backend.h"
+#include "kernels/device_buffer.h"
+#include "kernels/row_metrics.h"
+#include "models/conv_ops.h"
+#include "models/energy_model.h"
+
+namespace eqprop {
+
+enum class PoolKind : int { none = 0, max = 1, avg = 2 };
+
+struct ConvLayerSpec {
+  int channels = 1;  // output channels
+  int kernel = 3;
+  int stride = 1;
+  int padding = 0;
+};
+
+// A (channels, height, width) plane stack of one sample.
+struct PlaneShape {
+  int channels = 1, height = 1, width = 1;
+  int units() const { return channels * height * width; }
+  int plane() const { return height * width; }
+};
+
+struct ConvHopfieldShape {
+  PlaneShape input;                  // (C, H, W) of one sample
+  std::vector<ConvLayerSpec> convs;  // at least one
+  PoolKind pool = PoolKind::max;     // 2x2, stride 2, after every convolution
+  std::vector<int> dense;            // hidden..., output: the layers after the conv stack
+  CostKind cost = CostKind::mse;
+
+  // Throws std::invalid_argument naming the layer and the sizes that do not fit.
+  void validate() const;
+
+  int conv_layers() const { return static_cast<int>(convs.size()); }
+  int weight_tensors() const { return conv_layers() + static_cast<int>(dense.size()); }
+  int state_layers() const { return weight_tensors() - (cost == CostKind::cross_entropy ? 1 : 0); }
+  int classes() const { return dense.back(); }
+  // The planes of layer j: 0 the input, 1..K the conv states (after pooling).
+  PlaneShape conv_plane(int j) const;
+  // Units per sample of layer j: input, conv states, dense layers (read-out included).
+  int units(int j) const;
+  // The convolution of conv tensor k on a chunk of `rows` samples, NCHW both sides.
+  ConvShape conv_shape(int k, int rows) const;
+  // The pooling after conv tensor k on `rows` samples: input channel-major (the GEMM's
+  // output), output NCHW.
+  PoolShape pool_shape(int k, int rows) const;
+};
+
+class ConvHopfield final : public EnergyModel {
+ public:
+  // The default im2col workspace budget, in floats (256 MiB): a CIFAR-10 conv4 batch
+  // of 128 fits in one chunk (conv2: 1152 x 128*256 = 38 M floats); an evaluation
+  // batch of 1000 runs in a few chunks instead of needing 1.2 GB.
+  static constexpr std::int64_t kDefaultWorkspaceFloats = std::int64_t(1) << 26;
+
+  // workspace_floats bounds the im2col workspace (at least one sample's columns).
+  ConvHopfield(Backend& backend, ConvHopfieldShape shape, int max_batch,
+               std::int64_t workspace_floats = kDefaultWorkspaceFloats);
+
+  const ConvHopfieldShape& shape() const { return shape_; }
+  std::string kind() const override { return "conv_hopfield"; }
+  Backend& backend() override { return backend_; }
+  int input_size() const override { return shape_.input.units(); }
+  int classes() const override { return shape_.classes(); }
+  int max_batch() const override { return max_batch_; }
+  // Samples per convolution call (the workspace budget over the widest layer).
+  int chunk_samples() const { return chunk_; }
+
+  // Uniform(+-gain/sqrt(fan_in)) weights and biases, fan_in = C*K*K for a kernel.
+  void initialize(std::uint64_t seed, float gain) override;
+  ParameterSet& parameters() override { return parameters_; }
+  const ParameterSet& parameters() const override { return parameters_; }
+  ParameterSet make_parameter_like() const override;
+  std::vector<std::int64_t> tensor_shape(int l, bool bias) const override;
+
+  NetworkState make_state() const override;
+  int state_units(int i) const override { return shape_.units(i + 1); }
+  void copy_state(const NetworkState& from, NetworkState& to, int batch) override;
+
+  // Clamps x (batch, C*H*W) and caches what depends only on x and the parameters:
+  // the first layer's drive P(W_0 * x) with its pooling argmax, and the conv biases
+  // broadcast over their planes. Reads the parameters: call it after changing them.
+  void set_input(const float* x, int batch) override;
+  void reset(NetworkState& state) override;
+  // Synchronous steps of every layer (fixed point, gradient flow or cSB: LayerStepOp).
+  PhaseResult relax(NetworkState& state, const float* target, const PhaseSpec& spec) override;
+  void energy(const NetworkState& state, float* energy) override;
+  // As DenseHopfield::ep_gradient; the kernel update is one GEMM per chunk and
+  // state (models/conv_ops.h), the conv bias update the plane sum of the states.
+  void ep_gradient(const NetworkState& state_a, float beta_a, const NetworkState& state_b, float beta_b,
+                   const float* target, ParameterSet& gradient) override;
+  void metrics(const NetworkState& state, const float* target, float* loss, float* correct) override;
+  double training_step_flops(int batch, int free_steps, int nudged_steps, int nudged_phases) const override;
+
+ private:
+  // drive_[k] = P(W_k * below) for conv tensor k on the whole batch (chunk by
+  // chunk), with the argmax of max pooling in argmax_[k]; when `above` is given
+  // (k >= 1), feedback_[k - 1] = W_k^T *' P^T(above) through that argmax.
+  //   below (batch, units(k)), above (batch, units(k + 1)) or null.
+  void conv_coupling(int k, const float* below, const float* above);
+  // gradient += alpha * correlation of below with P^T(above) for conv tensor k
+  // (overwrites when `overwrite`); the argmax is recomputed from `below` (k >= 1)
+  // or is the cached input's (k = 0).
+  void conv_kernel_gradient(int k, const float* below, const float* above, float alpha, bool overwrite,
+                            float* gradient);
+  // Every drive but the cached input's (and, when `with_feedback`, every feedback
+  // between state layers) at `state`.
+  void couplings(const NetworkState& state, bool with_feedback);
+  void step(NetworkState& state, const float* target, const PhaseSpec& spec, int step);
+  bool converged(const NetworkState& state, const PhaseSpec& spec);
+  // residual_ (batch, classes) = s_top W_out (without the bias).
+  void readout_logits(const NetworkState& state);
+  // residual_ = softmax(logits + b_out) - target.
+  void readout_residual(const NetworkState& state, const float* target);
+  // The per-unit bias of state layer i: the conv bias broadcast, or the dense bias.
+  const float* unit_bias(int i) const;
+
+  Backend& backend_;
+  ConvHopfieldShape shape_;
+  int max_batch_;
+  int chunk_ = 1;
+  int batch_ = 0;
+  const float* input_ = nullptr;  // (batch, input units), owned by the caller
+  ParameterSet parameters_;
+  std::vector<DeviceBuffer<float>> drive_;             // per state layer (batch, units); [0]: the cached input drive
+  std::vector<DeviceBuffer<float>> feedback_;          // per state layer (batch, units)
+  std::vector<DeviceBuffer<std::int32_t>> argmax_;     // per conv tensor, max pooling (batch, pooled units)
+  std::vector<DeviceBuffer<float>> expanded_bias_;     // per conv state layer (units)
+  DeviceBuffer<float> columns_;                        // im2col workspace (C*K*K, chunk*OH*OW), widest layer
+  DeviceBuffer<float> conv_out_;                       // (Co, chunk*OH*OW): pre-pool output / channel-major operand
+  DeviceBuffer<float> residual_;                       // (2, batch, classes) read-out residuals
+  DeviceBuffer<float> state_difference_;               // (batch, units(1))
+  DeviceBuffer<float> unit_sums_;                      // (widest conv state units) batch sums before the plane sum
+  DeviceBuffer<float> ones_;                           // (widest plane) for plane sums as GEMV
+  NetworkState snapshot_;
+  DeviceBuffer<float> row_residual_;                   // (batch)
+  int units_total_ = 0;
+};
+
+}  // namespace eqprop

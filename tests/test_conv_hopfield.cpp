@@ -1,0 +1,353 @@
+// Physics of the convolutional Hopfield network on the CPU backend, against the
+// independent double-precision reference (models/conv_hopfield_reference): the
+// energy, the fixed point, energy descent under gradient flow, the contrastive
+// kernel and bias updates, the EP gradient against central differences of the
+// loss; then the config checks, a checkpoint round trip and a short training.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <random>
+
+#include "engine/checkpoint.h"
+#include "engine/config.h"
+#include "engine/gradcheck.h"
+#include "engine/safetensors.h"
+#include "engine/trainer.h"
+#include "engine/training_run.h"
+#include "kernels/error.h"
+#include "models/conv_hopfield.h"
+#include "models/conv_hopfield_reference.h"
+#include "tests/synthetic_data.h"
+#include "tests/test_util.h"
+
+namespace eqprop {
+namespace {
+
+// A small conv network with the same random parameters in the engine and the
+// reference, and a batch of random inputs in [0, 1) and labels.
+struct ConvFixture {
+  std::unique_ptr<Backend> backend = make_backend("cpu");
+  ConvHopfieldShape shape;
+  conv_reference::Network net;
+  std::unique_ptr<ConvHopfield> model;
+  std::vector<std::vector<double>> xs;
+  std::vector<int> labels;
+  DeviceBuffer<float> x, target;
+  int batch;
+
+  ConvFixture(ConvHopfieldShape s, int batch_size, unsigned seed, double weight_scale = 0.5,
+              std::int64_t workspace_floats = ConvHopfield::kDefaultWorkspaceFloats)
+      : shape(std::move(s)), batch(batch_size) {
+    model = std::make_unique<ConvHopfield>(*backend, shape, batch, workspace_floats);
+    net.in_channels = shape.input.channels;
+    net.in_h = shape.input.height;
+    net.in_w = shape.input.width;
+    for (const ConvLayerSpec& c : shape.convs) net.convs.push_back({c.channels, c.kernel, c.stride, c.padding});
+    net.pool = static_cast<int>(shape.pool);
+    net.dense = shape.dense;
+    net.cost = shape.cost;
+    std::mt19937 rng(seed);
+    std::uniform_real_distribution<double> weight(-weight_scale, weight_scale), unit(0.0, 1.0), bias(-0.2, 0.3);
+    for (int t = 0; t < shape.weight_tensors(); ++t) {
+      std::vector<double> w(model->parameters().weights[t].size()), b(model->parameters().biases[t].size());
+      for (double& v : w) v = static_cast<float>(weight(rng));  // exactly representable in float
+      for (double& v : b) v = static_cast<float>(bias(rng));
+      model->parameters().weights[t].copy_from_host(std::vector<float>(w.begin(), w.end()));
+      model->parameters().biases[t].copy_from_host(std::vector<float>(b.begin(), b.end()));
+      net.weights.push_back(w);
+      net.biases.push_back(b);
+    }
+    const int inputs = shape.input.units(), classes = shape.classes();
+    std::vector<float> x_host, one_hot(std::size_t(batch) * classes, 0.0f);
+    for (int n = 0; n < batch; ++n) {
+      xs.emplace_back();
+      for (int i = 0; i < inputs; ++i) {
+        xs.back().push_back(static_cast<float>(unit(rng)));
+        x_host.push_back(static_cast<float>(xs.back().back()));
+      }
+      labels.push_back(static_cast<int>(rng() % classes));
+      one_hot[std::size_t(n) * classes + labels.back()] = 1.0f;
+    }
+    x = DeviceBuffer<float>(*backend, x_host.size());
+    x.copy_from_host(x_host);
+    target = DeviceBuffer<float>(*backend, one_hot.size());
+    target.copy_from_host(one_hot);
+    model->set_input(x.data(), batch);
+  }
+
+  // Per sample, per state layer.
+  std::vector<conv_reference::States> states_of(const NetworkState& state) const {
+    std::vector<conv_reference::States> result(batch);
+    for (std::size_t i = 0; i < state.layers.size(); ++i) {
+      const std::vector<float> host = state.layers[i].to_host();
+      const int units = model->state_units(static_cast<int>(i));
+      for (int n = 0; n < batch; ++n)
+        result[n].emplace_back(host.begin() + std::size_t(n) * units, host.begin() + std::size_t(n + 1) * units);
+    }
+    return result;
+  }
+
+  // A state with every unit uniform in [0, 1).
+  NetworkState random_state(std::mt19937& rng) {
+    NetworkState state = model->make_state();
+    for (auto& layer : state.layers) layer.copy_from_host(test::random_vector(rng, layer.size(), 0.0f, 1.0f));
+    return state;
+  }
+
+  NetworkState relaxed(const PhaseSpec& spec) {
+    NetworkState state = model->make_state();
+    model->reset(state);
+    model->relax(state, target.data(), spec);
+    return state;
+  }
+};
+
+ConvHopfieldShape tiny_shape(PoolKind pool, CostKind cost) {
+  ConvHopfieldShape shape;
+  shape.input = {2, 6, 6};
+  shape.convs = {{3, 3, 1, 1}, {4, 2, 1, 0}};  // 6x6 -> pool 3x3 -> 2x2 -> pool 1x1
+  if (pool == PoolKind::none) shape.convs = {{3, 3, 1, 1}, {2, 3, 2, 0}};  // 6x6 -> 2x2
+  shape.pool = pool;
+  shape.dense = cost == CostKind::mse ? std::vector<int>{5, 3} : std::vector<int>{3};
+  shape.cost = cost;
+  return shape;
+}
+
+const std::vector<std::pair<PoolKind, CostKind>> kVariants = {
+    {PoolKind::max, CostKind::mse},
+    {PoolKind::max, CostKind::cross_entropy},
+    {PoolKind::avg, CostKind::mse},
+    {PoolKind::none, CostKind::cross_entropy},
+};
+
+double max_difference(const conv_reference::States& a, const conv_reference::States& b) {
+  double worst = 0;
+  for (std::size_t l = 0; l < a.size(); ++l)
+    for (std::size_t i = 0; i < a[l].size(); ++i) worst = std::max(worst, std::abs(a[l][i] - b[l][i]));
+  return worst;
+}
+
+}  // namespace
+
+TEST_CASE("conv hopfield: the energy equals the naive loops' at random states") {
+  for (const auto& [pool, cost] : kVariants) {
+    ConvFixture f(tiny_shape(pool, cost), 5, 3);
+    std::mt19937 rng(9);
+    const NetworkState state = f.random_state(rng);
+    DeviceBuffer<float> energy(*f.backend, f.batch);
+    f.model->energy(state, energy.data());
+    const std::vector<float> engine = energy.to_host();
+    const auto states = f.states_of(state);
+    double worst = 0;
+    for (int n = 0; n < f.batch; ++n) {
+      const double expected = conv_reference::energy(f.net, f.xs[n], states[n]);
+      worst = std::max(worst, std::abs(engine[n] - expected) / std::max(1.0, std::abs(expected)));
+    }
+    MESSAGE("pool " << int(pool) << ": max relative energy error " << worst << " (" << 100 * worst / 1e-5
+                    << "% of 1e-5)");
+    CHECK(worst < 1e-5);
+  }
+}
+
+TEST_CASE("conv hopfield: the free fixed point is the reference's, and a stationary point of E") {
+  for (const auto& [pool, cost] : kVariants) {
+    // Weights small enough that the synchronous map contracts (stronger couplings
+    // can make it oscillate between two states, with the same fixed points).
+    ConvFixture f(tiny_shape(pool, cost), 4, 5, 0.3);
+    const auto engine = f.states_of(f.relaxed(PhaseSpec{Integrator::fixed_point, 0.5f, 400, 0.0f}));
+    double worst = 0, worst_stationarity = 0;
+    for (int n = 0; n < f.batch; ++n) {
+      worst = std::max(worst, max_difference(engine[n], conv_reference::free_fixed_point(f.net, f.xs[n])));
+      // Projected stationarity: s = clip(-dE/ds + s) on the box [0, 1].
+      const auto fields = conv_reference::fields(f.net, f.xs[n], engine[n]);
+      for (std::size_t l = 0; l < fields.size(); ++l)
+        for (std::size_t u = 0; u < fields[l].size(); ++u)
+          worst_stationarity =
+              std::max(worst_stationarity, std::abs(std::clamp(fields[l][u], 0.0, 1.0) - engine[n][l][u]));
+    }
+    MESSAGE("pool " << int(pool) << ": max |s_engine - s_reference| = " << worst
+                    << ", max |clip(field) - s| = " << worst_stationarity);
+    CHECK(worst < 1e-5);
+    CHECK(worst_stationarity < 1e-5);
+  }
+}
+
+TEST_CASE("conv hopfield: the energy never increases under gradient flow with a small step") {
+  for (const auto& [pool, cost] : kVariants) {
+    ConvFixture f(tiny_shape(pool, cost), 3, 7, 0.8);
+    NetworkState state = f.model->make_state();
+    f.model->reset(state);
+    std::vector<double> previous(f.batch);
+    for (int n = 0; n < f.batch; ++n) previous[n] = conv_reference::energy(f.net, f.xs[n], f.states_of(state)[n]);
+    const std::vector<double> initial = previous;
+    double worst_rise = 0;
+    for (int step = 0; step < 200; ++step) {
+      f.model->relax(state, f.target.data(), PhaseSpec{Integrator::gradient_flow, 0.05f, 1, 0.0f});
+      const auto states = f.states_of(state);
+      for (int n = 0; n < f.batch; ++n) {
+        const double energy = conv_reference::energy(f.net, f.xs[n], states[n]);
+        worst_rise = std::max(worst_rise, energy - previous[n]);
+        previous[n] = energy;
+      }
+    }
+    CHECK(worst_rise <= 1e-6);  // float states: a few ulps of E are rounding
+    for (int n = 0; n < f.batch; ++n) CHECK(previous[n] < initial[n]);
+  }
+}
+
+TEST_CASE("conv hopfield: kernel and bias updates are the naive correlations, over batch chunks") {
+  for (const auto& [pool, cost] : kVariants) {
+    // A workspace of two samples' columns: the batch of 5 runs in chunks 2, 2, 1.
+    const ConvHopfieldShape shape = tiny_shape(pool, cost);
+    std::int64_t columns = 0;
+    for (int k = 0; k < shape.conv_layers(); ++k) columns = std::max(columns, shape.conv_shape(k, 1).columns_size());
+    ConvFixture f(shape, 5, 13, 0.5, 2 * columns);
+    REQUIRE(f.model->chunk_samples() == 2);
+    std::mt19937 rng(21);
+    const NetworkState a = f.random_state(rng), b = f.random_state(rng);
+    const float beta_a = 0.3f, beta_b = -0.2f;
+    ParameterSet gradient = f.model->make_parameter_like();
+    f.model->ep_gradient(a, beta_a, b, beta_b, f.target.data(), gradient);
+    // (dE/dtheta(a) - dE/dtheta(b)) / (beta_a - beta_b), batch mean, by naive loops.
+    const auto states_a = f.states_of(a), states_b = f.states_of(b);
+    conv_reference::Network expected = f.net;
+    for (auto& w : expected.weights) std::fill(w.begin(), w.end(), 0.0);
+    for (auto& w : expected.biases) std::fill(w.begin(), w.end(), 0.0);
+    const double scale = 1.0 / ((beta_a - beta_b) * f.batch);
+    for (int n = 0; n < f.batch; ++n) {
+      const auto ga = conv_reference::energy_gradient(f.net, f.xs[n], states_a[n]);
+      const auto gb = conv_reference::energy_gradient(f.net, f.xs[n], states_b[n]);
+      for (std::size_t t = 0; t < expected.weights.size(); ++t) {
+        for (std::size_t i = 0; i < expected.weights[t].size(); ++i)
+          expected.weights[t][i] += scale * (ga.weights[t][i] - gb.weights[t][i]);
+        for (std::size_t i = 0; i < expected.biases[t].size(); ++i)
+          expected.biases[t][i] += scale * (ga.biases[t][i] - gb.biases[t][i]);
+      }
+    }
+    conv_reference::Network engine = f.net;
+    for (int t = 0; t < shape.state_layers(); ++t) {  // the energy's tensors (not the read-out)
+      const auto w = gradient.weights[t].to_host(), bias = gradient.biases[t].to_host();
+      engine.weights[t].assign(w.begin(), w.end());
+      engine.biases[t].assign(bias.begin(), bias.end());
+      const double error = conv_reference::relative_error(engine, expected, t);
+      MESSAGE("pool " << int(pool) << ", tensor " << t << ": relative error " << error);
+      CHECK(error < 1e-5);
+    }
+  }
+}
+
+TEST_CASE("conv hopfield: symmetric EP at small beta matches the exact gradient (central differences)") {
+  auto backend = make_backend("cpu");
+  // The shipped config (max pooling, cross-entropy read-out), average pooling with
+  // the MSE output layer in the energy, and no pooling. The float engine's EP
+  // estimate at beta = 0.001 carries float rounding of the states divided by beta:
+  // a relative error of order 1e-4 (up to 1e-3 seen), hence the 5e-3 tolerance.
+  for (const char* pool : {"max", "avg", "none"}) {
+    nlohmann::json user = read_config_file(std::string(EQPROP_SOURCE_DIR) + "/configs/gradcheck_tiny_conv.json");
+    user["conv"]["pool"] = pool;
+    if (std::string(pool) == "avg") user["model"]["cost"] = "mse";
+    const nlohmann::json report = run_gradcheck(*backend, parse_config(user, "gradcheck_tiny_conv"), GradcheckOptions{6});
+    MESSAGE(std::string(pool) << " pooling: " << report["tensors"].dump() << ", redrawn "
+                              << report["samples_redrawn_near_a_kink"]);
+    for (const auto& tensor : report["tensors"]) {
+      CAPTURE(tensor.dump());
+      CHECK(tensor["cosine"].get<double>() > 0.9999);
+      CHECK(tensor["relative_error"].get<double>() < 5e-3);
+    }
+  }
+}
+
+TEST_CASE("conv hopfield: config errors name the key and the sizes") {
+  auto parse = [](const nlohmann::json& conv) {
+    return parse_config(nlohmann::json{{"model", {{"kind", "conv_hopfield"}, {"layers", {10}}}}, {"conv", conv}},
+                        "test");
+  };
+  // 28 -> conv 3x3 no padding -> 26 -> pool 13 -> conv 3x3 pad 1 -> 13: odd, 2x2 pooling cannot tile it.
+  test::check_contains(test::thrown_message<ConfigError>([&] {
+                         parse({{"channels", {4, 8}}, {"kernel", {3}}, {"padding", {0, 1}}});
+                       }),
+                       {"conv layer 2", "13x13", "even"});
+  test::check_contains(
+      test::thrown_message<ConfigError>([&] { parse({{"channels", {4, 8}}, {"kernel", {3, 3, 3}}}); }),
+      {"conv.kernel", "3 entries", "2 conv layers"});
+  test::check_contains(test::thrown_message<ConfigError>([&] { parse({{"input_shape", {28, 28}}}); }),
+                       {"conv.input_shape", "[channels, height, width]"});
+  test::check_contains(test::thrown_message<ConfigError>([&] {
+                         parse({{"input_shape", {1, 4, 4}}, {"channels", {2, 2}}, {"padding", {0}}, {"pool", "none"}});
+                       }),
+                       {"conv layer 2", "larger than the padded input 2x2"});
+  // A valid one builds the expected model.
+  const Config config = parse({{"channels", {4, 8}}, {"kernel", {5, 3}}, {"padding", {2, 1}}});
+  auto backend = make_backend("cpu");
+  Trainer trainer(*backend, config);
+  CHECK(trainer.model().kind() == "conv_hopfield");
+  CHECK(trainer.model().input_size() == 784);
+  CHECK(trainer.model().state_units(1) == 8 * 7 * 7);
+  CHECK(trainer.model().tensor_shape(1, false) == std::vector<std::int64_t>{8, 4, 3, 3});
+}
+
+namespace {
+
+// 1x4x4 images, two classes (tests/synthetic_data.h): conv 3x3 pad 1 + max pool
+// to 3x2x2, then the output layer.
+Config halves_conv_config(int epochs, const char* cost) {
+  return parse_config(nlohmann::json{{"model", {{"kind", "conv_hopfield"}, {"layers", {2}}, {"cost", cost}}},
+                                     {"conv", {{"input_shape", {1, 4, 4}}, {"channels", {3}}, {"padding", {1}}}},
+                                     {"dynamics", {{"t_free", 20}, {"t_nudge", 8}}},
+                                     {"ep", {{"beta", 0.3}}},
+                                     {"optimizer", {{"lr", 0.05}}},
+                                     {"training", {{"epochs", epochs}, {"batch_size", 16}, {"eval_batch_size", 50}}}},
+                      "test");
+}
+
+}  // namespace
+
+TEST_CASE("conv hopfield: training on a synthetic image task learns it") {
+  auto backend = make_backend("cpu");
+  const DatasetSplits data = test::halves();
+  for (const char* cost : {"mse", "cross_entropy"}) {
+    const Config config = halves_conv_config(3, cost);
+    Trainer trainer(*backend, config, 16, 2);
+    const Normalization normalization = make_normalization(config, data.train);
+    const double before = trainer.evaluate(data.test, normalization, 0).accuracy;
+    double first_loss = 0, last_loss = 0;
+    for (int epoch = 0; epoch < config.training.epochs; ++epoch) {
+      const BatchResult result = trainer.train_epoch(data.train, normalization, epoch, {});
+      (epoch == 0 ? first_loss : last_loss) = result.loss_sum / result.size;
+    }
+    const double after = trainer.evaluate(data.test, normalization, 0).accuracy;
+    MESSAGE(std::string(cost) << ": test accuracy " << before << " before training, " << after << " after "
+                              << config.training.epochs << " epochs");
+    CHECK(before < 0.8);
+    CHECK(after > 0.9);
+    CHECK(last_loss < first_loss);
+  }
+}
+
+TEST_CASE("conv hopfield: a checkpoint holds PyTorch-shaped kernels and reloads through the trainer") {
+  auto backend = make_backend("cpu");
+  test::TempDir dir;
+  const Config config = halves_conv_config(1, "cross_entropy");
+  run_training(*backend, config, test::halves(), dir.path().string(), false, {});
+  const SafetensorsFile file = read_safetensors((dir.path() / kModelFile).string());
+  CHECK(file.metadata.at("format") == "eqprop.conv_hopfield");
+  CHECK(file.tensors.at("weights.0").shape == std::vector<std::int64_t>{3, 1, 3, 3});
+  CHECK(file.tensors.at("biases.0").shape == std::vector<std::int64_t>{3});
+  CHECK(file.tensors.at("weights.1").shape == std::vector<std::int64_t>{12, 2});
+
+  Trainer reloaded(*backend, config, 16, 2);
+  CHECK(load_checkpoint(dir.path().string(), reloaded, true) == 1);
+  for (int t = 0; t < 2; ++t) {
+    CHECK(reloaded.model().parameters().weights[t].to_host() == file.tensors.at("weights." + std::to_string(t)).data);
+    CHECK(reloaded.momentum().biases[t].to_host() == file.tensors.at("momentum.biases." + std::to_string(t)).data);
+  }
+  // A resumed run continues where it stopped.
+  const auto continued = run_training(*backend, halves_conv_config(2, "cross_entropy"), test::halves(),
+                                      dir.path().string(), true, {});
+  REQUIRE(continued.size() == 1);
+  CHECK(continued.front().epoch == 2);
+}
+
+}  // namespace eqprop
