@@ -1,10 +1,13 @@
 #include "models/conv_hopfield.h"
 
+#include "models/relaxation.h"
+
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
 #include "kernels/philox.h"
+#include "models/relaxation.h"
 
 namespace eqprop {
 namespace {
@@ -379,38 +382,24 @@ void ConvHopfield::step(NetworkState& state, const float* target, const PhaseSpe
     op.noise_index = spec.first_sample * units_total_ + unit_offset;
     op.noise_row_stride = units_total_;
     op.noise_step = (spec.noise_phase << 24) + static_cast<std::uint32_t>(step);
+    if (spec.read_out && step == spec.steps - 1) point_readout(op, state, spec, i, 0);
     backend_.run(op, std::int64_t(batch_) * units);
     unit_offset += units;
   }
 }
 
-bool ConvHopfield::converged(const NetworkState& state, const PhaseSpec& spec) {
-  for (std::size_t i = 0; i < state.layers.size(); ++i)
-    backend_.run(RowMaxChangeOp{state.layers[i].data(), snapshot_.layers[i].data(), row_residual_.data(),
-                                shape_.units(static_cast<int>(i) + 1), i > 0},
-                 batch_);
-  std::vector<float> residual(batch_);
-  backend_.copy_to_host(residual.data(), row_residual_.data(), batch_ * sizeof(float));
-  const float threshold = spec.integrator == Integrator::fixed_point ? spec.tolerance : spec.tolerance * spec.dt;
-  return std::none_of(residual.begin(), residual.end(), [&](float r) { return !(r < threshold); });
-}
-
 PhaseResult ConvHopfield::relax(NetworkState& state, const float* target, const PhaseSpec& spec) {
+  if (spec.read_out && spec.steps < 1)
+    throw std::invalid_argument("ConvHopfield::relax: a phase read out by the ADC needs at least one step");
   if (spec.integrator == Integrator::csb && !spec.keep_momenta)
     for (std::size_t i = 0; i < state.momenta.size(); ++i)
       backend_.fill_zero(state.momenta[i].data(),
                          std::size_t(batch_) * shape_.units(static_cast<int>(i) + 1) * sizeof(float));
-  const bool checking = spec.tolerance > 0.0f;
-  const int check_every = std::max(1, spec.check_every);
-  PhaseResult result;
-  for (int s = 0; s < spec.steps; ++s) {
-    const bool check = checking && (s + 1) % check_every == 0;
-    if (check) copy_state(state, snapshot_, batch_);
-    step(state, target, spec, s);
-    result.steps = s + 1;
-    if (check && converged(state, spec)) break;
-  }
-  return result;
+  RelaxationBuffers buffers{&snapshot_, row_residual_.data(), {}};
+  for (int i = 0; i < shape_.state_layers(); ++i) buffers.units.push_back(shape_.units(i + 1));
+  buffers.whole_batch = true;
+  return relax_with_early_exit(backend_, state, batch_, spec, buffers,
+                               [&](int step_index, int, int) { step(state, target, spec, step_index); });
 }
 
 void ConvHopfield::energy(const NetworkState& state, float* energy) {

@@ -132,6 +132,8 @@ class ConvHopfield final : public EnergyModel {
   void reset(NetworkState& state) override;
   // Synchronous steps of every layer (fixed point, gradient flow or cSB: LayerStepOp).
   PhaseResult relax(NetworkState& state, const float* target, const PhaseSpec& spec) override;
+  // The final step and every convergence check write the ADC reading.
+  bool fuses_readout() const override { return true; }
   void energy(const NetworkState& state, float* energy) override;
   // As DenseHopfield::ep_gradient; the kernel update is one GEMM per chunk and
   // state (models/conv_ops.h), the conv bias update the plane sum of the states.
@@ -155,7 +157,6 @@ class ConvHopfield final : public EnergyModel {
   // between state layers) at `state`.
   void couplings(const NetworkState& state, bool with_feedback);
   void step(NetworkState& state, const float* target, const PhaseSpec& spec, int step);
-  bool converged(const NetworkState& state, const PhaseSpec& spec);
   // residual_ (batch, classes) = s_top W_out (without the bias).
   void readout_logits(const NetworkState& state);
   // residual_ = softmax(logits + b_out) - target.

@@ -55,6 +55,7 @@ PhaseResult relax_with_early_exit(Backend& backend, NetworkState& state, int bat
   // The systems of a batch are independent: the backend may relax slices of the
   // batch concurrently (the CPU backend gives each core its own rows for the whole
   // phase, with no synchronization per step).
+  if (buffers.whole_batch) return PhaseResult{relax_rows(backend, state, spec, buffers, 0, batch, step_rows)};
   std::vector<int> steps_by_slice;
   std::mutex mutex;
   backend.parallel_over_rows(batch, [&](int begin, int end) {

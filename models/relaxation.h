@@ -21,6 +21,10 @@ struct RelaxationBuffers {
   float* row_residual;               // (max_batch) scratch
   std::vector<int> units;            // units of each state layer
   float period = 0.0f;               // > 0: states are phases, changes measured around the circle
+  // Step the whole batch at once (models whose step is batch-wide GEMMs that do
+  // not slice by rows, e.g. the convolutions); otherwise the backend may relax
+  // slices of the batch concurrently.
+  bool whole_batch = false;
 };
 
 // Relaxes rows [0, batch) of `state`: step_rows(step, begin, rows) advances rows

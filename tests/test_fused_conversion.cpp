@@ -9,6 +9,8 @@
 
 #include "engine/batch_loader.h"
 #include "engine/hardware_model.h"
+#include "engine/config.h"
+#include "engine/model_factory.h"
 #include "tests/hopfield_fixture.h"
 #include "tests/synthetic_data.h"
 #include "tests/test_util.h"
@@ -27,9 +29,9 @@ HardwareConfig noisy_adc(int bits) {
   return config;
 }
 
-}  // namespace
-
-TEST_CASE("fused ADC: the readout written inside the relaxation equals an ADC pass after it") {
+// Relaxes `model` (input already set) with the ADC fused into the phase, for every
+// way a phase can end, and compares the readings with an ADC pass over the result.
+void check_fused_readout(EnergyModel& model, Backend& backend, const float* target) {
   struct Case {
     std::string name;
     Integrator integrator;
@@ -47,8 +49,7 @@ TEST_CASE("fused ADC: the readout written inside the relaxation equals an ADC pa
   const std::uint32_t tensor = 1000, read_count = 4;
   for (const Case& c : cases) {
     CAPTURE(c.name);
-    test::Fixture f({7, 9, 5, 3}, CostKind::mse, 6, 21);
-    const HardwareModel hardware(*f.backend, noisy_adc(5), 11);
+    const HardwareModel hardware(backend, noisy_adc(5), 11);
     PhaseSpec spec{c.integrator, 0.3f, c.steps, 0.0f};
     spec.tolerance = c.tolerance;
     spec.check_every = c.check_every;
@@ -57,18 +58,18 @@ TEST_CASE("fused ADC: the readout written inside the relaxation equals an ADC pa
     spec.read_out = true;
     spec.adc = hardware.adc_spec(nullptr, tensor, read_count);
 
-    NetworkState state = f.model.make_state();
-    for (const auto& layer : state.layers) state.readouts.emplace_back(*f.backend, layer.size());
-    f.model.reset(state);
-    const PhaseResult result = f.model.relax(state, f.target.data(), spec);
+    NetworkState state = model.make_state();
+    for (const auto& layer : state.layers) state.readouts.emplace_back(backend, layer.size());
+    model.reset(state);
+    const PhaseResult result = model.relax(state, target, spec);
     if (c.tolerance > 1e-20f) CHECK(result.steps < c.steps);  // the case must end early to test that path
     else CHECK(result.steps == c.steps);
 
-    HardwareModel separate(*f.backend, noisy_adc(5), 11);
+    HardwareModel separate(backend, noisy_adc(5), 11);
     for (std::size_t i = 0; i < state.layers.size(); ++i) {
       CAPTURE(i);
-      DeviceBuffer<float> read(*f.backend, state.layers[i].size());
-      f.backend->copy_on_device(read.data(), state.layers[i].data(), read.bytes());
+      DeviceBuffer<float> read(backend, state.layers[i].size());
+      backend.copy_on_device(read.data(), state.layers[i].data(), read.bytes());
       separate.read_states(read.data(), static_cast<std::int64_t>(read.size()), tensor + static_cast<std::uint32_t>(i),
                            read_count);
       const std::vector<float> fused = state.readouts[i].to_host();
@@ -78,6 +79,35 @@ TEST_CASE("fused ADC: the readout written inside the relaxation equals an ADC pa
       for (float v : fused) CHECK(v * 31.0f == doctest::Approx(std::nearbyint(v * 31.0f)).epsilon(1e-6));
     }
   }
+}
+
+}  // namespace
+
+TEST_CASE("fused ADC: the dense network's readout written inside the relaxation equals an ADC pass after it") {
+  test::Fixture f({7, 9, 5, 3}, CostKind::mse, 6, 21);
+  REQUIRE(f.model.fuses_readout());
+  check_fused_readout(f.model, *f.backend, f.target.data());
+}
+
+TEST_CASE("fused ADC: the conv network's readout written inside the relaxation equals an ADC pass after it") {
+  const Config config = parse_config(nlohmann::json::parse(R"({
+      "model": {"kind": "conv_hopfield", "layers": [3]},
+      "conv": {"input_shape": [2, 8, 8], "channels": [3, 4], "kernel": [3], "padding": [1], "pool": "max"}})"),
+                                     "test");
+  const auto backend = make_backend("cpu");
+  const int batch = 5;
+  std::unique_ptr<EnergyModel> model = make_model(*backend, config, batch);
+  REQUIRE(model->fuses_readout());
+  model->initialize(7, 1.0f);
+  std::mt19937 rng(12);
+  DeviceBuffer<float> x(*backend, std::size_t(batch) * model->input_size());
+  x.copy_from_host(test::random_vector(rng, x.size(), 0.0f, 1.0f));
+  std::vector<float> one_hot(std::size_t(batch) * model->classes(), 0.0f);
+  for (int s = 0; s < batch; ++s) one_hot[std::size_t(s) * model->classes() + s % model->classes()] = 1.0f;
+  DeviceBuffer<float> target(*backend, one_hot.size());
+  target.copy_from_host(one_hot);
+  model->set_input(x.data(), batch);
+  check_fused_readout(*model, *backend, target.data());
 }
 
 TEST_CASE("fused ADC: LayerStepOp's readout is the same through op(i) and the CPU's row(r)") {
@@ -110,10 +140,6 @@ TEST_CASE("fused ADC: LayerStepOp's readout is the same through op(i) and the CP
   check_bit_exact("readout", read_row, read_element);
   for (float v : read_row) CHECK(v != -1.0f);
 }
-
-}  // namespace eqprop
-
-namespace eqprop {
 
 TEST_CASE("fused DAC: the optimizer step fused with the write equals the step, then the write") {
   struct Case {
@@ -167,10 +193,6 @@ TEST_CASE("fused DAC: the optimizer step fused with the write equals the step, t
     CHECK(fused[2] != fused[0]);  // the write did something
   }
 }
-
-}  // namespace eqprop
-
-namespace eqprop {
 
 TEST_CASE("fused DAC: the input DAC on the loader thread equals the device pass") {
   const Dataset data = test::make_halves(70, 3);
