@@ -22,7 +22,10 @@ if [ $# -lt 1 ]; then
 fi
 config="$1"
 [ -f "$config" ] || { echo "compare_torch_conv.sh: no such config: $config" >&2; exit 2; }
-from_config() { /usr/bin/python3 -c "import json,sys; c=json.load(open(sys.argv[1])); print(c.get(sys.argv[2],{}).get(sys.argv[3],sys.argv[4]))" "$config" "$@"; }
+# A value from CONFIG (section, key, default); eqprop configs may hold // comment lines.
+from_config() {
+  /usr/bin/python3 -c "import json,re,sys; c=json.loads(re.sub(r'(?m)^\s*//.*$', '', open(sys.argv[1]).read())); print(c.get(sys.argv[2],{}).get(sys.argv[3],sys.argv[4]))" "$config" "$@"
+}
 batch="${2:-$(from_config training batch_size 128)}"
 t_free="${3:-$(from_config dynamics t_free 250)}"
 t_nudge="${4:-$(from_config dynamics t_nudge 25)}"
