@@ -1,12 +1,11 @@
 #include "models/conv_hopfield.h"
 
-#include "models/relaxation.h"
-
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
 #include "kernels/philox.h"
+#include "models/layered_tensors.h"
 #include "models/relaxation.h"
 
 namespace eqprop {
@@ -123,6 +122,7 @@ ConvHopfield::ConvHopfield(Backend& backend, ConvHopfieldShape shape, int max_ba
     const std::size_t size = std::size_t(max_batch_) * shape_.units(i + 1);
     drive_.emplace_back(backend_, size);
     feedback_.emplace_back(backend_, size);
+    state_units_.push_back(shape_.units(i + 1));
     units_total_ += shape_.units(i + 1);
   }
   for (int k = 0; k < convs; ++k) {
@@ -184,21 +184,11 @@ void ConvHopfield::initialize(std::uint64_t seed, float gain) {
 }
 
 NetworkState ConvHopfield::make_state() const {
-  NetworkState state;
-  for (int i = 0; i < shape_.state_layers(); ++i) {
-    const std::size_t size = std::size_t(max_batch_) * shape_.units(i + 1);
-    state.layers.emplace_back(backend_, size);
-    state.momenta.emplace_back(backend_, size);
-    state.layers.back().zero();
-    state.momenta.back().zero();
-  }
-  return state;
+  return make_layered_state(backend_, state_units_, max_batch_, true);  // momenta for cSB
 }
 
 void ConvHopfield::copy_state(const NetworkState& from, NetworkState& to, int batch) {
-  for (std::size_t i = 0; i < from.layers.size(); ++i)
-    backend_.copy_on_device(to.layers[i].data(), from.layers[i].data(),
-                            std::size_t(batch) * shape_.units(static_cast<int>(i) + 1) * sizeof(float));
+  copy_state_rows(backend_, from, to, state_units_, batch);
 }
 
 const float* ConvHopfield::unit_bias(int i) const {
@@ -301,11 +291,7 @@ void ConvHopfield::set_input(const float* x, int batch) {
   }
 }
 
-void ConvHopfield::reset(NetworkState& state) {
-  for (std::size_t i = 0; i < state.layers.size(); ++i)
-    backend_.fill_zero(state.layers[i].data(),
-                       std::size_t(batch_) * shape_.units(static_cast<int>(i) + 1) * sizeof(float));
-}
+void ConvHopfield::reset(NetworkState& state) { zero_rows(backend_, state.layers, state_units_, batch_); }
 
 void ConvHopfield::couplings(const NetworkState& state, bool with_feedback) {
   const int states = shape_.state_layers(), convs = shape_.conv_layers();
@@ -391,12 +377,8 @@ void ConvHopfield::step(NetworkState& state, const float* target, const PhaseSpe
 PhaseResult ConvHopfield::relax(NetworkState& state, const float* target, const PhaseSpec& spec) {
   if (spec.read_out && spec.steps < 1)
     throw std::invalid_argument("ConvHopfield::relax: a phase read out by the ADC needs at least one step");
-  if (spec.integrator == Integrator::csb && !spec.keep_momenta)
-    for (std::size_t i = 0; i < state.momenta.size(); ++i)
-      backend_.fill_zero(state.momenta[i].data(),
-                         std::size_t(batch_) * shape_.units(static_cast<int>(i) + 1) * sizeof(float));
-  RelaxationBuffers buffers{&snapshot_, row_residual_.data(), {}};
-  for (int i = 0; i < shape_.state_layers(); ++i) buffers.units.push_back(shape_.units(i + 1));
+  if (spec.integrator == Integrator::csb && !spec.keep_momenta) zero_rows(backend_, state.momenta, state_units_, batch_);
+  RelaxationBuffers buffers{&snapshot_, row_residual_.data(), state_units_};
   buffers.whole_batch = true;
   return relax_with_early_exit(backend_, state, batch_, spec, buffers,
                                [&](int step_index, int, int) { step(state, target, spec, step_index); });

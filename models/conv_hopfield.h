@@ -183,6 +183,7 @@ class ConvHopfield final : public EnergyModel {
   DeviceBuffer<float> ones_;                           // (widest plane) for plane sums as GEMV
   NetworkState snapshot_;
   DeviceBuffer<float> row_residual_;                   // (batch)
+  std::vector<int> state_units_;                       // units of each state layer
   int units_total_ = 0;
 };
 

@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "kernels/philox.h"
+#include "models/layered_tensors.h"
 #include "models/parameter_init.h"
 #include "models/relaxation.h"
 
@@ -16,6 +17,7 @@ DenseHopfield::DenseHopfield(Backend& backend, DenseHopfieldShape shape, int max
     throw std::invalid_argument("DenseHopfield: needs at least one state layer and batch >= 1");
   parameters_ = make_parameter_like();
   const int states = shape_.state_layers();
+  state_units_.assign(shape_.layers.begin() + 1, shape_.layers.begin() + 1 + states);
   input_drive_ = DeviceBuffer<float>(backend_, std::size_t(max_batch_) * shape_.layers[1]);
   for (int i = 0; i < states; ++i) {
     const std::size_t size = std::size_t(max_batch_) * shape_.layers[i + 1];
@@ -26,23 +28,13 @@ DenseHopfield::DenseHopfield(Backend& backend, DenseHopfieldShape shape, int max
   state_difference_ = DeviceBuffer<float>(backend_, std::size_t(max_batch_) * shape_.layers[1]);
   snapshot_ = make_state();
   row_residual_ = DeviceBuffer<float>(backend_, std::size_t(max_batch_));
-  for (int i = 0; i < states; ++i) units_total_ += shape_.layers[i + 1];
+  for (int units : state_units_) units_total_ += units;
 }
 
-ParameterSet DenseHopfield::make_parameter_like() const {
-  ParameterSet set;
-  for (int l = 0; l < shape_.weight_tensors(); ++l) {
-    set.weights.emplace_back(backend_, std::size_t(shape_.layers[l]) * shape_.layers[l + 1]);
-    set.biases.emplace_back(backend_, std::size_t(shape_.layers[l + 1]));
-    set.weights.back().zero();
-    set.biases.back().zero();
-  }
-  return set;
-}
+ParameterSet DenseHopfield::make_parameter_like() const { return make_layered_parameters(backend_, shape_.layers); }
 
 std::vector<std::int64_t> DenseHopfield::tensor_shape(int l, bool bias) const {
-  if (bias) return {shape_.layers[l + 1]};
-  return {shape_.layers[l], shape_.layers[l + 1]};
+  return layered_tensor_shape(shape_.layers, l, bias);
 }
 
 void DenseHopfield::initialize(std::uint64_t seed, float gain) {
@@ -50,20 +42,11 @@ void DenseHopfield::initialize(std::uint64_t seed, float gain) {
 }
 
 NetworkState DenseHopfield::make_state() const {
-  NetworkState state;
-  for (int i = 0; i < shape_.state_layers(); ++i) {
-    state.layers.emplace_back(backend_, std::size_t(max_batch_) * shape_.layers[i + 1]);
-    state.momenta.emplace_back(backend_, std::size_t(max_batch_) * shape_.layers[i + 1]);
-    state.layers.back().zero();
-    state.momenta.back().zero();
-  }
-  return state;
+  return make_layered_state(backend_, state_units_, max_batch_, true);  // momenta for cSB
 }
 
 void DenseHopfield::copy_state(const NetworkState& from, NetworkState& to, int batch) {
-  for (std::size_t i = 0; i < from.layers.size(); ++i)
-    backend_.copy_on_device(to.layers[i].data(), from.layers[i].data(),
-                            std::size_t(batch) * shape_.layers[i + 1] * sizeof(float));
+  copy_state_rows(backend_, from, to, state_units_, batch);
 }
 
 void DenseHopfield::set_input(const float* x, int batch) {
@@ -76,9 +59,7 @@ void DenseHopfield::set_input(const float* x, int batch) {
                 input_drive_.data(), shape_.layers[1]);
 }
 
-void DenseHopfield::reset(NetworkState& state) {
-  for (auto& layer : state.layers) backend_.fill_zero(layer.data(), std::size_t(batch_) * sizeof(float) * (layer.size() / max_batch_));
-}
+void DenseHopfield::reset(NetworkState& state) { zero_rows(backend_, state.layers, state_units_, batch_); }
 
 void DenseHopfield::energy(const NetworkState& state, float* energy) {
   const std::vector<int>& n = shape_.layers;
@@ -117,10 +98,8 @@ void DenseHopfield::readout_residual(const NetworkState& state, const float* tar
 PhaseResult DenseHopfield::relax(NetworkState& state, const float* target, const PhaseSpec& spec) {
   if (spec.read_out && spec.steps < 1)
     throw std::invalid_argument("DenseHopfield::relax: a phase read out by the ADC needs at least one step");
-  if (spec.integrator == Integrator::csb && !spec.keep_momenta)
-    for (auto& momentum : state.momenta) backend_.fill_zero(momentum.data(), std::size_t(batch_) * sizeof(float) * (momentum.size() / max_batch_));
-  RelaxationBuffers buffers{&snapshot_, row_residual_.data(), {}};
-  for (int i = 0; i < shape_.state_layers(); ++i) buffers.units.push_back(shape_.layers[i + 1]);
+  if (spec.integrator == Integrator::csb && !spec.keep_momenta) zero_rows(backend_, state.momenta, state_units_, batch_);
+  const RelaxationBuffers buffers{&snapshot_, row_residual_.data(), state_units_};
   return relax_with_early_exit(backend_, state, batch_, spec, buffers, [&](int step, int begin, int rows) {
     step_rows(state, target, spec, step, begin, rows);
   });

@@ -104,6 +104,7 @@ class DenseHopfield final : public EnergyModel {
   DeviceBuffer<float> state_difference_;         // (batch, layers[1])
   NetworkState snapshot_;                        // states before a convergence-check step
   DeviceBuffer<float> row_residual_;             // (batch)
+  std::vector<int> state_units_;                 // units of each state layer, layers[1..]
   int units_total_ = 0;                          // units over all state layers
 };
 
