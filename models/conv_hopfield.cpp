@@ -130,7 +130,8 @@ ConvHopfield::ConvHopfield(Backend& backend, ConvHopfieldShape shape, int max_ba
     argmax_.emplace_back(backend_, pooled ? std::size_t(max_batch_) * shape_.units(k + 1) : 0);
     expanded_bias_.emplace_back(backend_, std::size_t(shape_.units(k + 1)));
   }
-  residual_ = DeviceBuffer<float>(backend_, 2 * std::size_t(max_batch_) * shape_.classes());
+  if (shape_.cost == CostKind::cross_entropy)
+    readout_.emplace(backend_, shape_.units(states), shape_.classes(), max_batch_);
   state_difference_ = DeviceBuffer<float>(backend_, std::size_t(max_batch_) * shape_.units(1));
   unit_sums_ = DeviceBuffer<float>(backend_, std::size_t(widest_conv_units));
   ones_ = DeviceBuffer<float>(backend_, std::size_t(widest_plane));
@@ -316,34 +317,16 @@ void ConvHopfield::couplings(const NetworkState& state, bool with_feedback) {
   }
 }
 
-void ConvHopfield::readout_logits(const NetworkState& state) {
-  const int top = shape_.state_layers() - 1;
-  const int width = shape_.units(top + 1), classes = shape_.classes();
-  backend_.gemm(Transpose::no, Transpose::no, batch_, classes, width, 1.0f, state.layers[top].data(), width,
-                parameters_.weights[top + 1].data(), classes, 0.0f, residual_.data(), classes);
-}
-
-void ConvHopfield::readout_residual(const NetworkState& state, const float* target) {
-  readout_logits(state);
-  const int top = shape_.state_layers() - 1, classes = shape_.classes();
-  backend_.run(SoftmaxResidualOp{residual_.data(), target, residual_.data(), classes,
-                                 parameters_.biases[top + 1].data()},
-               batch_);
-}
-
 void ConvHopfield::step(NetworkState& state, const float* target, const PhaseSpec& spec, int step) {
   const int states = shape_.state_layers(), top = states - 1;
   const bool nudged = spec.beta != 0.0f;
   const bool readout_nudge = nudged && shape_.cost == CostKind::cross_entropy;
   // Synchronous: every field from the states of the previous step.
   couplings(state, true);
-  if (readout_nudge) {
+  if (readout_nudge)
     // -beta dl/ds_top = -beta (softmax - y) W_out^T (Laborieux et al. 2021, §3).
-    readout_residual(state, target);
-    const int width = shape_.units(top + 1), classes = shape_.classes();
-    backend_.gemm(Transpose::no, Transpose::yes, batch_, width, classes, -spec.beta, residual_.data(), classes,
-                  parameters_.weights[top + 1].data(), classes, 0.0f, feedback_[top].data(), width);
-  }
+    readout_->nudge(state.layers[top].data(), parameters_.weights[top + 1].data(), parameters_.biases[top + 1].data(),
+                    target, spec.beta, 0, batch_, feedback_[top].data());
   const float pump = spec.pump ? spec.a0 * (1.0f - static_cast<float>(step) / spec.steps) : 0.0f;
   int unit_offset = 0;
   for (int i = 0; i < states; ++i) {
@@ -431,35 +414,20 @@ void ConvHopfield::ep_gradient(const NetworkState& state_a, float beta_a, const 
     backend_.gemm(Transpose::no, Transpose::no, plane.channels, 1, plane.plane(), 1.0f, unit_sums_.data(),
                   plane.plane(), ones_.data(), 1, 0.0f, gradient.biases[t].data(), 1);
   }
-  if (shape_.cost != CostKind::cross_entropy) return;
-  // Read-out: dl/dW_out = s_top^T (softmax - y), dl/db_out = softmax - y.
-  const int top = states - 1, width = shape_.units(top + 1), classes = shape_.classes();
-  float* residual_a = residual_.data();
-  float* residual_b = residual_.data() + std::size_t(max_batch_) * classes;
-  readout_residual(state_b, target);
-  backend_.copy_on_device(residual_b, residual_a, std::size_t(batch_) * classes * sizeof(float));
-  readout_residual(state_a, target);
-  float* weight_gradient = gradient.weights[top + 1].data();
-  backend_.gemm(Transpose::yes, Transpose::no, width, classes, batch_, c * beta_a, state_a.layers[top].data(), width,
-                residual_a, classes, 0.0f, weight_gradient, classes);
-  if (beta_b != 0.0f)
-    backend_.gemm(Transpose::yes, Transpose::no, width, classes, batch_, -c * beta_b, state_b.layers[top].data(),
-                  width, residual_b, classes, 1.0f, weight_gradient, classes);
-  backend_.run(ColumnSumOp{residual_a, residual_b, gradient.biases[top + 1].data(), c * beta_a, -c * beta_b, batch_,
-                           classes},
-               classes);
+  if (!readout_) return;
+  const int top = states - 1;
+  readout_->gradient(state_a.layers[top].data(), beta_a, state_b.layers[top].data(), beta_b,
+                     parameters_.weights[top + 1].data(), parameters_.biases[top + 1].data(), target, c, batch_,
+                     gradient.weights[top + 1].data(), gradient.biases[top + 1].data());
 }
 
 void ConvHopfield::metrics(const NetworkState& state, const float* target, float* loss, float* correct) {
   const int top = shape_.state_layers() - 1;
-  const float* outputs = state.layers[top].data();
-  const float* bias = nullptr;
-  if (shape_.cost == CostKind::cross_entropy) {
-    readout_logits(state);
-    outputs = residual_.data();
-    bias = parameters_.biases[top + 1].data();
-  }
-  backend_.run(RowMetricsOp{outputs, target, loss, correct, shape_.cost, shape_.classes(), bias}, batch_);
+  if (readout_)
+    return readout_->metrics(state.layers[top].data(), parameters_.weights[top + 1].data(),
+                             parameters_.biases[top + 1].data(), target, batch_, loss, correct);
+  backend_.run(RowMetricsOp{state.layers[top].data(), target, loss, correct, CostKind::mse, shape_.classes(), nullptr},
+               batch_);
 }
 
 double ConvHopfield::training_step_flops(int batch, int free_steps, int nudged_steps, int nudged_phases) const {

@@ -24,7 +24,8 @@ DenseHopfield::DenseHopfield(Backend& backend, DenseHopfieldShape shape, int max
     drive_.emplace_back(backend_, i > 0 ? size : 0);  // layer 0 uses the cached input drive
     feedback_.emplace_back(backend_, size);
   }
-  residual_ = DeviceBuffer<float>(backend_, 2 * std::size_t(max_batch_) * shape_.classes());
+  if (shape_.cost == CostKind::cross_entropy)
+    readout_.emplace(backend_, shape_.layers[states], shape_.classes(), max_batch_);
   state_difference_ = DeviceBuffer<float>(backend_, std::size_t(max_batch_) * shape_.layers[1]);
   snapshot_ = make_state();
   row_residual_ = DeviceBuffer<float>(backend_, std::size_t(max_batch_));
@@ -76,25 +77,6 @@ void DenseHopfield::energy(const NetworkState& state, float* energy) {
   }
 }
 
-void DenseHopfield::readout_logits(const NetworkState& state, int begin, int rows) {
-  const int top = shape_.state_layers() - 1;
-  const int width = shape_.layers[top + 1], classes = shape_.classes();
-  // logits (rows, classes) = s_top (rows, width) W_out (width, classes)
-  backend_.gemm(Transpose::no, Transpose::no, rows, classes, width, 1.0f,
-                state.layers[top].data() + std::size_t(begin) * width, width,
-                parameters_.weights[top + 1].data(), classes, 0.0f,
-                residual_.data() + std::size_t(begin) * classes, classes);
-}
-
-void DenseHopfield::readout_residual(const NetworkState& state, const float* target, int begin, int rows) {
-  readout_logits(state, begin, rows);
-  const int top = shape_.state_layers() - 1, classes = shape_.classes();
-  float* residual = residual_.data() + std::size_t(begin) * classes;
-  backend_.run(SoftmaxResidualOp{residual, target + std::size_t(begin) * classes, residual, classes,
-                                 parameters_.biases[top + 1].data()},
-               rows);
-}
-
 PhaseResult DenseHopfield::relax(NetworkState& state, const float* target, const PhaseSpec& spec) {
   if (spec.read_out && spec.steps < 1)
     throw std::invalid_argument("DenseHopfield::relax: a phase read out by the ADC needs at least one step");
@@ -127,13 +109,10 @@ void DenseHopfield::step_rows(NetworkState& state, const float* target, const Ph
                   at(state.layers[i + 1].data(), n[i + 2]), n[i + 2], parameters_.weights[i + 1].data(), n[i + 2],
                   0.0f, at(feedback_[i].data(), n[i + 1]), n[i + 1]);
   }
-  if (readout_nudge) {
+  if (readout_nudge)
     // -beta dl/drho(s_top) = -beta (softmax - y) W_out^T, acting through rho(s_top).
-    readout_residual(state, target, begin, rows);
-    backend_.gemm(Transpose::no, Transpose::yes, rows, n[top + 1], shape_.classes(), -spec.beta,
-                  at(residual_.data(), shape_.classes()), shape_.classes(), parameters_.weights[top + 1].data(),
-                  shape_.classes(), 0.0f, at(feedback_[top].data(), n[top + 1]), n[top + 1]);
-  }
+    readout_->nudge(state.layers[top].data(), parameters_.weights[top + 1].data(), parameters_.biases[top + 1].data(),
+                    target, spec.beta, begin, rows, at(feedback_[top].data(), n[top + 1]));
   // cSB's pump a0 - a(t), with a(t) = a0 * t / T ramping over the phase.
   const float pump = spec.pump ? spec.a0 * (1.0f - static_cast<float>(step) / spec.steps) : 0.0f;
   int unit_offset = 0;
@@ -195,39 +174,20 @@ void DenseHopfield::ep_gradient(const NetworkState& state_a, float beta_a,
                              gradient.biases[i].data(), -c, c, batch_, units},
                  units);
   }
-  if (shape_.cost != CostKind::cross_entropy) return;
-  // Read-out: dl/dW_out = s_top^T (softmax - y), dl/db_out = softmax - y.
-  const int top = states - 1, width = shape_.layers[top + 1], classes = shape_.classes();
-  const std::size_t half = std::size_t(max_batch_) * classes;
-  float* residual_a = residual_.data();
-  float* residual_b = residual_.data() + half;
-  readout_residual(state_b, target, 0, batch_);
-  backend_.copy_on_device(residual_b, residual_a, std::size_t(batch_) * classes * sizeof(float));
-  readout_residual(state_a, target, 0, batch_);
-  float* weight_gradient = gradient.weights[top + 1].data();
-  backend_.gemm(Transpose::yes, Transpose::no, width, classes, batch_, c * beta_a,
-                state_a.layers[top].data(), width, residual_a, classes, 0.0f, weight_gradient,
-                classes);
-  if (beta_b != 0.0f)
-    backend_.gemm(Transpose::yes, Transpose::no, width, classes, batch_, -c * beta_b,
-                  state_b.layers[top].data(), width, residual_b, classes, 1.0f, weight_gradient,
-                  classes);
-  backend_.run(ColumnSumOp{residual_a, residual_b, gradient.biases[top + 1].data(), c * beta_a,
-                           -c * beta_b, batch_, classes},
-               classes);
+  if (!readout_) return;
+  const int top = states - 1;
+  readout_->gradient(state_a.layers[top].data(), beta_a, state_b.layers[top].data(), beta_b,
+                     parameters_.weights[top + 1].data(), parameters_.biases[top + 1].data(), target, c, batch_,
+                     gradient.weights[top + 1].data(), gradient.biases[top + 1].data());
 }
 
 void DenseHopfield::metrics(const NetworkState& state, const float* target, float* loss,
                             float* correct) {
   const int top = shape_.state_layers() - 1;
-  const float* outputs = state.layers[top].data();
-  const float* bias = nullptr;
-  if (shape_.cost == CostKind::cross_entropy) {
-    readout_logits(state, 0, batch_);
-    outputs = residual_.data();
-    bias = parameters_.biases[top + 1].data();
-  }
-  backend_.run(RowMetricsOp{outputs, target, loss, correct, shape_.cost, shape_.classes(), bias},
+  if (readout_)
+    return readout_->metrics(state.layers[top].data(), parameters_.weights[top + 1].data(),
+                             parameters_.biases[top + 1].data(), target, batch_, loss, correct);
+  backend_.run(RowMetricsOp{state.layers[top].data(), target, loss, correct, CostKind::mse, shape_.classes(), nullptr},
                batch_);
 }
 
