@@ -4,8 +4,8 @@
 #include <cmath>
 #include <stdexcept>
 
-#include "kernels/philox.h"
 #include "models/layered_tensors.h"
+#include "models/parameter_init.h"
 #include "models/relaxation.h"
 
 namespace eqprop {
@@ -171,16 +171,8 @@ void ConvHopfield::initialize(std::uint64_t seed, float gain) {
     const std::vector<std::int64_t> dims = tensor_shape(t, false);
     const double fan_in = t < shape_.conv_layers() ? double(dims[1]) * dims[2] * dims[3] : double(dims[0]);
     const float bound = gain / static_cast<float>(std::sqrt(fan_in));
-    auto draw = [&](DeviceBuffer<float>& tensor, std::uint32_t tensor_id) {
-      std::vector<float> host(tensor.size());
-      for (std::size_t i = 0; i < host.size(); ++i) {
-        const Philox4 words = random_words(seed, RngStream::parameter_init, i, tensor_id);
-        host[i] = bound * (2.0f * uniform_from_word(words.v[0]) - 1.0f);
-      }
-      tensor.copy_from_host(host);
-    };
-    draw(parameters_.weights[t], 2 * t);
-    draw(parameters_.biases[t], 2 * t + 1);
+    fill_uniform_parameters(parameters_.weights[t], seed, static_cast<std::uint32_t>(2 * t), bound);
+    fill_uniform_parameters(parameters_.biases[t], seed, static_cast<std::uint32_t>(2 * t + 1), bound);
   }
 }
 

@@ -4,7 +4,6 @@
 #include <cmath>
 #include <stdexcept>
 
-#include "kernels/philox.h"
 #include "models/layered_tensors.h"
 #include "models/parameter_init.h"
 #include "models/relaxation.h"
