@@ -1,12 +1,11 @@
 #include "models/conv_hopfield.h"
 
-#include "models/relaxation.h"
-
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
-#include "kernels/philox.h"
+#include "models/layered_tensors.h"
+#include "models/parameter_init.h"
 #include "models/relaxation.h"
 
 namespace eqprop {
@@ -123,6 +122,7 @@ ConvHopfield::ConvHopfield(Backend& backend, ConvHopfieldShape shape, int max_ba
     const std::size_t size = std::size_t(max_batch_) * shape_.units(i + 1);
     drive_.emplace_back(backend_, size);
     feedback_.emplace_back(backend_, size);
+    state_units_.push_back(shape_.units(i + 1));
     units_total_ += shape_.units(i + 1);
   }
   for (int k = 0; k < convs; ++k) {
@@ -130,7 +130,8 @@ ConvHopfield::ConvHopfield(Backend& backend, ConvHopfieldShape shape, int max_ba
     argmax_.emplace_back(backend_, pooled ? std::size_t(max_batch_) * shape_.units(k + 1) : 0);
     expanded_bias_.emplace_back(backend_, std::size_t(shape_.units(k + 1)));
   }
-  residual_ = DeviceBuffer<float>(backend_, 2 * std::size_t(max_batch_) * shape_.classes());
+  if (shape_.cost == CostKind::cross_entropy)
+    readout_.emplace(backend_, shape_.units(states), shape_.classes(), max_batch_);
   state_difference_ = DeviceBuffer<float>(backend_, std::size_t(max_batch_) * shape_.units(1));
   unit_sums_ = DeviceBuffer<float>(backend_, std::size_t(widest_conv_units));
   ones_ = DeviceBuffer<float>(backend_, std::size_t(widest_plane));
@@ -170,35 +171,17 @@ void ConvHopfield::initialize(std::uint64_t seed, float gain) {
     const std::vector<std::int64_t> dims = tensor_shape(t, false);
     const double fan_in = t < shape_.conv_layers() ? double(dims[1]) * dims[2] * dims[3] : double(dims[0]);
     const float bound = gain / static_cast<float>(std::sqrt(fan_in));
-    auto draw = [&](DeviceBuffer<float>& tensor, std::uint32_t tensor_id) {
-      std::vector<float> host(tensor.size());
-      for (std::size_t i = 0; i < host.size(); ++i) {
-        const Philox4 words = random_words(seed, RngStream::parameter_init, i, tensor_id);
-        host[i] = bound * (2.0f * uniform_from_word(words.v[0]) - 1.0f);
-      }
-      tensor.copy_from_host(host);
-    };
-    draw(parameters_.weights[t], 2 * t);
-    draw(parameters_.biases[t], 2 * t + 1);
+    fill_uniform_parameters(parameters_.weights[t], seed, static_cast<std::uint32_t>(2 * t), bound);
+    fill_uniform_parameters(parameters_.biases[t], seed, static_cast<std::uint32_t>(2 * t + 1), bound);
   }
 }
 
 NetworkState ConvHopfield::make_state() const {
-  NetworkState state;
-  for (int i = 0; i < shape_.state_layers(); ++i) {
-    const std::size_t size = std::size_t(max_batch_) * shape_.units(i + 1);
-    state.layers.emplace_back(backend_, size);
-    state.momenta.emplace_back(backend_, size);
-    state.layers.back().zero();
-    state.momenta.back().zero();
-  }
-  return state;
+  return make_layered_state(backend_, state_units_, max_batch_, true);  // momenta for cSB
 }
 
 void ConvHopfield::copy_state(const NetworkState& from, NetworkState& to, int batch) {
-  for (std::size_t i = 0; i < from.layers.size(); ++i)
-    backend_.copy_on_device(to.layers[i].data(), from.layers[i].data(),
-                            std::size_t(batch) * shape_.units(static_cast<int>(i) + 1) * sizeof(float));
+  copy_state_rows(backend_, from, to, state_units_, batch);
 }
 
 const float* ConvHopfield::unit_bias(int i) const {
@@ -301,11 +284,7 @@ void ConvHopfield::set_input(const float* x, int batch) {
   }
 }
 
-void ConvHopfield::reset(NetworkState& state) {
-  for (std::size_t i = 0; i < state.layers.size(); ++i)
-    backend_.fill_zero(state.layers[i].data(),
-                       std::size_t(batch_) * shape_.units(static_cast<int>(i) + 1) * sizeof(float));
-}
+void ConvHopfield::reset(NetworkState& state) { zero_rows(backend_, state.layers, state_units_, batch_); }
 
 void ConvHopfield::couplings(const NetworkState& state, bool with_feedback) {
   const int states = shape_.state_layers(), convs = shape_.conv_layers();
@@ -330,34 +309,16 @@ void ConvHopfield::couplings(const NetworkState& state, bool with_feedback) {
   }
 }
 
-void ConvHopfield::readout_logits(const NetworkState& state) {
-  const int top = shape_.state_layers() - 1;
-  const int width = shape_.units(top + 1), classes = shape_.classes();
-  backend_.gemm(Transpose::no, Transpose::no, batch_, classes, width, 1.0f, state.layers[top].data(), width,
-                parameters_.weights[top + 1].data(), classes, 0.0f, residual_.data(), classes);
-}
-
-void ConvHopfield::readout_residual(const NetworkState& state, const float* target) {
-  readout_logits(state);
-  const int top = shape_.state_layers() - 1, classes = shape_.classes();
-  backend_.run(SoftmaxResidualOp{residual_.data(), target, residual_.data(), classes,
-                                 parameters_.biases[top + 1].data()},
-               batch_);
-}
-
 void ConvHopfield::step(NetworkState& state, const float* target, const PhaseSpec& spec, int step) {
   const int states = shape_.state_layers(), top = states - 1;
   const bool nudged = spec.beta != 0.0f;
   const bool readout_nudge = nudged && shape_.cost == CostKind::cross_entropy;
   // Synchronous: every field from the states of the previous step.
   couplings(state, true);
-  if (readout_nudge) {
+  if (readout_nudge)
     // -beta dl/ds_top = -beta (softmax - y) W_out^T (Laborieux et al. 2021, §3).
-    readout_residual(state, target);
-    const int width = shape_.units(top + 1), classes = shape_.classes();
-    backend_.gemm(Transpose::no, Transpose::yes, batch_, width, classes, -spec.beta, residual_.data(), classes,
-                  parameters_.weights[top + 1].data(), classes, 0.0f, feedback_[top].data(), width);
-  }
+    readout_->nudge(state.layers[top].data(), parameters_.weights[top + 1].data(), parameters_.biases[top + 1].data(),
+                    target, spec.beta, 0, batch_, feedback_[top].data());
   const float pump = spec.pump ? spec.a0 * (1.0f - static_cast<float>(step) / spec.steps) : 0.0f;
   int unit_offset = 0;
   for (int i = 0; i < states; ++i) {
@@ -391,12 +352,8 @@ void ConvHopfield::step(NetworkState& state, const float* target, const PhaseSpe
 PhaseResult ConvHopfield::relax(NetworkState& state, const float* target, const PhaseSpec& spec) {
   if (spec.read_out && spec.steps < 1)
     throw std::invalid_argument("ConvHopfield::relax: a phase read out by the ADC needs at least one step");
-  if (spec.integrator == Integrator::csb && !spec.keep_momenta)
-    for (std::size_t i = 0; i < state.momenta.size(); ++i)
-      backend_.fill_zero(state.momenta[i].data(),
-                         std::size_t(batch_) * shape_.units(static_cast<int>(i) + 1) * sizeof(float));
-  RelaxationBuffers buffers{&snapshot_, row_residual_.data(), {}};
-  for (int i = 0; i < shape_.state_layers(); ++i) buffers.units.push_back(shape_.units(i + 1));
+  if (spec.integrator == Integrator::csb && !spec.keep_momenta) zero_rows(backend_, state.momenta, state_units_, batch_);
+  RelaxationBuffers buffers{&snapshot_, row_residual_.data(), state_units_};
   buffers.whole_batch = true;
   return relax_with_early_exit(backend_, state, batch_, spec, buffers,
                                [&](int step_index, int, int) { step(state, target, spec, step_index); });
@@ -449,35 +406,20 @@ void ConvHopfield::ep_gradient(const NetworkState& state_a, float beta_a, const 
     backend_.gemm(Transpose::no, Transpose::no, plane.channels, 1, plane.plane(), 1.0f, unit_sums_.data(),
                   plane.plane(), ones_.data(), 1, 0.0f, gradient.biases[t].data(), 1);
   }
-  if (shape_.cost != CostKind::cross_entropy) return;
-  // Read-out: dl/dW_out = s_top^T (softmax - y), dl/db_out = softmax - y.
-  const int top = states - 1, width = shape_.units(top + 1), classes = shape_.classes();
-  float* residual_a = residual_.data();
-  float* residual_b = residual_.data() + std::size_t(max_batch_) * classes;
-  readout_residual(state_b, target);
-  backend_.copy_on_device(residual_b, residual_a, std::size_t(batch_) * classes * sizeof(float));
-  readout_residual(state_a, target);
-  float* weight_gradient = gradient.weights[top + 1].data();
-  backend_.gemm(Transpose::yes, Transpose::no, width, classes, batch_, c * beta_a, state_a.layers[top].data(), width,
-                residual_a, classes, 0.0f, weight_gradient, classes);
-  if (beta_b != 0.0f)
-    backend_.gemm(Transpose::yes, Transpose::no, width, classes, batch_, -c * beta_b, state_b.layers[top].data(),
-                  width, residual_b, classes, 1.0f, weight_gradient, classes);
-  backend_.run(ColumnSumOp{residual_a, residual_b, gradient.biases[top + 1].data(), c * beta_a, -c * beta_b, batch_,
-                           classes},
-               classes);
+  if (!readout_) return;
+  const int top = states - 1;
+  readout_->gradient(state_a.layers[top].data(), beta_a, state_b.layers[top].data(), beta_b,
+                     parameters_.weights[top + 1].data(), parameters_.biases[top + 1].data(), target, c, batch_,
+                     gradient.weights[top + 1].data(), gradient.biases[top + 1].data());
 }
 
 void ConvHopfield::metrics(const NetworkState& state, const float* target, float* loss, float* correct) {
   const int top = shape_.state_layers() - 1;
-  const float* outputs = state.layers[top].data();
-  const float* bias = nullptr;
-  if (shape_.cost == CostKind::cross_entropy) {
-    readout_logits(state);
-    outputs = residual_.data();
-    bias = parameters_.biases[top + 1].data();
-  }
-  backend_.run(RowMetricsOp{outputs, target, loss, correct, shape_.cost, shape_.classes(), bias}, batch_);
+  if (readout_)
+    return readout_->metrics(state.layers[top].data(), parameters_.weights[top + 1].data(),
+                             parameters_.biases[top + 1].data(), target, batch_, loss, correct);
+  backend_.run(RowMetricsOp{state.layers[top].data(), target, loss, correct, CostKind::mse, shape_.classes(), nullptr},
+               batch_);
 }
 
 double ConvHopfield::training_step_flops(int batch, int free_steps, int nudged_steps, int nudged_phases) const {

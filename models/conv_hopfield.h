@@ -42,6 +42,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -50,6 +51,7 @@
 #include "kernels/row_metrics.h"
 #include "models/conv_ops.h"
 #include "models/energy_model.h"
+#include "models/softmax_readout.h"
 
 namespace eqprop {
 
@@ -157,10 +159,6 @@ class ConvHopfield final : public EnergyModel {
   // between state layers) at `state`.
   void couplings(const NetworkState& state, bool with_feedback);
   void step(NetworkState& state, const float* target, const PhaseSpec& spec, int step);
-  // residual_ (batch, classes) = s_top W_out (without the bias).
-  void readout_logits(const NetworkState& state);
-  // residual_ = softmax(logits + b_out) - target.
-  void readout_residual(const NetworkState& state, const float* target);
   // The per-unit bias of state layer i: the conv bias broadcast, or the dense bias.
   const float* unit_bias(int i) const;
 
@@ -177,12 +175,13 @@ class ConvHopfield final : public EnergyModel {
   std::vector<DeviceBuffer<float>> expanded_bias_;     // per conv state layer (units)
   DeviceBuffer<float> columns_;                        // im2col workspace (C*K*K, chunk*OH*OW), widest layer
   DeviceBuffer<float> conv_out_;                       // (Co, chunk*OH*OW): pre-pool output / channel-major operand
-  DeviceBuffer<float> residual_;                       // (2, batch, classes) read-out residuals
+  std::optional<SoftmaxReadout> readout_;              // the cross-entropy cost's read-out
   DeviceBuffer<float> state_difference_;               // (batch, units(1))
   DeviceBuffer<float> unit_sums_;                      // (widest conv state units) batch sums before the plane sum
   DeviceBuffer<float> ones_;                           // (widest plane) for plane sums as GEMV
   NetworkState snapshot_;
   DeviceBuffer<float> row_residual_;                   // (batch)
+  std::vector<int> state_units_;                       // units of each state layer
   int units_total_ = 0;
 };
 

@@ -4,7 +4,7 @@
 #include <cmath>
 #include <stdexcept>
 
-#include "kernels/philox.h"
+#include "models/layered_tensors.h"
 #include "models/parameter_init.h"
 #include "models/relaxation.h"
 
@@ -16,33 +16,25 @@ DenseHopfield::DenseHopfield(Backend& backend, DenseHopfieldShape shape, int max
     throw std::invalid_argument("DenseHopfield: needs at least one state layer and batch >= 1");
   parameters_ = make_parameter_like();
   const int states = shape_.state_layers();
+  state_units_.assign(shape_.layers.begin() + 1, shape_.layers.begin() + 1 + states);
   input_drive_ = DeviceBuffer<float>(backend_, std::size_t(max_batch_) * shape_.layers[1]);
   for (int i = 0; i < states; ++i) {
     const std::size_t size = std::size_t(max_batch_) * shape_.layers[i + 1];
     drive_.emplace_back(backend_, i > 0 ? size : 0);  // layer 0 uses the cached input drive
     feedback_.emplace_back(backend_, size);
   }
-  residual_ = DeviceBuffer<float>(backend_, 2 * std::size_t(max_batch_) * shape_.classes());
+  if (shape_.cost == CostKind::cross_entropy)
+    readout_.emplace(backend_, shape_.layers[states], shape_.classes(), max_batch_);
   state_difference_ = DeviceBuffer<float>(backend_, std::size_t(max_batch_) * shape_.layers[1]);
   snapshot_ = make_state();
   row_residual_ = DeviceBuffer<float>(backend_, std::size_t(max_batch_));
-  for (int i = 0; i < states; ++i) units_total_ += shape_.layers[i + 1];
+  for (int units : state_units_) units_total_ += units;
 }
 
-ParameterSet DenseHopfield::make_parameter_like() const {
-  ParameterSet set;
-  for (int l = 0; l < shape_.weight_tensors(); ++l) {
-    set.weights.emplace_back(backend_, std::size_t(shape_.layers[l]) * shape_.layers[l + 1]);
-    set.biases.emplace_back(backend_, std::size_t(shape_.layers[l + 1]));
-    set.weights.back().zero();
-    set.biases.back().zero();
-  }
-  return set;
-}
+ParameterSet DenseHopfield::make_parameter_like() const { return make_layered_parameters(backend_, shape_.layers); }
 
 std::vector<std::int64_t> DenseHopfield::tensor_shape(int l, bool bias) const {
-  if (bias) return {shape_.layers[l + 1]};
-  return {shape_.layers[l], shape_.layers[l + 1]};
+  return layered_tensor_shape(shape_.layers, l, bias);
 }
 
 void DenseHopfield::initialize(std::uint64_t seed, float gain) {
@@ -50,20 +42,11 @@ void DenseHopfield::initialize(std::uint64_t seed, float gain) {
 }
 
 NetworkState DenseHopfield::make_state() const {
-  NetworkState state;
-  for (int i = 0; i < shape_.state_layers(); ++i) {
-    state.layers.emplace_back(backend_, std::size_t(max_batch_) * shape_.layers[i + 1]);
-    state.momenta.emplace_back(backend_, std::size_t(max_batch_) * shape_.layers[i + 1]);
-    state.layers.back().zero();
-    state.momenta.back().zero();
-  }
-  return state;
+  return make_layered_state(backend_, state_units_, max_batch_, true);  // momenta for cSB
 }
 
 void DenseHopfield::copy_state(const NetworkState& from, NetworkState& to, int batch) {
-  for (std::size_t i = 0; i < from.layers.size(); ++i)
-    backend_.copy_on_device(to.layers[i].data(), from.layers[i].data(),
-                            std::size_t(batch) * shape_.layers[i + 1] * sizeof(float));
+  copy_state_rows(backend_, from, to, state_units_, batch);
 }
 
 void DenseHopfield::set_input(const float* x, int batch) {
@@ -76,9 +59,7 @@ void DenseHopfield::set_input(const float* x, int batch) {
                 input_drive_.data(), shape_.layers[1]);
 }
 
-void DenseHopfield::reset(NetworkState& state) {
-  for (auto& layer : state.layers) backend_.fill_zero(layer.data(), std::size_t(batch_) * sizeof(float) * (layer.size() / max_batch_));
-}
+void DenseHopfield::reset(NetworkState& state) { zero_rows(backend_, state.layers, state_units_, batch_); }
 
 void DenseHopfield::energy(const NetworkState& state, float* energy) {
   const std::vector<int>& n = shape_.layers;
@@ -95,32 +76,11 @@ void DenseHopfield::energy(const NetworkState& state, float* energy) {
   }
 }
 
-void DenseHopfield::readout_logits(const NetworkState& state, int begin, int rows) {
-  const int top = shape_.state_layers() - 1;
-  const int width = shape_.layers[top + 1], classes = shape_.classes();
-  // logits (rows, classes) = s_top (rows, width) W_out (width, classes)
-  backend_.gemm(Transpose::no, Transpose::no, rows, classes, width, 1.0f,
-                state.layers[top].data() + std::size_t(begin) * width, width,
-                parameters_.weights[top + 1].data(), classes, 0.0f,
-                residual_.data() + std::size_t(begin) * classes, classes);
-}
-
-void DenseHopfield::readout_residual(const NetworkState& state, const float* target, int begin, int rows) {
-  readout_logits(state, begin, rows);
-  const int top = shape_.state_layers() - 1, classes = shape_.classes();
-  float* residual = residual_.data() + std::size_t(begin) * classes;
-  backend_.run(SoftmaxResidualOp{residual, target + std::size_t(begin) * classes, residual, classes,
-                                 parameters_.biases[top + 1].data()},
-               rows);
-}
-
 PhaseResult DenseHopfield::relax(NetworkState& state, const float* target, const PhaseSpec& spec) {
   if (spec.read_out && spec.steps < 1)
     throw std::invalid_argument("DenseHopfield::relax: a phase read out by the ADC needs at least one step");
-  if (spec.integrator == Integrator::csb && !spec.keep_momenta)
-    for (auto& momentum : state.momenta) backend_.fill_zero(momentum.data(), std::size_t(batch_) * sizeof(float) * (momentum.size() / max_batch_));
-  RelaxationBuffers buffers{&snapshot_, row_residual_.data(), {}};
-  for (int i = 0; i < shape_.state_layers(); ++i) buffers.units.push_back(shape_.layers[i + 1]);
+  if (spec.integrator == Integrator::csb && !spec.keep_momenta) zero_rows(backend_, state.momenta, state_units_, batch_);
+  const RelaxationBuffers buffers{&snapshot_, row_residual_.data(), state_units_};
   return relax_with_early_exit(backend_, state, batch_, spec, buffers, [&](int step, int begin, int rows) {
     step_rows(state, target, spec, step, begin, rows);
   });
@@ -148,13 +108,10 @@ void DenseHopfield::step_rows(NetworkState& state, const float* target, const Ph
                   at(state.layers[i + 1].data(), n[i + 2]), n[i + 2], parameters_.weights[i + 1].data(), n[i + 2],
                   0.0f, at(feedback_[i].data(), n[i + 1]), n[i + 1]);
   }
-  if (readout_nudge) {
+  if (readout_nudge)
     // -beta dl/drho(s_top) = -beta (softmax - y) W_out^T, acting through rho(s_top).
-    readout_residual(state, target, begin, rows);
-    backend_.gemm(Transpose::no, Transpose::yes, rows, n[top + 1], shape_.classes(), -spec.beta,
-                  at(residual_.data(), shape_.classes()), shape_.classes(), parameters_.weights[top + 1].data(),
-                  shape_.classes(), 0.0f, at(feedback_[top].data(), n[top + 1]), n[top + 1]);
-  }
+    readout_->nudge(state.layers[top].data(), parameters_.weights[top + 1].data(), parameters_.biases[top + 1].data(),
+                    target, spec.beta, begin, rows, at(feedback_[top].data(), n[top + 1]));
   // cSB's pump a0 - a(t), with a(t) = a0 * t / T ramping over the phase.
   const float pump = spec.pump ? spec.a0 * (1.0f - static_cast<float>(step) / spec.steps) : 0.0f;
   int unit_offset = 0;
@@ -216,39 +173,20 @@ void DenseHopfield::ep_gradient(const NetworkState& state_a, float beta_a,
                              gradient.biases[i].data(), -c, c, batch_, units},
                  units);
   }
-  if (shape_.cost != CostKind::cross_entropy) return;
-  // Read-out: dl/dW_out = s_top^T (softmax - y), dl/db_out = softmax - y.
-  const int top = states - 1, width = shape_.layers[top + 1], classes = shape_.classes();
-  const std::size_t half = std::size_t(max_batch_) * classes;
-  float* residual_a = residual_.data();
-  float* residual_b = residual_.data() + half;
-  readout_residual(state_b, target, 0, batch_);
-  backend_.copy_on_device(residual_b, residual_a, std::size_t(batch_) * classes * sizeof(float));
-  readout_residual(state_a, target, 0, batch_);
-  float* weight_gradient = gradient.weights[top + 1].data();
-  backend_.gemm(Transpose::yes, Transpose::no, width, classes, batch_, c * beta_a,
-                state_a.layers[top].data(), width, residual_a, classes, 0.0f, weight_gradient,
-                classes);
-  if (beta_b != 0.0f)
-    backend_.gemm(Transpose::yes, Transpose::no, width, classes, batch_, -c * beta_b,
-                  state_b.layers[top].data(), width, residual_b, classes, 1.0f, weight_gradient,
-                  classes);
-  backend_.run(ColumnSumOp{residual_a, residual_b, gradient.biases[top + 1].data(), c * beta_a,
-                           -c * beta_b, batch_, classes},
-               classes);
+  if (!readout_) return;
+  const int top = states - 1;
+  readout_->gradient(state_a.layers[top].data(), beta_a, state_b.layers[top].data(), beta_b,
+                     parameters_.weights[top + 1].data(), parameters_.biases[top + 1].data(), target, c, batch_,
+                     gradient.weights[top + 1].data(), gradient.biases[top + 1].data());
 }
 
 void DenseHopfield::metrics(const NetworkState& state, const float* target, float* loss,
                             float* correct) {
   const int top = shape_.state_layers() - 1;
-  const float* outputs = state.layers[top].data();
-  const float* bias = nullptr;
-  if (shape_.cost == CostKind::cross_entropy) {
-    readout_logits(state, 0, batch_);
-    outputs = residual_.data();
-    bias = parameters_.biases[top + 1].data();
-  }
-  backend_.run(RowMetricsOp{outputs, target, loss, correct, shape_.cost, shape_.classes(), bias},
+  if (readout_)
+    return readout_->metrics(state.layers[top].data(), parameters_.weights[top + 1].data(),
+                             parameters_.biases[top + 1].data(), target, batch_, loss, correct);
+  backend_.run(RowMetricsOp{state.layers[top].data(), target, loss, correct, CostKind::mse, shape_.classes(), nullptr},
                batch_);
 }
 

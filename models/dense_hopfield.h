@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,7 @@
 #include "kernels/layer_step.h"
 #include "kernels/row_metrics.h"
 #include "models/energy_model.h"
+#include "models/softmax_readout.h"
 
 namespace eqprop {
 
@@ -85,11 +87,6 @@ class DenseHopfield final : public EnergyModel {
  private:
   // One synchronous step of rows [begin, begin + rows).
   void step_rows(NetworkState& state, const float* target, const PhaseSpec& spec, int step, int begin, int rows);
-  // logits (rows, classes) of rows [begin, begin + rows) = s_top W_out, into
-  // residual_ (without the bias: the ops add it).
-  void readout_logits(const NetworkState& state, int begin, int rows);
-  // residual_ rows = softmax(logits + b_out) - target.
-  void readout_residual(const NetworkState& state, const float* target, int begin, int rows);
 
   Backend& backend_;
   DenseHopfieldShape shape_;
@@ -100,10 +97,11 @@ class DenseHopfield final : public EnergyModel {
   DeviceBuffer<float> input_drive_;              // (batch, layers[1]) = x W_1
   std::vector<DeviceBuffer<float>> drive_;       // per state layer, from below
   std::vector<DeviceBuffer<float>> feedback_;    // per state layer, from above
-  DeviceBuffer<float> residual_;                 // (batch, classes) read-out residual
+  std::optional<SoftmaxReadout> readout_;        // the cross-entropy cost's read-out
   DeviceBuffer<float> state_difference_;         // (batch, layers[1])
   NetworkState snapshot_;                        // states before a convergence-check step
   DeviceBuffer<float> row_residual_;             // (batch)
+  std::vector<int> state_units_;                 // units of each state layer, layers[1..]
   int units_total_ = 0;                          // units over all state layers
 };
 

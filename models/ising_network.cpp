@@ -4,6 +4,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "models/layered_tensors.h"
 #include "models/parameter_init.h"
 
 namespace eqprop {
@@ -19,6 +20,7 @@ IsingNetwork::IsingNetwork(Backend& backend, IsingNetworkShape shape, IsingDynam
   const std::size_t rows = std::size_t(max_batch_) * shape_.replicas;
   input_drive_ = DeviceBuffer<float>(backend_, rows * shape_.units(1));
   for (int i = 0; i < shape_.state_layers(); ++i) {
+    state_units_.push_back(state_units(i));
     const std::size_t size = rows * shape_.units(i + 1);
     below_.emplace_back(backend_, i > 0 ? size : 0);  // layer 1 uses the cached input drive
     above_.emplace_back(backend_, i + 1 < shape_.state_layers() ? size : 0);
@@ -43,40 +45,23 @@ void IsingNetwork::set_dynamics(const IsingDynamics& dynamics) {
 }
 
 ParameterSet IsingNetwork::make_parameter_like() const {
-  ParameterSet set;
-  for (int l = 0; l < shape_.weight_tensors(); ++l) {
-    set.weights.emplace_back(backend_, std::size_t(shape_.units(l)) * shape_.units(l + 1));
-    set.biases.emplace_back(backend_, std::size_t(shape_.units(l + 1)));
-    set.weights.back().zero();
-    set.biases.back().zero();
-  }
-  return set;
+  return make_layered_parameters(backend_, shape_.all_units());
 }
 
 std::vector<std::int64_t> IsingNetwork::tensor_shape(int l, bool bias) const {
-  if (bias) return {shape_.units(l + 1)};
-  return {shape_.units(l), shape_.units(l + 1)};
+  return layered_tensor_shape(shape_.all_units(), l, bias);
 }
 
 void IsingNetwork::initialize(std::uint64_t seed, float gain) {
-  std::vector<int> fan_in;
-  for (int l = 0; l < shape_.weight_tensors(); ++l) fan_in.push_back(shape_.units(l));
-  initialize_uniform_fan_in(parameters_, fan_in, seed, gain);
+  initialize_uniform_fan_in(parameters_, shape_.all_units(), seed, gain);
 }
 
 NetworkState IsingNetwork::make_state() const {
-  NetworkState state;
-  for (int i = 0; i < shape_.state_layers(); ++i) {
-    state.layers.emplace_back(backend_, std::size_t(max_batch_) * state_units(i));
-    state.layers.back().zero();
-  }
-  return state;
+  return make_layered_state(backend_, state_units_, max_batch_, false);  // binary spins: no momenta
 }
 
 void IsingNetwork::copy_state(const NetworkState& from, NetworkState& to, int batch) {
-  for (int i = 0; i < shape_.state_layers(); ++i)
-    backend_.copy_on_device(to.layers[i].data(), from.layers[i].data(),
-                            std::size_t(batch) * state_units(i) * sizeof(float));
+  copy_state_rows(backend_, from, to, state_units_, batch);
 }
 
 void IsingNetwork::set_input(const float* x, int batch) {
@@ -92,10 +77,7 @@ void IsingNetwork::set_input(const float* x, int batch) {
                   input_drive_.data() + std::size_t(r) * n1, replicas * n1);
 }
 
-void IsingNetwork::reset(NetworkState& state) {
-  for (int i = 0; i < shape_.state_layers(); ++i)
-    backend_.fill_zero(state.layers[i].data(), std::size_t(batch_) * state_units(i) * sizeof(float));
-}
+void IsingNetwork::reset(NetworkState& state) { zero_rows(backend_, state.layers, state_units_, batch_); }
 
 float IsingNetwork::inverse_temperature(int sweep, int sweeps, bool nudged) const {
   if (nudged || sweeps < 2) return 1.0f / dynamics_.temperature_end;

@@ -49,6 +49,12 @@ struct IsingNetworkShape {
   int classes() const { return layers.back(); }
   // Units of layer l (0: the input).
   int units(int l) const { return l + 1 == static_cast<int>(layers.size()) ? layers[l] * spins_per_class : layers[l]; }
+  // units(l) of every layer: the widths of the weight tensors.
+  std::vector<int> all_units() const {
+    std::vector<int> widths;
+    for (int l = 0; l < static_cast<int>(layers.size()); ++l) widths.push_back(units(l));
+    return widths;
+  }
 };
 
 // How a phase relaxes.
@@ -145,6 +151,7 @@ class IsingNetwork final : public EnergyModel {
   DeviceBuffer<float> row_energy_;             // (batch * R)
   // dSB only, per state layer (batch * R, n_{i+1}): positions, momenta, fields.
   std::vector<DeviceBuffer<float>> positions_, momenta_, fields_;
+  std::vector<int> state_units_;               // state_units(i) of every state layer
   int units_total_ = 0;                        // spins of one replica over all layers
 };
 

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "models/layered_tensors.h"
 #include "models/parameter_init.h"
 #include "models/relaxation.h"
 
@@ -24,6 +25,7 @@ OscillatorNetwork::OscillatorNetwork(Backend& backend, OscillatorShape shape, in
   input_sin_drive_ = DeviceBuffer<float>(backend_, b * n[1]);
   const int states = shape_.state_layers();
   int widest = 0;
+  state_units_.assign(n.begin() + 1, n.end());
   for (int i = 0; i < states; ++i) {
     const int units = n[i + 1];
     trig_.push_back(trig_of(units));
@@ -46,19 +48,11 @@ OscillatorNetwork::OscillatorNetwork(Backend& backend, OscillatorShape shape, in
 }
 
 ParameterSet OscillatorNetwork::make_parameter_like() const {
-  ParameterSet set;
-  for (int l = 0; l < shape_.weight_tensors(); ++l) {
-    set.weights.emplace_back(backend_, std::size_t(shape_.layers[l]) * shape_.layers[l + 1]);
-    set.biases.emplace_back(backend_, std::size_t(shape_.layers[l + 1]));
-    set.weights.back().zero();
-    set.biases.back().zero();
-  }
-  return set;
+  return make_layered_parameters(backend_, shape_.layers);
 }
 
 std::vector<std::int64_t> OscillatorNetwork::tensor_shape(int l, bool bias) const {
-  if (bias) return {shape_.layers[l + 1]};
-  return {shape_.layers[l], shape_.layers[l + 1]};
+  return layered_tensor_shape(shape_.layers, l, bias);
 }
 
 void OscillatorNetwork::initialize(std::uint64_t seed, float gain) {
@@ -69,19 +63,11 @@ void OscillatorNetwork::initialize(std::uint64_t seed, float gain) {
 }
 
 NetworkState OscillatorNetwork::make_state() const {
-  NetworkState state;
-  for (int i = 0; i < shape_.state_layers(); ++i) {
-    state.layers.emplace_back(backend_, std::size_t(max_batch_) * shape_.layers[i + 1]);
-    state.momenta.emplace_back(backend_, 0);  // first-order dynamics: no momenta
-    state.layers.back().zero();
-  }
-  return state;
+  return make_layered_state(backend_, state_units_, max_batch_, false);  // first-order dynamics: no momenta
 }
 
 void OscillatorNetwork::copy_state(const NetworkState& from, NetworkState& to, int batch) {
-  for (std::size_t i = 0; i < from.layers.size(); ++i)
-    backend_.copy_on_device(to.layers[i].data(), from.layers[i].data(),
-                            std::size_t(batch) * shape_.layers[i + 1] * sizeof(float));
+  copy_state_rows(backend_, from, to, state_units_, batch);
 }
 
 void OscillatorNetwork::set_input(const float* x, int batch) {
@@ -127,8 +113,7 @@ PhaseResult OscillatorNetwork::relax(NetworkState& state, const float* target, c
   // The steps read cos and sin of the previous step (each step writes the next
   // ones), so they start from the state as given.
   compute_trig(state, trig_, 0, batch_);
-  RelaxationBuffers buffers{&snapshot_, row_residual_.data(), {}, kTwoPi};
-  for (int i = 0; i < shape_.state_layers(); ++i) buffers.units.push_back(shape_.layers[i + 1]);
+  const RelaxationBuffers buffers{&snapshot_, row_residual_.data(), state_units_, kTwoPi};
   return relax_with_early_exit(backend_, state, batch_, spec, buffers, [&](int step, int begin, int rows) {
     step_rows(state, target, spec, step, begin, rows);
   });

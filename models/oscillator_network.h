@@ -113,6 +113,7 @@ class OscillatorNetwork final : public EnergyModel {
   DeviceBuffer<float> reset_phases_;                              // (batch * widest layer) of pi/2
   NetworkState snapshot_;
   DeviceBuffer<float> row_residual_;  // (batch)
+  std::vector<int> state_units_;      // oscillators of each state layer, layers[1..]
   int units_total_ = 0;               // oscillators over all state layers
 };
 

@@ -51,6 +51,8 @@ import statistics
 import sys
 import time
 
+import torch_ep_common
+
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="PyTorch EP baseline for the 4-conv CIFAR-10 network (autograd forces).")
@@ -79,33 +81,17 @@ def parse_args(argv=None):
         p.error("--channels and --paddings must be comma-separated integers")
     if len(a.channel_list) != len(a.padding_list) or not a.channel_list:
         p.error("--channels and --paddings need the same number of entries")
-    for name in ("batch", "threads", "repeats"):
-        if getattr(a, name) < 1:
-            p.error("--%s must be >= 1" % name)
-    if a.t_free < 0 or a.t_nudge < 0 or a.warmup < 0:
-        p.error("--t-free, --t-nudge and --warmup must be >= 0")
-    if a.beta == 0.0:
-        p.error("--beta must be non-zero (symmetric EP divides by 2 beta)")
+    torch_ep_common.check_common_args(p, a)
     return a
 
 
 ARGS = parse_args()
-os.environ.setdefault("OMP_NUM_THREADS", str(ARGS.threads))
-os.environ.setdefault("OPENBLAS_NUM_THREADS", str(ARGS.threads))
-if ARGS.openblas_coretype:
-    os.environ["OPENBLAS_CORETYPE"] = ARGS.openblas_coretype
+# Must happen before torch (and its BLAS) is loaded.
+torch = torch_ep_common.import_torch(ARGS, "torch_reference_conv_ep.py")
+import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+rho = torch_ep_common.rho
 
-try:
-    import torch  # noqa: E402
-    import torch.nn as nn  # noqa: E402
-    import torch.nn.functional as F  # noqa: E402
-except ImportError as e:
-    sys.exit("torch_reference_conv_ep.py: cannot import torch with %s (%s); run it with /usr/bin/python3"
-             % (sys.executable, e))
-
-
-def rho(s):
-    return torch.clamp(s, 0.0, 1.0)
 
 
 class ConvEP(nn.Module):
@@ -201,20 +187,6 @@ def selfcheck(args):
     return 0 if ok else 1
 
 
-def blas_summary():
-    info = {}
-    try:
-        with open("/proc/self/maps") as f:
-            libs = sorted({os.path.realpath(line.split()[-1]) for line in f
-                           if len(line.split()) >= 6 and any(k in os.path.basename(line.split()[-1])
-                                                             for k in ("blas", "mkl", "dnnl"))})
-        info["loaded_libs"] = libs
-    except OSError:
-        pass
-    info["mkldnn"] = bool(getattr(torch.backends, "mkldnn", None) and torch.backends.mkldnn.is_available())
-    return info
-
-
 def bench(args):
     torch.manual_seed(args.seed)
     device = torch.device(args.device)
@@ -250,7 +222,7 @@ def bench(args):
         "ms_per_batch": round(median * 1e3, 3),
         "ms_per_batch_min": round(min(times) * 1e3, 3),
         "samples_per_s": round(args.batch / median, 4),
-        "blas": blas_summary(),
+        "blas": torch_ep_common.blas_summary(torch),
     }))
     return 0
 

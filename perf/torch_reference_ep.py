@@ -83,6 +83,8 @@ import statistics
 import sys
 import time
 
+import torch_ep_common
+
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
@@ -116,34 +118,16 @@ def parse_args(argv=None):
         p.error("--layers must be comma-separated integers, e.g. 784,500,10")
     if len(a.layer_sizes) < 2 or min(a.layer_sizes) < 1:
         p.error("--layers needs at least two positive sizes (input and output)")
-    for name in ("batch", "threads", "repeats"):
-        if getattr(a, name) < 1:
-            p.error("--%s must be >= 1" % name.replace("_", "-"))
-    if a.t_free < 0 or a.t_nudge < 0 or a.warmup < 0:
-        p.error("--t-free, --t-nudge and --warmup must be >= 0")
-    if a.beta == 0.0:
-        p.error("--beta must be non-zero (symmetric EP divides by 2*beta)")
+    torch_ep_common.check_common_args(p, a)
     return a
 
 
 ARGS = parse_args()
 # Must happen before torch (and its BLAS) is loaded.
-os.environ.setdefault("OMP_NUM_THREADS", str(ARGS.threads))
-os.environ.setdefault("OPENBLAS_NUM_THREADS", str(ARGS.threads))
-if ARGS.openblas_coretype:
-    os.environ["OPENBLAS_CORETYPE"] = ARGS.openblas_coretype
+torch = torch_ep_common.import_torch(ARGS, "torch_reference_ep.py")
+import torch.nn as nn  # noqa: E402
+rho = torch_ep_common.rho
 
-try:
-    import torch  # noqa: E402
-    import torch.nn as nn  # noqa: E402
-except ImportError as e:
-    sys.exit("torch_reference_ep.py: cannot import torch with %s (%s). Debian's python3-torch "
-             "is installed for /usr/bin/python3; run: /usr/bin/python3 %s ..."
-             % (sys.executable, e, sys.argv[0]))
-
-
-def rho(s):
-    return torch.clamp(s, 0.0, 1.0)
 
 
 # --------------------------------------------------------------------------
@@ -388,44 +372,6 @@ def selfcheck(args):
     return 0 if ok else 1
 
 
-def blas_summary():
-    info = {}
-    cfg = torch.__config__.show()
-    for key in ("BLAS_INFO", "LAPACK_INFO"):
-        i = cfg.find(key + "=")
-        if i >= 0:
-            info[key] = cfg[i + len(key) + 1:].split(",")[0].strip()
-    libs = set()
-    try:
-        with open("/proc/self/maps") as f:
-            for line in f:
-                path = line.split()[-1] if len(line.split()) >= 6 else ""
-                base = os.path.basename(path)
-                if any(k in base for k in ("blas", "mkl_", "libmkl", "lapack")):
-                    libs.add(os.path.realpath(path))
-    except OSError:
-        pass
-    info["loaded_libs"] = sorted(libs)
-    for path in info["loaded_libs"]:
-        if "openblas" in os.path.basename(path):
-            try:
-                import ctypes
-                lib = ctypes.CDLL(path)
-                lib.openblas_get_corename.restype = ctypes.c_char_p
-                lib.openblas_get_config.restype = ctypes.c_char_p
-                info["openblas_corename"] = lib.openblas_get_corename().decode()
-                info["openblas_config"] = lib.openblas_get_config().decode()
-                info["openblas_num_threads"] = int(lib.openblas_get_num_threads())
-            except (OSError, AttributeError):
-                pass
-            break
-    par = torch.__config__.parallel_info()
-    for line in par.splitlines():
-        if "parallel backend" in line:
-            info["parallel_backend"] = line.split(":", 1)[1].strip()
-    return info
-
-
 def bench(args):
     torch.manual_seed(args.seed)
     dtype = torch.float32 if args.dtype == "float32" else torch.float64
@@ -472,7 +418,7 @@ def bench(args):
         "ms_min": round(min(times) * 1e3, 4),
         "ms_mean": round(statistics.mean(times) * 1e3, 4),
         "samples_per_s": round(args.batch / med, 2),
-        "blas": blas_summary(),
+        "blas": torch_ep_common.blas_summary(torch),
     }
     print(json.dumps(out))
     return 0

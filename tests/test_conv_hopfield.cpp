@@ -19,6 +19,7 @@
 #include "kernels/error.h"
 #include "models/conv_hopfield.h"
 #include "models/conv_hopfield_reference.h"
+#include "tests/model_fixture.h"
 #include "tests/synthetic_data.h"
 #include "tests/test_util.h"
 
@@ -27,14 +28,10 @@ namespace {
 
 // A small conv network with the same random parameters in the engine and the
 // reference, and a batch of random inputs in [0, 1) and labels.
-struct ConvFixture {
-  std::unique_ptr<Backend> backend = make_backend("cpu");
+struct ConvFixture : test::FixtureBase {
   ConvHopfieldShape shape;
   conv_reference::Network net;
   std::unique_ptr<ConvHopfield> model;
-  std::vector<std::vector<double>> xs;
-  std::vector<int> labels;
-  DeviceBuffer<float> x, target;
   int batch;
 
   ConvFixture(ConvHopfieldShape s, int batch_size, unsigned seed, double weight_scale = 0.5,
@@ -49,44 +46,14 @@ struct ConvFixture {
     net.dense = shape.dense;
     net.cost = shape.cost;
     std::mt19937 rng(seed);
-    std::uniform_real_distribution<double> weight(-weight_scale, weight_scale), unit(0.0, 1.0), bias(-0.2, 0.3);
-    for (int t = 0; t < shape.weight_tensors(); ++t) {
-      std::vector<double> w(model->parameters().weights[t].size()), b(model->parameters().biases[t].size());
-      for (double& v : w) v = static_cast<float>(weight(rng));  // exactly representable in float
-      for (double& v : b) v = static_cast<float>(bias(rng));
-      model->parameters().weights[t].copy_from_host(std::vector<float>(w.begin(), w.end()));
-      model->parameters().biases[t].copy_from_host(std::vector<float>(b.begin(), b.end()));
-      net.weights.push_back(w);
-      net.biases.push_back(b);
-    }
-    const int inputs = shape.input.units(), classes = shape.classes();
-    std::vector<float> x_host, one_hot(std::size_t(batch) * classes, 0.0f);
-    for (int n = 0; n < batch; ++n) {
-      xs.emplace_back();
-      for (int i = 0; i < inputs; ++i) {
-        xs.back().push_back(static_cast<float>(unit(rng)));
-        x_host.push_back(static_cast<float>(xs.back().back()));
-      }
-      labels.push_back(static_cast<int>(rng() % classes));
-      one_hot[std::size_t(n) * classes + labels.back()] = 1.0f;
-    }
-    x = DeviceBuffer<float>(*backend, x_host.size());
-    x.copy_from_host(x_host);
-    target = DeviceBuffer<float>(*backend, one_hot.size());
-    target.copy_from_host(one_hot);
+    test::draw_matched_parameters(model->parameters(), rng, weight_scale, -0.2, 0.3, net.weights, net.biases);
+    draw_batch(rng, batch, shape.input.units(), shape.classes());
     model->set_input(x.data(), batch);
   }
 
   // Per sample, per state layer.
   std::vector<conv_reference::States> states_of(const NetworkState& state) const {
-    std::vector<conv_reference::States> result(batch);
-    for (std::size_t i = 0; i < state.layers.size(); ++i) {
-      const std::vector<float> host = state.layers[i].to_host();
-      const int units = model->state_units(static_cast<int>(i));
-      for (int n = 0; n < batch; ++n)
-        result[n].emplace_back(host.begin() + std::size_t(n) * units, host.begin() + std::size_t(n + 1) * units);
-    }
-    return result;
+    return test::states_per_sample(*model, state, batch);
   }
 
   // A state with every unit uniform in [0, 1).
@@ -96,12 +63,7 @@ struct ConvFixture {
     return state;
   }
 
-  NetworkState relaxed(const PhaseSpec& spec) {
-    NetworkState state = model->make_state();
-    model->reset(state);
-    model->relax(state, target.data(), spec);
-    return state;
-  }
+  NetworkState relaxed(const PhaseSpec& spec) { return test::relaxed_state(*model, target.data(), spec); }
 };
 
 ConvHopfieldShape tiny_shape(PoolKind pool, CostKind cost) {

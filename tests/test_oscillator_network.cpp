@@ -20,6 +20,7 @@
 #include "kernels/error.h"
 #include "models/oscillator_network.h"
 #include "models/oscillator_network_reference.h"
+#include "tests/model_fixture.h"
 #include "tests/synthetic_data.h"
 #include "tests/test_util.h"
 
@@ -37,60 +38,26 @@ double phase_distance(double a, double b) {
 
 // A small network with the same random parameters in the engine and the reference,
 // and a batch of random inputs in [0, 1] and labels.
-struct OscillatorFixture {
-  std::unique_ptr<Backend> backend = make_backend("cpu");
+struct OscillatorFixture : test::FixtureBase {
   ref::Network net;
   OscillatorNetwork model;
-  std::vector<std::vector<double>> xs;
-  std::vector<int> labels;
-  DeviceBuffer<float> x, target;
   int batch;
 
   OscillatorFixture(std::vector<int> layers, double shil, int batch_size, unsigned seed, double weight_scale = 0.6)
       : model(*backend, OscillatorShape{layers, static_cast<float>(shil), static_cast<float>(kPiDouble)}, batch_size),
         batch(batch_size) {
     std::mt19937 rng(seed);
-    std::uniform_real_distribution<double> weight(-weight_scale, weight_scale), unit(0.0, 1.0), bias(-0.3, 0.3);
     net.layers = layers;
     net.shil = static_cast<float>(shil);
     net.input_scale = static_cast<float>(kPiDouble);  // the engine's float value, exactly
-    for (std::size_t l = 0; l + 1 < layers.size(); ++l) {
-      std::vector<double> w(std::size_t(layers[l]) * layers[l + 1]), b(layers[l + 1]);
-      for (double& v : w) v = static_cast<float>(weight(rng));  // exactly representable in float
-      for (double& v : b) v = static_cast<float>(bias(rng));
-      model.parameters().weights[l].copy_from_host(std::vector<float>(w.begin(), w.end()));
-      model.parameters().biases[l].copy_from_host(std::vector<float>(b.begin(), b.end()));
-      net.weights.push_back(w);
-      net.biases.push_back(b);
-    }
-    const int inputs = layers.front(), classes = layers.back();
-    std::vector<float> x_host, one_hot(std::size_t(batch) * classes, 0.0f);
-    for (int s = 0; s < batch; ++s) {
-      xs.emplace_back();
-      for (int i = 0; i < inputs; ++i) {
-        xs.back().push_back(static_cast<float>(unit(rng)));
-        x_host.push_back(static_cast<float>(xs.back().back()));
-      }
-      labels.push_back(static_cast<int>(rng() % classes));
-      one_hot[std::size_t(s) * classes + labels.back()] = 1.0f;
-    }
-    x = DeviceBuffer<float>(*backend, x_host.size());
-    x.copy_from_host(x_host);
-    target = DeviceBuffer<float>(*backend, one_hot.size());
-    target.copy_from_host(one_hot);
+    test::draw_matched_parameters(model.parameters(), rng, weight_scale, -0.3, 0.3, net.weights, net.biases);
+    draw_batch(rng, batch, layers.front(), layers.back());
     model.set_input(x.data(), batch);
   }
 
   // Per sample, per state layer, the engine's phases.
   std::vector<ref::Phases> phases_of(const NetworkState& state) const {
-    std::vector<ref::Phases> result(batch);
-    for (std::size_t layer = 0; layer < state.layers.size(); ++layer) {
-      const std::vector<float> host = state.layers[layer].to_host();
-      const int units = net.layers[layer + 1];
-      for (int s = 0; s < batch; ++s)
-        result[s].emplace_back(host.begin() + std::size_t(s) * units, host.begin() + std::size_t(s + 1) * units);
-    }
-    return result;
+    return test::states_per_sample(model, state, batch);
   }
 
   // A state of random phases in [-pi, pi), the same in the engine and returned.
@@ -105,35 +72,10 @@ struct OscillatorFixture {
     return state;
   }
 
-  NetworkState relaxed(const PhaseSpec& spec) {
-    NetworkState state = model.make_state();
-    model.reset(state);
-    model.relax(state, target.data(), spec);
-    return state;
-  }
+  NetworkState relaxed(const PhaseSpec& spec) { return test::relaxed_state(model, target.data(), spec); }
 
   reference::Gradient engine_ep_gradient(float beta, bool symmetric, const PhaseSpec& base) {
-    NetworkState free = relaxed(base);
-    NetworkState plus = model.make_state(), minus = model.make_state();
-    PhaseSpec nudged = base;
-    model.copy_state(free, plus, batch);
-    nudged.beta = beta;
-    model.relax(plus, target.data(), nudged);
-    if (symmetric) {
-      model.copy_state(free, minus, batch);
-      nudged.beta = -beta;
-      model.relax(minus, target.data(), nudged);
-    }
-    ParameterSet gradient = model.make_parameter_like();
-    model.ep_gradient(plus, beta, symmetric ? minus : free, symmetric ? -beta : 0.0f, target.data(), gradient);
-    reference::Gradient result;
-    for (std::size_t l = 0; l < gradient.weights.size(); ++l) {
-      const auto w = gradient.weights[l].to_host();
-      const auto b = gradient.biases[l].to_host();
-      result.weights.emplace_back(w.begin(), w.end());
-      result.biases.emplace_back(b.begin(), b.end());
-    }
-    return result;
+    return test::engine_ep_gradient(model, target.data(), batch, beta, symmetric, base);
   }
 };
 

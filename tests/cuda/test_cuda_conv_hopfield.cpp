@@ -12,20 +12,9 @@
 #include "engine/gradcheck.h"
 #include "engine/trainer.h"
 #include "kernels/backend.h"
+#include "tests/cuda/cuda_parity.h"
 
 namespace eqprop {
-namespace {
-
-double relative_difference(const std::vector<float>& a, const std::vector<float>& b) {
-  double difference = 0, norm = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    difference += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
-    norm += double(b[i]) * b[i];
-  }
-  return std::sqrt(difference / std::max(norm, 1e-300));
-}
-
-}  // namespace
 
 TEST_CASE("cuda conv hopfield: the EP gradient on the GPU matches the CPU backend") {
   if (!cuda_device_available()) {
@@ -44,26 +33,10 @@ TEST_CASE("cuda conv hopfield: the EP gradient on the GPU matches the CPU backen
     auto cpu = make_backend("cpu");
     auto cuda = make_backend("cuda");
     Trainer on_cpu(*cpu, config), on_cuda(*cuda, config);
-    std::mt19937 rng(3);
-    std::uniform_real_distribution<float> unit(0.0f, 1.0f);
-    std::vector<float> x(16 * 144), target(16 * 10, 0.0f);
-    for (float& v : x) v = unit(rng);
-    for (int s = 0; s < 16; ++s) target[s * 10 + rng() % 10] = 1.0f;
-    DeviceBuffer<float> x_cpu(*cpu, x.size()), t_cpu(*cpu, target.size());
-    DeviceBuffer<float> x_gpu(*cuda, x.size()), t_gpu(*cuda, target.size());
-    x_cpu.copy_from_host(x), t_cpu.copy_from_host(target);
-    x_gpu.copy_from_host(x), t_gpu.copy_from_host(target);
-
-    ParameterSet g_cpu = on_cpu.model().make_parameter_like(), g_gpu = on_cuda.model().make_parameter_like();
-    on_cpu.ep_gradient(x_cpu.data(), t_cpu.data(), 16, 0, g_cpu);
-    on_cuda.ep_gradient(x_gpu.data(), t_gpu.data(), 16, 0, g_gpu);
+    const test::TwinBatch data(*cpu, *cuda, 16, 144, 10, 3);
     // GEMMs sum in different orders; a max-pooling argmax can follow a rounding
     // difference only at a near-tie, so the tolerance is the dense network's x10.
-    for (std::size_t l = 0; l < g_cpu.weights.size(); ++l) {
-      CAPTURE(l);
-      CHECK(relative_difference(g_gpu.weights[l].to_host(), g_cpu.weights[l].to_host()) < 1e-3);
-      CHECK(relative_difference(g_gpu.biases[l].to_host(), g_cpu.biases[l].to_host()) < 1e-3);
-    }
+    test::check_ep_gradient_parity(on_cpu, on_cuda, data, 16, 1e-3);
   }
 }
 

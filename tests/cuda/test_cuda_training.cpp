@@ -10,20 +10,9 @@
 #include "engine/gradcheck.h"
 #include "engine/trainer.h"
 #include "kernels/backend.h"
+#include "tests/cuda/cuda_parity.h"
 
 namespace eqprop {
-namespace {
-
-double relative_difference(const std::vector<float>& a, const std::vector<float>& b) {
-  double difference = 0, norm = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    difference += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
-    norm += double(b[i]) * b[i];
-  }
-  return std::sqrt(difference / std::max(norm, 1e-300));
-}
-
-}  // namespace
 
 TEST_CASE("cuda training: EP steps on the GPU match the CPU backend") {
   if (!cuda_device_available()) {
@@ -42,31 +31,15 @@ TEST_CASE("cuda training: EP steps on the GPU match the CPU backend") {
     auto cuda = make_backend("cuda");
     Trainer on_cpu(*cpu, config, 64, 10), on_cuda(*cuda, config, 64, 10);
 
-    std::mt19937 rng(5);
-    std::uniform_real_distribution<float> unit(0.0f, 1.0f);
-    std::vector<float> x(32 * 64), target(32 * 10, 0.0f);
-    for (float& v : x) v = unit(rng);
-    for (int s = 0; s < 32; ++s) target[s * 10 + rng() % 10] = 1.0f;
-    DeviceBuffer<float> x_cpu(*cpu, x.size()), t_cpu(*cpu, target.size());
-    DeviceBuffer<float> x_gpu(*cuda, x.size()), t_gpu(*cuda, target.size());
-    x_cpu.copy_from_host(x), t_cpu.copy_from_host(target);
-    x_gpu.copy_from_host(x), t_gpu.copy_from_host(target);
-
-    ParameterSet g_cpu = on_cpu.model().make_parameter_like(), g_gpu = on_cuda.model().make_parameter_like();
-    on_cpu.ep_gradient(x_cpu.data(), t_cpu.data(), 32, 0, g_cpu);
-    on_cuda.ep_gradient(x_gpu.data(), t_gpu.data(), 32, 0, g_gpu);
-    for (std::size_t l = 0; l < g_cpu.weights.size(); ++l) {
-      CAPTURE(l);
-      CHECK(relative_difference(g_gpu.weights[l].to_host(), g_cpu.weights[l].to_host()) < 1e-4);
-      CHECK(relative_difference(g_gpu.biases[l].to_host(), g_cpu.biases[l].to_host()) < 1e-4);
-    }
+    const test::TwinBatch data(*cpu, *cuda, 32, 64, 10, 5);
+    test::check_ep_gradient_parity(on_cpu, on_cuda, data, 32, 1e-4);
     for (int step = 0; step < 5; ++step) {
-      on_cpu.train_step(x_cpu.data(), t_cpu.data(), 32, step, 1.0f);
-      on_cuda.train_step(x_gpu.data(), t_gpu.data(), 32, step, 1.0f);
+      on_cpu.train_step(data.x_cpu.data(), data.t_cpu.data(), 32, step, 1.0f);
+      on_cuda.train_step(data.x_gpu.data(), data.t_gpu.data(), 32, step, 1.0f);
     }
     const ParameterSet &w_cpu = on_cpu.model().parameters(), &w_gpu = on_cuda.model().parameters();
     for (std::size_t l = 0; l < w_cpu.weights.size(); ++l)
-      CHECK(relative_difference(w_gpu.weights[l].to_host(), w_cpu.weights[l].to_host()) < 1e-4);
+      CHECK(test::relative_difference(w_gpu.weights[l].to_host(), w_cpu.weights[l].to_host()) < 1e-4);
   }
 }
 

@@ -1,0 +1,78 @@
+"""What the PyTorch EP timing baselines share (perf/torch_reference_ep.py, dense;
+perf/torch_reference_conv_ep.py, convolutional): the checks on the common
+arguments, the thread environment set before torch loads its BLAS, the torch
+import, rho, and the BLAS summary of the JSON output. Not part of the engine.
+"""
+import os
+import sys
+
+
+def check_common_args(parser, a):
+    """--batch, --threads, --repeats >= 1; step counts >= 0; beta != 0."""
+    for name in ("batch", "threads", "repeats"):
+        if getattr(a, name) < 1:
+            parser.error("--%s must be >= 1" % name)
+    if a.t_free < 0 or a.t_nudge < 0 or a.warmup < 0:
+        parser.error("--t-free, --t-nudge and --warmup must be >= 0")
+    if a.beta == 0.0:
+        parser.error("--beta must be non-zero (symmetric EP divides by 2 beta)")
+
+
+def import_torch(args, script):
+    """Sets the thread counts (and OPENBLAS_CORETYPE) while torch and its BLAS are
+    not yet loaded, then imports torch; exits with a clear message without it."""
+    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", str(args.threads))
+    if args.openblas_coretype:
+        os.environ["OPENBLAS_CORETYPE"] = args.openblas_coretype
+    try:
+        import torch
+    except ImportError as e:
+        sys.exit("%s: cannot import torch with %s (%s). Debian's python3-torch is installed for "
+                 "/usr/bin/python3; run: /usr/bin/python3 %s ..." % (script, sys.executable, e, sys.argv[0]))
+    return torch
+
+
+def rho(s):
+    """The hard sigmoid clamp(s, 0, 1) of Laborieux et al. 2021."""
+    return s.clamp(0.0, 1.0)
+
+
+def blas_summary(torch):
+    """The BLAS torch was built with and the one loaded, for the JSON output."""
+    info = {}
+    cfg = torch.__config__.show()
+    for key in ("BLAS_INFO", "LAPACK_INFO"):
+        i = cfg.find(key + "=")
+        if i >= 0:
+            info[key] = cfg[i + len(key) + 1:].split(",")[0].strip()
+    libs = set()
+    try:
+        with open("/proc/self/maps") as f:
+            for line in f:
+                path = line.split()[-1] if len(line.split()) >= 6 else ""
+                base = os.path.basename(path)
+                if any(k in base for k in ("blas", "mkl_", "libmkl", "lapack", "dnnl")):
+                    libs.add(os.path.realpath(path))
+    except OSError:
+        pass
+    info["loaded_libs"] = sorted(libs)
+    for path in info["loaded_libs"]:
+        if "openblas" in os.path.basename(path):
+            try:
+                import ctypes
+                lib = ctypes.CDLL(path)
+                lib.openblas_get_corename.restype = ctypes.c_char_p
+                lib.openblas_get_config.restype = ctypes.c_char_p
+                info["openblas_corename"] = lib.openblas_get_corename().decode()
+                info["openblas_config"] = lib.openblas_get_config().decode()
+                info["openblas_num_threads"] = int(lib.openblas_get_num_threads())
+            except (OSError, AttributeError):
+                pass
+            break
+    par = torch.__config__.parallel_info()
+    for line in par.splitlines():
+        if "parallel backend" in line:
+            info["parallel_backend"] = line.split(":", 1)[1].strip()
+    info["mkldnn"] = bool(getattr(torch.backends, "mkldnn", None) and torch.backends.mkldnn.is_available())
+    return info
