@@ -271,6 +271,10 @@ nlohmann::json run_gradcheck(Backend& backend, const Config& config, const Gradc
   if (config.model.kind == "dense_hopfield") return dense_hopfield_gradcheck(backend, config, options);
   if (config.model.kind == "conv_hopfield") return conv_hopfield_gradcheck(backend, config, options);
   if (config.model.kind == "oscillator") return oscillator_gradcheck(backend, config, options);
+  if (config.model.kind == "ising")
+    throw ConfigError("gradcheck has no reference gradient for model.kind = \"ising\": the loss of binary spins at "
+                      "the annealed (near zero temperature) state is flat almost everywhere; the EP estimate is "
+                      "checked against the exact finite-temperature gradient in tests/test_ising_network.cpp");
   throw ConfigError("gradcheck has no reference gradient for model.kind = \"" + config.model.kind + "\"");
 }
 
