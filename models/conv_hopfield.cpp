@@ -350,9 +350,6 @@ void ConvHopfield::step(NetworkState& state, const float* target, const PhaseSpe
 }
 
 PhaseResult ConvHopfield::relax(NetworkState& state, const float* target, const PhaseSpec& spec) {
-  if (spec.read_out && spec.steps < 1)
-    throw std::invalid_argument("ConvHopfield::relax: a phase read out by the ADC needs at least one step");
-  if (spec.integrator == Integrator::csb && !spec.keep_momenta) zero_rows(backend_, state.momenta, state_units_, batch_);
   RelaxationBuffers buffers{&snapshot_, row_residual_.data(), state_units_};
   buffers.whole_batch = true;
   return relax_with_early_exit(backend_, state, batch_, spec, buffers,

@@ -77,9 +77,6 @@ void DenseHopfield::energy(const NetworkState& state, float* energy) {
 }
 
 PhaseResult DenseHopfield::relax(NetworkState& state, const float* target, const PhaseSpec& spec) {
-  if (spec.read_out && spec.steps < 1)
-    throw std::invalid_argument("DenseHopfield::relax: a phase read out by the ADC needs at least one step");
-  if (spec.integrator == Integrator::csb && !spec.keep_momenta) zero_rows(backend_, state.momenta, state_units_, batch_);
   const RelaxationBuffers buffers{&snapshot_, row_residual_.data(), state_units_};
   return relax_with_early_exit(backend_, state, batch_, spec, buffers, [&](int step, int begin, int rows) {
     step_rows(state, target, spec, step, begin, rows);

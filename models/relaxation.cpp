@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <mutex>
+#include <stdexcept>
 
 #include "kernels/row_max_change.h"
+#include "models/layered_tensors.h"
 
 namespace eqprop {
 namespace {
@@ -52,6 +54,11 @@ int relax_rows(Backend& backend, NetworkState& state, const PhaseSpec& spec, con
 PhaseResult relax_with_early_exit(Backend& backend, NetworkState& state, int batch, const PhaseSpec& spec,
                                   const RelaxationBuffers& buffers,
                                   const std::function<void(int step, int begin, int rows)>& step_rows) {
+  // The readout is written by the final step or a check; a phase with no step has neither.
+  if (spec.read_out && spec.steps < 1)
+    throw std::invalid_argument("relax: a phase read out by the ADC needs at least one step");
+  if (spec.integrator == Integrator::csb && !spec.keep_momenta)
+    zero_rows(backend, state.momenta, buffers.units, batch);
   // The systems of a batch are independent: the backend may relax slices of the
   // batch concurrently (the CPU backend gives each core its own rows for the whole
   // phase, with no synchronization per step).

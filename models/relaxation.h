@@ -31,7 +31,9 @@ struct RelaxationBuffers {
 // [begin, begin + rows) by one step. Every spec.check_every steps (when
 // spec.tolerance > 0) a slice stops once each of its systems moved less than the
 // tolerance in that step (per unit time, i.e. tolerance * dt, for gradient flow and
-// cSB). Returns the steps taken by the slowest slice.
+// cSB). Returns the steps taken by the slowest slice. cSB momenta start at zero
+// unless spec.keep_momenta; a phase read out by the ADC (spec.read_out) needs at
+// least one step (std::invalid_argument).
 PhaseResult relax_with_early_exit(Backend& backend, NetworkState& state, int batch, const PhaseSpec& spec,
                                   const RelaxationBuffers& buffers,
                                   const std::function<void(int step, int begin, int rows)>& step_rows);
