@@ -139,13 +139,13 @@ void HardwareModel::write_input_on_host(float* x, std::int64_t count, std::uint3
                                         std::uint32_t batch_key) const {
   if (!writes_inputs() || count <= 0) return;
   // The calibration rule of kernels/range_calibration.h, on the host.
+  const bool calibrated = config_.input_dac.range == RangeMode::calibrated;
   float range[2] = {x[0], x[0]};
-  if (config_.input_dac.range == RangeMode::calibrated)
+  if (calibrated)
     for (std::int64_t i = 1; i < count; ++i) {
       range[0] = nan_propagating_min(range[0], x[i]);
       range[1] = nan_propagating_max(range[1], x[i]);
     }
-  const bool calibrated = config_.input_dac.range == RangeMode::calibrated;
   const DacWriteOp op{x, nullptr, x, quantizer_spec(config_.input_dac, calibrated ? range : nullptr), 0.0f, 0.0f, 0.0f,
                       seed_, tensor, batch_key, count};
   for (std::int64_t r = 0; r < op.row_count(count); ++r) op.row(r);
