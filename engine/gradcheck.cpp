@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
-#include <utility>
 #include <vector>
 
 #include "engine/trainer.h"
@@ -74,30 +73,27 @@ Samples draw_away_from_kinks(const Config& config, const GradcheckOptions& optio
       "fewer are at least " + std::to_string(needed) + " (2 * ep.beta) from a kink of the loss; lower ep.beta");
 }
 
-// The engine's EP gradient of the samples, tensor by tensor on the host.
-std::vector<std::pair<std::vector<double>, std::vector<double>>> engine_gradient(Backend& backend, Trainer& trainer,
-                                                                                 const Samples& samples) {
+// Double-precision host copies of a parameter-shaped set (parameters or a
+// gradient), tensor by tensor, in the layout every reference uses.
+reference::Gradient host_tensors(const ParameterSet& set) {
+  reference::Gradient host;
+  for (std::size_t l = 0; l < set.weights.size(); ++l) {
+    const auto w = set.weights[l].to_host();
+    const auto b = set.biases[l].to_host();
+    host.weights.emplace_back(w.begin(), w.end());
+    host.biases.emplace_back(b.begin(), b.end());
+  }
+  return host;
+}
+
+// The engine's EP gradient of the samples, on the host.
+reference::Gradient engine_gradient(Backend& backend, Trainer& trainer, const Samples& samples) {
   DeviceBuffer<float> x_device(backend, samples.x.size()), target(backend, samples.one_hot.size());
   x_device.copy_from_host(samples.x);
   target.copy_from_host(samples.one_hot);
   ParameterSet gradient = trainer.model().make_parameter_like();
   trainer.ep_gradient(x_device.data(), target.data(), static_cast<int>(samples.xs.size()), 0, gradient);
-  std::vector<std::pair<std::vector<double>, std::vector<double>>> tensors;
-  for (std::size_t l = 0; l < gradient.weights.size(); ++l) {
-    const auto gw = gradient.weights[l].to_host();
-    const auto gb = gradient.biases[l].to_host();
-    tensors.push_back({{gw.begin(), gw.end()}, {gb.begin(), gb.end()}});
-  }
-  return tensors;
-}
-
-reference::Gradient as_reference(const std::vector<std::pair<std::vector<double>, std::vector<double>>>& tensors) {
-  reference::Gradient result;
-  for (const auto& [w, b] : tensors) {
-    result.weights.push_back(w);
-    result.biases.push_back(b);
-  }
-  return result;
+  return host_tensors(gradient);
 }
 
 // Per tensor and overall, the cosine and relative error of the engine's EP
@@ -138,12 +134,9 @@ nlohmann::json dense_hopfield_gradcheck(Backend& backend, const Config& config, 
   reference::Network network;
   network.layers = config.model.layers;
   network.cost = config.model.cost;
-  for (std::size_t l = 0; l < trainer.model().parameters().weights.size(); ++l) {
-    const auto w = trainer.model().parameters().weights[l].to_host();
-    const auto b = trainer.model().parameters().biases[l].to_host();
-    network.weights.emplace_back(w.begin(), w.end());
-    network.biases.emplace_back(b.begin(), b.end());
-  }
+  const reference::Gradient parameters = host_tensors(trainer.model().parameters());
+  network.weights = parameters.weights;
+  network.biases = parameters.biases;
   double smallest_margin = 0;
   const Samples samples = draw_away_from_kinks(
       config, options, inputs, classes,
@@ -154,7 +147,7 @@ nlohmann::json dense_hopfield_gradcheck(Backend& backend, const Config& config, 
         return margin;
       },
       smallest_margin);
-  const reference::Gradient engine = as_reference(engine_gradient(backend, trainer, samples));
+  const reference::Gradient engine = engine_gradient(backend, trainer, samples);
   const reference::Gradient exact = reference::implicit_gradient(network, samples.xs, samples.labels);
   nlohmann::json result = report(backend, config, options);
   add_comparison(result, engine, exact);
@@ -175,12 +168,9 @@ nlohmann::json oscillator_gradcheck(Backend& backend, const Config& config, cons
   network.layers = config.model.layers;
   network.shil = config.oscillator.shil;
   network.input_scale = config.oscillator.input_scale;
-  for (std::size_t l = 0; l < trainer.model().parameters().weights.size(); ++l) {
-    const auto w = trainer.model().parameters().weights[l].to_host();
-    const auto b = trainer.model().parameters().biases[l].to_host();
-    network.weights.emplace_back(w.begin(), w.end());
-    network.biases.emplace_back(b.begin(), b.end());
-  }
+  const reference::Gradient parameters = host_tensors(trainer.model().parameters());
+  network.weights = parameters.weights;
+  network.biases = parameters.biases;
   // Near a bifurcation (a soft mode of the Hessian) a nudge of +-beta moves the
   // state to another minimum and the EP estimate is off by orders of magnitude
   // (seen: a sample whose smallest Hessian eigenvalue was 2.3 beta). Samples whose
@@ -198,7 +188,7 @@ nlohmann::json oscillator_gradcheck(Backend& backend, const Config& config, cons
         return true;
       },
       "fewer stay in their basin under a nudge of ep.beta = " + std::to_string(config.ep.beta) + "; lower ep.beta");
-  const reference::Gradient engine = as_reference(engine_gradient(backend, trainer, samples));
+  const reference::Gradient engine = engine_gradient(backend, trainer, samples);
   const reference::Gradient exact = oscillator_reference::implicit_gradient(network, samples.xs, samples.labels,
                                                                             config.dynamics.dt);
   nlohmann::json result = report(backend, config, options);
@@ -227,12 +217,9 @@ nlohmann::json conv_hopfield_gradcheck(Backend& backend, const Config& config, c
   network.pool = static_cast<int>(shape.pool);
   network.dense = shape.dense;
   network.cost = shape.cost;
-  for (std::size_t l = 0; l < model.parameters().weights.size(); ++l) {
-    const auto w = model.parameters().weights[l].to_host();
-    const auto b = model.parameters().biases[l].to_host();
-    network.weights.emplace_back(w.begin(), w.end());
-    network.biases.emplace_back(b.begin(), b.end());
-  }
+  const reference::Gradient parameters = host_tensors(model.parameters());
+  network.weights = parameters.weights;
+  network.biases = parameters.biases;
   double smallest_margin = 0;
   const Samples samples = draw_away_from_kinks(
       config, options, model.input_size(), model.classes(),
@@ -241,11 +228,9 @@ nlohmann::json conv_hopfield_gradcheck(Backend& backend, const Config& config, c
       },
       smallest_margin);
   conv_reference::Network engine = network;
-  const auto tensors_host = engine_gradient(backend, trainer, samples);
-  for (std::size_t l = 0; l < tensors_host.size(); ++l) {
-    engine.weights[l] = tensors_host[l].first;
-    engine.biases[l] = tensors_host[l].second;
-  }
+  const reference::Gradient gradient = engine_gradient(backend, trainer, samples);
+  engine.weights = gradient.weights;
+  engine.biases = gradient.biases;
   const conv_reference::Network exact = conv_reference::finite_difference_gradient(network, samples.xs, samples.labels);
 
   nlohmann::json tensors = nlohmann::json::array();
