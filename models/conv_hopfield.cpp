@@ -4,9 +4,7 @@
 #include <cmath>
 #include <stdexcept>
 
-#include "models/layered_tensors.h"
 #include "models/parameter_init.h"
-#include "models/relaxation.h"
 
 namespace eqprop {
 namespace {
@@ -101,9 +99,14 @@ void ConvHopfieldShape::validate() const {
 // ---- construction, parameters ----
 
 ConvHopfield::ConvHopfield(Backend& backend, ConvHopfieldShape shape, int max_batch, std::int64_t workspace_floats)
-    : backend_(backend), shape_(std::move(shape)), max_batch_(max_batch) {
+    : LayeredModel(backend, "ConvHopfield", max_batch), shape_(std::move(shape)) {
   shape_.validate();
   if (max_batch_ < 1) throw std::invalid_argument("ConvHopfield: max_batch must be >= 1");
+  LayerLayout layout;
+  for (int i = 0; i < shape_.state_layers(); ++i) layout.state_units.push_back(shape_.units(i + 1));
+  layout.with_momenta = true;  // for cSB
+  layout.whole_batch = true;   // each conv GEMM is large: no per-core slices
+  define_layers(std::move(layout));
   parameters_ = make_parameter_like();
   const int states = shape_.state_layers(), convs = shape_.conv_layers();
   std::int64_t widest_columns = 1, widest_output = 1;
@@ -122,22 +125,16 @@ ConvHopfield::ConvHopfield(Backend& backend, ConvHopfieldShape shape, int max_ba
     const std::size_t size = std::size_t(max_batch_) * shape_.units(i + 1);
     drive_.emplace_back(backend_, size);
     feedback_.emplace_back(backend_, size);
-    state_units_.push_back(shape_.units(i + 1));
-    units_total_ += shape_.units(i + 1);
   }
   for (int k = 0; k < convs; ++k) {
     const bool pooled = shape_.pool == PoolKind::max;
     argmax_.emplace_back(backend_, pooled ? std::size_t(max_batch_) * shape_.units(k + 1) : 0);
     expanded_bias_.emplace_back(backend_, std::size_t(shape_.units(k + 1)));
   }
-  if (shape_.cost == CostKind::cross_entropy)
-    readout_.emplace(backend_, shape_.units(states), shape_.classes(), max_batch_);
-  state_difference_ = DeviceBuffer<float>(backend_, std::size_t(max_batch_) * shape_.units(1));
+  if (shape_.cost == CostKind::cross_entropy) enable_softmax_readout(shape_.classes());
   unit_sums_ = DeviceBuffer<float>(backend_, std::size_t(widest_conv_units));
   ones_ = DeviceBuffer<float>(backend_, std::size_t(widest_plane));
   ones_.copy_from_host(std::vector<float>(ones_.size(), 1.0f));
-  snapshot_ = make_state();
-  row_residual_ = DeviceBuffer<float>(backend_, std::size_t(max_batch_));
 }
 
 ParameterSet ConvHopfield::make_parameter_like() const {
@@ -174,14 +171,6 @@ void ConvHopfield::initialize(std::uint64_t seed, float gain) {
     fill_uniform_parameters(parameters_.weights[t], seed, static_cast<std::uint32_t>(2 * t), bound);
     fill_uniform_parameters(parameters_.biases[t], seed, static_cast<std::uint32_t>(2 * t + 1), bound);
   }
-}
-
-NetworkState ConvHopfield::make_state() const {
-  return make_layered_state(backend_, state_units_, max_batch_, true);  // momenta for cSB
-}
-
-void ConvHopfield::copy_state(const NetworkState& from, NetworkState& to, int batch) {
-  copy_state_rows(backend_, from, to, state_units_, batch);
 }
 
 const float* ConvHopfield::unit_bias(int i) const {
@@ -264,9 +253,7 @@ void ConvHopfield::conv_kernel_gradient(int k, const float* below, const float* 
 // ---- input, relaxation, energy ----
 
 void ConvHopfield::set_input(const float* x, int batch) {
-  if (batch < 1 || batch > max_batch_) throw std::invalid_argument("ConvHopfield: bad batch size");
-  batch_ = batch;
-  input_ = x;
+  begin_batch(x, batch);
   // The clamped input's drive P(W_0 * x) and its argmax are constant over a batch:
   // the widest convolution (C*K*K*H*W per sample at full resolution) runs once per
   // batch, not once per step.
@@ -283,8 +270,6 @@ void ConvHopfield::set_input(const float* x, int batch) {
                  plane.units());
   }
 }
-
-void ConvHopfield::reset(NetworkState& state) { zero_rows(backend_, state.layers, state_units_, batch_); }
 
 void ConvHopfield::couplings(const NetworkState& state, bool with_feedback) {
   const int states = shape_.state_layers(), convs = shape_.conv_layers();
@@ -317,43 +302,18 @@ void ConvHopfield::step(NetworkState& state, const float* target, const PhaseSpe
   couplings(state, true);
   if (readout_nudge)
     // -beta dl/ds_top = -beta (softmax - y) W_out^T (Laborieux et al. 2021, §3).
-    readout_->nudge(state.layers[top].data(), parameters_.weights[top + 1].data(), parameters_.biases[top + 1].data(),
-                    target, spec.beta, 0, batch_, feedback_[top].data());
-  const float pump = spec.pump ? spec.a0 * (1.0f - static_cast<float>(step) / spec.steps) : 0.0f;
-  int unit_offset = 0;
+    softmax_nudge(state, target, spec.beta, 0, batch_, feedback_[top].data());
   for (int i = 0; i < states; ++i) {
-    const int units = shape_.units(i + 1);
     const bool has_feedback = i < top || readout_nudge;
     const bool mse_nudge = nudged && i == top && shape_.cost == CostKind::mse;
-    LayerStepOp op{state.layers[i].data(),
-                   drive_[i].data(),
-                   has_feedback ? feedback_[i].data() : nullptr,
-                   unit_bias(i),
-                   mse_nudge ? target : nullptr,
-                   spec.beta,
-                   spec.dt,
-                   spec.integrator,
-                   units};
-    op.momenta = state.momenta[i].data();
-    op.gamma = spec.gamma;
-    op.a0 = spec.a0;
-    op.pump = pump;
-    op.noise_sigma = spec.noise_sigma;
-    op.noise_seed = spec.noise_seed;
-    op.noise_index = spec.first_sample * units_total_ + unit_offset;
-    op.noise_row_stride = units_total_;
-    op.noise_step = (spec.noise_phase << 24) + static_cast<std::uint32_t>(step);
-    if (spec.read_out && step == spec.steps - 1) point_readout(op, state, spec, i, 0);
-    backend_.run(op, std::int64_t(batch_) * units);
-    unit_offset += units;
+    run_layer_step(state, spec, step, i, 0, batch_,
+                   {drive_[i].data(), has_feedback ? feedback_[i].data() : nullptr, unit_bias(i),
+                    mse_nudge ? target : nullptr});
   }
 }
 
 PhaseResult ConvHopfield::relax(NetworkState& state, const float* target, const PhaseSpec& spec) {
-  RelaxationBuffers buffers{&snapshot_, row_residual_.data(), state_units_};
-  buffers.whole_batch = true;
-  return relax_with_early_exit(backend_, state, batch_, spec, buffers,
-                               [&](int step_index, int, int) { step(state, target, spec, step_index); });
+  return relax_layers(state, spec, [&](int step_index, int, int) { step(state, target, spec, step_index); });
 }
 
 void ConvHopfield::energy(const NetworkState& state, float* energy) {
@@ -368,9 +328,8 @@ void ConvHopfield::energy(const NetworkState& state, float* energy) {
 
 void ConvHopfield::ep_gradient(const NetworkState& state_a, float beta_a, const NetworkState& state_b, float beta_b,
                                const float* target, ParameterSet& gradient) {
-  if (beta_a == beta_b) throw std::invalid_argument("ep_gradient: the two betas must differ");
   const int states = shape_.state_layers(), convs = shape_.conv_layers();
-  const float c = 1.0f / ((beta_a - beta_b) * static_cast<float>(batch_));
+  const float c = contrastive_scale(beta_a, beta_b, batch_);
   for (int t = 0; t < states; ++t) {
     const int fan_in = shape_.units(t), units = shape_.units(t + 1);
     const float* a = state_a.layers[t].data();
@@ -379,8 +338,7 @@ void ConvHopfield::ep_gradient(const NetworkState& state_a, float beta_a, const 
     if (t == 0) {
       // The input is clamped in both phases (and so is its argmax): one product on
       // s_a - s_b, as DenseHopfield does.
-      backend_.run(AxpbyOp{a, b, state_difference_.data(), 1.0f, -1.0f}, std::int64_t(batch_) * units);
-      conv_kernel_gradient(0, input_, state_difference_.data(), -c, true, weight_gradient);
+      conv_kernel_gradient(0, input_, first_layer_difference(a, b), -c, true, weight_gradient);
     } else if (t < convs) {
       // dE/dW_t = -corr(s_{t-1}, P^T(s_t)) at each state, through that state's argmax.
       conv_kernel_gradient(t, state_a.layers[t - 1].data(), a, -c, true, weight_gradient);
@@ -403,20 +361,11 @@ void ConvHopfield::ep_gradient(const NetworkState& state_a, float beta_a, const 
     backend_.gemm(Transpose::no, Transpose::no, plane.channels, 1, plane.plane(), 1.0f, unit_sums_.data(),
                   plane.plane(), ones_.data(), 1, 0.0f, gradient.biases[t].data(), 1);
   }
-  if (!readout_) return;
-  const int top = states - 1;
-  readout_->gradient(state_a.layers[top].data(), beta_a, state_b.layers[top].data(), beta_b,
-                     parameters_.weights[top + 1].data(), parameters_.biases[top + 1].data(), target, c, batch_,
-                     gradient.weights[top + 1].data(), gradient.biases[top + 1].data());
+  if (has_softmax_readout()) softmax_gradient(state_a, beta_a, state_b, beta_b, target, c, gradient);
 }
 
 void ConvHopfield::metrics(const NetworkState& state, const float* target, float* loss, float* correct) {
-  const int top = shape_.state_layers() - 1;
-  if (readout_)
-    return readout_->metrics(state.layers[top].data(), parameters_.weights[top + 1].data(),
-                             parameters_.biases[top + 1].data(), target, batch_, loss, correct);
-  backend_.run(RowMetricsOp{state.layers[top].data(), target, loss, correct, CostKind::mse, shape_.classes(), nullptr},
-               batch_);
+  top_layer_metrics(state, target, loss, correct, shape_.classes());
 }
 
 double ConvHopfield::training_step_flops(int batch, int free_steps, int nudged_steps, int nudged_phases) const {

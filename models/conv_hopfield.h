@@ -42,7 +42,6 @@
 #pragma once
 
 #include <cstdint>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -50,8 +49,7 @@
 #include "kernels/device_buffer.h"
 #include "kernels/row_metrics.h"
 #include "models/conv_ops.h"
-#include "models/energy_model.h"
-#include "models/softmax_readout.h"
+#include "models/layered_model.h"
 
 namespace eqprop {
 
@@ -96,7 +94,7 @@ struct ConvHopfieldShape {
   PoolShape pool_shape(int k, int rows) const;
 };
 
-class ConvHopfield final : public EnergyModel {
+class ConvHopfield final : public LayeredModel {
  public:
   // The default im2col workspace budget, in floats (256 MiB): a CIFAR-10 conv4 batch
   // of 128 fits in one chunk (conv2: 1152 x 128*256 = 38 M floats); an evaluation
@@ -109,29 +107,20 @@ class ConvHopfield final : public EnergyModel {
 
   const ConvHopfieldShape& shape() const { return shape_; }
   std::string kind() const override { return "conv_hopfield"; }
-  Backend& backend() override { return backend_; }
   int input_size() const override { return shape_.input.units(); }
   int classes() const override { return shape_.classes(); }
-  int max_batch() const override { return max_batch_; }
   // Samples per convolution call (the workspace budget over the widest layer).
   int chunk_samples() const { return chunk_; }
 
   // Uniform(+-gain/sqrt(fan_in)) weights and biases, fan_in = C*K*K for a kernel.
   void initialize(std::uint64_t seed, float gain) override;
-  ParameterSet& parameters() override { return parameters_; }
-  const ParameterSet& parameters() const override { return parameters_; }
   ParameterSet make_parameter_like() const override;
   std::vector<std::int64_t> tensor_shape(int l, bool bias) const override;
-
-  NetworkState make_state() const override;
-  int state_units(int i) const override { return shape_.units(i + 1); }
-  void copy_state(const NetworkState& from, NetworkState& to, int batch) override;
 
   // Clamps x (batch, C*H*W) and caches what depends only on x and the parameters:
   // the first layer's drive P(W_0 * x) with its pooling argmax, and the conv biases
   // broadcast over their planes. Reads the parameters: call it after changing them.
   void set_input(const float* x, int batch) override;
-  void reset(NetworkState& state) override;
   // Synchronous steps of every layer (fixed point, gradient flow or cSB: LayerStepOp).
   PhaseResult relax(NetworkState& state, const float* target, const PhaseSpec& spec) override;
   // The final step and every convergence check write the ADC reading.
@@ -162,27 +151,16 @@ class ConvHopfield final : public EnergyModel {
   // The per-unit bias of state layer i: the conv bias broadcast, or the dense bias.
   const float* unit_bias(int i) const;
 
-  Backend& backend_;
   ConvHopfieldShape shape_;
-  int max_batch_;
   int chunk_ = 1;
-  int batch_ = 0;
-  const float* input_ = nullptr;  // (batch, input units), owned by the caller
-  ParameterSet parameters_;
   std::vector<DeviceBuffer<float>> drive_;             // per state layer (batch, units); [0]: the cached input drive
   std::vector<DeviceBuffer<float>> feedback_;          // per state layer (batch, units)
   std::vector<DeviceBuffer<std::int32_t>> argmax_;     // per conv tensor, max pooling (batch, pooled units)
   std::vector<DeviceBuffer<float>> expanded_bias_;     // per conv state layer (units)
   DeviceBuffer<float> columns_;                        // im2col workspace (C*K*K, chunk*OH*OW), widest layer
   DeviceBuffer<float> conv_out_;                       // (Co, chunk*OH*OW): pre-pool output / channel-major operand
-  std::optional<SoftmaxReadout> readout_;              // the cross-entropy cost's read-out
-  DeviceBuffer<float> state_difference_;               // (batch, units(1))
   DeviceBuffer<float> unit_sums_;                      // (widest conv state units) batch sums before the plane sum
   DeviceBuffer<float> ones_;                           // (widest plane) for plane sums as GEMV
-  NetworkState snapshot_;
-  DeviceBuffer<float> row_residual_;                   // (batch)
-  std::vector<int> state_units_;                       // units of each state layer
-  int units_total_ = 0;
 };
 
 }  // namespace eqprop

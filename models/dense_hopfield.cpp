@@ -4,62 +4,34 @@
 #include <cmath>
 #include <stdexcept>
 
-#include "models/layered_tensors.h"
-#include "models/parameter_init.h"
-#include "models/relaxation.h"
-
 namespace eqprop {
 
 DenseHopfield::DenseHopfield(Backend& backend, DenseHopfieldShape shape, int max_batch)
-    : backend_(backend), shape_(std::move(shape)), max_batch_(max_batch) {
+    : LayeredModel(backend, "DenseHopfield", max_batch), shape_(std::move(shape)) {
   if (shape_.state_layers() < 1 || max_batch_ < 1)
     throw std::invalid_argument("DenseHopfield: needs at least one state layer and batch >= 1");
-  parameters_ = make_parameter_like();
   const int states = shape_.state_layers();
-  state_units_.assign(shape_.layers.begin() + 1, shape_.layers.begin() + 1 + states);
+  LayerLayout layout;
+  layout.parameter_widths = shape_.layers;
+  layout.state_units.assign(shape_.layers.begin() + 1, shape_.layers.begin() + 1 + states);
+  layout.with_momenta = true;  // for cSB
+  define_layers(std::move(layout));
   input_drive_ = DeviceBuffer<float>(backend_, std::size_t(max_batch_) * shape_.layers[1]);
   for (int i = 0; i < states; ++i) {
     const std::size_t size = std::size_t(max_batch_) * shape_.layers[i + 1];
     drive_.emplace_back(backend_, i > 0 ? size : 0);  // layer 0 uses the cached input drive
     feedback_.emplace_back(backend_, size);
   }
-  if (shape_.cost == CostKind::cross_entropy)
-    readout_.emplace(backend_, shape_.layers[states], shape_.classes(), max_batch_);
-  state_difference_ = DeviceBuffer<float>(backend_, std::size_t(max_batch_) * shape_.layers[1]);
-  snapshot_ = make_state();
-  row_residual_ = DeviceBuffer<float>(backend_, std::size_t(max_batch_));
-  for (int units : state_units_) units_total_ += units;
-}
-
-ParameterSet DenseHopfield::make_parameter_like() const { return make_layered_parameters(backend_, shape_.layers); }
-
-std::vector<std::int64_t> DenseHopfield::tensor_shape(int l, bool bias) const {
-  return layered_tensor_shape(shape_.layers, l, bias);
-}
-
-void DenseHopfield::initialize(std::uint64_t seed, float gain) {
-  initialize_uniform_fan_in(parameters_, shape_.layers, seed, gain);
-}
-
-NetworkState DenseHopfield::make_state() const {
-  return make_layered_state(backend_, state_units_, max_batch_, true);  // momenta for cSB
-}
-
-void DenseHopfield::copy_state(const NetworkState& from, NetworkState& to, int batch) {
-  copy_state_rows(backend_, from, to, state_units_, batch);
+  if (shape_.cost == CostKind::cross_entropy) enable_softmax_readout(shape_.classes());
 }
 
 void DenseHopfield::set_input(const float* x, int batch) {
-  if (batch < 1 || batch > max_batch_) throw std::invalid_argument("DenseHopfield: bad batch size");
-  batch_ = batch;
-  input_ = x;
+  begin_batch(x, batch);
   // input_drive (batch, layers[1]) = x (batch, layers[0]) W_1 (layers[0], layers[1])
   backend_.gemm(Transpose::no, Transpose::no, batch, shape_.layers[1], shape_.layers[0], 1.0f, x,
                 shape_.layers[0], parameters_.weights[0].data(), shape_.layers[1], 0.0f,
                 input_drive_.data(), shape_.layers[1]);
 }
-
-void DenseHopfield::reset(NetworkState& state) { zero_rows(backend_, state.layers, state_units_, batch_); }
 
 void DenseHopfield::energy(const NetworkState& state, float* energy) {
   const std::vector<int>& n = shape_.layers;
@@ -77,10 +49,7 @@ void DenseHopfield::energy(const NetworkState& state, float* energy) {
 }
 
 PhaseResult DenseHopfield::relax(NetworkState& state, const float* target, const PhaseSpec& spec) {
-  const RelaxationBuffers buffers{&snapshot_, row_residual_.data(), state_units_};
-  return relax_with_early_exit(backend_, state, batch_, spec, buffers, [&](int step, int begin, int rows) {
-    step_rows(state, target, spec, step, begin, rows);
-  });
+  return relax_layers(state, spec, [&](int step, int begin, int rows) { step_rows(state, target, spec, step, begin, rows); });
 }
 
 void DenseHopfield::step_rows(NetworkState& state, const float* target, const PhaseSpec& spec, int step, int begin,
@@ -107,56 +76,30 @@ void DenseHopfield::step_rows(NetworkState& state, const float* target, const Ph
   }
   if (readout_nudge)
     // -beta dl/drho(s_top) = -beta (softmax - y) W_out^T, acting through rho(s_top).
-    readout_->nudge(state.layers[top].data(), parameters_.weights[top + 1].data(), parameters_.biases[top + 1].data(),
-                    target, spec.beta, begin, rows, at(feedback_[top].data(), n[top + 1]));
-  // cSB's pump a0 - a(t), with a(t) = a0 * t / T ramping over the phase.
-  const float pump = spec.pump ? spec.a0 * (1.0f - static_cast<float>(step) / spec.steps) : 0.0f;
-  int unit_offset = 0;
+    softmax_nudge(state, target, spec.beta, begin, rows, at(feedback_[top].data(), n[top + 1]));
   for (int i = 0; i < states; ++i) {
-    const int units = n[i + 1];
     const bool has_feedback = i < top || readout_nudge;
     const bool mse_nudge = nudged && i == top && shape_.cost == CostKind::mse;
-    LayerStepOp op{at(state.layers[i].data(), units),
-                   i == 0 ? at(input_drive_.data(), units) : at(drive_[i].data(), units),
-                   has_feedback ? at(feedback_[i].data(), units) : nullptr,
-                   parameters_.biases[i].data(),
-                   mse_nudge ? at(target, units) : nullptr,
-                   spec.beta,
-                   spec.dt,
-                   spec.integrator,
-                   units};
-    op.momenta = at(state.momenta[i].data(), units);
-    op.gamma = spec.gamma;
-    op.a0 = spec.a0;
-    op.pump = pump;
-    op.noise_sigma = spec.noise_sigma;
-    op.noise_seed = spec.noise_seed;
-    op.noise_index = (spec.first_sample + static_cast<std::uint64_t>(begin)) * units_total_ + unit_offset;
-    op.noise_row_stride = units_total_;
-    op.noise_step = (spec.noise_phase << 24) + static_cast<std::uint32_t>(step);
-    if (spec.read_out && step == spec.steps - 1) point_readout(op, state, spec, i, std::int64_t(begin) * units);
-    backend_.run(op, std::int64_t(rows) * units);
-    unit_offset += units;
+    run_layer_step(state, spec, step, i, begin, rows,
+                   {i == 0 ? input_drive_.data() : drive_[i].data(), has_feedback ? feedback_[i].data() : nullptr,
+                    parameters_.biases[i].data(), mse_nudge ? target : nullptr});
   }
 }
 
 void DenseHopfield::ep_gradient(const NetworkState& state_a, float beta_a,
                                 const NetworkState& state_b, float beta_b, const float* target,
                                 ParameterSet& gradient) {
-  if (beta_a == beta_b) throw std::invalid_argument("ep_gradient: the two betas must differ");
   const int states = shape_.state_layers();
-  const float c = 1.0f / ((beta_a - beta_b) * static_cast<float>(batch_));
+  const float c = contrastive_scale(beta_a, beta_b, batch_);
   // dE/dW_l = -rho(s_{l-1})^T rho(s_l); states live in [0, 1], so rho(s) = s.
   for (int i = 0; i < states; ++i) {
     const int fan_in = shape_.layers[i], units = shape_.layers[i + 1];
     float* weight_gradient = gradient.weights[i].data();
     if (i == 0) {
       // The input is clamped to x in both phases: one GEMM on s_a - s_b.
-      backend_.run(AxpbyOp{state_a.layers[0].data(), state_b.layers[0].data(),
-                           state_difference_.data(), 1.0f, -1.0f},
-                   std::int64_t(batch_) * units);
-      backend_.gemm(Transpose::yes, Transpose::no, fan_in, units, batch_, -c, input_, fan_in,
-                    state_difference_.data(), units, 0.0f, weight_gradient, units);
+      const float* difference = first_layer_difference(state_a.layers[0].data(), state_b.layers[0].data());
+      backend_.gemm(Transpose::yes, Transpose::no, fan_in, units, batch_, -c, input_, fan_in, difference, units,
+                    0.0f, weight_gradient, units);
     } else {
       backend_.gemm(Transpose::yes, Transpose::no, fan_in, units, batch_, -c,
                     state_a.layers[i - 1].data(), fan_in, state_a.layers[i].data(), units, 0.0f,
@@ -170,21 +113,11 @@ void DenseHopfield::ep_gradient(const NetworkState& state_a, float beta_a,
                              gradient.biases[i].data(), -c, c, batch_, units},
                  units);
   }
-  if (!readout_) return;
-  const int top = states - 1;
-  readout_->gradient(state_a.layers[top].data(), beta_a, state_b.layers[top].data(), beta_b,
-                     parameters_.weights[top + 1].data(), parameters_.biases[top + 1].data(), target, c, batch_,
-                     gradient.weights[top + 1].data(), gradient.biases[top + 1].data());
+  if (has_softmax_readout()) softmax_gradient(state_a, beta_a, state_b, beta_b, target, c, gradient);
 }
 
-void DenseHopfield::metrics(const NetworkState& state, const float* target, float* loss,
-                            float* correct) {
-  const int top = shape_.state_layers() - 1;
-  if (readout_)
-    return readout_->metrics(state.layers[top].data(), parameters_.weights[top + 1].data(),
-                             parameters_.biases[top + 1].data(), target, batch_, loss, correct);
-  backend_.run(RowMetricsOp{state.layers[top].data(), target, loss, correct, CostKind::mse, shape_.classes(), nullptr},
-               batch_);
+void DenseHopfield::metrics(const NetworkState& state, const float* target, float* loss, float* correct) {
+  top_layer_metrics(state, target, loss, correct, shape_.classes());
 }
 
 double DenseHopfield::training_step_flops(int batch, int free_steps, int nudged_steps, int nudged_phases) const {

@@ -11,7 +11,6 @@
 #pragma once
 
 #include <cstdint>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,8 +18,7 @@
 #include "kernels/device_buffer.h"
 #include "kernels/layer_step.h"
 #include "kernels/row_metrics.h"
-#include "models/energy_model.h"
-#include "models/softmax_readout.h"
+#include "models/layered_model.h"
 
 namespace eqprop {
 
@@ -34,33 +32,18 @@ struct DenseHopfieldShape {
   int classes() const { return layers.back(); }
 };
 
-class DenseHopfield final : public EnergyModel {
+class DenseHopfield final : public LayeredModel {
  public:
   DenseHopfield(Backend& backend, DenseHopfieldShape shape, int max_batch);
 
   const DenseHopfieldShape& shape() const { return shape_; }
   std::string kind() const override { return "dense_hopfield"; }
-  Backend& backend() override { return backend_; }
   int input_size() const override { return shape_.layers.front(); }
   int classes() const override { return shape_.classes(); }
-  int max_batch() const override { return max_batch_; }
-
-  // Uniform(+-gain/sqrt(fan_in)) weights and biases from the counter-based RNG.
-  void initialize(std::uint64_t seed, float gain) override;
-  ParameterSet& parameters() override { return parameters_; }
-  const ParameterSet& parameters() const override { return parameters_; }
-  ParameterSet make_parameter_like() const override;
-  std::vector<std::int64_t> tensor_shape(int l, bool bias) const override;
-
-  NetworkState make_state() const override;
-  int state_units(int i) const override { return shape_.layers[i + 1]; }
-  void copy_state(const NetworkState& from, NetworkState& to, int batch) override;
 
   // Clamps the input x (batch, layers[0]) and caches its constant drive x W_1, so a
   // phase pays for the widest GEMM once per batch, not once per step.
   void set_input(const float* x, int batch) override;
-  // Sets every state to 0 (the reset state of the free phase).
-  void reset(NetworkState& state) override;
   // Relaxes `state` in place for up to spec.steps synchronous steps, from the
   // momenta zeroed; target (batch, classes) is the one-hot label, used when
   // spec.beta != 0.
@@ -88,21 +71,10 @@ class DenseHopfield final : public EnergyModel {
   // One synchronous step of rows [begin, begin + rows).
   void step_rows(NetworkState& state, const float* target, const PhaseSpec& spec, int step, int begin, int rows);
 
-  Backend& backend_;
   DenseHopfieldShape shape_;
-  int max_batch_;
-  int batch_ = 0;
-  const float* input_ = nullptr;  // (batch, layers[0]), owned by the caller
-  ParameterSet parameters_;
   DeviceBuffer<float> input_drive_;              // (batch, layers[1]) = x W_1
   std::vector<DeviceBuffer<float>> drive_;       // per state layer, from below
   std::vector<DeviceBuffer<float>> feedback_;    // per state layer, from above
-  std::optional<SoftmaxReadout> readout_;        // the cross-entropy cost's read-out
-  DeviceBuffer<float> state_difference_;         // (batch, layers[1])
-  NetworkState snapshot_;                        // states before a convergence-check step
-  DeviceBuffer<float> row_residual_;             // (batch)
-  std::vector<int> state_units_;                 // units of each state layer, layers[1..]
-  int units_total_ = 0;                          // units over all state layers
 };
 
 }  // namespace eqprop

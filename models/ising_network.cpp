@@ -4,29 +4,27 @@
 #include <stdexcept>
 #include <string>
 
-#include "models/layered_tensors.h"
-#include "models/parameter_init.h"
-
 namespace eqprop {
 
 IsingNetwork::IsingNetwork(Backend& backend, IsingNetworkShape shape, IsingDynamics dynamics, int max_batch)
-    : backend_(backend), shape_(std::move(shape)), max_batch_(max_batch) {
+    : LayeredModel(backend, "IsingNetwork", max_batch), shape_(std::move(shape)) {
   if (shape_.state_layers() < 1 || max_batch_ < 1)
     throw std::invalid_argument("IsingNetwork: needs at least one spin layer and batch >= 1");
   if (shape_.spins_per_class < 1 || shape_.replicas < 1)
     throw std::invalid_argument("IsingNetwork: spins_per_class and replicas must be >= 1");
   set_dynamics(dynamics);
-  parameters_ = make_parameter_like();
+  LayerLayout layout;
+  layout.parameter_widths = shape_.all_units();
+  for (int i = 0; i < shape_.state_layers(); ++i) layout.state_units.push_back(shape_.replicas * shape_.units(i + 1));
+  layout.early_exit = false;  // annealing and dSB run their full schedule
+  define_layers(std::move(layout));
   const std::size_t rows = std::size_t(max_batch_) * shape_.replicas;
   input_drive_ = DeviceBuffer<float>(backend_, rows * shape_.units(1));
   for (int i = 0; i < shape_.state_layers(); ++i) {
-    state_units_.push_back(state_units(i));
     const std::size_t size = rows * shape_.units(i + 1);
     below_.emplace_back(backend_, i > 0 ? size : 0);  // layer 1 uses the cached input drive
     above_.emplace_back(backend_, i + 1 < shape_.state_layers() ? size : 0);
-    units_total_ += shape_.units(i + 1);
   }
-  replica_sum_ = DeviceBuffer<float>(backend_, std::size_t(max_batch_) * shape_.units(1));
   row_energy_ = DeviceBuffer<float>(backend_, rows);
 }
 
@@ -44,30 +42,8 @@ void IsingNetwork::set_dynamics(const IsingDynamics& dynamics) {
   }
 }
 
-ParameterSet IsingNetwork::make_parameter_like() const {
-  return make_layered_parameters(backend_, shape_.all_units());
-}
-
-std::vector<std::int64_t> IsingNetwork::tensor_shape(int l, bool bias) const {
-  return layered_tensor_shape(shape_.all_units(), l, bias);
-}
-
-void IsingNetwork::initialize(std::uint64_t seed, float gain) {
-  initialize_uniform_fan_in(parameters_, shape_.all_units(), seed, gain);
-}
-
-NetworkState IsingNetwork::make_state() const {
-  return make_layered_state(backend_, state_units_, max_batch_, false);  // binary spins: no momenta
-}
-
-void IsingNetwork::copy_state(const NetworkState& from, NetworkState& to, int batch) {
-  copy_state_rows(backend_, from, to, state_units_, batch);
-}
-
 void IsingNetwork::set_input(const float* x, int batch) {
-  if (batch < 1 || batch > max_batch_) throw std::invalid_argument("IsingNetwork: bad batch size");
-  batch_ = batch;
-  input_ = x;
+  begin_batch(x, batch);
   const int n0 = shape_.units(0), n1 = shape_.units(1), replicas = shape_.replicas;
   // input_drive (batch, replica r, n_1) = x (batch, n_0) W_0 (n_0, n_1): one GEMM per
   // replica into its rows (row stride R * n_1), so the sweeps and the energy read a
@@ -76,8 +52,6 @@ void IsingNetwork::set_input(const float* x, int batch) {
     backend_.gemm(Transpose::no, Transpose::no, batch, n1, n0, 1.0f, x, n0, parameters_.weights[0].data(), n1, 0.0f,
                   input_drive_.data() + std::size_t(r) * n1, replicas * n1);
 }
-
-void IsingNetwork::reset(NetworkState& state) { zero_rows(backend_, state.layers, state_units_, batch_); }
 
 float IsingNetwork::inverse_temperature(int sweep, int sweeps, bool nudged) const {
   if (nudged || sweeps < 2) return 1.0f / dynamics_.temperature_end;
@@ -145,18 +119,21 @@ IsingLayerFields IsingNetwork::layer_fields(const NetworkState& state, int i, co
 void IsingNetwork::update_layer(NetworkState& state, int i, const float* target, const PhaseSpec& spec,
                                 float inverse_temperature_now, int sweep, int first_sample, int first_row, int rows) {
   const int units = shape_.units(i + 1);
-  int unit_offset = 0;
-  for (int j = 0; j < i; ++j) unit_offset += shape_.units(j + 1);
-  const std::uint64_t first_replica_row =
-      (spec.first_sample + static_cast<std::uint64_t>(first_sample)) * static_cast<std::uint64_t>(shape_.replicas);
+  // The draws are keyed per replica row: a row is one replica's spins over all
+  // layers, units_total() / R of them, layer i starting at unit_offset(i) / R.
+  const std::uint64_t replicas = static_cast<std::uint64_t>(shape_.replicas);
+  const NoiseKey key = relaxation_noise_key(
+      (spec.first_sample + static_cast<std::uint64_t>(first_sample)) * replicas,
+      static_cast<std::uint64_t>(units_total()) / replicas, static_cast<std::uint64_t>(unit_offset(i)) / replicas,
+      spec.noise_phase, sweep);
   IsingLayerUpdateOp op{state.layers[i].data() + std::size_t(first_row) * units,
                         layer_fields(state, i, target, spec.beta, first_sample, first_row, rows),
                         inverse_temperature_now,
                         dynamics_.rule,
                         spec.noise_seed,
-                        first_replica_row * static_cast<std::uint64_t>(units_total_) + static_cast<std::uint64_t>(unit_offset),
-                        static_cast<std::uint64_t>(units_total_),
-                        (spec.noise_phase << 24) + static_cast<std::uint32_t>(sweep)};
+                        key.first,
+                        key.row_stride,
+                        key.step};
   backend_.run(op, std::int64_t(rows) * units);
 }
 
@@ -224,20 +201,20 @@ void IsingNetwork::energy(const NetworkState& state, float* energy) {
 void IsingNetwork::ep_gradient(const NetworkState& state_a, float beta_a, const NetworkState& state_b, float beta_b,
                                const float* target, ParameterSet& gradient) {
   (void)target;  // the cost has no parameters
-  if (beta_a == beta_b) throw std::invalid_argument("ep_gradient: the two betas must differ");
   const int replicas = shape_.replicas, rows = batch_ * replicas;
-  const float c = 1.0f / ((beta_a - beta_b) * static_cast<float>(rows));
+  const float c = contrastive_scale(beta_a, beta_b, rows);
   for (int l = 0; l < shape_.weight_tensors(); ++l) {
     const int fan_in = shape_.units(l), units = shape_.units(l + 1);
     float* weight_gradient = gradient.weights[l].data();
     if (l == 0) {
       // The input is clamped in both phases (one row per sample): one GEMM on
       // sum_r (s_a - s_b), (batch, n_1).
-      backend_.run(ReplicaSumOp{state_a.layers[0].data(), state_b.layers[0].data(), replica_sum_.data(), 1.0f, -1.0f,
+      float* replica_sum = state_difference();
+      backend_.run(ReplicaSumOp{state_a.layers[0].data(), state_b.layers[0].data(), replica_sum, 1.0f, -1.0f,
                                 replicas, units},
                    std::int64_t(batch_) * units);
-      backend_.gemm(Transpose::yes, Transpose::no, fan_in, units, batch_, -c, input_, fan_in, replica_sum_.data(),
-                    units, 0.0f, weight_gradient, units);
+      backend_.gemm(Transpose::yes, Transpose::no, fan_in, units, batch_, -c, input_, fan_in, replica_sum, units,
+                    0.0f, weight_gradient, units);
     } else {
       // -c s_a,l^T s_a,l+1 + c s_b,l^T s_b,l+1 over the batch * R rows
       backend_.gemm(Transpose::yes, Transpose::no, fan_in, units, rows, -c, state_a.layers[l - 1].data(), fan_in,

@@ -35,7 +35,7 @@
 #include "kernels/backend.h"
 #include "kernels/device_buffer.h"
 #include "kernels/ising_layer_update.h"
-#include "models/energy_model.h"
+#include "models/layered_model.h"
 
 namespace eqprop {
 
@@ -72,7 +72,7 @@ struct IsingDynamics {
   IsingRelaxation relaxation = IsingRelaxation::annealing;
 };
 
-class IsingNetwork final : public EnergyModel {
+class IsingNetwork final : public LayeredModel {
  public:
   IsingNetwork(Backend& backend, IsingNetworkShape shape, IsingDynamics dynamics, int max_batch);
 
@@ -81,28 +81,17 @@ class IsingNetwork final : public EnergyModel {
   void set_dynamics(const IsingDynamics& dynamics);
 
   std::string kind() const override { return "ising"; }
-  Backend& backend() override { return backend_; }
   int input_size() const override { return shape_.layers.front(); }
   int classes() const override { return shape_.classes(); }
-  int max_batch() const override { return max_batch_; }
 
-  // Uniform(+-gain/sqrt(fan_in)) weights and biases (models/parameter_init.h).
-  void initialize(std::uint64_t seed, float gain) override;
-  ParameterSet& parameters() override { return parameters_; }
-  const ParameterSet& parameters() const override { return parameters_; }
-  ParameterSet make_parameter_like() const override;
-  std::vector<std::int64_t> tensor_shape(int l, bool bias) const override;
-
-  // Spin layers only: no momenta (binary spins have none).
-  NetworkState make_state() const override;
-  int state_units(int i) const override { return shape_.replicas * shape_.units(i + 1); }
-  void copy_state(const NetworkState& from, NetworkState& to, int batch) override;
+  // The parameters are the dense stack of shape().all_units(); the states are the
+  // spin layers only, replicas * units(i + 1) per sample, without momenta (binary
+  // spins have none). reset() sets every spin to 0, "not yet drawn": the first
+  // sweep draws each layer given the input and the layers already drawn (the
+  // layers above still 0).
 
   // Clamps x (batch, n_0) and caches its field x W_0 on every replica of layer 1.
   void set_input(const float* x, int batch) override;
-  // Sets every spin to 0, "not yet drawn": the first sweep draws each layer given
-  // the input and the layers already drawn (the layers above still 0).
-  void reset(NetworkState& state) override;
   // spec.steps sweeps (odd layers, then even layers) at the temperatures of the
   // annealing, or spec.steps dSB steps of spec.dt with gain spec.a0; nudged when
   // spec.beta != 0 (target (batch, classes) one-hot). The draws are keyed on
@@ -137,22 +126,14 @@ class IsingNetwork final : public EnergyModel {
   void update_layer(NetworkState& state, int i, const float* target, const PhaseSpec& spec, float inverse_temperature,
                     int sweep, int first_sample, int first_row, int rows);
 
-  Backend& backend_;
   IsingNetworkShape shape_;
   IsingDynamics dynamics_;
-  int max_batch_;
-  int batch_ = 0;
-  const float* input_ = nullptr;               // (batch, n_0), owned by the caller
-  ParameterSet parameters_;
   DeviceBuffer<float> input_drive_;            // (batch * R, n_1) = x W_0 on every replica
   std::vector<DeviceBuffer<float>> below_;     // per state layer i > 0: (batch * R, n_{i+1}) s_i W_i
   std::vector<DeviceBuffer<float>> above_;     // per state layer below the top: s_{i+2} W_{i+1}^T
-  DeviceBuffer<float> replica_sum_;            // (batch, n_1): s_a - s_b summed over replicas
   DeviceBuffer<float> row_energy_;             // (batch * R)
   // dSB only, per state layer (batch * R, n_{i+1}): positions, momenta, fields.
   std::vector<DeviceBuffer<float>> positions_, momenta_, fields_;
-  std::vector<int> state_units_;               // state_units(i) of every state layer
-  int units_total_ = 0;                        // spins of one replica over all layers
 };
 
 }  // namespace eqprop

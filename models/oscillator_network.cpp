@@ -4,20 +4,20 @@
 #include <cmath>
 #include <stdexcept>
 
-#include "models/layered_tensors.h"
-#include "models/parameter_init.h"
-#include "models/relaxation.h"
-
 namespace eqprop {
 
 OscillatorNetwork::OscillatorNetwork(Backend& backend, OscillatorShape shape, int max_batch)
-    : backend_(backend), shape_(std::move(shape)), max_batch_(max_batch) {
+    : LayeredModel(backend, "OscillatorNetwork", max_batch), shape_(std::move(shape)) {
   if (shape_.layers.size() < 2 || max_batch_ < 1)
     throw std::invalid_argument("OscillatorNetwork: needs an input and at least one oscillator layer, and batch >= 1");
   for (int n : shape_.layers)
     if (n < 1) throw std::invalid_argument("OscillatorNetwork: a layer has no units");
-  parameters_ = make_parameter_like();
   const std::vector<int>& n = shape_.layers;
+  LayerLayout layout;
+  layout.parameter_widths = n;
+  layout.state_units.assign(n.begin() + 1, n.end());
+  layout.period = kTwoPi;  // first-order dynamics on phases: no momenta
+  define_layers(std::move(layout));
   const std::size_t b = max_batch_;
   auto trig_of = [&](int units) { return Trig{DeviceBuffer<float>(backend_, b * units), DeviceBuffer<float>(backend_, b * units)}; };
   input_trig_ = trig_of(n[0]);
@@ -25,7 +25,6 @@ OscillatorNetwork::OscillatorNetwork(Backend& backend, OscillatorShape shape, in
   input_sin_drive_ = DeviceBuffer<float>(backend_, b * n[1]);
   const int states = shape_.state_layers();
   int widest = 0;
-  state_units_.assign(n.begin() + 1, n.end());
   for (int i = 0; i < states; ++i) {
     const int units = n[i + 1];
     trig_.push_back(trig_of(units));
@@ -35,44 +34,15 @@ OscillatorNetwork::OscillatorNetwork(Backend& backend, OscillatorShape shape, in
     sin_drive_.emplace_back(backend_, i > 0 ? size : 0);
     cos_feedback_.emplace_back(backend_, i + 1 < states ? size : 0);
     sin_feedback_.emplace_back(backend_, i + 1 < states ? size : 0);
-    units_total_ += units;
     widest = std::max(widest, units);
   }
-  cos_difference_ = DeviceBuffer<float>(backend_, b * n[1]);
-  sin_difference_ = DeviceBuffer<float>(backend_, b * n[1]);
   readout_ = DeviceBuffer<float>(backend_, b * shape_.classes());
   reset_phases_ = DeviceBuffer<float>(backend_, b * widest);
   reset_phases_.copy_from_host(std::vector<float>(reset_phases_.size(), 0.5f * kPi));
-  snapshot_ = make_state();
-  row_residual_ = DeviceBuffer<float>(backend_, b);
-}
-
-ParameterSet OscillatorNetwork::make_parameter_like() const {
-  return make_layered_parameters(backend_, shape_.layers);
-}
-
-std::vector<std::int64_t> OscillatorNetwork::tensor_shape(int l, bool bias) const {
-  return layered_tensor_shape(shape_.layers, l, bias);
-}
-
-void OscillatorNetwork::initialize(std::uint64_t seed, float gain) {
-  // The dense model's scaled uniform init, U(-a, a), a = gain / sqrt(fan_in): the
-  // coupling field on an oscillator, sum_i J_ij cos(phi_i - phi_j), then has a
-  // spread of order gain whatever the layer widths.
-  initialize_uniform_fan_in(parameters_, shape_.layers, seed, gain);
-}
-
-NetworkState OscillatorNetwork::make_state() const {
-  return make_layered_state(backend_, state_units_, max_batch_, false);  // first-order dynamics: no momenta
-}
-
-void OscillatorNetwork::copy_state(const NetworkState& from, NetworkState& to, int batch) {
-  copy_state_rows(backend_, from, to, state_units_, batch);
 }
 
 void OscillatorNetwork::set_input(const float* x, int batch) {
-  if (batch < 1 || batch > max_batch_) throw std::invalid_argument("OscillatorNetwork: bad batch size");
-  batch_ = batch;
+  begin_batch(x, batch);
   const int n0 = shape_.layers[0], n1 = shape_.layers[1];
   backend_.run(OscillatorTrigOp{x, shape_.input_scale, input_trig_.cosines.data(), input_trig_.sines.data(), nullptr, n0},
                std::int64_t(batch) * n0);
@@ -113,10 +83,7 @@ PhaseResult OscillatorNetwork::relax(NetworkState& state, const float* target, c
   // The steps read cos and sin of the previous step (each step writes the next
   // ones), so they start from the state as given.
   compute_trig(state, trig_, 0, batch_);
-  const RelaxationBuffers buffers{&snapshot_, row_residual_.data(), state_units_, kTwoPi};
-  return relax_with_early_exit(backend_, state, batch_, spec, buffers, [&](int step, int begin, int rows) {
-    step_rows(state, target, spec, step, begin, rows);
-  });
+  return relax_layers(state, spec, [&](int step, int begin, int rows) { step_rows(state, target, spec, step, begin, rows); });
 }
 
 void OscillatorNetwork::step_rows(NetworkState& state, const float* target, const PhaseSpec& spec, int step,
@@ -136,7 +103,6 @@ void OscillatorNetwork::step_rows(NetworkState& state, const float* target, cons
                   n[i + 1]);
   }
   const bool nudged = spec.beta != 0.0f;
-  int unit_offset = 0;
   for (int i = 0; i < states; ++i) {
     const int units = n[i + 1];
     OscillatorStepOp op{at(state.layers[i].data(), units),
@@ -152,13 +118,8 @@ void OscillatorNetwork::step_rows(NetworkState& state, const float* target, cons
                         shape_.shil,
                         spec.dt,
                         units};
-    op.noise_sigma = spec.noise_sigma;
-    op.noise_seed = spec.noise_seed;
-    op.noise_index = (spec.first_sample + static_cast<std::uint64_t>(begin)) * units_total_ + unit_offset;
-    op.noise_row_stride = units_total_;
-    op.noise_step = (spec.noise_phase << 24) + static_cast<std::uint32_t>(step);
+    set_langevin_noise(op, spec, step, i, begin);
     backend_.run(op, std::int64_t(rows) * units);
-    unit_offset += units;
   }
 }
 
@@ -177,25 +138,23 @@ void OscillatorNetwork::energy(const NetworkState& state, float* energy) {
 
 void OscillatorNetwork::ep_gradient(const NetworkState& state_a, float beta_a, const NetworkState& state_b,
                                     float beta_b, const float*, ParameterSet& gradient) {
-  if (beta_a == beta_b) throw std::invalid_argument("ep_gradient: the two betas must differ");
+  const float c = contrastive_scale(beta_a, beta_b, batch_);
   compute_trig(state_a, trig_, 0, batch_);
   compute_trig(state_b, other_trig_, 0, batch_);
   const std::vector<Trig>& a = trig_;
   const std::vector<Trig>& b = other_trig_;
-  const float c = 1.0f / ((beta_a - beta_b) * static_cast<float>(batch_));
   // dV/dJ_l(i, j) = -(cos phi_i cos phi_j + sin phi_i sin phi_j): two GEMMs per state.
   for (int i = 0; i < shape_.state_layers(); ++i) {
     const int fan_in = shape_.layers[i], units = shape_.layers[i + 1];
     float* weight_gradient = gradient.weights[i].data();
     if (i == 0) {
       // The input phases are clamped in both phases: GEMMs on the differences.
-      const std::int64_t count = std::int64_t(batch_) * units;
-      backend_.run(AxpbyOp{a[0].cosines.data(), b[0].cosines.data(), cos_difference_.data(), 1.0f, -1.0f}, count);
-      backend_.run(AxpbyOp{a[0].sines.data(), b[0].sines.data(), sin_difference_.data(), 1.0f, -1.0f}, count);
+      const float* cos_difference = first_layer_difference(a[0].cosines.data(), b[0].cosines.data());
       backend_.gemm(Transpose::yes, Transpose::no, fan_in, units, batch_, -c, input_trig_.cosines.data(), fan_in,
-                    cos_difference_.data(), units, 0.0f, weight_gradient, units);
+                    cos_difference, units, 0.0f, weight_gradient, units);
+      const float* sin_difference = first_layer_difference(a[0].sines.data(), b[0].sines.data());
       backend_.gemm(Transpose::yes, Transpose::no, fan_in, units, batch_, -c, input_trig_.sines.data(), fan_in,
-                    sin_difference_.data(), units, 1.0f, weight_gradient, units);
+                    sin_difference, units, 1.0f, weight_gradient, units);
     } else {
       const std::pair<const Trig*, float> terms[2] = {{a.data(), -c}, {b.data(), c}};
       float accumulate = 0.0f;

@@ -29,7 +29,7 @@
 #include "kernels/backend.h"
 #include "kernels/device_buffer.h"
 #include "kernels/oscillator_step.h"
-#include "models/energy_model.h"
+#include "models/layered_model.h"
 
 namespace eqprop {
 
@@ -43,28 +43,18 @@ struct OscillatorShape {
   int classes() const { return layers.back(); }
 };
 
-class OscillatorNetwork final : public EnergyModel {
+class OscillatorNetwork final : public LayeredModel {
  public:
   OscillatorNetwork(Backend& backend, OscillatorShape shape, int max_batch);
 
   const OscillatorShape& shape() const { return shape_; }
   std::string kind() const override { return "oscillator"; }
-  Backend& backend() override { return backend_; }
   int input_size() const override { return shape_.layers.front(); }
   int classes() const override { return shape_.classes(); }
-  int max_batch() const override { return max_batch_; }
 
-  // Uniform(+-gain/sqrt(fan_in)) couplings and biases from the counter-based RNG.
-  void initialize(std::uint64_t seed, float gain) override;
-  ParameterSet& parameters() override { return parameters_; }
-  const ParameterSet& parameters() const override { return parameters_; }
-  ParameterSet make_parameter_like() const override;
-  std::vector<std::int64_t> tensor_shape(int l, bool bias) const override;
-
-  NetworkState make_state() const override;
-  int state_units(int i) const override { return shape_.layers[i + 1]; }
-  void copy_state(const NetworkState& from, NetworkState& to, int batch) override;
-
+  // initialize() is the dense model's scaled uniform init (LayeredModel), U(-a, a),
+  // a = gain / sqrt(fan_in): the coupling field on an oscillator, sum_i J_ij
+  // cos(phi_i - phi_j), then has a spread of order gain whatever the layer widths.
   // Clamps the input phases input_scale * x (batch, layers[0]) and caches their
   // constant fields on layer 1, cos(phi_0) J_0 and sin(phi_0) J_0.
   void set_input(const float* x, int batch) override;
@@ -96,11 +86,7 @@ class OscillatorNetwork final : public EnergyModel {
   // the fields from below on state layer i >= 1, into cos_drive_[i], sin_drive_[i].
   void drive_from_below(const std::vector<Trig>& trig, int i, int begin, int rows);
 
-  Backend& backend_;
   OscillatorShape shape_;
-  int max_batch_;
-  int batch_ = 0;
-  ParameterSet parameters_;
   Trig input_trig_;                            // (batch, layers[0]) cos, sin of the input phases
   DeviceBuffer<float> input_cos_drive_;        // (batch, layers[1]) cos(phi_0) J_0
   DeviceBuffer<float> input_sin_drive_;        // (batch, layers[1]) sin(phi_0) J_0
@@ -108,13 +94,8 @@ class OscillatorNetwork final : public EnergyModel {
   std::vector<Trig> other_trig_;               // per state layer: a second state's (gradient, energy)
   std::vector<DeviceBuffer<float>> cos_drive_, sin_drive_;        // per state layer, from below
   std::vector<DeviceBuffer<float>> cos_feedback_, sin_feedback_;  // per state layer, from above
-  DeviceBuffer<float> cos_difference_, sin_difference_;          // (batch, layers[1])
   DeviceBuffer<float> readout_;                                   // (batch, classes) u
   DeviceBuffer<float> reset_phases_;                              // (batch * widest layer) of pi/2
-  NetworkState snapshot_;
-  DeviceBuffer<float> row_residual_;  // (batch)
-  std::vector<int> state_units_;      // oscillators of each state layer, layers[1..]
-  int units_total_ = 0;               // oscillators over all state layers
 };
 
 }  // namespace eqprop

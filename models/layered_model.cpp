@@ -1,0 +1,138 @@
+#include "models/layered_model.h"
+
+#include <stdexcept>
+#include <utility>
+
+#include "kernels/axpby.h"
+#include "kernels/row_metrics.h"
+#include "models/layered_tensors.h"
+#include "models/parameter_init.h"
+#include "models/relaxation.h"
+
+namespace eqprop {
+
+LayeredModel::LayeredModel(Backend& backend, std::string name, int max_batch)
+    : backend_(backend), name_(std::move(name)), max_batch_(max_batch) {}
+
+void LayeredModel::define_layers(LayerLayout layout) {
+  layout_ = std::move(layout);
+  if (!layout_.parameter_widths.empty()) parameters_ = make_parameter_like();
+  unit_offsets_.clear();
+  units_total_ = 0;
+  for (int units : layout_.state_units) {
+    unit_offsets_.push_back(units_total_);
+    units_total_ += units;
+  }
+  state_difference_ = DeviceBuffer<float>(backend_, std::size_t(max_batch_) * layout_.state_units.front());
+  if (!layout_.early_exit) return;
+  snapshot_ = make_state();
+  row_residual_ = DeviceBuffer<float>(backend_, std::size_t(max_batch_));
+}
+
+ParameterSet LayeredModel::make_parameter_like() const {
+  return make_layered_parameters(backend_, layout_.parameter_widths);
+}
+
+std::vector<std::int64_t> LayeredModel::tensor_shape(int l, bool bias) const {
+  return layered_tensor_shape(layout_.parameter_widths, l, bias);
+}
+
+void LayeredModel::initialize(std::uint64_t seed, float gain) {
+  initialize_uniform_fan_in(parameters_, layout_.parameter_widths, seed, gain);
+}
+
+NetworkState LayeredModel::make_state() const {
+  return make_layered_state(backend_, layout_.state_units, max_batch_, layout_.with_momenta);
+}
+
+void LayeredModel::copy_state(const NetworkState& from, NetworkState& to, int batch) {
+  copy_state_rows(backend_, from, to, layout_.state_units, batch);
+}
+
+void LayeredModel::reset(NetworkState& state) { zero_rows(backend_, state.layers, layout_.state_units, batch_); }
+
+void LayeredModel::begin_batch(const float* x, int batch) {
+  if (batch < 1 || batch > max_batch_) throw std::invalid_argument(name_ + ": bad batch size");
+  batch_ = batch;
+  input_ = x;
+}
+
+PhaseResult LayeredModel::relax_layers(NetworkState& state, const PhaseSpec& spec,
+                                       const std::function<void(int step, int begin, int rows)>& step_rows) {
+  RelaxationBuffers buffers{&snapshot_, row_residual_.data(), layout_.state_units, layout_.period};
+  buffers.whole_batch = layout_.whole_batch;
+  return relax_with_early_exit(backend_, state, batch_, spec, buffers, step_rows);
+}
+
+int LayeredModel::unit_offset(int i) const { return unit_offsets_[i]; }
+
+NoiseKey LayeredModel::noise_key(const PhaseSpec& spec, int step, int i, int begin) const {
+  return relaxation_noise_key(spec.first_sample + static_cast<std::uint64_t>(begin),
+                              static_cast<std::uint64_t>(units_total_), static_cast<std::uint64_t>(unit_offsets_[i]),
+                              spec.noise_phase, step);
+}
+
+void LayeredModel::run_layer_step(NetworkState& state, const PhaseSpec& spec, int step, int i, int begin, int rows,
+                                  const LayerFields& fields) {
+  const int units = layout_.state_units[i];
+  const std::size_t first = std::size_t(begin) * units;
+  auto at = [first](auto* array) { return array ? array + first : nullptr; };
+  LayerStepOp op{at(state.layers[i].data()),
+                 at(fields.drive),
+                 at(fields.feedback),
+                 fields.bias,
+                 at(fields.target),
+                 spec.beta,
+                 spec.dt,
+                 spec.integrator,
+                 units};
+  op.momenta = at(state.momenta[i].data());
+  op.gamma = spec.gamma;
+  op.a0 = spec.a0;
+  // cSB's pump a0 - a(t), with a(t) = a0 * t / T ramping over the phase.
+  op.pump = spec.pump ? spec.a0 * (1.0f - static_cast<float>(step) / spec.steps) : 0.0f;
+  set_langevin_noise(op, spec, step, i, begin);
+  if (spec.read_out && step == spec.steps - 1) point_readout(op, state, spec, i, std::int64_t(first));
+  backend_.run(op, std::int64_t(rows) * units);
+}
+
+float LayeredModel::contrastive_scale(float beta_a, float beta_b, int rows) const {
+  if (beta_a == beta_b) throw std::invalid_argument("ep_gradient: the two betas must differ");
+  return 1.0f / ((beta_a - beta_b) * static_cast<float>(rows));
+}
+
+const float* LayeredModel::first_layer_difference(const float* a, const float* b) {
+  backend_.run(AxpbyOp{a, b, state_difference_.data(), 1.0f, -1.0f}, std::int64_t(batch_) * layout_.state_units[0]);
+  return state_difference_.data();
+}
+
+void LayeredModel::enable_softmax_readout(int classes) {
+  softmax_.emplace(backend_, layout_.state_units.back(), classes, max_batch_);
+}
+
+void LayeredModel::softmax_nudge(const NetworkState& state, const float* target, float beta, int begin, int rows,
+                                 float* feedback) {
+  const std::size_t top = state.layers.size() - 1;
+  softmax_->nudge(state.layers[top].data(), parameters_.weights[top + 1].data(), parameters_.biases[top + 1].data(),
+                  target, beta, begin, rows, feedback);
+}
+
+void LayeredModel::softmax_gradient(const NetworkState& state_a, float beta_a, const NetworkState& state_b,
+                                    float beta_b, const float* target, float c, ParameterSet& gradient) {
+  const std::size_t top = state_a.layers.size() - 1;
+  softmax_->gradient(state_a.layers[top].data(), beta_a, state_b.layers[top].data(), beta_b,
+                     parameters_.weights[top + 1].data(), parameters_.biases[top + 1].data(), target, c, batch_,
+                     gradient.weights[top + 1].data(), gradient.biases[top + 1].data());
+}
+
+void LayeredModel::top_layer_metrics(const NetworkState& state, const float* target, float* loss, float* correct,
+                                     int classes) {
+  const float* top = state.layers.back().data();
+  const std::size_t t = state.layers.size() - 1;
+  if (softmax_)
+    return softmax_->metrics(top, parameters_.weights[t + 1].data(), parameters_.biases[t + 1].data(), target, batch_,
+                             loss, correct);
+  backend_.run(RowMetricsOp{top, target, loss, correct, CostKind::mse, classes, nullptr}, batch_);
+}
+
+}  // namespace eqprop
