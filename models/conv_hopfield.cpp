@@ -103,6 +103,8 @@ ConvHopfield::ConvHopfield(Backend& backend, ConvHopfieldShape shape, int max_ba
   shape_.validate();
   if (max_batch_ < 1) throw std::invalid_argument("ConvHopfield: max_batch must be >= 1");
   LayerLayout layout;
+  layout.input_size = shape_.input.units();
+  layout.classes = shape_.classes();
   for (int i = 0; i < shape_.state_layers(); ++i) layout.state_units.push_back(shape_.units(i + 1));
   layout.with_momenta = true;  // for cSB
   layout.whole_batch = true;   // each conv GEMM is large: no per-core slices
@@ -294,7 +296,8 @@ void ConvHopfield::couplings(const NetworkState& state, bool with_feedback) {
   }
 }
 
-void ConvHopfield::step(NetworkState& state, const float* target, const PhaseSpec& spec, int step) {
+void ConvHopfield::step_rows(NetworkState& state, const float* target, const PhaseSpec& spec, int step, int begin,
+                             int rows) {
   const int states = shape_.state_layers(), top = states - 1;
   const bool nudged = spec.beta != 0.0f;
   const bool readout_nudge = nudged && shape_.cost == CostKind::cross_entropy;
@@ -302,18 +305,14 @@ void ConvHopfield::step(NetworkState& state, const float* target, const PhaseSpe
   couplings(state, true);
   if (readout_nudge)
     // -beta dl/ds_top = -beta (softmax - y) W_out^T (Laborieux et al. 2021, §3).
-    softmax_nudge(state, target, spec.beta, 0, batch_, feedback_[top].data());
+    softmax_nudge(state, target, spec.beta, begin, rows, feedback_[top].data());
   for (int i = 0; i < states; ++i) {
     const bool has_feedback = i < top || readout_nudge;
     const bool mse_nudge = nudged && i == top && shape_.cost == CostKind::mse;
-    run_layer_step(state, spec, step, i, 0, batch_,
+    run_layer_step(state, spec, step, i, begin, rows,
                    {drive_[i].data(), has_feedback ? feedback_[i].data() : nullptr, unit_bias(i),
                     mse_nudge ? target : nullptr});
   }
-}
-
-PhaseResult ConvHopfield::relax(NetworkState& state, const float* target, const PhaseSpec& spec) {
-  return relax_layers(state, spec, [&](int step_index, int, int) { step(state, target, spec, step_index); });
 }
 
 void ConvHopfield::energy(const NetworkState& state, float* energy) {
@@ -365,28 +364,22 @@ void ConvHopfield::ep_gradient(const NetworkState& state_a, float beta_a, const 
 }
 
 void ConvHopfield::metrics(const NetworkState& state, const float* target, float* loss, float* correct) {
-  top_layer_metrics(state, target, loss, correct, shape_.classes());
+  top_layer_metrics(state, target, loss, correct);
 }
 
 double ConvHopfield::training_step_flops(int batch, int free_steps, int nudged_steps, int nudged_phases) const {
-  const int states = shape_.state_layers(), convs = shape_.conv_layers(), tensors = shape_.weight_tensors();
+  const int convs = shape_.conv_layers();
   const double b = batch;
   // One pass through tensor t: a conv GEMM (2 Co CKK N OH OW) or a dense GEMM.
   auto pass = [&](int t) {
     if (t < convs) return shape_.conv_shape(t, 1).gemm_flops() * b;
     return 2.0 * b * shape_.units(t) * shape_.units(t + 1);
   };
-  double per_step = 0;
-  for (int t = 1; t < states; ++t) per_step += 2 * pass(t);  // drive and feedback
-  const double readout_nudge = shape_.cost == CostKind::cross_entropy ? 2 * pass(tensors - 1) : 0;
-  double flops = pass(0);  // the cached input drive
-  flops += per_step * (free_steps + nudged_phases * double(nudged_steps));
-  flops += readout_nudge * nudged_phases * nudged_steps;
-  // Contrastive update: one product for the input layer; two per other tensor, and
-  // for max-pooled conv tensors two more (the forward conv that finds each state's argmax).
-  flops += pass(0);
-  for (int t = 1; t < tensors; ++t) flops += (t < convs && shape_.pool == PoolKind::max ? 4 : 2) * pass(t);
-  return flops;
+  // The contrastive update: two products per tensor above the input, and for
+  // max-pooled conv tensors two more (the forward conv that finds each state's argmax).
+  auto update_passes = [&](int t) { return t < convs && shape_.pool == PoolKind::max ? 4 : 2; };
+  return hopfield_training_step_flops(pass, update_passes, shape_.state_layers(), shape_.weight_tensors(),
+                                      shape_.cost == CostKind::cross_entropy, free_steps, nudged_steps, nudged_phases);
 }
 
 }  // namespace eqprop

@@ -107,8 +107,6 @@ class ConvHopfield final : public LayeredModel {
 
   const ConvHopfieldShape& shape() const { return shape_; }
   std::string kind() const override { return "conv_hopfield"; }
-  int input_size() const override { return shape_.input.units(); }
-  int classes() const override { return shape_.classes(); }
   // Samples per convolution call (the workspace budget over the widest layer).
   int chunk_samples() const { return chunk_; }
 
@@ -121,9 +119,9 @@ class ConvHopfield final : public LayeredModel {
   // the first layer's drive P(W_0 * x) with its pooling argmax, and the conv biases
   // broadcast over their planes. Reads the parameters: call it after changing them.
   void set_input(const float* x, int batch) override;
-  // Synchronous steps of every layer (fixed point, gradient flow or cSB: LayerStepOp).
-  PhaseResult relax(NetworkState& state, const float* target, const PhaseSpec& spec) override;
-  // The final step and every convergence check write the ADC reading.
+  // relax(): synchronous steps of every layer (fixed point, gradient flow or cSB:
+  // LayerStepOp) on the whole batch at once. The final step and every convergence
+  // check write the ADC reading.
   bool fuses_readout() const override { return true; }
   void energy(const NetworkState& state, float* energy) override;
   // As DenseHopfield::ep_gradient; the kernel update is one GEMM per chunk and
@@ -147,7 +145,9 @@ class ConvHopfield final : public LayeredModel {
   // Every drive but the cached input's (and, when `with_feedback`, every feedback
   // between state layers) at `state`.
   void couplings(const NetworkState& state, bool with_feedback);
-  void step(NetworkState& state, const float* target, const PhaseSpec& spec, int step);
+  // One synchronous step of the whole batch (begin 0, rows batch).
+  void step_rows(NetworkState& state, const float* target, const PhaseSpec& spec, int step, int begin,
+                 int rows) override;
   // The per-unit bias of state layer i: the conv bias broadcast, or the dense bias.
   const float* unit_bias(int i) const;
 

@@ -12,6 +12,8 @@ DenseHopfield::DenseHopfield(Backend& backend, DenseHopfieldShape shape, int max
     throw std::invalid_argument("DenseHopfield: needs at least one state layer and batch >= 1");
   const int states = shape_.state_layers();
   LayerLayout layout;
+  layout.input_size = shape_.layers.front();
+  layout.classes = shape_.classes();
   layout.parameter_widths = shape_.layers;
   layout.state_units.assign(shape_.layers.begin() + 1, shape_.layers.begin() + 1 + states);
   layout.with_momenta = true;  // for cSB
@@ -46,10 +48,6 @@ void DenseHopfield::energy(const NetworkState& state, float* energy) {
     backend_.run(RowEnergyOp{state.layers[i].data(), drive, parameters_.biases[i].data(), energy, n[i + 1], i > 0},
                  batch_);
   }
-}
-
-PhaseResult DenseHopfield::relax(NetworkState& state, const float* target, const PhaseSpec& spec) {
-  return relax_layers(state, spec, [&](int step, int begin, int rows) { step_rows(state, target, spec, step, begin, rows); });
 }
 
 void DenseHopfield::step_rows(NetworkState& state, const float* target, const PhaseSpec& spec, int step, int begin,
@@ -117,24 +115,16 @@ void DenseHopfield::ep_gradient(const NetworkState& state_a, float beta_a,
 }
 
 void DenseHopfield::metrics(const NetworkState& state, const float* target, float* loss, float* correct) {
-  top_layer_metrics(state, target, loss, correct, shape_.classes());
+  top_layer_metrics(state, target, loss, correct);
 }
 
 double DenseHopfield::training_step_flops(int batch, int free_steps, int nudged_steps, int nudged_phases) const {
   const std::vector<int>& n = shape_.layers;
-  const int weight_tensors = shape_.weight_tensors(), states = shape_.state_layers();
   const double b = batch;
   auto gemm = [&](int l) { return 2.0 * b * n[l] * n[l + 1]; };  // one pass through W_{l+1}
-  double per_step = 0;
-  for (int i = 1; i < states; ++i) per_step += 2 * gemm(i);  // drive and feedback
-  const double readout_nudge = shape_.cost == CostKind::cross_entropy ? 2 * gemm(weight_tensors - 1) : 0;
-  double flops = gemm(0);  // the cached input drive
-  flops += per_step * (free_steps + nudged_phases * double(nudged_steps));
-  flops += readout_nudge * nudged_phases * nudged_steps;
-  // Contrastive update: one GEMM for the input layer, two for the others.
-  flops += gemm(0);
-  for (int l = 1; l < weight_tensors; ++l) flops += 2 * gemm(l);
-  return flops;
+  // The contrastive update: two GEMMs for each coupling above the input.
+  return hopfield_training_step_flops(gemm, [](int) { return 2; }, shape_.state_layers(), shape_.weight_tensors(),
+                                      shape_.cost == CostKind::cross_entropy, free_steps, nudged_steps, nudged_phases);
 }
 
 }  // namespace eqprop

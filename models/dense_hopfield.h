@@ -38,17 +38,13 @@ class DenseHopfield final : public LayeredModel {
 
   const DenseHopfieldShape& shape() const { return shape_; }
   std::string kind() const override { return "dense_hopfield"; }
-  int input_size() const override { return shape_.layers.front(); }
-  int classes() const override { return shape_.classes(); }
 
   // Clamps the input x (batch, layers[0]) and caches its constant drive x W_1, so a
   // phase pays for the widest GEMM once per batch, not once per step.
   void set_input(const float* x, int batch) override;
-  // Relaxes `state` in place for up to spec.steps synchronous steps, from the
-  // momenta zeroed; target (batch, classes) is the one-hot label, used when
-  // spec.beta != 0.
-  PhaseResult relax(NetworkState& state, const float* target, const PhaseSpec& spec) override;
-  // The final step (at the cap) and every convergence check write the ADC reading.
+  // relax(): up to spec.steps synchronous steps (LayeredModel), cSB from the
+  // momenta zeroed. The final step (at the cap) and every convergence check write
+  // the ADC reading.
   bool fuses_readout() const override { return true; }
 
   // energy (batch, device) = E(s) of every system (DESIGN.md §1), without the cost.
@@ -68,8 +64,10 @@ class DenseHopfield final : public LayeredModel {
   double training_step_flops(int batch, int free_steps, int nudged_steps, int nudged_phases) const override;
 
  private:
-  // One synchronous step of rows [begin, begin + rows).
-  void step_rows(NetworkState& state, const float* target, const PhaseSpec& spec, int step, int begin, int rows);
+  // One synchronous step of rows [begin, begin + rows): the drives and feedbacks
+  // (GEMMs), the read-out's nudge, then one fused LayerStepOp per layer.
+  void step_rows(NetworkState& state, const float* target, const PhaseSpec& spec, int step, int begin,
+                 int rows) override;
 
   DenseHopfieldShape shape_;
   DeviceBuffer<float> input_drive_;              // (batch, layers[1]) = x W_1

@@ -14,6 +14,8 @@ IsingNetwork::IsingNetwork(Backend& backend, IsingNetworkShape shape, IsingDynam
     throw std::invalid_argument("IsingNetwork: spins_per_class and replicas must be >= 1");
   set_dynamics(dynamics);
   LayerLayout layout;
+  layout.input_size = shape_.layers.front();
+  layout.classes = shape_.classes();
   layout.parameter_widths = shape_.all_units();
   for (int i = 0; i < shape_.state_layers(); ++i) layout.state_units.push_back(shape_.replicas * shape_.units(i + 1));
   layout.early_exit = false;  // annealing and dSB run their full schedule
@@ -64,24 +66,25 @@ float IsingNetwork::inverse_temperature(int sweep, int sweeps, bool nudged) cons
 PhaseResult IsingNetwork::relax(NetworkState& state, const float* target, const PhaseSpec& spec) {
   // The samples of a batch are independent systems: the CPU backend gives each core
   // its own samples (all their replicas) for the whole phase.
-  backend_.parallel_over_rows(batch_, [&](int begin, int end) { relax_samples(state, target, spec, begin, end); });
+  backend_.parallel_over_rows(batch_, [&](int begin, int end) {
+    if (dynamics_.relaxation == IsingRelaxation::dsb) start_dsb(state, spec, begin, end - begin);
+    for (int step = 0; step < spec.steps; ++step) step_rows(state, target, spec, step, begin, end - begin);
+  });
   return PhaseResult{spec.steps};
 }
 
-void IsingNetwork::relax_samples(NetworkState& state, const float* target, const PhaseSpec& spec, int begin,
-                                 int end) {
-  if (dynamics_.relaxation == IsingRelaxation::dsb) return relax_samples_dsb(state, target, spec, begin, end);
+void IsingNetwork::step_rows(NetworkState& state, const float* target, const PhaseSpec& spec, int step, int begin,
+                             int samples) {
+  if (dynamics_.relaxation == IsingRelaxation::dsb) return dsb_step(state, target, spec, step, begin, samples);
   const bool nudged = spec.beta != 0.0f;
   const int layers = shape_.state_layers();
-  const int first_row = begin * shape_.replicas, rows = (end - begin) * shape_.replicas;
-  for (int sweep = 0; sweep < spec.steps; ++sweep) {
-    const float inverse_temperature_now = inverse_temperature(sweep, spec.steps, nudged);
-    // Odd spin layers (state layers 0, 2, ...) given the even ones, then the even
-    // ones given the new odd ones: each half is an exact block update.
-    for (int parity = 0; parity < 2; ++parity)
-      for (int i = parity; i < layers; i += 2)
-        update_layer(state, i, nudged ? target : nullptr, spec, inverse_temperature_now, sweep, begin, first_row, rows);
-  }
+  const int first_row = begin * shape_.replicas, rows = samples * shape_.replicas;
+  const float inverse_temperature_now = inverse_temperature(step, spec.steps, nudged);
+  // Odd spin layers (state layers 0, 2, ...) given the even ones, then the even
+  // ones given the new odd ones: each half is an exact block update.
+  for (int parity = 0; parity < 2; ++parity)
+    for (int i = parity; i < layers; i += 2)
+      update_layer(state, i, nudged ? target : nullptr, spec, inverse_temperature_now, step, begin, first_row, rows);
 }
 
 IsingLayerFields IsingNetwork::layer_fields(const NetworkState& state, int i, const float* target, float beta,
@@ -137,15 +140,13 @@ void IsingNetwork::update_layer(NetworkState& state, int i, const float* target,
   backend_.run(op, std::int64_t(rows) * units);
 }
 
-void IsingNetwork::relax_samples_dsb(NetworkState& state, const float* target, const PhaseSpec& spec, int begin,
-                                     int end) {
+void IsingNetwork::start_dsb(NetworkState& state, const PhaseSpec& spec, int begin, int samples) {
   const bool nudged = spec.beta != 0.0f;
-  const int layers = shape_.state_layers();
-  const int first_row = begin * shape_.replicas, rows = (end - begin) * shape_.replicas;
+  const int first_row = begin * shape_.replicas, rows = samples * shape_.replicas;
   const std::uint64_t first_replica_row =
       (spec.first_sample + static_cast<std::uint64_t>(begin)) * static_cast<std::uint64_t>(shape_.replicas);
   constexpr float kInitialAmplitude = 0.1f;  // small random start, as Goto et al. 2021
-  for (int i = 0; i < layers; ++i) {
+  for (int i = 0; i < shape_.state_layers(); ++i) {
     const int units = shape_.units(i + 1);
     const std::size_t offset = std::size_t(first_row) * units, count = std::size_t(rows) * units;
     if (nudged) {
@@ -160,21 +161,26 @@ void IsingNetwork::relax_samples_dsb(NetworkState& state, const float* target, c
                    static_cast<std::int64_t>(count));
     }
   }
-  for (int step = 0; step < spec.steps; ++step) {
-    // Synchronous: every field from the spins sign(x) at the start of the step.
-    for (int i = 0; i < layers; ++i)
-      backend_.run(IsingLocalFieldOp{fields_[i].data() + std::size_t(first_row) * shape_.units(i + 1),
-                                     layer_fields(state, i, nudged ? target : nullptr, spec.beta, begin, first_row, rows)},
-                   std::int64_t(rows) * shape_.units(i + 1));
-    // The pump a(t) ramps 0 -> a0 over the free phase; nudged phases run at its end.
-    const float detuning = nudged ? 0.0f : spec.a0 * (1.0f - static_cast<float>(step) / spec.steps);
-    for (int i = 0; i < layers; ++i) {
-      const int units = shape_.units(i + 1);
-      const std::size_t offset = std::size_t(first_row) * units;
-      backend_.run(SbStepOp{positions_[i].data() + offset, momenta_[i].data() + offset, fields_[i].data() + offset,
-                            state.layers[i].data() + offset, detuning, spec.a0, 1.0f, spec.dt, units},
-                   std::int64_t(rows) * units);
-    }
+}
+
+void IsingNetwork::dsb_step(NetworkState& state, const float* target, const PhaseSpec& spec, int step, int begin,
+                            int samples) {
+  const bool nudged = spec.beta != 0.0f;
+  const int layers = shape_.state_layers();
+  const int first_row = begin * shape_.replicas, rows = samples * shape_.replicas;
+  // Synchronous: every field from the spins sign(x) at the start of the step.
+  for (int i = 0; i < layers; ++i)
+    backend_.run(IsingLocalFieldOp{fields_[i].data() + std::size_t(first_row) * shape_.units(i + 1),
+                                   layer_fields(state, i, nudged ? target : nullptr, spec.beta, begin, first_row, rows)},
+                 std::int64_t(rows) * shape_.units(i + 1));
+  // The pump a(t) ramps 0 -> a0 over the free phase; nudged phases run at its end.
+  const float detuning = nudged ? 0.0f : spec.a0 * (1.0f - static_cast<float>(step) / spec.steps);
+  for (int i = 0; i < layers; ++i) {
+    const int units = shape_.units(i + 1);
+    const std::size_t offset = std::size_t(first_row) * units;
+    backend_.run(SbStepOp{positions_[i].data() + offset, momenta_[i].data() + offset, fields_[i].data() + offset,
+                          state.layers[i].data() + offset, detuning, spec.a0, 1.0f, spec.dt, units},
+                 std::int64_t(rows) * units);
   }
 }
 

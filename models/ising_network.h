@@ -81,8 +81,6 @@ class IsingNetwork final : public LayeredModel {
   void set_dynamics(const IsingDynamics& dynamics);
 
   std::string kind() const override { return "ising"; }
-  int input_size() const override { return shape_.layers.front(); }
-  int classes() const override { return shape_.classes(); }
 
   // The parameters are the dense stack of shape().all_units(); the states are the
   // spin layers only, replicas * units(i + 1) per sample, without momenta (binary
@@ -115,9 +113,14 @@ class IsingNetwork final : public LayeredModel {
   float inverse_temperature(int sweep, int sweeps, bool nudged) const;
 
  private:
-  // Relaxes the samples [begin, end) of the batch (rows begin * R .. end * R).
-  void relax_samples(NetworkState& state, const float* target, const PhaseSpec& spec, int begin, int end);
-  void relax_samples_dsb(NetworkState& state, const float* target, const PhaseSpec& spec, int begin, int end);
+  // One annealing sweep (odd layers, then even layers) or one dSB step of the
+  // samples [begin, begin + samples) of the batch (rows begin * R ..).
+  void step_rows(NetworkState& state, const float* target, const PhaseSpec& spec, int step, int begin,
+                 int samples) override;
+  // dSB's start of a phase for those samples: small random positions (free) or the
+  // free spins at rest (nudged).
+  void start_dsb(NetworkState& state, const PhaseSpec& spec, int begin, int samples);
+  void dsb_step(NetworkState& state, const float* target, const PhaseSpec& spec, int step, int begin, int samples);
   // The field inputs of state layer i for rows [first_row, first_row + rows): the
   // GEMMs from the spins below and above, the bias, the nudge when target is set.
   IsingLayerFields layer_fields(const NetworkState& state, int i, const float* target, float beta, int first_sample,

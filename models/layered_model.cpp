@@ -57,11 +57,13 @@ void LayeredModel::begin_batch(const float* x, int batch) {
   input_ = x;
 }
 
-PhaseResult LayeredModel::relax_layers(NetworkState& state, const PhaseSpec& spec,
-                                       const std::function<void(int step, int begin, int rows)>& step_rows) {
+PhaseResult LayeredModel::relax(NetworkState& state, const float* target, const PhaseSpec& spec) {
+  prepare_phase(state, spec);
   RelaxationBuffers buffers{&snapshot_, row_residual_.data(), layout_.state_units, layout_.period};
   buffers.whole_batch = layout_.whole_batch;
-  return relax_with_early_exit(backend_, state, batch_, spec, buffers, step_rows);
+  return relax_with_early_exit(backend_, state, batch_, spec, buffers, [&](int step, int begin, int rows) {
+    step_rows(state, target, spec, step, begin, rows);
+  });
 }
 
 int LayeredModel::unit_offset(int i) const { return unit_offsets_[i]; }
@@ -125,14 +127,28 @@ void LayeredModel::softmax_gradient(const NetworkState& state_a, float beta_a, c
                      gradient.weights[top + 1].data(), gradient.biases[top + 1].data());
 }
 
-void LayeredModel::top_layer_metrics(const NetworkState& state, const float* target, float* loss, float* correct,
-                                     int classes) {
+void LayeredModel::top_layer_metrics(const NetworkState& state, const float* target, float* loss, float* correct) {
   const float* top = state.layers.back().data();
   const std::size_t t = state.layers.size() - 1;
   if (softmax_)
     return softmax_->metrics(top, parameters_.weights[t + 1].data(), parameters_.biases[t + 1].data(), target, batch_,
                              loss, correct);
-  backend_.run(RowMetricsOp{top, target, loss, correct, CostKind::mse, classes, nullptr}, batch_);
+  backend_.run(RowMetricsOp{top, target, loss, correct, CostKind::mse, layout_.classes, nullptr}, batch_);
+}
+
+double hopfield_training_step_flops(const std::function<double(int t)>& pass,
+                                    const std::function<int(int t)>& update_passes, int state_layers,
+                                    int weight_tensors, bool softmax_readout, int free_steps, int nudged_steps,
+                                    int nudged_phases) {
+  double per_step = 0;
+  for (int t = 1; t < state_layers; ++t) per_step += 2 * pass(t);  // drive and feedback
+  const double readout_nudge = softmax_readout ? 2 * pass(weight_tensors - 1) : 0;
+  double flops = pass(0);  // the cached input drive
+  flops += per_step * (free_steps + nudged_phases * double(nudged_steps));
+  flops += readout_nudge * nudged_phases * nudged_steps;
+  flops += pass(0);  // the input coupling's update: one product on s_a - s_b
+  for (int t = 1; t < weight_tensors; ++t) flops += update_passes(t) * pass(t);
+  return flops;
 }
 
 }  // namespace eqprop

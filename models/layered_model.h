@@ -14,8 +14,9 @@
 // - the cross-entropy cost's softmax read-out of the top state layer, where the
 //   model has one (models/softmax_readout.h).
 // A model derives from it, calls define_layers() in its constructor once its shape
-// is validated, and writes set_input, relax (through relax_layers), energy,
-// ep_gradient, metrics and what makes its physics.
+// is validated, and writes its physics: kind, set_input (calling begin_batch),
+// step_rows (one synchronous step; relax() loops it), energy, ep_gradient, metrics,
+// training_step_flops.
 #pragma once
 
 #include <cstdint>
@@ -35,6 +36,8 @@ namespace eqprop {
 
 // What a model's layers are, given to LayeredModel::define_layers.
 struct LayerLayout {
+  int input_size = 0;  // floats per sample of an input
+  int classes = 0;     // classes of a target
   // Widths of the dense coupling stack weights[l] (widths[l], widths[l+1]),
   // biases[l] (widths[l+1]); empty for a model that overrides the parameter methods.
   std::vector<int> parameter_widths;
@@ -46,9 +49,21 @@ struct LayerLayout {
   bool whole_batch = false;  // steps are batch-wide (no per-core slices of the batch)
 };
 
+// EnergyModel::training_step_flops of a Hopfield-type network: per step a drive and
+// a feedback pass through every coupling between state layers (and, nudged, two
+// through the softmax read-out), the cached input drive once, and the contrastive
+// update (one pass for the input coupling, update_passes(t) for tensor t >= 1).
+// pass(t) is one pass through tensor t on the batch.
+double hopfield_training_step_flops(const std::function<double(int t)>& pass,
+                                    const std::function<int(int t)>& update_passes, int state_layers,
+                                    int weight_tensors, bool softmax_readout, int free_steps, int nudged_steps,
+                                    int nudged_phases);
+
 class LayeredModel : public EnergyModel {
  public:
   Backend& backend() override { return backend_; }
+  int input_size() const override { return layout_.input_size; }
+  int classes() const override { return layout_.classes; }
   int max_batch() const override { return max_batch_; }
 
   // The dense coupling stack of LayerLayout::parameter_widths: Uniform(+-gain /
@@ -65,6 +80,11 @@ class LayeredModel : public EnergyModel {
   void copy_state(const NetworkState& from, NetworkState& to, int batch) override;
   // Sets every state to 0.
   void reset(NetworkState& state) override;
+  // Relaxes rows [0, batch) of `state` in place through models/relaxation.h (the
+  // early exit, slices of the batch relaxed concurrently unless whole_batch):
+  // prepare_phase, then up to spec.steps calls of step_rows. target (batch,
+  // classes) is the one-hot label, used when spec.beta != 0.
+  PhaseResult relax(NetworkState& state, const float* target, const PhaseSpec& spec) override;
 
  protected:
   // `name` prefixes the model's error messages. Allocates nothing: the model
@@ -77,10 +97,12 @@ class LayeredModel : public EnergyModel {
   // 1 <= batch <= max_batch. x (batch, input_size()) stays the caller's.
   void begin_batch(const float* x, int batch);
 
-  // Relaxes rows [0, batch) of `state` through models/relaxation.h:
-  // step_rows(step, begin, rows) advances rows [begin, begin + rows) by one step.
-  PhaseResult relax_layers(NetworkState& state, const PhaseSpec& spec,
-                           const std::function<void(int step, int begin, int rows)>& step_rows);
+  // One synchronous step (`step` of the phase) of rows [begin, begin + rows): every
+  // field from the states of the previous step before any layer moves.
+  virtual void step_rows(NetworkState& state, const float* target, const PhaseSpec& spec, int step, int begin,
+                         int rows) = 0;
+  // Before the first step of a phase: checks the spec, caches what the steps read.
+  virtual void prepare_phase(const NetworkState& state, const PhaseSpec& spec) { (void)state, (void)spec; }
 
   // The inputs of state layer i's LayerStepOp that the model's physics computes:
   // whole (batch, units) arrays with row 0 first (null where absent); bias (units).
@@ -134,7 +156,7 @@ class LayeredModel : public EnergyModel {
                         const float* target, float c, ParameterSet& gradient);
   // Per-sample loss and correctness: the softmax read-out's, or else the MSE cost
   // of the top state layer against the target (batch, classes).
-  void top_layer_metrics(const NetworkState& state, const float* target, float* loss, float* correct, int classes);
+  void top_layer_metrics(const NetworkState& state, const float* target, float* loss, float* correct);
 
   Backend& backend_;
   const std::string name_;

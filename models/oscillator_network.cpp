@@ -14,6 +14,8 @@ OscillatorNetwork::OscillatorNetwork(Backend& backend, OscillatorShape shape, in
     if (n < 1) throw std::invalid_argument("OscillatorNetwork: a layer has no units");
   const std::vector<int>& n = shape_.layers;
   LayerLayout layout;
+  layout.input_size = n.front();
+  layout.classes = shape_.classes();
   layout.parameter_widths = n;
   layout.state_units.assign(n.begin() + 1, n.end());
   layout.period = kTwoPi;  // first-order dynamics on phases: no momenta
@@ -77,13 +79,12 @@ void OscillatorNetwork::drive_from_below(const std::vector<Trig>& trig, int i, i
                 parameters_.weights[i].data(), n[i + 1], 0.0f, sin_drive_[i].data() + here, n[i + 1]);
 }
 
-PhaseResult OscillatorNetwork::relax(NetworkState& state, const float* target, const PhaseSpec& spec) {
+void OscillatorNetwork::prepare_phase(const NetworkState& state, const PhaseSpec& spec) {
   if (spec.integrator != Integrator::gradient_flow)
     throw std::invalid_argument("OscillatorNetwork: phases relax by gradient flow only (dynamics.integrator = \"gradient_flow\")");
   // The steps read cos and sin of the previous step (each step writes the next
   // ones), so they start from the state as given.
   compute_trig(state, trig_, 0, batch_);
-  return relax_layers(state, spec, [&](int step, int begin, int rows) { step_rows(state, target, spec, step, begin, rows); });
 }
 
 void OscillatorNetwork::step_rows(NetworkState& state, const float* target, const PhaseSpec& spec, int step,

@@ -49,8 +49,6 @@ class OscillatorNetwork final : public LayeredModel {
 
   const OscillatorShape& shape() const { return shape_; }
   std::string kind() const override { return "oscillator"; }
-  int input_size() const override { return shape_.layers.front(); }
-  int classes() const override { return shape_.classes(); }
 
   // initialize() is the dense model's scaled uniform init (LayeredModel), U(-a, a),
   // a = gain / sqrt(fan_in): the coupling field on an oscillator, sum_i J_ij
@@ -60,9 +58,7 @@ class OscillatorNetwork final : public LayeredModel {
   void set_input(const float* x, int batch) override;
   // Sets every phase to pi/2.
   void reset(NetworkState& state) override;
-  // Up to spec.steps synchronous gradient-flow steps (the only integrator of
-  // phases; anything else throws std::invalid_argument).
-  PhaseResult relax(NetworkState& state, const float* target, const PhaseSpec& spec) override;
+  // relax(): up to spec.steps synchronous gradient-flow steps (LayeredModel).
   // energy (batch, device) = V(phi) of every system, without the cost.
   void energy(const NetworkState& state, float* energy) override;
   // g = (dV/dtheta(phi_a) - dV/dtheta(phi_b)) / (beta_a - beta_b), batch mean.
@@ -80,8 +76,12 @@ class OscillatorNetwork final : public LayeredModel {
   };
   // trig[i] = cos, sin of state layer i of rows [begin, begin + rows) of `state`.
   void compute_trig(const NetworkState& state, std::vector<Trig>& trig, int begin, int rows);
+  // Gradient flow is the only integrator of phases (anything else throws
+  // std::invalid_argument); the steps start from cos and sin of the given state.
+  void prepare_phase(const NetworkState& state, const PhaseSpec& spec) override;
   // One synchronous gradient-flow step of rows [begin, begin + rows).
-  void step_rows(NetworkState& state, const float* target, const PhaseSpec& spec, int step, int begin, int rows);
+  void step_rows(NetworkState& state, const float* target, const PhaseSpec& spec, int step, int begin,
+                 int rows) override;
   // fields (rows, n_{i+1}) = cos/sin of layer i-1 (rows, n_i) times J_i (n_i, n_{i+1}),
   // the fields from below on state layer i >= 1, into cos_drive_[i], sin_drive_[i].
   void drive_from_below(const std::vector<Trig>& trig, int i, int begin, int rows);
