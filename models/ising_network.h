@@ -94,7 +94,8 @@ class IsingNetwork final : public LayeredModel {
   // annealing, or spec.steps dSB steps of spec.dt with gain spec.a0; nudged when
   // spec.beta != 0 (target (batch, classes) one-hot). The draws are keyed on
   // (spec.noise_seed, spec.first_sample + sample, replica, unit, spec.noise_phase,
-  // sweep). spec.integrator, noise_sigma and tolerance do not apply.
+  // sweep). spec.integrator, noise_sigma and tolerance do not apply: every slice
+  // of samples runs step_rows over the whole schedule, with no early exit.
   PhaseResult relax(NetworkState& state, const float* target, const PhaseSpec& spec) override;
   // energy (batch) = E(s), the mean over the replicas of a sample, without the cost.
   void energy(const NetworkState& state, float* energy) override;

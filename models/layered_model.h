@@ -43,7 +43,7 @@ struct LayerLayout {
   std::vector<int> parameter_widths;
   std::vector<int> state_units;  // units per sample of each state layer
   bool with_momenta = false;     // second-order (cSB) dynamics keep a momentum per unit
-  // Relaxed through relax_layers (the early exit's snapshot and row residual).
+  // Relaxed by LayeredModel::relax (allocates the early exit's snapshot and row residual).
   bool early_exit = true;
   float period = 0.0f;       // > 0: states are phases, changes measured around the circle
   bool whole_batch = false;  // steps are batch-wide (no per-core slices of the batch)
