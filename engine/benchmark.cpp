@@ -4,7 +4,9 @@
 #include <chrono>
 #include <vector>
 
+#include "eqprop_build_info.h"
 #include "engine/trainer.h"
+#include "kernels/counting_backend.h"
 #include "kernels/device_buffer.h"
 #include "kernels/philox.h"
 
@@ -17,7 +19,39 @@ double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
+// The detail of one training step's counts (kernels/counting_backend.h).
+nlohmann::json step_counts_json(const BackendCounts& counts) {
+  return {{"kernel_launches", counts.kernel_launches},
+          {"blas_calls", counts.blas_calls},
+          {"memsets", counts.memsets},
+          {"host_syncs", counts.host_syncs},
+          {"host_syncs_by_call", counts.syncs_by_call},
+          {"launches_by_op", counts.launches_by_op},
+          {"host_to_device_copies", counts.host_to_device_copies},
+          {"device_to_host_copies", counts.device_to_host_copies},
+          {"device_to_device_copies", counts.device_to_device_copies},
+          {"bytes_host_to_device", counts.bytes_host_to_device},
+          {"bytes_device_to_host", counts.bytes_device_to_host},
+          {"bytes_device_to_device", counts.bytes_device_to_device},
+          {"bytes_zeroed", counts.bytes_zeroed},
+          {"gemm_flops", counts.gemm_flops},
+          {"gemm_bytes_estimate", counts.gemm_bytes_estimate},
+          {"op_bytes_estimate", counts.op_bytes_estimate},
+          {"device_allocations", counts.device_allocations},
+          {"device_frees", counts.device_frees},
+          {"row_slices", counts.row_slices}};
+}
+
 }  // namespace
+
+nlohmann::json build_info_json() {
+  return {{"commit", kEqpropGitCommit},
+          {"compiler", kEqpropCompiler},
+          {"build_type", kEqpropBuildType},
+          {"cuda", kEqpropCudaBuilt},
+          {"cuda_compiler", kEqpropCudaCompiler},
+          {"cuda_architectures", kEqpropCudaArchitectures}};
+}
 
 double measured_gemm_gflops(Backend& backend) {
   const int size = backend.name() == "cuda" ? 4096 : 1024;
@@ -39,7 +73,11 @@ double measured_gemm_gflops(Backend& backend) {
 
 nlohmann::json run_benchmark(Backend& backend, const Config& config, const BenchmarkOptions& options) {
   const int batch = config.training.batch_size;
-  Trainer trainer(backend, config);
+  // The trainer runs on a counting decorator (results unchanged) so that the JSON
+  // can say what one step asks of the device; the benchmark's own waits go to the
+  // wrapped backend and are not counted.
+  CountingBackend counting(backend);
+  Trainer trainer(counting, config);
   const int inputs = trainer.model().input_size(), classes = trainer.model().classes();
   DeviceBuffer<float> x(backend, std::size_t(batch) * inputs);
   backend.run(FillRandomOp{x.data(), config.seed, RngStream::synthetic_data, 0, 0, Distribution::uniform, 1.0f, 0.0f},
@@ -51,12 +89,15 @@ nlohmann::json run_benchmark(Backend& backend, const Config& config, const Bench
   target.copy_from_host(one_hot);
 
   std::vector<double> times;
+  BackendCounts step_counts;  // of the last timed step
   for (int step = 0; step < options.warmup + options.repeats; ++step) {
     backend.synchronize();
+    const BackendCounts before = counting.counts();
     const auto start = Clock::now();
     trainer.train_step(x.data(), target.data(), batch, static_cast<std::uint64_t>(step), 1.0f);
     backend.synchronize();
     if (step >= options.warmup) times.push_back(seconds_since(start));
+    step_counts = counting.counts() - before;
   }
   std::sort(times.begin(), times.end());
   const double median = times[times.size() / 2];
@@ -82,7 +123,14 @@ nlohmann::json run_benchmark(Backend& backend, const Config& config, const Bench
                         {"gflop_per_batch", counted(flops / 1e9)},
                         {"gflops", counted(achieved)},
                         {"peak_gflops", peak},
-                        {"fraction_of_peak", counted(achieved / peak)}};
+                        {"fraction_of_peak", counted(achieved / peak)},
+                        {"launches", step_counts.kernel_launches},
+                        {"blas_calls", step_counts.blas_calls},
+                        {"host_syncs", step_counts.host_syncs},
+                        {"bytes_copied", step_counts.bytes_copied()},
+                        {"bytes_moved_estimate", step_counts.bytes_moved_estimate()},
+                        {"step_counts", step_counts_json(step_counts)},
+                        {"build", build_info_json()}};
   if (config.model.kind == "conv_hopfield") result["conv"] = config.resolved["conv"];
   return result;
 }
