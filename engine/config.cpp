@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
+#include <iterator>
 #include <sstream>
 
 #include "engine/model_factory.h"
@@ -343,6 +344,56 @@ void collect_leaves(const json& node, const std::string& prefix, const std::stri
   }
 }
 
+// Follows the dotted key of the value being parsed, so that a value the parser
+// cannot represent (a number overflowing double) is reported under its key.
+struct KeyTracker : json::json_sax_t {
+  struct Level {
+    bool array;
+    std::string key;        // objects: the key being parsed
+    std::size_t index = 0;  // arrays: the element being parsed
+  };
+  std::vector<Level> levels;
+  std::string failure = "not valid JSON";
+
+  bool null() override { return done(); }
+  bool boolean(bool) override { return done(); }
+  bool number_integer(number_integer_t) override { return done(); }
+  bool number_unsigned(number_unsigned_t) override { return done(); }
+  bool number_float(number_float_t, const string_t&) override { return done(); }
+  bool string(string_t&) override { return done(); }
+  bool binary(binary_t&) override { return done(); }
+  bool start_object(std::size_t) override { return open(false); }
+  bool key(string_t& name) override {
+    levels.back().key = name;
+    return true;
+  }
+  bool end_object() override { return close(); }
+  bool start_array(std::size_t) override { return open(true); }
+  bool end_array() override { return close(); }
+  bool parse_error(std::size_t, const std::string& token, const json::exception& error) override {
+    std::string key;
+    for (const Level& level : levels)
+      key += level.array ? "[" + std::to_string(level.index) + "]" : (key.empty() ? "" : ".") + level.key;
+    failure = (key.empty() ? "" : key + " = ") + token + ": " +
+              (error.id == 406 ? "number out of range (beyond double precision)" : std::string(error.what()));
+    return false;
+  }
+
+ private:
+  bool done() {
+    if (!levels.empty()) ++levels.back().index;
+    return true;
+  }
+  bool open(bool array) {
+    levels.push_back({array, "", 0});
+    return true;
+  }
+  bool close() {
+    levels.pop_back();
+    return done();
+  }
+};
+
 json defaults() {
   json result = json::object();
   for (const KeySpec& spec : schema()) result[pointer_of(spec.key)] = spec.default_value;
@@ -502,9 +553,15 @@ json read_config_file(const std::string& path) {
                       (std::filesystem::exists(path, error) ? "not a regular file" : "no such config file"));
   std::ifstream file(path);
   if (!file) throw ConfigError(path + ": cannot open config file");
+  const std::string text((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
   try {
-    return json::parse(file, nullptr, true, /*ignore_comments=*/true);
-  } catch (const json::parse_error& error) {
+    return json::parse(text, nullptr, true, /*ignore_comments=*/true);
+  } catch (const json::out_of_range&) {
+    // A number beyond double (1e400): JSON allows it, a config value cannot be it.
+    KeyTracker tracker;
+    json::sax_parse(text, &tracker, json::input_format_t::json, true, /*ignore_comments=*/true);
+    throw ConfigError(path + ": " + tracker.failure);
+  } catch (const json::exception& error) {
     throw ConfigError(path + ": not valid JSON: " + error.what());
   }
 }
@@ -523,7 +580,7 @@ void apply_override(json& user, const std::string& assignment) {
   } else {
     try {
       value = json::parse(text);
-    } catch (const json::parse_error&) {
+    } catch (const json::exception&) {  // malformed, or a number beyond double (1e400)
       throw ConfigError("--set " + key + "=" + text + ": '" + text + "' is not a valid value");
     }
   }

@@ -376,6 +376,12 @@ TEST_CASE("config: apply_override") {
   CHECK(parse_config(user, "--set").resolved.is_object());
 }
 
+TEST_CASE("config: apply_override of a number beyond double precision") {
+  json user = json::object();
+  check_contains(override_error(user, "ep.beta=1e400"), {"ep.beta", "1e400"});
+  check_contains(override_error(user, "optimizer.lr=[0.1,1e400]"), {"optimizer.lr", "1e400"});
+}
+
 TEST_CASE("config: apply_override into a file whose section has the wrong type") {
   // The file is wrong ("training" is a number), and --set must not make that worse
   // than a ConfigError: the CLI turns only eqprop errors into an exit code.
@@ -411,6 +417,15 @@ TEST_CASE("config: read_config_file") {
     const Config config = parse_config(user, path);
     CHECK(config.model.layers == std::vector<int>{784, 64, 10});
     CHECK(config.training.epochs == 4);
+  }
+  SUBCASE("a number beyond double precision names the file and the key") {
+    const std::string path = dir.file("huge.json");
+    std::ofstream(path) << R"({"ep": {"beta": 1e400}})";
+    check_contains(thrown_message<ConfigError>([&] { read_config_file(path); }),
+                   {path, "ep.beta", "1e400", "out of range"});
+    std::ofstream(path) << R"({"optimizer": {"lr": [0.1, -1e999]}, "seed": 1})";
+    check_contains(thrown_message<ConfigError>([&] { read_config_file(path); }),
+                   {path, "optimizer.lr[1]", "-1e999", "out of range"});
   }
   SUBCASE("the file name is the source of later errors") {
     const std::string path = dir.file("typo.json");
