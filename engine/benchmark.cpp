@@ -7,6 +7,7 @@
 #include "engine/trainer.h"
 #include "kernels/device_buffer.h"
 #include "kernels/philox.h"
+#include "models/model_registry.h"
 
 namespace eqprop {
 namespace {
@@ -83,7 +84,8 @@ nlohmann::json run_benchmark(Backend& backend, const Config& config, const Bench
                         {"gflops", counted(achieved)},
                         {"peak_gflops", peak},
                         {"fraction_of_peak", counted(achieved / peak)}};
-  if (config.model.kind == "conv_hopfield") result["conv"] = config.resolved["conv"];
+  for (const std::string& section : model_kind(config.model.kind).reported_sections)
+    result[section] = config.resolved[section];
   return result;
 }
 
