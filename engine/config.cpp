@@ -17,9 +17,6 @@ namespace {
 
 using nlohmann::json;
 
-using ValueType = ConfigValueType;
-using KeySpec = ConfigKey;
-
 // One name <-> value table per choice key of the run-wide sections
 // (models/config_key.h); the model kinds and the hardware section hold their own.
 constexpr Choice<CostKind> kCosts[] = {{"mse", CostKind::mse}, {"cross_entropy", CostKind::cross_entropy}};
@@ -41,8 +38,8 @@ std::vector<std::string> nudge_integrator_names() {
 }
 
 // model.kind: the registered kinds, the first the default; its help lists them.
-KeySpec model_kind_key() {
-  KeySpec key{"model.kind", ValueType::choice, model_kinds().front().name, 0, 0, false, {}, ""};
+ConfigKey model_kind_key() {
+  ConfigKey key{"model.kind", ConfigValueType::choice, model_kinds().front().name, 0, 0, false, {}, ""};
   for (const ModelKind& kind : model_kinds()) {
     key.choices.push_back(kind.name);
     key.help += (key.help.empty() ? "The physical system trained: `" : "; `") + kind.name + "`, " + kind.help;
@@ -53,94 +50,98 @@ KeySpec model_kind_key() {
 
 // The run-wide keys, the model kinds' keys after the model section, the hardware
 // section last (the order of the reference table).
-std::vector<KeySpec> build_schema() {
-  std::vector<KeySpec> keys = {
-      {"seed", ValueType::integer, 1, 0, 9007199254740992.0, false, {},
+std::vector<ConfigKey> build_schema() {
+  std::vector<ConfigKey> keys = {
+      {"seed", ConfigValueType::integer, 1, 0, 9007199254740992.0, false, {},
        "Seeds every random draw (init, shuffling, beta signs); same seed, same run."},
-      {"device", ValueType::choice, "auto", 0, 0, false, {"auto", "cpu", "cuda"},
+      {"device", ConfigValueType::choice, "auto", 0, 0, false, {"auto", "cpu", "cuda"},
        "Backend; `auto` picks CUDA when a GPU is visible. `--device` overrides it."},
       model_kind_key(),
-      {"model.layers", ValueType::integer_list, json::array({784, 500, 10}), 1, 1 << 20, false, {},
+      {"model.layers", ConfigValueType::integer_list, json::array({784, 500, 10}), 1, 1 << 20, false, {},
        "Layer sizes. dense_hopfield: input, hidden..., output; the input matches the data's sample "
        "size. conv_hopfield: the dense layers after the conv stack, hidden..., output (e.g. [10]). "
        "The output matches the data's class count."},
-      {"model.cost", ValueType::choice, "mse", 0, 0, false, choice_names(kCosts),
+      {"model.cost", ConfigValueType::choice, "mse", 0, 0, false, choice_names(kCosts),
        "`mse`: the last layer is part of the energy, nudged by beta*1/2||s-y||^2. "
        "`cross_entropy`: the last weights are a softmax read-out of the last hidden layer, "
        "outside the energy (Laborieux et al. 2021)."},
-      {"model.init_gain", ValueType::number, 1.0, 0, 100, true, {},
+      {"model.init_gain", ConfigValueType::number, 1.0, 0, 100, true, {},
        "Weights and biases start uniform in +-gain/sqrt(fan_in)."},
-      {"dynamics.integrator", ValueType::choice, "fixed_point", 0, 0, false, choice_names(kIntegrators),
+      {"dynamics.integrator", ConfigValueType::choice, "fixed_point", 0, 0, false, choice_names(kIntegrators),
        "`fixed_point`: s <- rho(field), synchronous. `gradient_flow`: projected Euler steps on the "
        "energy. `csb`: continuous simulated bifurcation, a momentum per unit (symplectic Euler, "
        "inelastic walls at 0 and 1)."},
-      {"dynamics.nudge_integrator", ValueType::choice, kSameIntegrator, 0, 0, false, nudge_integrator_names(),
+      {"dynamics.nudge_integrator", ConfigValueType::choice, kSameIntegrator, 0, 0, false, nudge_integrator_names(),
        "Integrator of the nudged phases; `same`: as the free phase."},
-      {"dynamics.dt", ValueType::number, 0.5, 0, 1, true, {}, "Step size of gradient flow and cSB."},
-      {"dynamics.t_free", ValueType::integer, 30, 1, 1000000, false, {}, "Free-phase steps (T1; the cap with a tolerance)."},
-      {"dynamics.t_nudge", ValueType::integer, 10, 1, 1000000, false, {},
+      {"dynamics.dt", ConfigValueType::number, 0.5, 0, 1, true, {}, "Step size of gradient flow and cSB."},
+      {"dynamics.t_free", ConfigValueType::integer, 30, 1, 1000000, false, {},
+       "Free-phase steps (T1; the cap with a tolerance)."},
+      {"dynamics.t_nudge", ConfigValueType::integer, 10, 1, 1000000, false, {},
        "Steps of each nudged phase (T2), started from the free state."},
-      {"dynamics.gamma", ValueType::number, 0.5, 0, 100, false, {}, "cSB damping of the momentum."},
-      {"dynamics.a0", ValueType::number, 1.0, 0, 100, true, {}, "cSB gain of the position update, x += dt * a0 * y."},
-      {"dynamics.pump", ValueType::choice, "none", 0, 0, false, choice_names(kPumps),
+      {"dynamics.gamma", ConfigValueType::number, 0.5, 0, 100, false, {}, "cSB damping of the momentum."},
+      {"dynamics.a0", ConfigValueType::number, 1.0, 0, 100, true, {},
+       "cSB gain of the position update, x += dt * a0 * y."},
+      {"dynamics.pump", ConfigValueType::choice, "none", 0, 0, false, choice_names(kPumps),
        "cSB bifurcation pump: `linear` adds -(a0 - a(t)) (x - 1/2) to the force, a(t) ramping 0 -> a0 over "
        "each phase."},
-      {"dynamics.noise", ValueType::number, 0.0, 0, 10, false, {},
+      {"dynamics.noise", ConfigValueType::number, 0.0, 0, 10, false, {},
        "Langevin noise sigma per unit and step (times sqrt(dt) for gradient flow and cSB; on the field "
        "for the fixed point)."},
-      {"dynamics.tolerance", ValueType::number, 0.0, 0, 1, false, {},
+      {"dynamics.tolerance", ConfigValueType::number, 0.0, 0, 1, false, {},
        "Early exit: a phase ends when every system's largest unit change per step (per unit time for "
        "gradient flow and cSB) is below this. 0: always run to the step cap."},
-      {"dynamics.check_every", ValueType::integer, 5, 1, 1000000, false, {},
+      {"dynamics.check_every", ConfigValueType::integer, 5, 1, 1000000, false, {},
        "Steps between convergence checks (each check reads one number per system back to the host)."},
-      {"ep.beta", ValueType::number, 0.5, 0, 1000, true, {}, "Nudging strength beta > 0."},
-      {"ep.nudging", ValueType::choice, "symmetric", 0, 0, false, choice_names(kNudgings),
+      {"ep.beta", ConfigValueType::number, 0.5, 0, 1000, true, {}, "Nudging strength beta > 0."},
+      {"ep.nudging", ConfigValueType::choice, "symmetric", 0, 0, false, choice_names(kNudgings),
        "`symmetric`: phases at +beta and -beta (Laborieux et al. 2021). `one_sided`: +beta against "
        "the free state."},
-      {"ep.random_sign", ValueType::boolean, false, 0, 0, false, {},
+      {"ep.random_sign", ConfigValueType::boolean, false, 0, 0, false, {},
        "One-sided nudging: draw the sign of beta per batch."},
-      {"optimizer.lr", ValueType::number_or_list, 0.05, 0, 100, false, {},
+      {"optimizer.lr", ConfigValueType::number_or_list, 0.05, 0, 100, false, {},
        "Learning rate: one number, or one per weight tensor (input side first)."},
-      {"optimizer.momentum", ValueType::number, 0.9, 0, 1, false, {},
+      {"optimizer.momentum", ConfigValueType::number, 0.9, 0, 1, false, {},
        "SGD momentum (PyTorch convention); must be below 1."},
-      {"optimizer.weight_decay", ValueType::number, 0.0, 0, 1, false, {}, "L2 weight decay."},
-      {"optimizer.schedule", ValueType::choice, "constant", 0, 0, false, choice_names(kSchedules),
+      {"optimizer.weight_decay", ConfigValueType::number, 0.0, 0, 1, false, {}, "L2 weight decay."},
+      {"optimizer.schedule", ConfigValueType::choice, "constant", 0, 0, false, choice_names(kSchedules),
        "Learning-rate schedule over the epochs; `cosine` decays to 0 at the last epoch."},
-      {"training.epochs", ValueType::integer, 30, 1, 1000000, false, {}, "Epochs to train."},
-      {"training.batch_size", ValueType::integer, 128, 1, 65536, false, {},
+      {"training.epochs", ConfigValueType::integer, 30, 1, 1000000, false, {}, "Epochs to train."},
+      {"training.batch_size", ConfigValueType::integer, 128, 1, 65536, false, {},
        "Systems relaxed in parallel per training step; the last partial batch of an epoch is "
        "dropped."},
-      {"training.eval_batch_size", ValueType::integer, 1000, 1, 65536, false, {},
+      {"training.eval_batch_size", ConfigValueType::integer, 1000, 1, 65536, false, {},
        "Batch size for evaluation (free phase only)."},
-      {"training.prefetch_batches", ValueType::integer, 3, 2, 64, false, {},
+      {"training.prefetch_batches", ConfigValueType::integer, 3, 2, 64, false, {},
        "Batches the loader thread prepares ahead of compute."},
-      {"training.gemm_precision", ValueType::choice, "fp32", 0, 0, false, choice_names(kGemmPrecisions),
+      {"training.gemm_precision", ConfigValueType::choice, "fp32", 0, 0, false, choice_names(kGemmPrecisions),
        "Precision of the GEMM products (states, fields and updates stay FP32). `fp32`: exact, the reference. "
        "`tf32` / `bf16`: inputs rounded to 10 / 7 mantissa bits, FP32 accumulation; tensor cores on CUDA "
        "(sm_80+), emulated by rounding on the CPU (slower there: for measuring accuracy)."},
-      {"data.name", ValueType::choice, "fashion_mnist", 0, 0, false,
+      {"data.name", ConfigValueType::choice, "fashion_mnist", 0, 0, false,
        {"fashion_mnist", "mnist", "cifar10"}, "Dataset."},
-      {"data.dir", ValueType::string, "", 0, 0, false, {},
+      {"data.dir", ConfigValueType::string, "", 0, 0, false, {},
        "Directory of the data files; empty: /usr/share/datasets/fashion-mnist for fashion_mnist "
        "(Debian package dataset-fashion-mnist), required for the others."},
-      {"data.normalize", ValueType::choice, "unit", 0, 0, false, choice_names(kNormalizations),
+      {"data.normalize", ConfigValueType::choice, "unit", 0, 0, false, choice_names(kNormalizations),
        "`unit`: pixels / 255 in [0, 1]. `standardize`: per-channel mean 0, std 1 over the "
        "training set."},
-      {"data.augment_crop_padding", ValueType::integer, 0, 0, 64, false, {},
+      {"data.augment_crop_padding", ConfigValueType::integer, 0, 0, 64, false, {},
        "Training set only: pad each image by this many black pixels per side and crop back to its size at a "
        "random offset, keyed on (seed, epoch, sample). 0: off; 4: the usual CIFAR-10 setting."},
-      {"data.augment_flip", ValueType::boolean, false, 0, 0, false, {},
+      {"data.augment_flip", ConfigValueType::boolean, false, 0, 0, false, {},
        "Training set only: mirror each image left-right with probability 1/2, keyed on (seed, epoch, "
        "sample)."},
-      {"data.train_limit", ValueType::integer, 0, 0, 1e12, false, {},
+      {"data.train_limit", ConfigValueType::integer, 0, 0, 1e12, false, {},
        "Use only the first N training samples (0: all)."},
-      {"data.test_limit", ValueType::integer, 0, 0, 1e12, false, {},
+      {"data.test_limit", ConfigValueType::integer, 0, 0, 1e12, false, {},
        "Use only the first N test samples (0: all)."},
   };
   // The model kinds' sections follow the model section.
-  auto after_model = std::find_if(keys.begin(), keys.end(), [](const KeySpec& k) { return k.key == "dynamics.integrator"; });
-  for (const ModelKind& kind : model_kinds()) after_model = keys.insert(after_model, kind.keys.begin(), kind.keys.end()) + kind.keys.size();
-  for (KeySpec& key : hardware_config_keys()) keys.push_back(std::move(key));
+  auto after_model =
+      std::find_if(keys.begin(), keys.end(), [](const ConfigKey& k) { return k.key == "dynamics.integrator"; });
+  for (const ModelKind& kind : model_kinds())
+    after_model = keys.insert(after_model, kind.keys.begin(), kind.keys.end()) + kind.keys.size();
+  for (ConfigKey& key : hardware_config_keys()) keys.push_back(std::move(key));
   for (std::size_t i = 0; i < keys.size(); ++i)
     for (std::size_t j = 0; j < i; ++j)
       if (keys[i].key == keys[j].key) throw ConfigError("config key " + keys[i].key + " is declared twice");
@@ -148,9 +149,9 @@ std::vector<KeySpec> build_schema() {
 }
 
 // Rebuilt when a model kind is registered.
-const std::vector<KeySpec>& schema() {
+const std::vector<ConfigKey>& schema() {
   static std::mutex mutex;
-  static std::vector<KeySpec> keys;
+  static std::vector<ConfigKey> keys;
   static std::size_t built_for = static_cast<std::size_t>(-1);
   const std::lock_guard<std::mutex> lock(mutex);
   if (built_for != model_registry_generation()) {
@@ -160,8 +161,8 @@ const std::vector<KeySpec>& schema() {
   return keys;
 }
 
-const KeySpec* find_spec(const std::string& key) {
-  for (const KeySpec& spec : schema())
+const ConfigKey* find_spec(const std::string& key) {
+  for (const ConfigKey& spec : schema())
     if (key == spec.key) return &spec;
   return nullptr;
 }
@@ -184,7 +185,7 @@ std::size_t edit_distance(const std::string& a, const std::string& b) {
 std::string unknown_key_message(const std::string& source, const std::string& key) {
   std::string best;
   std::size_t best_distance = 4;  // suggest only near misses
-  for (const KeySpec& spec : schema()) {
+  for (const ConfigKey& spec : schema()) {
     const std::size_t distance = edit_distance(key, spec.key);
     if (distance < best_distance) best_distance = distance, best = spec.key;
   }
@@ -193,18 +194,18 @@ std::string unknown_key_message(const std::string& source, const std::string& ke
   return message;
 }
 
-std::string range_text(const KeySpec& spec) {
+std::string range_text(const ConfigKey& spec) {
   std::ostringstream text;
   text << std::setprecision(17) << (spec.min_exclusive ? "(" : "[") << spec.min << ", " << spec.max << "]";
   return text.str();
 }
 
-void check_number(const KeySpec& spec, const json& value, const std::string& source,
+void check_number(const ConfigKey& spec, const json& value, const std::string& source,
                   const std::string& where) {
   const std::string name = source + ": " + where;
   if (!value.is_number()) throw ConfigError(name + " must be a number, got " + value.dump());
   const double x = value.get<double>();
-  if (spec.type == ValueType::integer || spec.type == ValueType::integer_list) {
+  if (spec.type == ConfigValueType::integer || spec.type == ConfigValueType::integer_list) {
     if (!value.is_number_integer() && std::floor(x) != x)
       throw ConfigError(name + " must be an integer, got " + value.dump());
   }
@@ -213,20 +214,20 @@ void check_number(const KeySpec& spec, const json& value, const std::string& sou
     throw ConfigError(name + " = " + value.dump() + " is out of range " + range_text(spec));
 }
 
-void check_value(const KeySpec& spec, const json& value, const std::string& source) {
+void check_value(const ConfigKey& spec, const json& value, const std::string& source) {
   const std::string name = source + ": " + spec.key;
   switch (spec.type) {
-    case ValueType::integer:
-    case ValueType::number:
+    case ConfigValueType::integer:
+    case ConfigValueType::number:
       check_number(spec, value, source, spec.key);
       return;
-    case ValueType::boolean:
+    case ConfigValueType::boolean:
       if (!value.is_boolean()) throw ConfigError(name + " must be true or false, got " + value.dump());
       return;
-    case ValueType::string:
+    case ConfigValueType::string:
       if (!value.is_string()) throw ConfigError(name + " must be a string, got " + value.dump());
       return;
-    case ValueType::choice: {
+    case ConfigValueType::choice: {
       const bool ok = value.is_string() && std::count(spec.choices.begin(), spec.choices.end(),
                                                       value.get<std::string>()) > 0;
       if (!ok) {
@@ -236,15 +237,15 @@ void check_value(const KeySpec& spec, const json& value, const std::string& sour
       }
       return;
     }
-    case ValueType::integer_list:
-    case ValueType::number_or_list: {
-      if (spec.type == ValueType::number_or_list && value.is_number()) {
+    case ConfigValueType::integer_list:
+    case ConfigValueType::number_or_list: {
+      if (spec.type == ConfigValueType::number_or_list && value.is_number()) {
         check_number(spec, value, source, spec.key);
         return;
       }
       if (!value.is_array() || value.empty())
         throw ConfigError(name + " must be a non-empty array" +
-                          (spec.type == ValueType::number_or_list ? " or a number" : "") +
+                          (spec.type == ConfigValueType::number_or_list ? " or a number" : "") +
                           ", got " + value.dump());
       for (std::size_t i = 0; i < value.size(); ++i)
         check_number(spec, value[i], source, std::string(spec.key) + "[" + std::to_string(i) + "]");
@@ -264,13 +265,13 @@ void collect_leaves(const json& node, const std::string& prefix, const std::stri
                     json& resolved) {
   for (auto it = node.begin(); it != node.end(); ++it) {
     const std::string key = prefix.empty() ? it.key() : prefix + "." + it.key();
-    const KeySpec* spec = find_spec(key);
+    const ConfigKey* spec = find_spec(key);
     if (spec) {
       check_value(*spec, it.value(), source);
       resolved[pointer_of(key)] = it.value();
       continue;
     }
-    const bool is_section = std::any_of(schema().begin(), schema().end(), [&](const KeySpec& s) {
+    const bool is_section = std::any_of(schema().begin(), schema().end(), [&](const ConfigKey& s) {
       return s.key.rfind(key + ".", 0) == 0;
     });
     if (is_section && it.value().is_object()) {
@@ -335,7 +336,7 @@ struct KeyTracker : json::json_sax_t {
 
 json defaults() {
   json result = json::object();
-  for (const KeySpec& spec : schema()) result[pointer_of(spec.key)] = spec.default_value;
+  for (const ConfigKey& spec : schema()) result[pointer_of(spec.key)] = spec.default_value;
   return result;
 }
 
@@ -497,10 +498,10 @@ void apply_override(json& user, const std::string& assignment) {
     throw ConfigError("--set '" + assignment + "': expected key=value, e.g. training.epochs=5");
   const std::string key = assignment.substr(0, equals);
   const std::string text = assignment.substr(equals + 1);
-  const KeySpec* spec = find_spec(key);
+  const ConfigKey* spec = find_spec(key);
   if (!spec) throw ConfigError(unknown_key_message("--set", key));
   json value;
-  if (spec->type == ValueType::string || spec->type == ValueType::choice) {
+  if (spec->type == ConfigValueType::string || spec->type == ConfigValueType::choice) {
     value = text;
   } else {
     try {
@@ -533,16 +534,16 @@ HardwareConfig parse_hardware_config(const json& section, const std::string& sou
 std::string config_reference_markdown() {
   std::ostringstream out;
   out << "| key | default | allowed | meaning |\n|---|---|---|---|\n";
-  for (const KeySpec& spec : schema()) {
+  for (const ConfigKey& spec : schema()) {
     std::string allowed;
     switch (spec.type) {
-      case ValueType::choice:
+      case ConfigValueType::choice:
         for (const std::string& choice : spec.choices) allowed += (allowed.empty() ? "" : ", ") + ("`" + choice + "`");
         break;
-      case ValueType::boolean: allowed = "true, false"; break;
-      case ValueType::string: allowed = "path"; break;
-      case ValueType::integer_list: allowed = "integers in " + range_text(spec); break;
-      case ValueType::number_or_list: allowed = "number or list in " + range_text(spec); break;
+      case ConfigValueType::boolean: allowed = "true, false"; break;
+      case ConfigValueType::string: allowed = "path"; break;
+      case ConfigValueType::integer_list: allowed = "integers in " + range_text(spec); break;
+      case ConfigValueType::number_or_list: allowed = "number or list in " + range_text(spec); break;
       default: allowed = range_text(spec); break;
     }
     out << "| `" << spec.key << "` | `" << spec.default_value.dump() << "` | " << allowed << " | "

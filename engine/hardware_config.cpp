@@ -109,7 +109,8 @@ HardwareConfig hardware_config_from(const json& hw, const std::string& source) {
   config.input_dac = converter_from(hw, "input_dac", source);
   static_cast<ConverterConfig&>(config.adc) = converter_from(hw, "adc", source);
   config.adc.noise_sigma = hw.at("adc").at("noise_sigma").get<float>();
-  config.adc.noise_unit = choice_value(kNoiseUnits, hw.at("adc").at("noise_unit"), source + ": hardware.adc.noise_unit");
+  config.adc.noise_unit =
+      choice_value(kNoiseUnits, hw.at("adc").at("noise_unit"), source + ": hardware.adc.noise_unit");
   if (config.adc.noise_sigma > 0.0f && !config.adc.enabled)
     throw ConfigError(source + ": hardware.adc.noise_sigma = " + hw.at("adc").at("noise_sigma").dump() +
                       " needs hardware.adc.enabled = true (the noise is added where the ADC reads)");

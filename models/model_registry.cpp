@@ -71,7 +71,8 @@ void register_model_kind(ModelKind kind) {
 
 void unregister_model_kind(const std::string& name) {
   Registry& r = registry();
-  const auto it = std::find_if(r.kinds.begin(), r.kinds.end(), [&](const ModelKind& kind) { return kind.name == name; });
+  const auto it =
+      std::find_if(r.kinds.begin(), r.kinds.end(), [&](const ModelKind& kind) { return kind.name == name; });
   if (it == r.kinds.end()) return;
   r.kinds.erase(it);
   ++r.generation;

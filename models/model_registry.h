@@ -88,8 +88,9 @@ const std::vector<ModelKind>& model_kinds();
 // The kind of that name; ConfigError listing the known ones if there is none.
 const ModelKind& model_kind(const std::string& name);
 
-// Adds a kind (ConfigError if its name or one of its keys is taken). Configs parsed
-// afterwards accept it.
+// Adds a kind (ConfigError if its name or one of its keys is another kind's; a key
+// of a run-wide section makes the config schema refuse to build). Configs parsed
+// afterwards accept it. Register before configs are parsed on other threads.
 void register_model_kind(ModelKind kind);
 
 // Removes a kind added by register_model_kind (tests register theirs for their

@@ -34,11 +34,11 @@ void check_rules(const ModelRulesInput& in) {
 // (models/oscillator_network_reference.h).
 class OscillatorGradcheck final : public GradcheckReference {
  public:
-  explicit OscillatorGradcheck(const GradcheckSetup& setup) : beta_(setup.beta), dt_(setup.dt) {
-    const auto& options = std::any_cast<const OscillatorOptions&>(setup.model.options);
+  explicit OscillatorGradcheck(const GradcheckSetup& setup)
+      : options_(std::any_cast<const OscillatorOptions&>(setup.model.options)), beta_(setup.beta), dt_(setup.dt) {
     network_.layers = setup.model.layers;
-    network_.shil = options.shil;
-    network_.input_scale = options.input_scale;
+    network_.shil = options_.shil;
+    network_.input_scale = options_.input_scale;
     network_.weights = setup.parameters.weights;
     network_.biases = setup.parameters.biases;
   }
@@ -60,14 +60,15 @@ class OscillatorGradcheck final : public GradcheckReference {
   void compare(const reference::Gradient& engine, const std::vector<std::vector<double>>& xs,
                const std::vector<int>& labels, int redrawn, nlohmann::json& report) override {
     add_gradient_comparison(report, engine, oscillator_reference::implicit_gradient(network_, xs, labels, dt_));
-    report["shil"] = static_cast<float>(network_.shil);
-    report["input_scale"] = static_cast<float>(network_.input_scale);
+    report["shil"] = options_.shil;
+    report["input_scale"] = options_.input_scale;
     report["samples_redrawn_near_a_bifurcation"] = redrawn;
     report["largest_nudge_nonlinearity"] = largest_nonlinearity_;
     report["reference"] = "implicit differentiation through the free fixed point (Hessian of V, double precision)";
   }
 
  private:
+  OscillatorOptions options_;
   oscillator_reference::Network network_;
   float beta_, dt_;
   double largest_nonlinearity_ = 0.0;

@@ -101,7 +101,8 @@ class QuadraticModel final : public EnergyModel {
       for (int c = 0; c < classes_; ++c) {
         const float ds = a.layers[0].data()[n * classes_ + c] - b.layers[0].data()[n * classes_ + c];
         gradient.biases[0].data()[c] += scale * ds;
-        for (int i = 0; i < inputs_; ++i) gradient.weights[0].data()[i * classes_ + c] += scale * x_[n * inputs_ + i] * ds;
+        for (int i = 0; i < inputs_; ++i)
+          gradient.weights[0].data()[i * classes_ + c] += scale * x_[n * inputs_ + i] * ds;
       }
   }
   void metrics(const NetworkState& state, const float* target, float* loss, float* correct) override {
@@ -243,7 +244,8 @@ TEST_CASE("model registry: a kind registered in a test is configured, built and 
       double exact_b = 0.0;
       for (int n = 0; n < kBatch; ++n) {
         double s0 = theta.biases[0].data()[c];
-        for (int i = 0; i < kInputs; ++i) s0 += theta.weights[0].data()[i * kClasses + c] * batch.host_x[n * kInputs + i];
+        for (int i = 0; i < kInputs; ++i)
+          s0 += theta.weights[0].data()[i * kClasses + c] * batch.host_x[n * kInputs + i];
         const double error = (s0 - batch.host_target[n * kClasses + c]) / (1.0 - beta * beta) / kBatch;
         exact_b += error;
         for (int i = 0; i < kInputs; ++i) exact_w[i] += batch.host_x[n * kInputs + i] * error;
@@ -270,8 +272,8 @@ TEST_CASE("model registry: an unregistered kind is no longer a choice") {
       [] { parse_config(json{{"model", {{"kind", "test_quadratic"}, {"layers", {5, 3}}}}}, "q.json"); });
   check_contains(message, {"q.json", "model.kind", "test_quadratic", "dense_hopfield"});
   // ...and its section is no longer a known key.
-  check_contains(thrown_message<ConfigError>([] { parse_config(json{{"quadratic", {{"weight_scale", 1}}}}, "q.json"); }),
-                 {"quadratic"});
+  const json stale_section = {{"quadratic", {{"weight_scale", 1}}}};
+  check_contains(thrown_message<ConfigError>([&] { parse_config(stale_section, "q.json"); }), {"quadratic"});
 }
 
 }  // namespace
