@@ -172,6 +172,20 @@ TEST_CASE("cli: train config errors") {
     check_code(r, 2);
     check_contains(r.err, {"dynamics.dt"});
   }
+  SUBCASE("a number beyond double precision, in the file or in --set") {
+    const std::string path = dir.file("huge.json");
+    std::ofstream(path) << R"({"ep": {"beta": 1e400}})";
+    const CliResult in_file = run({"train", "--config", path, "--device", "cpu", "--out", dir.file("run")});
+    check_code(in_file, 2);
+    check_contains(in_file.err, {path, "ep.beta", "1e400"});
+    CHECK(in_file.err.find("internal error") == std::string::npos);
+    const std::string ok = dir.file("ok.json");
+    write_json(ok, json::object());
+    const CliResult in_set = run({"train", "--config", ok, "--device", "cpu", "--set", "ep.beta=1e400"});
+    check_code(in_set, 2);
+    check_contains(in_set.err, {"ep.beta", "1e400"});
+    CHECK(in_set.err.find("internal error") == std::string::npos);
+  }
   SUBCASE("a bad --device") {
     const std::string path = dir.file("ok.json");
     write_json(path, json::object());
