@@ -9,6 +9,7 @@
 #include "kernels/counting_backend.h"
 #include "kernels/device_buffer.h"
 #include "kernels/philox.h"
+#include "models/model_registry.h"
 
 namespace eqprop {
 namespace {
@@ -131,7 +132,8 @@ nlohmann::json run_benchmark(Backend& backend, const Config& config, const Bench
                         {"bytes_moved_estimate", step_counts.bytes_moved_estimate()},
                         {"step_counts", step_counts_json(step_counts)},
                         {"build", build_info_json()}};
-  if (config.model.kind == "conv_hopfield") result["conv"] = config.resolved["conv"];
+  for (const std::string& section : model_kind(config.model.kind).reported_sections)
+    result[section] = config.resolved[section];
   return result;
 }
 

@@ -1,6 +1,8 @@
 #include "engine/checkpoint.h"
 
+#include <charconv>
 #include <filesystem>
+#include <limits>
 
 #include "engine/atomic_file.h"
 #include "engine/safetensors.h"
@@ -34,6 +36,20 @@ void load_tensors(const SafetensorsFile& file, const std::string& path, const st
   }
 }
 
+// A count recorded in the checkpoint's metadata: decimal digits only (no sign, no
+// trailing text) and within `max`; anything else is a damaged or foreign file.
+std::uint64_t metadata_count(const SafetensorsFile& file, const std::string& path, const std::string& key,
+                             std::uint64_t max) {
+  const std::string& text = file.metadata.at(key);
+  std::uint64_t value = 0;
+  const char* end = text.data() + text.size();
+  const auto [stop, error] = std::from_chars(text.data(), end, value);
+  if (text.empty() || text.front() == '-' || error != std::errc() || stop != end || value > max)
+    throw CheckpointError("checkpoint " + path + ": metadata '" + key + "' = '" + text +
+                          "' is not a count in [0, " + std::to_string(max) + "]");
+  return value;
+}
+
 }  // namespace
 
 void save_checkpoint(const std::string& dir, Trainer& trainer, int epochs_done) {
@@ -58,17 +74,15 @@ int load_checkpoint(const std::string& dir, Trainer& trainer, bool with_optimize
   const EnergyModel& model = trainer.model();
   load_tensors(file, path, "", trainer.optimizer_parameters(), model);
   if (with_optimizer) load_tensors(file, path, "momentum.", trainer.momentum(), model);
-  const auto writes = file.metadata.find("device_writes");
-  trainer.program_device(writes == file.metadata.end() ? 0u : static_cast<std::uint32_t>(std::stoul(writes->second)),
-                         /*resumed=*/true);
-  const auto epochs = file.metadata.find("epochs_done");
-  if (epochs == file.metadata.end())
+  const bool has_writes = file.metadata.count("device_writes") > 0;
+  trainer.program_device(
+      has_writes ? static_cast<std::uint32_t>(metadata_count(file, path, "device_writes",
+                                                             std::numeric_limits<std::uint32_t>::max()))
+                 : 0u,
+      /*resumed=*/true);
+  if (file.metadata.count("epochs_done") == 0)
     throw CheckpointError("checkpoint " + path + ": metadata has no 'epochs_done'");
-  try {
-    return std::stoi(epochs->second);
-  } catch (const std::exception&) {
-    throw CheckpointError("checkpoint " + path + ": bad 'epochs_done' value '" + epochs->second + "'");
-  }
+  return static_cast<int>(metadata_count(file, path, "epochs_done", std::numeric_limits<int>::max()));
 }
 
 nlohmann::json read_checkpoint_config(const std::string& dir) {

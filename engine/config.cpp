@@ -5,9 +5,11 @@
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
+#include <iterator>
+#include <mutex>
 #include <sstream>
 
-#include "engine/model_factory.h"
+#include "models/model_registry.h"
 #include "kernels/error.h"
 
 namespace eqprop {
@@ -15,213 +17,152 @@ namespace {
 
 using nlohmann::json;
 
-enum class ValueType { integer, number, boolean, string, choice, integer_list, number_or_list };
+// One name <-> value table per choice key of the run-wide sections
+// (models/config_key.h); the model kinds and the hardware section hold their own.
+constexpr Choice<CostKind> kCosts[] = {{"mse", CostKind::mse}, {"cross_entropy", CostKind::cross_entropy}};
+constexpr Choice<Integrator> kIntegrators[] = {{"fixed_point", Integrator::fixed_point},
+                                               {"gradient_flow", Integrator::gradient_flow},
+                                               {"csb", Integrator::csb}};
+constexpr const char* kSameIntegrator = "same";  // dynamics.nudge_integrator: as the free phase
+constexpr Choice<bool> kPumps[] = {{"none", false}, {"linear", true}};           // DynamicsConfig::pump
+constexpr Choice<bool> kNudgings[] = {{"symmetric", true}, {"one_sided", false}};  // EpConfig::symmetric
+constexpr Choice<bool> kSchedules[] = {{"constant", false}, {"cosine", true}};  // OptimizerConfig::cosine_schedule
+constexpr Choice<GemmPrecision> kGemmPrecisions[] = {
+    {"fp32", GemmPrecision::fp32}, {"tf32", GemmPrecision::tf32}, {"bf16", GemmPrecision::bf16}};
+constexpr Choice<bool> kNormalizations[] = {{"unit", false}, {"standardize", true}};  // DataConfig::standardize
 
-struct KeySpec {
-  std::string key;  // dotted: section.name
-  ValueType type;
-  json default_value;
-  double min = -HUGE_VAL;  // inclusive bounds
-  double max = HUGE_VAL;
-  bool min_exclusive = false;
-  std::vector<std::string> choices;
-  std::string help;
-};
-
-// The keys of one converter of the hardware model (DAC or ADC; kernels/quantizer.h).
-// Ranges: bits [1, 16]; fixed range ends within +-1e6 (finite, so the level grid is).
-void add_converter_keys(std::vector<KeySpec>& keys, const std::string& name, const std::string& what,
-                        const char* range, double lo, double hi, const char* convention, const std::string& range_help,
-                        const std::string& convention_help) {
-  const std::string p = "hardware." + name + ".";
-  keys.push_back({p + "enabled", ValueType::boolean, false, 0, 0, false, {}, "Quantize " + what + " through this converter."});
-  keys.push_back({p + "bits", ValueType::integer, 8, 1, kMaxQuantizerBits, false, {}, "Resolution in bits."});
-  keys.push_back({p + "range", ValueType::choice, range, 0, 0, false, {"fixed", "calibrated"}, range_help});
-  keys.push_back({p + "lo", ValueType::number, lo, -1e6, 1e6, false, {}, "Low end of the fixed range."});
-  keys.push_back({p + "hi", ValueType::number, hi, -1e6, 1e6, false, {}, "High end of the fixed range (above lo)."});
-  keys.push_back({p + "rounding", ValueType::choice, "nearest", 0, 0, false, {"nearest", "stochastic"},
-                  "`nearest`: ties to even. `stochastic`: up with probability equal to the fraction of an LSB "
-                  "(unbiased), from the seeded counter-based RNG."});
-  keys.push_back({p + "convention", ValueType::choice, convention, 0, 0, false, {"asymmetric", "symmetric"},
-                  convention_help});
+std::vector<std::string> nudge_integrator_names() {
+  std::vector<std::string> names = choice_names(kIntegrators);
+  names.insert(names.begin(), kSameIntegrator);
+  return names;
 }
 
-// The analog hardware model (DESIGN.md §1): every part off by default.
-void add_hardware_keys(std::vector<KeySpec>& keys) {
-  add_converter_keys(keys, "dac", "the weights and biases written to the device after each update", "calibrated",
-                     -1.0, 1.0, "symmetric",
-                     "`calibrated`: per tensor and write, [min, max] of the values (symmetric: +-max abs(w)). "
-                     "`fixed`: [lo, hi].",
-                     "`symmetric`: 2^b-1 levels k*r/(2^(b-1)-1), r = max(abs(lo), abs(hi)), 0 exact (signed "
-                     "weights). `asymmetric`: 2^b levels spanning [lo, hi].");
-  add_converter_keys(keys, "input_dac", "the inputs written to the device", "fixed", 0.0, 1.0, "asymmetric",
-                     "`fixed`: [lo, hi] (pixels / 255 live in [0, 1]). `calibrated`: per batch, [min, max] of the "
-                     "inputs.",
-                     "`asymmetric`: 2^b levels spanning [lo, hi] (8 bits on [0, 1] reproduce 8-bit pixels). "
-                     "`symmetric`: 2^b-1 levels including 0 over [-r, r].");
-  add_converter_keys(keys, "adc", "the unit states read out for the contrastive update and the prediction", "fixed",
-                     0.0, 1.0, "asymmetric",
-                     "`fixed`: [lo, hi] (states live in [0, 1]). `calibrated`: per layer, phase and batch, [min, "
-                     "max] of the states.",
-                     "`asymmetric`: 2^b levels spanning [lo, hi]. `symmetric`: 2^b-1 levels including 0 over "
-                     "[-r, r].");
-  keys.push_back({"hardware.adc.noise_sigma", ValueType::number, 0.0, 0, 1e6, false, {},
-                  "Gaussian readout noise added before the ADC rounds (needs adc.enabled); unit: "
-                  "`hardware.adc.noise_unit`."});
-  keys.push_back({"hardware.adc.noise_unit", ValueType::choice, "lsb", 0, 0, false, {"lsb", "absolute"},
-                  "`lsb`: noise_sigma in LSB of the ADC. `absolute`: in state units."});
-  keys.push_back({"hardware.programming_noise.additive", ValueType::number, 0.0, 0, 1e3, false, {},
-                  "Gaussian noise on each weight/bias write, sigma in weight units; fresh at every write."});
-  keys.push_back({"hardware.programming_noise.multiplicative", ValueType::number, 0.0, 0, 10, false, {},
-                  "Gaussian noise on each write proportional to the value: sigma * abs(w) (0.02: 2%)."});
-  keys.push_back({"hardware.mismatch_sigma", ValueType::number, 0.0, 0, 1, false, {},
-                  "Device-to-device mismatch: each weight/bias has a fixed gain 1 + sigma * N(0, 1), drawn once "
-                  "from the seed."});
-  keys.push_back({"hardware.keep_full_precision", ValueType::boolean, true, 0, 0, false, {},
-                  "true: the optimizer keeps a full-precision copy and programs the device from it. false: the "
-                  "device holds the only copy and updates continue from the written value."});
+// model.kind: the registered kinds, the first the default; its help lists them.
+ConfigKey model_kind_key() {
+  ConfigKey key{"model.kind", ConfigValueType::choice, model_kinds().front().name, 0, 0, false, {}, ""};
+  for (const ModelKind& kind : model_kinds()) {
+    key.choices.push_back(kind.name);
+    key.help += (key.help.empty() ? "The physical system trained: `" : "; `") + kind.name + "`, " + kind.help;
+  }
+  key.help += ".";
+  return key;
 }
 
-const std::vector<KeySpec>& schema() {
-  static const std::vector<KeySpec> keys = [] {
-  std::vector<KeySpec> keys = {
-      {"seed", ValueType::integer, 1, 0, 9007199254740992.0, false, {},
+// The run-wide keys, the model kinds' keys after the model section, the hardware
+// section last (the order of the reference table).
+std::vector<ConfigKey> build_schema() {
+  std::vector<ConfigKey> keys = {
+      {"seed", ConfigValueType::integer, 1, 0, 9007199254740992.0, false, {},
        "Seeds every random draw (init, shuffling, beta signs); same seed, same run."},
-      {"device", ValueType::choice, "auto", 0, 0, false, {"auto", "cpu", "cuda"},
+      {"device", ConfigValueType::choice, "auto", 0, 0, false, {"auto", "cpu", "cuda"},
        "Backend; `auto` picks CUDA when a GPU is visible. `--device` overrides it."},
-      {"model.kind", ValueType::choice, "dense_hopfield", 0, 0, false,
-       {"dense_hopfield", "conv_hopfield", "oscillator", "ising"},
-       "The physical system trained: `dense_hopfield`, the layered Hopfield network of DESIGN.md §1; "
-       "`conv_hopfield`, conv layers with 2x2 pooling (the `conv` section) then the dense layers of "
-       "model.layers (Laborieux et al. 2021); `oscillator`, a layered network of coupled phase oscillators "
-       "(section `oscillator`; needs gradient_flow dynamics and the mse cost); `ising`, a layered network of "
-       "binary spins annealed by block Gibbs/Metropolis sweeps (the `ising` section; Laydevant et al. 2024)."},
-      {"model.layers", ValueType::integer_list, json::array({784, 500, 10}), 1, 1 << 20, false, {},
+      model_kind_key(),
+      {"model.layers", ConfigValueType::integer_list, json::array({784, 500, 10}), 1, 1 << 20, false, {},
        "Layer sizes. dense_hopfield: input, hidden..., output; the input matches the data's sample "
        "size. conv_hopfield: the dense layers after the conv stack, hidden..., output (e.g. [10]). "
        "The output matches the data's class count."},
-      {"model.cost", ValueType::choice, "mse", 0, 0, false, {"mse", "cross_entropy"},
+      {"model.cost", ConfigValueType::choice, "mse", 0, 0, false, choice_names(kCosts),
        "`mse`: the last layer is part of the energy, nudged by beta*1/2||s-y||^2. "
        "`cross_entropy`: the last weights are a softmax read-out of the last hidden layer, "
        "outside the energy (Laborieux et al. 2021)."},
-      {"model.init_gain", ValueType::number, 1.0, 0, 100, true, {},
+      {"model.init_gain", ConfigValueType::number, 1.0, 0, 100, true, {},
        "Weights and biases start uniform in +-gain/sqrt(fan_in)."},
-      {"oscillator.shil", ValueType::number, 0.0, 0, 100, false, {},
-       "model.kind = oscillator: S, the second-harmonic injection -(S/2) cos 2phi on every oscillator, "
-       "which pulls phases towards 0 or pi (0: free phases)."},
-      {"oscillator.input_scale", ValueType::number, 3.14159265358979, 0, 100, true, {},
-       "model.kind = oscillator: the input x is clamped as the phases input_scale * x (pi: pixels in "
-       "[0, 1] span phases 0 to pi)."},
-      {"conv.input_shape", ValueType::integer_list, json::array({1, 28, 28}), 1, 1 << 16, false, {},
-       "conv_hopfield: one sample's [channels, height, width]; their product is the data's sample size "
-       "(NCHW, per sample contiguous)."},
-      {"conv.channels", ValueType::integer_list, json::array({16, 32}), 1, 1 << 16, false, {},
-       "conv_hopfield: output channels of each conv layer, input side first."},
-      {"conv.kernel", ValueType::integer_list, json::array({3}), 1, 64, false, {},
-       "conv_hopfield: square kernel size of each conv layer, or one for all."},
-      {"conv.stride", ValueType::integer_list, json::array({1}), 1, 64, false, {},
-       "conv_hopfield: stride of each conv layer, or one for all."},
-      {"conv.padding", ValueType::integer_list, json::array({1}), 0, 64, false, {},
-       "conv_hopfield: zero padding of each conv layer, or one for all."},
-      {"conv.pool", ValueType::choice, "max", 0, 0, false, {"max", "avg", "none"},
-       "conv_hopfield: 2x2 stride-2 pooling after every conv layer (`max`: through the argmax of the "
-       "current state; `avg`: the window mean) or none. Pooled sizes must be even."},
-      {"dynamics.integrator", ValueType::choice, "fixed_point", 0, 0, false,
-       {"fixed_point", "gradient_flow", "csb"},
+      {"dynamics.integrator", ConfigValueType::choice, "fixed_point", 0, 0, false, choice_names(kIntegrators),
        "`fixed_point`: s <- rho(field), synchronous. `gradient_flow`: projected Euler steps on the "
        "energy. `csb`: continuous simulated bifurcation, a momentum per unit (symplectic Euler, "
        "inelastic walls at 0 and 1)."},
-      {"dynamics.nudge_integrator", ValueType::choice, "same", 0, 0, false,
-       {"same", "fixed_point", "gradient_flow", "csb"}, "Integrator of the nudged phases; `same`: as the free phase."},
-      {"dynamics.dt", ValueType::number, 0.5, 0, 1, true, {}, "Step size of gradient flow and cSB."},
-      {"dynamics.t_free", ValueType::integer, 30, 1, 1000000, false, {}, "Free-phase steps (T1; the cap with a tolerance)."},
-      {"dynamics.t_nudge", ValueType::integer, 10, 1, 1000000, false, {},
+      {"dynamics.nudge_integrator", ConfigValueType::choice, kSameIntegrator, 0, 0, false, nudge_integrator_names(),
+       "Integrator of the nudged phases; `same`: as the free phase."},
+      {"dynamics.dt", ConfigValueType::number, 0.5, 0, 1, true, {}, "Step size of gradient flow and cSB."},
+      {"dynamics.t_free", ConfigValueType::integer, 30, 1, 1000000, false, {},
+       "Free-phase steps (T1; the cap with a tolerance)."},
+      {"dynamics.t_nudge", ConfigValueType::integer, 10, 1, 1000000, false, {},
        "Steps of each nudged phase (T2), started from the free state."},
-      {"dynamics.gamma", ValueType::number, 0.5, 0, 100, false, {}, "cSB damping of the momentum."},
-      {"dynamics.a0", ValueType::number, 1.0, 0, 100, true, {}, "cSB gain of the position update, x += dt * a0 * y."},
-      {"dynamics.pump", ValueType::choice, "none", 0, 0, false, {"none", "linear"},
+      {"dynamics.gamma", ConfigValueType::number, 0.5, 0, 100, false, {}, "cSB damping of the momentum."},
+      {"dynamics.a0", ConfigValueType::number, 1.0, 0, 100, true, {},
+       "cSB gain of the position update, x += dt * a0 * y."},
+      {"dynamics.pump", ConfigValueType::choice, "none", 0, 0, false, choice_names(kPumps),
        "cSB bifurcation pump: `linear` adds -(a0 - a(t)) (x - 1/2) to the force, a(t) ramping 0 -> a0 over "
        "each phase."},
-      {"dynamics.noise", ValueType::number, 0.0, 0, 10, false, {},
+      {"dynamics.noise", ConfigValueType::number, 0.0, 0, 10, false, {},
        "Langevin noise sigma per unit and step (times sqrt(dt) for gradient flow and cSB; on the field "
        "for the fixed point)."},
-      {"dynamics.tolerance", ValueType::number, 0.0, 0, 1, false, {},
+      {"dynamics.tolerance", ConfigValueType::number, 0.0, 0, 1, false, {},
        "Early exit: a phase ends when every system's largest unit change per step (per unit time for "
        "gradient flow and cSB) is below this. 0: always run to the step cap."},
-      {"dynamics.check_every", ValueType::integer, 5, 1, 1000000, false, {},
+      {"dynamics.check_every", ConfigValueType::integer, 5, 1, 1000000, false, {},
        "Steps between convergence checks (each check reads one number per system back to the host)."},
-      {"ising.temperature_start", ValueType::number, 2.0, 0, 1e6, true, {},
-       "model.kind = ising: temperature of the first free-phase sweep; the free phase anneals geometrically to "
-       "`ising.temperature_end` over dynamics.t_free sweeps."},
-      {"ising.temperature_end", ValueType::number, 0.1, 0, 1e6, true, {},
-       "model.kind = ising: temperature of the last free-phase sweep and of every sweep of the nudged phases "
-       "(dynamics.t_nudge sweeps each, from the free state)."},
-      {"ising.update", ValueType::choice, "gibbs", 0, 0, false, {"gibbs", "metropolis"},
-       "model.kind = ising: the spin update of a sweep. `gibbs`: heat bath, s = +1 with probability "
-       "1/(1+exp(-2f/T)). `metropolis`: flip with probability min(1, exp(-2sf/T))."},
-      {"ising.relaxation", ValueType::choice, "annealing", 0, 0, false, {"annealing", "dsb"},
-       "model.kind = ising: how a phase relaxes. `annealing`: block sweeps (odd layers, then even layers) "
-       "over the temperature schedule. `dsb`: discrete simulated bifurcation (Goto et al. 2021), step "
-       "dynamics.dt, gain dynamics.a0, c0 = 1, the pump ramping over the free phase; nudged phases start at "
-       "rest from the free spins (the temperatures and ising.update do not apply)."},
-      {"ising.spins_per_class", ValueType::integer, 1, 1, 1024, false, {},
-       "model.kind = ising: output spins per class (the top layer has classes * this many); the prediction is "
-       "the class with the largest mean spin."},
-      {"ising.replicas", ValueType::integer, 1, 1, 4096, false, {},
-       "model.kind = ising: independent annealing chains per sample; the update and the read-out average over "
-       "them."},
-      {"ep.beta", ValueType::number, 0.5, 0, 1000, true, {}, "Nudging strength beta > 0."},
-      {"ep.nudging", ValueType::choice, "symmetric", 0, 0, false, {"symmetric", "one_sided"},
+      {"ep.beta", ConfigValueType::number, 0.5, 0, 1000, true, {}, "Nudging strength beta > 0."},
+      {"ep.nudging", ConfigValueType::choice, "symmetric", 0, 0, false, choice_names(kNudgings),
        "`symmetric`: phases at +beta and -beta (Laborieux et al. 2021). `one_sided`: +beta against "
        "the free state."},
-      {"ep.random_sign", ValueType::boolean, false, 0, 0, false, {},
+      {"ep.random_sign", ConfigValueType::boolean, false, 0, 0, false, {},
        "One-sided nudging: draw the sign of beta per batch."},
-      {"optimizer.lr", ValueType::number_or_list, 0.05, 0, 100, false, {},
+      {"optimizer.lr", ConfigValueType::number_or_list, 0.05, 0, 100, false, {},
        "Learning rate: one number, or one per weight tensor (input side first)."},
-      {"optimizer.momentum", ValueType::number, 0.9, 0, 1, false, {},
+      {"optimizer.momentum", ConfigValueType::number, 0.9, 0, 1, false, {},
        "SGD momentum (PyTorch convention); must be below 1."},
-      {"optimizer.weight_decay", ValueType::number, 0.0, 0, 1, false, {}, "L2 weight decay."},
-      {"optimizer.schedule", ValueType::choice, "constant", 0, 0, false, {"constant", "cosine"},
+      {"optimizer.weight_decay", ConfigValueType::number, 0.0, 0, 1, false, {}, "L2 weight decay."},
+      {"optimizer.schedule", ConfigValueType::choice, "constant", 0, 0, false, choice_names(kSchedules),
        "Learning-rate schedule over the epochs; `cosine` decays to 0 at the last epoch."},
-      {"training.epochs", ValueType::integer, 30, 1, 1000000, false, {}, "Epochs to train."},
-      {"training.batch_size", ValueType::integer, 128, 1, 65536, false, {},
+      {"training.epochs", ConfigValueType::integer, 30, 1, 1000000, false, {}, "Epochs to train."},
+      {"training.batch_size", ConfigValueType::integer, 128, 1, 65536, false, {},
        "Systems relaxed in parallel per training step; the last partial batch of an epoch is "
        "dropped."},
-      {"training.eval_batch_size", ValueType::integer, 1000, 1, 65536, false, {},
+      {"training.eval_batch_size", ConfigValueType::integer, 1000, 1, 65536, false, {},
        "Batch size for evaluation (free phase only)."},
-      {"training.prefetch_batches", ValueType::integer, 3, 2, 64, false, {},
+      {"training.prefetch_batches", ConfigValueType::integer, 3, 2, 64, false, {},
        "Batches the loader thread prepares ahead of compute."},
-      {"training.gemm_precision", ValueType::choice, "fp32", 0, 0, false, {"fp32", "tf32", "bf16"},
+      {"training.gemm_precision", ConfigValueType::choice, "fp32", 0, 0, false, choice_names(kGemmPrecisions),
        "Precision of the GEMM products (states, fields and updates stay FP32). `fp32`: exact, the reference. "
        "`tf32` / `bf16`: inputs rounded to 10 / 7 mantissa bits, FP32 accumulation; tensor cores on CUDA "
        "(sm_80+), emulated by rounding on the CPU (slower there: for measuring accuracy)."},
-      {"data.name", ValueType::choice, "fashion_mnist", 0, 0, false,
+      {"data.name", ConfigValueType::choice, "fashion_mnist", 0, 0, false,
        {"fashion_mnist", "mnist", "cifar10"}, "Dataset."},
-      {"data.dir", ValueType::string, "", 0, 0, false, {},
+      {"data.dir", ConfigValueType::string, "", 0, 0, false, {},
        "Directory of the data files; empty: /usr/share/datasets/fashion-mnist for fashion_mnist "
        "(Debian package dataset-fashion-mnist), required for the others."},
-      {"data.normalize", ValueType::choice, "unit", 0, 0, false, {"unit", "standardize"},
+      {"data.normalize", ConfigValueType::choice, "unit", 0, 0, false, choice_names(kNormalizations),
        "`unit`: pixels / 255 in [0, 1]. `standardize`: per-channel mean 0, std 1 over the "
        "training set."},
-      {"data.augment_crop_padding", ValueType::integer, 0, 0, 64, false, {},
+      {"data.augment_crop_padding", ConfigValueType::integer, 0, 0, 64, false, {},
        "Training set only: pad each image by this many black pixels per side and crop back to its size at a "
        "random offset, keyed on (seed, epoch, sample). 0: off; 4: the usual CIFAR-10 setting."},
-      {"data.augment_flip", ValueType::boolean, false, 0, 0, false, {},
+      {"data.augment_flip", ConfigValueType::boolean, false, 0, 0, false, {},
        "Training set only: mirror each image left-right with probability 1/2, keyed on (seed, epoch, "
        "sample)."},
-      {"data.train_limit", ValueType::integer, 0, 0, 1e12, false, {},
+      {"data.train_limit", ConfigValueType::integer, 0, 0, 1e12, false, {},
        "Use only the first N training samples (0: all)."},
-      {"data.test_limit", ValueType::integer, 0, 0, 1e12, false, {},
+      {"data.test_limit", ConfigValueType::integer, 0, 0, 1e12, false, {},
        "Use only the first N test samples (0: all)."},
   };
-  add_hardware_keys(keys);
-  return keys;
-  }();
+  // The model kinds' sections follow the model section.
+  auto after_model =
+      std::find_if(keys.begin(), keys.end(), [](const ConfigKey& k) { return k.key == "dynamics.integrator"; });
+  for (const ModelKind& kind : model_kinds())
+    after_model = keys.insert(after_model, kind.keys.begin(), kind.keys.end()) + kind.keys.size();
+  for (ConfigKey& key : hardware_config_keys()) keys.push_back(std::move(key));
+  for (std::size_t i = 0; i < keys.size(); ++i)
+    for (std::size_t j = 0; j < i; ++j)
+      if (keys[i].key == keys[j].key) throw ConfigError("config key " + keys[i].key + " is declared twice");
   return keys;
 }
 
-const KeySpec* find_spec(const std::string& key) {
-  for (const KeySpec& spec : schema())
+// Rebuilt when a model kind is registered.
+const std::vector<ConfigKey>& schema() {
+  static std::mutex mutex;
+  static std::vector<ConfigKey> keys;
+  static std::size_t built_for = static_cast<std::size_t>(-1);
+  const std::lock_guard<std::mutex> lock(mutex);
+  if (built_for != model_registry_generation()) {
+    keys = build_schema();
+    built_for = model_registry_generation();
+  }
+  return keys;
+}
+
+const ConfigKey* find_spec(const std::string& key) {
+  for (const ConfigKey& spec : schema())
     if (key == spec.key) return &spec;
   return nullptr;
 }
@@ -244,7 +185,7 @@ std::size_t edit_distance(const std::string& a, const std::string& b) {
 std::string unknown_key_message(const std::string& source, const std::string& key) {
   std::string best;
   std::size_t best_distance = 4;  // suggest only near misses
-  for (const KeySpec& spec : schema()) {
+  for (const ConfigKey& spec : schema()) {
     const std::size_t distance = edit_distance(key, spec.key);
     if (distance < best_distance) best_distance = distance, best = spec.key;
   }
@@ -253,18 +194,18 @@ std::string unknown_key_message(const std::string& source, const std::string& ke
   return message;
 }
 
-std::string range_text(const KeySpec& spec) {
+std::string range_text(const ConfigKey& spec) {
   std::ostringstream text;
   text << std::setprecision(17) << (spec.min_exclusive ? "(" : "[") << spec.min << ", " << spec.max << "]";
   return text.str();
 }
 
-void check_number(const KeySpec& spec, const json& value, const std::string& source,
+void check_number(const ConfigKey& spec, const json& value, const std::string& source,
                   const std::string& where) {
   const std::string name = source + ": " + where;
   if (!value.is_number()) throw ConfigError(name + " must be a number, got " + value.dump());
   const double x = value.get<double>();
-  if (spec.type == ValueType::integer || spec.type == ValueType::integer_list) {
+  if (spec.type == ConfigValueType::integer || spec.type == ConfigValueType::integer_list) {
     if (!value.is_number_integer() && std::floor(x) != x)
       throw ConfigError(name + " must be an integer, got " + value.dump());
   }
@@ -273,20 +214,20 @@ void check_number(const KeySpec& spec, const json& value, const std::string& sou
     throw ConfigError(name + " = " + value.dump() + " is out of range " + range_text(spec));
 }
 
-void check_value(const KeySpec& spec, const json& value, const std::string& source) {
+void check_value(const ConfigKey& spec, const json& value, const std::string& source) {
   const std::string name = source + ": " + spec.key;
   switch (spec.type) {
-    case ValueType::integer:
-    case ValueType::number:
+    case ConfigValueType::integer:
+    case ConfigValueType::number:
       check_number(spec, value, source, spec.key);
       return;
-    case ValueType::boolean:
+    case ConfigValueType::boolean:
       if (!value.is_boolean()) throw ConfigError(name + " must be true or false, got " + value.dump());
       return;
-    case ValueType::string:
+    case ConfigValueType::string:
       if (!value.is_string()) throw ConfigError(name + " must be a string, got " + value.dump());
       return;
-    case ValueType::choice: {
+    case ConfigValueType::choice: {
       const bool ok = value.is_string() && std::count(spec.choices.begin(), spec.choices.end(),
                                                       value.get<std::string>()) > 0;
       if (!ok) {
@@ -296,15 +237,15 @@ void check_value(const KeySpec& spec, const json& value, const std::string& sour
       }
       return;
     }
-    case ValueType::integer_list:
-    case ValueType::number_or_list: {
-      if (spec.type == ValueType::number_or_list && value.is_number()) {
+    case ConfigValueType::integer_list:
+    case ConfigValueType::number_or_list: {
+      if (spec.type == ConfigValueType::number_or_list && value.is_number()) {
         check_number(spec, value, source, spec.key);
         return;
       }
       if (!value.is_array() || value.empty())
         throw ConfigError(name + " must be a non-empty array" +
-                          (spec.type == ValueType::number_or_list ? " or a number" : "") +
+                          (spec.type == ConfigValueType::number_or_list ? " or a number" : "") +
                           ", got " + value.dump());
       for (std::size_t i = 0; i < value.size(); ++i)
         check_number(spec, value[i], source, std::string(spec.key) + "[" + std::to_string(i) + "]");
@@ -324,13 +265,13 @@ void collect_leaves(const json& node, const std::string& prefix, const std::stri
                     json& resolved) {
   for (auto it = node.begin(); it != node.end(); ++it) {
     const std::string key = prefix.empty() ? it.key() : prefix + "." + it.key();
-    const KeySpec* spec = find_spec(key);
+    const ConfigKey* spec = find_spec(key);
     if (spec) {
       check_value(*spec, it.value(), source);
       resolved[pointer_of(key)] = it.value();
       continue;
     }
-    const bool is_section = std::any_of(schema().begin(), schema().end(), [&](const KeySpec& s) {
+    const bool is_section = std::any_of(schema().begin(), schema().end(), [&](const ConfigKey& s) {
       return s.key.rfind(key + ".", 0) == 0;
     });
     if (is_section && it.value().is_object()) {
@@ -343,10 +284,168 @@ void collect_leaves(const json& node, const std::string& prefix, const std::stri
   }
 }
 
+// Follows the dotted key of the value being parsed, so that a value the parser
+// cannot represent (a number overflowing double) is reported under its key.
+struct KeyTracker : json::json_sax_t {
+  struct Level {
+    bool array;
+    std::string key;        // objects: the key being parsed
+    std::size_t index = 0;  // arrays: the element being parsed
+  };
+  std::vector<Level> levels;
+  std::string failure = "not valid JSON";
+
+  bool null() override { return done(); }
+  bool boolean(bool) override { return done(); }
+  bool number_integer(number_integer_t) override { return done(); }
+  bool number_unsigned(number_unsigned_t) override { return done(); }
+  bool number_float(number_float_t, const string_t&) override { return done(); }
+  bool string(string_t&) override { return done(); }
+  bool binary(binary_t&) override { return done(); }
+  bool start_object(std::size_t) override { return open(false); }
+  bool key(string_t& name) override {
+    levels.back().key = name;
+    return true;
+  }
+  bool end_object() override { return close(); }
+  bool start_array(std::size_t) override { return open(true); }
+  bool end_array() override { return close(); }
+  bool parse_error(std::size_t, const std::string& token, const json::exception& error) override {
+    std::string key;
+    for (const Level& level : levels)
+      key += level.array ? "[" + std::to_string(level.index) + "]" : (key.empty() ? "" : ".") + level.key;
+    failure = (key.empty() ? "" : key + " = ") + token + ": " +
+              (error.id == 406 ? "number out of range (beyond double precision)" : std::string(error.what()));
+    return false;
+  }
+
+ private:
+  bool done() {
+    if (!levels.empty()) ++levels.back().index;
+    return true;
+  }
+  bool open(bool array) {
+    levels.push_back({array, "", 0});
+    return true;
+  }
+  bool close() {
+    levels.pop_back();
+    return done();
+  }
+};
+
 json defaults() {
   json result = json::object();
-  for (const KeySpec& spec : schema()) result[pointer_of(spec.key)] = spec.default_value;
+  for (const ConfigKey& spec : schema()) result[pointer_of(spec.key)] = spec.default_value;
   return result;
+}
+
+}  // namespace
+
+namespace {
+
+// One parse function per section: the typed values of a resolved, schema-checked
+// section and the checks within it. `source` names the file in error messages.
+
+ModelConfig parse_model(const json& resolved, const std::string& source) {
+  const json& section = resolved.at("model");
+  ModelConfig model;
+  model.kind = section.at("kind").get<std::string>();
+  model.layers = section.at("layers").get<std::vector<int>>();
+  model.cost = choice_value(kCosts, section.at("cost"), source + ": model.cost");
+  model.init_gain = section.at("init_gain").get<float>();
+  const ModelKind& kind = model_kind(model.kind);
+  if (kind.parse_options) model.options = kind.parse_options(resolved, source);
+  return model;
+}
+
+DynamicsConfig parse_dynamics(const json& section, const std::string& source) {
+  DynamicsConfig dynamics;
+  dynamics.integrator = choice_value(kIntegrators, section.at("integrator"), source + ": dynamics.integrator");
+  const json& nudge = section.at("nudge_integrator");
+  dynamics.nudge_integrator = nudge == kSameIntegrator
+                                  ? dynamics.integrator
+                                  : choice_value(kIntegrators, nudge, source + ": dynamics.nudge_integrator");
+  dynamics.dt = section.at("dt").get<float>();
+  dynamics.t_free = section.at("t_free").get<int>();
+  dynamics.t_nudge = section.at("t_nudge").get<int>();
+  dynamics.gamma = section.at("gamma").get<float>();
+  dynamics.a0 = section.at("a0").get<float>();
+  dynamics.pump = choice_value(kPumps, section.at("pump"), source + ": dynamics.pump");
+  dynamics.noise = section.at("noise").get<float>();
+  dynamics.tolerance = section.at("tolerance").get<float>();
+  dynamics.check_every = section.at("check_every").get<int>();
+  return dynamics;
+}
+
+EpConfig parse_ep(const json& section, const std::string& source) {
+  EpConfig ep;
+  ep.beta = section.at("beta").get<float>();
+  ep.symmetric = choice_value(kNudgings, section.at("nudging"), source + ": ep.nudging");
+  ep.random_sign = section.at("random_sign").get<bool>();
+  return ep;
+}
+
+OptimizerConfig parse_optimizer(const json& section, const std::string& source) {
+  OptimizerConfig optimizer;
+  const json& lr = section.at("lr");
+  optimizer.single_rate = lr.is_number();
+  optimizer.learning_rates = lr.is_number() ? std::vector<float>{lr.get<float>()} : lr.get<std::vector<float>>();
+  optimizer.momentum = section.at("momentum").get<float>();
+  if (optimizer.momentum >= 1.0f)
+    throw ConfigError(source + ": optimizer.momentum = " + section.at("momentum").dump() + " must be below 1");
+  optimizer.weight_decay = section.at("weight_decay").get<float>();
+  optimizer.cosine_schedule = choice_value(kSchedules, section.at("schedule"), source + ": optimizer.schedule");
+  return optimizer;
+}
+
+TrainingConfig parse_training(const json& section, const std::string& source) {
+  TrainingConfig training;
+  training.epochs = section.at("epochs").get<int>();
+  training.batch_size = section.at("batch_size").get<int>();
+  training.eval_batch_size = section.at("eval_batch_size").get<int>();
+  training.prefetch_batches = section.at("prefetch_batches").get<int>();
+  training.gemm_precision =
+      choice_value(kGemmPrecisions, section.at("gemm_precision"), source + ": training.gemm_precision");
+  return training;
+}
+
+DataConfig parse_data(const json& section, const std::string& source) {
+  DataConfig data;
+  data.name = section.at("name").get<std::string>();
+  data.dir = section.at("dir").get<std::string>();
+  data.standardize = choice_value(kNormalizations, section.at("normalize"), source + ": data.normalize");
+  data.train_limit = section.at("train_limit").get<std::int64_t>();
+  data.test_limit = section.at("test_limit").get<std::int64_t>();
+  data.augmentation.crop_padding = section.at("augment_crop_padding").get<int>();
+  data.augmentation.flip = section.at("augment_flip").get<bool>();
+  return data;
+}
+
+// The rules that join sections: the model's layers against its cost and the
+// supported class count, the model kind's own rules (dynamics, cost, ep), the
+// learning-rate list against the model's weight tensors.
+void check_across_sections(const Config& config, const std::string& source) {
+  const json& resolved = config.resolved;
+  const ModelKind& kind = model_kind(config.model.kind);
+  const std::size_t minimum_layers = kind.minimum_layers(config.model.cost);
+  if (config.model.layers.size() < minimum_layers)
+    throw ConfigError(source + ": model.layers needs at least " + std::to_string(minimum_layers) +
+                      " sizes with model.cost = " + resolved["model"]["cost"].dump() + ", got " +
+                      resolved["model"]["layers"].dump());
+  if (config.model.layers.back() > kMaxClasses)
+    throw ConfigError(source + ": model.layers: the output layer has " + std::to_string(config.model.layers.back()) +
+                      " units; at most " + std::to_string(kMaxClasses) + " classes are supported");
+  if (kind.check)
+    kind.check(ModelRulesInput{config.model, config.dynamics.integrator, config.dynamics.nudge_integrator,
+                               config.ep.beta, config.ep.symmetric, resolved, source});
+  // Kinds whose tensor count the layers do not tell are checked when built (Trainer).
+  const std::size_t weight_tensors = kind.weight_tensors(config.model);
+  const json& lr = resolved["optimizer"]["lr"];
+  if (weight_tensors > 0 && !config.optimizer.single_rate && lr.size() != weight_tensors)
+    throw ConfigError(source + ": optimizer.lr has " + std::to_string(lr.size()) + " entries but model.layers " +
+                      resolved["model"]["layers"].dump() + " has " + std::to_string(weight_tensors) +
+                      " weight tensors");
 }
 
 }  // namespace
@@ -358,140 +457,18 @@ Config parse_config(const json& user, const std::string& source) {
   collect_leaves(user, "", source, given);
   resolved.merge_patch(given);
 
-  auto at = [&](const char* key) -> const json& { return resolved[pointer_of(key)]; };
   Config config;
-  config.seed = at("seed").get<std::uint64_t>();
-  config.device = at("device").get<std::string>();
-
-  config.model.kind = at("model.kind").get<std::string>();
-  config.model.layers = at("model.layers").get<std::vector<int>>();
-  config.model.cost = at("model.cost") == "cross_entropy" ? CostKind::cross_entropy : CostKind::mse;
-  config.model.init_gain = at("model.init_gain").get<float>();
-  const bool conv = config.model.kind == "conv_hopfield";
-  const std::size_t minimum_layers = conv ? 1 : config.model.cost == CostKind::cross_entropy ? 3 : 2;
-  if (config.model.layers.size() < minimum_layers)
-    throw ConfigError(source + ": model.layers needs at least " + std::to_string(minimum_layers) +
-                      " sizes with model.cost = " + at("model.cost").dump() + ", got " +
-                      at("model.layers").dump());
-  if (config.model.layers.back() > kMaxClasses)
-    throw ConfigError(source + ": model.layers: the output layer has " +
-                      std::to_string(config.model.layers.back()) + " units; at most " +
-                      std::to_string(kMaxClasses) + " classes are supported");
-
-  config.oscillator.shil = at("oscillator.shil").get<float>();
-  config.oscillator.input_scale = at("oscillator.input_scale").get<float>();
-  ConvConfig& conv_config = config.model.conv;
-  conv_config.input_shape = at("conv.input_shape").get<std::vector<int>>();
-  conv_config.channels = at("conv.channels").get<std::vector<int>>();
-  conv_config.pool = at("conv.pool").get<std::string>();
-  if (conv_config.input_shape.size() != 3)
-    throw ConfigError(source + ": conv.input_shape must be [channels, height, width], got " +
-                      at("conv.input_shape").dump());
-  const std::size_t conv_layers = conv_config.channels.size();
-  for (auto [key, values] : {std::pair<const char*, std::vector<int>*>{"conv.kernel", &conv_config.kernel},
-                             {"conv.stride", &conv_config.stride},
-                             {"conv.padding", &conv_config.padding}}) {
-    *values = at(key).get<std::vector<int>>();
-    if (values->size() == 1) values->resize(conv_layers, values->front());
-    if (conv && values->size() != conv_layers)
-      throw ConfigError(source + ": " + key + " has " + std::to_string(values->size()) +
-                        " entries but conv.channels " + at("conv.channels").dump() + " has " +
-                        std::to_string(conv_layers) + " conv layers (give one entry, or one per layer)");
-  }
-  if (conv) {
-    try {
-      conv_hopfield_shape(config.model).validate();
-    } catch (const std::invalid_argument& error) {
-      throw ConfigError(source + ": " + error.what());
-    }
-  }
-
-  auto integrator_of = [](const std::string& name) {
-    if (name == "gradient_flow") return Integrator::gradient_flow;
-    if (name == "csb") return Integrator::csb;
-    return Integrator::fixed_point;
-  };
-  config.dynamics.integrator = integrator_of(at("dynamics.integrator").get<std::string>());
-  const std::string nudge_integrator = at("dynamics.nudge_integrator").get<std::string>();
-  config.dynamics.nudge_integrator =
-      nudge_integrator == "same" ? config.dynamics.integrator : integrator_of(nudge_integrator);
-  config.dynamics.dt = at("dynamics.dt").get<float>();
-  config.dynamics.t_free = at("dynamics.t_free").get<int>();
-  config.dynamics.t_nudge = at("dynamics.t_nudge").get<int>();
-  config.dynamics.gamma = at("dynamics.gamma").get<float>();
-  config.dynamics.a0 = at("dynamics.a0").get<float>();
-  config.dynamics.pump = at("dynamics.pump") == "linear";
-  config.dynamics.noise = at("dynamics.noise").get<float>();
-  config.dynamics.tolerance = at("dynamics.tolerance").get<float>();
-  config.dynamics.check_every = at("dynamics.check_every").get<int>();
-
-  if (config.model.kind == "oscillator") {
-    if (config.model.cost != CostKind::mse)
-      throw ConfigError(source + ": model.kind = \"oscillator\" reads its output as (1 + cos phi)/2 with the mse "
-                        "cost; model.cost = " + at("model.cost").dump() + " is not supported");
-    if (config.dynamics.integrator != Integrator::gradient_flow ||
-        config.dynamics.nudge_integrator != Integrator::gradient_flow)
-      throw ConfigError(source + ": model.kind = \"oscillator\" relaxes by gradient flow on the phases: set "
-                        "dynamics.integrator (and dynamics.nudge_integrator) to \"gradient_flow\"");
-  }
-  config.ising.temperature_start = at("ising.temperature_start").get<float>();
-  config.ising.temperature_end = at("ising.temperature_end").get<float>();
-  config.ising.metropolis = at("ising.update") == "metropolis";
-  config.ising.dsb = at("ising.relaxation") == "dsb";
-  config.ising.spins_per_class = at("ising.spins_per_class").get<int>();
-  config.ising.replicas = at("ising.replicas").get<int>();
-  if (config.model.kind == "ising" && config.model.cost != CostKind::mse)
-    throw ConfigError(source + ": model.kind = \"ising\" has its own output cost (the field on the output spins); "
-                      "model.cost must be \"mse\", got " + at("model.cost").dump());
-
-  config.ep.beta = at("ep.beta").get<float>();
-  config.ep.symmetric = at("ep.nudging").get<std::string>() == "symmetric";
-  config.ep.random_sign = at("ep.random_sign").get<bool>();
-  if (config.model.kind == "dense_hopfield" && config.model.cost == CostKind::mse && config.ep.symmetric &&
-      config.ep.beta >= 1.0f &&
-      config.dynamics.nudge_integrator == Integrator::fixed_point)
-    throw ConfigError(source + ": ep.beta = " + at("ep.beta").dump() +
-                      " must be below 1 with symmetric nudging, model.cost = \"mse\" and fixed-point nudged phases: at -beta the "
-                      "nudged energy of an output unit, (1 - beta)/2 s^2 + ..., has no minimum inside [0, 1]");
-
-  const json& lr = at("optimizer.lr");
-  config.optimizer.learning_rates =
-      lr.is_number() ? std::vector<float>{lr.get<float>()} : lr.get<std::vector<float>>();
-  config.optimizer.single_rate = lr.is_number();
-  // The dense model's tensor count follows from model.layers; other models check
-  // theirs when they are built (Trainer).
-  const std::size_t weight_tensors = config.model.layers.size() - 1;
-  if ((config.model.kind == "dense_hopfield" || config.model.kind == "oscillator") && !lr.is_number() &&
-      lr.size() != weight_tensors)
-    throw ConfigError(source + ": optimizer.lr has " + std::to_string(lr.size()) + " entries but model.layers " +
-                      at("model.layers").dump() + " has " + std::to_string(weight_tensors) + " weight tensors");
-  config.optimizer.momentum = at("optimizer.momentum").get<float>();
-  if (config.optimizer.momentum >= 1.0f)
-    throw ConfigError(source + ": optimizer.momentum = " + at("optimizer.momentum").dump() +
-                      " must be below 1");
-  config.optimizer.weight_decay = at("optimizer.weight_decay").get<float>();
-  config.optimizer.cosine_schedule = at("optimizer.schedule").get<std::string>() == "cosine";
-
-  config.training.epochs = at("training.epochs").get<int>();
-  config.training.batch_size = at("training.batch_size").get<int>();
-  config.training.eval_batch_size = at("training.eval_batch_size").get<int>();
-  config.training.prefetch_batches = at("training.prefetch_batches").get<int>();
-  const std::string precision = at("training.gemm_precision").get<std::string>();
-  config.training.gemm_precision = precision == "tf32"   ? GemmPrecision::tf32
-                                   : precision == "bf16" ? GemmPrecision::bf16
-                                                         : GemmPrecision::fp32;
-
-  config.data.name = at("data.name").get<std::string>();
-  config.data.dir = at("data.dir").get<std::string>();
-  config.data.standardize = at("data.normalize").get<std::string>() == "standardize";
-  config.data.train_limit = at("data.train_limit").get<std::int64_t>();
-  config.data.test_limit = at("data.test_limit").get<std::int64_t>();
-  config.data.augmentation.crop_padding = at("data.augment_crop_padding").get<int>();
-  config.data.augmentation.flip = at("data.augment_flip").get<bool>();
-
-  config.hardware = hardware_config_from(resolved["hardware"], source);
-
-  config.resolved = resolved;
+  config.seed = resolved.at("seed").get<std::uint64_t>();
+  config.device = resolved.at("device").get<std::string>();
+  config.model = parse_model(resolved, source);
+  config.dynamics = parse_dynamics(resolved.at("dynamics"), source);
+  config.ep = parse_ep(resolved.at("ep"), source);
+  config.optimizer = parse_optimizer(resolved.at("optimizer"), source);
+  config.training = parse_training(resolved.at("training"), source);
+  config.data = parse_data(resolved.at("data"), source);
+  config.hardware = hardware_config_from(resolved.at("hardware"), source);
+  config.resolved = std::move(resolved);
+  check_across_sections(config, source);
   return config;
 }
 
@@ -502,9 +479,15 @@ json read_config_file(const std::string& path) {
                       (std::filesystem::exists(path, error) ? "not a regular file" : "no such config file"));
   std::ifstream file(path);
   if (!file) throw ConfigError(path + ": cannot open config file");
+  const std::string text((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
   try {
-    return json::parse(file, nullptr, true, /*ignore_comments=*/true);
-  } catch (const json::parse_error& error) {
+    return json::parse(text, nullptr, true, /*ignore_comments=*/true);
+  } catch (const json::out_of_range&) {
+    // A number beyond double (1e400): JSON allows it, a config value cannot be it.
+    KeyTracker tracker;
+    json::sax_parse(text, &tracker, json::input_format_t::json, true, /*ignore_comments=*/true);
+    throw ConfigError(path + ": " + tracker.failure);
+  } catch (const json::exception& error) {
     throw ConfigError(path + ": not valid JSON: " + error.what());
   }
 }
@@ -515,15 +498,15 @@ void apply_override(json& user, const std::string& assignment) {
     throw ConfigError("--set '" + assignment + "': expected key=value, e.g. training.epochs=5");
   const std::string key = assignment.substr(0, equals);
   const std::string text = assignment.substr(equals + 1);
-  const KeySpec* spec = find_spec(key);
+  const ConfigKey* spec = find_spec(key);
   if (!spec) throw ConfigError(unknown_key_message("--set", key));
   json value;
-  if (spec->type == ValueType::string || spec->type == ValueType::choice) {
+  if (spec->type == ConfigValueType::string || spec->type == ConfigValueType::choice) {
     value = text;
   } else {
     try {
       value = json::parse(text);
-    } catch (const json::parse_error&) {
+    } catch (const json::exception&) {  // malformed, or a number beyond double (1e400)
       throw ConfigError("--set " + key + "=" + text + ": '" + text + "' is not a valid value");
     }
   }
@@ -551,16 +534,16 @@ HardwareConfig parse_hardware_config(const json& section, const std::string& sou
 std::string config_reference_markdown() {
   std::ostringstream out;
   out << "| key | default | allowed | meaning |\n|---|---|---|---|\n";
-  for (const KeySpec& spec : schema()) {
+  for (const ConfigKey& spec : schema()) {
     std::string allowed;
     switch (spec.type) {
-      case ValueType::choice:
+      case ConfigValueType::choice:
         for (const std::string& choice : spec.choices) allowed += (allowed.empty() ? "" : ", ") + ("`" + choice + "`");
         break;
-      case ValueType::boolean: allowed = "true, false"; break;
-      case ValueType::string: allowed = "path"; break;
-      case ValueType::integer_list: allowed = "integers in " + range_text(spec); break;
-      case ValueType::number_or_list: allowed = "number or list in " + range_text(spec); break;
+      case ConfigValueType::boolean: allowed = "true, false"; break;
+      case ConfigValueType::string: allowed = "path"; break;
+      case ConfigValueType::integer_list: allowed = "integers in " + range_text(spec); break;
+      case ConfigValueType::number_or_list: allowed = "number or list in " + range_text(spec); break;
       default: allowed = range_text(spec); break;
     }
     out << "| `" << spec.key << "` | `" << spec.default_value.dump() << "` | " << allowed << " | "

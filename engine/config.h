@@ -1,7 +1,10 @@
 // The run configuration: a JSON document with sections, every key declared once in
-// a schema (key, type, default, range, help). The schema drives defaults,
-// validation (unknown keys, types, ranges: one ConfigError naming the key),
-// --set overrides and the reference table in README.md, so they cannot drift.
+// a schema (key, type, default, range, help; models/config_key.h). The schema
+// drives defaults, validation (unknown keys, types, ranges: one ConfigError naming
+// the key), --set overrides and the reference table in README.md, so they cannot
+// drift. The run-wide sections are declared in engine/config.cpp; each model kind
+// declares its own section next to its code (models/model_registry.h), and its
+// typed options travel in ModelConfig::options. Struct defaults equal the schema's.
 #pragma once
 
 #include <cstdint>
@@ -15,48 +18,9 @@
 #include "kernels/gemm_precision.h"
 #include "kernels/layer_step.h"
 #include "kernels/row_metrics.h"
+#include "models/model_config.h"
 
 namespace eqprop {
-
-// The conv section: the convolutional stack of model.kind = "conv_hopfield"
-// (models/conv_hopfield.h). kernel, stride and padding hold one entry per conv
-// layer (a single entry in the config applies to every layer).
-struct ConvConfig {
-  std::vector<int> input_shape;  // C, H, W
-  std::vector<int> channels;
-  std::vector<int> kernel;
-  std::vector<int> stride;
-  std::vector<int> padding;
-  std::string pool = "max";  // max, avg, none
-};
-
-struct ModelConfig {
-  std::string kind = "dense_hopfield";  // which EnergyModel (engine/model_factory.h)
-  // dense_hopfield: input, hidden..., output sizes. conv_hopfield: the dense layers
-  // after the conv stack, hidden..., output.
-  std::vector<int> layers;
-  CostKind cost = CostKind::mse;
-  float init_gain = 1.0f;
-  ConvConfig conv;
-};
-
-// model.kind = "oscillator" (models/oscillator_network.h).
-struct OscillatorConfig {
-  float shil = 0.0f;                          // S, second-harmonic injection
-  float input_scale = 3.14159265358979f;      // input phases = input_scale * x
-};
-
-// The "ising" section: how the Ising network (model.kind = "ising",
-// models/ising_network.h) anneals and reads out. Its sweep counts are
-// dynamics.t_free and dynamics.t_nudge.
-struct IsingConfig {
-  float temperature_start = 2.0f;
-  float temperature_end = 0.1f;
-  bool metropolis = false;  // the update rule; false: Gibbs (heat bath)
-  bool dsb = false;         // relaxation by discrete simulated bifurcation instead of annealing
-  int spins_per_class = 1;
-  int replicas = 1;
-};
 
 struct DynamicsConfig {
   Integrator integrator = Integrator::fixed_point;        // free phase
@@ -80,8 +44,8 @@ struct EpConfig {
 
 struct OptimizerConfig {
   // One per weight tensor, or a single rate for all (single_rate): learning_rate().
-  std::vector<float> learning_rates;
-  bool single_rate = false;
+  std::vector<float> learning_rates = {0.05f};
+  bool single_rate = true;
   float momentum = 0.9f;
   float weight_decay = 0.0f;
   bool cosine_schedule = false;
@@ -94,7 +58,6 @@ struct TrainingConfig {
   int batch_size = 128;
   int eval_batch_size = 1000;
   int prefetch_batches = 3;
-  bool checkpoint_every_epoch = true;
   GemmPrecision gemm_precision = GemmPrecision::fp32;
 };
 
@@ -111,9 +74,7 @@ struct Config {
   std::uint64_t seed = 1;
   std::string device = "auto";
   ModelConfig model;
-  OscillatorConfig oscillator;
   DynamicsConfig dynamics;
-  IsingConfig ising;
   EpConfig ep;
   OptimizerConfig optimizer;
   TrainingConfig training;

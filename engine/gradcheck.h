@@ -19,10 +19,10 @@ struct GradcheckOptions {
   int samples = 8;
 };
 
-// Dispatches on model.kind: dense_hopfield against implicit differentiation
-// (models/dense_hopfield_reference.h), conv_hopfield against central differences of
-// the converged free-phase loss (models/conv_hopfield_reference.h, which also
-// draws the max-pooling ties into the kink margin).
+// Compares with the exact gradient of model.kind's GradcheckReference
+// (models/model_registry.h; e.g. implicit differentiation for the dense network,
+// central differences of the converged free-phase loss for the conv network);
+// ConfigError for a kind without one.
 // JSON: {"backend", "model", "layers", "cost", "beta", "nudging", "integrator", "t_free",
 // "t_nudge", "samples", "samples_redrawn_near_a_kink", "smallest_field_margin",
 // "tensors": [{"tensor", "cosine", "relative_error"}...],

@@ -4,16 +4,19 @@
 // and with everything off no hardware op runs, so results are bit-identical to a
 // run without the section.
 //
-// Its keys are declared in engine/config.cpp's schema with every other key, so
-// they are validated, overridden with --set and documented in the same way.
+// Its keys are declared here (hardware_config_keys) and merged into the run
+// config's schema (engine/config.cpp), so they are validated, overridden with --set
+// and documented like every other key.
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "kernels/analog_noise.h"
 #include "kernels/quantizer.h"
+#include "models/config_key.h"
 
 namespace eqprop {
 
@@ -76,9 +79,11 @@ struct HardwareConfig {
   bool any() const { return writes_parameters() || input_dac.enabled || adc.enabled; }
 };
 
-// The typed hardware config of a resolved, schema-checked "hardware" section
-// (engine/config.cpp declares its keys with all the others), with the checks that
-// involve several keys. `source` names the file in error messages.
+// The keys of the "hardware" section, every part off by default (DESIGN.md §1).
+std::vector<ConfigKey> hardware_config_keys();
+
+// The typed hardware config of a resolved, schema-checked "hardware" section, with
+// the checks that involve several keys. `source` names the file in error messages.
 HardwareConfig hardware_config_from(const nlohmann::json& section, const std::string& source);
 
 // The typed quantizer of a converter: bits 0 when disabled. `range` is the device

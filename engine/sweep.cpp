@@ -84,13 +84,20 @@ std::vector<SweepPoint> run_sweep(Backend& backend, const nlohmann::json& user, 
       if (!point.variant.empty()) dir /= directory_name(point.variant);
       dir /= directory_name(spec.key + "=" + point.value);
       point.run_dir = dir.string();
-      const bool resume = std::filesystem::exists(dir / kModelFile);
+      std::error_code missing;
+      const bool resume = std::filesystem::exists(dir / kModelFile, missing);
       run_training(backend, config, data, point.run_dir, resume, callbacks);
       point.last = last_record(point.run_dir, point.seconds);
       points.push_back(point);
       if (on_point) on_point(point);
     }
   return points;
+}
+
+void create_output_directory(const std::string& dir) {
+  std::error_code error;
+  std::filesystem::create_directories(dir, error);
+  if (error) throw CheckpointError("cannot create output directory " + dir + ": " + error.message());
 }
 
 std::string sweep_csv(const SweepSpec& spec, const std::vector<SweepPoint>& points) {

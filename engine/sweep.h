@@ -46,6 +46,10 @@ std::vector<SweepPoint> run_sweep(Backend& backend, const nlohmann::json& user, 
                                   const RunCallbacks& callbacks,
                                   const std::function<void(const SweepPoint&)>& on_point);
 
+// Creates the directory a sweep writes its table and plots into (and its parents);
+// CheckpointError naming it when it cannot be made.
+void create_output_directory(const std::string& dir);
+
 // CSV with one row per point: variant, the swept and tied keys, epochs, test and
 // train accuracy and loss, free-phase energy and steps, seconds.
 std::string sweep_csv(const SweepSpec& spec, const std::vector<SweepPoint>& points);

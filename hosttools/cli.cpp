@@ -12,6 +12,7 @@
 #include "engine/checkpoint.h"
 #include "engine/config.h"
 #include "engine/gradcheck.h"
+#include "engine/sweep.h"
 #include "engine/training_run.h"
 #include "engine/atomic_file.h"
 #include "hosttools/cli_options.h"
@@ -221,7 +222,7 @@ int command_eval(const std::vector<std::string>& args, std::ostream& out) {
   }
   if (key.empty()) return 0;
   const std::filesystem::path out_dir = options.get("--out", (std::filesystem::path(dir) / ("eval_sweep_" + key)).string());
-  std::filesystem::create_directories(out_dir);
+  create_output_directory(out_dir.string());
   write_file_atomically((out_dir / "sweep.csv").string(), csv);
   write_file_atomically((out_dir / "sweep_accuracy.svg").string(),
                         line_plot_svg({accuracy}, {"accuracy of " + dir + " against " + key, key,

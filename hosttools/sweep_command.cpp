@@ -71,7 +71,7 @@ int command_sweep(const std::vector<std::string>& args, std::ostream& out, std::
 
   const Config base = parse_config(user, source);
   const std::string out_dir = options.get("--out", "runs/sweep");
-  std::filesystem::create_directories(out_dir);
+  create_output_directory(out_dir);
   auto backend = make_backend(base.device);
   const DatasetSplits data = load_dataset(base.data.name, base.data.dir);
   const std::size_t total = spec.values.size() * std::max<std::size_t>(1, spec.variants.size());

@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/safetensors.h"
 #include "hosttools/cli.h"
 #include "kernels/backend.h"
 #include "tests/test_util.h"
@@ -170,6 +171,20 @@ TEST_CASE("cli: train config errors") {
     const CliResult r = run({"train", "--config", path, "--device", "cpu", "--set", "dynamics.dt=0"});
     check_code(r, 2);
     check_contains(r.err, {"dynamics.dt"});
+  }
+  SUBCASE("a number beyond double precision, in the file or in --set") {
+    const std::string path = dir.file("huge.json");
+    std::ofstream(path) << R"({"ep": {"beta": 1e400}})";
+    const CliResult in_file = run({"train", "--config", path, "--device", "cpu", "--out", dir.file("run")});
+    check_code(in_file, 2);
+    check_contains(in_file.err, {path, "ep.beta", "1e400"});
+    CHECK(in_file.err.find("internal error") == std::string::npos);
+    const std::string ok = dir.file("ok.json");
+    write_json(ok, json::object());
+    const CliResult in_set = run({"train", "--config", ok, "--device", "cpu", "--set", "ep.beta=1e400"});
+    check_code(in_set, 2);
+    check_contains(in_set.err, {"ep.beta", "1e400"});
+    CHECK(in_set.err.find("internal error") == std::string::npos);
   }
   SUBCASE("a bad --device") {
     const std::string path = dir.file("ok.json");
@@ -368,6 +383,39 @@ TEST_CASE("cli: train, eval and resume a short run on FashionMNIST") {
     check_code(again, 0);
     check_contains(again.out, {"nothing to do"});
     CHECK(read_lines(metrics).size() == 2);
+  }
+
+  SUBCASE("an output directory that cannot be made is an error naming it") {
+    const std::string blocker = dir.file("a_file");
+    std::ofstream(blocker) << "not a directory";
+    const std::string out = blocker + "/sweep";
+    const CliResult eval_sweep = run({"eval", "--checkpoint", run_dir, "--device", "cpu", "--sweep",
+                                      "hardware.adc.bits=2,3", "--set", "hardware.adc.enabled=true", "--out", out});
+    check_code(eval_sweep, 1);
+    check_contains(eval_sweep.err, {"cannot create output directory", out});
+    CHECK(eval_sweep.err.find("internal error") == std::string::npos);
+    const CliResult sweep = run({"sweep", "--config", config_path, "--device", "cpu", "--sweep",
+                                 "training.epochs=1,2", "--out", out});
+    check_code(sweep, 1);
+    check_contains(sweep.err, {"cannot create output directory", out});
+    CHECK(sweep.err.find("internal error") == std::string::npos);
+  }
+
+  SUBCASE("a checkpoint whose metadata counts are not counts") {
+    const std::string model_file = run_dir + "/model.safetensors";
+    const SafetensorsFile original = read_safetensors(model_file);
+    for (const char* key : {"epochs_done", "device_writes"})
+      for (const char* bad : {"-5", "2abc", "", "x", "99999999999999999999"}) {
+        SafetensorsFile damaged = original;
+        damaged.metadata[key] = bad;
+        write_safetensors(model_file, damaged);
+        const CliResult r = run({"train", "--resume", run_dir, "--set", "training.epochs=2", "--device", "cpu"});
+        CAPTURE(key);
+        CAPTURE(bad);
+        check_code(r, 1);
+        check_contains(r.err, {model_file, key});
+        CHECK(r.err.find("internal error") == std::string::npos);
+      }
   }
 
   SUBCASE("eval of a directory without config.json") {

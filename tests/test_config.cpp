@@ -14,6 +14,7 @@
 
 #include "engine/config.h"
 #include "kernels/error.h"
+#include "models/config_key.h"
 #include "tests/test_util.h"
 
 namespace eqprop {
@@ -121,6 +122,77 @@ TEST_CASE("config: defaults") {
 
   // A resolved config parses back to itself (it is what config.json holds).
   CHECK(parse_config(config.resolved, "config.json").resolved == config.resolved);
+}
+
+TEST_CASE("config: every struct default is the schema's default") {
+  const Config parsed = parse_config(json::object(), "defaults");
+  const Config plain;
+  CHECK(plain.seed == parsed.seed);
+  CHECK(plain.device == parsed.device);
+  CHECK(plain.model.layers == parsed.model.layers);
+  CHECK(plain.model.cost == parsed.model.cost);
+  CHECK(plain.model.init_gain == parsed.model.init_gain);
+  const DynamicsConfig& d = plain.dynamics;
+  const DynamicsConfig& pd = parsed.dynamics;
+  CHECK(d.integrator == pd.integrator);
+  CHECK(d.nudge_integrator == pd.nudge_integrator);
+  CHECK(d.dt == pd.dt);
+  CHECK(d.t_free == pd.t_free);
+  CHECK(d.t_nudge == pd.t_nudge);
+  CHECK(d.gamma == pd.gamma);
+  CHECK(d.a0 == pd.a0);
+  CHECK(d.pump == pd.pump);
+  CHECK(d.noise == pd.noise);
+  CHECK(d.tolerance == pd.tolerance);
+  CHECK(d.check_every == pd.check_every);
+  CHECK(plain.ep.beta == parsed.ep.beta);
+  CHECK(plain.ep.symmetric == parsed.ep.symmetric);
+  CHECK(plain.ep.random_sign == parsed.ep.random_sign);
+  CHECK(plain.optimizer.learning_rates == parsed.optimizer.learning_rates);
+  CHECK(plain.optimizer.single_rate == parsed.optimizer.single_rate);
+  CHECK(plain.optimizer.momentum == parsed.optimizer.momentum);
+  CHECK(plain.optimizer.weight_decay == parsed.optimizer.weight_decay);
+  CHECK(plain.optimizer.cosine_schedule == parsed.optimizer.cosine_schedule);
+  CHECK(plain.training.epochs == parsed.training.epochs);
+  CHECK(plain.training.batch_size == parsed.training.batch_size);
+  CHECK(plain.training.eval_batch_size == parsed.training.eval_batch_size);
+  CHECK(plain.training.prefetch_batches == parsed.training.prefetch_batches);
+  CHECK(plain.training.gemm_precision == parsed.training.gemm_precision);
+  CHECK(plain.data.name == parsed.data.name);
+  CHECK(plain.data.dir == parsed.data.dir);
+  CHECK(plain.data.standardize == parsed.data.standardize);
+  CHECK(plain.data.train_limit == parsed.data.train_limit);
+  CHECK(plain.data.test_limit == parsed.data.test_limit);
+  CHECK(plain.data.augmentation.crop_padding == parsed.data.augmentation.crop_padding);
+  CHECK(plain.data.augmentation.flip == parsed.data.augmentation.flip);
+}
+
+TEST_CASE("config: choice keys parse into their enums") {
+  const Config config = parse_config(json::parse(R"({
+      "model": {"cost": "cross_entropy"},
+      "dynamics": {"integrator": "csb", "nudge_integrator": "gradient_flow", "pump": "linear"},
+      "ep": {"nudging": "one_sided"},
+      "optimizer": {"schedule": "cosine"},
+      "training": {"gemm_precision": "bf16"},
+      "data": {"normalize": "standardize"}})"),
+                                     kSource);
+  CHECK(config.model.cost == CostKind::cross_entropy);
+  CHECK(config.dynamics.integrator == Integrator::csb);
+  CHECK(config.dynamics.nudge_integrator == Integrator::gradient_flow);
+  CHECK(config.dynamics.pump);
+  CHECK_FALSE(config.ep.symmetric);
+  CHECK(config.optimizer.cosine_schedule);
+  CHECK(config.training.gemm_precision == GemmPrecision::bf16);
+  CHECK(config.data.standardize);
+  // A name outside its table is an error, never a default.
+  static constexpr Choice<int> kTable[] = {{"one", 1}, {"two", 2}};
+  CHECK(choice_value(kTable, json("two"), "my.key") == 2);
+  check_contains(thrown_message<ConfigError>([] { choice_value(kTable, json("three"), "my.key"); }),
+                 {"my.key", "\"three\""});
+  CHECK(choice_names(kTable) == std::vector<std::string>{"one", "two"});
+  // "same" follows the free phase's integrator.
+  CHECK(parse_config(json::parse(R"({"dynamics": {"integrator": "gradient_flow"}})"), kSource)
+            .dynamics.nudge_integrator == Integrator::gradient_flow);
 }
 
 TEST_CASE("config: given values replace the defaults, absent ones keep them") {
@@ -376,6 +448,12 @@ TEST_CASE("config: apply_override") {
   CHECK(parse_config(user, "--set").resolved.is_object());
 }
 
+TEST_CASE("config: apply_override of a number beyond double precision") {
+  json user = json::object();
+  check_contains(override_error(user, "ep.beta=1e400"), {"ep.beta", "1e400"});
+  check_contains(override_error(user, "optimizer.lr=[0.1,1e400]"), {"optimizer.lr", "1e400"});
+}
+
 TEST_CASE("config: apply_override into a file whose section has the wrong type") {
   // The file is wrong ("training" is a number), and --set must not make that worse
   // than a ConfigError: the CLI turns only eqprop errors into an exit code.
@@ -411,6 +489,15 @@ TEST_CASE("config: read_config_file") {
     const Config config = parse_config(user, path);
     CHECK(config.model.layers == std::vector<int>{784, 64, 10});
     CHECK(config.training.epochs == 4);
+  }
+  SUBCASE("a number beyond double precision names the file and the key") {
+    const std::string path = dir.file("huge.json");
+    std::ofstream(path) << R"({"ep": {"beta": 1e400}})";
+    check_contains(thrown_message<ConfigError>([&] { read_config_file(path); }),
+                   {path, "ep.beta", "1e400", "out of range"});
+    std::ofstream(path) << R"({"optimizer": {"lr": [0.1, -1e999]}, "seed": 1})";
+    check_contains(thrown_message<ConfigError>([&] { read_config_file(path); }),
+                   {path, "optimizer.lr[1]", "-1e999", "out of range"});
   }
   SUBCASE("the file name is the source of later errors") {
     const std::string path = dir.file("typo.json");

@@ -1,0 +1,152 @@
+// model.kind = "conv_hopfield": conv layers with 2x2 pooling, then dense layers
+// (models/conv_hopfield.h), with its `conv` config section.
+#include <stdexcept>
+
+#include "kernels/error.h"
+#include "models/conv_hopfield.h"
+#include "models/conv_hopfield_reference.h"
+#include "models/model_registry.h"
+
+namespace eqprop {
+namespace {
+
+constexpr Choice<PoolKind> kPools[] = {{"max", PoolKind::max}, {"avg", PoolKind::avg}, {"none", PoolKind::none}};
+
+// The `conv` section: the conv stack in front of model.layers' dense layers.
+struct ConvOptions {
+  PlaneShape input;
+  std::vector<ConvLayerSpec> convs;
+  PoolKind pool = PoolKind::max;
+};
+
+// kernel, stride and padding hold one entry per conv layer; a single entry applies
+// to every layer.
+std::any parse_options(const nlohmann::json& resolved, const std::string& source) {
+  const nlohmann::json& section = resolved.at("conv");
+  const auto input_shape = section.at("input_shape").get<std::vector<int>>();
+  if (input_shape.size() != 3)
+    throw ConfigError(source + ": conv.input_shape must be [channels, height, width], got " +
+                      section.at("input_shape").dump());
+  ConvOptions options;
+  options.input = {input_shape[0], input_shape[1], input_shape[2]};
+  const auto channels = section.at("channels").get<std::vector<int>>();
+  std::vector<int> per_layer[3];
+  const char* names[3] = {"kernel", "stride", "padding"};
+  for (int k = 0; k < 3; ++k) {
+    per_layer[k] = section.at(names[k]).get<std::vector<int>>();
+    if (per_layer[k].size() == 1) per_layer[k].resize(channels.size(), per_layer[k].front());
+    if (per_layer[k].size() != channels.size())
+      throw ConfigError(source + ": conv." + names[k] + " has " + std::to_string(per_layer[k].size()) +
+                        " entries but conv.channels " + section.at("channels").dump() + " has " +
+                        std::to_string(channels.size()) + " conv layers (give one entry, or one per layer)");
+  }
+  for (std::size_t l = 0; l < channels.size(); ++l)
+    options.convs.push_back({channels[l], per_layer[0][l], per_layer[1][l], per_layer[2][l]});
+  options.pool = choice_value(kPools, section.at("pool"), source + ": conv.pool");
+  return options;
+}
+
+// The conv network a model config describes, not yet validated.
+ConvHopfieldShape conv_hopfield_shape(const ModelConfig& model) {
+  const auto& options = std::any_cast<const ConvOptions&>(model.options);
+  ConvHopfieldShape shape;
+  shape.input = options.input;
+  shape.convs = options.convs;
+  shape.pool = options.pool;
+  shape.dense = model.layers;
+  shape.cost = model.cost;
+  return shape;
+}
+
+void check_rules(const ModelRulesInput& in) {
+  try {
+    conv_hopfield_shape(in.model).validate();
+  } catch (const std::invalid_argument& error) {
+    throw ConfigError(in.source + ": " + error.what());
+  }
+}
+
+// Against central differences of the converged free-phase loss
+// (models/conv_hopfield_reference.h, which also draws the max-pooling ties into
+// the kink margin).
+class ConvHopfieldGradcheck final : public GradcheckReference {
+ public:
+  explicit ConvHopfieldGradcheck(const GradcheckSetup& setup) : kinks_(setup.beta) {
+    const ConvHopfieldShape shape = conv_hopfield_shape(setup.model);
+    network_.in_channels = shape.input.channels;
+    network_.in_h = shape.input.height;
+    network_.in_w = shape.input.width;
+    for (const ConvLayerSpec& c : shape.convs) network_.convs.push_back({c.channels, c.kernel, c.stride, c.padding});
+    network_.pool = static_cast<int>(shape.pool);
+    network_.dense = shape.dense;
+    network_.cost = shape.cost;
+    network_.weights = setup.parameters.weights;
+    network_.biases = setup.parameters.biases;
+  }
+  bool usable(const std::vector<double>& sample, int) override {
+    return kinks_.usable(
+        conv_reference::kink_margin(network_, sample, conv_reference::free_fixed_point(network_, sample)));
+  }
+  std::string remedy() const override { return kinks_.remedy(); }
+  void compare(const reference::Gradient& gradient, const std::vector<std::vector<double>>& xs,
+               const std::vector<int>& labels, int redrawn, nlohmann::json& report) override {
+    conv_reference::Network engine = network_;
+    engine.weights = gradient.weights;
+    engine.biases = gradient.biases;
+    const conv_reference::Network exact = conv_reference::finite_difference_gradient(network_, xs, labels);
+    nlohmann::json tensors = nlohmann::json::array();
+    for (int l = 0; l < static_cast<int>(engine.weights.size()); ++l)
+      tensors.push_back({{"tensor", l},
+                         {"cosine", conv_reference::cosine_similarity(engine, exact, l)},
+                         {"relative_error", conv_reference::relative_error(engine, exact, l)}});
+    report["tensors"] = tensors;
+    report["overall"] = {{"cosine", conv_reference::cosine_similarity(engine, exact, -1)},
+                         {"relative_error", conv_reference::relative_error(engine, exact, -1)}};
+    kinks_.report(redrawn, report);
+    report["reference"] = "central differences of the loss at the free fixed point, naive loops (double precision)";
+  }
+
+ private:
+  conv_reference::Network network_;
+  KinkMargin kinks_;
+};
+
+}  // namespace
+
+ModelKind conv_hopfield_kind() {
+  ModelKind kind;
+  kind.name = "conv_hopfield";
+  kind.help = "conv layers with 2x2 pooling (the `conv` section) then the dense layers of model.layers "
+              "(Laborieux et al. 2021)";
+  kind.keys = {
+      {"conv.input_shape", ConfigValueType::integer_list, nlohmann::json::array({1, 28, 28}), 1, 1 << 16, false, {},
+       "conv_hopfield: one sample's [channels, height, width]; their product is the data's sample size "
+       "(NCHW, per sample contiguous)."},
+      {"conv.channels", ConfigValueType::integer_list, nlohmann::json::array({16, 32}), 1, 1 << 16, false, {},
+       "conv_hopfield: output channels of each conv layer, input side first."},
+      {"conv.kernel", ConfigValueType::integer_list, nlohmann::json::array({3}), 1, 64, false, {},
+       "conv_hopfield: square kernel size of each conv layer, or one for all."},
+      {"conv.stride", ConfigValueType::integer_list, nlohmann::json::array({1}), 1, 64, false, {},
+       "conv_hopfield: stride of each conv layer, or one for all."},
+      {"conv.padding", ConfigValueType::integer_list, nlohmann::json::array({1}), 0, 64, false, {},
+       "conv_hopfield: zero padding of each conv layer, or one for all."},
+      choice_key("conv.pool", kPools,
+                 "conv_hopfield: 2x2 stride-2 pooling after every conv layer (`max`: through the argmax of the "
+                 "current state; `avg`: the window mean) or none. Pooled sizes must be even."),
+  };
+  kind.reported_sections = {"conv"};
+  // model.layers are the dense layers after the conv stack: at least the output.
+  kind.minimum_layers = [](CostKind) { return std::size_t(1); };
+  kind.parse_options = parse_options;
+  kind.check = check_rules;
+  kind.weight_tensors = [](const ModelConfig&) { return std::size_t(0); };
+  kind.make = [](Backend& backend, const ModelConfig& model, int max_batch) -> std::unique_ptr<EnergyModel> {
+    return std::make_unique<ConvHopfield>(backend, conv_hopfield_shape(model), max_batch);
+  };
+  kind.gradcheck = [](const GradcheckSetup& setup) -> std::unique_ptr<GradcheckReference> {
+    return std::make_unique<ConvHopfieldGradcheck>(setup);
+  };
+  return kind;
+}
+
+}  // namespace eqprop

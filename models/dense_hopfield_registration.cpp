@@ -1,0 +1,72 @@
+// model.kind = "dense_hopfield": the layered Hopfield network (models/dense_hopfield.h).
+#include <algorithm>
+#include <cmath>
+
+#include "kernels/error.h"
+#include "models/dense_hopfield.h"
+#include "models/dense_hopfield_reference.h"
+#include "models/model_registry.h"
+
+namespace eqprop {
+namespace {
+
+void check_rules(const ModelRulesInput& in) {
+  // At -beta the nudged energy of an MSE output unit is (1 - beta)/2 s^2 + ...: with
+  // beta >= 1 it has no minimum inside [0, 1], and the fixed-point step, which
+  // assumes one, diverges from it.
+  if (in.model.cost == CostKind::mse && in.symmetric_nudging && in.beta >= 1.0f &&
+      in.nudge_integrator == Integrator::fixed_point)
+    throw ConfigError(in.source + ": ep.beta = " + in.quoted("ep.beta") +
+                      " must be below 1 with symmetric nudging, model.cost = \"mse\" and fixed-point nudged phases: "
+                      "at -beta the nudged energy of an output unit, (1 - beta)/2 s^2 + ..., has no minimum inside "
+                      "[0, 1]");
+}
+
+// Against implicit differentiation through the free fixed point
+// (models/dense_hopfield_reference.h).
+class DenseHopfieldGradcheck final : public GradcheckReference {
+ public:
+  explicit DenseHopfieldGradcheck(const GradcheckSetup& setup) : kinks_(setup.beta) {
+    network_.layers = setup.model.layers;
+    network_.cost = setup.model.cost;
+    network_.weights = setup.parameters.weights;
+    network_.biases = setup.parameters.biases;
+  }
+  bool usable(const std::vector<double>& sample, int) override {
+    double margin = 1e300;
+    for (const auto& layer : reference::fields(network_, sample, reference::free_fixed_point(network_, sample)))
+      for (double field : layer) margin = std::min({margin, std::abs(field), std::abs(field - 1.0)});
+    return kinks_.usable(margin);
+  }
+  std::string remedy() const override { return kinks_.remedy(); }
+  void compare(const reference::Gradient& engine, const std::vector<std::vector<double>>& xs,
+               const std::vector<int>& labels, int redrawn, nlohmann::json& report) override {
+    add_gradient_comparison(report, engine, reference::implicit_gradient(network_, xs, labels));
+    kinks_.report(redrawn, report);
+    report["reference"] = "implicit differentiation through the free fixed point (double precision)";
+  }
+
+ private:
+  reference::Network network_;
+  KinkMargin kinks_;
+};
+
+}  // namespace
+
+ModelKind dense_hopfield_kind() {
+  ModelKind kind;
+  kind.name = "dense_hopfield";
+  kind.help = "the layered Hopfield network of DESIGN.md §1";
+  kind.minimum_layers = layers_from_input;
+  kind.check = check_rules;
+  kind.weight_tensors = [](const ModelConfig& model) { return model.layers.size() - 1; };
+  kind.make = [](Backend& backend, const ModelConfig& model, int max_batch) -> std::unique_ptr<EnergyModel> {
+    return std::make_unique<DenseHopfield>(backend, DenseHopfieldShape{model.layers, model.cost}, max_batch);
+  };
+  kind.gradcheck = [](const GradcheckSetup& setup) -> std::unique_ptr<GradcheckReference> {
+    return std::make_unique<DenseHopfieldGradcheck>(setup);
+  };
+  return kind;
+}
+
+}  // namespace eqprop

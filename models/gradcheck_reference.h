@@ -1,0 +1,53 @@
+// A model kind's side of the gradient check (engine/gradcheck.h): an exact loss
+// gradient computed by code that shares nothing with the engine (the models'
+// *_reference files, double precision), which the engine's EP estimate on the same
+// parameters and samples is compared with.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "models/dense_hopfield_reference.h"  // reference::Gradient
+
+namespace eqprop {
+
+class GradcheckReference {
+ public:
+  virtual ~GradcheckReference() = default;
+  // Whether EP at a finite beta may be compared with the derivative on this sample:
+  // only where the loss is smooth over the nudge. Unusable samples are drawn again.
+  virtual bool usable(const std::vector<double>& sample, int label) = 0;
+  // What to change when fewer than 1 in 100 samples are usable.
+  virtual std::string remedy() const = 0;
+  // Adds to `report` the comparison of the engine's EP gradient of the samples
+  // with the exact one ("tensors": [{"tensor", "cosine", "relative_error"}...],
+  // "overall"), and the kind's own fields; `redrawn` samples were not usable.
+  virtual void compare(const reference::Gradient& engine, const std::vector<std::vector<double>>& xs,
+                       const std::vector<int>& labels, int redrawn, nlohmann::json& report) = 0;
+};
+
+// Per tensor and overall, the cosine and relative error of `engine` against `exact`.
+void add_gradient_comparison(nlohmann::json& report, const reference::Gradient& engine,
+                             const reference::Gradient& exact);
+
+// Samples of a model whose loss has kinks (a unit's field crossing 0 or 1, a
+// max-pooling window changing its maximum): there it has no gradient, and a nudge
+// of size beta crosses the kink when the sample is within about beta of it, so
+// samples nearer than 2 * beta are refused. margin: the distance to the nearest
+// kink at the free fixed point.
+class KinkMargin {
+ public:
+  explicit KinkMargin(double beta) : needed_(2.0 * beta) {}
+  bool usable(double margin);
+  std::string remedy() const;
+  // "samples_redrawn_near_a_kink" and "smallest_field_margin".
+  void report(int redrawn, nlohmann::json& report) const;
+
+ private:
+  double needed_;
+  double smallest_ = 1e300;
+};
+
+}  // namespace eqprop
