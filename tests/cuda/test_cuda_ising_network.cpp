@@ -15,6 +15,7 @@
 
 #include "kernels/backend.h"
 #include "models/ising_network.h"
+#include "tests/skip.h"
 #include "tests/test_util.h"
 
 namespace eqprop {
@@ -86,10 +87,7 @@ HostArrays update_on(Network& net, const HostArrays& states, int batch) {
 }  // namespace
 
 TEST_CASE("cuda backend: the Ising network's sweeps, update and read-out agree with the cpu backend") {
-  if (!cuda_device_available()) {
-    MESSAGE("skipped: no CUDA GPU on this machine");
-    return;
-  }
+  if (eqprop::test::skip_without_gpu()) return;
   auto cpu = make_backend("cpu");
   auto cuda = make_backend("cuda");
   std::mt19937 rng(31);
