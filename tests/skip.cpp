@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <cstdio>
+#include <string>
 
 #include "kernels/backend.h"
 
@@ -13,6 +14,7 @@ namespace test {
 namespace {
 
 struct SkipCounts {
+  std::string current_case;
   int cases_run = 0;
   int cases_skipped = 0;
   bool current_skipped = false;
@@ -31,7 +33,10 @@ class SkipListener : public doctest::IReporter {
   void report_query(const doctest::QueryData&) override {}
   void test_run_start() override {}
   void test_run_end(const doctest::TestRunStats&) override {}
-  void test_case_start(const doctest::TestCaseData&) override { counts().current_skipped = false; }
+  void test_case_start(const doctest::TestCaseData& data) override {
+    counts().current_case = data.m_name;
+    counts().current_skipped = false;
+  }
   void test_case_reenter(const doctest::TestCaseData&) override {}
   void test_case_end(const doctest::CurrentTestCaseStats&) override {
     ++counts().cases_run;
@@ -52,7 +57,7 @@ REGISTER_LISTENER("eqprop_skips", 1, SkipListener);
 bool skip_case_if(bool condition, const std::string& reason) {
   if (!condition) return false;
   counts().current_skipped = true;
-  std::printf("EQPROP_TEST_SKIPPED: %s\n", reason.c_str());
+  std::printf("EQPROP_TEST_SKIPPED: %s: %s\n", counts().current_case.c_str(), reason.c_str());
   std::fflush(stdout);
   return true;
 }

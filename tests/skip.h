@@ -18,7 +18,7 @@ namespace test {
 // The exit code of a run that skipped everything it ran (the automake convention).
 constexpr int kSkipExitCode = 77;
 
-// If `condition`, prints "EQPROP_TEST_SKIPPED: <reason>" and marks the running case
+// If `condition`, prints "EQPROP_TEST_SKIPPED: <case>: <reason>" and marks the running case
 // as skipped; returns `condition` so a case reads `if (skip_case_if(...)) return;`.
 bool skip_case_if(bool condition, const std::string& reason);
 
