@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "kernels/determinism.h"
 #include "kernels/analog_noise.h"
 #include "kernels/dac_write.h"
 #include "kernels/hostdevice.h"
@@ -74,6 +75,7 @@ struct AdcSpec {
 // unquantized (sigma taken as absolute). op(i) and row(r) run the same element
 // function: bit-identical.
 struct AdcReadOp {
+  static constexpr Determinism determinism = Determinism::statistical;
   const float* in;  // (count) analog values
   float* out;       // (count) the digital readout; may alias in
   AdcSpec adc;

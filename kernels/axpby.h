@@ -3,11 +3,13 @@
 
 #include <cstdint>
 
+#include "kernels/determinism.h"
 #include "kernels/hostdevice.h"
 
 namespace eqprop {
 
 struct AxpbyOp {
+  static constexpr Determinism determinism = Determinism::bit_exact;
   const float* x;  // (count)
   const float* y;  // (count)
   float* out;      // (count); may alias x or y

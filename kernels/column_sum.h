@@ -5,6 +5,7 @@
 
 #include <cstdint>
 
+#include "kernels/determinism.h"
 #include "kernels/hostdevice.h"
 
 namespace eqprop {
@@ -12,6 +13,7 @@ namespace eqprop {
 // Thread mapping: one column per index, a serial sum over the batch, so the result
 // is bit-exact on every backend (the batch is at most a few thousand rows).
 struct ColumnSumOp {
+  static constexpr Determinism determinism = Determinism::bit_exact;
   const float* a;  // (batch, units)
   const float* b;  // (batch, units), or null
   float* out;      // (units)

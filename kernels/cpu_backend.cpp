@@ -1,4 +1,5 @@
 #include "kernels/cpu_backend.h"
+#include "kernels/determinism.h"
 #include "kernels/execution_context.h"
 
 #include <cblas.h>
@@ -218,11 +219,13 @@ class CpuBackend final : public Backend {
   GemmPrecision gemm_precision() const override { return precision_; }
 
 #define EQPROP_DEFINE_RUN(Op) \
+  EQPROP_REQUIRE_DETERMINISM(Op) \
   void run(const Op& op, std::int64_t count) override { run_on_cpu(op, count); }
   EQPROP_ELEMENTWISE_OPS(EQPROP_DEFINE_RUN)
 #undef EQPROP_DEFINE_RUN
 
 #define EQPROP_DEFINE_RUN_BLOCKS(Body) \
+  EQPROP_REQUIRE_DETERMINISM(Body) \
   void run_blocks(const Body& body, int blocks, int) override { run_blocks_on_cpu_cores(body, blocks); }
   EQPROP_BLOCK_BODIES(EQPROP_DEFINE_RUN_BLOCKS)
 #undef EQPROP_DEFINE_RUN_BLOCKS

@@ -33,6 +33,7 @@
 #include "kernels/backend.h"
 #include "kernels/cuda_backend.h"
 #include "kernels/cuda_check.h"
+#include "kernels/determinism.h"
 #include "kernels/error.h"
 #include "kernels/execution_context.h"
 
@@ -356,11 +357,13 @@ class CudaBackend final : public Backend {
   GemmPrecision gemm_precision() const override { return precision_; }
 
 #define EQPROP_DEFINE_RUN(Op) \
+  EQPROP_REQUIRE_DETERMINISM(Op) \
   void run(const Op& op, std::int64_t count) override { launch_elementwise(op, count, #Op); }
   EQPROP_ELEMENTWISE_OPS(EQPROP_DEFINE_RUN)
 #undef EQPROP_DEFINE_RUN
 
 #define EQPROP_DEFINE_RUN_BLOCKS(Body)                                         \
+  EQPROP_REQUIRE_DETERMINISM(Body)                                             \
   void run_blocks(const Body& body, int blocks, int threads_per_block) override { \
     launch_blocks(body, blocks, threads_per_block, #Body);                      \
   }

@@ -12,6 +12,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "kernels/determinism.h"
 #include "kernels/analog_noise.h"
 #include "kernels/hostdevice.h"
 #include "kernels/philox.h"
@@ -42,6 +43,7 @@ inline std::int64_t hardware_chunk_count(const char* op, std::int64_t count, std
 // bit for bit. op(i) and row(r) run the same element function with the same
 // switches, so the two paths are bit-identical.
 struct DacWriteOp {
+  static constexpr Determinism determinism = Determinism::ulp_bounded;
   const float* source;    // (count) the value to write: full-precision weights, or inputs
   float* written;         // (count) q + programming noise, or null; may alias source
   float* effective;       // (count) gain * written, what the dynamics use; may alias source

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 
+#include "kernels/determinism.h"
 #include "kernels/hostdevice.h"
 #include "kernels/philox.h"
 
@@ -12,6 +13,7 @@ namespace eqprop {
 enum class Distribution : int { uniform = 0, normal = 1 };
 
 struct FillRandomOp {
+  static constexpr Determinism determinism = Determinism::ulp_bounded;
   float* out;  // (count)
   std::uint64_t seed;
   RngStream stream;

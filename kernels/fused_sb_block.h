@@ -40,6 +40,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernels/determinism.h"
 #include "kernels/execution_context.h"
 #include "kernels/hostdevice.h"
 #include "kernels/simulated_bifurcation.h"
@@ -81,6 +82,7 @@ struct FusedSbSharedArrays {
 // block each). Launch: `replicas` blocks, any block size (the GPU wants a multiple
 // of 32 near units), shared_bytes() of shared memory.
 struct FusedSbBlock {
+  static constexpr Determinism determinism = Determinism::bit_exact;
   const float* couplings;  // (units, units) J, symmetric
   float* x;                // (replicas, units) positions: read at the start, written at the end
   float* y;                // (replicas, units) momenta: likewise

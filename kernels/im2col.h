@@ -42,6 +42,7 @@
 
 #include <cstdint>
 
+#include "kernels/determinism.h"
 #include "kernels/hostdevice.h"
 #include "kernels/plane_layout.h"
 #include "kernels/sliding_window.h"
@@ -51,6 +52,7 @@ namespace eqprop {
 // columns = im2col(input). Thread mapping: one index per column-matrix entry, in
 // row-major order. Bit-exact (a copy).
 struct Im2colOp {
+  static constexpr Determinism determinism = Determinism::bit_exact;
   const float* input;       // (batch, channels, in_h, in_w) in layout
   float* columns;           // (channels * kernel * kernel, positions), row stride positions
   PlaneLayout layout;       // of input
@@ -109,6 +111,7 @@ struct Im2colOp {
 // one index per output element in logical (b, c, h, w) order, a serial sum over
 // the covering windows by increasing (oh, ow): deterministic, bit-exact.
 struct Col2imOp {
+  static constexpr Determinism determinism = Determinism::bit_exact;
   const float* columns;    // (channels * kernel * kernel, positions), row stride positions
   float* output;           // (batch, channels, in_h, in_w) in layout
   PlaneLayout layout;      // of output

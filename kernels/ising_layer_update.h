@@ -39,6 +39,7 @@
 
 #include <cstdint>
 
+#include "kernels/determinism.h"
 #include "kernels/hostdevice.h"
 #include "kernels/metropolis_sweep.h"
 #include "kernels/philox.h"
@@ -90,6 +91,7 @@ struct IsingLayerFields {
 // (kernels/simulated_bifurcation.h), whose step takes one field array.
 // Bit-exact on every backend given the GEMM outputs.
 struct IsingLocalFieldOp {
+  static constexpr Determinism determinism = Determinism::bit_exact;
   float* out;  // (rows, units)
   IsingLayerFields fields;
 
@@ -99,6 +101,7 @@ struct IsingLocalFieldOp {
 };
 
 struct IsingLayerUpdateOp {
+  static constexpr Determinism determinism = Determinism::statistical;
   float* spins;  // (rows, units) +-1 (0 before the first update), updated in place
   IsingLayerFields fields;
   float inverse_temperature;

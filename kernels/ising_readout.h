@@ -8,12 +8,14 @@
 
 #include <cstdint>
 
+#include "kernels/determinism.h"
 #include "kernels/hostdevice.h"
 
 namespace eqprop {
 
 // Thread mapping: one sample per index, serial loops: bit-exact on every backend.
 struct IsingReadoutOp {
+  static constexpr Determinism determinism = Determinism::bit_exact;
   const float* outputs;  // (batch * replicas, classes * spins_per_class) output spins
   const float* target;   // (batch, classes) one-hot
   float* loss;           // (batch)

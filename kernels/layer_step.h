@@ -7,6 +7,7 @@
 
 #include <cstdint>
 
+#include "kernels/determinism.h"
 #include "kernels/adc_read.h"
 #include "kernels/hard_sigmoid.h"
 #include "kernels/hostdevice.h"
@@ -66,6 +67,7 @@ EQ_HD void csb_unit_step(float dt, float gamma, float a0, float pump, float forc
 // per unit of one sample; no reductions, so the result is bit-exact on any backend.
 // Fields that are zero (or null) switch their feature off.
 struct LayerStepOp {
+  static constexpr Determinism determinism = Determinism::bit_exact;
   float* states;          // (batch, units), in [0, 1]; updated in place
   const float* drive;     // (batch, units) field from the layer below (W_l^T rho(s_{l-1}))
   const float* feedback;  // (batch, units) field from above (W_{l+1} rho(s_{l+1})), or null

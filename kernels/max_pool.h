@@ -28,6 +28,7 @@
 
 #include <cstdint>
 
+#include "kernels/determinism.h"
 #include "kernels/hostdevice.h"
 #include "kernels/plane_layout.h"
 #include "kernels/sliding_window.h"
@@ -44,6 +45,7 @@ EQ_HD bool windows_tile_plane(const SlidingWindow& w) {
 // output = max over each window of input; argmax = where. Thread mapping: one
 // pooled element per index.
 struct MaxPoolOp {
+  static constexpr Determinism determinism = Determinism::bit_exact;
   const float* input;     // (batch, channels, in_h, in_w) in in_layout
   float* output;          // (batch, channels, out_h, out_w) in out_layout
   std::int32_t* argmax;   // (batch, channels, out_h, out_w) in out_layout: ih * in_w + iw
@@ -112,6 +114,7 @@ struct MaxPoolOp {
 // non-overlapping windows), 0 if none. The adjoint of MaxPoolOp at fixed argmax.
 // Thread mapping: one unpooled element per index.
 struct MaxUnpoolOp {
+  static constexpr Determinism determinism = Determinism::bit_exact;
   const float* pooled;          // (batch, channels, out_h, out_w) in out_layout
   const std::int32_t* argmax;   // (batch, channels, out_h, out_w) in out_layout, from MaxPoolOp
   float* result;                // (batch, channels, in_h, in_w) in in_layout
@@ -163,6 +166,7 @@ struct MaxUnpoolOp {
 // output = (sum over each window of input) / K^2, the padding counted as zeros.
 // Thread mapping: one pooled element per index, a serial sum in (kh, kw) order.
 struct AvgPoolOp {
+  static constexpr Determinism determinism = Determinism::bit_exact;
   const float* input;   // (batch, channels, in_h, in_w) in in_layout
   float* output;        // (batch, channels, out_h, out_w) in out_layout
   PlaneLayout in_layout;
@@ -195,6 +199,7 @@ struct AvgPoolOp {
 // the adjoint of AvgPoolOp. Thread mapping: one unpooled element per index, a
 // serial sum by increasing (oh, ow).
 struct AvgUnpoolOp {
+  static constexpr Determinism determinism = Determinism::bit_exact;
   const float* pooled;  // (batch, channels, out_h, out_w) in out_layout
   float* result;        // (batch, channels, in_h, in_w) in in_layout
   PlaneLayout in_layout;

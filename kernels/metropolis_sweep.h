@@ -29,6 +29,7 @@
 
 #include <cstdint>
 
+#include "kernels/determinism.h"
 #include "kernels/hostdevice.h"
 #include "kernels/philox.h"
 
@@ -54,6 +55,7 @@ EQ_HD bool metropolis_accept(float delta_energy, float beta, float uniform) {
 }
 
 struct MetropolisSweepOp {
+  static constexpr Determinism determinism = Determinism::statistical;
   float* spins;             // (replicas, units) +1 / -1, updated in place
   float* fields;            // (replicas, units) local fields f = S J, kept up to date
   const float* couplings;   // (units, units) symmetric J, zero diagonal

@@ -15,6 +15,7 @@
 
 #include <cstdint>
 
+#include "kernels/determinism.h"
 #include "kernels/hostdevice.h"
 #include "kernels/oscillator_step.h"
 #include "kernels/philox.h"
@@ -24,6 +25,7 @@ namespace eqprop {
 // Random initial phases, uniform in [0, 2 pi), keyed on (seed, replica * units +
 // unit, round); also writes cos, sin and the spins they stand for.
 struct OimInitOp {
+  static constexpr Determinism determinism = Determinism::ulp_bounded;
   float* phases;   // (replicas, units)
   float* cosines;  // (replicas, units)
   float* sines;    // (replicas, units)
@@ -46,6 +48,7 @@ struct OimInitOp {
 // One explicit Euler step of every phase of every replica, after the two GEMMs.
 // Thread mapping: one flat index per oscillator of one replica.
 struct OimStepOp {
+  static constexpr Determinism determinism = Determinism::ulp_bounded;
   float* phases;            // (replicas, units), updated in place
   float* cosines;           // (replicas, units) cos phi: read, then rewritten for the next step
   float* sines;             // (replicas, units) sin phi: likewise

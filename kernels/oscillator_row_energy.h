@@ -8,6 +8,7 @@
 
 #include <cstdint>
 
+#include "kernels/determinism.h"
 #include "kernels/hostdevice.h"
 
 namespace eqprop {
@@ -15,6 +16,7 @@ namespace eqprop {
 // Thread mapping: one system (row) per index, a serial loop over its oscillators,
 // so the sum is bit-exact on every backend. energy[row] += (or =) the layer's term.
 struct OscillatorRowEnergyOp {
+  static constexpr Determinism determinism = Determinism::bit_exact;
   const float* cosines;    // (batch, units) cos phi
   const float* sines;      // (batch, units) sin phi
   const float* cos_drive;  // (batch, units)

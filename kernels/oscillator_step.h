@@ -22,6 +22,7 @@
 
 #include <cstdint>
 
+#include "kernels/determinism.h"
 #include "kernels/hostdevice.h"
 #include "kernels/langevin_noise.h"
 
@@ -88,6 +89,7 @@ EQ_HD float wrap_phase(float phase) {
 // optionally the read-out u = (1 + cos) / 2. Thread mapping: one flat index per
 // oscillator of one sample; the CPU loops (vectorized) over one sample at a time.
 struct OscillatorTrigOp {
+  static constexpr Determinism determinism = Determinism::bit_exact;
   const float* phases;  // (batch, units)
   float scale;          // phi = scale * phases[i]
   float* cosines;       // (batch, units)
@@ -123,6 +125,7 @@ struct OscillatorTrigOp {
 // then cos phi and sin phi are rewritten for the next step's GEMMs.
 // Thread mapping: one flat index per oscillator of one sample.
 struct OscillatorStepOp {
+  static constexpr Determinism determinism = Determinism::ulp_bounded;
   float* phases;              // (batch, units), updated in place
   float* cosines;             // (batch, units) cos phi: read, then rewritten
   float* sines;               // (batch, units) sin phi: likewise

@@ -15,6 +15,7 @@
 
 #include <cstdint>
 
+#include "kernels/determinism.h"
 #include "kernels/hostdevice.h"
 
 namespace eqprop {
@@ -84,6 +85,7 @@ inline PlaneLayout cnhw_layout(std::int32_t whole_batch) { return {1, whole_batc
 // keep a plane contiguous, so reads and writes are coalesced runs of plane_size.
 // No reduction: bit-exact on every backend.
 struct PlaneRelayoutOp {
+  static constexpr Determinism determinism = Determinism::bit_exact;
   const float* in;         // (batch, channels, plane_size) in in_layout
   float* out;              // (batch, channels, plane_size) in out_layout
   const float* bias;       // (channels), or null

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 
+#include "kernels/determinism.h"
 #include "kernels/hostdevice.h"
 #include "kernels/philox.h"
 
@@ -15,6 +16,7 @@ constexpr RngStream kRandomSpinsStream = RngStream::random_spins;
 
 // Bit-exact on every backend (integer arithmetic only).
 struct RandomSpinsOp {
+  static constexpr Determinism determinism = Determinism::bit_exact;
   float* spins;               // (count) set to +1 or -1
   std::uint64_t seed;
   std::uint64_t first_index;  // e.g. first_replica * units

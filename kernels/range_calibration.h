@@ -8,6 +8,7 @@
 
 #include <cstdint>
 
+#include "kernels/determinism.h"
 #include "kernels/hostdevice.h"
 
 namespace eqprop {
@@ -31,6 +32,7 @@ EQ_HD float nan_propagating_max(float m, float v) { return (v > m || v != v) ? v
 // Determinism: bit-exact on every backend and launch shape (the partition and the
 // order within a part depend only on count and parts; min and max do not round).
 struct MinMaxReduceOp {
+  static constexpr Determinism determinism = Determinism::bit_exact;
   const float* min_source;  // (count)
   const float* max_source;  // (count); the same array as min_source in the first pass
   float* min_out;           // (parts)

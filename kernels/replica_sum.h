@@ -8,6 +8,7 @@
 
 #include <cstdint>
 
+#include "kernels/determinism.h"
 #include "kernels/hostdevice.h"
 
 namespace eqprop {
@@ -15,6 +16,7 @@ namespace eqprop {
 // Thread mapping: one output element per index, a serial sum over the replicas:
 // bit-exact on every backend.
 struct ReplicaSumOp {
+  static constexpr Determinism determinism = Determinism::bit_exact;
   const float* a;  // (batch * replicas, units)
   const float* c;  // (batch * replicas, units), or null
   float* out;      // (batch, units); must not alias a or c

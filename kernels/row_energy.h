@@ -9,6 +9,7 @@
 
 #include <cstdint>
 
+#include "kernels/determinism.h"
 #include "kernels/hostdevice.h"
 
 namespace eqprop {
@@ -16,6 +17,7 @@ namespace eqprop {
 // Thread mapping: one system (row) per index, a serial loop over its units, so the
 // sum is bit-exact on every backend. energy[row] += (or =) the layer's term.
 struct RowEnergyOp {
+  static constexpr Determinism determinism = Determinism::bit_exact;
   const float* states;  // (batch, units)
   const float* drive;   // (batch, units) rho(s_{l-1}) W_l
   const float* bias;    // (units)

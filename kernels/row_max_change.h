@@ -4,6 +4,7 @@
 
 #include <cstdint>
 
+#include "kernels/determinism.h"
 #include "kernels/adc_read.h"
 #include "kernels/hostdevice.h"
 
@@ -12,6 +13,7 @@ namespace eqprop {
 // Thread mapping: one system (row) per index, a serial loop over its units;
 // bit-exact on every backend. A NaN state gives a NaN residual (never "converged").
 struct RowMaxChangeOp {
+  static constexpr Determinism determinism = Determinism::bit_exact;
   const float* states;    // (batch, units) after the step
   const float* previous;  // (batch, units) before the step
   float* residual;        // (batch)

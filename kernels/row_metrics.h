@@ -5,6 +5,7 @@
 
 #include <cstdint>
 
+#include "kernels/determinism.h"
 #include "kernels/hostdevice.h"
 
 namespace eqprop {
@@ -15,6 +16,7 @@ enum class CostKind : int { mse = 0, cross_entropy = 1 };
 constexpr int kMaxClasses = 1024;
 
 struct RowMetricsOp {
+  static constexpr Determinism determinism = Determinism::ulp_bounded;
   const float* outputs;  // (batch, classes): output states (mse) or logits (cross_entropy)
   const float* target;   // (batch, classes) one-hot
   float* loss;           // (batch)

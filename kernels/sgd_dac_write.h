@@ -15,6 +15,7 @@
 
 #include <cstdint>
 
+#include "kernels/determinism.h"
 #include "kernels/dac_write.h"
 #include "kernels/hostdevice.h"
 #include "kernels/range_calibration.h"
@@ -26,6 +27,7 @@ namespace eqprop {
 // DacWriteOp (bit-exact without programming noise and mismatch).
 // sgd.weights is the optimizer's copy and dac.source must be the same array.
 struct SgdDacWriteOp {
+  static constexpr Determinism determinism = Determinism::bit_exact;
   SgdMomentumOp sgd;
   DacWriteOp dac;
 
@@ -50,6 +52,7 @@ struct SgdDacWriteOp {
 // Thread mapping: one part per index, strided so neighbouring GPU threads touch
 // neighbouring elements; bit-exact (min and max do not round).
 struct SgdRangeOp {
+  static constexpr Determinism determinism = Determinism::bit_exact;
   SgdMomentumOp sgd;
   float* min_out;  // (parts)
   float* max_out;  // (parts)

@@ -6,11 +6,13 @@
 
 #include <cstdint>
 
+#include "kernels/determinism.h"
 #include "kernels/hostdevice.h"
 
 namespace eqprop {
 
 struct SgdMomentumOp {
+  static constexpr Determinism determinism = Determinism::bit_exact;
   float* weights;         // (count)
   float* velocity;        // (count)
   const float* gradient;  // (count) dLoss/dw estimate

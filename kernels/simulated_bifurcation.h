@@ -25,6 +25,7 @@
 
 #include <cstdint>
 
+#include "kernels/determinism.h"
 #include "kernels/hostdevice.h"
 #include "kernels/philox.h"
 
@@ -59,6 +60,7 @@ EQ_HD float sb_detuning(float a0, std::int64_t step, std::int64_t steps) {
 // on (seed, replica * units + unit, round): any launch shape gives the same start.
 // Also writes sign(x) for dSB's first GEMM when `signs` is set.
 struct SbInitOp {
+  static constexpr Determinism determinism = Determinism::bit_exact;
   float* x;      // (replicas, units)
   float* y;      // (replicas, units)
   float* signs;  // (replicas, units) sign(x), or null (bSB)
@@ -81,6 +83,7 @@ struct SbInitOp {
 // Thread mapping: one flat index per oscillator of one replica; no reductions.
 // The count is replicas * units.
 struct SbStepOp {
+  static constexpr Determinism determinism = Determinism::bit_exact;
   float* x;            // (replicas, units) positions, updated in place
   float* y;            // (replicas, units) momenta, updated in place
   const float* field;  // (replicas, units) J x (bSB) or J sign(x) (dSB) at the start of the step

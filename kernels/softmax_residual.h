@@ -5,6 +5,7 @@
 
 #include <cstdint>
 
+#include "kernels/determinism.h"
 #include "kernels/hostdevice.h"
 
 namespace eqprop {
@@ -24,6 +25,7 @@ EQ_HD void softmax_row(const float* logits, float* out, std::int32_t classes) {
 // residual = softmax(logits) - target, one row per index (thread mapping: one row
 // per thread; rows are short, classes ~10).
 struct SoftmaxResidualOp {
+  static constexpr Determinism determinism = Determinism::ulp_bounded;
   const float* logits;  // (batch, classes)
   const float* target;  // (batch, classes) one-hot
   float* residual;      // (batch, classes); may alias logits

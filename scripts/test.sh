@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what is missing, builds (CPU backend, and the CUDA
-# backend where nvcc is found), and runs every test with ctest. GPU tests skip
-# with a message on a machine without a GPU.
+# backend where nvcc is found), and runs every test with ctest. On a machine without
+# a GPU the GPU tests are reported as skipped (their reason: ctest -V).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install_deps.sh

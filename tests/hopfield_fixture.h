@@ -1,6 +1,6 @@
-// A small dense Hopfield network with the same random parameters in the engine (CPU
-// backend) and in the double-precision reference, and a batch of random inputs and
-// labels; shared by the physics tests.
+// A small dense Hopfield network with the same random parameters in the engine (on
+// the CPU backend unless named) and in the double-precision reference, and a batch
+// of random inputs and labels; shared by the physics tests.
 #pragma once
 
 #include <memory>
@@ -21,8 +21,9 @@ struct Fixture : FixtureBase {
   DenseHopfield model;
   int batch;
 
-  Fixture(std::vector<int> layers, CostKind cost, int batch_size, unsigned seed, double weight_scale = 0.5)
-      : model(*backend, DenseHopfieldShape{layers, cost}, batch_size), batch(batch_size) {
+  Fixture(std::vector<int> layers, CostKind cost, int batch_size, unsigned seed, double weight_scale = 0.5,
+          const char* backend_name = "cpu")
+      : FixtureBase(backend_name), model(*backend, DenseHopfieldShape{layers, cost}, batch_size), batch(batch_size) {
     std::mt19937 rng(seed);
     net.layers = layers;
     net.cost = cost;

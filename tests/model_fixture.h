@@ -35,12 +35,15 @@ inline void draw_matched_parameters(ParameterSet& parameters, std::mt19937& rng,
   }
 }
 
-// The base of a model fixture: the CPU backend and a batch of random inputs in
-// [0, 1) and labels, in double for the reference and on the device for the engine.
-// A fixture derives from it and declares its model after it, so the model and these
-// buffers go before the backend they live on.
+// The base of a model fixture: a backend (the CPU's unless named; tests/backends.h
+// runs a body on each) and a batch of random inputs in [0, 1) and labels, in double
+// for the reference and on the device for the engine. A fixture derives from it and
+// declares its model after it, so the model and these buffers go before the backend
+// they live on.
 struct FixtureBase {
-  std::unique_ptr<Backend> backend = make_backend("cpu");
+  explicit FixtureBase(const char* backend_name = "cpu") : backend(make_backend(backend_name)) {}
+
+  std::unique_ptr<Backend> backend;
   std::vector<std::vector<double>> xs;  // per sample: the inputs, exactly x's floats
   std::vector<int> labels;
   DeviceBuffer<float> x, target;        // (batch, inputs), (batch, classes) one-hot

@@ -19,6 +19,7 @@
 #include "kernels/error.h"
 #include "models/conv_hopfield.h"
 #include "models/conv_hopfield_reference.h"
+#include "tests/backends.h"
 #include "tests/model_fixture.h"
 #include "tests/synthetic_data.h"
 #include "tests/test_util.h"
@@ -35,8 +36,8 @@ struct ConvFixture : test::FixtureBase {
   int batch;
 
   ConvFixture(ConvHopfieldShape s, int batch_size, unsigned seed, double weight_scale = 0.5,
-              std::int64_t workspace_floats = ConvHopfield::kDefaultWorkspaceFloats)
-      : shape(std::move(s)), batch(batch_size) {
+              std::int64_t workspace_floats = ConvHopfield::kDefaultWorkspaceFloats, const char* backend_name = "cpu")
+      : FixtureBase(backend_name), shape(std::move(s)), batch(batch_size) {
     model = std::make_unique<ConvHopfield>(*backend, shape, batch, workspace_floats);
     net.in_channels = shape.input.channels;
     net.in_h = shape.input.height;
@@ -93,9 +94,11 @@ double max_difference(const conv_reference::States& a, const conv_reference::Sta
 
 }  // namespace
 
-TEST_CASE("conv hopfield: the energy equals the naive loops' at random states") {
+TEST_CASE_TEMPLATE("conv hopfield: the energy equals the naive loops' at random states", OnBackend,
+                   EQPROP_EACH_BACKEND) {
+  if (test::skip_without_backend<OnBackend>()) return;
   for (const auto& [pool, cost] : kVariants) {
-    ConvFixture f(tiny_shape(pool, cost), 5, 3);
+    ConvFixture f(tiny_shape(pool, cost), 5, 3, 0.5, ConvHopfield::kDefaultWorkspaceFloats, OnBackend::name);
     std::mt19937 rng(9);
     const NetworkState state = f.random_state(rng);
     DeviceBuffer<float> energy(*f.backend, f.batch);
@@ -107,9 +110,7 @@ TEST_CASE("conv hopfield: the energy equals the naive loops' at random states") 
       const double expected = conv_reference::energy(f.net, f.xs[n], states[n]);
       worst = std::max(worst, std::abs(engine[n] - expected) / std::max(1.0, std::abs(expected)));
     }
-    MESSAGE("pool " << int(pool) << ": max relative energy error " << worst << " (" << 100 * worst / 1e-5
-                    << "% of 1e-5)");
-    CHECK(worst < 1e-5);
+    test::check_within("pool " + std::to_string(int(pool)) + ": max relative energy error", worst, 1e-5);
   }
 }
 
@@ -129,10 +130,9 @@ TEST_CASE("conv hopfield: the free fixed point is the reference's, and a station
           worst_stationarity =
               std::max(worst_stationarity, std::abs(std::clamp(fields[l][u], 0.0, 1.0) - engine[n][l][u]));
     }
-    MESSAGE("pool " << int(pool) << ": max |s_engine - s_reference| = " << worst
-                    << ", max |clip(field) - s| = " << worst_stationarity);
-    CHECK(worst < 1e-5);
-    CHECK(worst_stationarity < 1e-5);
+    const std::string variant = "pool " + std::to_string(int(pool));
+    test::check_within(variant + ": max |s_engine - s_reference|", worst, 1e-5);
+    test::check_within(variant + ": max |clip(field) - s|", worst_stationarity, 1e-5);
   }
 }
 
@@ -154,7 +154,8 @@ TEST_CASE("conv hopfield: the energy never increases under gradient flow with a 
         previous[n] = energy;
       }
     }
-    CHECK(worst_rise <= 1e-6);  // float states: a few ulps of E are rounding
+    // Float states: a few ulps of E are rounding.
+    test::check_within("largest energy rise in a step", worst_rise, 1e-6);
     for (int n = 0; n < f.batch; ++n) CHECK(previous[n] < initial[n]);
   }
 }
@@ -194,14 +195,16 @@ TEST_CASE("conv hopfield: kernel and bias updates are the naive correlations, ov
       engine.weights[t].assign(w.begin(), w.end());
       engine.biases[t].assign(bias.begin(), bias.end());
       const double error = conv_reference::relative_error(engine, expected, t);
-      MESSAGE("pool " << int(pool) << ", tensor " << t << ": relative error " << error);
-      CHECK(error < 1e-5);
+      test::check_within("pool " + std::to_string(int(pool)) + ", tensor " + std::to_string(t) + ": relative error",
+                         error, 1e-5);
     }
   }
 }
 
-TEST_CASE("conv hopfield: symmetric EP at small beta matches the exact gradient (central differences)") {
-  auto backend = make_backend("cpu");
+TEST_CASE_TEMPLATE("conv hopfield: symmetric EP at small beta matches the exact gradient (central differences)",
+                   OnBackend, EQPROP_EACH_BACKEND) {
+  if (test::skip_without_backend<OnBackend>()) return;
+  auto backend = make_backend(OnBackend::name);
   // The shipped config (max pooling, cross-entropy read-out), average pooling with
   // the MSE output layer in the energy, and no pooling. The float engine's EP
   // estimate at beta = 0.001 carries float rounding of the states divided by beta:
@@ -216,7 +219,7 @@ TEST_CASE("conv hopfield: symmetric EP at small beta matches the exact gradient 
     for (const auto& tensor : report["tensors"]) {
       CAPTURE(tensor.dump());
       CHECK(tensor["cosine"].get<double>() > 0.9999);
-      CHECK(tensor["relative_error"].get<double>() < 5e-3);
+      eqprop::test::check_within("relative error of the tensor", tensor["relative_error"].get<double>(), 5e-3);
     }
   }
 }

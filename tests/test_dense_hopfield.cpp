@@ -1,7 +1,8 @@
-// Physics of the dense Hopfield model on the CPU backend, against the independent
+// Physics of the dense Hopfield model against the independent
 // double-precision reference (models/dense_hopfield_reference): fixed points,
 // energy descent, agreement of the two integrators, and the EP gradient against
-// both the naive EP estimate and the exact implicit-differentiation gradient.
+// both the naive EP estimate and the exact implicit-differentiation gradient. The
+// EP gradient cases run on every backend (tests/backends.h), the rest on the CPU.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -12,7 +13,9 @@
 #include "engine/gradcheck.h"
 #include "models/dense_hopfield.h"
 #include "models/dense_hopfield_reference.h"
+#include "tests/backends.h"
 #include "tests/hopfield_fixture.h"
+#include "tests/tolerance.h"
 
 namespace eqprop {
 namespace {
@@ -42,8 +45,7 @@ TEST_CASE("hopfield: the engine's free fixed point is the reference's") {
     double worst = 0;
     for (int s = 0; s < f.batch; ++s)
       worst = std::max(worst, max_difference(engine[s], reference::free_fixed_point(f.net, f.xs[s])));
-    MESSAGE("max |s_engine - s_reference| = " << worst << " (" << 100 * worst / 1e-5 << "% of 1e-5)");
-    CHECK(worst < 1e-5);
+    test::check_within("max |s_engine - s_reference|", worst, 1e-5);
   }
 }
 
@@ -66,7 +68,7 @@ TEST_CASE("hopfield: the energy never increases under gradient flow with a small
       }
     }
     // Float states: a rise of a few float ulps of the energy is rounding, not physics.
-    CHECK(worst_rise <= 1e-6);
+    test::check_within("largest energy rise in a step", worst_rise, 1e-6);
     for (int s = 0; s < f.batch; ++s) CHECK(previous[s] < initial[s]);
   }
 }
@@ -80,15 +82,17 @@ TEST_CASE("hopfield: fixed-point iteration and gradient flow reach the same fixe
       double worst = 0;
       for (int s = 0; s < f.batch; ++s) worst = std::max(worst, max_difference(by_iteration[s], by_flow[s]));
       CAPTURE(beta);
-      CHECK(worst < 1e-4);
+      test::check_within("worst state difference, fixed point vs flow", worst, 1e-4);
     }
   }
 }
 
-TEST_CASE("hopfield: the engine's EP gradient equals the naive double-precision EP estimate") {
+TEST_CASE_TEMPLATE("hopfield: the engine's EP gradient equals the naive double-precision EP estimate", OnBackend,
+                   EQPROP_EACH_BACKEND) {
+  if (test::skip_without_backend<OnBackend>()) return;
   for (const auto& [layers, cost] : kShapes) {
     for (bool symmetric : {true, false}) {
-      Fixture f(layers, cost, 6, 3);
+      Fixture f(layers, cost, 6, 3, 0.5, OnBackend::name);
       // Small enough that the synchronous map converges at -beta too (at 0.2 it
       // still drifts by 1e-4 after 400 steps on the 8-7-6-3 read-out network).
       const double beta = 0.05;
@@ -96,16 +100,17 @@ TEST_CASE("hopfield: the engine's EP gradient equals the naive double-precision 
       const reference::Gradient naive = reference::ep_gradient(f.net, f.xs, f.labels, beta, symmetric, 0);
       const double error = reference::relative_error(engine, naive);
       CAPTURE(symmetric);
-      MESSAGE("engine vs naive EP: relative error " << error << " (" << 100 * error / 1e-4 << "% of 1e-4)");
-      CHECK(error < 1e-4);
+      test::check_within("relative error, engine vs naive EP", error, 1e-4);
     }
   }
 }
 
-TEST_CASE("hopfield: symmetric EP at small beta matches the implicit gradient, better than one-sided") {
+TEST_CASE_TEMPLATE("hopfield: symmetric EP at small beta matches the implicit gradient, better than one-sided",
+                   OnBackend, EQPROP_EACH_BACKEND) {
+  if (test::skip_without_backend<OnBackend>()) return;
   for (const auto& [layers, cost] : kShapes) {
     for (unsigned seed : {1u, 2u, 3u}) {
-      Fixture f(layers, cost, 6, 100 + seed);
+      Fixture f(layers, cost, 6, 100 + seed, 0.5, OnBackend::name);
       const reference::Gradient exact = reference::implicit_gradient(f.net, f.xs, f.labels);
       const reference::Gradient symmetric = f.engine_ep_gradient(0.01f, true, 400);
       const reference::Gradient one_sided = f.engine_ep_gradient(0.01f, false, 400);

@@ -39,6 +39,7 @@ namespace {
 using eqprop::Backend;
 using eqprop::test::bits_of;
 using eqprop::test::check_bit_exact;
+using eqprop::test::check_within;
 using eqprop::test::random_one_hot;
 using eqprop::test::random_vector;
 using eqprop::DeviceBuffer;
@@ -54,36 +55,6 @@ struct Shape {
   int units;
 };
 constexpr Shape kShapes[] = {{7, 13}, {64, 300}};
-
-
-
-
-
-// |actual[i] - expected[i]| <= budget[i] for all i (NaN must meet NaN); reports
-// the worst fraction of the budget used.
-void check_within(const std::string& what, const std::vector<float>& actual,
-                  const std::vector<double>& expected, const std::vector<double>& budget) {
-  REQUIRE(actual.size() == expected.size());
-  REQUIRE(budget.size() == expected.size());
-  double worst = 0.0;
-  std::size_t worst_index = 0, failures = 0, first_failure = 0;
-  for (std::size_t i = 0; i < actual.size(); ++i) {
-    double used;
-    if (std::isnan(expected[i]) || std::isnan(actual[i])) {
-      used = std::isnan(expected[i]) && std::isnan(actual[i]) ? 0.0 : INFINITY;
-    } else {
-      const double error = std::fabs(double(actual[i]) - expected[i]);
-      used = error == 0.0 ? 0.0 : error / budget[i];
-    }
-    if (used > worst) worst = used, worst_index = i;
-    if (!(used <= 1.0) && failures++ == 0) first_failure = i;
-  }
-  MESSAGE(what << ": worst element " << worst_index << " used " << worst * 100.0
-               << "% of its tolerance (" << budget[worst_index] << ")");
-  CHECK_MESSAGE(failures == 0, what << ": " << failures << " elements out of tolerance; first at "
-                                    << first_failure << ": " << actual[first_failure] << " vs "
-                                    << expected[first_failure]);
-}
 
 // Host arrays in device buffers of one backend.
 DeviceBuffer<float> on_device(Backend& backend, const std::vector<float>& host) {

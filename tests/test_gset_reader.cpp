@@ -13,6 +13,7 @@
 #include "hosttools/gset_reader.h"
 #include "kernels/error.h"
 #include "models/ising_problem.h"
+#include "tests/skip.h"
 #include "tests/test_util.h"
 
 namespace eqprop {
@@ -46,10 +47,7 @@ constexpr Reference kReferences[] = {
 };
 
 TEST_CASE("gset: the reader and the cut evaluator reproduce the reference cuts of ../shared/gset exactly") {
-  if (!std::filesystem::is_directory(kGsetDir)) {
-    MESSAGE("skipped: " << kGsetDir << " is absent");
-    return;
-  }
+  if (test::skip_case_if(!std::filesystem::is_directory(kGsetDir), kGsetDir + " is absent")) return;
   int checked = 0;
   for (const Reference& reference : kReferences) {
     const std::string graph_path = kGsetDir + "/" + reference.name + ".txt";

@@ -13,6 +13,7 @@
 #include "hosttools/dataset_files.h"
 #include "hosttools/idx_reader.h"
 #include "kernels/error.h"
+#include "tests/skip.h"
 #include "tests/test_util.h"
 
 namespace eqprop {
@@ -226,10 +227,9 @@ TEST_CASE("load_dataset: unknown names and missing dirs are ConfigErrors") {
 
 TEST_CASE("load_dataset: the installed FashionMNIST, if present") {
   const std::string probe = default_data_dir("fashion_mnist") + "/train-images-idx3-ubyte.gz";
-  if (!std::filesystem::exists(probe)) {
-    MESSAGE("skipped: " << probe << " does not exist (install dataset-fashion-mnist)");
+  if (test::skip_case_if(!std::filesystem::exists(probe),
+                         probe + " does not exist (install dataset-fashion-mnist)"))
     return;
-  }
   const DatasetSplits splits = load_dataset("fashion_mnist", "");  // default dir
   for (const Dataset* d : {&splits.train, &splits.test}) {
     CHECK(d->sample_shape == std::vector<int>{1, 28, 28});

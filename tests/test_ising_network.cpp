@@ -19,6 +19,7 @@
 #include "engine/training_run.h"
 #include "kernels/error.h"
 #include "models/ising_network.h"
+#include "tests/backends.h"
 #include "tests/synthetic_data.h"
 #include "tests/test_util.h"
 
@@ -109,14 +110,15 @@ struct Reference {
 // A reference with random float-representable parameters in +-scale, and the same
 // parameters in an engine model.
 struct Fixture {
-  std::unique_ptr<Backend> backend = make_backend("cpu");
+  std::unique_ptr<Backend> backend;
   Reference ref;
   IsingNetwork model;
   std::mt19937 rng;
 
   Fixture(std::vector<int> layers, int spins_per_class, int replicas, int max_batch, double scale, unsigned seed,
-          IsingDynamics annealing = {})
-      : model(*backend, IsingNetworkShape{layers, spins_per_class, replicas}, annealing, max_batch), rng(seed) {
+          IsingDynamics annealing = {}, const char* backend_name = "cpu")
+      : backend(make_backend(backend_name)),
+        model(*backend, IsingNetworkShape{layers, spins_per_class, replicas}, annealing, max_batch), rng(seed) {
     ref.spins_per_class = spins_per_class;
     for (int l = 0; l < static_cast<int>(layers.size()); ++l) ref.units.push_back(model.shape().units(l));
     std::uniform_real_distribution<double> uniform(-scale, scale);
@@ -189,10 +191,12 @@ PhaseSpec sweeps(int steps, float beta, std::uint64_t first_sample, std::uint32_
 
 }  // namespace
 
-TEST_CASE("ising network: energy and local fields match naive loops") {
+TEST_CASE_TEMPLATE("ising network: energy and local fields match naive loops", OnBackend, EQPROP_EACH_BACKEND) {
+  if (test::skip_without_backend<OnBackend>()) return;
   // Zero temperature in effect: a heat-bath draw is +1 exactly when the field is > 0
   // (the fields below are at least 1e-3 from 0, and exp(-2e-3 / 1e-5) underflows).
-  Fixture fx({5, 4, 3, 2}, /*spins_per_class=*/2, /*replicas=*/2, /*max_batch=*/3, 0.8, 11, {1e-5f, 1e-5f});
+  Fixture fx({5, 4, 3, 2}, /*spins_per_class=*/2, /*replicas=*/2, /*max_batch=*/3, 0.8, 11, {1e-5f, 1e-5f},
+             OnBackend::name);
   const int batch = 3, replicas = 2;
   DeviceBuffer<float> x(*fx.backend, std::size_t(batch) * 5);
   const auto xs = random_inputs(fx.rng, batch, 5, x);
@@ -381,9 +385,11 @@ TEST_CASE("ising network: discrete simulated bifurcation reaches the ground stat
   CHECK(on_target == batch);
 }
 
-TEST_CASE("ising network: the contrastive update equals the naive correlation difference") {
+TEST_CASE_TEMPLATE("ising network: the contrastive update equals the naive correlation difference", OnBackend,
+                   EQPROP_EACH_BACKEND) {
+  if (test::skip_without_backend<OnBackend>()) return;
   const int batch = 3, replicas = 2;
-  Fixture fx({5, 4, 3, 2}, 2, replicas, batch, 0.5, 17);
+  Fixture fx({5, 4, 3, 2}, 2, replicas, batch, 0.5, 17, {}, OnBackend::name);
   DeviceBuffer<float> x(*fx.backend, std::size_t(batch) * 5);
   const auto xs = random_inputs(fx.rng, batch, 5, x);
   DeviceBuffer<float> target = one_hot(*fx.backend, {0, 1, 1}, 2);

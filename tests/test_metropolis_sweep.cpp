@@ -135,7 +135,7 @@ TEST_CASE("ising: the Metropolis rule satisfies detailed balance, and its empiri
     CHECK(accepted_down == trials);
     const double rate = double(accepted_up) / trials;
     const double sigma = std::sqrt(p_up * (1 - p_up) / trials) + 1e-9;
-    CHECK_MESSAGE(std::fabs(rate - p_up) <= 5 * sigma, "rate " << rate << " vs " << p_up);
+    eqprop::test::check_within_sigmas("acceptance rate", rate, p_up, sigma);
   }
 }
 

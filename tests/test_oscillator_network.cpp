@@ -20,6 +20,7 @@
 #include "kernels/error.h"
 #include "models/oscillator_network.h"
 #include "models/oscillator_network_reference.h"
+#include "tests/backends.h"
 #include "tests/model_fixture.h"
 #include "tests/synthetic_data.h"
 #include "tests/test_util.h"
@@ -43,8 +44,10 @@ struct OscillatorFixture : test::FixtureBase {
   OscillatorNetwork model;
   int batch;
 
-  OscillatorFixture(std::vector<int> layers, double shil, int batch_size, unsigned seed, double weight_scale = 0.6)
-      : model(*backend, OscillatorShape{layers, static_cast<float>(shil), static_cast<float>(kPiDouble)}, batch_size),
+  OscillatorFixture(std::vector<int> layers, double shil, int batch_size, unsigned seed, double weight_scale = 0.6,
+                    const char* backend_name = "cpu")
+      : FixtureBase(backend_name),
+        model(*backend, OscillatorShape{layers, static_cast<float>(shil), static_cast<float>(kPiDouble)}, batch_size),
         batch(batch_size) {
     std::mt19937 rng(seed);
     net.layers = layers;
@@ -97,9 +100,10 @@ const std::vector<std::pair<std::vector<int>, double>> kShapes = {
 
 }  // namespace
 
-TEST_CASE("oscillator: the energy is the reference's pairwise sum") {
+TEST_CASE_TEMPLATE("oscillator: the energy is the reference's pairwise sum", OnBackend, EQPROP_EACH_BACKEND) {
+  if (test::skip_without_backend<OnBackend>()) return;
   for (const auto& [layers, shil] : kShapes) {
-    OscillatorFixture f(layers, shil, 5, 21);
+    OscillatorFixture f(layers, shil, 5, 21, 0.6, OnBackend::name);
     const NetworkState state = f.random_state(4);
     DeviceBuffer<float> energy(*f.backend, f.batch);
     f.model.energy(state, energy.data());
@@ -110,8 +114,7 @@ TEST_CASE("oscillator: the energy is the reference's pairwise sum") {
       const double expected = ref::energy(f.net, f.xs[s], phases[s]);
       worst = std::max(worst, std::fabs(engine[s] - expected) / (1.0 + std::fabs(expected)));
     }
-    MESSAGE("energy: worst relative difference " << worst << " (" << 100 * worst / 1e-5 << "% of 1e-5)");
-    CHECK(worst < 1e-5);
+    test::check_within("energy: worst relative difference", worst, 1e-5);
   }
 }
 
@@ -140,9 +143,8 @@ TEST_CASE("oscillator: one gradient-flow step moves every phase by -dt dF/dphi o
           }
       }
       CAPTURE(beta);
-      MESSAGE("force: worst |engine - pairwise| " << worst << " of max |force| " << largest << " ("
-                                                  << 100 * worst / 1e-4 << "% of 1e-4)");
-      CHECK(worst < 1e-4);
+      MESSAGE("force: max |force| " << largest);
+      test::check_within("force: worst |engine - pairwise|", worst, 1e-4);
       for (const auto& sample : after)
         for (const auto& layer : sample)
           for (double phase : layer) CHECK((phase >= -kPiDouble - 1e-6 && phase < kPiDouble + 1e-6));
@@ -195,8 +197,8 @@ TEST_CASE("oscillator: the cos/sin GEMM split equals the pairwise sin and cos of
       worst_gradient = std::max(worst_gradient, std::fabs(gradient[i * here + u] - pairwise));
     }
   MESSAGE("split vs pairwise: force " << worst_force << ", coupling gradient " << worst_gradient << " (tolerance 1e-5)");
-  CHECK(worst_force < 1e-5);
-  CHECK(worst_gradient < 1e-5);
+  test::check_within("max |split - pairwise force|", worst_force, 1e-5);
+  test::check_within("max |split - pairwise gradient|", worst_gradient, 1e-5);
 }
 
 TEST_CASE("oscillator: phase_sincos is within float rounding of double cos and sin") {
@@ -211,14 +213,14 @@ TEST_CASE("oscillator: phase_sincos is within float rounding of double cos and s
     worst_far = std::max({worst_far, std::fabs(c - std::cos(double(far))), std::fabs(s - std::sin(double(far)))});
   }
   MESSAGE("phase_sincos: max abs error " << worst_near << " on [-2pi, 2pi], " << worst_far << " on [-100, 100]");
-  CHECK(worst_near < 2e-7);
-  CHECK(worst_far < 1e-6);
+  test::check_within("max trig error near 0", worst_near, 2e-7);
+  test::check_within("max trig error far from 0", worst_far, 1e-6);
   // The wrap keeps a phase's cos and sin and lands in [-pi, pi].
   for (float phase : {-20.0f, -3.2f, -1.0f, 0.0f, 3.1f, 3.2f, 7.0f, 50.0f}) {
     const float wrapped = wrap_phase(phase);
     CHECK(std::fabs(wrapped) <= kPi);
-    CHECK(std::fabs(std::cos(double(wrapped)) - std::cos(double(phase))) < 1e-5);
-    CHECK(std::fabs(std::sin(double(wrapped)) - std::sin(double(phase))) < 1e-5);
+    eqprop::test::check_within("cos of the wrapped phase - cos of the phase", std::fabs(std::cos(double(wrapped)) - std::cos(double(phase))), 1e-5);
+    eqprop::test::check_within("sin of the wrapped phase - sin of the phase", std::fabs(std::sin(double(wrapped)) - std::sin(double(phase))), 1e-5);
   }
 }
 
@@ -277,14 +279,16 @@ TEST_CASE("oscillator: the energy never increases under gradient flow with a sma
     }
     // Float phases: a rise of a few float ulps of the energy is rounding, not physics.
     MESSAGE("largest energy rise in one step: " << worst_rise);
-    CHECK(worst_rise <= 1e-6);
+    test::check_within("largest energy rise in a step", worst_rise, 1e-6);
     for (int s = 0; s < f.batch; ++s) CHECK(previous[s] < initial[s]);
   }
 }
 
-TEST_CASE("oscillator: the engine's free fixed point is the reference's, a strict minimum") {
+TEST_CASE_TEMPLATE("oscillator: the engine's free fixed point is the reference's, a strict minimum", OnBackend,
+                   EQPROP_EACH_BACKEND) {
+  if (test::skip_without_backend<OnBackend>()) return;
   for (const auto& [layers, shil] : kShapes) {
-    OscillatorFixture f(layers, shil, 5, 11);
+    OscillatorFixture f(layers, shil, 5, 11, 0.6, OnBackend::name);
     PhaseSpec spec = flow(0.2f, 6000);
     const auto engine = f.phases_of(f.relaxed(spec));
     double worst = 0;
@@ -297,8 +301,7 @@ TEST_CASE("oscillator: the engine's free fixed point is the reference's, a stric
       for (const auto& layer : expected) units += static_cast<int>(layer.size());
       CHECK(ref::positive_definite(ref::hessian(f.net, f.xs[s], 0, 0.0, expected), units));
     }
-    MESSAGE("max phase distance engine vs reference: " << worst << " (" << 100 * worst / 1e-4 << "% of 1e-4)");
-    CHECK(worst < 1e-4);
+    test::check_within("max phase distance engine vs reference", worst, 1e-4);
   }
 }
 
@@ -308,15 +311,16 @@ TEST_CASE("oscillator reference: the implicit gradient equals central finite dif
     const reference::Gradient exact = ref::implicit_gradient(f.net, f.xs, f.labels);
     const reference::Gradient numeric = ref::finite_difference_gradient(f.net, f.xs, f.labels);
     const double error = reference::relative_error(exact, numeric);
-    MESSAGE("implicit vs finite differences: relative error " << error << " (" << 100 * error / 1e-6 << "% of 1e-6)");
-    CHECK(error < 1e-6);
+    test::check_within("implicit vs finite differences: relative error", error, 1e-6);
   }
 }
 
-TEST_CASE("oscillator: symmetric EP at small beta matches the implicit gradient, better than one-sided") {
+TEST_CASE_TEMPLATE("oscillator: symmetric EP at small beta matches the implicit gradient, better than one-sided",
+                   OnBackend, EQPROP_EACH_BACKEND) {
+  if (test::skip_without_backend<OnBackend>()) return;
   for (const auto& [layers, shil] : kShapes) {
     for (unsigned seed : {1u, 2u}) {
-      OscillatorFixture f(layers, shil, 6, 100 + seed);
+      OscillatorFixture f(layers, shil, 6, 100 + seed, 0.6, OnBackend::name);
       // Samples near a bifurcation, where a nudge of beta leaves the free basin,
       // have no EP estimate at that beta (engine/gradcheck.cpp); none are kept here.
       const float beta = 0.01f;
@@ -333,14 +337,16 @@ TEST_CASE("oscillator: symmetric EP at small beta matches the implicit gradient,
       MESSAGE("cosine " << cosine << ", relative error symmetric " << error_symmetric << ", one-sided "
                         << error_one_sided);
       CHECK(cosine > 0.9999);
-      CHECK(error_symmetric < 1e-2);
+      test::check_within("relative error of symmetric EP", error_symmetric, 1e-2);
       CHECK(error_symmetric < error_one_sided);
     }
   }
 }
 
-TEST_CASE("oscillator: gradcheck through the trainer matches the implicit gradient") {
-  auto backend = make_backend("cpu");
+TEST_CASE_TEMPLATE("oscillator: gradcheck through the trainer matches the implicit gradient", OnBackend,
+                   EQPROP_EACH_BACKEND) {
+  if (test::skip_without_backend<OnBackend>()) return;
+  auto backend = make_backend(OnBackend::name);
   const nlohmann::json user = read_config_file(EQPROP_SOURCE_DIR "/configs/gradcheck_tiny_oscillator.json");
   for (float shil : {0.0f, 0.5f}) {
     nlohmann::json with_shil = user;
@@ -352,7 +358,7 @@ TEST_CASE("oscillator: gradcheck through the trainer matches the implicit gradie
     MESSAGE("gradcheck: cosine " << cosine << ", relative error " << error << ", redrawn "
                                  << report["samples_redrawn_near_a_bifurcation"]);
     CHECK(cosine > 0.9999);
-    CHECK(error < 1e-2);
+    test::check_within("gradcheck relative error", error, 1e-2);
   }
 }
 

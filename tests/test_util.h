@@ -1,5 +1,6 @@
 // Helpers shared by the tests: a scratch directory that cleans up after itself,
-// writers for raw and gzip files, and a check on the text of a thrown error.
+// writers for raw and gzip files, a check on the text of a thrown error, random
+// data; the tolerance checks come with tests/tolerance.h.
 #pragma once
 
 #include <doctest/doctest.h>
@@ -18,6 +19,8 @@
 #include <vector>
 
 #include <unistd.h>
+
+#include "tests/tolerance.h"
 
 namespace eqprop {
 namespace test {
@@ -91,13 +94,6 @@ inline void check_contains(const std::string& message, std::initializer_list<std
 }
 
 
-// The bit pattern of a float (NaN payloads and signed zeros included).
-inline std::uint32_t bits_of(float x) {
-  std::uint32_t bits;
-  std::memcpy(&bits, &x, sizeof bits);
-  return bits;
-}
-
 // `count` floats uniform in [lo, hi).
 inline std::vector<float> random_vector(std::mt19937& rng, std::size_t count, float lo, float hi) {
   std::uniform_real_distribution<float> distribution(lo, hi);
@@ -112,30 +108,6 @@ inline std::vector<float> random_one_hot(std::mt19937& rng, int rows, int classe
   std::vector<float> out(static_cast<std::size_t>(rows) * classes, 0.0f);
   for (int r = 0; r < rows; ++r) out[static_cast<std::size_t>(r) * classes + label(rng)] = 1.0f;
   return out;
-}
-
-// Bit-for-bit equality of two float arrays (the tolerance of a bit-exact kernel);
-// on failure names the first mismatch, and `hint` says what usually causes one.
-inline void check_bit_exact(const std::string& what, const std::vector<float>& actual,
-                            const std::vector<float>& expected, const std::string& hint = "") {
-  REQUIRE(actual.size() == expected.size());
-  std::size_t mismatches = 0, first = 0;
-  for (std::size_t i = 0; i < actual.size(); ++i)
-    if (bits_of(actual[i]) != bits_of(expected[i]) && mismatches++ == 0) first = i;
-  CHECK_MESSAGE(mismatches == 0, what << ": " << mismatches << " of " << actual.size()
-                                      << " elements differ bitwise; first at " << first << ": "
-                                      << (actual.empty() ? 0.0f : actual[first]) << " vs "
-                                      << (expected.empty() ? 0.0f : expected[first]) << hint);
-}
-
-// A statistical check: |estimate - expected| <= 5 sigma, with the fraction of that
-// budget reported, so a test shows how close it came to its tolerance.
-inline void check_within_sigmas(const std::string& what, double estimate, double expected, double sigma) {
-  const double budget = 5.0 * sigma;
-  const double used = std::fabs(estimate - expected) / budget;
-  MESSAGE(what << " = " << estimate << " (expected " << expected << ", 5 sigma = " << budget
-               << "): " << used * 100.0 << "% of the tolerance used");
-  CHECK(used <= 1.0);
 }
 
 }  // namespace test

@@ -1,7 +1,8 @@
 // CPU vs CUDA parity of the Backend interface: the same GEMMs, elementwise ops,
 // reductions and copies on both backends, on the same random host data.
 //
-// Tolerances follow each kernel's declared determinism (STYLE.md, habit 5):
+// Tolerances follow each kernel's declared determinism (STYLE.md, habit 5;
+// kernels/determinism.h), taken from the op struct where a case checks one op:
 //  - ops without transcendental functions are bit-exact (this needs the CUDA
 //    backend compiled with -fmad=false, see kernels/cuda_backend.cu);
 //  - ops through expf/logf/cosf agree to a few ulp of the magnitudes involved;
@@ -29,6 +30,7 @@
 #include "kernels/cuda_backend.h"
 #include "kernels/device_buffer.h"
 #include "kernels/error.h"
+#include "tests/skip.h"
 #include "tests/test_util.h"
 
 namespace {
@@ -40,26 +42,26 @@ using eqprop::DeviceBuffer;
 using eqprop::Transpose;
 using HostArrays = std::vector<std::vector<float>>;
 
+constexpr const char* kFmaHint = " (an FMA contraction? build the CUDA backend with -fmad=false)";
+
 // Bit-exact agreement of the two backends (NaN payloads included).
 void check_cpu_cuda_bits(const std::vector<float>& cpu, const std::vector<float>& cuda,
                          const std::string& what) {
-  eqprop::test::check_bit_exact(what + " (cuda vs cpu)", cuda, cpu,
-                                " (an FMA contraction? build the CUDA backend with -fmad=false)");
+  eqprop::test::check_bit_exact(what + " (cuda vs cpu)", cuda, cpu, kFmaHint);
 }
 
-// True if the parity cases can run; otherwise says why the case is skipped.
-bool gpu_present() {
-  if (eqprop::cuda_device_available()) return true;
-  MESSAGE("skipped: no CUDA GPU on this machine");
-  return false;
+// The agreement Op declares (kernels/determinism.h) between the two backends, at
+// output magnitude `magnitude`.
+template <class Op>
+void check_cpu_cuda_as_declared(const std::vector<float>& cpu, const std::vector<float>& cuda,
+                                const std::string& what, double magnitude = 1.0) {
+  eqprop::test::check_declared_agreement<Op>(what + " (cuda vs cpu)", cuda, cpu, magnitude, kFmaHint);
 }
 
 struct BackendPair {
   std::unique_ptr<Backend> cpu = eqprop::make_backend("cpu");
   std::unique_ptr<Backend> cuda = eqprop::make_backend("cuda");
 };
-
-
 
 // out = alpha x + beta y, fields set by name (robust to fields added later).
 eqprop::AxpbyOp axpby(const float* x, const float* y, float* out, float alpha, float beta) {
@@ -106,43 +108,8 @@ std::pair<HostArrays, HostArrays> run_on_both(
   return {on_cpu.download(), on_cuda.download()};
 }
 
-
-
-// |expected - actual| <= tolerance[i] for each element; reports the largest
-// fraction of the tolerance used.
-void check_within(const std::vector<float>& expected, const std::vector<float>& actual,
-                  const std::vector<double>& tolerance, const std::string& what) {
-  REQUIRE(expected.size() == actual.size());
-  REQUIRE(expected.size() == tolerance.size());
-  if (expected.empty()) return;
-  double worst = -1.0;
-  std::size_t worst_index = 0, failures = 0;
-  for (std::size_t i = 0; i < expected.size(); ++i) {
-    const double error =
-        std::fabs(static_cast<double>(expected[i]) - static_cast<double>(actual[i]));
-    const double used =
-        std::isnan(error) ? std::numeric_limits<double>::infinity() : error / tolerance[i];
-    if (used > 1.0) ++failures;
-    if (used > worst) {
-      worst = used;
-      worst_index = i;
-    }
-  }
-  MESSAGE(what << ": worst element used " << worst * 100.0 << "% of its tolerance");
-  CHECK_MESSAGE(failures == 0, what << ": " << failures << " of " << expected.size()
-                                    << " elements out of tolerance; worst at " << worst_index
-                                    << ": expected " << expected[worst_index] << ", got "
-                                    << actual[worst_index] << ", tolerance "
-                                    << tolerance[worst_index]);
-}
-
-void check_within(const std::vector<float>& expected, const std::vector<float>& actual,
-                  double absolute_tolerance, const std::string& what) {
-  check_within(expected, actual, std::vector<double>(expected.size(), absolute_tolerance), what);
-}
-
-// A few ulp of single precision at magnitude `scale`.
-double few_ulp(double scale) { return 8.0 * std::numeric_limits<float>::epsilon() * scale; }
+using eqprop::test::check_within;
+using eqprop::test::few_ulp;
 
 // ---------------------------------------------------------------------------
 // GEMM
@@ -208,8 +175,8 @@ void check_gemm(BackendPair& backends, Transpose ta, Transpose tb, int m, int n,
   std::ostringstream what;
   what << "gemm(ta=" << (ta == Transpose::yes) << ", tb=" << (tb == Transpose::yes) << ", m=" << m
        << ", n=" << n << ", k=" << k << ", alpha=" << alpha << ", beta=" << beta << ")";
-  check_within(cpu_c, cuda_c, tolerance, what.str() + " cpu vs cuda");
-  check_within(reference, cuda_c, tolerance, what.str() + " double reference vs cuda");
+  check_within(what.str() + " cpu vs cuda", cuda_c, cpu_c, tolerance);
+  check_within(what.str() + " double reference vs cuda", cuda_c, reference, tolerance);
   check_cpu_cuda_bits(cpu_padding, cuda_padding, what.str() + " padding of c");
   CHECK(
       std::all_of(cuda_padding.begin(), cuda_padding.end(), [](float v) { return v == 12345.0f; }));
@@ -218,7 +185,7 @@ void check_gemm(BackendPair& backends, Transpose ta, Transpose tb, int m, int n,
 }  // namespace
 
 TEST_CASE("cuda backend: identifies itself") {
-  if (!gpu_present()) return;
+  if (eqprop::test::skip_without_gpu()) return;
   const auto cuda = eqprop::make_backend("cuda");
   CHECK(cuda->name() == "cuda");
   CHECK_FALSE(cuda->device_name().empty());
@@ -227,7 +194,7 @@ TEST_CASE("cuda backend: identifies itself") {
 }
 
 TEST_CASE("cuda backend: gemm matches the cpu backend for every transpose combination") {
-  if (!gpu_present()) return;
+  if (eqprop::test::skip_without_gpu()) return;
   BackendPair backends;
   for (const Transpose ta : {Transpose::no, Transpose::yes})
     for (const Transpose tb : {Transpose::no, Transpose::yes}) {
@@ -242,7 +209,7 @@ TEST_CASE("cuda backend: gemm matches the cpu backend for every transpose combin
 }
 
 TEST_CASE("cuda backend: LayerStepOp is bit-exact with the cpu backend") {
-  if (!gpu_present()) return;
+  if (eqprop::test::skip_without_gpu()) return;
   BackendPair backends;
   std::mt19937 rng(7);
   const int batch = 129, units = 257;  // 33153 indices: several blocks, OpenMP on the CPU
@@ -273,12 +240,12 @@ TEST_CASE("cuda backend: LayerStepOp is bit-exact with the cpu backend") {
         std::ostringstream what;
         what << "LayerStepOp(integrator=" << static_cast<int>(integrator)
              << ", feedback=" << with_feedback << ", target=" << with_target << ")";
-        check_cpu_cuda_bits(cpu[0], cuda[0], what.str());
+        check_cpu_cuda_as_declared<eqprop::LayerStepOp>(cpu[0], cuda[0], what.str());
       }
 }
 
 TEST_CASE("cuda backend: SoftmaxResidualOp agrees with the cpu backend to a few ulp") {
-  if (!gpu_present()) return;
+  if (eqprop::test::skip_without_gpu()) return;
   BackendPair backends;
   std::mt19937 rng(8);
   const int batch = 300, classes = 10;
@@ -297,13 +264,13 @@ TEST_CASE("cuda backend: SoftmaxResidualOp agrees with the cpu backend to a few 
       backend.run(op, batch);
     });
     // p - y with p in [0, 1]: a few ulp of 1.
-    check_within(cpu[2], cuda[2], few_ulp(1.0),
-                 with_bias ? "SoftmaxResidualOp with bias" : "SoftmaxResidualOp");
+    check_cpu_cuda_as_declared<eqprop::SoftmaxResidualOp>(
+        cpu[2], cuda[2], with_bias ? "SoftmaxResidualOp with bias" : "SoftmaxResidualOp", 1.0);
   }
 }
 
 TEST_CASE("cuda backend: ColumnSumOp is bit-exact with the cpu backend") {
-  if (!gpu_present()) return;
+  if (eqprop::test::skip_without_gpu()) return;
   BackendPair backends;
   std::mt19937 rng(9);
   const int batch = 200, units = 300;
@@ -323,12 +290,12 @@ TEST_CASE("cuda backend: ColumnSumOp is bit-exact with the cpu backend") {
       op.units = units;
       backend.run(op, units);
     });
-    check_cpu_cuda_bits(cpu[2], cuda[2], with_b ? "ColumnSumOp(a, b)" : "ColumnSumOp(a)");
+    check_cpu_cuda_as_declared<eqprop::ColumnSumOp>(cpu[2], cuda[2], with_b ? "ColumnSumOp(a, b)" : "ColumnSumOp(a)");
   }
 }
 
 TEST_CASE("cuda backend: AxpbyOp and SgdMomentumOp are bit-exact with the cpu backend") {
-  if (!gpu_present()) return;
+  if (eqprop::test::skip_without_gpu()) return;
   BackendPair backends;
   std::mt19937 rng(10);
   const std::size_t count = 100003;
@@ -343,8 +310,8 @@ TEST_CASE("cuda backend: AxpbyOp and SgdMomentumOp are bit-exact with the cpu ba
       backend.run(axpby(x.pointer(0), x.pointer(1), x.pointer(0), 1.1f, 0.9f),
                   static_cast<std::int64_t>(count));
     });
-    check_cpu_cuda_bits(cpu[2], cuda[2], "AxpbyOp");
-    check_cpu_cuda_bits(cpu[0], cuda[0], "AxpbyOp in place");
+    check_cpu_cuda_as_declared<eqprop::AxpbyOp>(cpu[2], cuda[2], "AxpbyOp");
+    check_cpu_cuda_as_declared<eqprop::AxpbyOp>(cpu[0], cuda[0], "AxpbyOp in place");
   }
   {
     // weights, velocity, gradient; three steps so the velocity matters.
@@ -358,13 +325,13 @@ TEST_CASE("cuda backend: AxpbyOp and SgdMomentumOp are bit-exact with the cpu ba
       op.weight_decay = 1e-4f;
       for (int step = 0; step < 3; ++step) backend.run(op, static_cast<std::int64_t>(count));
     });
-    check_cpu_cuda_bits(cpu[0], cuda[0], "SgdMomentumOp weights");
-    check_cpu_cuda_bits(cpu[2], cuda[2], "SgdMomentumOp velocity");
+    check_cpu_cuda_as_declared<eqprop::SgdMomentumOp>(cpu[0], cuda[0], "SgdMomentumOp weights");
+    check_cpu_cuda_as_declared<eqprop::SgdMomentumOp>(cpu[2], cuda[2], "SgdMomentumOp velocity");
   }
 }
 
 TEST_CASE("cuda backend: RowMetricsOp matches the cpu backend for both costs") {
-  if (!gpu_present()) return;
+  if (eqprop::test::skip_without_gpu()) return;
   BackendPair backends;
   std::mt19937 rng(11);
   const int batch = 513, classes = 10;
@@ -395,14 +362,14 @@ TEST_CASE("cuda backend: RowMetricsOp matches the cpu backend for both costs") {
         check_cpu_cuda_bits(cpu[2], cuda[2], what + " loss");
       } else {
         // log(sum exp) + max - o[label]: a few ulp of the logits' magnitude (<= 5 + log 10).
-        check_within(cpu[2], cuda[2], few_ulp(5.0 + std::log(10.0)), what + " loss");
+        check_within(what + " loss", cuda[2], cpu[2], few_ulp(5.0 + std::log(10.0)));
       }
       check_cpu_cuda_bits(cpu[3], cuda[3], what + " correct");
     }
 }
 
 TEST_CASE("cuda backend: FillRandomOp draws the same numbers as the cpu backend") {
-  if (!gpu_present()) return;
+  if (eqprop::test::skip_without_gpu()) return;
   BackendPair backends;
   const std::size_t count = 200001;
   const HostArrays inputs = {std::vector<float>(count, 0.0f)};
@@ -422,13 +389,13 @@ TEST_CASE("cuda backend: FillRandomOp draws the same numbers as the cpu backend"
     if (distribution == eqprop::Distribution::uniform) {
       check_cpu_cuda_bits(cpu[0], cuda[0], "FillRandomOp uniform");
     } else {
-      check_within(cpu[0], cuda[0], 1e-5, "FillRandomOp normal");
+      check_within("FillRandomOp normal", cuda[0], cpu[0], 1e-5);
     }
   }
 }
 
 TEST_CASE("cuda backend: count_nonfinite counts NaN and Inf like the cpu backend") {
-  if (!gpu_present()) return;
+  if (eqprop::test::skip_without_gpu()) return;
   BackendPair backends;
   std::mt19937 rng(12);
   const std::size_t count = (1u << 20) + 7;
@@ -451,7 +418,7 @@ TEST_CASE("cuda backend: count_nonfinite counts NaN and Inf like the cpu backend
 }
 
 TEST_CASE("cuda backend: memory copies, fill_zero and overlapping copy_on_device") {
-  if (!gpu_present()) return;
+  if (eqprop::test::skip_without_gpu()) return;
   BackendPair backends;
   std::mt19937 rng(13);
   const std::size_t count = 10000;
@@ -470,7 +437,7 @@ TEST_CASE("cuda backend: memory copies, fill_zero and overlapping copy_on_device
 }
 
 TEST_CASE("cuda backend: upload round trip, ordered with compute on both sides") {
-  if (!gpu_present()) return;
+  if (eqprop::test::skip_without_gpu()) return;
   const auto cuda = eqprop::make_backend("cuda");
   const std::size_t count = std::size_t{1} << 22;  // 16 MiB: the copy takes ~1 ms
   eqprop::HostStagingBuffer<float> first(*cuda, count), second(*cuda, count);
@@ -502,10 +469,9 @@ TEST_CASE("cuda backend: upload round trip, ordered with compute on both sides")
 }
 
 TEST_CASE("cuda backend: requesting it without a GPU is a clear DeviceError") {
-  if (eqprop::cuda_device_available()) {
-    MESSAGE("skipped: a CUDA GPU is present, the no-GPU error cannot be observed");
+  if (eqprop::test::skip_case_if(eqprop::cuda_device_available(),
+                                 "a CUDA GPU is present, the no-GPU error cannot be observed"))
     return;
-  }
   const std::string message =
       eqprop::test::thrown_message<eqprop::DeviceError>([] { eqprop::make_backend("cuda"); });
   eqprop::test::check_contains(message, {"cuda"});

@@ -20,7 +20,10 @@
 
 #include "kernels/backend.h"
 #include "kernels/device_buffer.h"
+#include "kernels/im2col.h"
+#include "kernels/plane_layout.h"
 #include "models/conv_ops.h"
+#include "tests/skip.h"
 #include "tests/test_util.h"
 
 namespace {
@@ -32,12 +35,6 @@ using eqprop::DeviceBuffer;
 using eqprop::PoolShape;
 using eqprop::test::random_vector;
 using Floats = std::vector<float>;
-
-bool gpu_present() {
-  if (eqprop::cuda_device_available()) return true;
-  MESSAGE("skipped: no CUDA GPU on this machine");
-  return false;
-}
 
 DeviceBuffer<float> upload(Backend& backend, const Floats& host) {
   DeviceBuffer<float> buffer(backend, host.size());
@@ -72,26 +69,20 @@ ConvResults run_conv(Backend& backend, const ConvShape& s, const Floats& x, cons
   return {columns.to_host(), forward.to_host(), transposed.to_host(), gradient.to_host()};
 }
 
+// cuda agrees with cpu up to summation order: each sums `terms` products, so each
+// is within (terms + 2) 2^-24 sum |products| of the exact value.
 void check_within(const std::string& what, const Floats& cpu, const Floats& cuda, const Floats& magnitude,
                   double terms) {
-  REQUIRE(cpu.size() == cuda.size());
-  double worst = 0.0;
-  std::size_t failures = 0, first = 0;
-  for (std::size_t i = 0; i < cpu.size(); ++i) {
-    const double budget = (terms + 2.0) * std::ldexp(1.0, -24) * magnitude[i] * 2.0 + 1e-30;  // both err
-    const double used = std::fabs(double(cpu[i]) - double(cuda[i])) / budget;
-    if (!(used <= 1.0) && failures++ == 0) first = i;
-    if (used > worst) worst = used;
-  }
-  MESSAGE(what << ": worst element used " << 100.0 * worst << "% of its tolerance");
-  CHECK_MESSAGE(failures == 0, what << ": " << failures << " elements out of tolerance; first at " << first << ": cpu "
-                                    << cpu[first] << ", cuda " << cuda[first]);
+  std::vector<double> budget(magnitude.size());
+  for (std::size_t i = 0; i < budget.size(); ++i)
+    budget[i] = (terms + 2.0) * std::ldexp(1.0, -24) * magnitude[i] * 2.0 + 1e-30;  // both err
+  eqprop::test::check_within(what, cuda, cpu, budget);
 }
 
 }  // namespace
 
 TEST_CASE("cuda conv: im2col is bit-exact and the three conv GEMMs agree with the cpu backend") {
-  if (!gpu_present()) return;
+  if (eqprop::test::skip_without_gpu()) return;
   auto cpu = eqprop::make_backend("cpu"), cuda = eqprop::make_backend("cuda");
   std::mt19937 rng(31);
   for (ConvShape s : {ConvShape{3, 3, 9, 7, 8, 3, 1, 1}, ConvShape{5, 5, 12, 11, 2, 3, 2, 0},
@@ -120,7 +111,7 @@ TEST_CASE("cuda conv: im2col is bit-exact and the three conv GEMMs agree with th
 }
 
 TEST_CASE("cuda conv: col2im, reordering and pooling ops are bit-exact with the cpu backend") {
-  if (!gpu_present()) return;
+  if (eqprop::test::skip_without_gpu()) return;
   auto cpu = eqprop::make_backend("cpu"), cuda = eqprop::make_backend("cuda");
   std::mt19937 rng(32);
   // col2im and the reordering through a transposed conv whose GEMM input is shared:
@@ -142,8 +133,9 @@ TEST_CASE("cuda conv: col2im, reordering and pooling ops are bit-exact with the 
     return std::vector<Floats>{x.to_host(), reordered.to_host()};
   };
   const auto on_cpu = fold(*cpu), on_cuda = fold(*cuda);
-  eqprop::test::check_bit_exact("Col2imOp (cuda vs cpu)", on_cuda[0], on_cpu[0]);
-  eqprop::test::check_bit_exact("PlaneRelayoutOp (cuda vs cpu)", on_cuda[1], on_cpu[1]);
+  eqprop::test::check_declared_agreement<eqprop::Col2imOp>("Col2imOp (cuda vs cpu)", on_cuda[0], on_cpu[0]);
+  eqprop::test::check_declared_agreement<eqprop::PlaneRelayoutOp>("PlaneRelayoutOp (cuda vs cpu)", on_cuda[1],
+                                                                 on_cpu[1]);
 
   std::uniform_int_distribution<int> level(0, 3);
   for (const PoolShape& p : {PoolShape{3, 8, 33, 31, 2, 2, 0}, PoolShape{2, 4, 17, 19, 3, 2, 1},

@@ -13,14 +13,13 @@
 #include "engine/trainer.h"
 #include "kernels/backend.h"
 #include "tests/cuda/cuda_parity.h"
+#include "tests/skip.h"
+#include "tests/tolerance.h"
 
 namespace eqprop {
 
 TEST_CASE("cuda conv hopfield: the EP gradient on the GPU matches the CPU backend") {
-  if (!cuda_device_available()) {
-    MESSAGE("skipped: no CUDA GPU on this machine");
-    return;
-  }
+  if (eqprop::test::skip_without_gpu()) return;
   for (const char* pool : {"max", "avg", "none"}) {
     CAPTURE(pool);
     // 1x12x12 -> conv 3x3, 6 ch -> (pool) -> conv 3x3, 8 ch -> (pool) -> read-out of 10.
@@ -41,10 +40,7 @@ TEST_CASE("cuda conv hopfield: the EP gradient on the GPU matches the CPU backen
 }
 
 TEST_CASE("cuda conv hopfield: gradcheck on the GPU agrees with central differences") {
-  if (!cuda_device_available()) {
-    MESSAGE("skipped: no CUDA GPU on this machine");
-    return;
-  }
+  if (eqprop::test::skip_without_gpu()) return;
   auto cuda = make_backend("cuda");
   const Config config = parse_config(
       read_config_file(std::string(EQPROP_SOURCE_DIR) + "/configs/gradcheck_tiny_conv.json"), "gradcheck_tiny_conv");
@@ -52,7 +48,7 @@ TEST_CASE("cuda conv hopfield: gradcheck on the GPU agrees with central differen
   MESSAGE(report["tensors"].dump());
   for (const auto& tensor : report["tensors"]) {
     CHECK(tensor["cosine"].get<double>() > 0.9999);
-    CHECK(tensor["relative_error"].get<double>() < 5e-3);
+    eqprop::test::check_within("relative error of the tensor", tensor["relative_error"].get<double>(), 5e-3);
   }
 }
 

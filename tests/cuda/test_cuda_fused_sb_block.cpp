@@ -17,16 +17,11 @@
 #include "kernels/device_buffer.h"
 #include "kernels/fused_sb_block.h"
 #include "models/ising_problem.h"
+#include "tests/skip.h"
 #include "tests/test_util.h"
 
 namespace eqprop {
 namespace {
-
-bool gpu_present() {
-  if (cuda_device_available()) return true;
-  MESSAGE("skipped: no CUDA GPU on this machine");
-  return false;
-}
 
 // Runs steps [5, 85) of 100 of the fused kernel on a backend from the given state;
 // returns x, y, signs.
@@ -45,7 +40,7 @@ std::vector<std::vector<float>> run_fused(Backend& backend, const std::vector<fl
 }
 
 TEST_CASE("cuda backend: the fused SB block kernel is bit-exact with the cpu backend") {
-  if (!gpu_present()) return;
+  if (eqprop::test::skip_without_gpu()) return;
   auto cpu = make_backend("cpu");
   auto cuda = make_backend("cuda");
   std::mt19937 rng(71);
@@ -61,15 +56,15 @@ TEST_CASE("cuda backend: the fused SB block kernel is bit-exact with the cpu bac
       const auto on_cuda = run_fused(*cuda, couplings, x0, y0, units, replicas, discrete);
       const char* names[] = {"x", "y", "signs"};
       for (int k = 0; k < 3; ++k)
-        test::check_bit_exact(std::string(discrete ? "dSB" : "bSB") + " n=" + std::to_string(units) + " " + names[k] +
-                                  " (cuda vs cpu)",
-                              on_cuda[k], on_cpu[k], " (an FMA contraction? build the CUDA backend with -fmad=false)");
+        test::check_declared_agreement<FusedSbBlock>(
+            std::string(discrete ? "dSB" : "bSB") + " n=" + std::to_string(units) + " " + names[k] + " (cuda vs cpu)",
+            on_cuda[k], on_cpu[k], 1.0, " (an FMA contraction? build the CUDA backend with -fmad=false)");
     }
   }
 }
 
 TEST_CASE("cuda backend: the solver's fused path gives the cpu backend's answer") {
-  if (!gpu_present()) return;
+  if (eqprop::test::skip_without_gpu()) return;
   auto cpu = make_backend("cpu");
   auto cuda = make_backend("cuda");
   std::mt19937 rng(72);

@@ -13,21 +13,16 @@
 #include "kernels/cuda_backend.h"
 #include "kernels/device_buffer.h"
 #include "tests/gemm_error.h"
+#include "tests/skip.h"
 #include "tests/test_util.h"
 
 namespace eqprop {
 namespace {
 
-bool gpu_present() {
-  if (cuda_device_available()) return true;
-  MESSAGE("skipped: no CUDA GPU on this machine");
-  return false;
-}
-
 }  // namespace
 
 TEST_CASE("cuda gemm precision: tf32 and bf16 within the rounding bound; fp32 unchanged") {
-  if (!gpu_present()) return;
+  if (eqprop::test::skip_without_gpu()) return;
   auto cuda = make_backend("cuda");
   std::mt19937 rng(17);
   for (GemmPrecision precision : {GemmPrecision::tf32, GemmPrecision::bf16})
@@ -54,7 +49,7 @@ TEST_CASE("cuda gemm precision: tf32 and bf16 within the rounding bound; fp32 un
 }
 
 TEST_CASE("cuda memory: allocations are counted; the plan is linear in the batch") {
-  if (!gpu_present()) return;
+  if (eqprop::test::skip_without_gpu()) return;
   auto cuda = make_backend("cuda");
   const std::size_t start = cuda->memory_usage().current_bytes;
   {

@@ -27,6 +27,7 @@
 #include "engine/hardware_model.h"
 #include "kernels/backend.h"
 #include "kernels/device_buffer.h"
+#include "tests/skip.h"
 #include "tests/test_util.h"
 
 namespace {
@@ -37,12 +38,6 @@ using eqprop::LevelConvention;
 using eqprop::NoiseUnit;
 using eqprop::QuantizerSpec;
 using eqprop::Rounding;
-
-bool gpu_present() {
-  if (eqprop::cuda_device_available()) return true;
-  MESSAGE("skipped: no CUDA GPU on this machine");
-  return false;
-}
 
 std::vector<float> values(std::size_t count, float lo, float hi) {
   std::mt19937 rng(13);
@@ -69,7 +64,7 @@ std::pair<std::vector<float>, std::vector<float>> run_on(Backend& backend, const
 }  // namespace
 
 TEST_CASE("cuda hardware: noise-free DAC writes, ADC reads and calibration are bit-exact with the cpu backend") {
-  if (!gpu_present()) return;
+  if (eqprop::test::skip_without_gpu()) return;
   auto cpu = eqprop::make_backend("cpu");
   auto cuda = eqprop::make_backend("cuda");
   const std::int64_t count = 300001;  // odd, several grid-stride rounds
@@ -111,7 +106,7 @@ TEST_CASE("cuda hardware: noise-free DAC writes, ADC reads and calibration are b
 }
 
 TEST_CASE("cuda hardware: programming noise, mismatch and readout noise agree with the cpu backend") {
-  if (!gpu_present()) return;
+  if (eqprop::test::skip_without_gpu()) return;
   auto cpu = eqprop::make_backend("cpu");
   auto cuda = eqprop::make_backend("cuda");
   const std::int64_t count = 200003;

@@ -17,16 +17,11 @@
 #include "kernels/device_buffer.h"
 #include "kernels/elementwise_ops.h"
 #include "models/ising_problem.h"
+#include "tests/skip.h"
 #include "tests/test_util.h"
 
 namespace eqprop {
 namespace {
-
-bool gpu_present() {
-  if (cuda_device_available()) return true;
-  MESSAGE("skipped: no CUDA GPU on this machine");
-  return false;
-}
 
 IsingProblem random_integer_problem(int n, std::uint32_t seed) {
   std::mt19937 rng(seed);
@@ -62,7 +57,7 @@ std::vector<std::vector<float>> run_sb(Backend& backend, const std::vector<std::
 }
 
 TEST_CASE("cuda backend: SbInitOp and SbStepOp are bit-exact with the cpu backend") {
-  if (!gpu_present()) return;
+  if (eqprop::test::skip_without_gpu()) return;
   auto cpu = make_backend("cpu");
   auto cuda = make_backend("cuda");
   std::mt19937 rng(51);
@@ -81,7 +76,7 @@ TEST_CASE("cuda backend: SbInitOp and SbStepOp are bit-exact with the cpu backen
 }
 
 TEST_CASE("cuda backend: RandomSpinsOp and MetropolisSweepOp agree with the cpu backend") {
-  if (!gpu_present()) return;
+  if (eqprop::test::skip_without_gpu()) return;
   const int n = 150, replicas = 300;
   const IsingProblem problem = random_integer_problem(n, 52);
   const std::vector<float> dense = dense_couplings(problem, n);
@@ -103,7 +98,7 @@ TEST_CASE("cuda backend: RandomSpinsOp and MetropolisSweepOp agree with the cpu 
 }
 
 TEST_CASE("cuda backend: a dSB solve on integer couplings equals the cpu backend's") {
-  if (!gpu_present()) return;
+  if (eqprop::test::skip_without_gpu()) return;
   const IsingProblem problem = random_integer_problem(200, 53);
   SolverOptions options;
   options.method = SolverMethod::dsb;

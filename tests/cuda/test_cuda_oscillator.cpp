@@ -16,16 +16,11 @@
 #include "kernels/backend.h"
 #include "kernels/device_buffer.h"
 #include "kernels/elementwise_ops.h"
+#include "tests/skip.h"
 #include "tests/test_util.h"
 
 namespace eqprop {
 namespace {
-
-bool gpu_present() {
-  if (cuda_device_available()) return true;
-  MESSAGE("skipped: no CUDA GPU on this machine");
-  return false;
-}
 
 constexpr int kRows = 33, kUnits = 517;
 constexpr std::size_t kCount = std::size_t(kRows) * kUnits;
@@ -80,7 +75,7 @@ std::vector<std::vector<float>> run_oscillator(Backend& backend, const StepInput
 }  // namespace
 
 TEST_CASE("cuda backend: the oscillator trig, step and energy ops are bit-exact with the cpu backend") {
-  if (!gpu_present()) return;
+  if (eqprop::test::skip_without_gpu()) return;
   auto cpu = make_backend("cpu");
   auto cuda = make_backend("cuda");
   const StepInputs in = random_inputs();
@@ -91,7 +86,7 @@ TEST_CASE("cuda backend: the oscillator trig, step and energy ops are bit-exact 
 }
 
 TEST_CASE("cuda backend: the noisy oscillator step agrees with the cpu backend to a few ulp") {
-  if (!gpu_present()) return;
+  if (eqprop::test::skip_without_gpu()) return;
   auto cpu = make_backend("cpu");
   auto cuda = make_backend("cuda");
   const StepInputs in = random_inputs();
@@ -99,8 +94,7 @@ TEST_CASE("cuda backend: the noisy oscillator step agrees with the cpu backend t
   const auto b = run_oscillator(*cuda, in, 0.3f, 5);
   double worst = 0;
   for (std::size_t i = 0; i < kCount; ++i) worst = std::max(worst, double(std::fabs(a[0][i] - b[0][i])));
-  MESSAGE("noisy step: max |phase_cpu - phase_cuda| = " << worst << " (" << 100 * worst / 1e-5 << "% of 1e-5)");
-  CHECK(worst < 1e-5);
+  test::check_within("noisy step: max |phase_cpu - phase_cuda|", worst, 1e-5);
 }
 
 }  // namespace eqprop

@@ -6,19 +6,19 @@
 #include <algorithm>
 #include <cmath>
 #include <random>
+#include <string>
 
 #include "engine/gradcheck.h"
 #include "engine/trainer.h"
 #include "kernels/backend.h"
 #include "tests/cuda/cuda_parity.h"
+#include "tests/skip.h"
+#include "tests/tolerance.h"
 
 namespace eqprop {
 
 TEST_CASE("cuda training: EP steps on the GPU match the CPU backend") {
-  if (!cuda_device_available()) {
-    MESSAGE("skipped: no CUDA GPU on this machine");
-    return;
-  }
+  if (eqprop::test::skip_without_gpu()) return;
   for (const char* cost : {"mse", "cross_entropy"}) {
     CAPTURE(cost);
     const Config config = parse_config(
@@ -39,15 +39,12 @@ TEST_CASE("cuda training: EP steps on the GPU match the CPU backend") {
     }
     const ParameterSet &w_cpu = on_cpu.model().parameters(), &w_gpu = on_cuda.model().parameters();
     for (std::size_t l = 0; l < w_cpu.weights.size(); ++l)
-      CHECK(test::relative_difference(w_gpu.weights[l].to_host(), w_cpu.weights[l].to_host()) < 1e-4);
+      eqprop::test::check_within("relative difference of the weights (cuda vs cpu) of layer " + std::to_string(l), test::relative_difference(w_gpu.weights[l].to_host(), w_cpu.weights[l].to_host()), 1e-4);
   }
 }
 
 TEST_CASE("cuda training: gradcheck passes on the GPU") {
-  if (!cuda_device_available()) {
-    MESSAGE("skipped: no CUDA GPU on this machine");
-    return;
-  }
+  if (eqprop::test::skip_without_gpu()) return;
   const Config config = parse_config(
       nlohmann::json::parse(R"({"model": {"layers": [6, 5, 4]}, "dynamics": {"t_free": 400, "t_nudge": 400},
                                 "ep": {"beta": 0.01}})"),
