@@ -121,6 +121,8 @@ TEST_CASE("maxcut: the automatic path is fused below the backend's threshold, GE
   auto backend = make_backend("cpu");
   std::mt19937 rng(46);
   const int threshold = fused_sb_max_spins(*backend);
+  CHECK_FALSE(backend->traits().has_on_chip_blocks);  // the CPU backend: never fused automatically
+  CHECK(threshold == 0);
   SolverOptions options;
   options.method = SolverMethod::bsb;
   options.replicas = 4;
