@@ -126,6 +126,54 @@ std::unique_ptr<SolverStrategy> make_strategy(const SolverSetup& setup, const So
   return std::make_unique<SimulatedBifurcationStrategy>(setup, sb);
 }
 
+// The time limit, looked at between ranges of steps. A range is sized from the
+// time per step measured on the previous one, to take about 1/kRangesPerLimit of
+// the limit, and grows at most twofold per range (the first is one step), so the
+// solve ends within about one such range and one evaluation after the limit.
+// Splitting does not change the arithmetic (engine/solver_strategy.h); without a
+// limit a range is the whole stretch between two evaluations, as it always was.
+class Deadline {
+ public:
+  Deadline(double limit_s, Clock::time_point start) : limit_s_(limit_s), start_(start) {}
+
+  bool limited() const { return limit_s_ > 0; }
+  bool passed() const { return limited() && seconds_since(start_) >= limit_s_; }
+
+  // The end of the next range of steps from `step`, at most `end`.
+  int range_end(int step, int end) const { return limited() ? step + std::min(end - step, range_steps_) : end; }
+
+  // After a range of `steps` that took `seconds` (the device synchronized).
+  void measured(int steps, double seconds) {
+    const double per_step = std::max(seconds / steps, 1e-12);
+    const double fitting = limit_s_ / kRangesPerLimit / per_step;
+    range_steps_ = static_cast<int>(std::max(1.0, std::min({fitting, 2.0 * range_steps_, double(1 << 30)})));
+  }
+
+ private:
+  static constexpr double kRangesPerLimit = 64;
+  const double limit_s_;
+  const Clock::time_point start_;
+  int range_steps_ = 1;
+};
+
+// Steps [first_step, last_step) of the round, in ranges with a look at the clock
+// between them. Returns the step reached: last_step, or earlier when the limit has
+// passed (after at least one range, so that the evaluation sees new steps).
+int advance_until(Backend& backend, SolverStrategy& strategy, int first_step, int last_step, Deadline& deadline) {
+  int step = first_step;
+  while (step < last_step && !(step > first_step && deadline.passed())) {
+    const int end = deadline.range_end(step, last_step);
+    const auto range_start = Clock::now();
+    strategy.advance(step, end);
+    if (deadline.limited()) {
+      backend.synchronize();
+      deadline.measured(end - step, seconds_since(range_start));
+    }
+    step = end;
+  }
+  return step;
+}
+
 // The energy E = -1/2 s^T J s of every replica from its spins S (replicas, n) and
 // F = S J (replicas, n), and the first replica with the lowest. Summed in double
 // from float F: exact for integer J (|F| < 2^24), to float rounding otherwise.
@@ -274,6 +322,7 @@ SolverResult solve_ising(Backend& backend, const IsingProblem& original, const S
                     " spins is too large for the dense solvers (at most " + std::to_string(kMaxDenseSpins) +
                     " spins: J is an n x n float matrix on the device)");
   const auto setup_start = Clock::now();
+  Deadline deadline(options.time_limit_s, setup_start);  // the limit counts the setup too
   const IsingProblem problem = original.has_fields() ? absorb_fields(original) : original;
   SolverResult result;
   result.path = choose_path(backend, options, problem.spins);
@@ -300,12 +349,13 @@ SolverResult solve_ising(Backend& backend, const IsingProblem& original, const S
     strategy->start_round(static_cast<std::uint32_t>(round));
     ++result.rounds_done;
     for (int first_step = 0; first_step < steps && !result.time_limit_reached; first_step += interval) {
-      const int last_step = std::min(steps, first_step + interval);
-      strategy->advance(first_step, last_step);
-      result.steps_done += last_step - first_step;
+      const int reached = advance_until(backend, *strategy, first_step, std::min(steps, first_step + interval),
+                                        deadline);
+      result.steps_done += reached - first_step;
       strategy->compute_fields();
-      evaluator.evaluate(*strategy, round, last_step, start, result);
-      result.time_limit_reached = options.time_limit_s > 0 && seconds_since(start) >= options.time_limit_s;
+      evaluator.evaluate(*strategy, round, reached, start, result);
+      const bool work_left = reached < steps || round + 1 < options.rounds;
+      result.time_limit_reached = work_left && deadline.passed();
     }
   }
   result.seconds = seconds_since(start);

@@ -11,12 +11,12 @@
 // replicas over a range of steps and hands back their spins S and fields F = S J.
 // Flow of one round (all replicas start afresh, keyed on (seed, round)):
 //   strategy: start_round (random initial state)
-//   K steps: strategy advance (SB: F = X J (GEMM), SbStepOp; SA:
-//     MetropolisSweepOp at beta_k; OIM: two GEMMs, OimStepOp)
+//   K steps in ranges: strategy advance (SB: F = X J (GEMM), SbStepOp; SA:
+//     MetropolisSweepOp at beta_k; OIM: two GEMMs, OimStepOp), the clock looked at
+//     between ranges when there is a time limit
 //   every ceil(K / evaluations) steps: F = S J (strategy compute_fields), copy S
 //   and F to the host, E_r = -1/2 s_r . f_r for every replica, recompute the
-//   lowest exactly in double from the sparse couplings, keep the best, stop if the
-//   time limit has passed.
+//   lowest exactly in double from the sparse couplings, keep the best.
 //
 // Two paths for bSB / dSB, the same equations, pump schedule and initial state
 // (engine/simulated_bifurcation_strategy.h): gemm (one GEMM for all replicas and
@@ -30,8 +30,9 @@
 //
 // Fields h are absorbed by one extra spin (absorb_fields), so the kernels only see J.
 // Determinism: a seed gives the same result on a given backend and thread count
-// (the CPU GEMM of a slice is deterministic; SB's op is bit-exact). With a time
-// limit the number of steps done depends on the machine's speed.
+// (the CPU GEMM of a slice is deterministic; SB's op is bit-exact), with or without
+// a time limit that is not reached. A limit that is reached stops the run at a
+// point that depends on the machine's speed.
 #pragma once
 
 #include <cstdint>
@@ -70,7 +71,11 @@ struct SolverOptions {
   int steps = 1000;         // per round: SB steps, or SA sweeps
   int rounds = 1;           // independent restarts (fresh random starts), run one after another
   std::uint64_t seed = 1;
-  double time_limit_s = 0;  // > 0: stop at the first evaluation point past it
+  // > 0: a limit on the whole solve, setup included. The clock is looked at between
+  // ranges of steps that take about 1/64 of it; past the limit the run stops,
+  // evaluates the replicas where they are and returns the best seen
+  // (time_limit_reached).
+  double time_limit_s = 0;
   int evaluations = 10;     // evaluation points per round (the last is at the end)
   SolverPath path = SolverPath::automatic;  // bSB / dSB only; fused_block with SA or OIM is a ConfigError
   // SB (Goto et al. 2021). c0 <= 0 picks 0.5 / (<J> sqrt(n)) (Goto et al. 2019).
@@ -101,7 +106,7 @@ struct SolverResult {
   double evaluation_seconds = 0.0;       // of `seconds`: copying states back and evaluating energies
   std::int64_t steps_done = 0;           // over all rounds (each step updates every replica)
   int rounds_done = 0;                   // rounds begun
-  bool time_limit_reached = false;
+  bool time_limit_reached = false;       // the time limit stopped the run before its end
   double spin_updates_per_s = 0.0;       // n * replicas * steps_done / seconds
   SolverPath path = SolverPath::gemm;    // the path taken: fused_block or gemm
   // (replicas) the energy of every replica at the last evaluation (the end of the
