@@ -55,7 +55,7 @@ nlohmann::json build_info_json() {
 }
 
 double measured_gemm_gflops(Backend& backend) {
-  const int size = backend.name() == "cuda" ? 4096 : 1024;
+  const int size = backend.traits().is_device ? 4096 : 1024;  // enough work to fill the device
   const std::size_t elements = std::size_t(size) * size;
   DeviceBuffer<float> a(backend, elements), b(backend, elements), c(backend, elements);
   for (DeviceBuffer<float>* m : {&a, &b}) backend.run(FillRandomOp{m->data(), 7, RngStream::synthetic_data, 0, 0, Distribution::uniform, 1.0f, 0.0f}, elements);

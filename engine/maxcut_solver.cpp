@@ -4,10 +4,14 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <memory>
 
+#include "engine/oscillator_ising_strategy.h"
+#include "engine/simulated_annealing_strategy.h"
+#include "engine/simulated_bifurcation_strategy.h"
+#include "engine/solver_strategy.h"
 #include "kernels/device_buffer.h"
 #include "kernels/error.h"
-#include "kernels/fused_sb_block.h"
 
 namespace eqprop {
 namespace {
@@ -16,6 +20,31 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+template <class Enum>
+struct NamedValue {
+  Enum value;
+  const char* name;
+};
+
+constexpr NamedValue<SolverMethod> kMethodNames[] = {
+    {SolverMethod::bsb, "bsb"}, {SolverMethod::dsb, "dsb"}, {SolverMethod::sa, "sa"}, {SolverMethod::oim, "oim"}};
+constexpr NamedValue<SolverPath> kPathNames[] = {
+    {SolverPath::automatic, "auto"}, {SolverPath::fused_block, "fused_block"}, {SolverPath::gemm, "gemm"}};
+
+template <class Enum, std::size_t count>
+Enum value_named(const NamedValue<Enum> (&table)[count], const std::string& name, const std::string& unknown) {
+  for (const NamedValue<Enum>& entry : table)
+    if (name == entry.name) return entry.value;
+  throw ConfigError(unknown);
+}
+
+template <class Enum, std::size_t count>
+std::string name_of(const NamedValue<Enum> (&table)[count], Enum value) {
+  for (const NamedValue<Enum>& entry : table)
+    if (entry.value == value) return entry.name;
+  return "?";
 }
 
 void check_options(const SolverOptions& options) {
@@ -39,6 +68,112 @@ void check_options(const SolverOptions& options) {
           "beta_start and beta_end must be finite (<= 0: the defaults)");
 }
 
+// The method's parameters with the defaults of SolverOptions resolved.
+struct MethodParameters {
+  float c0 = 0.0f;
+  float dt = 0.0f;  // SB and OIM
+  float beta_start = 0.0f, beta_end = 0.0f;
+  float oim_injection = 0.0f;  // OIM: K at the end of a round
+};
+
+MethodParameters resolve_parameters(const std::vector<float>& dense, int n, const SolverOptions& options) {
+  MethodParameters resolved;
+  resolved.c0 = options.c0 > 0 ? options.c0 : default_sb_c0(dense, n);
+  if (options.method == SolverMethod::oim) {
+    // The injection ramps to the coupling's spectral radius rho, so that at the
+    // end it dominates and locks the phases. dt = 2 / (3 rho), the explicit-Euler
+    // limit 2 / (rho + 2 K) at the end of the ramp: a quarter of it reached the
+    // optimum of the small test graphs in 16-75% of the replicas, this in 63-98%.
+    const double radius = spectral_radius_estimate(dense, n, 50);
+    resolved.oim_injection = static_cast<float>(radius);
+    resolved.dt = options.dt > 0 ? options.dt : static_cast<float>(2.0 / std::max(3.0 * radius, 1e-30));
+  } else if (options.method != SolverMethod::sa) {
+    const float fraction_of_limit = options.method == SolverMethod::dsb ? 0.5f : 0.9f;
+    resolved.dt = options.dt > 0 ? options.dt : default_sb_dt(dense, n, options.a0, resolved.c0, fraction_of_limit);
+  }
+  float hot = 0, cold = 0;
+  default_sa_betas(dense, n, hot, cold);
+  resolved.beta_start = options.beta_start > 0 ? options.beta_start : hot;
+  resolved.beta_end = options.beta_end > 0 ? options.beta_end : cold;
+  return resolved;
+}
+
+// bSB and dSB take the fused path when forced, or automatically for small problems
+// on a backend where it is faster; SA and OIM have only their own.
+SolverPath choose_path(const Backend& backend, const SolverOptions& options, int n) {
+  const bool sb = options.method == SolverMethod::bsb || options.method == SolverMethod::dsb;
+  if (!sb && options.path == SolverPath::fused_block)
+    throw ConfigError("solver: the fused path runs bsb and dsb only, not " + solver_method_name(options.method));
+  const bool fused = sb && (options.path == SolverPath::fused_block ||
+                            (options.path == SolverPath::automatic && n <= fused_sb_max_spins(backend)));
+  return fused ? SolverPath::fused_block : SolverPath::gemm;
+}
+
+std::unique_ptr<SolverStrategy> make_strategy(const SolverSetup& setup, const SolverOptions& options,
+                                              const MethodParameters& resolved, SolverPath path) {
+  switch (options.method) {
+    case SolverMethod::sa:
+      return std::make_unique<SimulatedAnnealingStrategy>(setup, resolved.beta_start, resolved.beta_end);
+    case SolverMethod::oim:
+      return std::make_unique<OscillatorIsingStrategy>(setup, resolved.oim_injection, resolved.dt);
+    case SolverMethod::bsb:
+    case SolverMethod::dsb:
+      break;
+  }
+  const SbParameters sb{options.a0, resolved.c0, resolved.dt, options.initial_amplitude,
+                        options.method == SolverMethod::dsb};
+  if (path == SolverPath::fused_block) return std::make_unique<FusedSimulatedBifurcationStrategy>(setup, sb);
+  return std::make_unique<SimulatedBifurcationStrategy>(setup, sb);
+}
+
+// The time limit, looked at between ranges of steps. A range is sized from the
+// time per step measured on the previous one, to take about 1/kRangesPerLimit of
+// the limit, and grows at most twofold per range (the first is one step), so the
+// solve ends within about one such range and one evaluation after the limit.
+// Splitting does not change the arithmetic (engine/solver_strategy.h); without a
+// limit a range is the whole stretch between two evaluations, as it always was.
+class Deadline {
+ public:
+  Deadline(double limit_s, Clock::time_point start) : limit_s_(limit_s), start_(start) {}
+
+  bool limited() const { return limit_s_ > 0; }
+  bool passed() const { return limited() && seconds_since(start_) >= limit_s_; }
+
+  // The end of the next range of steps from `step`, at most `end`.
+  int range_end(int step, int end) const { return limited() ? step + std::min(end - step, range_steps_) : end; }
+
+  // After a range of `steps` that took `seconds` (the device synchronized).
+  void measured(int steps, double seconds) {
+    const double per_step = std::max(seconds / steps, 1e-12);
+    const double fitting = limit_s_ / kRangesPerLimit / per_step;
+    range_steps_ = static_cast<int>(std::max(1.0, std::min({fitting, 2.0 * range_steps_, double(1 << 30)})));
+  }
+
+ private:
+  static constexpr double kRangesPerLimit = 64;
+  const double limit_s_;
+  const Clock::time_point start_;
+  int range_steps_ = 1;
+};
+
+// Steps [first_step, last_step) of the round, in ranges with a look at the clock
+// between them. Returns the step reached: last_step, or earlier when the limit has
+// passed (after at least one range, so that the evaluation sees new steps).
+int advance_until(Backend& backend, SolverStrategy& strategy, int first_step, int last_step, Deadline& deadline) {
+  int step = first_step;
+  while (step < last_step && !(step > first_step && deadline.passed())) {
+    const int end = deadline.range_end(step, last_step);
+    const auto range_start = Clock::now();
+    strategy.advance(step, end);
+    if (deadline.limited()) {
+      backend.synchronize();
+      deadline.measured(end - step, seconds_since(range_start));
+    }
+    step = end;
+  }
+  return step;
+}
+
 // The energy E = -1/2 s^T J s of every replica from its spins S (replicas, n) and
 // F = S J (replicas, n), and the first replica with the lowest. Summed in double
 // from float F: exact for integer J (|F| < 2^24), to float rounding otherwise.
@@ -59,41 +194,65 @@ int lowest_energy(const std::vector<float>& spins, const std::vector<float>& fie
   return best;
 }
 
+// The evaluations of the solver loop: every replica's energy from host copies of
+// its spins and fields, the lowest recomputed exactly in double from the sparse
+// couplings, and the best so far kept in the result with where and when it was seen.
+class ReplicaEvaluator {
+ public:
+  // problem: what the replicas solve (fields absorbed); original: the caller's.
+  ReplicaEvaluator(Backend& backend, const IsingProblem& original, const IsingProblem& problem, int replicas)
+      : backend_(backend),
+        original_(original),
+        problem_(problem),
+        replicas_(replicas),
+        host_spins_(std::size_t(replicas) * problem.spins),
+        host_fields_(host_spins_.size()) {}
+
+  // After strategy.compute_fields(), at `step` of `round`; `start`: of the solve.
+  void evaluate(const SolverStrategy& strategy, int round, int step, Clock::time_point start, SolverResult& result) {
+    const auto evaluation_start = Clock::now();
+    const int n = problem_.spins;
+    backend_.copy_to_host(host_spins_.data(), strategy.spins(), host_spins_.size() * sizeof(float));
+    backend_.copy_to_host(host_fields_.data(), strategy.fields(), host_fields_.size() * sizeof(float));
+    const int candidate = lowest_energy(host_spins_, host_fields_, replicas_, n, result.final_energies);
+    std::vector<std::int8_t> spins(static_cast<std::size_t>(n));
+    const float* row = host_spins_.data() + std::size_t(candidate) * n;
+    for (int i = 0; i < n; ++i) spins[i] = row[i] > 0.0f ? 1 : -1;
+    const double energy = ising_energy(problem_, spins.data());  // exact, in double
+    if (energy < best_energy_) {
+      best_energy_ = energy;
+      result.time_to_best_s = seconds_since(start);
+      result.best_round = round;
+      result.best_replica = candidate;
+      result.best_step = step;
+      result.best_spins = original_.has_fields() ? restore_gauge(spins.data(), original_.spins) : spins;
+    }
+    result.evaluation_seconds += seconds_since(evaluation_start);
+  }
+
+ private:
+  Backend& backend_;
+  const IsingProblem& original_;
+  const IsingProblem& problem_;
+  const int replicas_;
+  std::vector<float> host_spins_, host_fields_;  // (replicas, n)
+  double best_energy_ = std::numeric_limits<double>::infinity();
+};
+
 }  // namespace
 
 SolverMethod parse_solver_method(const std::string& name) {
-  if (name == "bsb") return SolverMethod::bsb;
-  if (name == "dsb") return SolverMethod::dsb;
-  if (name == "sa") return SolverMethod::sa;
-  if (name == "oim") return SolverMethod::oim;
-  throw ConfigError("unknown solver method '" + name + "' (methods: bsb, dsb, sa, oim)");
+  return value_named(kMethodNames, name, "unknown solver method '" + name + "' (methods: bsb, dsb, sa, oim)");
 }
 
-std::string solver_method_name(SolverMethod method) {
-  switch (method) {
-    case SolverMethod::bsb: return "bsb";
-    case SolverMethod::dsb: return "dsb";
-    case SolverMethod::sa: return "sa";
-    case SolverMethod::oim: return "oim";
-  }
-  return "?";
-}
+std::string solver_method_name(SolverMethod method) { return name_of(kMethodNames, method); }
 
 SolverPath parse_solver_path(const std::string& name) {
-  if (name == "auto") return SolverPath::automatic;
-  if (name == "fused" || name == "fused_block") return SolverPath::fused_block;
-  if (name == "gemm") return SolverPath::gemm;
-  throw ConfigError("unknown solver path '" + name + "' (paths: auto, fused, gemm)");
+  if (name == "fused") return SolverPath::fused_block;  // the command line's short spelling
+  return value_named(kPathNames, name, "unknown solver path '" + name + "' (paths: auto, fused, gemm)");
 }
 
-std::string solver_path_name(SolverPath path) {
-  switch (path) {
-    case SolverPath::automatic: return "auto";
-    case SolverPath::fused_block: return "fused_block";
-    case SolverPath::gemm: return "gemm";
-  }
-  return "?";
-}
+std::string solver_path_name(SolverPath path) { return name_of(kPathNames, path); }
 
 // Where SolverPath::automatic stops taking the fused path.
 //
@@ -122,7 +281,7 @@ constexpr int kFusedSbMaxSpinsCpu = 0;
 constexpr int kFusedSbMaxSpinsGpu = 192;
 
 int fused_sb_max_spins(const Backend& backend) {
-  return backend.name() == "cuda" ? kFusedSbMaxSpinsGpu : kFusedSbMaxSpinsCpu;
+  return backend.traits().has_on_chip_blocks ? kFusedSbMaxSpinsGpu : kFusedSbMaxSpinsCpu;
 }
 
 float default_sb_c0(const std::vector<float>& dense, int n) {
@@ -163,166 +322,48 @@ SolverResult solve_ising(Backend& backend, const IsingProblem& original, const S
                     " spins is too large for the dense solvers (at most " + std::to_string(kMaxDenseSpins) +
                     " spins: J is an n x n float matrix on the device)");
   const auto setup_start = Clock::now();
-  const bool gauged = original.has_fields();
-  const IsingProblem problem = gauged ? absorb_fields(original) : original;
-  const int n = problem.spins;
-  const int replicas = options.replicas;
-  const bool sa = options.method == SolverMethod::sa;
-  const bool oim = options.method == SolverMethod::oim;
-  const bool discrete = options.method == SolverMethod::dsb;
-
+  Deadline deadline(options.time_limit_s, setup_start);  // the limit counts the setup too
+  const IsingProblem problem = original.has_fields() ? absorb_fields(original) : original;
   SolverResult result;
-  if ((sa || oim) && options.path == SolverPath::fused_block)
-    throw ConfigError("solver: the fused path runs bsb and dsb only, not " + solver_method_name(options.method));
-  const bool fused = !sa && !oim &&
-                     (options.path == SolverPath::fused_block ||
-                      (options.path == SolverPath::automatic && n <= fused_sb_max_spins(backend)));
-  result.path = fused ? SolverPath::fused_block : SolverPath::gemm;
+  result.path = choose_path(backend, options, problem.spins);
   const std::vector<float> dense = dense_couplings(problem, kMaxDenseSpins + 1);
-  result.c0 = options.c0 > 0 ? options.c0 : default_sb_c0(dense, n);
-  // OIM: the injection ramps to the coupling's spectral radius rho, so that at the
-  // end it dominates and locks the phases. dt = 2 / (3 rho), the explicit-Euler
-  // limit 2 / (rho + 2 K) at the end of the ramp: a quarter of it reached the
-  // optimum of the small test graphs in 16-75% of the replicas, this in 63-98%.
-  float oim_injection = 0.0f;
-  if (oim) {
-    const double radius = spectral_radius_estimate(dense, n, 50);
-    oim_injection = static_cast<float>(radius);
-    result.dt = options.dt > 0 ? options.dt : static_cast<float>(2.0 / std::max(3.0 * radius, 1e-30));
-  } else if (!sa) {
-    result.dt = options.dt > 0 ? options.dt : default_sb_dt(dense, n, options.a0, result.c0, discrete ? 0.5f : 0.9f);
-  }
-  {
-    float hot = 0, cold = 0;
-    default_sa_betas(dense, n, hot, cold);
-    result.beta_start = options.beta_start > 0 ? options.beta_start : hot;
-    result.beta_end = options.beta_end > 0 ? options.beta_end : cold;
-  }
+  const MethodParameters resolved = resolve_parameters(dense, problem.spins, options);
+  result.c0 = resolved.c0;
+  result.dt = resolved.dt;
+  result.beta_start = resolved.beta_start;
+  result.beta_end = resolved.beta_end;
 
   DeviceBuffer<float> couplings(backend, dense.size());
   couplings.copy_from_host(dense);
-  const std::size_t states_count = std::size_t(replicas) * n;
-  // SB: positions x, momenta y, sign(x) and the GEMM output F. SA: spins (in x) and
-  // their local fields (in F).
-  DeviceBuffer<float> x(backend, states_count), field(backend, states_count);
-  DeviceBuffer<float> y(backend, sa ? 0 : states_count), signs(backend, sa ? 0 : states_count);
-  // OIM: x holds the phases, y their cosines, and these their sines and J sin phi.
-  DeviceBuffer<float> sines(backend, oim ? states_count : 0), sin_field(backend, oim ? states_count : 0);
-  float* spins_on_device = sa ? x.data() : signs.data();  // what an evaluation reads
-  std::vector<float> host_spins(states_count), host_fields(states_count);
+  const SolverSetup setup{backend, couplings.data(), problem.spins, options.replicas, options.steps, options.seed};
+  const std::unique_ptr<SolverStrategy> strategy = make_strategy(setup, options, resolved, result.path);
+  ReplicaEvaluator evaluator(backend, original, problem, options.replicas);
   backend.synchronize();
   result.setup_seconds = seconds_since(setup_start);
 
+  // Rounds of `steps`, each evaluated every `interval` steps and at its end.
   const int steps = options.steps;
-  const int chunk = (steps + options.evaluations - 1) / options.evaluations;
-  const float* j_matrix = couplings.data();
+  const int interval = (steps + options.evaluations - 1) / options.evaluations;
   const auto start = Clock::now();
-  double best_energy = std::numeric_limits<double>::infinity();
-
   for (int round = 0; round < options.rounds && !result.time_limit_reached; ++round) {
-    const auto round_key = static_cast<std::uint32_t>(round);
-    if (sa) {
-      backend.run(RandomSpinsOp{x.data(), options.seed, 0, round_key}, static_cast<std::int64_t>(states_count));
-    } else if (oim) {
-      backend.run(OimInitOp{x.data(), y.data(), sines.data(), signs.data(), options.seed, 0, round_key},
-                  static_cast<std::int64_t>(states_count));
-    } else {
-      backend.run(SbInitOp{x.data(), y.data(), signs.data(), options.seed, 0, round_key, options.initial_amplitude},
-                  static_cast<std::int64_t>(states_count));
-    }
+    strategy->start_round(static_cast<std::uint32_t>(round));
     ++result.rounds_done;
-
-    for (int first_step = 0; first_step < steps; first_step += chunk) {
-      const int last_step = std::min(steps, first_step + chunk);
-      if (fused) {
-        // One launch for the chunk (one block per replica), then F = S J for the evaluation.
-        backend.run_blocks(FusedSbBlock{j_matrix, x.data(), y.data(), signs.data(), n, first_step, last_step, steps,
-                                        options.a0, result.c0, result.dt, discrete},
-                           replicas, FusedSbLaunchPolicy::threads_per_block(n));
-        backend.gemm(Transpose::no, Transpose::no, replicas, n, n, 1.0f, signs.data(), n, j_matrix, n, 0.0f,
-                     field.data(), n);
-      } else {
-        // Each slice of replicas runs its steps without synchronizing with the others,
-        // and ends with F = S J for the evaluation (one more GEMM).
-        backend.parallel_over_rows(replicas, [&](int begin, int end) {
-          const int rows = end - begin;
-          const std::size_t offset = std::size_t(begin) * n;
-          float* positions = x.data() + offset;
-          float* fields = field.data() + offset;
-          float* slice_spins = spins_on_device + offset;
-          if (sa) {
-            // Local fields F = S J (J symmetric) at the start of a round; later chunks
-            // start from the evaluation's fresh F, which also resets the drift of the
-            // incremental updates for non-integer J.
-            if (first_step == 0)
-              backend.gemm(Transpose::no, Transpose::no, rows, n, n, 1.0f, positions, n, j_matrix, n, 0.0f, fields, n);
-            for (int k = first_step; k < last_step; ++k) {
-              // Geometric schedule from beta_start to beta_end over the round.
-              const double progress = steps > 1 ? double(k) / (steps - 1) : 1.0;
-              const auto beta = static_cast<float>(result.beta_start *
-                                                   std::pow(double(result.beta_end) / result.beta_start, progress));
-              backend.run(MetropolisSweepOp{positions, fields, j_matrix, beta, options.seed, std::uint64_t(k),
-                                            round_key, static_cast<std::uint32_t>(begin), n},
-                          rows);
-            }
-          } else if (oim) {
-            float* cosines = y.data() + offset;
-            float* slice_sines = sines.data() + offset;
-            float* slice_sin_field = sin_field.data() + offset;
-            for (int k = first_step; k < last_step; ++k) {
-              backend.gemm(Transpose::no, Transpose::no, rows, n, n, 1.0f, cosines, n, j_matrix, n, 0.0f, fields, n);
-              backend.gemm(Transpose::no, Transpose::no, rows, n, n, 1.0f, slice_sines, n, j_matrix, n, 0.0f,
-                           slice_sin_field, n);
-              const float injection = oim_injection * static_cast<float>(double(k + 1) / steps);
-              backend.run(OimStepOp{positions, cosines, slice_sines, slice_spins, fields, slice_sin_field, injection,
-                                    result.dt},
-                          static_cast<std::int64_t>(rows) * n);
-            }
-          } else {
-            float* momenta = y.data() + offset;
-            const float* gemm_input = discrete ? slice_spins : positions;
-            for (int k = first_step; k < last_step; ++k) {
-              backend.gemm(Transpose::no, Transpose::no, rows, n, n, 1.0f, gemm_input, n, j_matrix, n, 0.0f, fields, n);
-              // sign(x): dSB's next GEMM input at every step; bSB's only for the evaluation.
-              const bool write_signs = discrete || k + 1 == last_step;
-              backend.run(SbStepOp{positions, momenta, fields, write_signs ? slice_spins : nullptr,
-                                   sb_detuning(options.a0, k, steps), options.a0, result.c0, result.dt, n},
-                          static_cast<std::int64_t>(rows) * n);
-            }
-          }
-          backend.gemm(Transpose::no, Transpose::no, rows, n, n, 1.0f, slice_spins, n, j_matrix, n, 0.0f, fields, n);
-        });
-      }
-      result.steps_done += last_step - first_step;
-
-      const auto evaluation_start = Clock::now();
-      backend.copy_to_host(host_spins.data(), spins_on_device, states_count * sizeof(float));
-      backend.copy_to_host(host_fields.data(), field.data(), states_count * sizeof(float));
-      const int candidate = lowest_energy(host_spins, host_fields, replicas, n, result.final_energies);
-      std::vector<std::int8_t> spins(static_cast<std::size_t>(n));
-      const float* row = host_spins.data() + std::size_t(candidate) * n;
-      for (int i = 0; i < n; ++i) spins[i] = row[i] > 0.0f ? 1 : -1;
-      const double energy = ising_energy(problem, spins.data());  // exact, in double
-      if (energy < best_energy) {
-        best_energy = energy;
-        result.time_to_best_s = seconds_since(start);
-        result.best_round = round;
-        result.best_replica = candidate;
-        result.best_step = last_step;
-        result.best_spins = gauged ? restore_gauge(spins.data(), original.spins) : spins;
-      }
-      result.evaluation_seconds += seconds_since(evaluation_start);
-      if (options.time_limit_s > 0 && seconds_since(start) >= options.time_limit_s) {
-        result.time_limit_reached = true;
-        break;
-      }
+    for (int first_step = 0; first_step < steps && !result.time_limit_reached; first_step += interval) {
+      const int reached = advance_until(backend, *strategy, first_step, std::min(steps, first_step + interval),
+                                        deadline);
+      result.steps_done += reached - first_step;
+      strategy->compute_fields();
+      evaluator.evaluate(*strategy, round, reached, start, result);
+      const bool work_left = reached < steps || round + 1 < options.rounds;
+      result.time_limit_reached = work_left && deadline.passed();
     }
   }
   result.seconds = seconds_since(start);
   // The energy of the original problem, recomputed from the returned spins.
   result.best_energy = ising_energy(original, result.best_spins.data());
   result.spin_updates_per_s =
-      result.seconds > 0 ? double(original.spins) * replicas * double(result.steps_done) / result.seconds : 0.0;
+      result.seconds > 0 ? double(original.spins) * options.replicas * double(result.steps_done) / result.seconds
+                         : 0.0;
   return result;
 }
 

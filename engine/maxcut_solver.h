@@ -1,29 +1,27 @@
 // The many-replica Ising / MAX-CUT solver: R independent replicas of ballistic or
-// discrete simulated bifurcation (kernels/simulated_bifurcation.h) or of simulated
-// annealing (kernels/metropolis_sweep.h) run on a Backend for K steps (SB steps or
+// discrete simulated bifurcation (kernels/simulated_bifurcation.h), of simulated
+// annealing (kernels/metropolis_sweep.h) or of an oscillator Ising machine
+// (kernels/oscillator_ising.h) run on a Backend for K steps (SB or OIM steps, or
 // annealing sweeps); the energy of every replica is evaluated at regular points of
 // the run, and the best assignment seen is kept, with its energy recomputed exactly
 // on the host (models/ising_problem.h) and the time it was first reached.
 //
+// solve_ising is the loop over rounds, evaluations and the time limit; each method
+// is a SolverStrategy (engine/solver_strategy.h) that starts a round, advances its
+// replicas over a range of steps and hands back their spins S and fields F = S J.
 // Flow of one round (all replicas start afresh, keyed on (seed, round)):
-//   init (SbInitOp or RandomSpinsOp [+ GEMM for SA's local fields])
-//   K times: SB: F = X J (GEMM), SbStepOp      SA: MetropolisSweepOp at beta_k
-//   every ceil(K / evaluations) steps: F = S J (one GEMM, S the spins), copy S and
-//   F to the host, E_r = -1/2 s_r . f_r for every replica, recompute the lowest
-//   exactly in double from the sparse couplings, keep the best, stop if the time
-//   limit has passed.
-// On the CPU backend the replicas are split over the cores (parallel_over_rows):
-// each core integrates its own slice between two evaluations without
-// synchronizing; a GPU backend runs all of them in each launch.
+//   strategy: start_round (random initial state)
+//   K steps in ranges: strategy advance (SB: F = X J (GEMM), SbStepOp; SA:
+//     MetropolisSweepOp at beta_k; OIM: two GEMMs, OimStepOp), the clock looked at
+//     between ranges when there is a time limit
+//   every ceil(K / evaluations) steps: F = S J (strategy compute_fields), copy S
+//   and F to the host, E_r = -1/2 s_r . f_r for every replica, recompute the
+//   lowest exactly in double from the sparse couplings, keep the best.
 //
-// Two paths for bSB / dSB, the same equations, pump schedule and initial state:
-//  - gemm: the loop above, two launches per step (GEMM + SbStepOp) over the
-//    (replicas, n) arrays in global memory; J is read once per step for all
-//    replicas, so large problems run at the GEMM's rate;
-//  - fused_block: kernels/fused_sb_block.h, one block per replica holding its
-//    state in shared memory, all the steps between two evaluations in one launch;
-//    every block reads J at every step (from L1/L2), but no launch or global-memory
-//    pass per step: faster for small n.
+// Two paths for bSB / dSB, the same equations, pump schedule and initial state
+// (engine/simulated_bifurcation_strategy.h): gemm (one GEMM for all replicas and
+// one elementwise pass per step) and fused_block (kernels/fused_sb_block.h: one
+// block per replica, its state in shared memory, a range of steps per launch).
 // SolverPath::automatic picks fused_block for n <= fused_sb_max_spins(backend):
 // never on the CPU (measured: OpenBLAS's GEMM reuses J across replicas and was
 // faster at every size with 16+ replicas), n <= 192 on a GPU (J then stays in each
@@ -32,8 +30,9 @@
 //
 // Fields h are absorbed by one extra spin (absorb_fields), so the kernels only see J.
 // Determinism: a seed gives the same result on a given backend and thread count
-// (the CPU GEMM of a slice is deterministic; SB's op is bit-exact). With a time
-// limit the number of steps done depends on the machine's speed.
+// (the CPU GEMM of a slice is deterministic; SB's op is bit-exact), with or without
+// a time limit that is not reached. A limit that is reached stops the run at a
+// point that depends on the machine's speed.
 #pragma once
 
 #include <cstdint>
@@ -47,7 +46,7 @@ namespace eqprop {
 
 enum class SolverMethod { bsb, dsb, sa, oim };
 
-// "bsb", "dsb" or "sa"; ConfigError otherwise.
+// "bsb", "dsb", "sa" or "oim"; ConfigError otherwise.
 SolverMethod parse_solver_method(const std::string& name);
 std::string solver_method_name(SolverMethod method);
 
@@ -72,7 +71,11 @@ struct SolverOptions {
   int steps = 1000;         // per round: SB steps, or SA sweeps
   int rounds = 1;           // independent restarts (fresh random starts), run one after another
   std::uint64_t seed = 1;
-  double time_limit_s = 0;  // > 0: stop at the first evaluation point past it
+  // > 0: a limit on the whole solve, setup included. The clock is looked at between
+  // ranges of steps that take about 1/64 of it; past the limit the run stops,
+  // evaluates the replicas where they are and returns the best seen
+  // (time_limit_reached).
+  double time_limit_s = 0;
   int evaluations = 10;     // evaluation points per round (the last is at the end)
   SolverPath path = SolverPath::automatic;  // bSB / dSB only; fused_block with SA or OIM is a ConfigError
   // SB (Goto et al. 2021). c0 <= 0 picks 0.5 / (<J> sqrt(n)) (Goto et al. 2019).
@@ -103,7 +106,7 @@ struct SolverResult {
   double evaluation_seconds = 0.0;       // of `seconds`: copying states back and evaluating energies
   std::int64_t steps_done = 0;           // over all rounds (each step updates every replica)
   int rounds_done = 0;                   // rounds begun
-  bool time_limit_reached = false;
+  bool time_limit_reached = false;       // the time limit stopped the run before its end
   double spin_updates_per_s = 0.0;       // n * replicas * steps_done / seconds
   SolverPath path = SolverPath::gemm;    // the path taken: fused_block or gemm
   // (replicas) the energy of every replica at the last evaluation (the end of the

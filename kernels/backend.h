@@ -35,11 +35,27 @@ struct DeviceMemory {
   std::size_t free_bytes = 0;
 };
 
+// What a backend is, for the choices that depend on the device (problem sizes,
+// which of two equivalent paths runs faster): callers ask these, never name().
+struct BackendTraits {
+  // Work goes to an accelerator with its own memory and many cores: calls return
+  // before the work is done (time it around synchronize()), and only large
+  // problems (a GEMM of thousands) fill the device.
+  bool is_device = false;
+  // run_blocks runs its blocks concurrently, one per multiprocessor, with the
+  // block-shared memory on chip next to an L1 cache (a GPU's SMs): a fused block
+  // that re-reads a small operand from that cache at every step can beat a GEMM
+  // launch per step. On the CPU a block is one core's loop, and a GEMM that reuses
+  // its operands in registers is faster.
+  bool has_on_chip_blocks = false;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
 
-  virtual std::string name() const = 0;         // "cpu" or "cuda"
+  virtual std::string name() const = 0;         // "cpu" or "cuda": for reports, not decisions
+  virtual BackendTraits traits() const = 0;
   virtual std::string device_name() const = 0;  // e.g. "2-core x86_64" or the GPU's name
 
   // Device memory. Prefer DeviceBuffer (kernels/device_buffer.h) to calling these.

@@ -160,6 +160,7 @@ void rounded_copy(const float* matrix, int rows, int cols, int ld, GemmPrecision
 class CpuBackend final : public Backend {
  public:
   std::string name() const override { return "cpu"; }
+  BackendTraits traits() const override { return BackendTraits{/*is_device=*/false, /*has_on_chip_blocks=*/false}; }
   std::string device_name() const override {
     return std::to_string(omp_get_max_threads()) + "-thread CPU (OpenMP, OpenBLAS)";
   }

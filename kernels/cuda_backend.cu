@@ -214,6 +214,7 @@ class CudaBackend final : public Backend {
   CudaBackend& operator=(const CudaBackend&) = delete;
 
   std::string name() const override { return "cuda"; }
+  BackendTraits traits() const override { return BackendTraits{/*is_device=*/true, /*has_on_chip_blocks=*/true}; }
   std::string device_name() const override { return info_.name; }
 
   // cudaMalloc aligns to 256 bytes. A zero-byte request gets a real (1-byte)

@@ -108,31 +108,23 @@ struct SbStepOp {
   // than the GEMM of an 800-spin problem (profiled: 42% of a dSB run on G1). Same
   // math per element, so the same bits.
   std::int64_t row_count(std::int64_t count) const { return count / units; }
-  void row(std::int64_t r) const {
+  void row(std::int64_t r) const { signs ? row_of<true>(r) : row_of<false>(r); }
+  template <bool kWriteSigns>
+  void row_of(std::int64_t r) const {
     const std::int64_t offset = r * units;
     float* __restrict px = x + offset;
     float* __restrict py = y + offset;
     const float* __restrict pf = field + offset;
+    float* __restrict ps = kWriteSigns ? signs + offset : nullptr;
     const float k_detuning = detuning, k_a0 = a0, k_c0 = c0, k_dt = dt;
     const std::int32_t n = units;
-    if (signs) {
-      float* __restrict ps = signs + offset;
 #pragma omp simd
-      for (std::int32_t i = 0; i < n; ++i) {
-        float position = px[i], momentum = py[i];
-        sb_oscillator_step(position, momentum, pf[i], k_detuning, k_a0, k_c0, k_dt);
-        px[i] = position;
-        py[i] = momentum;
-        ps[i] = spin_of(position);
-      }
-    } else {
-#pragma omp simd
-      for (std::int32_t i = 0; i < n; ++i) {
-        float position = px[i], momentum = py[i];
-        sb_oscillator_step(position, momentum, pf[i], k_detuning, k_a0, k_c0, k_dt);
-        px[i] = position;
-        py[i] = momentum;
-      }
+    for (std::int32_t i = 0; i < n; ++i) {
+      float position = px[i], momentum = py[i];
+      sb_oscillator_step(position, momentum, pf[i], k_detuning, k_a0, k_c0, k_dt);
+      px[i] = position;
+      py[i] = momentum;
+      if (kWriteSigns) ps[i] = spin_of(position);
     }
   }
 };
