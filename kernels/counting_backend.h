@@ -104,6 +104,7 @@ class CountingBackend final : public Backend {
             int lda, const float* b, int ldb, float beta, float* c, int ldc) override;
   void set_gemm_precision(GemmPrecision precision) override { inner_.set_gemm_precision(precision); }
   GemmPrecision gemm_precision() const override { return inner_.gemm_precision(); }
+  BackendTraits traits() const override { return inner_.traits(); }
 
 #define EQPROP_DECLARE_COUNTED_RUN(Op) void run(const Op& op, std::int64_t count) override;
   EQPROP_ELEMENTWISE_OPS(EQPROP_DECLARE_COUNTED_RUN)
