@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <stdexcept>
+#include <string>
 
 #include "kernels/error.h"
 #include "kernels/philox.h"
@@ -53,9 +55,32 @@ std::vector<std::int64_t> sample_order(std::int64_t count, bool shuffle, std::ui
   return order;
 }
 
+BatchStaging::BatchStaging(Backend& backend, int depth, int batch_size, std::int64_t sample_size, int classes)
+    : batch_size_(batch_size), sample_size_(sample_size), classes_(classes) {
+  for (int slot = 0; slot < depth; ++slot) {
+    inputs_.emplace_back(backend, std::size_t(batch_size) * std::size_t(sample_size));
+    targets_.emplace_back(backend, std::size_t(batch_size) * std::size_t(classes));
+  }
+}
+
 BatchLoader::BatchLoader(Backend& backend, const Dataset& data, const Normalization& normalization,
                          int classes, const Options& options)
     : data_(data), normalization_(normalization), classes_(classes), options_(options) {
+  const std::int64_t batches = batch_count_of(data, options);
+  const int depth = static_cast<int>(std::min<std::int64_t>(std::max(1, options.depth), std::max<std::int64_t>(batches, 1)));
+  own_staging_ = std::make_unique<BatchStaging>(backend, depth, options.batch_size, data.sample_size(), classes);
+  start(*own_staging_);
+}
+
+BatchLoader::BatchLoader(BatchStaging& staging, const Dataset& data, const Normalization& normalization,
+                         int classes, const Options& options)
+    : data_(data), normalization_(normalization), classes_(classes), options_(options) {
+  start(staging);
+}
+
+void BatchLoader::start(BatchStaging& staging) {
+  const Dataset& data = data_;
+  const Options& options = options_;
   if (options.augmentation.enabled()) {
     if (data.sample_shape.size() != 3)
       throw ConfigError("data augmentation (data.augment_crop_padding, data.augment_flip) needs images of shape "
@@ -69,9 +94,15 @@ BatchLoader::BatchLoader(Backend& backend, const Dataset& data, const Normalizat
   batch_count_ = batch_count_of(data, options);
   const std::size_t depth = static_cast<std::size_t>(std::max(1, options.depth));
   slots_.resize(std::min<std::size_t>(depth, std::max<std::int64_t>(batch_count_, 1)));
-  for (Slot& slot : slots_) {
-    slot.inputs = HostStagingBuffer<float>(backend, std::size_t(options.batch_size) * data.sample_size());
-    slot.targets = HostStagingBuffer<float>(backend, std::size_t(options.batch_size) * classes);
+  if (static_cast<std::size_t>(staging.depth()) < slots_.size() || staging.batch_size() < options.batch_size ||
+      staging.sample_size() != data.sample_size() || staging.classes() != classes_)
+    throw std::invalid_argument("BatchLoader: the staging (" + std::to_string(staging.depth()) + " slots of " +
+                                std::to_string(staging.batch_size()) + " samples) does not fit the pass (" +
+                                std::to_string(slots_.size()) + " slots of " + std::to_string(options.batch_size) +
+                                " samples) or its sample size or classes differ");
+  for (std::size_t slot = 0; slot < slots_.size(); ++slot) {
+    slots_[slot].batch.inputs = staging.inputs(static_cast<int>(slot));
+    slots_[slot].batch.targets = staging.targets(static_cast<int>(slot));
   }
   worker_ = std::thread([this] { produce(); });
 }
@@ -130,8 +161,6 @@ void BatchLoader::produce() {
       changed_.wait(lock, [&] { return stop_ || (!slot.ready && !slot.busy); });
       if (stop_) return;
     }
-    slot.batch.inputs = slot.inputs.data();
-    slot.batch.targets = slot.targets.data();
     fill(slot.batch, index);
     {
       std::lock_guard<std::mutex> lock(mutex_);

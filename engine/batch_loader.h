@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -42,6 +43,29 @@ struct HostBatch {
 std::vector<std::int64_t> sample_order(std::int64_t count, bool shuffle, std::uint64_t seed,
                                        std::uint32_t epoch);
 
+// The pinned host buffers a loader fills: `depth` slots, each (batch_size,
+// sample_size) inputs and (batch_size, classes) targets. Pinned allocations are
+// slow and freeing pinned memory (cudaFreeHost) synchronizes the whole device, so
+// a run allocates one set and lends it to the loader of every pass (Trainer)
+// rather than one set per epoch.
+class BatchStaging {
+ public:
+  BatchStaging(Backend& backend, int depth, int batch_size, std::int64_t sample_size, int classes);
+
+  int depth() const { return static_cast<int>(inputs_.size()); }
+  int batch_size() const { return batch_size_; }
+  std::int64_t sample_size() const { return sample_size_; }
+  int classes() const { return classes_; }
+  float* inputs(int slot) { return inputs_[static_cast<std::size_t>(slot)].data(); }
+  float* targets(int slot) { return targets_[static_cast<std::size_t>(slot)].data(); }
+
+ private:
+  int batch_size_;
+  std::int64_t sample_size_;
+  int classes_;
+  std::vector<HostStagingBuffer<float>> inputs_, targets_;
+};
+
 class BatchLoader {
  public:
   struct Options {
@@ -63,8 +87,15 @@ class BatchLoader {
     std::function<void(float* inputs, std::int64_t count, std::int64_t batch_index)> convert_inputs;
   };
 
+  // With its own staging for this pass.
   BatchLoader(Backend& backend, const Dataset& data, const Normalization& normalization,
               int classes, const Options& options);
+  // Filling `staging`, which must outlive the loader and fit the pass: at least
+  // options.depth slots (or the pass's batch count, if fewer) of at least
+  // options.batch_size samples of data's sample size and `classes` classes;
+  // std::invalid_argument otherwise.
+  BatchLoader(BatchStaging& staging, const Dataset& data, const Normalization& normalization, int classes,
+              const Options& options);
   ~BatchLoader();
   BatchLoader(const BatchLoader&) = delete;
   BatchLoader& operator=(const BatchLoader&) = delete;
@@ -78,6 +109,7 @@ class BatchLoader {
   void release(const HostBatch* batch);
 
  private:
+  void start(BatchStaging& staging);
   void produce();
   void fill(HostBatch& batch, std::int64_t index);
 
@@ -89,10 +121,10 @@ class BatchLoader {
   std::int64_t batch_count_ = 0;
   std::vector<std::uint8_t> augmented_;  // (sample_size) one augmented sample; loader thread only
 
+  std::unique_ptr<BatchStaging> own_staging_;  // the first constructor's, else null
+
   struct Slot {
-    HostStagingBuffer<float> inputs;
-    HostStagingBuffer<float> targets;
-    HostBatch batch;
+    HostBatch batch;  // its inputs and targets point into a staging slot
     bool ready = false;  // filled, not yet consumed
     bool busy = false;   // handed to the consumer, not yet released
   };

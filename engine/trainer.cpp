@@ -232,9 +232,16 @@ BatchResult Trainer::train_step(const float* x, const float* target, int batch,
   return result;
 }
 
+BatchStaging& Trainer::staging() {
+  if (!staging_)
+    staging_ = std::make_unique<BatchStaging>(backend_, std::max(1, config_.training.prefetch_batches),
+                                              max_batch_of(config_), input_size_, classes_);
+  return *staging_;
+}
+
 void Trainer::upload(const HostBatch& batch, int slot) {
-  backend_.upload(inputs_[slot].data(), batch.inputs, std::size_t(batch.size) * input_size_ * sizeof(float));
-  backend_.upload(targets_[slot].data(), batch.targets, std::size_t(batch.size) * classes_ * sizeof(float));
+  backend_.upload(slot, inputs_[slot].data(), batch.inputs, std::size_t(batch.size) * input_size_ * sizeof(float));
+  backend_.upload(slot, targets_[slot].data(), batch.targets, std::size_t(batch.size) * classes_ * sizeof(float));
 }
 
 float Trainer::learning_rate_scale(int epoch) const {
@@ -260,20 +267,24 @@ BatchResult Trainer::train_epoch(const Dataset& data, const Normalization& norma
                       " is larger than the training set");
   const std::uint64_t first_global_batch = static_cast<std::uint64_t>(epoch) * batches;
   convert_on_loader(options, hardware_tensor::kTrainInput, first_global_batch);
-  BatchLoader loader(backend_, data, normalization, classes_, options);
+  BatchLoader loader(staging(), data, normalization, classes_, options);
   const float scale = learning_rate_scale(epoch);
 
   BatchResult total;
-  // Batch k+1 is uploaded (copy stream) before batch k computes, so transfers
-  // overlap compute; the host slot returns to the loader once its copy is done.
+  // Batch k+1 is uploaded (copy stream) into the other slot before batch k
+  // computes, so transfers overlap compute: the upload waits only for batch k-1's
+  // reads of that slot, and batch k's compute only for its own slot's upload
+  // (Backend::upload). The host slot returns to the loader once its copy is done.
   const HostBatch* current = loader.next();
   upload(*current, 0);
   for (std::int64_t k = 0; current; ++k) {
     const int slot = static_cast<int>(k % 2);
     const HostBatch* following = loader.next();
     if (following) upload(*following, 1 - slot);
+    backend_.begin_slot_reads(slot);
     const BatchResult result = train_step(inputs_[slot].data(), targets_[slot].data(), current->size,
                                           first_global_batch + k, scale, InputForm::converted);
+    backend_.end_slot_reads(slot);
     backend_.wait_uploads();
     loader.release(current);
     if (!std::isfinite(result.loss_sum))
@@ -295,12 +306,13 @@ EvalResult Trainer::evaluate(const Dataset& data, const Normalization& normaliza
   options.depth = config_.training.prefetch_batches;
   options.limit = limit;
   convert_on_loader(options, hardware_tensor::kEvalInput, 0);
-  BatchLoader loader(backend_, data, normalization, classes_, options);
+  BatchLoader loader(staging(), data, normalization, classes_, options);
   double loss_sum = 0, correct_sum = 0, energy_sum = 0, steps_sum = 0;
   std::int64_t samples = 0, batches = 0;
   std::vector<float> loss(options.batch_size), correct(options.batch_size), energy(options.batch_size);
   while (const HostBatch* batch = loader.next()) {
     upload(*batch, 0);
+    backend_.begin_slot_reads(0);
     backend_.wait_uploads();
     loader.release(batch);
     model_->set_input(inputs_[0].data(),  // input DAC applied on the loader thread
@@ -318,6 +330,7 @@ EvalResult Trainer::evaluate(const Dataset& data, const Normalization& normaliza
     backend_.copy_to_host(loss.data(), loss_.data(), batch->size * sizeof(float));
     backend_.copy_to_host(correct.data(), correct_.data(), batch->size * sizeof(float));
     backend_.copy_to_host(energy.data(), energy_.data(), batch->size * sizeof(float));
+    backend_.end_slot_reads(0);
     for (int i = 0; i < batch->size; ++i) {
       loss_sum += loss[i];
       correct_sum += correct[i];

@@ -120,6 +120,10 @@ class Trainer {
   PhaseResult free_result_, plus_result_, minus_result_;
   DeviceBuffer<float> inputs_[2], targets_[2];
   DeviceBuffer<float> loss_, correct_, energy_;
+  // The loaders' pinned host buffers, allocated at the first pass and kept for the
+  // run (engine/batch_loader.h: BatchStaging).
+  std::unique_ptr<BatchStaging> staging_;
+  BatchStaging& staging();
 };
 
 }  // namespace eqprop

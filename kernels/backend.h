@@ -5,10 +5,8 @@
 // (cuBLAS + one kernel per op) implement it; models/ and engine/ only see this.
 //
 // Ordering: every call is ordered after the previous calls on the same backend
-// (one compute stream on the GPU). Calls that return data to the host wait for it.
-// An upload waits for the compute submitted before it and later compute waits for
-// the upload; to overlap a copy with compute, submit the upload of batch n+1 (into
-// a second device buffer) before the compute of batch n.
+// (one compute stream on the GPU), except upload(), which is ordered only through
+// its slot (see upload). Calls that return data to the host wait for it.
 // Thread safety: one thread drives a backend (the loader thread only fills host
 // staging memory), except inside parallel_over_rows on the CPU backend.
 #pragma once
@@ -17,6 +15,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <stdexcept>
 #include <string>
 
 #include "kernels/block_bodies.h"
@@ -70,10 +69,24 @@ class Backend {
   virtual void reset_peak_memory() = 0;
   virtual DeviceMemory device_memory() const = 0;
 
-  // Host -> device copy that may run concurrently with compute (a copy stream on
-  // CUDA); later compute waits for it. The source must stay valid until
-  // wait_uploads() returns.
-  virtual void upload(void* device_destination, const void* host_source, std::size_t bytes) = 0;
+  // Host -> device copies that run concurrently with compute (a copy stream on
+  // CUDA), into device buffers named by a slot in [0, kUploadSlots) (e.g. the two
+  // input buffers a trainer fills in turn). Ordering, per slot and nothing else:
+  //  - upload(slot, ...) waits for the compute that the slot's last
+  //    end_slot_reads(slot) closed (the last reader of its previous contents);
+  //  - begin_slot_reads(slot): compute submitted after it waits for the uploads
+  //    into the slot submitted before it;
+  //  - end_slot_reads(slot): the compute submitted so far is the slot's reader.
+  // So the upload of batch n+1 into slot 1 overlaps the compute of batch n from
+  // slot 0. Compute that reads an uploaded buffer without begin_slot_reads, or an
+  // upload into a buffer that compute still uses outside the slot protocol, races.
+  // The host source must stay valid until wait_uploads() returns. Throws
+  // std::out_of_range for a slot outside [0, kUploadSlots). The CPU backend copies
+  // at once (the slot calls only check the slot).
+  static constexpr int kUploadSlots = 4;
+  virtual void upload(int slot, void* device_destination, const void* host_source, std::size_t bytes) = 0;
+  virtual void begin_slot_reads(int slot) = 0;
+  virtual void end_slot_reads(int slot) = 0;
   virtual void wait_uploads() = 0;
   // Synchronous copies.
   virtual void copy_to_device(void* device_destination, const void* host_source,
@@ -113,6 +126,17 @@ class Backend {
   EQPROP_BLOCK_BODIES(EQPROP_DECLARE_RUN_BLOCKS)
 #undef EQPROP_DECLARE_RUN_BLOCKS
 
+  // Runs a per-system reduction op (kernels/block_bodies.h: EQPROP_ROW_REDUCTIONS)
+  // over rows [0, rows), with run(op, rows)'s meaning. The CPU backend runs the op
+  // (one thread per row, a serial loop: unchanged results); the CUDA backend runs
+  // the op's block body, one block per row (kernels/row_reduction.h): maxima are
+  // bit-exact against the op, sums deterministic (any launch) and equal to the
+  // op's up to summation order.
+#define EQPROP_DECLARE_REDUCE_ROWS(Op, Body) \
+  virtual void reduce_rows(const Op& op, std::int64_t rows) { run(op, rows); }
+  EQPROP_ROW_REDUCTIONS(EQPROP_DECLARE_REDUCE_ROWS)
+#undef EQPROP_DECLARE_REDUCE_ROWS
+
   // Runs body(begin, end) over slices that cover [0, rows): the rows of a batch are
   // independent systems. The CPU backend runs one slice per core concurrently (the
   // backend calls inside then run single-threaded, and are safe to make from
@@ -126,6 +150,13 @@ class Backend {
   // Blocks the host until all submitted work is finished.
   virtual void synchronize() = 0;
 };
+
+// Throws std::out_of_range unless slot is in [0, Backend::kUploadSlots).
+inline void check_upload_slot(int slot) {
+  if (slot < 0 || slot >= Backend::kUploadSlots)
+    throw std::out_of_range("upload slot " + std::to_string(slot) + " is outside [0, " +
+                            std::to_string(Backend::kUploadSlots) + ")");
+}
 
 // "cpu", "cuda" or "auto" (CUDA where a GPU is present, else CPU). Throws
 // DeviceError for "cuda" on a machine or build without one, ConfigError otherwise.

@@ -5,5 +5,12 @@
 #pragma once
 
 #include "kernels/fused_sb_block.h"
+#include "kernels/row_energy.h"
+#include "kernels/row_max_change.h"
 
-#define EQPROP_BLOCK_BODIES(X) X(FusedSbBlock)
+#define EQPROP_BLOCK_BODIES(X) X(FusedSbBlock) X(RowEnergyBlock) X(RowMaxChangeBlock)
+
+// The per-system reductions with a block body (kernels/row_reduction.h), as
+// (op, body) pairs: Backend::reduce_rows runs the op on the CPU and the body, one
+// block per row, on the GPU.
+#define EQPROP_ROW_REDUCTIONS(X) X(RowEnergyOp, RowEnergyBlock) X(RowMaxChangeOp, RowMaxChangeBlock)

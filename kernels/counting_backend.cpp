@@ -169,8 +169,8 @@ void CountingBackend::deallocate(void* pointer) noexcept {
   add(kDeviceFrees, 1);
 }
 
-void CountingBackend::upload(void* device_destination, const void* host_source, std::size_t bytes) {
-  inner_.upload(device_destination, host_source, bytes);
+void CountingBackend::upload(int slot, void* device_destination, const void* host_source, std::size_t bytes) {
+  inner_.upload(slot, device_destination, host_source, bytes);
   if (bytes == 0) return;
   add(kHostToDeviceCopies, 1);
   add(kBytesHostToDevice, static_cast<std::int64_t>(bytes));
@@ -228,6 +228,15 @@ void CountingBackend::gemm(Transpose transpose_a, Transpose transpose_b, int m, 
   }
 EQPROP_ELEMENTWISE_OPS(EQPROP_DEFINE_COUNTED_RUN)
 #undef EQPROP_DEFINE_COUNTED_RUN
+
+// One launch of the op's reduction (a block per row on the GPU), counted as the op.
+#define EQPROP_DEFINE_COUNTED_REDUCE_ROWS(Op, Body)                     \
+  void CountingBackend::reduce_rows(const Op& op, std::int64_t rows) { \
+    inner_.reduce_rows(op, rows);                                      \
+    if (rows > 0) record_launch(k##Op, estimated_bytes(op, rows));     \
+  }
+EQPROP_ROW_REDUCTIONS(EQPROP_DEFINE_COUNTED_REDUCE_ROWS)
+#undef EQPROP_DEFINE_COUNTED_REDUCE_ROWS
 
 #define EQPROP_DEFINE_COUNTED_RUN_BLOCKS(Body)                                           \
   void CountingBackend::run_blocks(const Body& body, int blocks, int threads_per_block) { \

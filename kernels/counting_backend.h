@@ -93,7 +93,9 @@ class CountingBackend final : public Backend {
   void reset_peak_memory() override { inner_.reset_peak_memory(); }
   DeviceMemory device_memory() const override { return inner_.device_memory(); }
 
-  void upload(void* device_destination, const void* host_source, std::size_t bytes) override;
+  void upload(int slot, void* device_destination, const void* host_source, std::size_t bytes) override;
+  void begin_slot_reads(int slot) override { inner_.begin_slot_reads(slot); }
+  void end_slot_reads(int slot) override { inner_.end_slot_reads(slot); }
   void wait_uploads() override;
   void copy_to_device(void* device_destination, const void* host_source, std::size_t bytes) override;
   void copy_to_host(void* host_destination, const void* device_source, std::size_t bytes) override;
@@ -106,6 +108,9 @@ class CountingBackend final : public Backend {
   GemmPrecision gemm_precision() const override { return inner_.gemm_precision(); }
   BackendTraits traits() const override { return inner_.traits(); }
 
+#define EQPROP_DECLARE_COUNTED_REDUCE_ROWS(Op, Body) void reduce_rows(const Op& op, std::int64_t rows) override;
+  EQPROP_ROW_REDUCTIONS(EQPROP_DECLARE_COUNTED_REDUCE_ROWS)
+#undef EQPROP_DECLARE_COUNTED_REDUCE_ROWS
 #define EQPROP_DECLARE_COUNTED_RUN(Op) void run(const Op& op, std::int64_t count) override;
   EQPROP_ELEMENTWISE_OPS(EQPROP_DECLARE_COUNTED_RUN)
 #undef EQPROP_DECLARE_COUNTED_RUN

@@ -180,9 +180,14 @@ class CpuBackend final : public Backend {
   void reset_peak_memory() override { counter_.reset_peak(); }
   DeviceMemory device_memory() const override { return ram(); }
 
-  void upload(void* destination, const void* source, std::size_t bytes) override {
+  // Every call runs in order on the host: a copy is complete when upload returns,
+  // so the slots order nothing.
+  void upload(int slot, void* destination, const void* source, std::size_t bytes) override {
+    check_upload_slot(slot);
     std::memcpy(destination, source, bytes);
   }
+  void begin_slot_reads(int slot) override { check_upload_slot(slot); }
+  void end_slot_reads(int slot) override { check_upload_slot(slot); }
   void wait_uploads() override {}
   void copy_to_device(void* destination, const void* source, std::size_t bytes) override {
     std::memcpy(destination, source, bytes);

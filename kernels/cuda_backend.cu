@@ -6,7 +6,8 @@
 // Streams: all compute (kernels, GEMMs, synchronous copies, memsets) goes to one
 // non-blocking compute stream, so every call is ordered after the previous ones as
 // kernels/backend.h promises. Host -> device uploads go to a second, copy stream so
-// that they overlap compute; two events tie the streams together (see upload()).
+// that they overlap compute; two events per upload slot tie the streams together
+// (see upload()).
 //
 // Build note: this translation unit must be compiled with -fmad=false. nvcc fuses
 // a*b + c into one FMA by default; the CPU backend rounds the product and the sum
@@ -22,6 +23,7 @@
 #include <cuda/std/functional>
 
 #include <algorithm>
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -248,23 +250,32 @@ class CudaBackend final : public Backend {
     ignore_cuda_error(cudaFreeHost(pointer));
   }
 
-  // The copy runs on the copy stream, fenced on both sides:
-  //  - before: it waits for the compute submitted so far, so it never overwrites a
-  //    buffer that earlier work still reads (kernels/backend.h: every call is
-  //    ordered after the previous ones);
-  //  - after: compute submitted later waits for it.
-  // To overlap a copy with compute, submit the upload of minibatch n+1 (into the
-  // other of two device buffers) before the compute of minibatch n. The source
-  // should be pinned (allocate_host / HostStagingBuffer); from pageable memory
-  // CUDA stages the copy and blocks the host.
-  void upload(void* device_destination, const void* host_source, std::size_t bytes) override {
+  // The copy runs on the copy stream, fenced per slot (kernels/backend.h): it
+  // waits for the slot's last reader (slot_read_done_, recorded by
+  // end_slot_reads on compute), and the slot's readers wait for it
+  // (slot_upload_done_, which begin_slot_reads makes compute wait for). Nothing
+  // else orders the streams, so the upload of minibatch n+1 into one slot runs
+  // while minibatch n computes from the other. An event never recorded is
+  // complete, so a slot's first upload and first reads wait for nothing. The
+  // source should be pinned (allocate_host / HostStagingBuffer); from pageable
+  // memory CUDA stages the copy and blocks the host.
+  void upload(int slot, void* device_destination, const void* host_source, std::size_t bytes) override {
+    check_upload_slot(slot);
     if (bytes == 0) return;
-    EQPROP_CUDA_CHECK(cudaEventRecord(compute_done_.get(), compute_stream_.get()));
-    EQPROP_CUDA_CHECK(cudaStreamWaitEvent(copy_stream_.get(), compute_done_.get(), 0));
+    const std::size_t s = static_cast<std::size_t>(slot);
+    EQPROP_CUDA_CHECK(cudaStreamWaitEvent(copy_stream_.get(), slot_read_done_[s].get(), 0));
     EQPROP_CUDA_CHECK(cudaMemcpyAsync(device_destination, host_source, bytes,
                                       cudaMemcpyHostToDevice, copy_stream_.get()));
-    EQPROP_CUDA_CHECK(cudaEventRecord(upload_done_.get(), copy_stream_.get()));
-    EQPROP_CUDA_CHECK(cudaStreamWaitEvent(compute_stream_.get(), upload_done_.get(), 0));
+    EQPROP_CUDA_CHECK(cudaEventRecord(slot_upload_done_[s].get(), copy_stream_.get()));
+  }
+  void begin_slot_reads(int slot) override {
+    check_upload_slot(slot);
+    EQPROP_CUDA_CHECK(
+        cudaStreamWaitEvent(compute_stream_.get(), slot_upload_done_[static_cast<std::size_t>(slot)].get(), 0));
+  }
+  void end_slot_reads(int slot) override {
+    check_upload_slot(slot);
+    EQPROP_CUDA_CHECK(cudaEventRecord(slot_read_done_[static_cast<std::size_t>(slot)].get(), compute_stream_.get()));
   }
   void wait_uploads() override { EQPROP_CUDA_CHECK(cudaStreamSynchronize(copy_stream_.get())); }
 
@@ -371,6 +382,15 @@ class CudaBackend final : public Backend {
   EQPROP_BLOCK_BODIES(EQPROP_DEFINE_RUN_BLOCKS)
 #undef EQPROP_DEFINE_RUN_BLOCKS
 
+  // One block per system instead of one thread (kernels/row_reduction.h).
+#define EQPROP_DEFINE_REDUCE_ROWS(Op, Body)                                                    \
+  void reduce_rows(const Op& op, std::int64_t rows) override {                                \
+    if (rows <= 0) return;                                                                     \
+    launch_blocks(Body{op}, static_cast<int>(rows), RowReductionLaunchPolicy::threads_per_block(op.units), #Body); \
+  }
+  EQPROP_ROW_REDUCTIONS(EQPROP_DEFINE_REDUCE_ROWS)
+#undef EQPROP_DEFINE_REDUCE_ROWS
+
   // A CUB transform-reduce of the 0/1 indicator into an int64 on the device, then
   // one 8-byte copy back. Exact (an integer sum). The temporary storage is kept
   // between calls; it is only reallocated to grow, after this call's previous use
@@ -449,8 +469,11 @@ class CudaBackend final : public Backend {
   DeviceInfo info_;
   CudaStream compute_stream_;
   CudaStream copy_stream_;
-  CudaEvent compute_done_;  // recorded on compute before an upload; the copy waits for it
-  CudaEvent upload_done_;   // recorded on copy after an upload; compute waits for it
+  // Per upload slot: recorded on compute by end_slot_reads (the next upload into
+  // the slot waits for it), and on copy after an upload (begin_slot_reads makes
+  // compute wait for it).
+  std::array<CudaEvent, kUploadSlots> slot_read_done_;
+  std::array<CudaEvent, kUploadSlots> slot_upload_done_;
   CublasHandle cublas_;
   DeviceScratch reduce_scratch_;  // CUB temporary storage of count_nonfinite
   DeviceScratch count_result_;    // (1) int64 result of count_nonfinite

@@ -66,16 +66,20 @@ struct Im2colOp {
     return input[layout.plane(b, c) * window.in_plane() + std::int64_t(ih) * window.in_w + iw];
   }
 
+  // GPU: the flat index splits into (row, column) in 32 bits where the column
+  // matrix has fewer than 2^32 entries (divide_index, kernels/plane_layout.h);
+  // the row (< channels * kernel^2) and the column (< positions) are int32, so the
+  // rest is unsigned 32-bit arithmetic (cheaper than signed) whatever the size.
   EQ_HD void operator()(std::int64_t i) const {
-    const std::int64_t row = i / positions;
-    const std::int32_t column = static_cast<std::int32_t>(i - row * positions);
-    const std::int32_t taps = window.kernel * window.kernel;
-    const std::int32_t c = static_cast<std::int32_t>(row / taps), tap = static_cast<std::int32_t>(row % taps);
-    const std::int32_t kh = tap / window.kernel, kw = tap % window.kernel;
-    const std::int32_t out_plane = window.out_h * window.out_w;
-    const std::int32_t b = column / out_plane, q = column % out_plane;
-    const std::int32_t oh = q / window.out_w, ow = q % window.out_w;
-    columns[i] = input_at(b, c, window.start(oh) + kh, window.start(ow) + kw);
+    const IndexDivision entry = divide_index(i, positions);
+    const auto row = static_cast<std::uint32_t>(entry.quotient), column = static_cast<std::uint32_t>(entry.remainder);
+    const auto kernel = static_cast<std::uint32_t>(window.kernel), out_w = static_cast<std::uint32_t>(window.out_w);
+    const std::uint32_t taps = kernel * kernel, out_plane = static_cast<std::uint32_t>(window.out_h) * out_w;
+    const std::uint32_t c = row / taps, tap = row - c * taps, kh = tap / kernel, kw = tap - kh * kernel;
+    const std::uint32_t b = column / out_plane, q = column - b * out_plane, oh = q / out_w, ow = q - oh * out_w;
+    columns[i] = input_at(static_cast<std::int32_t>(b), static_cast<std::int32_t>(c),
+                          window.start(static_cast<std::int32_t>(oh)) + static_cast<std::int32_t>(kh),
+                          window.start(static_cast<std::int32_t>(ow)) + static_cast<std::int32_t>(kw));
   }
 
   // CPU: one column-matrix row (c, kh, kw) per row, no division per element; the

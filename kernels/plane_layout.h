@@ -34,6 +34,27 @@ struct PlaneLayout {
   bool operator!=(const PlaneLayout& other) const { return !(*this == other); }
 };
 
+// n / d and n % d of an index n >= 0 and a size d > 0, in 32-bit unsigned
+// arithmetic whenever both fit, in 64-bit otherwise: the same integers either way.
+// Why: a GPU has no integer divider; a 64-bit division by a run-time divisor is a
+// called subroutine of ~70 instructions, a 32-bit one ~20 inline ones, and the
+// per-element index decompositions below are what the layout and pooling kernels
+// spend their instructions on. Every index of a tensor below 2^32 elements takes
+// the 32-bit path (the branch is uniform across a warp but for the one warp that
+// straddles 2^32); larger tensors stay correct on the 64-bit path.
+struct IndexDivision {
+  std::int64_t quotient, remainder;
+};
+EQ_HD IndexDivision divide_index(std::int64_t n, std::int64_t d) {
+  if (((static_cast<std::uint64_t>(n) | static_cast<std::uint64_t>(d)) >> 32) == 0) {
+    const std::uint32_t n32 = static_cast<std::uint32_t>(n), d32 = static_cast<std::uint32_t>(d);
+    const std::uint32_t q = n32 / d32;
+    return {std::int64_t(q), std::int64_t(n32 - q * d32)};
+  }
+  const std::int64_t q = n / d;
+  return {q, n - q * d};
+}
+
 // The logical coordinates (sample, channel, y, x) of flat index i of a
 // (batch, channels, height, width) tensor in NCHW order: how the ops over 4-D
 // tensors number their threads (a pure function of the logical index, whatever
@@ -42,11 +63,14 @@ struct PlaneIndex {
   std::int32_t sample, channel, y, x;
 };
 EQ_HD PlaneIndex plane_index(std::int64_t i, std::int32_t channels, std::int32_t height, std::int32_t width) {
-  const std::int64_t plane_size = std::int64_t(height) * width;
-  const std::int64_t plane = i / plane_size;
-  const std::int32_t within = static_cast<std::int32_t>(i - plane * plane_size);
-  return {static_cast<std::int32_t>(plane / channels), static_cast<std::int32_t>(plane % channels), within / width,
-          within % width};
+  const IndexDivision plane = divide_index(i, std::int64_t(height) * width);
+  const IndexDivision sample = divide_index(plane.quotient, channels);
+  // Within a plane of int32 height and width: unsigned 32-bit, like every plane
+  // offset of the ops (cheaper than signed).
+  const auto within = static_cast<std::uint32_t>(plane.remainder), w = static_cast<std::uint32_t>(width);
+  const std::uint32_t y = within / w;
+  return {static_cast<std::int32_t>(sample.quotient), static_cast<std::int32_t>(sample.remainder),
+          static_cast<std::int32_t>(y), static_cast<std::int32_t>(within - y * w)};
 }
 
 // The thread mapping shared by the per-element ops over 4-D tensors (pooling,
@@ -103,9 +127,10 @@ struct PlaneRelayoutOp {
   }
 
   EQ_HD void operator()(std::int64_t i) const {
-    const std::int64_t plane = i / plane_size;
-    element(static_cast<std::int32_t>(plane / channels), static_cast<std::int32_t>(plane % channels),
-            static_cast<std::int32_t>(i - plane * plane_size));
+    const IndexDivision plane = divide_index(i, plane_size);
+    const IndexDivision sample = divide_index(plane.quotient, channels);
+    element(static_cast<std::int32_t>(sample.quotient), static_cast<std::int32_t>(sample.remainder),
+            static_cast<std::int32_t>(plane.remainder));
   }
 
   // CPU: one logical plane (b, c) per row, no index arithmetic per element.

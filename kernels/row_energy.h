@@ -7,12 +7,19 @@
 // self_coefficient = 0 gives its layer term -sum_u s_u (drive_u + b_u).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 #include "kernels/determinism.h"
 #include "kernels/hostdevice.h"
+#include "kernels/row_reduction.h"
 
 namespace eqprop {
+
+// One unit's term of a layer's energy: s (c s - drive - bias), c the self coefficient.
+EQ_HD float row_energy_term(float s, float drive, float bias, float self_coefficient) {
+  return s * (self_coefficient * s - drive - bias);
+}
 
 // Thread mapping: one system (row) per index, a serial loop over its units, so the
 // sum is bit-exact on every backend. energy[row] += (or =) the layer's term.
@@ -30,8 +37,40 @@ struct RowEnergyOp {
     const float* s = states + row * units;
     const float* d = drive + row * units;
     float sum = 0.0f;
-    for (std::int32_t u = 0; u < units; ++u) sum += s[u] * (self_coefficient * s[u] - d[u] - bias[u]);
+    for (std::int32_t u = 0; u < units; ++u) sum += row_energy_term(s[u], d[u], bias[u], self_coefficient);
     energy[row] = accumulate ? energy[row] + sum : sum;
+  }
+};
+
+// RowEnergyOp as a block body (kernels/row_reduction.h): block `row` sums the
+// row's terms over the fixed tree of row_reduction.h, then adds the layer's term
+// to (or stores it in) energy[row] as the op does. Deterministic and the same bits
+// for every block size, thread order and backend; it differs from RowEnergyOp's
+// serial sum by rounding only (a different summation order), which is why the CPU
+// backend keeps the op (Backend::reduce_rows). Launch: one block per row,
+// RowReductionLaunchPolicy::threads_per_block(units) threads, shared_bytes().
+struct RowEnergyBlock {
+  RowEnergyOp op;
+
+  std::size_t shared_bytes() const { return std::size_t(row_reduction_slots(op.units)) * sizeof(float); }
+
+  EQ_HD RowReductionPhases phases(void* shared_memory) const {
+    return {static_cast<float*>(shared_memory), op.units, row_reduction_slots(op.units)};
+  }
+
+  template <class Context>
+  EQ_HD void operator()(Context& ctx) const {
+    const std::int64_t row = ctx.block();
+    const float* s = op.states + row * op.units;
+    const float* d = op.drive + row * op.units;
+    const float* b = op.bias;
+    const float c = op.self_coefficient;
+    float* energy = op.energy + row;
+    const bool accumulate = op.accumulate;
+    phases(ctx.shared_memory())
+        .run(
+            ctx, 0.0f, [&](std::int32_t u) { return row_energy_term(s[u], d[u], b[u], c); }, RowSum{}, NoTermRun{},
+            [&](float sum) { *energy = accumulate ? *energy + sum : sum; });
   }
 };
 

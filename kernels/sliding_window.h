@@ -29,13 +29,18 @@ struct SlidingWindow {
   EQ_HD std::int32_t start(std::int32_t o) const { return o * stride - padding; }
 
   // The windows along one axis (out of `out`) that cover input coordinate x:
-  // [first, last], empty when first > last. x + padding >= 0 always.
+  // [first, last], empty when first > last. x + padding >= 0 always. The
+  // dividends are >= 0, so the divisions are unsigned (on a GPU, which has no
+  // integer divider, cheaper than signed ones; the same quotients).
   EQ_HD std::int32_t covering_first(std::int32_t x) const {
     const std::int32_t lowest = x + padding - kernel + 1;  // start(o) >= x - kernel + 1
-    return lowest <= 0 ? 0 : (lowest + stride - 1) / stride;
+    return lowest <= 0 ? 0
+                       : static_cast<std::int32_t>(static_cast<std::uint32_t>(lowest + stride - 1) /
+                                                   static_cast<std::uint32_t>(stride));
   }
   EQ_HD std::int32_t covering_last(std::int32_t x, std::int32_t out) const {
-    const std::int32_t highest = (x + padding) / stride;  // start(o) <= x
+    const auto highest = static_cast<std::int32_t>(static_cast<std::uint32_t>(x + padding) /
+                                                   static_cast<std::uint32_t>(stride));  // start(o) <= x
     return highest < out - 1 ? highest : out - 1;
   }
 

@@ -318,7 +318,7 @@ void ConvHopfield::step_rows(NetworkState& state, const float* target, const Pha
 void ConvHopfield::energy(const NetworkState& state, float* energy) {
   couplings(state, false);
   for (int i = 0; i < shape_.state_layers(); ++i)
-    backend_.run(RowEnergyOp{state.layers[i].data(), drive_[i].data(), unit_bias(i), energy, shape_.units(i + 1),
+    backend_.reduce_rows(RowEnergyOp{state.layers[i].data(), drive_[i].data(), unit_bias(i), energy, shape_.units(i + 1),
                              i > 0},
                  batch_);
 }

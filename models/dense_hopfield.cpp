@@ -45,7 +45,7 @@ void DenseHopfield::energy(const NetworkState& state, float* energy) {
                     parameters_.weights[i].data(), n[i + 1], 0.0f, drive_[i].data(), n[i + 1]);
       drive = drive_[i].data();
     }
-    backend_.run(RowEnergyOp{state.layers[i].data(), drive, parameters_.biases[i].data(), energy, n[i + 1], i > 0},
+    backend_.reduce_rows(RowEnergyOp{state.layers[i].data(), drive, parameters_.biases[i].data(), energy, n[i + 1], i > 0},
                  batch_);
   }
 }

@@ -196,7 +196,7 @@ void IsingNetwork::energy(const NetworkState& state, float* energy) {
       drive = below_[i].data();
     }
     // E's terms of layer i + 1: -sum_u s_u (drive_u + h_u); no self term for spins.
-    backend_.run(RowEnergyOp{state.layers[i].data(), drive, parameters_.biases[i].data(), row_energy_.data(), units,
+    backend_.reduce_rows(RowEnergyOp{state.layers[i].data(), drive, parameters_.biases[i].data(), row_energy_.data(), units,
                              i > 0, 0.0f},
                  rows);
   }

@@ -21,7 +21,7 @@ bool rows_converged(Backend& backend, NetworkState& state, const PhaseSpec& spec
     op.period = buffers.period;
     // If this check ends the phase, the readout must be of this state.
     if (spec.read_out) point_readout(op, state, spec, static_cast<int>(i), std::int64_t(begin) * units);
-    backend.run(op, rows);
+    backend.reduce_rows(op, rows);  // one block per system on the GPU
   }
   std::vector<float> residual(rows);
   backend.copy_to_host(residual.data(), buffers.row_residual + begin, rows * sizeof(float));

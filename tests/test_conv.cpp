@@ -933,3 +933,26 @@ TEST_CASE("pool: every pooling op's CPU run() equals a loop over op(i), bit for 
     }
   }
 }
+
+TEST_CASE("index math: divide_index gives the 64-bit quotient and remainder on both of its paths") {
+  const std::int64_t two32 = std::int64_t(1) << 32;
+  const std::int64_t dividends[] = {0, 1, 7, 4095, 4096, 2147483647, two32 - 1, two32, two32 + 5, 3 * two32 + 11,
+                                    std::numeric_limits<std::int64_t>::max()};
+  const std::int64_t divisors[] = {1, 3, 7, 32, 1000, 4096, 2147483647, two32 - 1, two32, two32 + 3};
+  for (const std::int64_t n : dividends)
+    for (const std::int64_t d : divisors) {
+      CAPTURE(n);
+      CAPTURE(d);
+      const eqprop::IndexDivision q = eqprop::divide_index(n, d);
+      CHECK(q.quotient == n / d);
+      CHECK(q.remainder == n % d);
+    }
+  // A flat index beyond 2^32 (the 64-bit path) decomposes like the naive formula.
+  const std::int64_t i = 5 * two32 + 12345;
+  const eqprop::PlaneIndex at = eqprop::plane_index(i, 3, 1024, 1024);
+  const std::int64_t plane = i / (1024 * 1024);
+  CHECK(at.sample == plane / 3);
+  CHECK(at.channel == plane % 3);
+  CHECK(at.y == (i % (1024 * 1024)) / 1024);
+  CHECK(at.x == i % 1024);
+}

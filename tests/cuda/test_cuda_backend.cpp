@@ -436,7 +436,7 @@ TEST_CASE("cuda backend: memory copies, fill_zero and overlapping copy_on_device
   check_cpu_cuda_bits(cpu[1], cuda[1], "copy_on_device + fill_zero");
 }
 
-TEST_CASE("cuda backend: upload round trip, ordered with compute on both sides") {
+TEST_CASE("cuda backend: upload round trip, ordered with compute through its slot on both sides") {
   if (eqprop::test::skip_without_gpu()) return;
   const auto cuda = eqprop::make_backend("cuda");
   const std::size_t count = std::size_t{1} << 22;  // 16 MiB: the copy takes ~1 ms
@@ -444,16 +444,20 @@ TEST_CASE("cuda backend: upload round trip, ordered with compute on both sides")
   std::fill(first.data(), first.data() + count, 1.0f);
   std::fill(second.data(), second.data() + count, 1000.0f);
   DeviceBuffer<float> x(*cuda, count), sum(*cuda, count);
-  cuda->upload(x.data(), first.data(), x.bytes());
+  const int slot = 1;
+  cuda->upload(slot, x.data(), first.data(), x.bytes());
   sum.zero();
-  // Compute after the upload must see x = 1. A long chain of it reads x, then a
-  // second upload overwrites x: that copy must wait for the chain (sum = 50
-  // exactly), not race it. Pinned sources, so the copy engine could start at once.
+  // Compute after begin_slot_reads must see x = 1. A long chain of it reads x,
+  // then a second upload overwrites x: after end_slot_reads that copy must wait
+  // for the chain (sum = 50 exactly), not race it. Pinned sources, so the copy
+  // engine could start at once.
+  cuda->begin_slot_reads(slot);
   const int chain = 50;
   for (int i = 0; i < chain; ++i)
     cuda->run(axpby(x.data(), sum.data(), sum.data(), 1.0f, 1.0f),
               static_cast<std::int64_t>(count));
-  cuda->upload(x.data(), second.data(), x.bytes());
+  cuda->end_slot_reads(slot);
+  cuda->upload(slot, x.data(), second.data(), x.bytes());
   cuda->wait_uploads();
   const auto x_back = x.to_host();
   const auto sum_back = sum.to_host();
@@ -461,11 +465,12 @@ TEST_CASE("cuda backend: upload round trip, ordered with compute on both sides")
   CHECK(std::all_of(sum_back.begin(), sum_back.end(), [](float v) { return v == 50.0f; }));
   // A pageable source works too (CUDA stages it; slower).
   std::vector<float> pageable(count, -2.0f);
-  cuda->upload(x.data(), pageable.data(), x.bytes());
+  cuda->upload(slot, x.data(), pageable.data(), x.bytes());
   cuda->wait_uploads();
   cuda->synchronize();
   const auto x_pageable = x.to_host();
   CHECK(std::all_of(x_pageable.begin(), x_pageable.end(), [](float v) { return v == -2.0f; }));
+  CHECK_THROWS_AS(cuda->upload(Backend::kUploadSlots, x.data(), first.data(), x.bytes()), std::out_of_range);
 }
 
 TEST_CASE("cuda backend: requesting it without a GPU is a clear DeviceError") {
