@@ -51,6 +51,8 @@ struct RowEnergyOp {
 // RowReductionLaunchPolicy::threads_per_block(units) threads, shared_bytes().
 struct RowEnergyBlock {
   RowEnergyOp op;
+  // the same fixed-order tree on every backend and block size (-fmad=false); equal to RowEnergyOp up to summation order.
+  static constexpr Determinism determinism = Determinism::bit_exact;
 
   std::size_t shared_bytes() const { return std::size_t(row_reduction_slots(op.units)) * sizeof(float); }
 

@@ -57,6 +57,8 @@ struct RowMaxChangeOp {
 // row, RowReductionLaunchPolicy::threads_per_block(units) threads, shared_bytes().
 struct RowMaxChangeBlock {
   RowMaxChangeOp op;
+  // a maximum: bit-exact on every backend and block size, and against RowMaxChangeOp.
+  static constexpr Determinism determinism = Determinism::bit_exact;
 
   std::size_t shared_bytes() const { return std::size_t(row_reduction_slots(op.units)) * sizeof(float); }
 

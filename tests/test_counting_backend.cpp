@@ -60,7 +60,7 @@ TEST_CASE("counting backend: counts each call by the CUDA backend's rules") {
   CHECK(start.device_allocations == 3);
 
   a.copy_from_host(host);                                        // a synchronous upload: a host wait
-  counting.upload(b.data(), host.data(), 6 * sizeof(float));     // asynchronous: no wait
+  counting.upload(0, b.data(), host.data(), 6 * sizeof(float));  // asynchronous: no wait
   counting.wait_uploads();                                       // a wait
   counting.copy_to_host(host.data(), a.data(), 0);               // nothing to copy: not counted
   counting.run(AxpbyOp{a.data(), b.data(), a.data(), 1.0f, 1.0f}, 6);

@@ -15,16 +15,11 @@
 #include "kernels/execution_context.h"
 #include "kernels/row_energy.h"
 #include "kernels/row_max_change.h"
+#include "tests/skip.h"
 #include "tests/test_util.h"
 
 namespace eqprop {
 namespace {
-
-bool gpu_present() {
-  if (cuda_device_available()) return true;
-  MESSAGE("skipped: no CUDA GPU on this machine");
-  return false;
-}
 
 std::vector<float> uniform_vector(std::size_t n, std::uint32_t seed, float low, float high) {
   std::mt19937 generator(seed);
@@ -35,7 +30,7 @@ std::vector<float> uniform_vector(std::size_t n, std::uint32_t seed, float low, 
 }
 
 TEST_CASE("cuda backend: reduce_rows runs the row-reduction bodies, deterministic for every block size") {
-  if (!gpu_present()) return;
+  if (test::skip_without_gpu()) return;
   const auto cpu = make_backend("cpu");
   const auto cuda = make_backend("cuda");
   constexpr int kRows = 64;
