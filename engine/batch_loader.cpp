@@ -39,6 +39,19 @@ Normalization Normalization::standardize(const Dataset& data) {
   return result;
 }
 
+void require_fits_model(const Dataset& data, const std::string& split, std::int64_t model_inputs,
+                        int model_classes) {
+  if (data.sample_size() != model_inputs) {
+    std::string shape;
+    for (int d : data.sample_shape) shape += (shape.empty() ? "" : "x") + std::to_string(d);
+    throw DataError(split + "'s samples have " + std::to_string(data.sample_size()) + " values (" + shape +
+                    ") but the model takes " + std::to_string(model_inputs) + " inputs");
+  }
+  if (data.num_classes > model_classes)
+    throw DataError(split + " has " + std::to_string(data.num_classes) + " classes but the model has " +
+                    std::to_string(model_classes) + " outputs");
+}
+
 std::vector<std::int64_t> sample_order(std::int64_t count, bool shuffle, std::uint64_t seed,
                                        std::uint32_t epoch) {
   std::vector<std::int64_t> order(count);

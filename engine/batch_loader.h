@@ -11,6 +11,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -37,6 +38,15 @@ struct HostBatch {
   float* inputs = nullptr;   // (size, sample_size)
   float* targets = nullptr;  // (size, classes) one-hot
 };
+
+// Throws DataError unless the samples of `data` fit a model that takes
+// `model_inputs` values and has `model_classes` outputs. The loader sizes its
+// buffers from the data and the trainer copies the model's sizes out of them, so
+// a split whose samples are smaller than the model's input would be read past its
+// end; every split a model sees is checked, not only the one it was built for.
+// `split` names the data in the message ("the test split").
+void require_fits_model(const Dataset& data, const std::string& split, std::int64_t model_inputs,
+                        int model_classes);
 
 // The order of a pass: identity, or a Fisher-Yates shuffle keyed on (seed, epoch)
 // with the counter-based RNG, so a resumed run sees the same order.

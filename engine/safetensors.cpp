@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <tuple>
 
 #include "engine/atomic_file.h"
+#include "engine/json_limits.h"
 #include "kernels/error.h"
 
 namespace eqprop {
@@ -40,8 +42,8 @@ std::uint64_t get_le(const std::string& bytes, std::size_t at, int width) {
 // A non-negative JSON integer, or a CheckpointError describing `what`.
 std::uint64_t get_count(const json& j, const std::string& path, const std::string& what) {
   if (j.is_number_unsigned()) return j.get<std::uint64_t>();
-  if (j.is_number_integer()) fail(path, what + " is negative (" + j.dump() + ")");
-  fail(path, what + " is not an integer (" + j.dump() + ")");
+  if (j.is_number_integer()) fail(path, what + " is negative (" + excerpt_json(j) + ")");
+  fail(path, what + " is not an integer (" + excerpt_json(j) + ")");
 }
 
 // One tensor's header entry, checked on its own; offsets are checked against the
@@ -54,31 +56,31 @@ struct Entry {
 
 Entry parse_entry(const std::string& name, const json& j, std::uint64_t data_size,
                   const std::string& path) {
-  const std::string where = "tensor '" + name + "'";
+  const std::string where = "tensor '" + excerpt(name) + "'";
   if (!j.is_object()) fail(path, where + " is not a JSON object");
   for (const char* key : {"dtype", "shape", "data_offsets"})
     if (!j.contains(key)) fail(path, where + " has no \"" + key + "\"");
   const json& dtype = j["dtype"];
   if (!dtype.is_string()) fail(path, where + " has a non-string dtype");
   if (dtype != "F32")
-    fail(path, where + " has dtype " + dtype.get<std::string>() + "; only F32 is supported");
+    fail(path, where + " has dtype " + excerpt(dtype.get<std::string>()) + "; only F32 is supported");
   const json& shape = j["shape"];
   const json& offsets = j["data_offsets"];
   if (!shape.is_array()) fail(path, where + " has a shape that is not an array");
   if (!offsets.is_array() || offsets.size() != 2)
-    fail(path, where + " needs data_offsets [begin, end], found " + offsets.dump());
+    fail(path, where + " needs data_offsets [begin, end], found " + excerpt_json(offsets));
 
   Entry e{get_count(offsets[0], path, where + " offset"),
           get_count(offsets[1], path, where + " offset"),
           name,
           {}};
   if (e.begin > e.end || e.end > data_size)
-    fail(path, where + " has data_offsets " + offsets.dump() + " outside the data section of " +
+    fail(path, where + " has data_offsets " + excerpt_json(offsets) + " outside the data section of " +
                    std::to_string(data_size) + " bytes");
   for (const json& d : shape) {
     const std::uint64_t dim = get_count(d, path, where + " dimension");
     if (dim > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
-      fail(path, where + " has dimension " + d.dump() + " that is too large");
+      fail(path, where + " has dimension " + excerpt_json(d) + " that is too large");
     e.shape.push_back(static_cast<std::int64_t>(dim));
   }
   // Multiply with an overflow check, so a hostile shape cannot wrap around to match.
@@ -92,7 +94,7 @@ Entry parse_entry(const std::string& name, const json& j, std::uint64_t data_siz
   }
   if (elements * 4 != e.end - e.begin)
     fail(path, where + " has shape " + shape_string(e.shape) + " (" + std::to_string(elements * 4) +
-                   " bytes of F32) but data_offsets " + offsets.dump() + " span " +
+                   " bytes of F32) but data_offsets " + excerpt_json(offsets) + " span " +
                    std::to_string(e.end - e.begin) + " bytes");
   return e;
 }
@@ -158,10 +160,11 @@ SafetensorsFile decode_safetensors(const std::string& bytes, const std::string& 
                    std::to_string(bytes.size() - 8) + " bytes that follow it");
   json header;
   try {
-    header = json::parse(bytes.begin() + 8,
-                         bytes.begin() + 8 + static_cast<std::ptrdiff_t>(header_size));
+    header = parse_json_bounded(std::string_view(bytes).substr(8, static_cast<std::size_t>(header_size)));
   } catch (const json::exception& e) {
-    fail(path, std::string("header is not valid JSON: ") + e.what());
+    fail(path, "header is not valid JSON: " + excerpt(e.what(), 300));  // it quotes the token it read
+  } catch (const JsonDepthError& e) {
+    fail(path, std::string("header is not a safetensors header: ") + e.what());
   }
   if (!header.is_object()) fail(path, "header is not a JSON object");
 
@@ -176,7 +179,7 @@ SafetensorsFile decode_safetensors(const std::string& bytes, const std::string& 
     }
     if (!value.is_object()) fail(path, "__metadata__ is not a JSON object");
     for (const auto& [mkey, mvalue] : value.items()) {
-      if (!mvalue.is_string()) fail(path, "__metadata__ value '" + mkey + "' is not a string");
+      if (!mvalue.is_string()) fail(path, "__metadata__ value '" + excerpt(mkey) + "' is not a string");
       file.metadata[mkey] = mvalue.get<std::string>();
     }
   }
@@ -188,12 +191,12 @@ SafetensorsFile decode_safetensors(const std::string& bytes, const std::string& 
   std::uint64_t expected = 0;
   std::string previous = "the start of the data section";
   for (const Entry& e : entries) {
-    if (e.begin < expected) fail(path, "tensor '" + e.name + "' overlaps " + previous);
+    if (e.begin < expected) fail(path, "tensor '" + excerpt(e.name) + "' overlaps " + previous);
     if (e.begin > expected)
       fail(path, "hole of " + std::to_string(e.begin - expected) + " bytes before tensor '" +
-                     e.name + "'");
+                     excerpt(e.name) + "'");
     expected = e.end;
-    previous = "tensor '" + e.name + "'";
+    previous = "tensor '" + excerpt(e.name) + "'";
   }
   if (expected != data_size)
     fail(path,
@@ -217,6 +220,11 @@ void write_safetensors(const std::string& path, const SafetensorsFile& file) {
 }
 
 SafetensorsFile read_safetensors(const std::string& path) {
+  // A FIFO or device would block the read or never end; a checkpoint is a file.
+  std::error_code ec;
+  const auto status = std::filesystem::status(path, ec);
+  if (std::filesystem::exists(status) && !std::filesystem::is_regular_file(status))
+    fail(path, "is not a regular file");
   return decode_safetensors(read_file(path), path);
 }
 

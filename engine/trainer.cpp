@@ -261,6 +261,7 @@ BatchResult Trainer::train_epoch(const Dataset& data, const Normalization& norma
   options.depth = config_.training.prefetch_batches;
   options.limit = config_.data.train_limit;
   options.augmentation = config_.data.augmentation;  // training passes only, never evaluation
+  require_fits_model(data, "the training split", input_size_, classes_);
   const std::int64_t batches = BatchLoader::batch_count_of(data, options);
   if (batches == 0)
     throw ConfigError("training.batch_size = " + std::to_string(options.batch_size) +
@@ -305,6 +306,7 @@ EvalResult Trainer::evaluate(const Dataset& data, const Normalization& normaliza
   options.drop_last = false;
   options.depth = config_.training.prefetch_batches;
   options.limit = limit;
+  require_fits_model(data, "the evaluated split", input_size_, classes_);
   convert_on_loader(options, hardware_tensor::kEvalInput, 0);
   BatchLoader loader(staging(), data, normalization, classes_, options);
   double loss_sum = 0, correct_sum = 0, energy_sum = 0, steps_sum = 0;

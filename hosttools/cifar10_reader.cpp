@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "hosttools/input_file.h"
 #include "kernels/error.h"
 
 namespace eqprop {
@@ -24,7 +25,7 @@ void append_batch(const std::string& path, Dataset& out) {
   std::error_code ec;
   const auto status = fs::status(path, ec);
   if (!fs::exists(status)) throw DataError(path + ": no such file");
-  if (!fs::is_regular_file(status)) throw DataError(path + ": not a regular file");
+  refuse_special_file(path, "a CIFAR-10 batch file");
   const std::uint64_t size = fs::file_size(path, ec);
   if (ec) throw DataError(path + ": cannot read its size: " + ec.message());
   if (size == 0 || size % kRecordBytes != 0)

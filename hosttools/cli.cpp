@@ -197,6 +197,7 @@ int command_eval(const std::vector<std::string>& args, std::ostream& out) {
   for (std::size_t i = 0; i < values.size(); ++i) {
     const Config& point = configs[i];
     Trainer trainer(*backend, point, static_cast<int>(data.train.sample_size()), data.train.num_classes);
+    require_fits_model(evaluated, "the " + split + " split", trainer.model().input_size(), trainer.model().classes());
     const int epochs = load_checkpoint(dir, trainer, /*with_optimizer=*/false);
     const EvalResult result = trainer.evaluate(evaluated, make_normalization(point, data.train), limit);
     nlohmann::json record{{"checkpoint", dir},

@@ -33,6 +33,22 @@ DatasetSplits load_idx_dir(const std::string& dir) {
   return {read_idx_dataset(train_images, train_labels), read_idx_dataset(test_images, test_labels)};
 }
 
+std::string shape_text(const Dataset& data) {
+  std::string text;
+  for (int d : data.sample_shape) text += (text.empty() ? "" : "x") + std::to_string(d);
+  return text;
+}
+
+// The model is sized from the training split; a test split of another sample shape
+// would be read with the training split's sizes.
+DatasetSplits matching_splits(DatasetSplits splits, const std::string& dir) {
+  if (splits.test.sample_shape != splits.train.sample_shape || splits.test.num_classes != splits.train.num_classes)
+    throw DataError(dir + ": the test split's samples are " + shape_text(splits.test) + " (" +
+                    std::to_string(splits.test.num_classes) + " classes) but the training split's are " +
+                    shape_text(splits.train) + " (" + std::to_string(splits.train.num_classes) + " classes)");
+  return splits;
+}
+
 }  // namespace
 
 std::string default_data_dir(const std::string& name) {
@@ -46,7 +62,7 @@ DatasetSplits load_dataset(const std::string& name, const std::string& dir) {
   const std::string folder = dir.empty() ? default_data_dir(name) : dir;
   if (folder.empty())
     throw ConfigError("data.dir is required for " + name + " (it has no default location)");
-  return name == "cifar10" ? read_cifar10_dir(folder) : load_idx_dir(folder);
+  return matching_splits(name == "cifar10" ? read_cifar10_dir(folder) : load_idx_dir(folder), folder);
 }
 
 }  // namespace eqprop

@@ -18,7 +18,8 @@ std::string default_data_dir(const std::string& name);
 // each of train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte
 // and t10k-labels-idx1-ubyte is taken raw if present, else with a .gz suffix.
 // Throws ConfigError for an unknown name or an empty dir without a default, and
-// DataError (listing the paths tried) for a missing file or bad data.
+// DataError (listing the paths tried) for a missing file or bad data, and for a
+// test split whose sample shape or classes differ from the training split's.
 DatasetSplits load_dataset(const std::string& name, const std::string& dir);
 
 }  // namespace eqprop

@@ -10,6 +10,9 @@
 #include <string_view>
 
 #include "engine/atomic_file.h"
+#include "engine/json_limits.h"
+#include "engine/maxcut_solver.h"
+#include "hosttools/input_file.h"
 #include "kernels/error.h"
 
 namespace eqprop {
@@ -17,6 +20,7 @@ namespace {
 
 // The whole file; DataError naming it when it cannot be read.
 std::string slurp(const std::string& path) {
+  refuse_special_file(path, "a text file");
   std::string bytes;
   bool opened = false;
   int error = 0;
@@ -97,6 +101,7 @@ class LineCursor {
   }
   int line_number() const { return line_number_; }
   const std::string& path() const { return path_; }
+  std::size_t bytes_left() const { return at_ < text_.size() ? text_.size() - at_ : 0; }
 
  private:
   std::string path_;
@@ -105,12 +110,16 @@ class LineCursor {
   int line_number_ = 0;
 };
 
+// A line as a message shows it: printable (a binary file's bytes become \xNN, so
+// they cannot drive the terminal) and short.
 std::string quoted(std::string_view line) {
-  constexpr std::size_t kShown = 80;
-  std::string text(line.substr(0, kShown));
-  while (!text.empty() && is_space(text.back())) text.pop_back();
-  return "'" + text + (line.size() > kShown ? "...'" : "'");
+  while (!line.empty() && is_space(line.back())) line.remove_suffix(1);
+  return "'" + excerpt(line, 80) + "'";
 }
+
+// The shortest pair line, "1 2 0" and its newline: what bounds the pairs a file can
+// hold, whatever its header promises.
+constexpr std::size_t kShortestPairLine = 6;
 
 // The header `n m`.
 void read_header(LineCursor& cursor, const char* node_word, int& nodes, long long& pairs) {
@@ -132,7 +141,7 @@ std::int32_t read_node(LineCursor& cursor, std::string_view token, int nodes, co
                        std::string_view line) {
   long long value = 0;
   if (!parse_integer(token, value))
-    cursor.fail(std::string("expected an integer ") + node_word + " index, got '" + std::string(token) + "' in " +
+    cursor.fail(std::string("expected an integer ") + node_word + " index, got '" + excerpt(token, 40) + "' in " +
                 quoted(line));
   if (value < 1 || value > nodes)
     cursor.fail(std::string(node_word) + " " + std::to_string(value) + " is out of range 1.." + std::to_string(nodes));
@@ -152,7 +161,14 @@ PairFile read_pair_file(const std::string& path, bool allow_fields) {
   PairFile file;
   long long expected = 0;
   read_header(cursor, node_word, file.nodes, expected);
-  file.pairs.reserve(static_cast<std::size_t>(std::min<long long>(expected, 1LL << 26)));
+  // The fields are a dense (n) vector: an Ising file's n is held to the solvers'
+  // limit before it sizes anything (a 20-byte "1073741824 0 / h 1 1" would take 8 GiB).
+  if (allow_fields && file.nodes > kMaxDenseSpins)
+    cursor.fail("the spin count " + std::to_string(file.nodes) + " is above " + std::to_string(kMaxDenseSpins) +
+                ", the most the solvers take");
+  // Reserve for the pair lines the file can hold, not for the header's m.
+  const std::size_t can_hold = cursor.bytes_left() / kShortestPairLine + 1;
+  file.pairs.reserve(std::min(static_cast<std::size_t>(expected), can_hold));
   const char* layout = allow_fields ? "'i j J_ij' or 'h i h_i'" : "'i j w'";
   std::string_view line;
   while (cursor.next(line)) {
@@ -160,7 +176,7 @@ PairFile read_pair_file(const std::string& path, bool allow_fields) {
     if (tokens.count != 3) cursor.fail(std::string("expected ") + layout + ", got " + quoted(line));
     double value = 0.0;
     if (!parse_real(tokens.token[2], value))
-      cursor.fail("expected a finite number as the third value, got '" + std::string(tokens.token[2]) + "'");
+      cursor.fail("expected a finite number as the third value, got '" + excerpt(tokens.token[2], 40) + "'");
     if (allow_fields && (tokens.token[0] == "h" || tokens.token[0] == "H")) {
       const std::int32_t i = read_node(cursor, tokens.token[1], file.nodes, node_word, line);
       if (file.fields.empty()) file.fields.assign(static_cast<std::size_t>(file.nodes), 0.0);
@@ -219,7 +235,7 @@ std::vector<std::int8_t> read_spin_assignment(const std::string& path, int spins
       } else if (token == "-1") {
         values.push_back(-1);
       } else {
-        cursor.fail("expected a spin 1 or -1, got '" + std::string(token.substr(0, 40)) + "'");
+        cursor.fail("expected a spin 1 or -1, got '" + excerpt(token, 40) + "'");
       }
     }
   }

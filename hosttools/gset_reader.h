@@ -13,7 +13,9 @@
 // fine. A pair listed twice is two terms whose weights add (parallel edges of a
 // multigraph add to the cut); a field given twice adds too.
 // Rejected with a DataError naming the file and line: a missing or unreadable file,
-// a header that is not two integers n >= 1 and m >= 0, a line that is not
+// a directory, FIFO or device (refused before reading: a FIFO would block), a
+// header that is not two integers n >= 1 and m >= 0 (an Ising file's n at most
+// kMaxDenseSpins, the solvers' limit, checked before anything is sized by n), a line that is not
 // `i j value` (or `h i value`) with integer nodes and a finite number, a node outside
 // [1, n], a self loop i == j (a node cannot be cut from itself, and s_i s_i = 1 is only
 // a constant in the energy: almost surely a mistake in the file), and a number of

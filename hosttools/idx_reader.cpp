@@ -8,8 +8,10 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <new>
 #include <vector>
 
+#include "hosttools/input_file.h"
 #include "kernels/error.h"
 
 namespace eqprop {
@@ -20,6 +22,12 @@ constexpr std::uint32_t kLabelsMagic = 0x00000801;  // ubyte (0x08), 1 dimension
 // Largest pixel payload we allocate for. Real sets are ~47 MB; a header that
 // promises more is corrupt or not IDX, and must not trigger a huge allocation.
 constexpr std::uint64_t kMaxPixelBytes = std::uint64_t{1} << 31;
+// Deflate's largest expansion (a stream of maximal back-references: 258 bytes per
+// 2 bits, ~1032:1). A gzip file inflates to at most this many times its own size,
+// so a header that promises more cannot be backed by the file.
+constexpr std::uint64_t kMaxInflateRatio = 1032;
+// The first step of a payload buffer that grows as data arrives.
+constexpr std::uint64_t kFirstChunk = std::uint64_t{1} << 20;
 
 std::string hex32(std::uint32_t v) {
   char buf[16];
@@ -37,8 +45,9 @@ class IdxInput {
     std::error_code ec;
     const auto status = std::filesystem::status(path, ec);
     if (!std::filesystem::exists(status)) throw DataError(path + ": no such file");
-    if (std::filesystem::is_directory(status))
-      throw DataError(path + ": is a directory, not an IDX file");
+    refuse_special_file(path, "an IDX file");
+    file_size_ = std::filesystem::file_size(path, ec);
+    if (ec) throw DataError(path + ": cannot read its size: " + ec.message());
     file_ = gzopen(path.c_str(), "rb");
     if (file_ == nullptr)
       throw DataError(path + ": cannot open: " + std::strerror(errno ? errno : ENOMEM));
@@ -76,8 +85,29 @@ class IdxInput {
   }
 
   // Reads exactly n payload bytes into out, or throws saying how many were found.
-  void read_payload(std::uint8_t* out, std::uint64_t n, std::uint64_t header_size) {
-    const std::uint64_t got = read(out, n);
+  // The header's n is not trusted for the allocation: the buffer starts at what the
+  // file can hold (its remaining bytes when raw, kMaxInflateRatio times its size
+  // when gzip) and grows only as data arrives, so a 16-byte header that promises
+  // 2 GiB costs nothing before the reader finds the data missing.
+  void read_payload(std::vector<std::uint8_t>& out, std::uint64_t n, std::uint64_t header_size) {
+    const bool raw = gzdirect(file_) == 1;
+    const std::uint64_t left_in_file = file_size_ > consumed_ ? file_size_ - consumed_ : 0;
+    const std::uint64_t backed = raw ? left_in_file : file_size_ * kMaxInflateRatio;
+    std::uint64_t got = 0;
+    try {
+      out.clear();
+      out.reserve(static_cast<std::size_t>(std::min(n, backed)));
+      while (got < n) {
+        const std::uint64_t step = std::min(n - got, std::max(got, kFirstChunk));
+        out.resize(static_cast<std::size_t>(got + step));
+        const std::uint64_t arrived = read(out.data() + got, step);
+        got += arrived;
+        if (arrived < step) break;
+      }
+    } catch (const std::bad_alloc&) {
+      throw DataError(path_ + ": out of memory holding " + std::to_string(got) + " of the " +
+                      std::to_string(n) + " data bytes the header promises");
+    }
     if (got < n)
       throw DataError(path_ + ": truncated: header promises " + std::to_string(n) +
                       " data bytes after the " + std::to_string(header_size) +
@@ -109,6 +139,7 @@ class IdxInput {
 
   std::string path_;
   gzFile file_ = nullptr;
+  std::uint64_t file_size_ = 0;  // bytes on disk (compressed, for gzip)
   std::uint64_t consumed_ = 0;  // bytes read so far (after inflating)
 };
 
@@ -159,15 +190,13 @@ Dataset read_idx_dataset(const std::string& images_path, const std::string& labe
   Dataset out;
   out.sample_shape = {1, static_cast<int>(rows), static_cast<int>(cols)};
   out.num_classes = num_classes;
-  out.labels.resize(count);                       // (count)
-  labels.read_payload(out.labels.data(), count, kLabelsHeader);
+  labels.read_payload(out.labels, count, kLabelsHeader);  // (count)
   for (std::uint64_t i = 0; i < count; ++i)
     if (out.labels[i] >= num_classes)
       throw DataError(labels_path + ": label " + std::to_string(out.labels[i]) +
                       " at index " + std::to_string(i) + " is not below num_classes = " +
                       std::to_string(num_classes));
-  out.pixels.resize(count * rows * cols);         // (count, 1, rows, cols)
-  images.read_payload(out.pixels.data(), out.pixels.size(), kImagesHeader);
+  images.read_payload(out.pixels, count * rows * cols, kImagesHeader);  // (count, 1, rows, cols)
   return out;
 }
 
