@@ -140,8 +140,8 @@ const std::vector<KeySpec>& schema() {
       {"dynamics.gamma", ValueType::number, 0.5, 0, 100, false, {}, "cSB damping of the momentum."},
       {"dynamics.a0", ValueType::number, 1.0, 0, 100, true, {}, "cSB gain of the position update, x += dt * a0 * y."},
       {"dynamics.pump", ValueType::choice, "none", 0, 0, false, {"none", "linear"},
-       "cSB bifurcation pump: `linear` adds -(a0 - a(t)) (x - 1/2) to the force, a(t) ramping 0 -> a0 over "
-       "each phase."},
+       "cSB bifurcation pump: `linear` adds -(a0 - a(t)) x to the force, a(t) ramping 0 -> a0 over the free "
+       "phase (a0 on its last step); nudged phases run at a0 from the free state."},
       {"dynamics.noise", ValueType::number, 0.0, 0, 10, false, {},
        "Langevin noise sigma per unit and step (times sqrt(dt) for gradient flow and cSB; on the field "
        "for the fixed point)."},

@@ -48,15 +48,17 @@ EQ_HD float hopfield_unit_step(Integrator integrator, float dt, float s, float f
 
 // One cSB step of one unit (the seed paper, "Hybridizing Equilibrium Propagation
 // with Ising machines"; DESIGN.md §1), symplectic Euler:
-//   y <- y + dt * (force - gamma * y - pump * (s - 1/2)) + noise
+//   y <- y + dt * (force - gamma * y - pump * s) + noise
 //   s <- s + dt * a0 * y
 // and an inelastic wall at each bound: where s leaves [0, 1] it is clipped and its
-// momentum zeroed. `pump` = a0 - a(t) is the bifurcation term of simulated
-// bifurcation (Goto et al. 2019), centred on the middle of the state interval; it
-// ramps to 0 by the end of a phase (or is 0 throughout), so fixed points are F's.
+// momentum zeroed. `pump` = a0 - a(t) is the detuning of simulated bifurcation
+// (Goto et al. 2019): a confining term pump/2 s^2 centred on s = 0, the reset state
+// the free phase starts from (as SB's x^2 term is centred on its start x = 0). It
+// ramps to exactly 0 on the free phase's last step and is 0 in nudged phases, so
+// the states EP contrasts are F's fixed points (DESIGN.md §1, "cSB").
 EQ_HD void csb_unit_step(float dt, float gamma, float a0, float pump, float force, float noise, float& s,
                          float& y) {
-  y += dt * (force - gamma * y - pump * (s - 0.5f)) + noise;
+  y += dt * (force - gamma * y - pump * s) + noise;
   s += dt * a0 * y;
   y *= hard_sigmoid_derivative(s);  // 1 inside [0, 1], 0 where s hit a wall
   s = clip(s, 0.0f, 1.0f);
