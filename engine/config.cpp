@@ -145,6 +145,10 @@ const std::vector<KeySpec>& schema() {
       {"dynamics.noise", ValueType::number, 0.0, 0, 10, false, {},
        "Langevin noise sigma per unit and step (times sqrt(dt) for gradient flow and cSB; on the field "
        "for the fixed point)."},
+      {"dynamics.temperature", ValueType::number, 0.0, 0, 100, false, {},
+       "Langevin noise as a temperature T instead of dynamics.noise (set one of the two): the sigma of each "
+       "integrator whose stationary distribution is exp(-E/T), sqrt(2T) for gradient flow, sqrt(2T gamma/a0) "
+       "on cSB's momentum (needs dynamics.gamma > 0), sqrt(T) on the fixed point's field. Not the Ising model's."},
       {"dynamics.tolerance", ValueType::number, 0.0, 0, 1, false, {},
        "Early exit: a phase ends when every system's largest unit change per step (per unit time for "
        "gradient flow and cSB) is below this. 0: always run to the step cap."},
@@ -422,6 +426,10 @@ Config parse_config(const json& user, const std::string& source) {
   config.dynamics.a0 = at("dynamics.a0").get<float>();
   config.dynamics.pump = at("dynamics.pump") == "linear";
   config.dynamics.noise = at("dynamics.noise").get<float>();
+  config.dynamics.temperature = at("dynamics.temperature").get<float>();
+  if (config.dynamics.temperature > 0.0f && config.dynamics.noise > 0.0f)
+    throw ConfigError(source + ": dynamics.noise (a raw sigma) and dynamics.temperature (the sigma that samples "
+                      "exp(-E/T)) set the same Langevin noise: give one of them");
   config.dynamics.tolerance = at("dynamics.tolerance").get<float>();
   config.dynamics.check_every = at("dynamics.check_every").get<int>();
 
