@@ -13,6 +13,7 @@
 #include "engine/training_run.h"
 #include "hosttools/cli_options.h"
 #include "hosttools/dataset_files.h"
+#include "hosttools/svg_plot.h"
 #include "kernels/error.h"
 
 namespace eqprop {
@@ -60,6 +61,7 @@ int command_landscape(const std::vector<std::string>& args, std::ostream& out, s
   csv << "sample,label,minima,lowest_energy,reset_energy,gap,reset_visits,unsettled,energies,visits\n";
   double minima_sum = 0, gap_sum = 0;
   int minima_max = 0, with_gap = 0, unsettled = 0;
+  PlotSeries minima_plot{"distinct minima", {}, {}}, reset_plot{"starts ending in the reset state's minimum", {}, {}};
   for (int first = 0; first < count; first += model.max_batch()) {
     const int batch = std::min(model.max_batch(), count - first);
     // Whole buffers (rows from `batch` on unused): an upload fills a buffer exactly.
@@ -84,6 +86,10 @@ int command_landscape(const std::vector<std::string>& args, std::ostream& out, s
       gap_sum += r.gap;
       with_gap += r.reset_minimum > 0;
       unsettled += r.unsettled;
+      minima_plot.x.push_back(first + s);
+      minima_plot.y.push_back(minima);
+      reset_plot.x.push_back(first + s);
+      reset_plot.y.push_back(r.visits[r.reset_minimum]);
       csv << first + s << ',' << int(set.labels[first + s]) << ',' << minima << ',' << r.energies.front() << ','
           << r.reset_energy << ',' << r.gap << ',' << r.visits[r.reset_minimum] << ',' << r.unsettled << ',';
       for (int m = 0; m < minima; ++m) csv << (m ? ";" : "") << r.energies[m];
@@ -92,7 +98,17 @@ int command_landscape(const std::vector<std::string>& args, std::ostream& out, s
       csv << '\n';
     }
   }
-  if (options.has("--out")) write_file_atomically(options.get("--out"), csv.str());
+  if (options.has("--out")) {
+    // FILE.csv and, beside it, FILE.svg: the counts per sample.
+    std::string path = options.get("--out");
+    write_file_atomically(path, csv.str());
+    const std::size_t dot = path.rfind('.');
+    if (dot != std::string::npos && path.find('/', dot) == std::string::npos) path.resize(dot);
+    write_file_atomically(path + ".svg",
+                          line_plot_svg({minima_plot, reset_plot},
+                                        {"Minima reached from " + std::to_string(landscape.starts + 1) + " starts",
+                                         "sample", "starts / minima"}));
+  }
   out << nlohmann::json{{"samples", count},
                         {"starts", landscape.starts},
                         {"integrator", config.resolved["dynamics"]["integrator"]},

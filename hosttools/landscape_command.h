@@ -13,7 +13,8 @@
 // unsettled_starts: end states that one more step still moves, so that too few
 // steps do not pass for extra minima) and writes one CSV row per sample to --out:
 // sample, label, minima, lowest_energy, reset_energy, gap, reset_visits, unsettled,
-// energies (';'-separated, lowest first), visits.
+// energies (';'-separated, lowest first), visits; and beside it FILE.svg, the minima
+// and the starts ending in the reset state's minimum per sample.
 // Dense and convolutional Hopfield checkpoints (states in [0, 1]).
 #pragma once
 
