@@ -82,11 +82,15 @@ std::vector<ConfigKey> build_schema() {
       {"dynamics.a0", ConfigValueType::number, 1.0, 0, 100, true, {},
        "cSB gain of the position update, x += dt * a0 * y."},
       {"dynamics.pump", ConfigValueType::choice, "none", 0, 0, false, choice_names(kPumps),
-       "cSB bifurcation pump: `linear` adds -(a0 - a(t)) (x - 1/2) to the force, a(t) ramping 0 -> a0 over "
-       "each phase."},
+       "cSB bifurcation pump: `linear` adds -(a0 - a(t)) x to the force, a(t) ramping 0 -> a0 over the free "
+       "phase (a0 on its last step); nudged phases run at a0 from the free state."},
       {"dynamics.noise", ConfigValueType::number, 0.0, 0, 10, false, {},
        "Langevin noise sigma per unit and step (times sqrt(dt) for gradient flow and cSB; on the field "
        "for the fixed point)."},
+      {"dynamics.temperature", ConfigValueType::number, 0.0, 0, 100, false, {},
+       "Langevin noise as a temperature T instead of dynamics.noise (set one of the two): the sigma of each "
+       "integrator whose stationary distribution is exp(-E/T), sqrt(2T) for gradient flow, sqrt(2T gamma/a0) "
+       "on cSB's momentum (needs dynamics.gamma > 0), sqrt(T) on the fixed point's field. Not the Ising model's."},
       {"dynamics.tolerance", ConfigValueType::number, 0.0, 0, 1, false, {},
        "Early exit: a phase ends when every system's largest unit change per step (per unit time for "
        "gradient flow and cSB) is below this. 0: always run to the step cap."},
@@ -373,6 +377,10 @@ DynamicsConfig parse_dynamics(const json& section, const std::string& source) {
   dynamics.a0 = section.at("a0").get<float>();
   dynamics.pump = choice_value(kPumps, section.at("pump"), source + ": dynamics.pump");
   dynamics.noise = section.at("noise").get<float>();
+  dynamics.temperature = section.at("temperature").get<float>();
+  if (dynamics.temperature > 0.0f && dynamics.noise > 0.0f)
+    throw ConfigError(source + ": dynamics.noise (a raw sigma) and dynamics.temperature (the sigma that samples "
+                      "exp(-E/T)) set the same Langevin noise: give one of them");
   dynamics.tolerance = section.at("tolerance").get<float>();
   dynamics.check_every = section.at("check_every").get<int>();
   return dynamics;

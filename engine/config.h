@@ -32,6 +32,7 @@ struct DynamicsConfig {
   float a0 = 1.0f;     // cSB position gain
   bool pump = false;   // cSB bifurcation pump ramp
   float noise = 0.0f;  // Langevin sigma
+  float temperature = 0.0f;  // Langevin temperature T (instead of noise): exp(-E/T) for every integrator
   float tolerance = 0.0f;
   int check_every = 5;
 };

@@ -91,7 +91,9 @@ PhaseSpec Trainer::phase_spec(bool nudged, float beta, std::uint64_t global_batc
   spec.gamma = dynamics.gamma;
   spec.a0 = dynamics.a0;
   spec.pump = dynamics.pump;
-  spec.noise_sigma = dynamics.noise;
+  spec.noise_sigma = dynamics.temperature > 0.0f
+                         ? langevin_sigma_at_temperature(spec.integrator, dynamics.temperature, spec.gamma, spec.a0)
+                         : dynamics.noise;
   spec.noise_seed = config_.seed;
   spec.first_sample = global_batch * static_cast<std::uint64_t>(model_->max_batch());
   spec.noise_phase = phase;

@@ -18,6 +18,7 @@
 #include "hosttools/cli_options.h"
 #include "hosttools/svg_plot.h"
 #include "hosttools/dataset_files.h"
+#include "hosttools/landscape_command.h"
 #include "hosttools/progress_bar.h"
 #include "hosttools/solve_command.h"
 #include "hosttools/sweep_command.h"
@@ -52,6 +53,8 @@ const char* kUsage =
     "  sweep      --config FILE --sweep KEY=V1,V2,... [--with KEY=V1,V2,...] [--variant NAME:KEY=VALUE]\n"
     "             [--out DIR] [--device ...] [--set ...]   one training run per value (and variant);\n"
     "             writes DIR/sweep.csv, sweep.jsonl and SVG plots of accuracy and energy\n"
+    "  landscape  --checkpoint DIR [--samples N] [--starts K] [--integrator ...] [--steps T] [--out CSV]\n"
+    "             the distinct minima of each sample from the reset state and K random starts; JSON\n"
     "  config     [--config FILE] [--set ...]   print the resolved config\n"
     "  config     --reference                  print every config key with its default\n"
     "  help       this text\n"
@@ -292,6 +295,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     if (command == "config") return command_config(args, out);
     if (command == "solve") return command_solve(args, out, err);
     if (command == "sweep") return command_sweep(args, out, err);
+    if (command == "landscape") return command_landscape(args, out, err);
     throw UsageError("unknown command '" + command + "' (commands: train, eval, gradcheck, bench, plan, solve, sweep, config, help)");
   } catch (const UsageError& error) {
     err << "eqprop: " << error.what() << std::endl;

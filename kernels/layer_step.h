@@ -5,6 +5,7 @@
 // every layer is synchronous.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 
 #include "kernels/determinism.h"
@@ -49,18 +50,44 @@ EQ_HD float hopfield_unit_step(Integrator integrator, float dt, float s, float f
 
 // One cSB step of one unit (the seed paper, "Hybridizing Equilibrium Propagation
 // with Ising machines"; DESIGN.md §1), symplectic Euler:
-//   y <- y + dt * (force - gamma * y - pump * (s - 1/2)) + noise
+//   y <- y + dt * (force - gamma * y - pump * s) + noise
 //   s <- s + dt * a0 * y
 // and an inelastic wall at each bound: where s leaves [0, 1] it is clipped and its
-// momentum zeroed. `pump` = a0 - a(t) is the bifurcation term of simulated
-// bifurcation (Goto et al. 2019), centred on the middle of the state interval; it
-// ramps to 0 by the end of a phase (or is 0 throughout), so fixed points are F's.
+// momentum zeroed. `pump` = a0 - a(t) is the detuning of simulated bifurcation
+// (Goto et al. 2019): a confining term pump/2 s^2 centred on s = 0, the reset state
+// the free phase starts from (as SB's x^2 term is centred on its start x = 0). It
+// ramps to exactly 0 on the free phase's last step and is 0 in nudged phases, so
+// the states EP contrasts are F's fixed points (DESIGN.md §1, "cSB").
 EQ_HD void csb_unit_step(float dt, float gamma, float a0, float pump, float force, float noise, float& s,
                          float& y) {
-  y += dt * (force - gamma * y - pump * (s - 0.5f)) + noise;
+  y += dt * (force - gamma * y - pump * s) + noise;
   s += dt * a0 * y;
   y *= hard_sigmoid_derivative(s);  // 1 inside [0, 1], 0 where s hit a wall
   s = clip(s, 0.0f, 1.0f);
+}
+
+// The raw Langevin sigma (LayerStepOp::noise_sigma) whose stationary distribution
+// is exp(-E/T) at temperature T, so that integrators compare at one temperature
+// rather than at one sigma (DESIGN.md §1, "Langevin noise"):
+// - gradient flow, ds = -dE/ds dt + sigma dW (the op's sigma sqrt(dt) xi per step):
+//   the Einstein relation, sigma = sqrt(2 T);
+// - cSB, noise on the momentum, dx = a0 y dt, dy = (-dE/dx - gamma y) dt + sigma dW:
+//   with H = E + a0/2 y^2 the friction is (gamma / a0) dH/dy, so fluctuation-
+//   dissipation gives sigma = sqrt(2 T gamma / a0) (and y's variance is T / a0);
+//   without damping there is no thermalization, and sigma is 0;
+// - fixed point, s <- rho(field + sigma xi): a unit's energy given its neighbours is
+//   s^2/2 - field s, a Gaussian of mean `field` and variance T, so sigma = sqrt(T)
+//   makes each step a heat-bath draw of the unit (clipped at the bounds rather than
+//   truncated, so exact away from them).
+// The discretization leaves a bias of O(dt * curvature) for gradient flow and
+// O((dt * curvature)^2) for cSB's symplectic Euler (tests/test_temperature.cpp).
+inline float langevin_sigma_at_temperature(Integrator integrator, float temperature, float gamma, float a0) {
+  switch (integrator) {
+    case Integrator::gradient_flow: return std::sqrt(2.0f * temperature);
+    case Integrator::csb: return std::sqrt(2.0f * temperature * gamma / a0);
+    case Integrator::fixed_point: return std::sqrt(temperature);
+  }
+  return 0.0f;
 }
 
 // Updates states (batch, units) of one layer in place. Thread mapping: one index

@@ -32,8 +32,8 @@ struct PhaseSpec {
   float dt = 0.5f;
   int steps = 30;     // the cap; fewer when the phase converges first
   float beta = 0.0f;  // 0: free phase
-  // cSB: damping, position gain, and whether the bifurcation pump a0 - a(t) ramps
-  // from a0 to 0 over the phase (a(t) = a0 * t / steps) or is off.
+  // cSB: damping, position gain, and whether the bifurcation pump a0 - a(t) acts:
+  // in a free phase (beta = 0) it ramps to 0 on the last step, a nudged phase has none.
   float gamma = 0.5f;
   float a0 = 1.0f;
   bool pump = false;

@@ -5,6 +5,7 @@
 
 #include "kernels/axpby.h"
 #include "kernels/row_metrics.h"
+#include "kernels/simulated_bifurcation.h"
 #include "models/layered_tensors.h"
 #include "models/parameter_init.h"
 #include "models/relaxation.h"
@@ -91,8 +92,9 @@ void LayeredModel::run_layer_step(NetworkState& state, const PhaseSpec& spec, in
   op.momenta = at(state.momenta[i].data());
   op.gamma = spec.gamma;
   op.a0 = spec.a0;
-  // cSB's pump a0 - a(t), with a(t) = a0 * t / T ramping over the phase.
-  op.pump = spec.pump ? spec.a0 * (1.0f - static_cast<float>(step) / spec.steps) : 0.0f;
+  // cSB's pump a0 - a(t): a(t) ramps over the free phase to a0 on its last step
+  // (sb_detuning, the solver's schedule); nudged phases (beta != 0) run at full gain.
+  op.pump = spec.pump && spec.beta == 0.0f ? sb_detuning(spec.a0, step, spec.steps) : 0.0f;
   set_langevin_noise(op, spec, step, i, begin);
   if (spec.read_out && step == spec.steps - 1) point_readout(op, state, spec, i, std::int64_t(first));
   backend_.run(op, std::int64_t(rows) * units);
