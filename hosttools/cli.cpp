@@ -166,8 +166,8 @@ int command_train(const std::vector<std::string>& args, std::ostream& out) {
   check_batch_fits(plan_batch(*backend, config, memory_option(options)));
   const DatasetSplits data = load_data(config);
   out << "eqprop train: " << config.data.name << " (" << data.train.count() << " train, " << data.test.count()
-      << " test), layers " << config.resolved["model"]["layers"].dump() << ", backend " << backend->name() << " ("
-      << backend->device_name() << "), output " << out_dir << std::endl;
+      << " test), layers " << config.resolved["model"]["layers"].dump() << "\n"
+      << "    backend " << backend->name() << " (" << backend->device_name() << "), output " << out_dir << std::endl;
 
   ProgressBar bar(stderr);
   RunCallbacks callbacks;

@@ -12,9 +12,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/cuda/bin"
 targets=()
+what="everything"
 cuda=ON
 if [ "${1:-}" = "--training" ]; then
   targets=(--target eqprop)
+  what="the eqprop command"
   if ! { command -v nvidia-smi > /dev/null && nvidia-smi -L > /dev/null 2>&1; }; then
     cuda=OFF
   fi
@@ -23,7 +25,7 @@ echo "build: configuring (CUDA backend ${cuda/ON/where nvcc is found}; log in bu
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DEQPROP_ENABLE_CUDA="$cuda" \
   -DCMAKE_CUDA_ARCHITECTURES="${EQPROP_CUDA_ARCHITECTURES:-90}" > build.log 2>&1 || { cat build.log; exit 1; }
 grep -E "eqprop CUDA backend" build.log || true
-echo "build: compiling ${targets[*]:-everything} with $(nproc) jobs"
+echo "build: compiling $what with $(nproc) jobs"
 set +e
 cmake --build build --parallel "$(nproc)" "${targets[@]}" 2>&1 | tee -a build.log |
   grep --line-buffered -E '^\[ *[0-9]+%\] (Building|Linking|Built target)'
