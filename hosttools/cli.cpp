@@ -119,8 +119,8 @@ std::string version_text() {
 nlohmann::json openmp_settings() {
   const char* policy = std::getenv("OMP_WAIT_POLICY");
   const char* spincount = std::getenv("GOMP_SPINCOUNT");
-  std::string wait = policy ? policy : "unset (OpenMP default: spin)";
-  if (spincount) wait += std::string(", GOMP_SPINCOUNT=") + spincount;
+  std::string wait = policy ? policy : spincount ? "" : "unset (OpenMP default: spin)";
+  if (spincount) wait += std::string(wait.empty() ? "" : ", ") + "GOMP_SPINCOUNT=" + spincount;
   return {{"threads", omp_get_max_threads()}, {"omp_wait_policy", wait}};
 }
 
