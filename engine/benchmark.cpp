@@ -46,12 +46,18 @@ nlohmann::json step_counts_json(const BackendCounts& counts) {
 }  // namespace
 
 nlohmann::json build_info_json() {
-  return {{"commit", kEqpropGitCommit},
-          {"compiler", kEqpropCompiler},
-          {"build_type", kEqpropBuildType},
-          {"cuda", kEqpropCudaBuilt},
-          {"cuda_compiler", kEqpropCudaCompiler},
-          {"cuda_architectures", kEqpropCudaArchitectures}};
+#if defined(EQPROP_HAVE_CUDA)
+  constexpr bool cuda = true;
+#else
+  constexpr bool cuda = false;
+#endif
+  return {{"commit", EQPROP_GIT_COMMIT},
+          {"version", EQPROP_VERSION},
+          {"compiler", EQPROP_CXX_COMPILER},
+          {"build_type", EQPROP_BUILD_TYPE},
+          {"cuda", cuda},
+          {"cuda_compiler", EQPROP_CUDA_COMPILER},
+          {"cuda_architectures", cuda ? EQPROP_CUDA_ARCHITECTURES : ""}};
 }
 
 double measured_gemm_gflops(Backend& backend) {

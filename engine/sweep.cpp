@@ -47,6 +47,24 @@ EpochRecord last_record(const std::string& run_dir, double& seconds) {
   return record;
 }
 
+// The resolved-config keys ("optimizer.lr") in which the run in `run_dir` differs
+// from `config`; empty when it was trained with exactly this config.
+std::vector<std::string> changed_keys(const std::filesystem::path& run_dir, const Config& config) {
+  nlohmann::json stored;
+  try {
+    stored = read_checkpoint_config(run_dir.string());
+  } catch (const Error&) {
+    return {"config.json (unreadable)"};
+  }
+  std::vector<std::string> keys;
+  for (const auto& change : nlohmann::json::diff(stored, config.resolved)) {
+    std::string key = change["path"].get<std::string>().substr(1);
+    std::replace(key.begin(), key.end(), '/', '.');
+    if (std::find(keys.begin(), keys.end(), key) == keys.end()) keys.push_back(key);
+  }
+  return keys;
+}
+
 }  // namespace
 
 void validate_sweep(const nlohmann::json& user, const SweepSpec& spec) {
@@ -84,8 +102,19 @@ std::vector<SweepPoint> run_sweep(Backend& backend, const nlohmann::json& user, 
       if (!point.variant.empty()) dir /= directory_name(point.variant);
       dir /= directory_name(spec.key + "=" + point.value);
       point.run_dir = dir.string();
+      // An earlier run in the directory is continued (or, finished, reused) only if
+      // it had exactly this resolved config; otherwise it is trained again from the
+      // start, its checkpoint removed first so an interruption cannot mix the two.
       std::error_code missing;
-      const bool resume = std::filesystem::exists(dir / kModelFile, missing);
+      bool resume = std::filesystem::exists(dir / kModelFile, missing);
+      if (resume) {
+        const std::vector<std::string> changed = changed_keys(dir, config);
+        for (const std::string& key : changed) point.retrained_because += (point.retrained_because.empty() ? "" : ", ") + key;
+        if (!changed.empty()) {
+          std::filesystem::remove(dir / kModelFile, missing);
+          resume = false;
+        }
+      }
       run_training(backend, config, data, point.run_dir, resume, callbacks);
       point.last = last_record(point.run_dir, point.seconds);
       points.push_back(point);

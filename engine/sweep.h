@@ -2,7 +2,8 @@
 // e.g. accuracy against the free-phase step budget for gradient-flow EP and cSB-EP.
 // Every run keeps its own directory (metrics, checkpoint) under the sweep's, and a
 // sweep started again resumes its runs instead of repeating them: nothing is lost
-// when a long sweep is interrupted.
+// when a long sweep is interrupted. A run is resumed (or a finished one reused)
+// only when its resolved config is identical; a changed one is trained again.
 #pragma once
 
 #include <functional>
@@ -34,6 +35,9 @@ struct SweepPoint {
   EpochRecord last;               // the final epoch of the run
   double seconds = 0;             // training + evaluation, all epochs
   std::string run_dir;
+  // Non-empty when run_dir held a run of another config, trained again: the
+  // resolved-config keys that differed ("optimizer.lr").
+  std::string retrained_because;
 };
 
 // Checks the spec (keys exist, values parse, tied lengths match) before any run.

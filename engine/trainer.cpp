@@ -301,7 +301,8 @@ BatchResult Trainer::train_epoch(const Dataset& data, const Normalization& norma
   return total;
 }
 
-EvalResult Trainer::evaluate(const Dataset& data, const Normalization& normalization, std::int64_t limit) {
+EvalResult Trainer::evaluate(const Dataset& data, const Normalization& normalization, std::int64_t limit,
+                             const BatchProgress& progress) {
   BatchLoader::Options options;
   options.batch_size = config_.training.eval_batch_size;
   options.shuffle = false;
@@ -343,6 +344,14 @@ EvalResult Trainer::evaluate(const Dataset& data, const Normalization& normaliza
     samples += batch->size;
     steps_sum += phase.steps;
     ++batches;
+    if (progress) {
+      BatchResult so_far;
+      so_far.loss_sum = loss_sum;
+      so_far.correct_sum = correct_sum;
+      so_far.size = static_cast<int>(samples);
+      so_far.batches = batches;
+      progress(batches, loader.batch_count(), so_far);
+    }
   }
   EvalResult result;
   result.samples = samples;

@@ -82,7 +82,9 @@ class Trainer {
   // non-finite loss.
   BatchResult train_epoch(const Dataset& data, const Normalization& normalization, int epoch,
                           const BatchProgress& progress);
-  EvalResult evaluate(const Dataset& data, const Normalization& normalization, std::int64_t limit);
+  // `progress` (optional) is called after each batch with the running totals.
+  EvalResult evaluate(const Dataset& data, const Normalization& normalization, std::int64_t limit,
+                      const BatchProgress& progress = {});
 
   // The learning-rate multiplier of an epoch (constant or cosine schedule).
   float learning_rate_scale(int epoch) const;

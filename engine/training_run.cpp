@@ -104,7 +104,8 @@ std::vector<EpochRecord> run_training(Backend& backend, const Config& config, co
     }
     const double train_seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    const EvalResult test = trainer.evaluate(data.test, normalization, config.data.test_limit);
+    if (callbacks.on_eval_start) callbacks.on_eval_start(epoch + 1);
+    const EvalResult test = trainer.evaluate(data.test, normalization, config.data.test_limit, callbacks.on_eval_batch);
 
     EpochRecord record;
     record.epoch = epoch + 1;

@@ -41,6 +41,8 @@ struct EpochRecord {
 struct RunCallbacks {
   std::function<void(int epoch, int epochs)> on_epoch_start;  // epoch 1-based
   BatchProgress on_batch;
+  std::function<void(int epoch)> on_eval_start;  // the test-set evaluation after each epoch
+  BatchProgress on_eval_batch;
   std::function<void(const EpochRecord&)> on_epoch_end;
 };
 

@@ -1,6 +1,11 @@
 #include "hosttools/cli.h"
 
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <iomanip>
 #include <map>
@@ -23,45 +28,106 @@
 #include "hosttools/solve_command.h"
 #include "hosttools/sweep_command.h"
 #include "kernels/error.h"
+#include "eqprop_build_info.h"
 
 namespace eqprop {
 namespace {
 
-const char* kUsage =
+// One entry per command: `eqprop help` lists them all, `eqprop COMMAND --help` its own.
+struct CommandUsage {
+  const char* name;
+  const char* text;
+};
+
+const CommandUsage kCommands[] = {
+    {"train",
+     "  train      --config FILE [--out DIR] [--device auto|cpu|cuda] [--set key=value ...]\n"
+     "             [--memory-gib X]   refuses before training when the batch does not fit (see plan)\n"
+     "             train --resume DIR [--set training.epochs=N ...]\n"},
+    {"eval",
+     "  eval       --checkpoint DIR [--data DIR] [--split test|train] [--device ...] [--set ...]\n"
+     "             [--sweep KEY=A:B|KEY=V1,V2,... [--out DIR]]   evaluate under each value; CSV and plot\n"},
+    {"gradcheck", "  gradcheck  --config FILE [--samples N] [--device ...] [--set key=value ...]\n"},
+    {"bench",
+     "  bench      [--config FILE] [--device ...] [--set key=value ...] [--repeats N] [--warmup N]\n"
+     "             times training steps; prints JSON with ms_per_batch, threads and OpenMP wait policy\n"},
+    {"plan",
+     "  plan       --config FILE [--device cpu|cuda] [--memory-gib X] [--set ...]   the largest batch that\n"
+     "             fits the device (or X GiB): builds the trainer at two small batches, counts the device\n"
+     "             bytes (fixed + per system), keeps 10% free; prints JSON\n"},
+    {"solve",
+     "  solve      --problem maxcut --graph FILE | --problem ising --couplings FILE\n"
+     "             [--method bsb|dsb|sa|oim] [--replicas R] [--steps K] [--rounds N] [--seed S]\n"
+     "             [--time-limit SEC] [--device ...] [--out FILE] [--dt DT] [--c0 C0] [--evaluations E]\n"
+     "             [--path auto|fused|gemm]\n"
+     "             many-replica Ising / MAX-CUT solver; prints one JSON line, --out gets the best\n"
+     "             assignment (one 1 or -1 per line); --path: bsb/dsb as one fused kernel per replica\n"
+     "             (fused), or a GEMM per step for all replicas (gemm); auto: fused for small problems\n"},
+    {"sweep",
+     "  sweep      --config FILE --sweep KEY=V1,V2,... [--with KEY=V1,V2,...] [--variant NAME:KEY=VALUE]\n"
+     "             [--out DIR] [--device ...] [--set ...]   one training run per value (and variant);\n"
+     "             writes DIR/sweep.csv, sweep.jsonl and SVG plots of accuracy and energy; a finished\n"
+     "             run is reused only when its resolved config is unchanged\n"},
+    {"landscape",
+     "  landscape  --checkpoint DIR [--samples N] [--starts K] [--integrator ...] [--steps T] [--out CSV]\n"
+     "             the distinct minima of each sample from the reset state and K random starts; JSON\n"},
+    {"config",
+     "  config     [--config FILE] [--set ...]   print the resolved config\n"
+     "  config     --reference                  print every config key with its default\n"},
+};
+
+const char* kUsageHead =
     "usage: eqprop <command> [options]\n"
     "\n"
     "Simulates layered Hopfield networks and trains them with Equilibrium Propagation.\n"
     "\n"
-    "commands:\n"
-    "  train      --config FILE [--out DIR] [--device auto|cpu|cuda] [--set key=value ...]\n"
-    "             [--memory-gib X]   refuses before training when the batch does not fit (see plan)\n"
-    "             train --resume DIR [--set training.epochs=N ...]\n"
-    "  eval       --checkpoint DIR [--data DIR] [--split test|train] [--device ...] [--set ...]\n"
-    "             [--sweep KEY=A:B|KEY=V1,V2,... [--out DIR]]   evaluate under each value; CSV and plot\n"
-    "  gradcheck  --config FILE [--samples N] [--device ...] [--set key=value ...]\n"
-    "  bench      [--config FILE] [--device ...] [--set key=value ...] [--repeats N] [--warmup N]\n"
-    "  plan       --config FILE [--device cpu|cuda] [--memory-gib X] [--set ...]   the largest batch that\n"
-    "             fits the device (or X GiB): builds the trainer at two small batches, counts the device\n"
-    "             bytes (fixed + per system), keeps 10% free; prints JSON\n"
-    "  solve      --problem maxcut --graph FILE | --problem ising --couplings FILE\n"
-    "             [--method bsb|dsb|sa|oim] [--replicas R] [--steps K] [--rounds N] [--seed S]\n"
-    "             [--time-limit SEC] [--device ...] [--out FILE] [--dt DT] [--c0 C0] [--evaluations E]\n"
-    "             [--path auto|fused|gemm]\n"
-    "             many-replica Ising / MAX-CUT solver; prints one JSON line, --out gets the best\n"
-    "             assignment (one 1 or -1 per line); --path: bsb/dsb as one fused kernel per replica\n"
-    "             (fused), or a GEMM per step for all replicas (gemm); auto: fused for small problems\n"
-    "  sweep      --config FILE --sweep KEY=V1,V2,... [--with KEY=V1,V2,...] [--variant NAME:KEY=VALUE]\n"
-    "             [--out DIR] [--device ...] [--set ...]   one training run per value (and variant);\n"
-    "             writes DIR/sweep.csv, sweep.jsonl and SVG plots of accuracy and energy\n"
-    "  landscape  --checkpoint DIR [--samples N] [--starts K] [--integrator ...] [--steps T] [--out CSV]\n"
-    "             the distinct minima of each sample from the reset state and K random starts; JSON\n"
-    "  config     [--config FILE] [--set ...]   print the resolved config\n"
-    "  config     --reference                  print every config key with its default\n"
-    "  help       this text\n"
-    "\n"
+    "commands:\n";
+const char* kUsageTail =
+    "  help       this text (COMMAND --help: one command's usage)\n"
+    "  --version  version, git commit and build flags\n"
+    "\n";
+const char* kOutputsAndExitCodes =
     "Output of train (in --out, default runs/<config name>): config.json (resolved config),\n"
     "metrics.jsonl (one JSON record per epoch), model.safetensors (checkpoint after each epoch).\n"
     "Exit codes: 0 ok, 1 runtime error, 2 usage or config error, 3 training diverged.\n";
+
+std::string usage() {
+  std::string text = kUsageHead;
+  for (const CommandUsage& command : kCommands) text += command.text;
+  return text + kUsageTail + kOutputsAndExitCodes;
+}
+
+// The usage of one command, or the whole usage for an unknown one.
+std::string usage_of(const std::string& name) {
+  for (const CommandUsage& command : kCommands)
+    if (name == command.name)
+      return "usage: eqprop " + name + " [options]\n\n" + command.text + "\n" +
+             (name == "train" ? kOutputsAndExitCodes : "");
+  return usage();
+}
+
+std::string version_text() {
+  std::ostringstream text;
+  text << "eqprop " << EQPROP_VERSION << " (commit " << EQPROP_GIT_COMMIT << ")\n"
+       << "build: " << EQPROP_BUILD_TYPE << ", " << EQPROP_CXX_COMPILER << ", CUDA backend "
+#ifdef EQPROP_HAVE_CUDA
+       << "on (architectures " << EQPROP_CUDA_ARCHITECTURES << ")"
+#else
+       << "off"
+#endif
+       << "\n";
+  return text.str();
+}
+
+// The OpenMP settings a run used: its threads and how idle threads wait (the eqprop
+// command sets a passive wait where the user has not chosen, see hosttools/main.cpp).
+nlohmann::json openmp_settings() {
+  const char* policy = std::getenv("OMP_WAIT_POLICY");
+  const char* spincount = std::getenv("GOMP_SPINCOUNT");
+  std::string wait = policy ? policy : spincount ? "" : "unset (OpenMP default: spin)";
+  if (spincount) wait += std::string(wait.empty() ? "" : ", ") + "GOMP_SPINCOUNT=" + spincount;
+  return {{"threads", omp_get_max_threads()}, {"omp_wait_policy", wait}};
+}
 
 DatasetSplits load_data(const Config& config) { return load_dataset(config.data.name, config.data.dir); }
 
@@ -105,8 +171,8 @@ int command_train(const std::vector<std::string>& args, std::ostream& out) {
   check_batch_fits(plan_batch(*backend, config, memory_option(options)));
   const DatasetSplits data = load_data(config);
   out << "eqprop train: " << config.data.name << " (" << data.train.count() << " train, " << data.test.count()
-      << " test), layers " << config.resolved["model"]["layers"].dump() << ", backend " << backend->name() << " ("
-      << backend->device_name() << "), output " << out_dir << std::endl;
+      << " test), layers " << config.resolved["model"]["layers"].dump() << "\n"
+      << "    backend " << backend->name() << " (" << backend->device_name() << "), output " << out_dir << std::endl;
 
   ProgressBar bar(stderr);
   RunCallbacks callbacks;
@@ -121,24 +187,51 @@ int command_train(const std::vector<std::string>& args, std::ostream& out) {
     bar.update(done, "loss " + std::to_string(so_far.loss_sum / so_far.size).substr(0, 6) + "  acc " +
                          percent(so_far.correct_sum / so_far.size));
   };
+  callbacks.on_eval_start = [&](int epoch) {
+    const std::int64_t samples = config.data.test_limit > 0 ? std::min(data.test.count(), config.data.test_limit)
+                                                            : data.test.count();
+    const std::int64_t batch = config.training.eval_batch_size;
+    bar.start("test " + std::to_string(epoch) + "/" + std::to_string(config.training.epochs),
+              (samples + batch - 1) / batch, batch);
+  };
+  callbacks.on_eval_batch = [&](std::int64_t done, std::int64_t, const BatchResult& so_far) {
+    bar.update(done, "acc " + percent(so_far.correct_sum / so_far.size));
+  };
+  // Two lines per epoch, each within 80 columns: the accuracies, then speed and
+  // the relaxation diagnostics.
   callbacks.on_epoch_end = [&](const EpochRecord& r) {
     bar.finish();
-    out << "epoch " << r.epoch << "/" << config.training.epochs << "  train_loss " << std::setprecision(4)
-        << r.train_loss << "  train_acc " << percent(r.train_acc) << "  test_loss " << r.test_loss
-        << "  test_acc " << percent(r.test_acc) << "  " << std::fixed << std::setprecision(1) << r.seconds
-        << " s  " << std::setprecision(0) << r.samples_per_s << " samples/s  steps " << std::setprecision(1)
+    out << std::fixed << "epoch " << r.epoch << "/" << config.training.epochs << "  test " << percent(r.test_acc)
+        << " (loss " << std::setprecision(4) << r.test_loss << ")  train " << percent(r.train_acc) << " (loss "
+        << r.train_loss << ")  " << std::setprecision(1) << r.seconds << " s\n"
+        << "    " << std::setprecision(0) << r.samples_per_s << " samples/s  steps " << std::setprecision(1)
         << r.free_steps_mean << "+" << r.nudge_steps_mean << "  E_free " << std::setprecision(3)
         << r.free_energy_mean << std::defaultfloat << std::endl;
   };
+  const auto started = std::chrono::steady_clock::now();
+  std::vector<EpochRecord> records;
   try {
-    const auto records = run_training(*backend, config, data, out_dir, resume, callbacks);
-    if (records.empty())
-      out << "nothing to do: the checkpoint in " << out_dir << " already has " << config.training.epochs
-          << " epochs (raise training.epochs with --set to continue)" << std::endl;
+    records = run_training(*backend, config, data, out_dir, resume, callbacks);
   } catch (...) {
     bar.finish();
     throw;
   }
+  if (records.empty()) {
+    out << "nothing to do: the checkpoint in " << out_dir << " already has " << config.training.epochs
+        << " epochs (raise training.epochs with --set to continue)" << std::endl;
+    return 0;
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  const EpochRecord& last = records.back();
+  const EpochRecord& best = *std::max_element(records.begin(), records.end(), [](const auto& a, const auto& b) {
+    return a.test_acc < b.test_acc;
+  });
+  const std::filesystem::path dir(out_dir);
+  out << "done: epochs " << records.front().epoch << "-" << last.epoch << " in " << format_duration(seconds) << "\n"
+      << "test accuracy: best " << percent(best.test_acc) << " (epoch " << best.epoch << "), last "
+      << percent(last.test_acc) << " (epoch " << last.epoch << ")\n"
+      << "checkpoint " << (dir / kModelFile).string() << "\n"
+      << "metrics    " << (dir / kMetricsFile).string() << std::endl;
   return 0;
 }
 
@@ -252,7 +345,9 @@ int command_bench(const std::vector<std::string>& args, std::ostream& out) {
   BenchmarkOptions bench;
   bench.repeats = parse_positive(options, "--repeats", bench.repeats);
   bench.warmup = parse_positive(options, "--warmup", bench.warmup);
-  out << run_benchmark(*backend, config, bench).dump() << std::endl;
+  nlohmann::json result = run_benchmark(*backend, config, bench);
+  result.update(openmp_settings());
+  out << result.dump() << std::endl;
   return 0;
 }
 
@@ -278,12 +373,16 @@ int command_config(const std::vector<std::string>& args, std::ostream& out) {
 
 int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   if (args.empty() || args[0] == "help" || args[0] == "--help" || args[0] == "-h") {
-    (args.empty() ? err : out) << kUsage;
+    (args.empty() ? err : out) << usage();
     return args.empty() ? 2 : 0;
   }
   const std::string& command = args[0];
+  if (command == "--version" || command == "version") {
+    out << version_text();
+    return 0;
+  }
   if (std::find(args.begin(), args.end(), "--help") != args.end()) {
-    out << kUsage;
+    out << usage_of(command);
     return 0;
   }
   try {
@@ -296,7 +395,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     if (command == "solve") return command_solve(args, out, err);
     if (command == "sweep") return command_sweep(args, out, err);
     if (command == "landscape") return command_landscape(args, out, err);
-    throw UsageError("unknown command '" + command + "' (commands: train, eval, gradcheck, bench, plan, solve, sweep, config, help)");
+    throw UsageError("unknown command '" + command + "' (commands: train, eval, gradcheck, bench, plan, solve, sweep, landscape, config, help)");
   } catch (const UsageError& error) {
     err << "eqprop: " << error.what() << std::endl;
     return 2;

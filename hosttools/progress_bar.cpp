@@ -1,8 +1,11 @@
 #include "hosttools/progress_bar.h"
 
+#include <sys/ioctl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
 
 namespace eqprop {
 
@@ -17,6 +20,16 @@ std::string format_duration(double seconds) {
   return text;
 }
 
+int terminal_columns(int fd) {
+  winsize size{};
+  if (ioctl(fd, TIOCGWINSZ, &size) == 0 && size.ws_col > 0) return size.ws_col;
+  if (const char* columns = std::getenv("COLUMNS")) {
+    const int value = std::atoi(columns);
+    if (value > 0) return value;
+  }
+  return 80;
+}
+
 ProgressBar::ProgressBar(std::FILE* stream, bool force)
     : stream_(stream), enabled_(force || isatty(fileno(stream))) {}
 
@@ -28,6 +41,25 @@ void ProgressBar::start(const std::string& label, std::int64_t total, std::int64
   last_draw_ = start_ - std::chrono::seconds(1);
 }
 
+std::string ProgressBar::line(std::int64_t done, const std::string& status, double elapsed_seconds,
+                              int columns) const {
+  const double rate = elapsed_seconds > 0 ? done * items_per_step_ / elapsed_seconds : 0;
+  const double eta = done > 0 ? elapsed_seconds * (total_ - done) / done : 0;
+  char counts[96];
+  std::snprintf(counts, sizeof counts, " %lld/%lld  %.0f samples/s  ETA %s", static_cast<long long>(done),
+                static_cast<long long>(total_), rate, format_duration(eta).c_str());
+  const std::string tail = std::string(counts) + (status.empty() ? "" : "  " + status);
+  // The bar takes what the text leaves, between 8 and 24 cells; the status is what
+  // gets cut when even that does not fit.
+  const int usable = std::max(1, columns - 1);
+  const int text = static_cast<int>(label_.size() + tail.size()) + 3;  // " [" and "]"
+  const int width = std::clamp(usable - text, 8, 24);
+  const int filled = total_ > 0 ? static_cast<int>(width * std::min(done, total_) / total_) : width;
+  std::string drawn = label_ + " [" + std::string(filled, '#') + std::string(width - filled, '.') + "]" + tail;
+  if (static_cast<int>(drawn.size()) > usable) drawn.resize(usable);
+  return drawn;
+}
+
 void ProgressBar::update(std::int64_t done, const std::string& status) {
   if (!enabled_) return;
   const auto now = std::chrono::steady_clock::now();
@@ -35,15 +67,8 @@ void ProgressBar::update(std::int64_t done, const std::string& status) {
   if (done < total_ && now - last_draw_ < std::chrono::milliseconds(100)) return;
   last_draw_ = now;
   const double elapsed = std::chrono::duration<double>(now - start_).count();
-  const double rate = elapsed > 0 ? done * items_per_step_ / elapsed : 0;
-  const double eta = done > 0 ? elapsed * (total_ - done) / done : 0;
-  constexpr int kWidth = 24;
-  const int filled = total_ > 0 ? static_cast<int>(kWidth * done / total_) : kWidth;
-  std::string bar(filled, '#');
-  bar += std::string(kWidth - filled, '.');
-  std::fprintf(stream_, "\r\033[K%s [%s] %lld/%lld  %.0f samples/s  ETA %s  %s", label_.c_str(), bar.c_str(),
-               static_cast<long long>(done), static_cast<long long>(total_), rate,
-               format_duration(eta).c_str(), status.c_str());
+  const std::string drawn = line(done, status, elapsed, terminal_columns(fileno(stream_)));
+  std::fprintf(stream_, "\r\033[K%s", drawn.c_str());
   std::fflush(stream_);
 }
 

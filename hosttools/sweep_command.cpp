@@ -89,6 +89,9 @@ int command_sweep(const std::vector<std::string>& args, std::ostream& out, std::
     for (std::size_t t = 0; t < spec.tied.size(); ++t) record[spec.tied[t].first] = p.tied[t];
     jsonl += record.dump() + "\n";
     write_file_atomically((std::filesystem::path(out_dir) / "sweep.jsonl").string(), jsonl);
+    if (!p.retrained_because.empty())
+      out << p.run_dir << ": config changed since the earlier run (" << p.retrained_because << "), trained again"
+          << std::endl;
     out << (p.variant.empty() ? "" : p.variant + "  ") << spec.key << "=" << p.value << "  test_acc "
         << 100 * p.last.test_acc << "%  E_free " << p.last.free_energy_mean << "  steps " << p.last.free_steps_mean
         << "+" << p.last.nudge_steps_mean << "  " << p.seconds << " s" << std::endl;

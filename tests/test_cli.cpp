@@ -605,3 +605,53 @@ TEST_CASE("cli: plan prints the batch plan; train refuses a batch that does not 
 }
 
 }  // namespace eqprop
+
+namespace eqprop {
+namespace {
+
+TEST_CASE("cli: --version and each command's --help") {
+  const CliResult version = run({"--version"});
+  check_code(version, 0);
+  check_contains(version.out, {"eqprop 0.", "commit", "build:", "CUDA backend"});
+  for (const char* command : {"train", "eval", "gradcheck", "bench", "plan", "solve", "sweep", "config"}) {
+    INFO(command);
+    const CliResult help = run({command, "--help"});
+    check_code(help, 0);
+    check_contains(help.out, {std::string("usage: eqprop ") + command, std::string("  ") + command + " "});
+    if (std::string(command) != "gradcheck") CHECK(help.out.find("gradcheck  --config") == std::string::npos);
+  }
+}
+
+TEST_CASE("cli: bench says which threads and OpenMP wait policy ran") {
+  const CliResult r = run({"bench", "--device", "cpu", "--set", "model.layers=[32,16,10]", "--set",
+                           "training.batch_size=8", "--repeats", "1", "--warmup", "1"});
+  check_code(r, 0);
+  const json result = printed_json(r.out);
+  CHECK(result["threads"].get<int>() >= 1);
+  CHECK(!result["omp_wait_policy"].get<std::string>().empty());
+}
+
+TEST_CASE("cli: train's epoch lines fit 80 columns and a summary ends the run") {
+  TempDir dir;
+  write_cifar10_files(dir.path() / "cifar-10-batches-bin", 4, 10);
+  const std::string config_path = dir.file("cifar.json");
+  json config = cifar_config(dir.path().string());
+  config["training"]["epochs"] = 2;
+  write_json(config_path, config);
+  const CliResult r = run({"train", "--config", config_path, "--device", "cpu", "--out", dir.file("run")});
+  check_code(r, 0);
+  check_contains(r.out, {"epoch 1/2  test ", "epoch 2/2  test ", "samples/s", "done: epochs 1-2 in ",
+                         "test accuracy: best ", "), last ", "(epoch 2)", dir.file("run") + "/model.safetensors",
+                         dir.file("run") + "/metrics.jsonl"});
+  std::istringstream lines(r.out);
+  std::string line;
+  std::getline(lines, line);  // the heading names the data and the output directory
+  while (std::getline(lines, line)) {
+    if (line.find(dir.path().string()) != std::string::npos) continue;  // paths are as long as they are
+    INFO(line);
+    CHECK(line.size() <= 80);
+  }
+}
+
+}  // namespace
+}  // namespace eqprop

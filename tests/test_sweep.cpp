@@ -56,6 +56,47 @@ TEST_CASE("sweep: one run per variant and value, resumable, with a CSV of the re
   CHECK(again[2].last.test_acc == points[2].last.test_acc);
 }
 
+TEST_CASE("sweep: a finished run is reused only when its resolved config is unchanged") {
+  auto backend = make_backend("cpu");
+  test::TempDir dir, fresh;
+  nlohmann::json user = {{"model", {{"layers", {16, 12, 2}}}},
+                         {"dynamics", {{"t_free", 6}, {"t_nudge", 3}, {"dt", 0.5}}},
+                         {"optimizer", {{"lr", 0.1}}},
+                         {"training", {{"epochs", 1}, {"batch_size", 16}, {"eval_batch_size", 50}}}};
+  SweepSpec spec;
+  spec.key = "dynamics.t_free";
+  spec.values = {"4", "8"};
+  const auto first = run_sweep(*backend, user, "test", spec, test::halves(), dir.path().string(), {}, {});
+  const auto model = std::filesystem::path(first[0].run_dir) / kModelFile;
+  const auto written = std::filesystem::last_write_time(model);
+
+  SUBCASE("unchanged: reused, nothing trains") {
+    const auto again = run_sweep(*backend, user, "test", spec, test::halves(), dir.path().string(), {}, {});
+    CHECK(std::filesystem::last_write_time(model) == written);
+    for (std::size_t i = 0; i < again.size(); ++i) {
+      CHECK(again[i].retrained_because.empty());
+      CHECK(again[i].last.test_loss == first[i].last.test_loss);
+    }
+  }
+  SUBCASE("another learning rate (--set optimizer.lr): trained again, with the new results") {
+    user["optimizer"]["lr"] = 0.02;
+    const auto changed = run_sweep(*backend, user, "test", spec, test::halves(), dir.path().string(), {}, {});
+    const auto expected = run_sweep(*backend, user, "test", spec, test::halves(), fresh.path().string(), {}, {});
+    REQUIRE(changed.size() == 2);
+    for (std::size_t i = 0; i < changed.size(); ++i) {
+      CHECK(changed[i].retrained_because == "optimizer.lr");
+      CHECK(read_checkpoint_config(changed[i].run_dir)["optimizer"]["lr"] == 0.02);
+      CHECK(changed[i].last.epoch == 1);
+      CHECK(changed[i].last.train_loss == expected[i].last.train_loss);
+      CHECK(changed[i].last.test_loss == expected[i].last.test_loss);
+      CHECK(changed[i].last.train_loss != first[i].last.train_loss);
+    }
+    // And now unchanged again: reused.
+    const auto again = run_sweep(*backend, user, "test", spec, test::halves(), dir.path().string(), {}, {});
+    CHECK(again[0].retrained_because.empty());
+  }
+}
+
 TEST_CASE("sweep: a bad point is refused before anything trains") {
   SweepSpec spec;
   spec.key = "dynamics.t_free";
