@@ -21,7 +21,8 @@
 #include "engine/training_run.h"
 #include "engine/atomic_file.h"
 #include "hosttools/cli_options.h"
-#include "hosttools/svg_plot.h"
+#include "hosttools/learning_curve.h"
+#include "hosttools/plot_files.h"
 #include "hosttools/dataset_files.h"
 #include "hosttools/landscape_command.h"
 #include "hosttools/progress_bar.h"
@@ -207,6 +208,7 @@ int command_train(const std::vector<std::string>& args, std::ostream& out) {
         << "    " << std::setprecision(0) << r.samples_per_s << " samples/s  steps " << std::setprecision(1)
         << r.free_steps_mean << "+" << r.nudge_steps_mean << "  E_free " << std::setprecision(3)
         << r.free_energy_mean << std::defaultfloat << std::endl;
+    write_learning_curve(out_dir);  // metrics.jsonl holds this epoch's record by now
   };
   const auto started = std::chrono::steady_clock::now();
   std::vector<EpochRecord> records;
@@ -321,10 +323,10 @@ int command_eval(const std::vector<std::string>& args, std::ostream& out) {
   const std::filesystem::path out_dir = options.get("--out", (std::filesystem::path(dir) / ("eval_sweep_" + key)).string());
   create_output_directory(out_dir.string());
   write_file_atomically((out_dir / "sweep.csv").string(), csv);
-  write_file_atomically((out_dir / "sweep_accuracy.svg").string(),
-                        line_plot_svg({accuracy}, {"accuracy of " + dir + " against " + key, key,
-                                                   split + " accuracy (%)", false}));
-  out << "wrote " << (out_dir / "sweep.csv").string() << " and sweep_accuracy.svg" << std::endl;
+  PlotOptions plot{"accuracy of " + dir + " against " + key, key, split + " accuracy (%)"};
+  plot.min_y_span = 10, plot.y_floor = 0, plot.y_ceiling = 100;
+  write_line_plot_files((out_dir / "sweep_accuracy").string(), {accuracy}, plot);
+  out << "wrote " << (out_dir / "sweep.csv").string() << ", sweep_accuracy.svg and sweep_accuracy.png" << std::endl;
   return 0;
 }
 

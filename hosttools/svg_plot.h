@@ -1,25 +1,19 @@
-// A line plot written as a standalone SVG file, so that a sweep's result is a picture
-// a person can open anywhere, with no plotting library to install.
+// Plots written as standalone SVG files, so that a sweep's or a run's result is a
+// picture a person can open anywhere, with no plotting library to install. The
+// layout is hosttools/plot_scene's; the PNG of the same scene is hosttools/png_image's.
 #pragma once
 
 #include <string>
 #include <vector>
 
+#include "hosttools/plot_scene.h"
+
 namespace eqprop {
 
-struct PlotSeries {
-  std::string name;
-  std::vector<double> x;
-  std::vector<double> y;
-};
+// The scene as an SVG document.
+std::string scene_to_svg(const PlotScene& scene);
 
-struct PlotOptions {
-  std::string title;
-  std::string x_label;
-  std::string y_label;
-  bool log_x = false;  // log2-spaced x axis (step budgets, bit widths ...)
-};
-
+// One line plot (lay_out_line_plot on a 720x440 canvas) as an SVG document.
 std::string line_plot_svg(const std::vector<PlotSeries>& series, const PlotOptions& options);
 
 }  // namespace eqprop

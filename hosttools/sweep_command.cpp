@@ -9,7 +9,7 @@
 #include "engine/sweep.h"
 #include "hosttools/cli_options.h"
 #include "hosttools/dataset_files.h"
-#include "hosttools/svg_plot.h"
+#include "hosttools/plot_files.h"
 
 namespace eqprop {
 namespace {
@@ -110,15 +110,15 @@ int command_sweep(const std::vector<std::string>& args, std::ostream& out, std::
   }
   log_x = log_x && hi >= 8 * lo;
   const std::string epochs = std::to_string(base.training.epochs) + " epoch" + (base.training.epochs > 1 ? "s" : "");
-  write_file_atomically((dir / "sweep_test_acc.svg").string(),
-                        line_plot_svg(series_of(points, [](const SweepPoint& p) { return 100 * p.last.test_acc; }),
-                                      {"test accuracy after " + epochs, spec.key, "test accuracy (%)", log_x}));
-  write_file_atomically((dir / "sweep_free_energy.svg").string(),
-                        line_plot_svg(series_of(points, [](const SweepPoint& p) { return p.last.free_energy_mean; }),
-                                      {"mean free-phase energy, last epoch", spec.key, "E at the end of the free phase",
-                                       log_x}));
-  out << "wrote " << (dir / "sweep.csv").string() << ", sweep.jsonl, sweep_test_acc.svg, sweep_free_energy.svg"
-      << std::endl;
+  PlotOptions accuracy{"test accuracy after " + epochs, spec.key, "test accuracy (%)", log_x};
+  accuracy.min_y_span = 10, accuracy.y_floor = 0, accuracy.y_ceiling = 100;
+  write_line_plot_files((dir / "sweep_test_acc").string(),
+                        series_of(points, [](const SweepPoint& p) { return 100 * p.last.test_acc; }), accuracy);
+  write_line_plot_files((dir / "sweep_free_energy").string(),
+                        series_of(points, [](const SweepPoint& p) { return p.last.free_energy_mean; }),
+                        {"mean free-phase energy, last epoch", spec.key, "E at the end of the free phase", log_x});
+  out << "wrote " << (dir / "sweep.csv").string()
+      << ", sweep.jsonl, sweep_test_acc.svg/.png, sweep_free_energy.svg/.png" << std::endl;
   return 0;
 }
 
