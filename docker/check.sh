@@ -57,7 +57,9 @@ for dockerfile in docker/Dockerfile docker/Dockerfile.cpu; do
   while read -r command; do
     matched=0
     for doc in "${documented[@]}"; do
-      prefix=$(echo "$doc" | awk '{ for (i = 1; i <= NF && $i !~ /^-D|PREFIX/; i++) printf "%s ", $i }')
+      # The command's words up to its first -D option or its --prefix (options and
+      # the install prefix may differ).
+      prefix=$(echo "$doc" | awk '{ for (i = 1; i <= NF && $i !~ /^-D/ && $i != "#"; i++) { printf "%s ", $i; if ($i == "--prefix") break } }')
       [[ "$command " == "$prefix"* ]] && matched=1
     done
     [ "$matched" = 1 ] || problem "$dockerfile runs '$command', which is not one of README's plain CMake build commands"
