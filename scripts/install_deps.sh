@@ -2,10 +2,24 @@
 # Installs what eqprop needs to build, test and train, from Debian's packages.
 # The CUDA toolkit (nvcc, cuBLAS) is optional: where nvcc is on PATH the CUDA
 # backend is built too.
+#   --containers  also what docker/ needs to build and run the CPU image without a
+#                 Docker daemon (debootstrap, Charliecloud) and to check the others
+#   --ci          also what CI runs beyond the tests: OpenMPI, clang's libFuzzer and
+#                 sanitizer runtimes, and everything of --containers
 set -euo pipefail
 
-packages=(cmake g++ make ccache nlohmann-json3-dev doctest-dev zlib1g-dev libopenblas-dev
-          libopenblas0-openmp dataset-fashion-mnist)
+packages=(cmake g++ make ccache git nlohmann-json3-dev doctest-dev zlib1g-dev libopenblas-dev
+          libopenblas0-openmp dataset-fashion-mnist openmpi-bin libopenmpi-dev)
+container_packages=(debootstrap charliecloud charliecloud-builders charliecloud-runtime squashfs-tools
+                    squashfuse python3-lark python3-venv shellcheck bc tar gzip)
+ci_packages=(clang libclang-rt-14-dev)
+for option in "$@"; do
+  case "$option" in
+    --containers) packages+=("${container_packages[@]}") ;;
+    --ci) packages+=("${container_packages[@]}" "${ci_packages[@]}") ;;
+    *) echo "install_deps.sh: unknown option $option (--containers, --ci)" >&2; exit 2 ;;
+  esac
+done
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

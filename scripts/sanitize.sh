@@ -22,4 +22,4 @@ export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1:dete
 export LSAN_OPTIONS="suppressions=$suppressions"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 cd build-asan
-ctest --parallel "$(nproc)" --timeout 1800 -Q "$@" || ctest --rerun-failed --output-on-failure --timeout 1800
+ctest --parallel "$(nproc)" --timeout 1800 -Q "$@" || { ctest --rerun-failed --output-on-failure --timeout 1800; exit 1; }
