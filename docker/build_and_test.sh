@@ -117,6 +117,13 @@ run_in_image -b "$data:/data" -b "$runs:/runs" -c /opt/eqprop/share/eqprop eqpro
 tail -1 "$runs/fashion_mnist/metrics.jsonl" | python3 -c 'import json,sys; r=json.loads(sys.stdin.read()); print("   epoch %d test accuracy %.2f%%" % (r["epoch"], 100*r["test_acc"]))'
 stage_done
 
+stage "a run without the data bound names the mount to add"
+message=$(run_in_image -c /opt/eqprop/share/eqprop eqprop-cpu -- eqprop train --config configs/fashion_mnist.json \
+  --device cpu --out /tmp/unbound --set data.dir=/data --set training.epochs=1 2>&1) && fail "training without /data bound succeeded"
+echo "$message" | grep -q -- "--bind /path/on/host:/data" || fail "no bind hint in: $message"
+echo "   $(echo "$message" | tail -1 | cut -c1-150)"
+stage_done
+
 stage "G-set solve inside the image"
 graph=""
 for candidate in ../shared/gset/G1.txt "$repo/../shared/gset/G1.txt"; do [ -f "$candidate" ] && graph=$(cd "$(dirname "$candidate")" && pwd)/G1.txt && break; done

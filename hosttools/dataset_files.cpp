@@ -1,5 +1,6 @@
 #include "hosttools/dataset_files.h"
 
+#include <cstdlib>
 #include <filesystem>
 
 #include "hosttools/cifar10_reader.h"
@@ -62,6 +63,13 @@ DatasetSplits load_dataset(const std::string& name, const std::string& dir) {
   const std::string folder = dir.empty() ? default_data_dir(name) : dir;
   if (folder.empty())
     throw ConfigError("data.dir is required for " + name + " (it has no default location)");
+  std::error_code ec;
+  // Inside the images of docker/ (EQPROP_CONTAINER is set there), a missing data
+  // directory is almost always a bind mount left out: say which one.
+  if (std::getenv("EQPROP_CONTAINER") && !fs::is_directory(folder, ec))
+    throw DataError(folder + " does not exist inside this container: bind the host's " + name +
+                    " directory, e.g. `--bind /path/on/host:/data` (Apptainer, Charliecloud) or `-v "
+                    "/path/on/host:/data` (Docker, podman), and pass --set data.dir=/data");
   return matching_splits(name == "cifar10" ? read_cifar10_dir(folder) : load_idx_dir(folder), folder);
 }
 
