@@ -128,9 +128,13 @@ const std::vector<KeySpec>& schema() {
        "current state; `avg`: the window mean) or none. Pooled sizes must be even."},
       {"dynamics.integrator", ValueType::choice, "fixed_point", 0, 0, false,
        {"fixed_point", "gradient_flow", "csb"},
-       "`fixed_point`: s <- rho(field), synchronous. `gradient_flow`: projected Euler steps on the "
+       "`fixed_point`: s <- rho(field). `gradient_flow`: projected Euler steps on the "
        "energy. `csb`: continuous simulated bifurcation, a momentum per unit (symplectic Euler, "
        "inelastic walls at 0 and 1)."},
+      {"dynamics.order", ValueType::choice, "synchronous", 0, 0, false, {"synchronous", "asynchronous"},
+       "Layer order of a step (dense_hopfield, conv_hopfield): `synchronous`, every field from the previous step; "
+       "`asynchronous`, odd layers then even layers from the new odd ones (exact block minimisation for "
+       "fixed_point)."},
       {"dynamics.nudge_integrator", ValueType::choice, "same", 0, 0, false,
        {"same", "fixed_point", "gradient_flow", "csb"}, "Integrator of the nudged phases; `same`: as the free phase."},
       {"dynamics.dt", ValueType::number, 0.5, 0, 1, true, {}, "Step size of gradient flow and cSB."},
@@ -415,6 +419,8 @@ Config parse_config(const json& user, const std::string& source) {
   const std::string nudge_integrator = at("dynamics.nudge_integrator").get<std::string>();
   config.dynamics.nudge_integrator =
       nudge_integrator == "same" ? config.dynamics.integrator : integrator_of(nudge_integrator);
+  config.dynamics.order =
+      at("dynamics.order") == "asynchronous" ? UpdateOrder::asynchronous : UpdateOrder::synchronous;
   config.dynamics.dt = at("dynamics.dt").get<float>();
   config.dynamics.t_free = at("dynamics.t_free").get<int>();
   config.dynamics.t_nudge = at("dynamics.t_nudge").get<int>();

@@ -15,6 +15,7 @@
 #include "kernels/gemm_precision.h"
 #include "kernels/layer_step.h"
 #include "kernels/row_metrics.h"
+#include "models/update_order.h"
 
 namespace eqprop {
 
@@ -61,6 +62,7 @@ struct IsingConfig {
 struct DynamicsConfig {
   Integrator integrator = Integrator::fixed_point;        // free phase
   Integrator nudge_integrator = Integrator::fixed_point;  // nudged phases
+  UpdateOrder order = UpdateOrder::synchronous;           // every phase (models/update_order.h)
   float dt = 0.5f;
   int t_free = 30;
   int t_nudge = 10;
