@@ -24,6 +24,8 @@ constexpr Choice<Integrator> kIntegrators[] = {{"fixed_point", Integrator::fixed
                                                {"gradient_flow", Integrator::gradient_flow},
                                                {"csb", Integrator::csb}};
 constexpr const char* kSameIntegrator = "same";  // dynamics.nudge_integrator: as the free phase
+constexpr Choice<UpdateOrder> kOrders[] = {{"synchronous", UpdateOrder::synchronous},
+                                           {"asynchronous", UpdateOrder::asynchronous}};  // DynamicsConfig::order
 constexpr Choice<bool> kPumps[] = {{"none", false}, {"linear", true}};           // DynamicsConfig::pump
 constexpr Choice<bool> kNudgings[] = {{"symmetric", true}, {"one_sided", false}};  // EpConfig::symmetric
 constexpr Choice<bool> kSchedules[] = {{"constant", false}, {"cosine", true}};  // OptimizerConfig::cosine_schedule
@@ -68,9 +70,13 @@ std::vector<ConfigKey> build_schema() {
       {"model.init_gain", ConfigValueType::number, 1.0, 0, 100, true, {},
        "Weights and biases start uniform in +-gain/sqrt(fan_in)."},
       {"dynamics.integrator", ConfigValueType::choice, "fixed_point", 0, 0, false, choice_names(kIntegrators),
-       "`fixed_point`: s <- rho(field), synchronous. `gradient_flow`: projected Euler steps on the "
+       "`fixed_point`: s <- rho(field). `gradient_flow`: projected Euler steps on the "
        "energy. `csb`: continuous simulated bifurcation, a momentum per unit (symplectic Euler, "
        "inelastic walls at 0 and 1)."},
+      {"dynamics.order", ConfigValueType::choice, "synchronous", 0, 0, false, choice_names(kOrders),
+       "Layer order of a step (dense_hopfield, conv_hopfield): `synchronous`, every field from the previous step; "
+       "`asynchronous`, odd layers then even layers from the new odd ones (exact block minimisation for "
+       "fixed_point)."},
       {"dynamics.nudge_integrator", ConfigValueType::choice, kSameIntegrator, 0, 0, false, nudge_integrator_names(),
        "Integrator of the nudged phases; `same`: as the free phase."},
       {"dynamics.dt", ConfigValueType::number, 0.5, 0, 1, true, {}, "Step size of gradient flow and cSB."},
@@ -370,6 +376,7 @@ DynamicsConfig parse_dynamics(const json& section, const std::string& source) {
   dynamics.nudge_integrator = nudge == kSameIntegrator
                                   ? dynamics.integrator
                                   : choice_value(kIntegrators, nudge, source + ": dynamics.nudge_integrator");
+  dynamics.order = choice_value(kOrders, section.at("order"), source + ": dynamics.order");
   dynamics.dt = section.at("dt").get<float>();
   dynamics.t_free = section.at("t_free").get<int>();
   dynamics.t_nudge = section.at("t_nudge").get<int>();

@@ -19,12 +19,14 @@
 #include "kernels/layer_step.h"
 #include "kernels/row_metrics.h"
 #include "models/model_config.h"
+#include "models/update_order.h"
 
 namespace eqprop {
 
 struct DynamicsConfig {
   Integrator integrator = Integrator::fixed_point;        // free phase
   Integrator nudge_integrator = Integrator::fixed_point;  // nudged phases
+  UpdateOrder order = UpdateOrder::synchronous;           // every phase (models/update_order.h)
   float dt = 0.5f;
   int t_free = 30;
   int t_nudge = 10;

@@ -85,6 +85,7 @@ PhaseSpec Trainer::phase_spec(bool nudged, float beta, std::uint64_t global_batc
   const DynamicsConfig& dynamics = config_.dynamics;
   PhaseSpec spec;
   spec.integrator = nudged ? dynamics.nudge_integrator : dynamics.integrator;
+  spec.order = dynamics.order;
   spec.dt = dynamics.dt;
   spec.steps = nudged ? dynamics.t_nudge : dynamics.t_free;
   spec.beta = nudged ? beta : 0.0f;

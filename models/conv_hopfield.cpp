@@ -185,7 +185,6 @@ void ConvHopfield::conv_coupling(int k, const float* below, const float* above) 
   const int in_units = shape_.units(k), out_units = shape_.units(k + 1);
   const float* weights = parameters_.weights[k].data();
   float* drive = drive_[k].data();
-  float* feedback = above ? feedback_[k - 1].data() : nullptr;
   for (int begin = 0; begin < batch_; begin += chunk_) {
     const int rows = std::min(chunk_, batch_ - begin);
     const std::size_t in_offset = std::size_t(begin) * in_units, out_offset = std::size_t(begin) * out_units;
@@ -194,27 +193,43 @@ void ConvHopfield::conv_coupling(int k, const float* below, const float* above) 
     if (shape_.pool == PoolKind::none) {
       // NCHW in and out; conv_ops reorders through conv_out_.
       conv2d_forward(backend_, conv, below + in_offset, weights, nullptr, drive + out_offset, workspace);
-      if (above) conv2d_transpose(backend_, conv, above + out_offset, weights, feedback + in_offset, workspace);
-      continue;
-    }
-    // The GEMM writes the pre-pool output channel-major into conv_out_; the pooling
-    // reads it there and writes the NCHW drive (kernels/plane_layout.h).
-    conv.output_layout = cnhw_layout(rows);
-    const PoolShape pool = shape_.pool_shape(k, rows);
-    conv2d_forward(backend_, conv, below + in_offset, weights, nullptr, conv_out_.data(), workspace);
-    if (shape_.pool == PoolKind::max) {
-      std::int32_t* argmax = argmax_[k].data() + out_offset;
-      max_pool2d(backend_, pool, conv_out_.data(), drive + out_offset, argmax);
-      if (!above) continue;
-      // P^T(s_above) through this step's argmax, channel-major, then W^T *'.
-      max_unpool2d(backend_, pool, above + out_offset, argmax, conv_out_.data());
     } else {
-      avg_pool2d(backend_, pool, conv_out_.data(), drive + out_offset);
-      if (!above) continue;
-      avg_unpool2d(backend_, pool, above + out_offset, conv_out_.data());
+      // The GEMM writes the pre-pool output channel-major into conv_out_; the pooling
+      // reads it there and writes the NCHW drive (kernels/plane_layout.h).
+      conv.output_layout = cnhw_layout(rows);
+      const PoolShape pool = shape_.pool_shape(k, rows);
+      conv2d_forward(backend_, conv, below + in_offset, weights, nullptr, conv_out_.data(), workspace);
+      if (shape_.pool == PoolKind::max)
+        max_pool2d(backend_, pool, conv_out_.data(), drive + out_offset, argmax_[k].data() + out_offset);
+      else
+        avg_pool2d(backend_, pool, conv_out_.data(), drive + out_offset);
     }
-    conv2d_transpose(backend_, conv, conv_out_.data(), weights, feedback + in_offset, workspace);
+    if (above) conv_feedback_rows(k, above, begin, rows);
   }
+}
+
+void ConvHopfield::conv_feedback(int k, const float* above) {
+  for (int begin = 0; begin < batch_; begin += chunk_)
+    conv_feedback_rows(k, above, begin, std::min(chunk_, batch_ - begin));
+}
+
+void ConvHopfield::conv_feedback_rows(int k, const float* above, int begin, int rows) {
+  const std::size_t in_offset = std::size_t(begin) * shape_.units(k);
+  const std::size_t out_offset = std::size_t(begin) * shape_.units(k + 1);
+  const float* weights = parameters_.weights[k].data();
+  float* feedback = feedback_[k - 1].data() + in_offset;
+  ConvShape conv = shape_.conv_shape(k, rows);
+  const ConvWorkspace workspace{columns_.data(), conv_out_.data()};
+  if (shape_.pool == PoolKind::none)
+    return conv2d_transpose(backend_, conv, above + out_offset, weights, feedback, workspace);
+  conv.output_layout = cnhw_layout(rows);
+  const PoolShape pool = shape_.pool_shape(k, rows);
+  // P^T(s_above), channel-major (through the argmax of the last forward pass), then W^T *'.
+  if (shape_.pool == PoolKind::max)
+    max_unpool2d(backend_, pool, above + out_offset, argmax_[k].data() + out_offset, conv_out_.data());
+  else
+    avg_unpool2d(backend_, pool, above + out_offset, conv_out_.data());
+  conv2d_transpose(backend_, conv, conv_out_.data(), weights, feedback, workspace);
 }
 
 void ConvHopfield::conv_kernel_gradient(int k, const float* below, const float* above, float alpha, bool overwrite,
@@ -273,24 +288,38 @@ void ConvHopfield::set_input(const float* x, int batch) {
   }
 }
 
-void ConvHopfield::couplings(const NetworkState& state, bool with_feedback) {
+void ConvHopfield::couplings(const NetworkState& state, bool with_feedback, int group, int groups,
+                             std::vector<char>* argmax_current) {
   const int states = shape_.state_layers(), convs = shape_.conv_layers();
   // Tensor t couples layer t (the input for t = 0) to state layer t; its drive is
   // drive_[t], its feedback lands on state layer t - 1.
   for (int t = 1; t < states; ++t) {
+    const bool drive = t % groups == group, feedback = with_feedback && (t - 1) % groups == group;
+    if (!drive && !feedback) continue;
     const float* below = state.layers[t - 1].data();
-    const float* above = with_feedback ? state.layers[t].data() : nullptr;
+    const float* above = state.layers[t].data();
     if (t < convs) {
-      conv_coupling(t, below, above);
+      // The feedback goes through the argmax of the pooled convolution of s_{t-1}
+      // at this state: one forward pass finds it, unless it already ran since
+      // s_{t-1} last moved (max pooling; the other poolings need no argmax).
+      const bool argmax_current_here =
+          shape_.pool != PoolKind::max || (argmax_current && (*argmax_current)[t]);
+      if (!drive && argmax_current_here) {
+        conv_feedback(t, above);
+        continue;
+      }
+      conv_coupling(t, below, feedback ? above : nullptr);
+      if (argmax_current) (*argmax_current)[t] = 1;
       continue;
     }
     const int fan_in = shape_.units(t), units = shape_.units(t + 1);
     const float* weights = parameters_.weights[t].data();
     // drive (batch, units) = s_{t-1} (batch, fan_in) W (fan_in, units)
-    backend_.gemm(Transpose::no, Transpose::no, batch_, units, fan_in, 1.0f, below, fan_in, weights, units, 0.0f,
-                  drive_[t].data(), units);
+    if (drive)
+      backend_.gemm(Transpose::no, Transpose::no, batch_, units, fan_in, 1.0f, below, fan_in, weights, units, 0.0f,
+                    drive_[t].data(), units);
     // feedback (batch, fan_in) = s_t (batch, units) W^T
-    if (above)
+    if (feedback)
       backend_.gemm(Transpose::no, Transpose::yes, batch_, fan_in, units, 1.0f, above, units, weights, units, 0.0f,
                     feedback_[t - 1].data(), fan_in);
   }
@@ -301,17 +330,25 @@ void ConvHopfield::step_rows(NetworkState& state, const float* target, const Pha
   const int states = shape_.state_layers(), top = states - 1;
   const bool nudged = spec.beta != 0.0f;
   const bool readout_nudge = nudged && shape_.cost == CostKind::cross_entropy;
-  // Synchronous: every field from the states of the previous step.
-  couplings(state, true);
-  if (readout_nudge)
-    // -beta dl/ds_top = -beta (softmax - y) W_out^T (Laborieux et al. 2021, §3).
-    softmax_nudge(state, target, spec.beta, begin, rows, feedback_[top].data());
-  for (int i = 0; i < states; ++i) {
-    const bool has_feedback = i < top || readout_nudge;
-    const bool mse_nudge = nudged && i == top && shape_.cost == CostKind::mse;
-    run_layer_step(state, spec, step, i, begin, rows,
-                   {drive_[i].data(), has_feedback ? feedback_[i].data() : nullptr, unit_bias(i),
-                    mse_nudge ? target : nullptr});
+  // Each group of layers (models/update_order.h) moves from fields computed at the
+  // latest states: synchronous, one group, every field from the previous step;
+  // asynchronous, the odd layers, then the even ones from the new odd ones.
+  // argmax_current[t]: conv tensor t's pooling argmax is at the current s_{t-1}.
+  const int groups = update_group_count(spec.order);
+  std::vector<char> argmax_current(std::size_t(states), 0);
+  for (int g = 0; g < groups; ++g) {
+    couplings(state, true, g, groups, &argmax_current);
+    if (readout_nudge && top % groups == g)
+      // -beta dl/ds_top = -beta (softmax - y) W_out^T (Laborieux et al. 2021, §3).
+      softmax_nudge(state, target, spec.beta, begin, rows, feedback_[top].data());
+    for (int i = g; i < states; i += groups) {
+      const bool has_feedback = i < top || readout_nudge;
+      const bool mse_nudge = nudged && i == top && shape_.cost == CostKind::mse;
+      run_layer_step(state, spec, step, i, begin, rows,
+                     {drive_[i].data(), has_feedback ? feedback_[i].data() : nullptr, unit_bias(i),
+                      mse_nudge ? target : nullptr});
+      if (i + 1 < states) argmax_current[std::size_t(i) + 1] = 0;  // s_i moved
+    }
   }
 }
 

@@ -119,9 +119,9 @@ class ConvHopfield final : public LayeredModel {
   // the first layer's drive P(W_0 * x) with its pooling argmax, and the conv biases
   // broadcast over their planes. Reads the parameters: call it after changing them.
   void set_input(const float* x, int batch) override;
-  // relax(): synchronous steps of every layer (fixed point, gradient flow or cSB:
-  // LayerStepOp) on the whole batch at once. The final step and every convergence
-  // check write the ADC reading.
+  // relax(): steps of every layer (fixed point, gradient flow or cSB: LayerStepOp),
+  // synchronous or asynchronous (spec.order), on the whole batch at once. The
+  // final step and every convergence check write the ADC reading.
   bool fuses_readout() const override { return true; }
   void energy(const NetworkState& state, float* energy) override;
   // As DenseHopfield::ep_gradient; the kernel update is one GEMM per chunk and
@@ -142,10 +142,20 @@ class ConvHopfield final : public LayeredModel {
   // or is the cached input's (k = 0).
   void conv_kernel_gradient(int k, const float* below, const float* above, float alpha, bool overwrite,
                             float* gradient);
-  // Every drive but the cached input's (and, when `with_feedback`, every feedback
-  // between state layers) at `state`.
-  void couplings(const NetworkState& state, bool with_feedback);
-  // One synchronous step of the whole batch (begin 0, rows batch).
+  // feedback_[k - 1] = W_k^T *' P^T(above) for conv tensor k (k >= 1) through the
+  // argmax of its last forward pass (conv_coupling), whole batch chunk by chunk;
+  // conv_feedback_rows does the chunk of `rows` samples from `begin`.
+  void conv_feedback(int k, const float* above);
+  void conv_feedback_rows(int k, const float* above, int begin, int rows);
+  // The fields at `state` of the state layers i with i % groups == group: every
+  // drive but the cached input's and, when `with_feedback`, the feedbacks. Where
+  // given, argmax_current[t] says that conv tensor t's pooling argmax is already
+  // at the current s_{t-1} (a feedback then skips the forward pass); it is set
+  // wherever a forward pass runs.
+  void couplings(const NetworkState& state, bool with_feedback, int group = 0, int groups = 1,
+                 std::vector<char>* argmax_current = nullptr);
+  // One step of the whole batch (begin 0, rows batch): for each group of
+  // spec.order, the fields of its layers, then their LayerStepOps.
   void step_rows(NetworkState& state, const float* target, const PhaseSpec& spec, int step, int begin,
                  int rows) override;
   // The per-unit bias of state layer i: the conv bias broadcast, or the dense bias.

@@ -59,28 +59,32 @@ void DenseHopfield::step_rows(NetworkState& state, const float* target, const Ph
   const std::vector<int>& n = shape_.layers;
   // Row `begin` of a (batch, units) array.
   auto at = [begin](auto* array, int units) { return array + std::size_t(begin) * units; };
-  // Synchronous update: every field is computed from the states of the previous
-  // step before any layer moves.
-  for (int i = 1; i < states; ++i) {
-    // drive_i (rows, n_i) = s_{i-1} (rows, n_{i-1}) W_i (n_{i-1}, n_i)
-    backend_.gemm(Transpose::no, Transpose::no, rows, n[i + 1], n[i], 1.0f, at(state.layers[i - 1].data(), n[i]), n[i],
-                  parameters_.weights[i].data(), n[i + 1], 0.0f, at(drive_[i].data(), n[i + 1]), n[i + 1]);
-  }
-  for (int i = 0; i < top; ++i) {
-    // feedback_i (rows, n_i) = s_{i+1} (rows, n_{i+1}) W_{i+1}^T (n_{i+1}, n_i)
-    backend_.gemm(Transpose::no, Transpose::yes, rows, n[i + 1], n[i + 2], 1.0f,
-                  at(state.layers[i + 1].data(), n[i + 2]), n[i + 2], parameters_.weights[i + 1].data(), n[i + 2],
-                  0.0f, at(feedback_[i].data(), n[i + 1]), n[i + 1]);
-  }
-  if (readout_nudge)
-    // -beta dl/drho(s_top) = -beta (softmax - y) W_out^T, acting through rho(s_top).
-    softmax_nudge(state, target, spec.beta, begin, rows, at(feedback_[top].data(), n[top + 1]));
-  for (int i = 0; i < states; ++i) {
-    const bool has_feedback = i < top || readout_nudge;
-    const bool mse_nudge = nudged && i == top && shape_.cost == CostKind::mse;
-    run_layer_step(state, spec, step, i, begin, rows,
-                   {i == 0 ? input_drive_.data() : drive_[i].data(), has_feedback ? feedback_[i].data() : nullptr,
-                    parameters_.biases[i].data(), mse_nudge ? target : nullptr});
+  // Each group of layers (models/update_order.h) moves from fields computed at the
+  // latest states: synchronous, one group, every field from the previous step;
+  // asynchronous, the odd layers, then the even ones from the new odd ones.
+  const int groups = update_group_count(spec.order);
+  for (int g = 0; g < groups; ++g) {
+    for (int i = g > 0 ? g : groups; i < states; i += groups) {  // layer 0's drive is cached
+      // drive_i (rows, n_i) = s_{i-1} (rows, n_{i-1}) W_i (n_{i-1}, n_i)
+      backend_.gemm(Transpose::no, Transpose::no, rows, n[i + 1], n[i], 1.0f, at(state.layers[i - 1].data(), n[i]),
+                    n[i], parameters_.weights[i].data(), n[i + 1], 0.0f, at(drive_[i].data(), n[i + 1]), n[i + 1]);
+    }
+    for (int i = g; i < top; i += groups) {
+      // feedback_i (rows, n_i) = s_{i+1} (rows, n_{i+1}) W_{i+1}^T (n_{i+1}, n_i)
+      backend_.gemm(Transpose::no, Transpose::yes, rows, n[i + 1], n[i + 2], 1.0f,
+                    at(state.layers[i + 1].data(), n[i + 2]), n[i + 2], parameters_.weights[i + 1].data(), n[i + 2],
+                    0.0f, at(feedback_[i].data(), n[i + 1]), n[i + 1]);
+    }
+    if (readout_nudge && top % groups == g)
+      // -beta dl/drho(s_top) = -beta (softmax - y) W_out^T, acting through rho(s_top).
+      softmax_nudge(state, target, spec.beta, begin, rows, at(feedback_[top].data(), n[top + 1]));
+    for (int i = g; i < states; i += groups) {
+      const bool has_feedback = i < top || readout_nudge;
+      const bool mse_nudge = nudged && i == top && shape_.cost == CostKind::mse;
+      run_layer_step(state, spec, step, i, begin, rows,
+                     {i == 0 ? input_drive_.data() : drive_[i].data(), has_feedback ? feedback_[i].data() : nullptr,
+                      parameters_.biases[i].data(), mse_nudge ? target : nullptr});
+    }
   }
 }
 

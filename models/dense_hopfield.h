@@ -42,9 +42,9 @@ class DenseHopfield final : public LayeredModel {
   // Clamps the input x (batch, layers[0]) and caches its constant drive x W_1, so a
   // phase pays for the widest GEMM once per batch, not once per step.
   void set_input(const float* x, int batch) override;
-  // relax(): up to spec.steps synchronous steps (LayeredModel), cSB from the
-  // momenta zeroed. The final step (at the cap) and every convergence check write
-  // the ADC reading.
+  // relax(): up to spec.steps steps (LayeredModel), synchronous or asynchronous
+  // (spec.order, models/update_order.h), cSB from the momenta zeroed. The final
+  // step (at the cap) and every convergence check write the ADC reading.
   bool fuses_readout() const override { return true; }
 
   // energy (batch, device) = E(s) of every system (DESIGN.md §1), without the cost.
@@ -64,8 +64,9 @@ class DenseHopfield final : public LayeredModel {
   double training_step_flops(int batch, int free_steps, int nudged_steps, int nudged_phases) const override;
 
  private:
-  // One synchronous step of rows [begin, begin + rows): the drives and feedbacks
-  // (GEMMs), the read-out's nudge, then one fused LayerStepOp per layer.
+  // One step of rows [begin, begin + rows): for each group of spec.order, the
+  // drives and feedbacks of its layers (GEMMs), the read-out's nudge, then one
+  // fused LayerStepOp per layer of the group.
   void step_rows(NetworkState& state, const float* target, const PhaseSpec& spec, int step, int begin,
                  int rows) override;
 

@@ -23,6 +23,7 @@
 #include "kernels/backend.h"
 #include "kernels/device_buffer.h"
 #include "kernels/layer_step.h"
+#include "models/update_order.h"
 
 namespace eqprop {
 
@@ -56,6 +57,10 @@ struct PhaseSpec {
   // is false.
   bool read_out = false;
   AdcSpec adc{};
+  // Which layers one step moves, and in what order (models/update_order.h); models
+  // that cannot order their updates refuse asynchronous. Last, so that positional
+  // initializers of the fields above keep their meaning.
+  UpdateOrder order = UpdateOrder::synchronous;
 };
 
 // What a relaxation did.

@@ -66,6 +66,9 @@ float IsingNetwork::inverse_temperature(int sweep, int sweeps, bool nudged) cons
 }
 
 PhaseResult IsingNetwork::relax(NetworkState& state, const float* target, const PhaseSpec& spec) {
+  if (dynamics_.relaxation == IsingRelaxation::dsb && spec.order != UpdateOrder::synchronous)
+    throw std::invalid_argument("IsingNetwork: dSB steps are synchronous; dynamics.order = \"asynchronous\" applies "
+                                "to annealing sweeps, which always go odd layers then even layers");
   // The samples of a batch are independent systems: the CPU backend gives each core
   // its own samples (all their replicas) for the whole phase.
   backend_.parallel_over_rows(batch_, [&](int begin, int end) {

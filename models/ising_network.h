@@ -95,7 +95,10 @@ class IsingNetwork final : public LayeredModel {
   // spec.beta != 0 (target (batch, classes) one-hot). The draws are keyed on
   // (spec.noise_seed, spec.first_sample + sample, replica, unit, spec.noise_phase,
   // sweep). spec.integrator, noise_sigma and tolerance do not apply: every slice
-  // of samples runs step_rows over the whole schedule, with no early exit.
+  // of samples runs step_rows over the whole schedule, with no early exit. The
+  // annealing sweeps are always asynchronous (spec.order is moot: odd layers,
+  // then even ones, each an exact block update); dSB steps are synchronous and
+  // refuse spec.order = asynchronous.
   PhaseResult relax(NetworkState& state, const float* target, const PhaseSpec& spec) override;
   // energy (batch) = E(s), the mean over the replicas of a sample, without the cost.
   void energy(const NetworkState& state, float* energy) override;

@@ -82,6 +82,13 @@ void OscillatorNetwork::drive_from_below(const std::vector<Trig>& trig, int i, i
 void OscillatorNetwork::prepare_phase(const NetworkState& state, const PhaseSpec& spec) {
   if (spec.integrator != Integrator::gradient_flow)
     throw std::invalid_argument("OscillatorNetwork: phases relax by gradient flow only (dynamics.integrator = \"gradient_flow\")");
+  // Given its neighbours a layer's energy is separable per oscillator,
+  // -A cos phi - B sin phi - S/2 cos 2 phi, so a parity block update would be
+  // well defined (exact in closed form, phi = atan2(B, A), only for S = 0), but the
+  // steps here are gradient flow on every layer at once from one step's cos and sin.
+  if (spec.order != UpdateOrder::synchronous)
+    throw std::invalid_argument("OscillatorNetwork: dynamics.order = \"asynchronous\" is not supported; the phases "
+                                "relax by synchronous gradient flow (dynamics.order = \"synchronous\")");
   // The steps read cos and sin of the previous step (each step writes the next
   // ones), so they start from the state as given.
   compute_trig(state, trig_, 0, batch_);
