@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "eqprop_build_info.h"
+#include "engine/distributed.h"
 #include "engine/trainer.h"
 #include "kernels/counting_backend.h"
 #include "kernels/device_buffer.h"
@@ -51,7 +52,9 @@ nlohmann::json build_info_json() {
           {"build_type", kEqpropBuildType},
           {"cuda", kEqpropCudaBuilt},
           {"cuda_compiler", kEqpropCudaCompiler},
-          {"cuda_architectures", kEqpropCudaArchitectures}};
+          {"cuda_architectures", kEqpropCudaArchitectures},
+          {"mpi", Distributed::built_with_mpi()},
+          {"nccl", Distributed::built_with_nccl()}};
 }
 
 double measured_gemm_gflops(Backend& backend) {
