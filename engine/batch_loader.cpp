@@ -105,6 +105,7 @@ void BatchLoader::start(BatchStaging& staging) {
   if (options.limit > 0) count = std::min(count, options.limit);
   order_ = sample_order(count, options.shuffle, options.seed, options.epoch);
   batch_count_ = batch_count_of(data, options);
+  next_to_consume_ = std::max<std::int64_t>(0, options.first_batch);
   const std::size_t depth = static_cast<std::size_t>(std::max(1, options.depth));
   slots_.resize(std::min<std::size_t>(depth, std::max<std::int64_t>(batch_count_, 1)));
   if (static_cast<std::size_t>(staging.depth()) < slots_.size() || staging.batch_size() < options.batch_size ||
@@ -167,7 +168,7 @@ void BatchLoader::fill(HostBatch& batch, std::int64_t index) {
 }
 
 void BatchLoader::produce() {
-  for (std::int64_t index = 0; index < batch_count_; ++index) {
+  for (std::int64_t index = std::max<std::int64_t>(0, options_.first_batch); index < batch_count_; ++index) {
     Slot& slot = slots_[index % slots_.size()];
     {
       std::unique_lock<std::mutex> lock(mutex_);

@@ -86,6 +86,9 @@ class BatchLoader {
     std::uint32_t epoch = 0;
     int depth = 3;
     std::int64_t limit = 0;  // use the first `limit` samples only (0: all)
+    // The pass starts at this batch (a run resumed mid-epoch): the order and every
+    // batch's contents are those of the whole pass, the earlier batches skipped.
+    std::int64_t first_batch = 0;
     // Applied to every sample of the pass (the trainer sets it for training passes
     // only); needs sample_shape (channels, height, width).
     AugmentationOptions augmentation;

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "eqprop_build_info.h"
+#include "engine/distributed.h"
 #include "engine/trainer.h"
 #include "kernels/counting_backend.h"
 #include "kernels/device_buffer.h"
@@ -57,7 +58,9 @@ nlohmann::json build_info_json() {
           {"build_type", EQPROP_BUILD_TYPE},
           {"cuda", cuda},
           {"cuda_compiler", EQPROP_CUDA_COMPILER},
-          {"cuda_architectures", cuda ? EQPROP_CUDA_ARCHITECTURES : ""}};
+          {"cuda_architectures", cuda ? EQPROP_CUDA_ARCHITECTURES : ""},
+          {"mpi", Distributed::built_with_mpi()},
+          {"nccl", Distributed::built_with_nccl()}};
 }
 
 double measured_gemm_gflops(Backend& backend) {

@@ -52,7 +52,7 @@ std::uint64_t metadata_count(const SafetensorsFile& file, const std::string& pat
 
 }  // namespace
 
-void save_checkpoint(const std::string& dir, Trainer& trainer, int epochs_done) {
+void save_checkpoint(const std::string& dir, Trainer& trainer, int epochs_done, const EpochPosition& position) {
   const EnergyModel& model = trainer.model();
   SafetensorsFile file;
   // The optimizer's parameters: with a hardware model that keeps a full-precision
@@ -64,11 +64,25 @@ void save_checkpoint(const std::string& dir, Trainer& trainer, int epochs_done) 
   file.metadata["device_writes"] = std::to_string(trainer.writes_done());
   file.metadata["layers"] = trainer.config().resolved["model"]["layers"].dump();
   file.metadata["cost"] = trainer.config().resolved["model"]["cost"].get<std::string>();
+  if (position.batches_done > 0) {
+    const BatchResult& totals = position.totals;
+    file.metadata["batches_done"] = std::to_string(position.batches_done);
+    // Doubles as JSON numbers, which round-trip exactly.
+    file.metadata["epoch_totals"] = nlohmann::json{{"loss_sum", totals.loss_sum},
+                                                   {"correct_sum", totals.correct_sum},
+                                                   {"size", totals.size},
+                                                   {"batches", totals.batches},
+                                                   {"free_steps", totals.free_steps},
+                                                   {"nudge_steps", totals.nudge_steps}}
+                                        .dump();
+    file.tensors["epoch.free_energies"] =
+        Tensor{{static_cast<std::int64_t>(totals.free_energies.size())}, totals.free_energies};
+  }
   write_file_atomically(join(dir, kConfigFile), trainer.config().resolved.dump(2) + "\n");
   write_safetensors(join(dir, kModelFile), file);
 }
 
-int load_checkpoint(const std::string& dir, Trainer& trainer, bool with_optimizer) {
+int load_checkpoint(const std::string& dir, Trainer& trainer, bool with_optimizer, EpochPosition* position) {
   const std::string path = join(dir, kModelFile);
   const SafetensorsFile file = read_safetensors(path);
   const EnergyModel& model = trainer.model();
@@ -80,6 +94,30 @@ int load_checkpoint(const std::string& dir, Trainer& trainer, bool with_optimize
                                                              std::numeric_limits<std::uint32_t>::max()))
                  : 0u,
       /*resumed=*/true);
+  if (position) {
+    *position = EpochPosition{};
+    if (file.metadata.count("batches_done") > 0) {
+      position->batches_done = static_cast<std::int64_t>(
+          metadata_count(file, path, "batches_done", std::numeric_limits<std::int64_t>::max()));
+      const auto totals = nlohmann::json::parse(file.metadata.count("epoch_totals") ? file.metadata.at("epoch_totals")
+                                                                                    : std::string(),
+                                                nullptr, false);
+      const auto energies = file.tensors.find("epoch.free_energies");
+      if (!totals.is_object() || energies == file.tensors.end())
+        throw CheckpointError("checkpoint " + path + ": a mid-epoch checkpoint without its epoch totals");
+      try {
+        position->totals.loss_sum = totals.at("loss_sum").get<double>();
+        position->totals.correct_sum = totals.at("correct_sum").get<double>();
+        position->totals.size = totals.at("size").get<int>();
+        position->totals.batches = totals.at("batches").get<std::int64_t>();
+        position->totals.free_steps = totals.at("free_steps").get<std::int64_t>();
+        position->totals.nudge_steps = totals.at("nudge_steps").get<std::int64_t>();
+      } catch (const nlohmann::json::exception& error) {
+        throw CheckpointError("checkpoint " + path + ": metadata 'epoch_totals': " + error.what());
+      }
+      position->totals.free_energies = energies->second.data;
+    }
+  }
   if (file.metadata.count("epochs_done") == 0)
     throw CheckpointError("checkpoint " + path + ": metadata has no 'epochs_done'");
   return static_cast<int>(metadata_count(file, path, "epochs_done", std::numeric_limits<int>::max()));

@@ -16,11 +16,23 @@ constexpr const char* kModelFile = "model.safetensors";
 constexpr const char* kConfigFile = "config.json";
 constexpr const char* kMetricsFile = "metrics.jsonl";
 
-void save_checkpoint(const std::string& dir, Trainer& trainer, int epochs_done);
+// Where a run stopped inside epoch epochs_done + 1 (preemption): the batches of it
+// already trained and their running totals, so that a resumed run continues the
+// epoch exactly (metadata "batches_done" and "epoch_totals", tensor
+// "epoch.free_energies"; absent in a checkpoint written at an epoch's end).
+struct EpochPosition {
+  std::int64_t batches_done = 0;
+  BatchResult totals;
+};
+
+void save_checkpoint(const std::string& dir, Trainer& trainer, int epochs_done,
+                     const EpochPosition& position = {});
 
 // Loads parameters (and momentum, when `with_optimizer`) into the trainer; the
-// checkpoint's shapes must match the trainer's config. Returns the epochs done.
-int load_checkpoint(const std::string& dir, Trainer& trainer, bool with_optimizer);
+// checkpoint's shapes must match the trainer's config. Returns the epochs done;
+// `position`, when given, receives the position inside the next epoch.
+int load_checkpoint(const std::string& dir, Trainer& trainer, bool with_optimizer,
+                    EpochPosition* position = nullptr);
 
 // The config a checkpoint directory was trained with (its config.json).
 nlohmann::json read_checkpoint_config(const std::string& dir);

@@ -2,8 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <string>
+#include <utility>
 
+#include "engine/distributed.h"
 #include "engine/model_factory.h"
 #include "kernels/error.h"
 #include "kernels/philox.h"
@@ -96,7 +99,10 @@ PhaseSpec Trainer::phase_spec(bool nudged, float beta, std::uint64_t global_batc
                          ? langevin_sigma_at_temperature(spec.integrator, dynamics.temperature, spec.gamma, spec.a0)
                          : dynamics.noise;
   spec.noise_seed = config_.seed;
-  spec.first_sample = global_batch * static_cast<std::uint64_t>(model_->max_batch());
+  // A rank's rows keep the sample positions they have in the global batch, so the
+  // noise of a sharded batch is the single process's.
+  spec.first_sample = global_batch * static_cast<std::uint64_t>(model_->max_batch()) +
+                      static_cast<std::uint64_t>(shard_begin_);
   spec.noise_phase = phase;
   spec.tolerance = dynamics.tolerance;
   spec.check_every = dynamics.check_every;
@@ -197,6 +203,7 @@ void Trainer::ep_gradient(const float* x, const float* target, int batch, std::u
 BatchResult Trainer::train_step(const float* x, const float* target, int batch,
                                 std::uint64_t global_batch, float learning_rate_scale, InputForm form) {
   ep_gradient(x, target, batch, global_batch, gradient_, form);
+  if (global_rows_ > 0) sum_gradient_over_ranks(batch);
   model_->metrics(free_, target, loss_.data(), correct_.data());
   // The update of each tensor and its write into the device (DAC, programming
   // noise, mismatch) share one pass (HardwareModel::update_parameter).
@@ -232,7 +239,42 @@ BatchResult Trainer::train_step(const float* x, const float* target, int batch,
     result.loss_sum += loss[i];
     result.correct_sum += correct[i];
   }
+  if (global_rows_ > 0) {
+    double sums[3] = {result.loss_sum, result.correct_sum, static_cast<double>(result.size)};
+    Distributed::world().allreduce_sum(sums, 3);
+    result.loss_sum = sums[0];
+    result.correct_sum = sums[1];
+    result.size = static_cast<int>(sums[2]);
+    // Every system's free energy in its place in the global batch (the others' rows
+    // are zero here, so the sum is a gather).
+    std::vector<float> energies(static_cast<std::size_t>(global_rows_), 0.0f);
+    std::copy(result.free_energies.begin(), result.free_energies.end(), energies.begin() + shard_begin_);
+    Distributed::world().allreduce_sum(energies.data(), global_rows_);
+    result.free_energies = std::move(energies);
+  }
   return result;
+}
+
+void Trainer::sum_gradient_over_ranks(int rows) {
+  // The model's ep_gradient is the mean over this rank's rows; weighted by
+  // rows / global rows, the ranks' sum is the global batch's mean. One fused host
+  // buffer, one MPI_Allreduce (the sum order differs from one process's: equal to
+  // it within float rounding, not bit for bit).
+  std::vector<float> fused;
+  for (std::size_t l = 0; l < gradient_.weights.size(); ++l)
+    for (const DeviceBuffer<float>* tensor : {&gradient_.weights[l], &gradient_.biases[l]}) {
+      const std::vector<float> host = tensor->to_host();
+      fused.insert(fused.end(), host.begin(), host.end());
+    }
+  const float weight = static_cast<float>(rows) / static_cast<float>(global_rows_);
+  for (float& g : fused) g *= weight;
+  Distributed::world().allreduce_sum(fused.data(), static_cast<std::int64_t>(fused.size()));
+  std::size_t offset = 0;
+  for (std::size_t l = 0; l < gradient_.weights.size(); ++l)
+    for (DeviceBuffer<float>* tensor : {&gradient_.weights[l], &gradient_.biases[l]}) {
+      tensor->copy_from_host(fused.data() + offset, tensor->size());
+      offset += tensor->size();
+    }
 }
 
 BatchStaging& Trainer::staging() {
@@ -254,7 +296,8 @@ float Trainer::learning_rate_scale(int epoch) const {
 }
 
 BatchResult Trainer::train_epoch(const Dataset& data, const Normalization& normalization, int epoch,
-                                 const BatchProgress& progress) {
+                                 const BatchProgress& progress, std::int64_t first_batch,
+                                 const std::function<bool()>& stop_requested, BatchResult totals) {
   BatchLoader::Options options;
   options.batch_size = config_.training.batch_size;
   options.shuffle = true;
@@ -264,6 +307,7 @@ BatchResult Trainer::train_epoch(const Dataset& data, const Normalization& norma
   options.depth = config_.training.prefetch_batches;
   options.limit = config_.data.train_limit;
   options.augmentation = config_.data.augmentation;  // training passes only, never evaluation
+  options.first_batch = first_batch;
   require_fits_model(data, "the training split", input_size_, classes_);
   const std::int64_t batches = BatchLoader::batch_count_of(data, options);
   if (batches == 0)
@@ -274,20 +318,43 @@ BatchResult Trainer::train_epoch(const Dataset& data, const Normalization& norma
   BatchLoader loader(staging(), data, normalization, classes_, options);
   const float scale = learning_rate_scale(epoch);
 
-  BatchResult total;
+  BatchResult total = std::move(totals);
   // Batch k+1 is uploaded (copy stream) into the other slot before batch k
   // computes, so transfers overlap compute: the upload waits only for batch k-1's
   // reads of that slot, and batch k's compute only for its own slot's upload
   // (Backend::upload). The host slot returns to the loader once its copy is done.
+  // With several ranks every one loads the same seeded batches and relaxes its
+  // contiguous rows [r B / N, (r + 1) B / N) of each (drop_last: every batch is B).
+  const Distributed& world = Distributed::world();
+  if (world.size() > 1 && options.batch_size < world.size())
+    throw ConfigError("training.batch_size = " + std::to_string(options.batch_size) +
+                      " (the global batch) is smaller than the " + std::to_string(world.size()) + " MPI ranks");
+  const auto shard_of = [&](const HostBatch& batch) {
+    if (world.size() == 1) return batch;
+    const int begin = static_cast<int>(std::int64_t(batch.size) * world.rank() / world.size());
+    const int end = static_cast<int>(std::int64_t(batch.size) * (world.rank() + 1) / world.size());
+    HostBatch shard = batch;
+    shard.inputs += std::size_t(begin) * input_size_;
+    shard.targets += std::size_t(begin) * classes_;
+    shard.size = end - begin;
+    return shard;
+  };
   const HostBatch* current = loader.next();
-  upload(*current, 0);
-  for (std::int64_t k = 0; current; ++k) {
-    const int slot = static_cast<int>(k % 2);
+  if (!current) return total;  // resumed after the epoch's last batch
+  upload(shard_of(*current), 0);
+  for (std::int64_t k = first_batch; current; ++k) {
+    const int slot = static_cast<int>((k - first_batch) % 2);
     const HostBatch* following = loader.next();
-    if (following) upload(*following, 1 - slot);
+    if (following) upload(shard_of(*following), 1 - slot);
     backend_.begin_slot_reads(slot);
-    const BatchResult result = train_step(inputs_[slot].data(), targets_[slot].data(), current->size,
+    const HostBatch shard = shard_of(*current);
+    if (world.size() > 1) {
+      shard_begin_ = static_cast<int>((shard.inputs - current->inputs) / input_size_);
+      global_rows_ = current->size;
+    }
+    const BatchResult result = train_step(inputs_[slot].data(), targets_[slot].data(), shard.size,
                                           first_global_batch + k, scale, InputForm::converted);
+    shard_begin_ = global_rows_ = 0;
     backend_.end_slot_reads(slot);
     backend_.wait_uploads();
     loader.release(current);
@@ -297,6 +364,7 @@ BatchResult Trainer::train_epoch(const Dataset& data, const Normalization& norma
                             " (NaN or Inf in the states or the weights); lower optimizer.lr or ep.beta");
     total.add(result);
     if (progress) progress(k + 1, loader.batch_count(), total);
+    if (following && stop_requested && stop_requested()) break;
     current = following;
   }
   return total;
@@ -316,7 +384,13 @@ EvalResult Trainer::evaluate(const Dataset& data, const Normalization& normaliza
   double loss_sum = 0, correct_sum = 0, energy_sum = 0, steps_sum = 0;
   std::int64_t samples = 0, batches = 0;
   std::vector<float> loss(options.batch_size), correct(options.batch_size), energy(options.batch_size);
+  // Sharded by batch: rank r evaluates batches r, r + N, ...; the sums are reduced.
+  const Distributed& world = Distributed::world();
   while (const HostBatch* batch = loader.next()) {
+    if (batch->index % world.size() != world.rank()) {
+      loader.release(batch);
+      continue;
+    }
     upload(*batch, 0);
     backend_.begin_slot_reads(0);
     backend_.wait_uploads();
@@ -328,7 +402,7 @@ EvalResult Trainer::evaluate(const Dataset& data, const Normalization& normaliza
     // training's free phase, keyed on its own sample positions.
     const PhaseResult phase =
         model_->relax(free_, targets_[0].data(),
-                      reading(phase_spec(false, 0.0f, (1ull << 40) + samples, 0), hardware_tensor::ReadPhase::eval,
+                      reading(phase_spec(false, 0.0f, (1ull << 40) + std::uint64_t(batch->index) * options.batch_size, 0), hardware_tensor::ReadPhase::eval,
                               batch->index));
     model_->energy(free_, energy_.data());
     read_out(free_, hardware_tensor::ReadPhase::eval, batch->size, batch->index);
@@ -353,6 +427,13 @@ EvalResult Trainer::evaluate(const Dataset& data, const Normalization& normaliza
       so_far.batches = batches;
       progress(batches, loader.batch_count(), so_far);
     }
+  }
+  if (world.size() > 1) {
+    double sums[6] = {loss_sum, correct_sum, energy_sum, steps_sum, double(samples), double(batches)};
+    Distributed::world().allreduce_sum(sums, 6);
+    loss_sum = sums[0], correct_sum = sums[1], energy_sum = sums[2], steps_sum = sums[3];
+    samples = static_cast<std::int64_t>(sums[4]);
+    batches = static_cast<std::int64_t>(sums[5]);
   }
   EvalResult result;
   result.samples = samples;

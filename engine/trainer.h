@@ -80,8 +80,13 @@ class Trainer {
 
   // One pass over `data` in seeded shuffled order; throws DivergenceError on a
   // non-finite loss.
+  // Starts at batch `first_batch` (a run resumed mid-epoch). `stop_requested`, when
+  // set, is asked after each batch that is not the epoch's last (with MPI it must
+  // return the same answer on every rank); true ends the pass there. `totals` are
+  // the running totals of the batches before first_batch, which the result continues.
   BatchResult train_epoch(const Dataset& data, const Normalization& normalization, int epoch,
-                          const BatchProgress& progress);
+                          const BatchProgress& progress, std::int64_t first_batch = 0,
+                          const std::function<bool()>& stop_requested = {}, BatchResult totals = {});
   // `progress` (optional) is called after each batch with the running totals.
   EvalResult evaluate(const Dataset& data, const Normalization& normalization, std::int64_t limit,
                       const BatchProgress& progress = {});
@@ -92,6 +97,10 @@ class Trainer {
   std::int64_t count_nonfinite_parameters();
 
  private:
+  // Data parallelism (engine/distributed.h): the sum over the ranks of each rank's
+  // gradient, weighted by its share of the global batch, so that the result is the
+  // mean over the global batch a single process would compute.
+  void sum_gradient_over_ranks(int rows);
   void run_phases(const float* x, const float* target, int batch, std::uint64_t global_batch, InputForm form);
   // The model's input for x: x itself, or its input-DAC conversion.
   // Loader options that convert the inputs on the loader thread (input DAC), keyed
@@ -108,6 +117,9 @@ class Trainer {
 
   Backend& backend_;
   Config config_;
+  // This rank's rows of the current training batch: [shard_begin_, shard_begin_ +
+  // rows) of global_rows_ (0: not sharded, a single process).
+  int shard_begin_ = 0, global_rows_ = 0;
   int input_size_ = 0;
   int classes_ = 0;
   HardwareModel hardware_;

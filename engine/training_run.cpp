@@ -1,7 +1,9 @@
 #include "engine/training_run.h"
 
 #include <algorithm>
+#include <array>
 #include <chrono>
+#include <csignal>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -9,6 +11,7 @@
 
 #include "engine/atomic_file.h"
 #include "engine/checkpoint.h"
+#include "engine/distributed.h"
 #include "kernels/error.h"
 
 namespace eqprop {
@@ -65,34 +68,145 @@ void truncate_metrics(const std::string& path, int epochs_done) {
   write_file_atomically(path, kept);
 }
 
+// Every rank must hold the same parameters after each update (the same reduced
+// gradient, the same keyed noise): a hash of their bits, agreed across ranks.
+void require_identical_parameters(Trainer& trainer, int epoch) {
+  Distributed& world = Distributed::world();
+  if (world.size() == 1) return;
+  std::uint64_t hash = fnv1a(nullptr, 0);
+  ParameterSet& parameters = trainer.optimizer_parameters();
+  for (std::size_t l = 0; l < parameters.weights.size(); ++l)
+    for (const DeviceBuffer<float>* tensor : {&parameters.weights[l], &parameters.biases[l]}) {
+      const std::vector<float> host = tensor->to_host();
+      hash = fnv1a(host.data(), host.size() * sizeof(float), hash);
+    }
+  world.require_agreement(hash, "the parameters after epoch " + std::to_string(epoch));
+}
+
+// The signal that asked the run to stop (0: none). A handler may only set a
+// sig_atomic_t; the trainer looks at it between batches.
+volatile std::sig_atomic_t stop_signal = 0;
+
+extern "C" void request_stop(int signal) { stop_signal = signal; }
+
+// Catches SIGTERM, SIGINT and SIGUSR1 while a run lasts, restoring the previous
+// handlers after it: a second signal during the final checkpoint changes nothing.
+class StopSignals {
+ public:
+  explicit StopSignals(bool active) : active_(active) {
+    if (!active_) return;
+    stop_signal = 0;
+    struct sigaction action {};
+    action.sa_handler = request_stop;
+    action.sa_flags = SA_RESTART;  // reads and MPI calls in flight carry on
+    sigemptyset(&action.sa_mask);
+    for (std::size_t i = 0; i < kSignals.size(); ++i) sigaction(kSignals[i], &action, &previous_[i]);
+  }
+  ~StopSignals() {
+    if (!active_) return;
+    for (std::size_t i = 0; i < kSignals.size(); ++i) sigaction(kSignals[i], &previous_[i], nullptr);
+    stop_signal = 0;
+  }
+  StopSignals(const StopSignals&) = delete;
+  StopSignals& operator=(const StopSignals&) = delete;
+
+ private:
+  static constexpr std::array<int, 3> kSignals = {SIGTERM, SIGINT, SIGUSR1};
+  bool active_;
+  std::array<struct sigaction, 3> previous_{};
+};
+
+// Why a run stops early, agreed across MPI ranks (the largest code wins): a signal
+// number, or one of these.
+constexpr std::int64_t kTimeLimitReached = 1000, kBatchLimitReached = 1001;
+
+std::string stop_reason(std::int64_t code) {
+  if (code == kTimeLimitReached) return "the time limit (--time-limit)";
+  if (code == kBatchLimitReached) return "the batch limit (--stop-after-batches)";
+  if (code == SIGTERM) return "SIGTERM";
+  if (code == SIGINT) return "SIGINT";
+  if (code == SIGUSR1) return "SIGUSR1";
+  return "signal " + std::to_string(code);
+}
+
 }  // namespace
 
 std::vector<EpochRecord> run_training(Backend& backend, const Config& config, const DatasetSplits& data,
                                       const std::string& out_dir, bool resume,
-                                      const RunCallbacks& callbacks) {
+                                      const RunCallbacks& callbacks, const RunLimits& limits) {
   std::error_code error;
   std::filesystem::create_directories(out_dir, error);
   if (error) throw CheckpointError("cannot create output directory " + out_dir + ": " + error.message());
   const std::string metrics_path = (std::filesystem::path(out_dir) / kMetricsFile).string();
+  // With several MPI ranks, all train with one config and rank 0 alone writes.
+  Distributed& world = Distributed::world();
+  const std::string config_text = config.resolved.dump();
+  world.require_agreement(fnv1a(config_text.data(), config_text.size()), "the resolved config");
+  const bool writes = world.is_root();
 
   Trainer trainer(backend, config, static_cast<int>(data.train.sample_size()), data.train.num_classes);
   const Normalization normalization = make_normalization(config, data.train);
   int epochs_done = 0;
+  EpochPosition position;  // inside epoch epochs_done + 1, when resumed from a stop
   if (resume) {
-    epochs_done = load_checkpoint(out_dir, trainer, /*with_optimizer=*/true);
-    truncate_metrics(metrics_path, epochs_done);
-  } else {
+    epochs_done = load_checkpoint(out_dir, trainer, /*with_optimizer=*/true, &position);
+    if (writes) truncate_metrics(metrics_path, epochs_done);
+  } else if (writes) {
     write_file_atomically(metrics_path, "");
     write_file_atomically((std::filesystem::path(out_dir) / kConfigFile).string(), config.resolved.dump(2) + "\n");
   }
 
+  // Asked at batch boundaries by every rank alike (one allreduce of the reason).
+  const StopSignals signals(limits.stop_on_signals);
+  const auto run_start = std::chrono::steady_clock::now();
+  std::int64_t batches_trained = 0, batches_in_epoch = 0;
+  std::int64_t stop_code = 0;
+  const auto stop_requested = [&] {
+    std::int64_t code = limits.stop_on_signals ? stop_signal : 0;
+    if (code == 0 && limits.time_limit_seconds > 0 &&
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count() >=
+            limits.time_limit_seconds)
+      code = kTimeLimitReached;
+    if (code == 0 && limits.stop_after_batches > 0 && batches_trained >= limits.stop_after_batches)
+      code = kBatchLimitReached;
+    stop_code = world.allreduce_max(code);
+    return stop_code != 0;
+  };
+  const BatchProgress on_batch = [&](std::int64_t done, std::int64_t total, const BatchResult& so_far) {
+    ++batches_trained;
+    batches_in_epoch = total;
+    if (callbacks.on_batch) callbacks.on_batch(done, total, so_far);
+  };
+  const auto stopped = [&](int epoch, std::int64_t batches_done) {
+    return TrainingStopped("stopped by " + stop_reason(stop_code) + " in epoch " + std::to_string(epoch + 1) +
+                           " after batch " + std::to_string(batches_done) + " of " +
+                           std::to_string(batches_in_epoch) + "; checkpoint in " + out_dir +
+                           " (continue with: eqprop train --resume " + out_dir + ")");
+  };
+
   std::vector<EpochRecord> records;
   for (int epoch = epochs_done; epoch < config.training.epochs; ++epoch) {
+    if (epoch > epochs_done && stop_requested())  // the previous epoch's checkpoint holds the run
+      throw TrainingStopped("stopped by " + stop_reason(stop_code) + " after epoch " + std::to_string(epoch) +
+                            "; checkpoint in " + out_dir + " (continue with: eqprop train --resume " + out_dir +
+                            ")");
     if (callbacks.on_epoch_start) callbacks.on_epoch_start(epoch + 1, config.training.epochs);
     const auto start = std::chrono::steady_clock::now();
     BatchResult train;
+    const std::int64_t first_batch = position.batches_done;
+    BatchResult carried = std::move(position.totals);
+    position = EpochPosition{};
     try {
-      train = trainer.train_epoch(data.train, normalization, epoch, callbacks.on_batch);
+      stop_code = 0;
+      train = trainer.train_epoch(data.train, normalization, epoch, on_batch, first_batch, stop_requested,
+                                  std::move(carried));
+      if (stop_code != 0) {
+        // Mid-epoch: the parameters, the momentum and where the epoch stands.
+        const std::int64_t batches_done = train.batches;
+        if (writes) save_checkpoint(out_dir, trainer, epoch, EpochPosition{batches_done, train});
+        world.barrier();
+        throw stopped(epoch, batches_done);
+      }
       if (trainer.count_nonfinite_parameters() > 0)
         throw DivergenceError("training diverged in epoch " + std::to_string(epoch + 1) +
                               ": NaN or Inf in the weights");
@@ -121,8 +235,11 @@ std::vector<EpochRecord> run_training(Backend& backend, const Config& config, co
     for (float e : train.free_energies) energy_sum += e;
     record.free_energy_mean = energy_sum / train.free_energies.size();
     record.free_energy_histogram = Histogram::of(train.free_energies, 20);
-    save_checkpoint(out_dir, trainer, epoch + 1);
-    std::ofstream(metrics_path, std::ios::app) << record.to_json().dump() << "\n";
+    require_identical_parameters(trainer, epoch + 1);
+    if (writes) {
+      save_checkpoint(out_dir, trainer, epoch + 1);
+      std::ofstream(metrics_path, std::ios::app) << record.to_json().dump() << "\n";
+    }
     records.push_back(record);
     if (callbacks.on_epoch_end) callbacks.on_epoch_end(record);
   }

@@ -13,6 +13,7 @@
 #include "engine/config.h"
 #include "engine/dataset.h"
 #include "engine/trainer.h"
+#include "kernels/error.h"
 
 namespace eqprop {
 
@@ -46,13 +47,30 @@ struct RunCallbacks {
   std::function<void(const EpochRecord&)> on_epoch_end;
 };
 
+// When a run stops before its last epoch, at a batch boundary, with a resumable
+// checkpoint (preemption on a cluster: Slurm sends SIGTERM, or SIGUSR1 with
+// --signal=B:USR1@SECONDS, before it kills a job).
+struct RunLimits {
+  bool stop_on_signals = false;     // SIGTERM, SIGINT, SIGUSR1 while the run lasts
+  double time_limit_seconds = 0;    // > 0: stop once this call has run this long
+  std::int64_t stop_after_batches = 0;  // > 0: stop after this many training batches
+};
+
+// The run stopped early (RunLimits) after writing a checkpoint that --resume
+// continues exactly where it stopped; what() says why and where.
+class TrainingStopped : public Error {
+ public:
+  using Error::Error;
+};
+
 // The normalization the config asks for, computed from the training split.
 Normalization make_normalization(const Config& config, const Dataset& train);
 
 // Trains into out_dir (created if needed). With `resume`, continues from the
 // checkpoint in out_dir. Returns the records of the epochs run by this call.
+// Throws TrainingStopped when `limits` end it early.
 std::vector<EpochRecord> run_training(Backend& backend, const Config& config, const DatasetSplits& data,
                                       const std::string& out_dir, bool resume,
-                                      const RunCallbacks& callbacks);
+                                      const RunCallbacks& callbacks, const RunLimits& limits = {});
 
 }  // namespace eqprop

@@ -18,6 +18,7 @@
 #include "engine/config.h"
 #include "engine/gradcheck.h"
 #include "engine/sweep.h"
+#include "engine/distributed.h"
 #include "engine/training_run.h"
 #include "engine/atomic_file.h"
 #include "hosttools/cli_options.h"
@@ -34,6 +35,9 @@
 namespace eqprop {
 namespace {
 
+// train stopped early with a resumable checkpoint (signal, --time-limit).
+constexpr int kStoppedExitCode = 4;
+
 // One entry per command: `eqprop help` lists them all, `eqprop COMMAND --help` its own.
 struct CommandUsage {
   const char* name;
@@ -44,7 +48,13 @@ const CommandUsage kCommands[] = {
     {"train",
      "  train      --config FILE [--out DIR] [--device auto|cpu|cuda] [--set key=value ...]\n"
      "             [--memory-gib X]   refuses before training when the batch does not fit (see plan)\n"
-     "             train --resume DIR [--set training.epochs=N ...]\n"},
+     "             train --resume DIR [--set training.epochs=N ...]\n"
+     "             train --resume auto --config FILE --out DIR   resumes DIR's checkpoint, else starts\n"
+     "             [--time-limit SECONDS] [--stop-after-batches N]   stop early like a signal does\n"
+     "             SIGTERM, SIGINT or SIGUSR1 (Slurm: --signal=B:USR1@300) finish the current batch,\n"
+     "             write a checkpoint of the position inside the epoch and exit with code 4;\n"
+     "             --resume continues exactly as if never stopped. Under mpirun/srun each rank\n"
+     "             relaxes its share of every batch (README.md: Several GPUs and clusters)\n"},
     {"eval",
      "  eval       --checkpoint DIR [--data DIR] [--split test|train] [--device ...] [--set ...]\n"
      "             [--sweep KEY=A:B|KEY=V1,V2,... [--out DIR]]   evaluate under each value; CSV and plot\n"},
@@ -90,7 +100,8 @@ const char* kUsageTail =
 const char* kOutputsAndExitCodes =
     "Output of train (in --out, default runs/<config name>): config.json (resolved config),\n"
     "metrics.jsonl (one JSON record per epoch), model.safetensors (checkpoint after each epoch).\n"
-    "Exit codes: 0 ok, 1 runtime error, 2 usage or config error, 3 training diverged.\n";
+    "Exit codes: 0 ok, 1 runtime error, 2 usage or config error, 3 training diverged,\n"
+    "4 train stopped early (signal or limit) with a resumable checkpoint.\n";
 
 std::string usage() {
   std::string text = kUsageHead;
@@ -151,14 +162,30 @@ std::optional<std::int64_t> memory_option(const Options& options) {
 
 int command_train(const std::vector<std::string>& args, std::ostream& out) {
   const Options options =
-      parse_options(args, 1, {"--config", "--out", "--device", "--set", "--resume", "--memory-gib"});
-  const bool resume = options.has("--resume");
-  if (resume && options.has("--config"))
+      parse_options(args, 1, {"--config", "--out", "--device", "--set", "--resume", "--memory-gib", "--time-limit",
+                              "--stop-after-batches"});
+  // --resume auto --out DIR: continue DIR's checkpoint when there is one, else start
+  // from --config (a job script that is requeued after preemption runs unchanged).
+  const bool resume_auto = options.has("--resume") && options.get("--resume") == "auto";
+  if (resume_auto && !options.has("--out")) throw UsageError("--resume auto needs --out DIR");
+  const bool resume = resume_auto ? std::filesystem::exists(std::filesystem::path(options.get("--out")) / kModelFile)
+                                  : options.has("--resume");
+  if (resume && options.has("--config") && !resume_auto)
     throw UsageError("--resume DIR continues with DIR/config.json; do not pass --config with it");
+  RunLimits limits;
+  limits.stop_on_signals = true;
+  if (options.has("--time-limit")) {
+    const std::string text = options.get("--time-limit");
+    char* end = nullptr;
+    limits.time_limit_seconds = std::strtod(text.c_str(), &end);
+    if (text.empty() || *end != '\0' || !(limits.time_limit_seconds > 0))
+      throw UsageError("--time-limit must be a positive number of seconds, got '" + text + "'");
+  }
+  limits.stop_after_batches = options.has("--stop-after-batches") ? parse_positive(options, "--stop-after-batches", 0) : 0;
   std::string out_dir;
   Config config;
   if (resume) {
-    out_dir = options.get("--resume");
+    out_dir = resume_auto ? options.get("--out") : options.get("--resume");
     if (options.has("--out") && options.get("--out") != out_dir)
       throw UsageError("--resume writes into the directory it resumes; drop --out");
     config = load_config(options, read_checkpoint_config(out_dir), out_dir + "/" + kConfigFile);
@@ -166,6 +193,11 @@ int command_train(const std::vector<std::string>& args, std::ostream& out) {
     config = config_from_options(options, true);
     out_dir = options.get("--out", "runs/" + std::filesystem::path(options.get("--config")).stem().string());
   }
+  // Under mpirun/srun: one rank per GPU of its node; rank 0 alone prints.
+  Distributed& world = Distributed::world();
+  if (world.size() > 1 && config.device == "cuda") world.select_cuda_device();
+  std::ostream silent(nullptr);
+  std::ostream& report = world.is_root() ? out : silent;
   auto backend = make_backend(config.device);
   // Before the data is read and the first epoch starts: a batch that cannot fit
   // fails now, with the size that would, not with an allocation error mid-run.
@@ -178,6 +210,7 @@ int command_train(const std::vector<std::string>& args, std::ostream& out) {
   ProgressBar bar(stderr);
   RunCallbacks callbacks;
   callbacks.on_epoch_start = [&](int epoch, int epochs) {
+    if (!world.is_root()) return;
     std::ostringstream label;
     label << "epoch " << epoch << "/" << epochs;
     std::int64_t samples = data.train.count();
@@ -185,6 +218,7 @@ int command_train(const std::vector<std::string>& args, std::ostream& out) {
     bar.start(label.str(), samples / config.training.batch_size, config.training.batch_size);
   };
   callbacks.on_batch = [&](std::int64_t done, std::int64_t, const BatchResult& so_far) {
+    if (!world.is_root()) return;
     bar.update(done, "loss " + std::to_string(so_far.loss_sum / so_far.size).substr(0, 6) + "  acc " +
                          percent(so_far.correct_sum / so_far.size));
   };
@@ -201,6 +235,7 @@ int command_train(const std::vector<std::string>& args, std::ostream& out) {
   // Two lines per epoch, each within 80 columns: the accuracies, then speed and
   // the relaxation diagnostics.
   callbacks.on_epoch_end = [&](const EpochRecord& r) {
+    if (!world.is_root()) return;
     bar.finish();
     out << std::fixed << "epoch " << r.epoch << "/" << config.training.epochs << "  test " << percent(r.test_acc)
         << " (loss " << std::setprecision(4) << r.test_loss << ")  train " << percent(r.train_acc) << " (loss "

@@ -1,0 +1,201 @@
+#include "engine/distributed.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <limits>
+#include <string>
+
+#include "kernels/error.h"
+
+#if defined(EQPROP_HAVE_MPI)
+#include <mpi.h>
+#endif
+#if defined(EQPROP_HAVE_CUDA)
+#include <cuda_runtime.h>
+#endif
+#if defined(EQPROP_HAVE_NCCL)
+#include <nccl.h>
+#endif
+
+namespace eqprop {
+namespace {
+
+#if defined(EQPROP_HAVE_MPI)
+// Set by mpirun (Open MPI), by MPICH/Intel MPI's Hydra and by srun's PMI/PMIx: a
+// process started by hand has none, and then MPI_Init is never called.
+bool launched_by_mpi() {
+  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMI_RANK", "PMIX_RANK"})
+    if (std::getenv(name)) return true;
+  return false;
+}
+
+void check_mpi(int code, const char* what) {
+  if (code == MPI_SUCCESS) return;
+  char text[MPI_MAX_ERROR_STRING];
+  int length = 0;
+  MPI_Error_string(code, text, &length);
+  throw DeviceError(std::string(what) + " failed: " + std::string(text, length));
+}
+
+// MPI counts are int: long buffers go in pieces.
+template <typename T>
+void allreduce_in_pieces(T* values, std::int64_t count, MPI_Datatype type) {
+  constexpr std::int64_t kPiece = std::numeric_limits<int>::max() / 2;
+  for (std::int64_t done = 0; done < count; done += kPiece) {
+    const int piece = static_cast<int>(std::min(kPiece, count - done));
+    check_mpi(MPI_Allreduce(MPI_IN_PLACE, values + done, piece, type, MPI_SUM, MPI_COMM_WORLD), "MPI_Allreduce");
+  }
+}
+#endif
+
+}  // namespace
+
+std::uint64_t fnv1a(const void* bytes, std::size_t count, std::uint64_t hash) {
+  const auto* p = static_cast<const unsigned char*>(bytes);
+  for (std::size_t i = 0; i < count; ++i) hash = (hash ^ p[i]) * 1099511628211ull;
+  return hash;
+}
+
+bool Distributed::built_with_mpi() {
+#if defined(EQPROP_HAVE_MPI)
+  return true;
+#else
+  return false;
+#endif
+}
+
+bool Distributed::built_with_nccl() {
+#if defined(EQPROP_HAVE_NCCL)
+  return true;
+#else
+  return false;
+#endif
+}
+
+Distributed& Distributed::world() {
+  static Distributed instance;
+  return instance;
+}
+
+Distributed::Distributed() {
+#if defined(EQPROP_HAVE_MPI)
+  if (!launched_by_mpi()) return;
+  int already = 0;
+  MPI_Initialized(&already);
+  if (!already) {
+    check_mpi(MPI_Init(nullptr, nullptr), "MPI_Init");
+    initialized_mpi_ = true;
+  }
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
+  MPI_Comm_size(MPI_COMM_WORLD, &size_);
+  MPI_Comm node;
+  check_mpi(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node),
+            "MPI_Comm_split_type");
+  MPI_Comm_rank(node, &local_rank_);
+  MPI_Comm_size(node, &local_size_);
+  MPI_Comm_free(&node);
+#endif
+}
+
+Distributed::~Distributed() {
+#if defined(EQPROP_HAVE_NCCL)
+  if (nccl_comm_) ncclCommDestroy(static_cast<ncclComm_t>(nccl_comm_));
+#endif
+#if defined(EQPROP_HAVE_MPI)
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (initialized_mpi_ && !finalized) MPI_Finalize();
+#endif
+}
+
+void Distributed::allreduce_sum(float* values, std::int64_t count) {
+  if (size_ == 1) return;
+#if defined(EQPROP_HAVE_MPI)
+  allreduce_in_pieces(values, count, MPI_FLOAT);
+#else
+  (void)values, (void)count;
+#endif
+}
+
+void Distributed::allreduce_sum(double* values, std::int64_t count) {
+  if (size_ == 1) return;
+#if defined(EQPROP_HAVE_MPI)
+  allreduce_in_pieces(values, count, MPI_DOUBLE);
+#else
+  (void)values, (void)count;
+#endif
+}
+
+std::int64_t Distributed::allreduce_max(std::int64_t value) {
+  if (size_ == 1) return value;
+#if defined(EQPROP_HAVE_MPI)
+  long long v = value;
+  check_mpi(MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_LONG_LONG, MPI_MAX, MPI_COMM_WORLD), "MPI_Allreduce");
+  value = v;
+#endif
+  return value;
+}
+
+void Distributed::broadcast(void* bytes, std::int64_t count, int root) {
+  if (size_ == 1) return;
+#if defined(EQPROP_HAVE_MPI)
+  check_mpi(MPI_Bcast(bytes, static_cast<int>(count), MPI_BYTE, root, MPI_COMM_WORLD), "MPI_Bcast");
+#else
+  (void)bytes, (void)count, (void)root;
+#endif
+}
+
+void Distributed::barrier() {
+  if (size_ == 1) return;
+#if defined(EQPROP_HAVE_MPI)
+  check_mpi(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier");
+#endif
+}
+
+void Distributed::require_agreement(std::uint64_t hash, const std::string& what) {
+  if (size_ == 1) return;
+  std::uint64_t root_hash = hash;
+  broadcast(&root_hash, sizeof root_hash);
+  if (allreduce_max(root_hash != hash ? 1 : 0) != 0)
+    throw ConfigError(what + " differs between the MPI ranks (rank " + std::to_string(rank_) +
+                      (root_hash != hash ? " disagrees with rank 0)" : " agrees with rank 0, another does not)"));
+}
+
+void Distributed::select_cuda_device() {
+#if defined(EQPROP_HAVE_CUDA)
+  if (size_ == 1) return;
+  int devices = 0;
+  if (cudaGetDeviceCount(&devices) != cudaSuccess) devices = 0;
+  if (local_size_ > devices)
+    throw DeviceError(std::to_string(local_size_) + " MPI ranks on this node but " + std::to_string(devices) +
+                      " CUDA device(s): start at most one rank per GPU");
+  if (cudaSetDevice(local_rank_) != cudaSuccess)
+    throw DeviceError("cannot select CUDA device " + std::to_string(local_rank_));
+#else
+  throw DeviceError("this build has no CUDA backend");
+#endif
+}
+
+void Distributed::device_allreduce_sum(float* device_values, std::int64_t count, void* cuda_stream) {
+  if (size_ == 1) return;
+#if defined(EQPROP_HAVE_NCCL) && defined(EQPROP_HAVE_MPI)
+  if (!nccl_comm_) {
+    ncclUniqueId id;
+    if (rank_ == 0 && ncclGetUniqueId(&id) != ncclSuccess) throw DeviceError("ncclGetUniqueId failed");
+    broadcast(&id, sizeof id);
+    ncclComm_t comm = nullptr;
+    const ncclResult_t made = ncclCommInitRank(&comm, size_, id, rank_);
+    if (made != ncclSuccess) throw DeviceError(std::string("ncclCommInitRank failed: ") + ncclGetErrorString(made));
+    nccl_comm_ = comm;
+  }
+  const ncclResult_t reduced =
+      ncclAllReduce(device_values, device_values, static_cast<std::size_t>(count), ncclFloat, ncclSum,
+                    static_cast<ncclComm_t>(nccl_comm_), static_cast<cudaStream_t>(cuda_stream));
+  if (reduced != ncclSuccess) throw DeviceError(std::string("ncclAllReduce failed: ") + ncclGetErrorString(reduced));
+#else
+  (void)device_values, (void)count, (void)cuda_stream;
+  throw DeviceError("this build has no NCCL: the CUDA backend cannot reduce across ranks");
+#endif
+}
+
+}  // namespace eqprop

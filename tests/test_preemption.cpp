@@ -1,0 +1,118 @@
+// Preemption: a run stopped between batches (a signal, a batch or time limit)
+// writes a checkpoint of its position inside the epoch, and resuming from it gives
+// the checkpoint and metrics of a run that was never stopped, bit for bit.
+#include <doctest/doctest.h>
+
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "engine/checkpoint.h"
+#include "engine/safetensors.h"
+#include "engine/training_run.h"
+#include "kernels/error.h"
+#include "tests/synthetic_data.h"
+#include "tests/test_util.h"
+
+namespace eqprop {
+namespace {
+
+using test::halves;
+
+// 2 epochs of the halves data, several batches each.
+Config preemption_config() {
+  return parse_config(nlohmann::json{{"model", {{"layers", {16, 12, 2}}}},
+                                     {"dynamics", {{"t_free", 15}, {"t_nudge", 6}}},
+                                     {"optimizer", {{"lr", 0.1}, {"momentum", 0.9}}},
+                                     {"training", {{"epochs", 2}, {"batch_size", 16}, {"eval_batch_size", 50}}}},
+                      "test");
+}
+
+std::string file_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// The model.safetensors bytes (parameters, momentum, metadata) and the metrics
+// without the wall-clock fields.
+void check_same_run(const std::string& a, const std::string& b) {
+  CHECK(file_text(a + "/" + kModelFile) == file_text(b + "/" + kModelFile));
+  std::ifstream left(a + "/" + kMetricsFile), right(b + "/" + kMetricsFile);
+  std::string l, r;
+  int records = 0;
+  while (std::getline(left, l)) {
+    REQUIRE(std::getline(right, r));
+    nlohmann::json x = nlohmann::json::parse(l), y = nlohmann::json::parse(r);
+    for (const char* clock : {"seconds", "samples_per_s"}) x.erase(clock), y.erase(clock);
+    CHECK(x.dump() == y.dump());
+    ++records;
+  }
+  CHECK(!std::getline(right, r));
+  CHECK(records == 2);
+}
+
+}  // namespace
+
+TEST_CASE("preemption: stopped after k batches and resumed equals an uninterrupted run") {
+  auto backend = make_backend("cpu");
+  test::TempDir straight, stopped;
+  run_training(*backend, preemption_config(), halves(), straight.path().string(), false, {});
+
+  RunLimits limits;
+  limits.stop_after_batches = 3;  // inside the first epoch
+  std::string message;
+  try {
+    run_training(*backend, preemption_config(), halves(), stopped.path().string(), false, {}, limits);
+  } catch (const TrainingStopped& stop) {
+    message = stop.what();
+  }
+  CHECK(message.find("epoch 1 after batch 3") != std::string::npos);
+  CHECK(message.find(stopped.path().string()) != std::string::npos);
+  const SafetensorsFile midway = read_safetensors(stopped.file(kModelFile));
+  CHECK(midway.metadata.at("epochs_done") == "0");
+  CHECK(midway.metadata.at("batches_done") == "3");
+
+  const auto records = run_training(*backend, preemption_config(), halves(), stopped.path().string(), true, {});
+  CHECK(records.size() == 2);
+  check_same_run(straight.path().string(), stopped.path().string());
+}
+
+TEST_CASE("preemption: SIGUSR1 during a batch stops after it; resuming twice still matches") {
+  auto backend = make_backend("cpu");
+  test::TempDir straight, stopped;
+  run_training(*backend, preemption_config(), halves(), straight.path().string(), false, {});
+
+  RunLimits limits;
+  limits.stop_on_signals = true;
+  // Slurm's warning signal arrives during batch `at` of a run (the progress report
+  // runs between the batch's update and the next batch).
+  const auto signal_at = [](int at) {
+    RunCallbacks callbacks;
+    callbacks.on_batch = [at, seen = 0](std::int64_t, std::int64_t, const BatchResult&) mutable {
+      if (++seen == at) std::raise(SIGUSR1);
+    };
+    return callbacks;
+  };
+  const auto run_until_stopped = [&](bool resume, int at) {
+    std::string message;
+    try {
+      run_training(*backend, preemption_config(), halves(), stopped.path().string(), resume, signal_at(at), limits);
+    } catch (const TrainingStopped& stop) {
+      message = stop.what();
+    }
+    MESSAGE(message);
+    CHECK(message.find("SIGUSR1") != std::string::npos);
+  };
+  run_until_stopped(false, 2);  // epoch 1, batch 2
+  run_until_stopped(true, 25);  // 23 batches on: epoch 2, batch 7
+  CHECK(read_safetensors(stopped.file(kModelFile)).metadata.at("batches_done") == "7");
+  const auto records = run_training(*backend, preemption_config(), halves(), stopped.path().string(), true, {});
+  CHECK(records.size() == 1);
+  check_same_run(straight.path().string(), stopped.path().string());
+}
+
+}  // namespace eqprop
