@@ -65,6 +65,15 @@ void truncate_metrics(const std::string& path, int epochs_done) {
   write_file_atomically(path, kept);
 }
 
+// One line of metrics.jsonl; a record that cannot be written (disk full) fails the
+// run instead of leaving a hole in the log of a run that reports success.
+void append_record(const std::string& path, const EpochRecord& record) {
+  std::ofstream out(path, std::ios::app);
+  out << record.to_json().dump() << "\n";
+  out.flush();
+  if (!out) throw CheckpointError("cannot append the record of epoch " + std::to_string(record.epoch) + " to " + path);
+}
+
 }  // namespace
 
 std::vector<EpochRecord> run_training(Backend& backend, const Config& config, const DatasetSplits& data,
@@ -120,8 +129,11 @@ std::vector<EpochRecord> run_training(Backend& backend, const Config& config, co
     for (float e : train.free_energies) energy_sum += e;
     record.free_energy_mean = energy_sum / train.free_energies.size();
     record.free_energy_histogram = Histogram::of(train.free_energies, 20);
+    // The record goes out before the checkpoint: a run killed between the two has
+    // a record of an epoch it has no checkpoint of, which resuming drops and runs
+    // again (truncate_metrics); the other order would lose the record for good.
+    append_record(metrics_path, record);
     save_checkpoint(out_dir, trainer, epoch + 1);
-    std::ofstream(metrics_path, std::ios::app) << record.to_json().dump() << "\n";
     records.push_back(record);
     if (callbacks.on_epoch_end) callbacks.on_epoch_end(record);
   }
