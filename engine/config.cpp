@@ -6,9 +6,11 @@
 #include <fstream>
 #include <iomanip>
 #include <iterator>
+#include <limits>
 #include <mutex>
 #include <sstream>
 
+#include "engine/json_limits.h"
 #include "models/model_registry.h"
 #include "kernels/error.h"
 
@@ -192,14 +194,20 @@ std::size_t edit_distance(const std::string& a, const std::string& b) {
   return row[b.size()];
 }
 
+// Keys longer than this get no suggestion: the edit distance is quadratic in the
+// key's length (a multi-megabyte key would take seconds), and no near miss of a
+// schema key is that long.
+constexpr std::size_t kMaxSuggestedKeyLength = 64;
+
 std::string unknown_key_message(const std::string& source, const std::string& key) {
   std::string best;
   std::size_t best_distance = 4;  // suggest only near misses
-  for (const ConfigKey& spec : schema()) {
-    const std::size_t distance = edit_distance(key, spec.key);
-    if (distance < best_distance) best_distance = distance, best = spec.key;
-  }
-  std::string message = source + ": unknown config key '" + key + "'";
+  if (key.size() <= kMaxSuggestedKeyLength)
+    for (const ConfigKey& spec : schema()) {
+      const std::size_t distance = edit_distance(key, spec.key);
+      if (distance < best_distance) best_distance = distance, best = spec.key;
+    }
+  std::string message = source + ": unknown config key '" + excerpt(key) + "'";
   if (!best.empty()) message += " (did you mean '" + best + "'?)";
   return message;
 }
@@ -210,18 +218,34 @@ std::string range_text(const ConfigKey& spec) {
   return text.str();
 }
 
+// A JSON integer against the key's range, exactly: as a double 2^53 + 1 rounds to
+// 2^53 and would pass a bound of 2^53. Integer keys' bounds are whole numbers
+// inside int64 (models/config_key.h).
+bool integer_out_of_range(const ConfigKey& spec, const json& value) {
+  if (value.is_number_unsigned() &&
+      value.get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+    return true;
+  const std::int64_t n = value.is_number_unsigned() ? static_cast<std::int64_t>(value.get<std::uint64_t>())
+                                                     : value.get<std::int64_t>();
+  const auto lowest = static_cast<std::int64_t>(spec.min_exclusive ? std::floor(spec.min) + 1 : std::ceil(spec.min));
+  const auto highest = static_cast<std::int64_t>(std::floor(spec.max));
+  return n < lowest || n > highest;
+}
+
 void check_number(const ConfigKey& spec, const json& value, const std::string& source,
                   const std::string& where) {
   const std::string name = source + ": " + where;
-  if (!value.is_number()) throw ConfigError(name + " must be a number, got " + value.dump());
+  if (!value.is_number()) throw ConfigError(name + " must be a number, got " + excerpt_json(value));
   const double x = value.get<double>();
   if (spec.type == ConfigValueType::integer || spec.type == ConfigValueType::integer_list) {
     if (!value.is_number_integer() && std::floor(x) != x)
-      throw ConfigError(name + " must be an integer, got " + value.dump());
+      throw ConfigError(name + " must be an integer, got " + excerpt_json(value));
   }
   const bool below = spec.min_exclusive ? x <= spec.min : x < spec.min;
-  if (!std::isfinite(x) || below || x > spec.max)
-    throw ConfigError(name + " = " + value.dump() + " is out of range " + range_text(spec));
+  const bool exact_integer = value.is_number_integer() &&
+                             (spec.type == ConfigValueType::integer || spec.type == ConfigValueType::integer_list);
+  if (exact_integer ? integer_out_of_range(spec, value) : !std::isfinite(x) || below || x > spec.max)
+    throw ConfigError(name + " = " + excerpt_json(value) + " is out of range " + range_text(spec));
 }
 
 void check_value(const ConfigKey& spec, const json& value, const std::string& source) {
@@ -232,10 +256,10 @@ void check_value(const ConfigKey& spec, const json& value, const std::string& so
       check_number(spec, value, source, spec.key);
       return;
     case ConfigValueType::boolean:
-      if (!value.is_boolean()) throw ConfigError(name + " must be true or false, got " + value.dump());
+      if (!value.is_boolean()) throw ConfigError(name + " must be true or false, got " + excerpt_json(value));
       return;
     case ConfigValueType::string:
-      if (!value.is_string()) throw ConfigError(name + " must be a string, got " + value.dump());
+      if (!value.is_string()) throw ConfigError(name + " must be a string, got " + excerpt_json(value));
       return;
     case ConfigValueType::choice: {
       const bool ok = value.is_string() && std::count(spec.choices.begin(), spec.choices.end(),
@@ -243,7 +267,7 @@ void check_value(const ConfigKey& spec, const json& value, const std::string& so
       if (!ok) {
         std::string allowed;
         for (const std::string& choice : spec.choices) allowed += (allowed.empty() ? "" : ", ") + choice;
-        throw ConfigError(name + " = " + value.dump() + " is not one of: " + allowed);
+        throw ConfigError(name + " = " + excerpt_json(value) + " is not one of: " + allowed);
       }
       return;
     }
@@ -256,7 +280,7 @@ void check_value(const ConfigKey& spec, const json& value, const std::string& so
       if (!value.is_array() || value.empty())
         throw ConfigError(name + " must be a non-empty array" +
                           (spec.type == ConfigValueType::number_or_list ? " or a number" : "") +
-                          ", got " + value.dump());
+                          ", got " + excerpt_json(value));
       for (std::size_t i = 0; i < value.size(); ++i)
         check_number(spec, value[i], source, std::string(spec.key) + "[" + std::to_string(i) + "]");
       return;
@@ -270,24 +294,26 @@ json::json_pointer pointer_of(const std::string& dotted) {
   return json::json_pointer(path);
 }
 
-// Flattens `user` into dotted keys, rejecting unknown ones and misplaced sections.
+// Flattens `user` into dotted keys (appended to `keys`), rejecting unknown ones and
+// misplaced sections.
 void collect_leaves(const json& node, const std::string& prefix, const std::string& source,
-                    json& resolved) {
+                    json& resolved, std::vector<std::string>& keys) {
   for (auto it = node.begin(); it != node.end(); ++it) {
     const std::string key = prefix.empty() ? it.key() : prefix + "." + it.key();
     const ConfigKey* spec = find_spec(key);
     if (spec) {
       check_value(*spec, it.value(), source);
       resolved[pointer_of(key)] = it.value();
+      keys.push_back(key);
       continue;
     }
     const bool is_section = std::any_of(schema().begin(), schema().end(), [&](const ConfigKey& s) {
       return s.key.rfind(key + ".", 0) == 0;
     });
     if (is_section && it.value().is_object()) {
-      collect_leaves(it.value(), key, source, resolved);
+      collect_leaves(it.value(), key, source, resolved, keys);
     } else if (is_section) {
-      throw ConfigError(source + ": '" + key + "' must be an object (a section), got " + it.value().dump());
+      throw ConfigError(source + ": '" + excerpt(key) + "' must be an object (a section), got " + excerpt_json(it.value()));
     } else {
       throw ConfigError(unknown_key_message(source, key));
     }
@@ -408,7 +434,7 @@ OptimizerConfig parse_optimizer(const json& section, const std::string& source) 
   optimizer.learning_rates = lr.is_number() ? std::vector<float>{lr.get<float>()} : lr.get<std::vector<float>>();
   optimizer.momentum = section.at("momentum").get<float>();
   if (optimizer.momentum >= 1.0f)
-    throw ConfigError(source + ": optimizer.momentum = " + section.at("momentum").dump() + " must be below 1");
+    throw ConfigError(source + ": optimizer.momentum = " + excerpt_json(section.at("momentum")) + " must be below 1");
   optimizer.weight_decay = section.at("weight_decay").get<float>();
   optimizer.cosine_schedule = choice_value(kSchedules, section.at("schedule"), source + ": optimizer.schedule");
   return optimizer;
@@ -446,8 +472,8 @@ void check_across_sections(const Config& config, const std::string& source) {
   const std::size_t minimum_layers = kind.minimum_layers(config.model.cost);
   if (config.model.layers.size() < minimum_layers)
     throw ConfigError(source + ": model.layers needs at least " + std::to_string(minimum_layers) +
-                      " sizes with model.cost = " + resolved["model"]["cost"].dump() + ", got " +
-                      resolved["model"]["layers"].dump());
+                      " sizes with model.cost = " + excerpt_json(resolved["model"]["cost"]) + ", got " +
+                      excerpt_json(resolved["model"]["layers"]));
   if (config.model.layers.back() > kMaxClasses)
     throw ConfigError(source + ": model.layers: the output layer has " + std::to_string(config.model.layers.back()) +
                       " units; at most " + std::to_string(kMaxClasses) + " classes are supported");
@@ -459,17 +485,64 @@ void check_across_sections(const Config& config, const std::string& source) {
   const json& lr = resolved["optimizer"]["lr"];
   if (weight_tensors > 0 && !config.optimizer.single_rate && lr.size() != weight_tensors)
     throw ConfigError(source + ": optimizer.lr has " + std::to_string(lr.size()) + " entries but model.layers " +
-                      resolved["model"]["layers"].dump() + " has " + std::to_string(weight_tensors) +
+                      excerpt_json(resolved["model"]["layers"]) + " has " + std::to_string(weight_tensors) +
                       " weight tensors");
+}
+
+// The setting that `key` needs to act in `config`, as key=value, or "" when it acts.
+// Every key has a value in the resolved config, so a key that the user sets where
+// it does nothing (the bits of a disabled ADC, cSB damping under the fixed point)
+// would silently read as if it were in effect.
+std::string switch_needed(const Config& config, const std::string& key) {
+  const json& resolved = config.resolved;
+  for (const char* converter : {"adc", "dac", "input_dac"}) {
+    const std::string prefix = std::string("hardware.") + converter + ".";
+    if (key.rfind(prefix, 0) == 0 && key != prefix + "enabled" &&
+        !resolved["hardware"][converter]["enabled"].get<bool>())
+      return prefix + "enabled=true";
+  }
+  const bool csb = config.dynamics.integrator == Integrator::csb || config.dynamics.nudge_integrator == Integrator::csb;
+  // The Ising kind's discrete simulated bifurcation takes its gain from dynamics.a0.
+  const bool ising_dsb = config.model.kind == "ising" && resolved.contains("ising") &&
+                         resolved["ising"].value("relaxation", "") == "dsb";
+  if ((key == "dynamics.gamma" || key == "dynamics.pump" || (key == "dynamics.a0" && !ising_dsb)) && !csb)
+    return "dynamics.integrator=csb";
+  if (key == "dynamics.check_every" && config.dynamics.tolerance == 0.0f) return "dynamics.tolerance=1e-4";
+  if (key == "ep.random_sign" && config.ep.symmetric) return "ep.nudging=one_sided";
+  for (const ModelKind& kind : model_kinds())
+    if (kind.name != config.model.kind &&
+        std::any_of(kind.keys.begin(), kind.keys.end(), [&](const ConfigKey& spec) { return spec.key == key; }))
+      return "model.kind=" + kind.name;
+  return "";
+}
+
+// Refuses a key the user set away from its default where it has no effect in the
+// resolved config, naming the setting it needs.
+void check_keys_take_effect(const Config& config, const std::vector<std::string>& user_keys,
+                            const std::string& source) {
+  for (const std::string& key : user_keys) {
+    // A key at its default changes nothing either way, and a resolved config
+    // (config.json, parsed again) holds every key.
+    if (config.resolved[pointer_of(key)] == find_spec(key)->default_value) continue;
+    const std::string needed = switch_needed(config, key);
+    if (!needed.empty())
+      throw ConfigError(source + ": " + key + " has no effect unless " + needed + " (now " +
+                        needed.substr(0, needed.find('=')) + " = " +
+                        excerpt_json(config.resolved[pointer_of(needed.substr(0, needed.find('=')))]) +
+                        "): add --set " + needed + ", or drop " + key);
+  }
 }
 
 }  // namespace
 
-Config parse_config(const json& user, const std::string& source) {
-  if (!user.is_object()) throw ConfigError(source + ": a config must be a JSON object");
+Config parse_config(const json& user, const std::string& source, const json& base) {
+  if (!user.is_object() || !base.is_object()) throw ConfigError(source + ": a config must be a JSON object");
   json resolved = defaults();
-  json given = json::object();
-  collect_leaves(user, "", source, given);
+  json inherited = json::object(), given = json::object();
+  std::vector<std::string> base_keys, user_keys;
+  collect_leaves(base, "", source, inherited, base_keys);
+  collect_leaves(user, "", source, given, user_keys);
+  resolved.merge_patch(inherited);
   resolved.merge_patch(given);
 
   Config config;
@@ -484,6 +557,7 @@ Config parse_config(const json& user, const std::string& source) {
   config.hardware = hardware_config_from(resolved.at("hardware"), source);
   config.resolved = std::move(resolved);
   check_across_sections(config, source);
+  check_keys_take_effect(config, user_keys, source);
   return config;
 }
 
@@ -496,7 +570,9 @@ json read_config_file(const std::string& path) {
   if (!file) throw ConfigError(path + ": cannot open config file");
   const std::string text((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
   try {
-    return json::parse(text, nullptr, true, /*ignore_comments=*/true);
+    return parse_json_bounded(text, kMaxJsonDepth, /*ignore_comments=*/true);
+  } catch (const JsonDepthError& error) {
+    throw ConfigError(path + ": " + error.what());
   } catch (const json::out_of_range&) {
     // A number beyond double (1e400): JSON allows it, a config value cannot be it.
     KeyTracker tracker;
@@ -510,7 +586,7 @@ json read_config_file(const std::string& path) {
 void apply_override(json& user, const std::string& assignment) {
   const std::size_t equals = assignment.find('=');
   if (equals == std::string::npos || equals == 0)
-    throw ConfigError("--set '" + assignment + "': expected key=value, e.g. training.epochs=5");
+    throw ConfigError("--set '" + excerpt(assignment) + "': expected key=value, e.g. training.epochs=5");
   const std::string key = assignment.substr(0, equals);
   const std::string text = assignment.substr(equals + 1);
   const ConfigKey* spec = find_spec(key);
@@ -520,9 +596,11 @@ void apply_override(json& user, const std::string& assignment) {
     value = text;
   } else {
     try {
-      value = json::parse(text);
+      value = parse_json_bounded(text);
+    } catch (const JsonDepthError& error) {
+      throw ConfigError("--set " + key + ": '" + excerpt(text) + "': " + error.what());
     } catch (const json::exception&) {  // malformed, or a number beyond double (1e400)
-      throw ConfigError("--set " + key + "=" + text + ": '" + text + "' is not a valid value");
+      throw ConfigError("--set " + key + "=" + excerpt(text) + ": '" + excerpt(text) + "' is not a valid value");
     }
   }
   check_value(*spec, value, "--set");
@@ -536,7 +614,7 @@ void apply_override(json& user, const std::string& assignment) {
     if (child.is_null()) child = json::object();
     if (!child.is_object())
       throw ConfigError("--set " + key + ": '" + key.substr(0, dot) + "' must be an object (a section), got " +
-                        child.dump());
+                        excerpt_json(child));
     node = &child;
   }
   user[pointer_of(key)] = value;

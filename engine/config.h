@@ -87,8 +87,13 @@ struct Config {
 };
 
 // Validates `user` (a partial config: absent keys take their defaults) and returns
-// the typed config. `source` names the file in error messages.
-Config parse_config(const nlohmann::json& user, const std::string& source);
+// the typed config. `source` names the file in error messages. A key the user sets
+// away from its default where it has no effect (a converter's bits while it is off, cSB's damping
+// under another integrator, ...) is a ConfigError naming the setting it needs.
+// `base`, when given, is a config the user's keys apply to, e.g. a checkpoint's
+// config.json: its keys are validated but not counted as the user's.
+Config parse_config(const nlohmann::json& user, const std::string& source,
+                    const nlohmann::json& base = nlohmann::json::object());
 
 // The hardware section alone (a config with only that section), for tests and tools.
 HardwareConfig parse_hardware_config(const nlohmann::json& section, const std::string& source);

@@ -19,7 +19,8 @@ namespace {
 // kept only if usable(sample, label): EP at a finite beta matches the derivative
 // only where the loss is smooth over the nudge (each model kind's
 // GradcheckReference says what that means for it). Unusable samples are drawn
-// again, and counted.
+// again, and counted; remedy() (asked after the draws, so it can use what they
+// measured) says what to change when too few are usable.
 struct Samples {
   std::vector<std::vector<double>> xs;
   std::vector<int> labels;
@@ -28,11 +29,12 @@ struct Samples {
 };
 
 Samples draw_samples(const Config& config, const GradcheckOptions& options, int inputs, int classes,
-                     const std::function<bool(const std::vector<double>&, int)>& usable, const std::string& remedy) {
+                     const std::function<bool(const std::vector<double>&, int)>& usable,
+                     const std::function<std::string()>& remedy) {
   Samples out;
   for (std::uint64_t draw = 0; static_cast<int>(out.xs.size()) < options.samples; ++draw) {
     if (draw >= 100u * static_cast<std::uint64_t>(options.samples))
-      throw ConfigError("gradcheck: fewer than 1 in 100 random samples are usable: " + remedy);
+      throw ConfigError("gradcheck: fewer than 1 in 100 random samples are usable: " + remedy());
     std::vector<double> sample;
     for (int i = 0; i < inputs; ++i)
       sample.push_back(uniform_from_word(random_words(config.seed, RngStream::synthetic_data, draw * inputs + i, 2).v[0]));
@@ -105,7 +107,8 @@ nlohmann::json run_gradcheck(Backend& backend, const Config& config, const Gradc
       kind.gradcheck(GradcheckSetup{config.model, config.ep.beta, config.dynamics.dt, config.resolved, parameters});
   const Samples samples = draw_samples(
       config, options, model.input_size(), model.classes(),
-      [&](const std::vector<double>& sample, int label) { return exact->usable(sample, label); }, exact->remedy());
+      [&](const std::vector<double>& sample, int label) { return exact->usable(sample, label); },
+      [&] { return exact->remedy(); });
   const reference::Gradient engine = engine_gradient(backend, trainer, samples);
   nlohmann::json result = report(backend, config, options);
   exact->compare(engine, samples.xs, samples.labels, samples.rejected, result);

@@ -32,9 +32,9 @@ class JsonDepthError : public std::runtime_error {
 // `text` parsed like Json::parse, except that an object or array nested more than
 // `max_depth` levels deep (the top-level value is level 1) throws JsonDepthError as
 // soon as the parser reaches it, before anything that deep is built. Invalid JSON
-// throws nlohmann's parse_error as usual.
+// throws nlohmann's parse_error as usual; `ignore_comments` as in Json::parse.
 template <class Json = nlohmann::json>
-Json parse_json_bounded(std::string_view text, int max_depth = kMaxJsonDepth) {
+Json parse_json_bounded(std::string_view text, int max_depth = kMaxJsonDepth, bool ignore_comments = false) {
   // The callback sees the depth of the container that is starting (0 for the top
   // level); returning true keeps every value, so the result equals Json::parse.
   const typename Json::parser_callback_t limit = [max_depth](int depth, typename Json::parse_event_t event,
@@ -44,7 +44,7 @@ Json parse_json_bounded(std::string_view text, int max_depth = kMaxJsonDepth) {
       throw JsonDepthError("JSON nested deeper than " + std::to_string(max_depth) + " levels");
     return true;
   };
-  return Json::parse(text.begin(), text.end(), limit);
+  return Json::parse(text.begin(), text.end(), limit, /*allow_exceptions=*/true, ignore_comments);
 }
 
 // At most `max_chars` characters of `text` for a message: bytes outside printable

@@ -2,8 +2,11 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iomanip>
 #include <sstream>
 
 #include "engine/checkpoint.h"
@@ -127,6 +130,57 @@ void create_output_directory(const std::string& dir) {
   std::error_code error;
   std::filesystem::create_directories(dir, error);
   if (error) throw CheckpointError("cannot create output directory " + dir + ": " + error.message());
+}
+
+namespace {
+
+// `text` as a whole finite number (strtod reads all of it), else false.
+bool parse_number(const std::string& text, double& value) {
+  if (text.empty() || std::isspace(static_cast<unsigned char>(text[0]))) return false;
+  char* end = nullptr;
+  value = std::strtod(text.c_str(), &end);
+  return end == text.c_str() + text.size() && std::isfinite(value);
+}
+
+}  // namespace
+
+std::vector<std::string> sweep_range_values(const std::string& range) {
+  const std::size_t first = range.find(':');
+  const std::size_t second = first == std::string::npos ? std::string::npos : range.find(':', first + 1);
+  const std::string usage = "'" + range + "': expected A:B (integers) or A:B:STEP with A <= B and STEP > 0";
+  if (first == std::string::npos || (second != std::string::npos && range.find(':', second + 1) != std::string::npos))
+    throw ConfigError(usage);
+  double a = 0, b = 0, step = 1;
+  const std::string b_text = range.substr(first + 1, second == std::string::npos ? std::string::npos : second - first - 1);
+  if (!parse_number(range.substr(0, first), a) || !parse_number(b_text, b) || b < a) throw ConfigError(usage);
+  std::vector<std::string> values;
+  if (second == std::string::npos) {
+    // Integer ranges keep their exact decimal text (a seed beyond 2^53 included).
+    std::size_t used_a = 0, used_b = 0;
+    long long from = 0, to = 0;
+    try {
+      from = std::stoll(range.substr(0, first), &used_a);
+      to = std::stoll(b_text, &used_b);
+    } catch (const std::exception&) {
+      throw ConfigError(usage + " (a range of non-integers needs a STEP)");
+    }
+    if (used_a != first || used_b != b_text.size()) throw ConfigError(usage + " (a range of non-integers needs a STEP)");
+    if (b - a >= static_cast<double>(kMaxSweepRangeValues))
+      throw ConfigError(usage + ": more than " + std::to_string(kMaxSweepRangeValues) + " values");
+    for (long long v = from; v <= to; ++v) values.push_back(std::to_string(v));
+    return values;
+  }
+  if (!parse_number(range.substr(second + 1), step) || step <= 0) throw ConfigError(usage);
+  // (B - A) / STEP is a whole number up to rounding: 0.1 / 0.01 = 10.000000000000002.
+  const double steps = std::floor((b - a) / step * (1 + 1e-9) + 1e-9);
+  if (!(steps < static_cast<double>(kMaxSweepRangeValues)))
+    throw ConfigError(usage + ": more than " + std::to_string(kMaxSweepRangeValues) + " values");
+  for (int i = 0; i <= static_cast<int>(steps); ++i) {
+    std::ostringstream text;
+    text << std::setprecision(12) << a + i * step;
+    values.push_back(text.str());
+  }
+  return values;
 }
 
 std::string sweep_csv(const SweepSpec& spec, const std::vector<SweepPoint>& points) {

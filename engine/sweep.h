@@ -54,6 +54,14 @@ std::vector<SweepPoint> run_sweep(Backend& backend, const nlohmann::json& user, 
 // CheckpointError naming it when it cannot be made.
 void create_output_directory(const std::string& dir);
 
+// The values of a sweep range as text: "A:B", the integers A..B; "A:B:STEP", A,
+// A + STEP, ... up to B (B included when a whole number of steps away, within
+// rounding), each written with at most 12 significant digits so that
+// "0:0.1:0.01" gives 0, 0.01, ..., 0.1. ConfigError for anything else, for
+// B < A, a STEP <= 0 or more than kMaxSweepRangeValues values.
+constexpr std::size_t kMaxSweepRangeValues = 1001;
+std::vector<std::string> sweep_range_values(const std::string& range);
+
 // CSV with one row per point: variant, the swept and tied keys, epochs, test and
 // train accuracy and loss, free-phase energy and steps, seconds.
 std::string sweep_csv(const SweepSpec& spec, const std::vector<SweepPoint>& points);

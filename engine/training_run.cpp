@@ -129,6 +129,15 @@ std::string stop_reason(std::int64_t code) {
   return "signal " + std::to_string(code);
 }
 
+// One line of metrics.jsonl; a record that cannot be written (disk full) fails the
+// run instead of leaving a hole in the log of a run that reports success.
+void append_record(const std::string& path, const EpochRecord& record) {
+  std::ofstream out(path, std::ios::app);
+  out << record.to_json().dump() << "\n";
+  out.flush();
+  if (!out) throw CheckpointError("cannot append the record of epoch " + std::to_string(record.epoch) + " to " + path);
+}
+
 }  // namespace
 
 std::vector<EpochRecord> run_training(Backend& backend, const Config& config, const DatasetSplits& data,
@@ -237,8 +246,11 @@ std::vector<EpochRecord> run_training(Backend& backend, const Config& config, co
     record.free_energy_histogram = Histogram::of(train.free_energies, 20);
     require_identical_parameters(trainer, epoch + 1);
     if (writes) {
+      // The record goes out before the checkpoint: a run killed between the two has
+      // a record of an epoch it has no checkpoint of, which resuming drops and runs
+      // again (truncate_metrics); the other order would lose the record for good.
+      append_record(metrics_path, record);
       save_checkpoint(out_dir, trainer, epoch + 1);
-      std::ofstream(metrics_path, std::ios::app) << record.to_json().dump() << "\n";
     }
     records.push_back(record);
     if (callbacks.on_epoch_end) callbacks.on_epoch_end(record);

@@ -57,7 +57,7 @@ const CommandUsage kCommands[] = {
      "             relaxes its share of every batch (README.md: Several GPUs and clusters)\n"},
     {"eval",
      "  eval       --checkpoint DIR [--data DIR] [--split test|train] [--device ...] [--set ...]\n"
-     "             [--sweep KEY=A:B|KEY=V1,V2,... [--out DIR]]   evaluate under each value; CSV and plot\n"},
+     "             [--sweep KEY=A:B[:STEP]|KEY=V1,V2,... [--out DIR]]   evaluate under each value; CSV and plot\n"},
     {"gradcheck", "  gradcheck  --config FILE [--samples N] [--device ...] [--set key=value ...]\n"},
     {"bench",
      "  bench      [--config FILE] [--device ...] [--set key=value ...] [--repeats N] [--warmup N]\n"
@@ -188,7 +188,7 @@ int command_train(const std::vector<std::string>& args, std::ostream& out) {
     out_dir = resume_auto ? options.get("--out") : options.get("--resume");
     if (options.has("--out") && options.get("--out") != out_dir)
       throw UsageError("--resume writes into the directory it resumes; drop --out");
-    config = load_config(options, read_checkpoint_config(out_dir), out_dir + "/" + kConfigFile);
+    config = load_config(options, nlohmann::json::object(), out_dir + "/" + kConfigFile, read_checkpoint_config(out_dir));
   } else {
     config = config_from_options(options, true);
     out_dir = options.get("--out", "runs/" + std::filesystem::path(options.get("--config")).stem().string());
@@ -272,22 +272,18 @@ int command_train(const std::vector<std::string>& args, std::ostream& out) {
   return 0;
 }
 
-// "KEY=A:B" (integers A..B) or "KEY=V1,V2,..." -> (KEY, values).
+// "KEY=A:B" (integers A..B), "KEY=A:B:STEP" or "KEY=V1,V2,..." -> (KEY, values).
 std::pair<std::string, std::vector<std::string>> parse_eval_sweep(const std::string& text) {
   const std::size_t equals = text.find('=');
   if (equals == std::string::npos || equals == 0 || equals + 1 == text.size())
-    throw UsageError("--sweep '" + text + "': expected KEY=A:B or KEY=V1,V2,...");
+    throw UsageError("--sweep '" + text + "': expected KEY=A:B, KEY=A:B:STEP or KEY=V1,V2,...");
   const std::string key = text.substr(0, equals), list = text.substr(equals + 1);
   std::vector<std::string> values;
-  const std::size_t colon = list.find(':');
-  if (colon != std::string::npos) {
+  if (list.find(':') != std::string::npos) {
     try {
-      std::size_t used_a = 0, used_b = 0;
-      const long a = std::stol(list.substr(0, colon), &used_a), b = std::stol(list.substr(colon + 1), &used_b);
-      if (used_a != colon || used_b != list.size() - colon - 1 || b < a || b - a > 1000) throw std::invalid_argument("");
-      for (long v = a; v <= b; ++v) values.push_back(std::to_string(v));
-    } catch (const std::exception&) {
-      throw UsageError("--sweep '" + text + "': A:B must be two integers with A <= B");
+      values = sweep_range_values(list);
+    } catch (const ConfigError& error) {
+      throw UsageError("--sweep " + key + ": " + error.what());
     }
   } else {
     std::stringstream items(list);
@@ -306,8 +302,8 @@ int command_eval(const std::vector<std::string>& args, std::ostream& out) {
   Options adjusted = options;
   if (options.has("--data")) adjusted.repeated["--set"].push_back("data.dir=" + options.get("--data"));
   const std::string source = dir + "/" + kConfigFile;
-  const nlohmann::json user = read_checkpoint_config(dir);
-  const Config config = load_config(adjusted, user, source);
+  const nlohmann::json checkpoint = read_checkpoint_config(dir), user = nlohmann::json::object();
+  const Config config = load_config(adjusted, user, source, checkpoint);
   const std::string split = options.get("--split", "test");
   if (split != "test" && split != "train") throw UsageError("--split must be test or train, got '" + split + "'");
   // Without --sweep: one evaluation. With it: one per value of the key, every
@@ -319,7 +315,7 @@ int command_eval(const std::vector<std::string>& args, std::ostream& out) {
   for (const std::string& value : values) {
     Options point = adjusted;
     if (!key.empty()) point.repeated["--set"].push_back(key + "=" + value);
-    configs.push_back(load_config(point, user, source));
+    configs.push_back(load_config(point, user, source, checkpoint));
   }
   auto backend = make_backend(config.device);
   const DatasetSplits data = load_data(config);

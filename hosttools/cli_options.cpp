@@ -52,10 +52,11 @@ int parse_positive(const Options& options, const std::string& flag, int fallback
   throw UsageError(flag + " " + text + ": expected a positive integer");
 }
 
-Config load_config(const Options& options, nlohmann::json user, const std::string& source) {
+Config load_config(const Options& options, nlohmann::json user, const std::string& source,
+                   const nlohmann::json& base) {
   for (const std::string& assignment : options.all("--set")) apply_override(user, assignment);
   if (options.has("--device")) apply_override(user, "device=" + options.get("--device"));
-  return parse_config(user, source);
+  return parse_config(user, source, base);
 }
 
 nlohmann::json user_config_from_options(const Options& options, bool required) {

@@ -38,8 +38,10 @@ Options parse_options(const std::vector<std::string>& args, std::size_t first, c
 // The value of `flag` as a positive integer, or `fallback` when absent.
 int parse_positive(const Options& options, const std::string& flag, int fallback);
 
-// `user` (a partial config) with the --set overrides and --device applied, parsed.
-Config load_config(const Options& options, nlohmann::json user, const std::string& source);
+// `user` (a partial config) with the --set overrides and --device applied, parsed;
+// `base` as in parse_config (a checkpoint's config.json, whose keys are not the user's).
+Config load_config(const Options& options, nlohmann::json user, const std::string& source,
+                   const nlohmann::json& base = nlohmann::json::object());
 // The same from --config FILE, or from the defaults when it is absent and not required.
 Config config_from_options(const Options& options, bool required);
 // The partial config of --config FILE (or {}), before overrides.

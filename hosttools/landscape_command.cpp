@@ -30,7 +30,7 @@ int command_landscape(const std::vector<std::string>& args, std::ostream& out, s
   if (options.has("--integrator"))
     adjusted.repeated["--set"].push_back("dynamics.integrator=" + options.get("--integrator"));
   if (options.has("--steps")) adjusted.repeated["--set"].push_back("dynamics.t_free=" + options.get("--steps"));
-  const Config config = load_config(adjusted, read_checkpoint_config(dir), dir + "/" + kConfigFile);
+  const Config config = load_config(adjusted, nlohmann::json::object(), dir + "/" + kConfigFile, read_checkpoint_config(dir));
   if (config.model.kind != "dense_hopfield" && config.model.kind != "conv_hopfield")
     throw UsageError("landscape: model.kind = \"" + config.model.kind +
                      "\" is not supported (dense_hopfield and conv_hopfield, whose states lie in [0, 1])");

@@ -41,6 +41,8 @@ class KinkMargin {
  public:
   explicit KinkMargin(double beta) : needed_(2.0 * beta) {}
   bool usable(double margin);
+  // Names a beta at which about 3 in 4 of the samples drawn so far would have been
+  // usable: half the margin that many of them keep.
   std::string remedy() const;
   // "samples_redrawn_near_a_kink" and "smallest_field_margin".
   void report(int redrawn, nlohmann::json& report) const;
@@ -48,6 +50,7 @@ class KinkMargin {
  private:
   double needed_;
   double smallest_ = 1e300;
+  std::vector<double> margins_;  // of every sample drawn, usable or not
 };
 
 }  // namespace eqprop

@@ -19,10 +19,12 @@
 #include <vector>
 
 #include "engine/batch_loader.h"
+#include "engine/checkpoint.h"
 #include "engine/config.h"
 #include "engine/json_limits.h"
 #include "engine/safetensors.h"
 #include "engine/trainer.h"
+#include "engine/training_run.h"
 #include "hosttools/cifar10_reader.h"
 #include "hosttools/dataset_files.h"
 #include "hosttools/gset_reader.h"
@@ -166,6 +168,65 @@ TEST_CASE("bad input: a safetensors header nested 60000 deep is a CheckpointErro
 }
 
 // ---- messages that echoed whole values or raw bytes -----------------------------
+
+TEST_CASE("bad input: a config file or a --set value nested 60000 deep is a ConfigError, not a stack overflow") {
+  TempDir dir;
+  const std::string deep = std::string(kDeep, '[') + std::string(kDeep, ']');
+  for (const std::string& text : {deep, R"({"model": {"layers": )" + deep + "}}"}) {
+    const std::string path = dir.file("deep.json");
+    write_text(path, text);
+    check_refused(run_in_child<ConfigError>([&] { read_config_file(path); }, 0));
+    check_printable(thrown_message<ConfigError>([&] { read_config_file(path); }));
+  }
+  check_refused(run_in_child<ConfigError>(
+      [&] {
+        nlohmann::json user = nlohmann::json::object();
+        apply_override(user, "model.layers=" + deep);
+      },
+      0));
+  nlohmann::json user = nlohmann::json::object();
+  check_printable(thrown_message<ConfigError>([&] { apply_override(user, "model.layers=" + deep); }));
+}
+
+TEST_CASE("bad input: a multi-megabyte unknown config key is refused at once, printably") {
+  const std::string huge(2 * kMiB, 'k');
+  check_refused(run_in_child<ConfigError>([&] { parse_config(nlohmann::json{{huge, 1}}, "big.json"); }, 0, 3));
+  check_refused(run_in_child<ConfigError>(
+      [&] {
+        nlohmann::json user = nlohmann::json::object();
+        apply_override(user, huge + "=1");
+      },
+      0, 3));
+  check_printable(thrown_message<ConfigError>([&] { parse_config(nlohmann::json{{huge, 1}}, "big.json"); }));
+  // A NUL inside the key is shown, not where the message stops.
+  const std::string message =
+      thrown_message<ConfigError>([&] { parse_config(nlohmann::json{{std::string("se\0ed_tail", 10), 1}}, "n.json"); });
+  check_printable(message);
+  check_contains(message, {"se\\x00ed_tail"});
+}
+
+TEST_CASE("bad input: a metrics record that cannot be written fails the run, before that epoch's checkpoint") {
+  auto backend = make_backend("cpu");
+  TempDir dir;
+  const Config config = parse_config(
+      nlohmann::json{{"model", {{"layers", {16, 12, 2}}}},
+                     {"dynamics", {{"t_free", 15}, {"t_nudge", 6}}},
+                     {"training", {{"epochs", 2}, {"batch_size", 16}, {"eval_batch_size", 50}}}},
+      "test");
+  const std::filesystem::path metrics = dir.path() / kMetricsFile;
+  RunCallbacks callbacks;
+  callbacks.on_epoch_start = [&](int epoch, int) {
+    if (epoch != 2) return;
+    // A directory where the file was: the append fails like on a full disk.
+    std::filesystem::remove(metrics);
+    std::filesystem::create_directory(metrics);
+  };
+  check_contains(thrown_message<CheckpointError>(
+                     [&] { run_training(*backend, config, test::halves(), dir.path().string(), false, callbacks); }),
+                 {"epoch 2", kMetricsFile});
+  // The checkpoint is the last epoch whose record was written: resuming runs epoch 2 again.
+  CHECK(read_safetensors((dir.path() / kModelFile).string()).metadata.at("epochs_done") == "1");
+}
 
 TEST_CASE("bad input: excerpt keeps messages short and printable") {
   CHECK(excerpt("plain text") == "plain text");

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/safetensors.h"
+#include "engine/sweep.h"
 #include "hosttools/cli.h"
 #include "kernels/backend.h"
 #include "tests/test_util.h"
@@ -216,6 +217,19 @@ TEST_CASE("cli: train config errors") {
     check_code(r, 1);
     check_contains(r.err, {"cuda"});
   }
+}
+
+TEST_CASE("cli: sweep ranges A:B and A:B:STEP") {
+  CHECK(sweep_range_values("2:5") == std::vector<std::string>{"2", "3", "4", "5"});
+  const std::vector<std::string> noise = sweep_range_values("0:0.1:0.01");
+  REQUIRE(noise.size() == 11);
+  CHECK(noise[0] == "0");
+  CHECK(noise[3] == "0.03");
+  CHECK(noise[10] == "0.1");
+  CHECK(sweep_range_values("0.1:1:0.3") == std::vector<std::string>{"0.1", "0.4", "0.7", "1"});
+  CHECK(sweep_range_values("1e-3:3e-3:1e-3") == std::vector<std::string>{"0.001", "0.002", "0.003"});
+  for (const char* bad : {"0:0.5", "3:1", "0:1:0", "0:1:-1", "0:1:x", "a:b", "0:1:0.1:2", "0:100000", "0:1:1e-9"})
+    CHECK_THROWS_AS(sweep_range_values(bad), ConfigError);
 }
 
 TEST_CASE("cli: --set into a config file whose section is not an object") {
@@ -452,6 +466,25 @@ TEST_CASE("cli: gradcheck on a small network") {
     CHECK(tensor["cosine"].get<double>() > 0.99);
   }
   CHECK(result["backend"] == "cpu");
+}
+
+TEST_CASE("cli: gradcheck with a beta too large for its samples names the beta that works") {
+  TempDir dir;
+  const std::string path = dir.file("gradcheck.json");
+  write_json(path, {{"model", {{"layers", {6, 5, 4}}}},
+                    {"dynamics", {{"t_free", 400}, {"t_nudge", 400}}},
+                    {"ep", {{"beta", 0.45}, {"nudging", "one_sided"}}}});
+  const CliResult refused = run({"gradcheck", "--config", path, "--device", "cpu", "--samples", "20"});
+  check_code(refused, 2);
+  check_contains(refused.err, {"fewer than 1 in 100", "lower ep.beta to "});
+  const std::size_t at = refused.err.find("lower ep.beta to ") + std::string("lower ep.beta to ").size();
+  const std::string beta = refused.err.substr(at, refused.err.find(' ', at) - at);
+  INFO(refused.err);
+  REQUIRE(std::stod(beta) > 0);
+  CHECK(std::stod(beta) < 0.45);
+  const CliResult works =
+      run({"gradcheck", "--config", path, "--device", "cpu", "--samples", "20", "--set", "ep.beta=" + beta});
+  check_code(works, 0);
 }
 
 TEST_CASE("cli: bench on a small network") {

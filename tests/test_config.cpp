@@ -323,6 +323,13 @@ TEST_CASE("config: out-of-range values") {
   SUBCASE("negative seed") {
     check_contains(parse_error(R"({"seed": -1})"), {kSource, "seed", "out of range"});
   }
+  SUBCASE("seed 2^53 + 1 is outside [0, 2^53] although it rounds to 2^53 as a double") {
+    check_contains(parse_error(R"({"seed": 9007199254740993})"), {kSource, "seed", "9007199254740993", "out of range"});
+    check_contains(parse_error(R"({"seed": 18446744073709551615})"), {kSource, "seed", "out of range"});
+    CHECK(parse_config(json::parse(R"({"seed": 9007199254740992})"), kSource).seed == 9007199254740992ULL);
+    json user = json::object();
+    check_contains(override_error(user, "seed=9007199254740993"), {"--set", "seed", "out of range"});
+  }
   SUBCASE("a layer of size 0") {
     check_contains(parse_error(R"({"model": {"layers": [784, 0, 10]}})"),
                    {kSource, "model.layers[1]", "out of range"});
@@ -335,6 +342,51 @@ TEST_CASE("config: out-of-range values") {
     check_contains(parse_error(R"({"model": {"layers": [784, 2000]}, "optimizer": {"lr": 0.1}})"),
                    {kSource, "model.layers", "2000"});
   }
+}
+
+TEST_CASE("config: a key the user sets where it has no effect names the setting it needs") {
+  const std::vector<std::pair<const char*, const char*>> refused = {
+      {R"({"hardware": {"adc": {"bits": 4}}})", "hardware.adc.enabled=true"},
+      {R"({"hardware": {"dac": {"rounding": "stochastic"}}})", "hardware.dac.enabled=true"},
+      {R"({"hardware": {"input_dac": {"bits": 6}}})", "hardware.input_dac.enabled=true"},
+      {R"({"dynamics": {"gamma": 0.3}})", "dynamics.integrator=csb"},
+      {R"({"dynamics": {"a0": 2}})", "dynamics.integrator=csb"},
+      {R"({"dynamics": {"pump": "linear", "integrator": "gradient_flow"}})", "dynamics.integrator=csb"},
+      {R"({"dynamics": {"check_every": 2}})", "dynamics.tolerance="},
+      {R"({"ep": {"random_sign": true}})", "ep.nudging=one_sided"},
+      {R"({"ising": {"replicas": 2}})", "model.kind=ising"},
+      {R"({"conv": {"kernel": [5]}})", "model.kind=conv_hopfield"},
+      {R"({"oscillator": {"shil": 0.5}})", "model.kind=oscillator"},
+  };
+  for (const auto& [text, needed] : refused) {
+    INFO(text);
+    check_contains(parse_error(text), {kSource, "has no effect", needed});
+  }
+  // Set where they act, the same keys parse.
+  for (const char* text : {
+           R"({"hardware": {"adc": {"enabled": true, "bits": 4}}})",
+           R"({"hardware": {"adc": {"enabled": false}}})",
+           R"({"dynamics": {"integrator": "csb", "gamma": 0.3, "a0": 2, "pump": "linear"}})",
+           R"({"dynamics": {"nudge_integrator": "csb", "gamma": 0.3}})",
+           R"({"dynamics": {"tolerance": 1e-4, "check_every": 2}})",
+           R"({"ep": {"nudging": "one_sided", "random_sign": true}})",
+       }) {
+    INFO(text);
+    CHECK_NOTHROW(parse_config(json::parse(text), kSource));
+  }
+  // --set: the same rule.
+  json user = json::object();
+  apply_override(user, "hardware.adc.bits=2");
+  check_contains(parse_error(user), {"hardware.adc.bits", "has no effect", "--set hardware.adc.enabled=true"});
+  // The keys of a base config (a checkpoint's, which holds every key) are not the user's.
+  const Config trained = parse_config(json::object(), kSource);
+  CHECK_NOTHROW(parse_config(json::object(), kSource, trained.resolved));
+  check_contains(thrown_message<ConfigError>([&] {
+                   parse_config(json{{"hardware", {{"adc", {{"bits", 3}}}}}}, kSource, trained.resolved);
+                 }),
+                 {"hardware.adc.bits", "hardware.adc.enabled=true"});
+  CHECK(parse_config(json{{"hardware", {{"adc", {{"enabled", true}, {"bits", 3}}}}}}, kSource, trained.resolved)
+            .hardware.adc.bits == 3);
 }
 
 TEST_CASE("config: bad choice lists the allowed values") {
@@ -402,6 +454,7 @@ TEST_CASE("config: apply_override") {
     CHECK(parse_config(user, "--set").dynamics.integrator == Integrator::gradient_flow);
   }
   SUBCASE("a boolean") {
+    apply_override(user, "ep.nudging=one_sided");
     apply_override(user, "ep.random_sign=true");
     CHECK(user["ep"]["random_sign"] == true);
     CHECK(parse_config(user, "--set").ep.random_sign);

@@ -124,13 +124,14 @@ TEST_CASE("hardware: config errors name the file, the key and the value") {
                  {"hardware.adc.noise_sigma = 0.5 needs hardware.adc.enabled = true"});
   // Allowed: 1 bit asymmetric; a calibrated range ignores lo/hi; lo/hi checked only when fixed.
   CHECK_NOTHROW(parse(json{{"adc", {{"enabled", true}, {"bits", 1}}}}));
-  CHECK_NOTHROW(parse(json{{"dac", {{"lo", 2.0}, {"hi", 1.0}}}}));
+  CHECK_NOTHROW(parse(json{{"dac", {{"enabled", true}, {"lo", 2.0}, {"hi", 1.0}}}}));
 }
 
 TEST_CASE("hardware: --set overrides reach nested keys with their schema types") {
   json user = json::object();
   eqprop::apply_override(user, "hardware.adc.bits=6");
   eqprop::apply_override(user, "hardware.adc.enabled=true");
+  eqprop::apply_override(user, "hardware.dac.enabled=true");
   eqprop::apply_override(user, "hardware.dac.rounding=stochastic");
   eqprop::apply_override(user, "hardware.programming_noise.multiplicative=0.02");
   CHECK(user["hardware"]["adc"]["bits"] == 6);

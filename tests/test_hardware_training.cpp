@@ -38,9 +38,9 @@ TEST_CASE("hardware training: with every part off, results are bit-identical to 
   test::TempDir plain, off;
   nlohmann::json user = small_user(2);
   const auto a = trained(user, plain.path().string());
-  user["hardware"] = {{"dac", {{"enabled", false}, {"bits", 3}}},
+  user["hardware"] = {{"dac", {{"enabled", false}}},
                       {"input_dac", {{"enabled", false}}},
-                      {"adc", {{"enabled", false}, {"bits", 2}}},
+                      {"adc", {{"enabled", false}}},
                       {"programming_noise", {{"additive", 0.0}}},
                       {"mismatch_sigma", 0.0}};
   const auto b = trained(user, off.path().string());
@@ -56,7 +56,7 @@ TEST_CASE("hardware training: the contrastive update reads the states through th
   // Skipping the ADC on this path leaves fractional states and breaks the pattern.
   auto gradient_of = [](bool adc) {
     nlohmann::json user = small_user(1);
-    user["hardware"]["adc"] = {{"enabled", adc}, {"bits", 1}};
+    user["hardware"]["adc"] = adc ? nlohmann::json{{"enabled", true}, {"bits", 1}} : nlohmann::json{{"enabled", false}};
     const Config config = parse_config(user, "test");
     auto backend = make_backend("cpu");
     Trainer trainer(*backend, config, 16, 2);

@@ -28,7 +28,7 @@ TEST_CASE("landscape: the distinct minima of a two-unit network and the reset st
       const int batch = 3;
       const Config config = parse_config(
           nlohmann::json{{"model", {{"layers", {1, 1, 1}}}},
-                         {"dynamics", {{"integrator", integrator}, {"t_free", 400}, {"dt", 0.2}, {"gamma", 1.0}}},
+                         {"dynamics", {{"integrator", integrator}, {"t_free", 400}, {"dt", 0.2}, {"nudge_integrator", "csb"}, {"gamma", 1.0}}},
                          {"training", {{"batch_size", batch}, {"eval_batch_size", batch}}}},
           "test");
       auto backend = make_backend("cpu");

@@ -29,6 +29,7 @@ Config temperature_config(const std::string& integrator, int steps, float dt) {
                                       {{"integrator", integrator},
                                        {"t_free", steps},
                                        {"dt", dt},
+                                       {"nudge_integrator", "csb"},  // free phase only: gamma and a0 act
                                        {"gamma", 1.0},
                                        {"a0", 2.0},  // a0 != gamma: cSB's sigma differs from gradient flow's
                                        {"temperature", kTemperature}}},
