@@ -5,7 +5,7 @@
 set -euo pipefail
 
 packages=(cmake g++ make ccache nlohmann-json3-dev doctest-dev zlib1g-dev libopenblas-dev
-          libopenblas0-openmp dataset-fashion-mnist)
+          libopenblas0-openmp libdnnl-dev dataset-fashion-mnist)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
