@@ -33,6 +33,8 @@ constexpr Choice<bool> kNudgings[] = {{"symmetric", true}, {"one_sided", false}}
 constexpr Choice<bool> kSchedules[] = {{"constant", false}, {"cosine", true}};  // OptimizerConfig::cosine_schedule
 constexpr Choice<GemmPrecision> kGemmPrecisions[] = {
     {"fp32", GemmPrecision::fp32}, {"tf32", GemmPrecision::tf32}, {"bf16", GemmPrecision::bf16}};
+constexpr Choice<ConvolutionPath> kConvPaths[] = {
+    {"auto", ConvolutionPath::automatic}, {"library", ConvolutionPath::library}, {"im2col", ConvolutionPath::im2col}};
 constexpr Choice<bool> kNormalizations[] = {{"unit", false}, {"standardize", true}};  // DataConfig::standardize
 
 std::vector<std::string> nudge_integrator_names() {
@@ -129,6 +131,9 @@ std::vector<ConfigKey> build_schema() {
        "Precision of the GEMM products (states, fields and updates stay FP32). `fp32`: exact, the reference. "
        "`tf32` / `bf16`: inputs rounded to 10 / 7 mantissa bits, FP32 accumulation; tensor cores on CUDA "
        "(sm_80+), emulated by rounding on the CPU (slower there: for measuring accuracy)."},
+      {"training.conv_path", ConfigValueType::choice, "auto", 0, 0, false, choice_names(kConvPaths),
+       "How convolutions run: `library` (oneDNN on the CPU, cuDNN for fp32 / tf32 on CUDA, where built with "
+       "them), `im2col` (im2col + GEMM, the bit-exact reference) or `auto` (the library for bf16 GEMMs, im2col otherwise; im2col where no library)."},
       {"data.name", ConfigValueType::choice, "fashion_mnist", 0, 0, false,
        {"fashion_mnist", "mnist", "cifar10"}, "Dataset."},
       {"data.dir", ConfigValueType::string, "", 0, 0, false, {},
@@ -448,6 +453,7 @@ TrainingConfig parse_training(const json& section, const std::string& source) {
   training.prefetch_batches = section.at("prefetch_batches").get<int>();
   training.gemm_precision =
       choice_value(kGemmPrecisions, section.at("gemm_precision"), source + ": training.gemm_precision");
+  training.conv_path = choice_value(kConvPaths, section.at("conv_path"), source + ": training.conv_path");
   return training;
 }
 

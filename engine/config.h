@@ -15,6 +15,7 @@
 
 #include "engine/hardware_config.h"
 #include "engine/image_augmentation.h"
+#include "kernels/backend.h"
 #include "kernels/gemm_precision.h"
 #include "kernels/layer_step.h"
 #include "kernels/row_metrics.h"
@@ -62,6 +63,7 @@ struct TrainingConfig {
   int eval_batch_size = 1000;
   int prefetch_batches = 3;
   GemmPrecision gemm_precision = GemmPrecision::fp32;
+  ConvolutionPath conv_path = ConvolutionPath::automatic;
 };
 
 struct DataConfig {

@@ -28,6 +28,7 @@ Trainer::Trainer(Backend& backend, const Config& config, int input_size, int cla
   // The backend runs this trainer's GEMMs at the configured precision (the model
   // and the trainer share one backend; the last trainer built on it sets it).
   backend.set_gemm_precision(config.training.gemm_precision);
+  backend.set_convolution_path(config.training.conv_path);
   if (input_size < 0) input_size = model_->input_size();
   if (classes < 0) classes = model_->classes();
   input_size_ = input_size;

@@ -22,6 +22,8 @@
 #include "kernels/allocation_counter.h"
 #include "kernels/elementwise_ops.h"
 #include "kernels/gemm_precision.h"
+#include "kernels/plane_layout.h"
+#include "kernels/sliding_window.h"
 
 namespace eqprop {
 
@@ -47,6 +49,18 @@ struct BackendTraits {
   // launch per step. On the CPU a block is one core's loop, and a GEMM that reuses
   // its operands in registers is faster.
   bool has_on_chip_blocks = false;
+};
+
+// One 2-D convolution of a batch, as a library call sees it (models/conv_ops.h has
+// the math and the im2col + gemm reference): x (batch, in_channels, in_h, in_w) in
+// input_layout, y (batch, out_channels, out_h, out_w) in output_layout, weights
+// (out_channels, in_channels, kernel, kernel) row-major, no bias.
+enum class ConvolutionPath { automatic, library, im2col };
+
+struct ConvolutionGeometry {
+  std::int32_t batch = 1, in_channels = 1, out_channels = 1;
+  SlidingWindow window{};
+  PlaneLayout input_layout{}, output_layout{};
 };
 
 class Backend {
@@ -108,6 +122,33 @@ class Backend {
   // emulates them by rounding a copy of the inputs.
   virtual void set_gemm_precision(GemmPrecision precision) = 0;
   virtual GemmPrecision gemm_precision() const = 0;
+
+  // Convolutions by the device's library (oneDNN, cuDNN), in gemm_precision() with
+  // fp32 accumulation and fp32 results; equal to conv_ops' im2col + gemm up to the
+  // summation order. Each returns false, computing nothing, where the backend has
+  // no library or the library does not take the shape or precision (the caller
+  // then runs the im2col path). Primitives are built once per geometry and cached.
+  //   forward:          y = conv(x, weights)
+  //   backward_data:    x = conv_T(y, weights), the adjoint of forward
+  //   backward_weights: weight_gradient = alpha sum_b corr(x_b, y_b) + beta weight_gradient
+  // Which path models/conv_ops.h takes (training.conv_path): the library calls
+  // below, im2col + gemm, or automatic (the library for bf16 products, where its
+  // kernels are far faster and results are not bit-reproducible anyway; im2col,
+  // the bit-exact reference, for fp32 and tf32). Backends without a library ignore it.
+  virtual void set_convolution_path(ConvolutionPath) {}
+  virtual ConvolutionPath convolution_path() const { return ConvolutionPath::im2col; }
+  virtual bool convolution_forward(const ConvolutionGeometry&, const float* /*x*/, const float* /*weights*/,
+                                   float* /*y*/) {
+    return false;
+  }
+  virtual bool convolution_backward_data(const ConvolutionGeometry&, const float* /*y*/, const float* /*weights*/,
+                                         float* /*x*/) {
+    return false;
+  }
+  virtual bool convolution_backward_weights(const ConvolutionGeometry&, const float* /*x*/, const float* /*y*/,
+                                            float /*alpha*/, float /*beta*/, float* /*weight_gradient*/) {
+    return false;
+  }
 
   // Runs op(i) for i in [0, count). One virtual per op type (generated from the list).
 #define EQPROP_DECLARE_RUN(Op) virtual void run(const Op& op, std::int64_t count) = 0;

@@ -221,6 +221,39 @@ void CountingBackend::gemm(Transpose transpose_a, Transpose transpose_b, int m, 
   add(kGemmBytes, kFloat * (mm * kk + kk * nn + (beta != 0.0f ? 2 : 1) * mm * nn));
 }
 
+void CountingBackend::record_convolution(const ConvolutionGeometry& geometry, bool reads_result) {
+  const SlidingWindow& s = geometry.window;
+  const std::int64_t weights = std::int64_t(geometry.out_channels) * geometry.in_channels * s.kernel * s.kernel,
+                     x = std::int64_t(geometry.batch) * geometry.in_channels * s.in_plane(),
+                     y = std::int64_t(geometry.batch) * geometry.out_channels * s.out_plane(),
+                     positions = std::int64_t(geometry.batch) * s.out_plane();
+  add(kBlasCalls, 1);
+  add(kGemmFlops, 2 * weights * positions);
+  add(kGemmBytes, kFloat * (weights + x + y + (reads_result ? weights : 0)));
+}
+
+bool CountingBackend::convolution_forward(const ConvolutionGeometry& geometry, const float* x, const float* weights,
+                                          float* y) {
+  if (!inner_.convolution_forward(geometry, x, weights, y)) return false;
+  record_convolution(geometry, false);
+  return true;
+}
+
+bool CountingBackend::convolution_backward_data(const ConvolutionGeometry& geometry, const float* y,
+                                                const float* weights, float* x) {
+  if (!inner_.convolution_backward_data(geometry, y, weights, x)) return false;
+  record_convolution(geometry, false);
+  return true;
+}
+
+bool CountingBackend::convolution_backward_weights(const ConvolutionGeometry& geometry, const float* x,
+                                                   const float* y, float alpha, float beta,
+                                                   float* weight_gradient) {
+  if (!inner_.convolution_backward_weights(geometry, x, y, alpha, beta, weight_gradient)) return false;
+  record_convolution(geometry, beta != 0.0f);
+  return true;
+}
+
 #define EQPROP_DEFINE_COUNTED_RUN(Op)                                  \
   void CountingBackend::run(const Op& op, std::int64_t count) {        \
     inner_.run(op, count);                                             \

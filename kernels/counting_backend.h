@@ -107,6 +107,16 @@ class CountingBackend final : public Backend {
   void set_gemm_precision(GemmPrecision precision) override { inner_.set_gemm_precision(precision); }
   GemmPrecision gemm_precision() const override { return inner_.gemm_precision(); }
   BackendTraits traits() const override { return inner_.traits(); }
+  // Library convolutions count as one BLAS-like call each, with the FLOPs and
+  // operand traffic of the equivalent GEMM (kernels/im2col.h).
+  void set_convolution_path(ConvolutionPath path) override { inner_.set_convolution_path(path); }
+  ConvolutionPath convolution_path() const override { return inner_.convolution_path(); }
+  bool convolution_forward(const ConvolutionGeometry& geometry, const float* x, const float* weights,
+                           float* y) override;
+  bool convolution_backward_data(const ConvolutionGeometry& geometry, const float* y, const float* weights,
+                                 float* x) override;
+  bool convolution_backward_weights(const ConvolutionGeometry& geometry, const float* x, const float* y,
+                                    float alpha, float beta, float* weight_gradient) override;
 
 #define EQPROP_DECLARE_COUNTED_REDUCE_ROWS(Op, Body) void reduce_rows(const Op& op, std::int64_t rows) override;
   EQPROP_ROW_REDUCTIONS(EQPROP_DECLARE_COUNTED_REDUCE_ROWS)
@@ -124,6 +134,7 @@ class CountingBackend final : public Backend {
   void synchronize() override;
 
  private:
+  void record_convolution(const ConvolutionGeometry& geometry, bool reads_result);
   // One index per op and block body of the generated lists.
   enum OpIndex : int {
 #define EQPROP_OP_INDEX(Op) k##Op,

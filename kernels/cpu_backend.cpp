@@ -1,5 +1,8 @@
 #include "kernels/cpu_backend.h"
 #include "kernels/determinism.h"
+#ifdef EQPROP_HAVE_DNNL
+#include "kernels/dnnl_convolution.h"
+#endif
 #include "kernels/execution_context.h"
 
 #include <cblas.h>
@@ -224,6 +227,23 @@ class CpuBackend final : public Backend {
   void set_gemm_precision(GemmPrecision precision) override { precision_ = precision; }
   GemmPrecision gemm_precision() const override { return precision_; }
 
+  void set_convolution_path(ConvolutionPath path) override { convolution_path_ = path; }
+  ConvolutionPath convolution_path() const override { return convolution_path_; }
+#ifdef EQPROP_HAVE_DNNL
+  bool convolution_forward(const ConvolutionGeometry& geometry, const float* x, const float* weights,
+                           float* y) override {
+    return convolutions_.forward(geometry, precision_, x, weights, y);
+  }
+  bool convolution_backward_data(const ConvolutionGeometry& geometry, const float* y, const float* weights,
+                                 float* x) override {
+    return convolutions_.backward_data(geometry, precision_, y, weights, x);
+  }
+  bool convolution_backward_weights(const ConvolutionGeometry& geometry, const float* x, const float* y,
+                                    float alpha, float beta, float* weight_gradient) override {
+    return convolutions_.backward_weights(geometry, precision_, x, y, alpha, beta, weight_gradient);
+  }
+#endif
+
 #define EQPROP_DEFINE_RUN(Op) \
   EQPROP_REQUIRE_DETERMINISM(Op) \
   void run(const Op& op, std::int64_t count) override { run_on_cpu(op, count); }
@@ -272,6 +292,10 @@ class CpuBackend final : public Backend {
 
   AllocationCounter counter_;
   GemmPrecision precision_ = GemmPrecision::fp32;
+  ConvolutionPath convolution_path_ = ConvolutionPath::automatic;
+#ifdef EQPROP_HAVE_DNNL
+  DnnlConvolutions convolutions_;
+#endif
 };
 
 }  // namespace

@@ -35,6 +35,9 @@
 #include "kernels/backend.h"
 #include "kernels/cuda_backend.h"
 #include "kernels/cuda_check.h"
+#ifdef EQPROP_HAVE_CUDNN
+#include "kernels/cudnn_convolution.h"
+#endif
 #include "kernels/determinism.h"
 #include "kernels/error.h"
 #include "kernels/execution_context.h"
@@ -368,6 +371,23 @@ class CudaBackend final : public Backend {
   void set_gemm_precision(GemmPrecision precision) override { precision_ = precision; }
   GemmPrecision gemm_precision() const override { return precision_; }
 
+  void set_convolution_path(ConvolutionPath path) override { convolution_path_ = path; }
+  ConvolutionPath convolution_path() const override { return convolution_path_; }
+#ifdef EQPROP_HAVE_CUDNN
+  bool convolution_forward(const ConvolutionGeometry& geometry, const float* x, const float* weights,
+                           float* y) override {
+    return convolutions().forward(geometry, precision_, x, weights, y);
+  }
+  bool convolution_backward_data(const ConvolutionGeometry& geometry, const float* y, const float* weights,
+                                 float* x) override {
+    return convolutions().backward_data(geometry, precision_, y, weights, x);
+  }
+  bool convolution_backward_weights(const ConvolutionGeometry& geometry, const float* x, const float* y,
+                                    float alpha, float beta, float* weight_gradient) override {
+    return convolutions().backward_weights(geometry, precision_, x, y, alpha, beta, weight_gradient);
+  }
+#endif
+
 #define EQPROP_DEFINE_RUN(Op) \
   EQPROP_REQUIRE_DETERMINISM(Op) \
   void run(const Op& op, std::int64_t count) override { launch_elementwise(op, count, #Op); }
@@ -480,6 +500,15 @@ class CudaBackend final : public Backend {
   PinnedScratch host_count_;      // (1) int64, its pinned host copy
   AllocationCounter counter_;     // what allocate() holds (not the scratch above)
   GemmPrecision precision_ = GemmPrecision::fp32;
+  ConvolutionPath convolution_path_ = ConvolutionPath::automatic;
+#ifdef EQPROP_HAVE_CUDNN
+  // Made on the first library convolution: a cuDNN handle costs GPU memory and time.
+  std::unique_ptr<CudnnConvolutions> convolutions_;
+  CudnnConvolutions& convolutions() {
+    if (!convolutions_) convolutions_ = std::make_unique<CudnnConvolutions>(compute_stream_.get());
+    return *convolutions_;
+  }
+#endif
 };
 
 // cudaGetDeviceCount, or 0 with the reason in *why. Never throws.

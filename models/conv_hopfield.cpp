@@ -241,10 +241,17 @@ void ConvHopfield::conv_kernel_gradient(int k, const float* below, const float* 
     const float beta = overwrite && begin == 0 ? 0.0f : 1.0f;
     ConvShape conv = shape_.conv_shape(k, rows);
     const ConvWorkspace workspace{columns_.data(), conv_out_.data()};
-    conv2d_im2col(backend_, conv, below + in_offset, columns_.data());
+    // The library path takes x itself; im2col's column matrix serves both GEMMs below.
+    const bool library = conv_uses_library(backend_);
+    if (!library) conv2d_im2col(backend_, conv, below + in_offset, columns_.data());
     if (shape_.pool == PoolKind::none) {
-      conv2d_weight_gradient_columns(backend_, conv, columns_.data(), above + out_offset, alpha, beta, gradient,
-                                     workspace);
+      if (library) {
+        conv2d_weight_gradient(backend_, conv, below + in_offset, above + out_offset, alpha, beta, gradient,
+                               workspace);
+      } else {
+        conv2d_weight_gradient_columns(backend_, conv, columns_.data(), above + out_offset, alpha, beta, gradient,
+                                       workspace);
+      }
       continue;
     }
     conv.output_layout = cnhw_layout(rows);
@@ -254,16 +261,25 @@ void ConvHopfield::conv_kernel_gradient(int k, const float* below, const float* 
       if (k > 0) {
         // The argmax of this state's pooled convolution (the input's is cached);
         // the pooled values land in the drive, which every step recomputes.
-        conv2d_forward_columns(backend_, conv, columns_.data(), parameters_.weights[k].data(), nullptr,
-                               conv_out_.data(), workspace);
+        if (library) {
+          conv2d_forward(backend_, conv, below + in_offset, parameters_.weights[k].data(), nullptr,
+                         conv_out_.data(), workspace);
+        } else {
+          conv2d_forward_columns(backend_, conv, columns_.data(), parameters_.weights[k].data(), nullptr,
+                                 conv_out_.data(), workspace);
+        }
         max_pool2d(backend_, pool, conv_out_.data(), drive_[k].data() + out_offset, argmax);
       }
       max_unpool2d(backend_, pool, above + out_offset, argmax, conv_out_.data());
     } else {
       avg_unpool2d(backend_, pool, above + out_offset, conv_out_.data());
     }
-    conv2d_weight_gradient_columns(backend_, conv, columns_.data(), conv_out_.data(), alpha, beta, gradient,
-                                   workspace);
+    if (library) {
+      conv2d_weight_gradient(backend_, conv, below + in_offset, conv_out_.data(), alpha, beta, gradient, workspace);
+    } else {
+      conv2d_weight_gradient_columns(backend_, conv, columns_.data(), conv_out_.data(), alpha, beta, gradient,
+                                     workspace);
+    }
   }
 }
 

@@ -4,6 +4,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "kernels/error.h"
 #include "kernels/im2col.h"
 #include "kernels/max_pool.h"
 
@@ -67,6 +68,20 @@ const float* channel_major_view(Backend& backend, const ConvShape& shape, const 
   return workspace.channel_major;
 }
 
+ConvolutionGeometry geometry_of(const ConvShape& shape) {
+  return {shape.batch, shape.in_channels, shape.out_channels, shape.window(), shape.input_planes(),
+          shape.output_planes()};
+}
+
+// A library call's answer: true if it ran; false (run im2col) if the backend has no
+// primitive for the shape, unless the library path was asked for.
+bool library_ran(const Backend& backend, bool ran, const char* what) {
+  if (!ran && backend.convolution_path() == ConvolutionPath::library)
+    throw DeviceError(std::string(what) + ": training.conv_path is library but the backend has no library "
+                                          "convolution for this shape or precision");
+  return ran;
+}
+
 }  // namespace
 
 PlaneLayout ConvShape::input_planes() const { return resolve(input_layout, in_channels); }
@@ -101,6 +116,12 @@ ConvScratch::ConvScratch(Backend& backend, const ConvShape& shape)
     : columns_(backend, static_cast<std::size_t>(shape.columns_size())),
       channel_major_(backend, static_cast<std::size_t>(shape.channel_major_size())) {}
 
+bool conv_uses_library(const Backend& backend) {
+  const ConvolutionPath path = backend.convolution_path();
+  return path == ConvolutionPath::library ||
+         (path == ConvolutionPath::automatic && backend.gemm_precision() == GemmPrecision::bf16);
+}
+
 void conv2d_im2col(Backend& backend, const ConvShape& shape, const float* x, float* columns) {
   shape.validate();
   require(columns != nullptr, "conv2d_im2col: no columns workspace");
@@ -111,6 +132,16 @@ void conv2d_im2col(Backend& backend, const ConvShape& shape, const float* x, flo
 
 void conv2d_forward(Backend& backend, const ConvShape& shape, const float* x, const float* weights,
                     const float* bias, float* y, const ConvWorkspace& workspace, bool accumulate) {
+  if (!accumulate && conv_uses_library(backend)) {
+    shape.validate();
+    if (library_ran(backend, backend.convolution_forward(geometry_of(shape), x, weights, y), "conv2d_forward")) {
+      if (bias)
+        backend.run(PlaneRelayoutOp{y, y, bias, shape.output_planes(), shape.output_planes(), shape.out_channels,
+                                    shape.out_h() * shape.out_w(), false},
+                    shape.output_size());
+      return;
+    }
+  }
   conv2d_im2col(backend, shape, x, workspace.columns);
   conv2d_forward_columns(backend, shape, workspace.columns, weights, bias, y, workspace, accumulate);
 }
@@ -143,6 +174,10 @@ void conv2d_forward_columns(Backend& backend, const ConvShape& shape, const floa
 void conv2d_transpose(Backend& backend, const ConvShape& shape, const float* y, const float* weights, float* x,
                       const ConvWorkspace& workspace, bool accumulate) {
   shape.validate();
+  if (!accumulate && conv_uses_library(backend) &&
+      library_ran(backend, backend.convolution_backward_data(geometry_of(shape), y, weights, x),
+                  "conv2d_transpose"))
+    return;
   require(workspace.columns != nullptr, "conv2d_transpose: no columns workspace");
   const int co = shape.out_channels, ckk = static_cast<int>(shape.patch_size()),
             np = static_cast<int>(shape.positions());
@@ -157,6 +192,13 @@ void conv2d_transpose(Backend& backend, const ConvShape& shape, const float* y, 
 
 void conv2d_weight_gradient(Backend& backend, const ConvShape& shape, const float* x, const float* y, float alpha,
                             float beta, float* weight_gradient, const ConvWorkspace& workspace) {
+  if (conv_uses_library(backend)) {
+    shape.validate();
+    if (library_ran(backend,
+                    backend.convolution_backward_weights(geometry_of(shape), x, y, alpha, beta, weight_gradient),
+                    "conv2d_weight_gradient"))
+      return;
+  }
   conv2d_im2col(backend, shape, x, workspace.columns);
   conv2d_weight_gradient_columns(backend, shape, workspace.columns, y, alpha, beta, weight_gradient, workspace);
 }

@@ -100,6 +100,14 @@ class ConvScratch {
   DeviceBuffer<float> channel_major_;
 };
 
+// Library convolutions (Backend::convolution_*): conv2d_forward, conv2d_transpose
+// and conv2d_weight_gradient (not the *_columns variants) call them instead of
+// im2col + gemm when this is true (the backend's convolution_path(): library, or
+// automatic with bf16 GEMMs), for a call that does not accumulate into its output;
+// where the backend has no primitive for the shape they fall back to im2col, except
+// on ConvolutionPath::library, which throws DeviceError.
+bool conv_uses_library(const Backend& backend);
+
 // columns (patch_size, positions) = im2col(x).
 void conv2d_im2col(Backend& backend, const ConvShape& shape, const float* x, float* columns);
 

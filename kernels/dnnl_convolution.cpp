@@ -1,0 +1,219 @@
+#include "kernels/dnnl_convolution.h"
+
+#ifdef EQPROP_HAVE_DNNL
+
+#include <dnnl.hpp>
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "kernels/error.h"
+
+namespace eqprop {
+namespace {
+
+using dnnl::memory;
+using Dims = memory::dims;
+
+enum class Direction { forward, backward_data, backward_weights };
+
+// A tensor in the caller's layout (`user`) and in the primitive's (`library`):
+// where they differ, a staging buffer in the library layout and the reorder
+// between the two, both made once.
+struct Operand {
+  memory::desc user, library;
+  std::optional<memory> staging;
+  std::optional<dnnl::reorder> convert;  // user -> library for inputs, library -> user for outputs
+
+  void prepare(const dnnl::engine& engine, bool input) {
+    if (user == library) return;
+    staging = memory(library, engine);
+    convert = input ? dnnl::reorder(dnnl::reorder::primitive_desc(engine, user, engine, library))
+                    : dnnl::reorder(dnnl::reorder::primitive_desc(engine, library, engine, user));
+  }
+  // The primitive's argument for an input at `data`, reordered where needed.
+  memory input(const dnnl::engine& engine, dnnl::stream& stream, const float* data) const {
+    memory wrapped(user, engine, const_cast<float*>(data));
+    if (!staging) return wrapped;
+    convert->execute(stream, {{DNNL_ARG_FROM, wrapped}, {DNNL_ARG_TO, *staging}});
+    return *staging;
+  }
+  // The primitive's argument for an output to land at `data` (finish() moves it there).
+  memory output(const dnnl::engine& engine, float* data) const {
+    return staging ? *staging : memory(user, engine, data);
+  }
+  void finish(const dnnl::engine& engine, dnnl::stream& stream, float* data) const {
+    if (!staging) return;
+    memory wrapped(user, engine, data);
+    convert->execute(stream, {{DNNL_ARG_FROM, *staging}, {DNNL_ARG_TO, wrapped}});
+  }
+};
+
+struct Plan {
+  dnnl::primitive primitive;
+  Operand source, weights, destination;  // x, W, y in the primitive's roles (diff_* for the backward ones)
+  std::vector<float> gradient;           // backward_weights: the fp32 OIHW result before alpha / beta
+};
+
+// x's or y's description as strides over the caller's planes.
+memory::desc planes_desc(std::int32_t batch, std::int32_t channels, std::int32_t h, std::int32_t w,
+                         const PlaneLayout& layout) {
+  const memory::dim plane = memory::dim(h) * w;
+  return memory::desc(Dims{batch, channels, h, w}, memory::data_type::f32,
+                      Dims{layout.sample_stride * plane, layout.channel_stride * plane, w, 1});
+}
+
+using Key = std::array<std::int64_t, 14>;
+
+Key key_of(const ConvolutionGeometry& g, GemmPrecision precision, Direction direction) {
+  const SlidingWindow& s = g.window;
+  return {g.batch, g.in_channels, g.out_channels, s.in_h, s.in_w, s.kernel, s.stride, s.padding,
+          g.input_layout.sample_stride, g.input_layout.channel_stride, g.output_layout.sample_stride,
+          g.output_layout.channel_stride, static_cast<std::int64_t>(precision), static_cast<std::int64_t>(direction)};
+}
+
+}  // namespace
+
+struct DnnlConvolutions::Cache {
+  dnnl::engine engine{dnnl::engine::kind::cpu, 0};
+  dnnl::stream stream{engine};
+  std::map<Key, std::optional<Plan>> plans;  // nullopt: oneDNN has no primitive for it
+
+  const Plan* plan(const ConvolutionGeometry& g, GemmPrecision precision, Direction direction) {
+    const Key key = key_of(g, precision, direction);
+    const auto found = plans.find(key);
+    if (found != plans.end()) return found->second ? &*found->second : nullptr;
+    std::optional<Plan> made;
+    if (precision != GemmPrecision::tf32) {
+      try {
+        made = build(g, precision, direction);
+      } catch (const dnnl::error&) {
+        made.reset();
+      }
+    }
+    auto& slot = plans[key] = std::move(made);
+    return slot ? &*slot : nullptr;
+  }
+
+  Plan build(const ConvolutionGeometry& g, GemmPrecision precision, Direction direction) const {
+    using tag = memory::format_tag;
+    const auto operand_type = precision == GemmPrecision::bf16 ? memory::data_type::bf16 : memory::data_type::f32;
+    const auto f32 = memory::data_type::f32;
+    const SlidingWindow& s = g.window;
+    const Dims x_dims{g.batch, g.in_channels, s.in_h, s.in_w}, y_dims{g.batch, g.out_channels, s.out_h, s.out_w},
+        w_dims{g.out_channels, g.in_channels, s.kernel, s.kernel}, strides{s.stride, s.stride};
+    // Right padding so that the last window starts where sliding_output_size says.
+    const Dims padding_l{s.padding, s.padding},
+        padding_r{(s.out_h - 1) * s.stride + s.kernel - s.in_h - s.padding,
+                  (s.out_w - 1) * s.stride + s.kernel - s.in_w - s.padding};
+    const memory::desc user_x = planes_desc(g.batch, g.in_channels, s.in_h, s.in_w, g.input_layout);
+    const memory::desc user_y = planes_desc(g.batch, g.out_channels, s.out_h, s.out_w, g.output_layout);
+    const memory::desc user_w(w_dims, f32, tag::oihw);
+    // The inputs in the operand precision, the result in fp32; layouts oneDNN's choice.
+    const auto any = [](const Dims& dims, memory::data_type type) { return memory::desc(dims, type, tag::any); };
+    const dnnl::convolution_forward::desc forward_desc(
+        dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, any(x_dims, operand_type),
+        any(w_dims, operand_type), any(y_dims, f32), strides, padding_l, padding_r);
+    const dnnl::convolution_forward::primitive_desc forward_pd(forward_desc, engine);
+    // The backward primitives name the forward they belong to: the same geometry with
+    // every tensor in the operand type (a forward oneDNN has for bf16 and fp32 alike).
+    const dnnl::convolution_forward::desc hint_desc(
+        dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, any(x_dims, operand_type),
+        any(w_dims, operand_type), any(y_dims, operand_type), strides, padding_l, padding_r);
+    Plan plan;
+    if (direction == Direction::forward) {
+      plan.primitive = dnnl::convolution_forward(forward_pd);
+      plan.source = {user_x, forward_pd.src_desc()};
+      plan.weights = {user_w, forward_pd.weights_desc()};
+      plan.destination = {user_y, forward_pd.dst_desc()};
+    } else if (direction == Direction::backward_data) {
+      const dnnl::convolution_backward_data::desc desc(dnnl::algorithm::convolution_direct, any(x_dims, f32),
+                                                       any(w_dims, operand_type), any(y_dims, operand_type),
+                                                       strides, padding_l, padding_r);
+      const dnnl::convolution_forward::primitive_desc hint(hint_desc, engine);
+      const dnnl::convolution_backward_data::primitive_desc pd(desc, engine, hint);
+      plan.primitive = dnnl::convolution_backward_data(pd);
+      plan.source = {user_y, pd.diff_dst_desc()};
+      plan.weights = {user_w, pd.weights_desc()};
+      plan.destination = {user_x, pd.diff_src_desc()};
+    } else {
+      const dnnl::convolution_backward_weights::desc desc(dnnl::algorithm::convolution_direct,
+                                                          any(x_dims, operand_type), any(w_dims, f32),
+                                                          any(y_dims, operand_type), strides, padding_l, padding_r);
+      const dnnl::convolution_forward::primitive_desc hint(hint_desc, engine);
+      const dnnl::convolution_backward_weights::primitive_desc pd(desc, engine, hint);
+      plan.primitive = dnnl::convolution_backward_weights(pd);
+      plan.source = {user_x, pd.src_desc()};
+      plan.weights = {user_w, pd.diff_weights_desc()};  // the result here
+      plan.destination = {user_y, pd.diff_dst_desc()};
+      plan.gradient.resize(user_w.get_size() / sizeof(float));
+    }
+    const bool weights_are_input = direction != Direction::backward_weights;
+    plan.source.prepare(engine, true);
+    plan.weights.prepare(engine, weights_are_input);
+    plan.destination.prepare(engine, direction == Direction::backward_weights);
+    return plan;
+  }
+};
+
+DnnlConvolutions::DnnlConvolutions() : cache_(std::make_unique<Cache>()) {}
+DnnlConvolutions::~DnnlConvolutions() = default;
+
+bool DnnlConvolutions::forward(const ConvolutionGeometry& geometry, GemmPrecision precision, const float* x,
+                               const float* weights, float* y) {
+  const Plan* plan = cache_->plan(geometry, precision, Direction::forward);
+  if (!plan) return false;
+  auto& [engine, stream, plans] = *cache_;
+  (void)plans;
+  plan->primitive.execute(stream, {{DNNL_ARG_SRC, plan->source.input(engine, stream, x)},
+                                   {DNNL_ARG_WEIGHTS, plan->weights.input(engine, stream, weights)},
+                                   {DNNL_ARG_DST, plan->destination.output(engine, y)}});
+  plan->destination.finish(engine, stream, y);
+  stream.wait();
+  return true;
+}
+
+bool DnnlConvolutions::backward_data(const ConvolutionGeometry& geometry, GemmPrecision precision, const float* y,
+                                     const float* weights, float* x) {
+  const Plan* plan = cache_->plan(geometry, precision, Direction::backward_data);
+  if (!plan) return false;
+  auto& [engine, stream, plans] = *cache_;
+  (void)plans;
+  plan->primitive.execute(stream, {{DNNL_ARG_DIFF_DST, plan->source.input(engine, stream, y)},
+                                   {DNNL_ARG_WEIGHTS, plan->weights.input(engine, stream, weights)},
+                                   {DNNL_ARG_DIFF_SRC, plan->destination.output(engine, x)}});
+  plan->destination.finish(engine, stream, x);
+  stream.wait();
+  return true;
+}
+
+bool DnnlConvolutions::backward_weights(const ConvolutionGeometry& geometry, GemmPrecision precision,
+                                        const float* x, const float* y, float alpha, float beta,
+                                        float* weight_gradient) {
+  Plan* plan = const_cast<Plan*>(cache_->plan(geometry, precision, Direction::backward_weights));
+  if (!plan) return false;
+  auto& [engine, stream, plans] = *cache_;
+  (void)plans;
+  float* result = plan->gradient.data();
+  plan->primitive.execute(stream, {{DNNL_ARG_SRC, plan->source.input(engine, stream, x)},
+                                   {DNNL_ARG_DIFF_DST, plan->destination.input(engine, stream, y)},
+                                   {DNNL_ARG_DIFF_WEIGHTS, plan->weights.output(engine, result)}});
+  plan->weights.finish(engine, stream, result);
+  stream.wait();
+  // alpha and beta as gemm's: the EP update accumulates the two phases (beta = 1).
+  const std::size_t count = plan->gradient.size();
+  if (beta == 0.0f) {
+    for (std::size_t i = 0; i < count; ++i) weight_gradient[i] = alpha * result[i];
+  } else {
+    for (std::size_t i = 0; i < count; ++i) weight_gradient[i] = alpha * result[i] + beta * weight_gradient[i];
+  }
+  return true;
+}
+
+}  // namespace eqprop
+
+#endif  // EQPROP_HAVE_DNNL

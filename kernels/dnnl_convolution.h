@@ -1,0 +1,41 @@
+// The CPU backend's library convolutions (Backend::convolution_*): oneDNN
+// primitives, in fp32 or, for GemmPrecision::bf16, bf16 operands with fp32
+// accumulation and fp32 results (AMX / AVX512-BF16 where the CPU has them).
+//
+// Layouts: the callers' tensors stay NCHW (or any PlaneLayout, given to oneDNN as
+// strides); the primitives are created with format_tag::any, so oneDNN picks its
+// blocked / NHWC layouts, and each call reorders its operands into those layouts
+// and the result back (cheap next to the convolution: one pass over each tensor).
+// Primitives, reorders and the staging buffers are built once per (geometry,
+// precision, direction) and cached; a call allocates nothing after the first.
+// Built only with EQPROP_HAVE_DNNL (CMake option EQPROP_ENABLE_DNNL).
+#pragma once
+
+#include <memory>
+
+#include "kernels/backend.h"
+
+namespace eqprop {
+
+class DnnlConvolutions {
+ public:
+  DnnlConvolutions();
+  ~DnnlConvolutions();
+  DnnlConvolutions(const DnnlConvolutions&) = delete;
+  DnnlConvolutions& operator=(const DnnlConvolutions&) = delete;
+
+  // Backend::convolution_*'s contract: false (nothing computed) where oneDNN has
+  // no primitive for the geometry or the precision (tf32 has none here).
+  bool forward(const ConvolutionGeometry& geometry, GemmPrecision precision, const float* x, const float* weights,
+               float* y);
+  bool backward_data(const ConvolutionGeometry& geometry, GemmPrecision precision, const float* y,
+                     const float* weights, float* x);
+  bool backward_weights(const ConvolutionGeometry& geometry, GemmPrecision precision, const float* x,
+                        const float* y, float alpha, float beta, float* weight_gradient);
+
+ private:
+  struct Cache;
+  std::unique_ptr<Cache> cache_;
+};
+
+}  // namespace eqprop

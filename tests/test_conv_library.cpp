@@ -1,0 +1,105 @@
+// The library convolutions (Backend::convolution_*: oneDNN on the CPU) and the
+// im2col path of models/conv_ops.h, each against naive nested loops in double:
+// forward, transposed (backward-data) and kernel update (backward-weights), on odd
+// shapes (C = 1, Co = 3, stride 2, padding 0 / 1 / 2, non-square planes, a
+// channel-major y as the pooled model uses).
+//
+// Tolerances, per element, on S = the sum of |products| of that element:
+//  - fp32 (either path): 1e-5 S, the declared bound (summation order only);
+//  - bf16: each operand rounded to 8 significant bits (relative error <= u = 2^-8
+//    per operand, so <= 2u + u^2 per product), plus the fp32 accumulation:
+//    (2^-7 + 2^-16 + 1e-5) S.
+#include <doctest/doctest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/config.h"
+#include "engine/gradcheck.h"
+#include "tests/conv_library_check.h"
+
+using namespace eqprop::test::conv_library;
+
+TEST_CASE("conv library: im2col in fp32 and bf16 matches the naive double reference") {
+  auto backend = eqprop::make_backend("cpu");
+  check_path(*backend, ConvolutionPath::im2col, GemmPrecision::fp32, kFp32Tolerance, false);
+  check_path(*backend, ConvolutionPath::im2col, GemmPrecision::fp32, kFp32Tolerance, true);
+  check_path(*backend, ConvolutionPath::im2col, GemmPrecision::bf16, kBf16Tolerance, false);
+}
+
+TEST_CASE("conv library: oneDNN fp32 matches the naive double reference (NCHW and channel-major y)") {
+  if (eqprop::test::skip_case_if(!cpu_has_library(), "built without oneDNN (EQPROP_ENABLE_DNNL)")) return;
+  auto backend = eqprop::make_backend("cpu");
+  // ConvolutionPath::library throws where oneDNN refuses a shape: every case ran there.
+  check_path(*backend, ConvolutionPath::library, GemmPrecision::fp32, kFp32Tolerance, false);
+  check_path(*backend, ConvolutionPath::library, GemmPrecision::fp32, kFp32Tolerance, true);
+}
+
+TEST_CASE("conv library: oneDNN bf16 matches the naive double reference within the bf16 bound") {
+  if (eqprop::test::skip_case_if(!cpu_has_library(), "built without oneDNN (EQPROP_ENABLE_DNNL)")) return;
+  auto backend = eqprop::make_backend("cpu");
+  check_path(*backend, ConvolutionPath::library, GemmPrecision::bf16, kBf16Tolerance, false);
+  check_path(*backend, ConvolutionPath::library, GemmPrecision::bf16, kBf16Tolerance, true);
+}
+
+TEST_CASE("conv library: auto takes the library for bf16 only; tf32 has no library primitive") {
+  auto backend = eqprop::make_backend("cpu");
+  backend->set_convolution_path(ConvolutionPath::automatic);
+  backend->set_gemm_precision(GemmPrecision::fp32);
+  CHECK_FALSE(eqprop::conv_uses_library(*backend));
+  backend->set_gemm_precision(GemmPrecision::bf16);
+  CHECK(eqprop::conv_uses_library(*backend));
+  backend->set_convolution_path(ConvolutionPath::im2col);
+  CHECK_FALSE(eqprop::conv_uses_library(*backend));
+  if (!cpu_has_library()) return;
+  // tf32 on the library path: refused with DeviceError, not silently run in fp32.
+  backend->set_convolution_path(ConvolutionPath::library);
+  backend->set_gemm_precision(GemmPrecision::tf32);
+  const ConvShape shape = shape_of(kCases[0]);
+  ConvScratch scratch(*backend, shape);
+  eqprop::DeviceBuffer<float> x(*backend, shape.input_size()), w(*backend, shape.weight_size()),
+      y(*backend, shape.output_size());
+  CHECK_THROWS_AS(eqprop::conv2d_forward(*backend, shape, x.data(), w.data(), nullptr, y.data(), scratch.workspace()),
+                  eqprop::DeviceError);
+}
+
+TEST_CASE("conv library: the counting backend forwards library convolutions as one BLAS-like call each") {
+  if (eqprop::test::skip_case_if(!cpu_has_library(), "built without oneDNN (EQPROP_ENABLE_DNNL)")) return;
+  auto inner = eqprop::make_backend("cpu");
+  eqprop::CountingBackend counting(*inner);
+  counting.set_convolution_path(ConvolutionPath::library);
+  CHECK(inner->convolution_path() == ConvolutionPath::library);
+  const ConvShape shape = shape_of(kCases[4]);
+  ConvScratch scratch(counting, shape);
+  eqprop::DeviceBuffer<float> x(counting, shape.input_size()), w(counting, shape.weight_size()),
+      y(counting, shape.output_size()), g(counting, shape.weight_size());
+  counting.fill_zero(x.data(), x.size() * sizeof(float));
+  counting.fill_zero(w.data(), w.size() * sizeof(float));
+  counting.fill_zero(y.data(), y.size() * sizeof(float));
+  const eqprop::BackendCounts before = counting.counts();
+  eqprop::conv2d_forward(counting, shape, x.data(), w.data(), nullptr, y.data(), scratch.workspace());
+  eqprop::conv2d_transpose(counting, shape, y.data(), w.data(), x.data(), scratch.workspace());
+  eqprop::conv2d_weight_gradient(counting, shape, x.data(), y.data(), 1.0f, 0.0f, g.data(), scratch.workspace());
+  const eqprop::BackendCounts used = counting.counts() - before;
+  CHECK(used.blas_calls == 3);
+  CHECK(used.gemm_flops == std::int64_t(3 * shape.gemm_flops()));
+  CHECK(used.kernel_launches == 0);  // no im2col, col2im or reordering ops
+}
+
+TEST_CASE("conv library: the conv gradcheck passes in fp32 on the oneDNN path") {
+  if (eqprop::test::skip_case_if(!cpu_has_library(), "built without oneDNN (EQPROP_ENABLE_DNNL)")) return;
+  auto backend = eqprop::make_backend("cpu");
+  backend->set_convolution_path(ConvolutionPath::library);  // throws where a shape has no primitive
+  // As tests/test_conv_hopfield.cpp's gradcheck: symmetric EP at small beta against
+  // central differences, max pooling and cross-entropy read-out.
+  nlohmann::json user =
+      eqprop::read_config_file(std::string(EQPROP_SOURCE_DIR) + "/configs/gradcheck_tiny_conv.json");
+  user["training"]["conv_path"] = "library";
+  const nlohmann::json report =
+      eqprop::run_gradcheck(*backend, eqprop::parse_config(user, "gradcheck_tiny_conv"), eqprop::GradcheckOptions{6});
+  MESSAGE(report["tensors"].dump());
+  for (const auto& tensor : report["tensors"]) {
+    CAPTURE(tensor.dump());
+    CHECK(tensor["cosine"].get<double>() > 0.9999);
+    CHECK(tensor["relative_error"].get<double>() < 5e-3);
+  }
+}
