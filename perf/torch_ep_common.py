@@ -18,6 +18,15 @@ def check_common_args(parser, a):
         parser.error("--beta must be non-zero (symmetric EP divides by 2 beta)")
 
 
+def int_list(parser, text, message, skip_empty=False):
+    """The comma-separated integers of text (without the empty items if skip_empty);
+    a usage error with message otherwise."""
+    try:
+        return [int(v) for v in text.split(",") if v.strip() or not skip_empty]
+    except ValueError:
+        parser.error(message)
+
+
 def import_torch(args, script):
     """Sets the thread counts (and OPENBLAS_CORETYPE) while torch and its BLAS are
     not yet loaded, then imports torch; exits with a clear message without it."""

@@ -74,11 +74,9 @@ def parse_args(argv=None):
     p.add_argument("--openblas-coretype", default=None, metavar="NAME",
                    help="set OPENBLAS_CORETYPE before torch loads OpenBLAS (see perf/torch_reference_ep.py)")
     a = p.parse_args(argv)
-    try:
-        a.channel_list = [int(v) for v in a.channels.split(",")]
-        a.padding_list = [int(v) for v in a.paddings.split(",")]
-    except ValueError:
-        p.error("--channels and --paddings must be comma-separated integers")
+    not_ints = "--channels and --paddings must be comma-separated integers"
+    a.channel_list = torch_ep_common.int_list(p, a.channels, not_ints)
+    a.padding_list = torch_ep_common.int_list(p, a.paddings, not_ints)
     if len(a.channel_list) != len(a.padding_list) or not a.channel_list:
         p.error("--channels and --paddings need the same number of entries")
     torch_ep_common.check_common_args(p, a)

@@ -112,10 +112,8 @@ def parse_args(argv=None):
                         "does not recognise recent Xeons and falls back to its SSE3 'Prescott' "
                         "kernels (about 4x slower GEMM); the JSON reports the core in use")
     a = p.parse_args(argv)
-    try:
-        a.layer_sizes = [int(v) for v in a.layers.split(",") if v.strip()]
-    except ValueError:
-        p.error("--layers must be comma-separated integers, e.g. 784,500,10")
+    a.layer_sizes = torch_ep_common.int_list(p, a.layers, "--layers must be comma-separated integers, e.g. 784,500,10",
+                                             skip_empty=True)
     if len(a.layer_sizes) < 2 or min(a.layer_sizes) < 1:
         p.error("--layers needs at least two positive sizes (input and output)")
     torch_ep_common.check_common_args(p, a)
