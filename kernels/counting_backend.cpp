@@ -169,11 +169,15 @@ void CountingBackend::deallocate(void* pointer) noexcept {
   add(kDeviceFrees, 1);
 }
 
+void CountingBackend::record_transfer(Field operations, Field bytes_field, std::size_t bytes) {
+  add(operations, 1);
+  add(bytes_field, static_cast<std::int64_t>(bytes));
+}
+
 void CountingBackend::upload(int slot, void* device_destination, const void* host_source, std::size_t bytes) {
   inner_.upload(slot, device_destination, host_source, bytes);
   if (bytes == 0) return;
-  add(kHostToDeviceCopies, 1);
-  add(kBytesHostToDevice, static_cast<std::int64_t>(bytes));
+  record_transfer(kHostToDeviceCopies, kBytesHostToDevice, bytes);
 }
 
 void CountingBackend::wait_uploads() {
@@ -184,31 +188,27 @@ void CountingBackend::wait_uploads() {
 void CountingBackend::copy_to_device(void* device_destination, const void* host_source, std::size_t bytes) {
   inner_.copy_to_device(device_destination, host_source, bytes);
   if (bytes == 0) return;
-  add(kHostToDeviceCopies, 1);
-  add(kBytesHostToDevice, static_cast<std::int64_t>(bytes));
+  record_transfer(kHostToDeviceCopies, kBytesHostToDevice, bytes);
   record_sync(kCopyToDevice);
 }
 
 void CountingBackend::copy_to_host(void* host_destination, const void* device_source, std::size_t bytes) {
   inner_.copy_to_host(host_destination, device_source, bytes);
   if (bytes == 0) return;
-  add(kDeviceToHostCopies, 1);
-  add(kBytesDeviceToHost, static_cast<std::int64_t>(bytes));
+  record_transfer(kDeviceToHostCopies, kBytesDeviceToHost, bytes);
   record_sync(kCopyToHost);
 }
 
 void CountingBackend::copy_on_device(void* device_destination, const void* device_source, std::size_t bytes) {
   inner_.copy_on_device(device_destination, device_source, bytes);
   if (bytes == 0 || device_destination == device_source) return;
-  add(kDeviceToDeviceCopies, 1);
-  add(kBytesDeviceToDevice, static_cast<std::int64_t>(bytes));
+  record_transfer(kDeviceToDeviceCopies, kBytesDeviceToDevice, bytes);
 }
 
 void CountingBackend::fill_zero(void* device_destination, std::size_t bytes) {
   inner_.fill_zero(device_destination, bytes);
   if (bytes == 0) return;
-  add(kMemsets, 1);
-  add(kBytesZeroed, static_cast<std::int64_t>(bytes));
+  record_transfer(kMemsets, kBytesZeroed, bytes);
 }
 
 void CountingBackend::gemm(Transpose transpose_a, Transpose transpose_b, int m, int n, int k, float alpha,

@@ -154,6 +154,8 @@ class CountingBackend final : public Backend {
   void add(Field field, std::int64_t amount) { fields_[field].fetch_add(amount, std::memory_order_relaxed); }
   void record_launch(OpIndex op, std::int64_t bytes);
   void record_sync(SyncCall call);
+  // One copy or fill of `bytes` bytes: 1 to `operations`, the bytes to `bytes_field`.
+  void record_transfer(Field operations, Field bytes_field, std::size_t bytes);
 
   Backend& inner_;
   std::array<Counter, kFields> fields_{};

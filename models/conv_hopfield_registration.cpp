@@ -94,14 +94,7 @@ class ConvHopfieldGradcheck final : public GradcheckReference {
     engine.weights = gradient.weights;
     engine.biases = gradient.biases;
     const conv_reference::Network exact = conv_reference::finite_difference_gradient(network_, xs, labels);
-    nlohmann::json tensors = nlohmann::json::array();
-    for (int l = 0; l < static_cast<int>(engine.weights.size()); ++l)
-      tensors.push_back({{"tensor", l},
-                         {"cosine", conv_reference::cosine_similarity(engine, exact, l)},
-                         {"relative_error", conv_reference::relative_error(engine, exact, l)}});
-    report["tensors"] = tensors;
-    report["overall"] = {{"cosine", conv_reference::cosine_similarity(engine, exact, -1)},
-                         {"relative_error", conv_reference::relative_error(engine, exact, -1)}};
+    add_gradient_comparison(report, engine, exact);
     kinks_.report(redrawn, report);
     report["reference"] = "central differences of the loss at the free fixed point, naive loops (double precision)";
   }

@@ -37,6 +37,8 @@
 // (Laborieux et al. 2021).
 #include "models/dense_hopfield_reference.h"
 
+#include "models/dense_linear_solve.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
@@ -234,34 +236,9 @@ void accumulate(Gradient& acc, const Gradient& g, double scale) {
   }
 }
 
-// Solves a x = b for a dense (n, n) row-major `a` by Gaussian elimination with
-// partial pivoting. n is at most a few hundred here.
 std::vector<double> solve_dense(std::vector<double> a, std::vector<double> b, int n) {
-  for (int col = 0; col < n; ++col) {
-    int pivot = col;
-    for (int r = col + 1; r < n; ++r)
-      if (std::fabs(a[std::size_t(r) * n + col]) > std::fabs(a[std::size_t(pivot) * n + col])) pivot = r;
-    if (std::fabs(a[std::size_t(pivot) * n + col]) < 1e-300)
-      throw std::runtime_error("reference::implicit_gradient: singular Jacobian I - K_AA");
-    if (pivot != col) {
-      for (int c = 0; c < n; ++c) std::swap(a[std::size_t(col) * n + c], a[std::size_t(pivot) * n + c]);
-      std::swap(b[col], b[pivot]);
-    }
-    const double diagonal = a[std::size_t(col) * n + col];
-    for (int r = col + 1; r < n; ++r) {
-      const double factor = a[std::size_t(r) * n + col] / diagonal;
-      if (factor == 0.0) continue;
-      for (int c = col; c < n; ++c) a[std::size_t(r) * n + c] -= factor * a[std::size_t(col) * n + c];
-      b[r] -= factor * b[col];
-    }
-  }
-  std::vector<double> x(n);
-  for (int r = n - 1; r >= 0; --r) {
-    double v = b[r];
-    for (int c = r + 1; c < n; ++c) v -= a[std::size_t(r) * n + c] * x[c];
-    x[r] = v / a[std::size_t(r) * n + r];
-  }
-  return x;
+  return reference_linear::solve_dense(std::move(a), std::move(b), n, 1e-300,
+                                       "reference::implicit_gradient: singular Jacobian I - K_AA");
 }
 
 // The implicit gradient of one sample's C, added into g with `scale`.

@@ -6,18 +6,6 @@
 
 namespace eqprop {
 
-void add_gradient_comparison(nlohmann::json& report, const reference::Gradient& engine,
-                             const reference::Gradient& exact) {
-  nlohmann::json tensors = nlohmann::json::array();
-  for (int l = 0; l < static_cast<int>(engine.weights.size()); ++l)
-    tensors.push_back({{"tensor", l},
-                       {"cosine", reference::cosine_similarity(engine, exact, l)},
-                       {"relative_error", reference::relative_error(engine, exact, l)}});
-  report["tensors"] = tensors;
-  report["overall"] = {{"cosine", reference::cosine_similarity(engine, exact, -1)},
-                       {"relative_error", reference::relative_error(engine, exact, -1)}};
-}
-
 bool KinkMargin::usable(double margin) {
   margins_.push_back(margin);
   if (margin < needed_) return false;

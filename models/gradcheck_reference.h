@@ -28,9 +28,20 @@ class GradcheckReference {
                        const std::vector<int>& labels, int redrawn, nlohmann::json& report) = 0;
 };
 
-// Per tensor and overall, the cosine and relative error of `engine` against `exact`.
-void add_gradient_comparison(nlohmann::json& report, const reference::Gradient& engine,
-                             const reference::Gradient& exact);
+// Per tensor and overall, the cosine and relative error of `engine` against `exact`:
+// reference::Gradient and conv_reference::Network alike, through their own
+// cosine_similarity and relative_error (found by argument-dependent lookup).
+template <class Gradient>
+void add_gradient_comparison(nlohmann::json& report, const Gradient& engine, const Gradient& exact) {
+  nlohmann::json tensors = nlohmann::json::array();
+  for (int l = 0; l < static_cast<int>(engine.weights.size()); ++l)
+    tensors.push_back({{"tensor", l},
+                       {"cosine", cosine_similarity(engine, exact, l)},
+                       {"relative_error", relative_error(engine, exact, l)}});
+  report["tensors"] = tensors;
+  report["overall"] = {{"cosine", cosine_similarity(engine, exact, -1)},
+                       {"relative_error", relative_error(engine, exact, -1)}};
+}
 
 // Samples of a model whose loss has kinks (a unit's field crossing 0 or 1, a
 // max-pooling window changing its maximum): there it has no gradient, and a nudge

@@ -20,10 +20,13 @@
 // beta [sin^2 phi / 4 - (u - y) cos phi / 2].
 #include "models/oscillator_network_reference.h"
 
+#include "models/dense_linear_solve.h"
+
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace eqprop {
 namespace oscillator_reference {
@@ -87,30 +90,8 @@ Phases total_gradient(const Network& net, const std::vector<double>& x, int labe
   return g;
 }
 
-// Solves a (n, n) x = b by Gaussian elimination with partial pivoting.
 std::vector<double> solve(std::vector<double> a, std::vector<double> b, int n) {
-  for (int col = 0; col < n; ++col) {
-    int pivot = col;
-    for (int r = col + 1; r < n; ++r)
-      if (std::fabs(a[std::size_t(r) * n + col]) > std::fabs(a[std::size_t(pivot) * n + col])) pivot = r;
-    if (a[std::size_t(pivot) * n + col] == 0.0) throw std::runtime_error("oscillator_reference: singular Hessian");
-    if (pivot != col) {
-      for (int c = 0; c < n; ++c) std::swap(a[std::size_t(col) * n + c], a[std::size_t(pivot) * n + c]);
-      std::swap(b[col], b[pivot]);
-    }
-    for (int r = col + 1; r < n; ++r) {
-      const double factor = a[std::size_t(r) * n + col] / a[std::size_t(col) * n + col];
-      for (int c = col; c < n; ++c) a[std::size_t(r) * n + c] -= factor * a[std::size_t(col) * n + c];
-      b[r] -= factor * b[col];
-    }
-  }
-  std::vector<double> result(n);
-  for (int r = n - 1; r >= 0; --r) {
-    double v = b[r];
-    for (int c = r + 1; c < n; ++c) v -= a[std::size_t(r) * n + c] * result[c];
-    result[r] = v / a[std::size_t(r) * n + r];
-  }
-  return result;
+  return reference_linear::solve_dense(std::move(a), std::move(b), n, 0.0, "oscillator_reference: singular Hessian");
 }
 
 constexpr double kFlowTolerance = 1e-9;

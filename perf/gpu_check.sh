@@ -237,6 +237,36 @@ for graph in "${instances[@]}"; do
 done
 
 # --- the Markdown summary -----------------------------------------------------
+# The rows of one table of gpu_check.md: the checks whose name starts with $1, a
+# failed one as its error and the empty cells $2, a passed one as function $3 prints it.
+table_rows() {
+  local line name
+  while read -r line; do
+    name=$(field "$line" check)
+    case "$name" in "$1"*) ;; *) continue ;; esac
+    if [ "$(field "$line" rc)" != 0 ]; then
+      echo "| $name | failed: $(field "$line" error) $2"
+      continue
+    fi
+    "$3" "$line" "$name"
+  done < "$jsonl"
+}
+bench_row() {
+  local line=$1 name=$2
+  printf '| %s | %s | %s | %s/%s | %.3f | %s | %s | %s | %s | %s | %.1f | %.3f |\n' "$name" "$(field "$line" backend)" \
+    "$(field "$line" batch)" \
+    "$(field "$line" t_free)" "$(field "$line" t_nudge)" "$(field "$line" ms_per_batch)" "$(field "$line" launches)" \
+    "$(field "$line" blas_calls)" "$(field "$line" host_syncs)" "$(field "$line" bytes_copied)" \
+    "$(field "$line" bytes_moved_estimate)" "$(field "$line" gflops | sed 's/null/0/')" \
+    "$(field "$line" fraction_of_peak | sed 's/null/0/')"
+}
+solve_row() {
+  local line=$1 name=$2
+  printf '| %s | %s | %s | %s | %s | %s | %.4f | %.3g | %s |\n' "$name" "$(field "$line" backend)" \
+    "$(field "$line" n)" "$(field "$line" replicas)" \
+    "$(field "$line" steps_done)" "$(field "$line" path)" "$(field "$line" seconds)" \
+    "$(field "$line" spin_updates_per_s)" "$(field "$line" best_cut)"
+}
 {
   echo "# GPU check: $gpu_name ($device), commit $commit, $(date -u +%Y-%m-%d)"
   echo
@@ -244,37 +274,13 @@ done
   echo
   echo "| check | backend | batch | T1/T2 | ms/batch | launches | BLAS calls | host syncs | bytes copied | bytes moved (est.) | GFLOP/s | of peak |"
   echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
-  while read -r line; do
-    name=$(field "$line" check)
-    case "$name" in bench_*) ;; *) continue ;; esac
-    if [ "$(field "$line" rc)" != 0 ]; then
-      echo "| $name | failed: $(field "$line" error) ||||||||||"
-      continue
-    fi
-    printf '| %s | %s | %s | %s/%s | %.3f | %s | %s | %s | %s | %s | %.1f | %.3f |\n' "$name" "$(field "$line" backend)" \
-      "$(field "$line" batch)" \
-      "$(field "$line" t_free)" "$(field "$line" t_nudge)" "$(field "$line" ms_per_batch)" "$(field "$line" launches)" \
-      "$(field "$line" blas_calls)" "$(field "$line" host_syncs)" "$(field "$line" bytes_copied)" \
-      "$(field "$line" bytes_moved_estimate)" "$(field "$line" gflops | sed 's/null/0/')" \
-      "$(field "$line" fraction_of_peak | sed 's/null/0/')"
-  done < "$jsonl"
+  table_rows bench_ "||||||||||" bench_row
   echo
   echo "MAX-CUT solver (\`eqprop solve --method dsb\`):"
   echo
   echo "| check | backend | n | replicas | steps | path | seconds | spin updates/s | best cut |"
   echo "|---|---|---|---|---|---|---|---|---|"
-  while read -r line; do
-    name=$(field "$line" check)
-    case "$name" in solve_*) ;; *) continue ;; esac
-    if [ "$(field "$line" rc)" != 0 ]; then
-      echo "| $name | failed: $(field "$line" error) ||||||||"
-      continue
-    fi
-    printf '| %s | %s | %s | %s | %s | %s | %.4f | %.3g | %s |\n' "$name" "$(field "$line" backend)" \
-      "$(field "$line" n)" "$(field "$line" replicas)" \
-      "$(field "$line" steps_done)" "$(field "$line" path)" "$(field "$line" seconds)" \
-      "$(field "$line" spin_updates_per_s)" "$(field "$line" best_cut)"
-  done < "$jsonl"
+  table_rows solve_ "||||||||" solve_row
   echo
   grep '"check":"cuda_tests"' "$jsonl" | sed 's/^/CUDA tests: /'
   grep '"skipped"' "$jsonl" | sed 's/^/skipped: /'

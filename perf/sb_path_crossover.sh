@@ -11,6 +11,7 @@
 # Appends one line per run and a summary per (n, R) to perf/results/sb_path_crossover.jsonl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source perf/solve_paths.sh
 bin="${EQPROP_BIN:-build/eqprop}"
 device="${1:-cpu}"
 method="${2:-dsb}"
@@ -25,20 +26,11 @@ printf '{"run": "sb_path_crossover", "date": "%s", "commit": "%s", "cpu": "%s", 
   "$method" "$device" | tee -a "$results"
 for n in $sizes; do
   instance="${TMPDIR:-/tmp}/eqprop_dense_pm1_n${n}_seed1.txt"
-  if [ ! -s "$instance" ]; then
-    awk -v n="$n" 'BEGIN { srand(1); print n, n * (n - 1) / 2;
-                          for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) print i, j, (rand() < 0.5 ? 1 : -1) }' > "$instance"
-  fi
+  dense_pm1_instance "$n" "$instance"
   for replicas in $replica_counts; do
     steps=$(python3 -c "print(max(20, min(20000, round(4e9 / ($n * $n * $replicas)))))")
-    lines=()
-    for path in fused gemm; do
-      json=$("$bin" solve --problem maxcut --graph "$instance" --method "$method" --replicas "$replicas" \
-               --steps "$steps" --evaluations 1 --seed 1 --device "$device" --path "$path")
-      echo "$json" | tee -a "$results"
-      lines+=("$json")
-    done
-    python3 - "${lines[@]}" <<'PY' | tee -a "$results"
+    solve_both_paths "$instance" "$method" "$replicas" "$steps"
+    python3 - "${path_runs[@]}" <<'PY' | tee -a "$results"
 import json, sys
 fused, gemm = (json.loads(a) for a in sys.argv[1:])
 # The integration alone: the one evaluation at the end is the same for both paths.

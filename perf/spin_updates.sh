@@ -20,6 +20,7 @@
 # Appends the bench line, the solver lines and a summary to perf/results/spin_updates.jsonl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source perf/solve_paths.sh
 bin="${EQPROP_BIN:-build/eqprop}"
 device="${1:-cpu}"
 replicas="${2:-256}"
@@ -27,11 +28,7 @@ steps="${3:-100}"
 [ -x "$bin" ] || bash scripts/build.sh
 n=2000
 instance="${TMPDIR:-/tmp}/eqprop_k2000_like_seed1.txt"
-if [ ! -s "$instance" ]; then
-  # 1,999,000 lines; awk's srand(1) makes it the same file on every run.
-  awk -v n=$n 'BEGIN { srand(1); print n, n * (n - 1) / 2;
-                      for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) print i, j, (rand() < 0.5 ? 1 : -1) }' > "$instance"
-fi
+dense_pm1_instance "$n" "$instance"  # 1,999,000 lines
 results=perf/results/spin_updates.jsonl
 mkdir -p perf/results
 stamp=$(date -u +%Y-%m-%dT%H:%M:%SZ)
@@ -70,18 +67,9 @@ small_n="${SMALL_N:-200}"
 small_replicas="${SMALL_REPLICAS:-1024}"
 small_steps="${SMALL_STEPS:-2000}"
 small="${TMPDIR:-/tmp}/eqprop_dense_pm1_n${small_n}_seed1.txt"
-if [ ! -s "$small" ]; then
-  awk -v n="$small_n" 'BEGIN { srand(1); print n, n * (n - 1) / 2;
-                              for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) print i, j, (rand() < 0.5 ? 1 : -1) }' > "$small"
-fi
-paths=()
-for path in fused gemm; do
-  json=$("$bin" solve --problem maxcut --graph "$small" --method dsb --replicas "$small_replicas" \
-           --steps "$small_steps" --evaluations 1 --seed 1 --device "$device" --path "$path")
-  echo "$json" | tee -a "$results"
-  paths+=("$json")
-done
-python3 - "${paths[@]}" <<'PY' | tee -a "$results"
+dense_pm1_instance "$small_n" "$small"
+solve_both_paths "$small" dsb "$small_replicas" "$small_steps"
+python3 - "${path_runs[@]}" <<'PY' | tee -a "$results"
 import json, sys
 fused, gemm = (json.loads(a) for a in sys.argv[1:])
 rate = lambda run: run["n"] * run["replicas"] * run["steps_done"] / (run["seconds"] - run["evaluation_seconds"])

@@ -1,7 +1,7 @@
 """What the PyTorch EP timing baselines share (perf/torch_reference_ep.py, dense;
 perf/torch_reference_conv_ep.py, convolutional): the checks on the common
 arguments, the thread environment set before torch loads its BLAS, the torch
-import, rho, and the BLAS summary of the JSON output. Not part of the engine.
+import, rho, the autograd relaxation and EP gradient, and the BLAS summary of the JSON output. Not part of the engine.
 """
 import os
 import sys
@@ -16,6 +16,15 @@ def check_common_args(parser, a):
         parser.error("--t-free, --t-nudge and --warmup must be >= 0")
     if a.beta == 0.0:
         parser.error("--beta must be non-zero (symmetric EP divides by 2 beta)")
+
+
+def int_list(parser, text, message, skip_empty=False):
+    """The comma-separated integers of text (without the empty items if skip_empty);
+    a usage error with message otherwise."""
+    try:
+        return [int(v) for v in text.split(",") if v.strip() or not skip_empty]
+    except ValueError:
+        parser.error(message)
 
 
 def import_torch(args, script):
@@ -36,6 +45,35 @@ def import_torch(args, script):
 def rho(s):
     """The hard sigmoid clamp(s, 0, 1) of Laborieux et al. 2021."""
     return s.clamp(0.0, 1.0)
+
+
+def autograd_relax(model, x, y, neurons, T, beta):
+    """T steps of s <- rho(dPhi/ds) with the forces by autograd of model.Phi(x, y, s, beta)
+    summed over the batch: the published P_MLP / P_CNN dynamics (Laborieux et al. 2021)."""
+    import torch
+    mbs = x.size(0)
+    for _ in range(T):
+        phi = model.Phi(x, y, neurons, beta)
+        init_grads = torch.ones(mbs, dtype=x.dtype, device=x.device, requires_grad=True)
+        grads = torch.autograd.grad(phi, neurons, grad_outputs=init_grads, create_graph=False)
+        for idx in range(len(neurons)):
+            neurons[idx] = rho(grads[idx])
+            neurons[idx].requires_grad = True
+    return neurons
+
+
+def set_syn_grads(model, x, y, neurons_1, neurons_2, betas):
+    """Sets p.grad = d/dp [(Phi(s2)-Phi(s1))/(beta1-beta2)] with Phi averaged over batch.
+
+    With (s1, beta1) = (s+, +beta) and (s2, beta2) = (s-, -beta) this is
+    -(1/(2 beta B)) dPhi/dp|_{s+} + (1/(2 beta B)) dPhi/dp|_{s-}, the loss gradient.
+    """
+    beta_1, beta_2 = betas
+    model.zero_grad()
+    phi_1 = model.Phi(x, y, neurons_1, beta_1).mean()
+    phi_2 = model.Phi(x, y, neurons_2, beta_2).mean()
+    delta_phi = (phi_2 - phi_1) / (beta_1 - beta_2)
+    delta_phi.backward()
 
 
 def blas_summary(torch):

@@ -74,11 +74,9 @@ def parse_args(argv=None):
     p.add_argument("--openblas-coretype", default=None, metavar="NAME",
                    help="set OPENBLAS_CORETYPE before torch loads OpenBLAS (see perf/torch_reference_ep.py)")
     a = p.parse_args(argv)
-    try:
-        a.channel_list = [int(v) for v in a.channels.split(",")]
-        a.padding_list = [int(v) for v in a.paddings.split(",")]
-    except ValueError:
-        p.error("--channels and --paddings must be comma-separated integers")
+    not_ints = "--channels and --paddings must be comma-separated integers"
+    a.channel_list = torch_ep_common.int_list(p, a.channels, not_ints)
+    a.padding_list = torch_ep_common.int_list(p, a.paddings, not_ints)
     if len(a.channel_list) != len(a.padding_list) or not a.channel_list:
         p.error("--channels and --paddings need the same number of entries")
     torch_ep_common.check_common_args(p, a)
@@ -126,23 +124,10 @@ class ConvEP(nn.Module):
         return [torch.zeros((mbs,) + shape, requires_grad=True, device=device) for shape in self.shapes]
 
     def forward(self, x, y, neurons, T, beta=0.0):
-        mbs = x.size(0)
-        for _ in range(T):
-            phi = self.Phi(x, y, neurons, beta)
-            init_grads = torch.ones(mbs, device=x.device, requires_grad=True)
-            grads = torch.autograd.grad(phi, neurons, grad_outputs=init_grads, create_graph=False)
-            for idx in range(len(neurons)):
-                neurons[idx] = rho(grads[idx])
-                neurons[idx].requires_grad = True
-        return neurons
+        return torch_ep_common.autograd_relax(self, x, y, neurons, T, beta)
 
     def compute_syn_grads(self, x, y, neurons_1, neurons_2, betas):
-        beta_1, beta_2 = betas
-        self.zero_grad()
-        phi_1 = self.Phi(x, y, neurons_1, beta_1).mean()
-        phi_2 = self.Phi(x, y, neurons_2, beta_2).mean()
-        delta_phi = (phi_2 - phi_1) / (beta_1 - beta_2)
-        delta_phi.backward()
+        torch_ep_common.set_syn_grads(self, x, y, neurons_1, neurons_2, betas)
 
     def train_step(self, x, y, T1, T2, beta, optimizer):
         neurons = self.forward(x, y, self.init_neurons(x.size(0), x.device), T1, beta=0.0)

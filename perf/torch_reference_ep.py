@@ -112,10 +112,8 @@ def parse_args(argv=None):
                         "does not recognise recent Xeons and falls back to its SSE3 'Prescott' "
                         "kernels (about 4x slower GEMM); the JSON reports the core in use")
     a = p.parse_args(argv)
-    try:
-        a.layer_sizes = [int(v) for v in a.layers.split(",") if v.strip()]
-    except ValueError:
-        p.error("--layers must be comma-separated integers, e.g. 784,500,10")
+    a.layer_sizes = torch_ep_common.int_list(p, a.layers, "--layers must be comma-separated integers, e.g. 784,500,10",
+                                             skip_empty=True)
     if len(a.layer_sizes) < 2 or min(a.layer_sizes) < 1:
         p.error("--layers needs at least two positive sizes (input and output)")
     torch_ep_common.check_common_args(p, a)
@@ -164,28 +162,10 @@ class AutogradEP(nn.Module):
                 for n in self.sizes[1:]]
 
     def forward(self, x, y, neurons, T, beta=0.0):
-        mbs = x.size(0)
-        for _ in range(T):
-            phi = self.Phi(x, y, neurons, beta)
-            init_grads = torch.ones(mbs, dtype=x.dtype, device=x.device, requires_grad=True)
-            grads = torch.autograd.grad(phi, neurons, grad_outputs=init_grads, create_graph=False)
-            for idx in range(len(neurons)):
-                neurons[idx] = rho(grads[idx])
-                neurons[idx].requires_grad = True
-        return neurons
+        return torch_ep_common.autograd_relax(self, x, y, neurons, T, beta)
 
     def compute_syn_grads(self, x, y, neurons_1, neurons_2, betas):
-        """Sets p.grad = d/dp [(Phi(s2)-Phi(s1))/(beta1-beta2)] with Phi averaged over batch.
-
-        With (s1, beta1) = (s+, +beta) and (s2, beta2) = (s-, -beta) this is
-        -(1/(2 beta B)) dPhi/dp|_{s+} + (1/(2 beta B)) dPhi/dp|_{s-}, the loss gradient.
-        """
-        beta_1, beta_2 = betas
-        self.zero_grad()
-        phi_1 = self.Phi(x, y, neurons_1, beta_1).mean()
-        phi_2 = self.Phi(x, y, neurons_2, beta_2).mean()
-        delta_phi = (phi_2 - phi_1) / (beta_1 - beta_2)
-        delta_phi.backward()
+        torch_ep_common.set_syn_grads(self, x, y, neurons_1, neurons_2, betas)
 
     def train_step(self, x, y, T1, T2, beta, optimizer):
         neurons = self.init_neurons(x.size(0), x.dtype, x.device)
