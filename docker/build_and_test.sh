@@ -88,10 +88,15 @@ stage "import the base into Charliecloud"
 ch-image import "$base_tar" eqprop-base >> "$log" 2>&1 || fail "ch-image import of $base_tar"
 stage_done
 
-commit=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)
+commit=$(git -C "$repo" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 stage "build docker/Dockerfile.cpu (compile + test suite inside)"
-ch-image build --force --no-cache -t eqprop-cpu -f docker/Dockerfile.cpu \
-  --build-arg BASE=eqprop-base --build-arg EQPROP_COMMIT="$commit" "$repo" >> "$log" 2>&1 ||
+# The build context: the files git tracks or would track (no build trees, runs or .git).
+context="$work/context"
+rm -rf "$context" && mkdir -p "$context"
+(cd "$repo" && git ls-files -z --cached --others --exclude-standard | tar --null -T - -cf - 2>> "$log") |
+  tar -x -C "$context" || fail "could not copy the sources into $context (disk full?)"
+ch-image build --force --no-cache -t eqprop-cpu -f "$context/docker/Dockerfile.cpu" \
+  --build-arg BASE=eqprop-base --build-arg EQPROP_COMMIT="$commit" "$context" >> "$log" 2>&1 ||
   fail "ch-image build (apt inside the image needs the mirror; the build and test output is in the log)"
 grep -E "tests passed|tests failed" "$log" | tail -1 | sed 's/^/   /'
 stage_done

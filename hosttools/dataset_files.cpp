@@ -64,10 +64,11 @@ DatasetSplits load_dataset(const std::string& name, const std::string& dir) {
   if (folder.empty())
     throw ConfigError("data.dir is required for " + name + " (it has no default location)");
   std::error_code ec;
-  // Inside the images of docker/ (EQPROP_CONTAINER is set there), a missing data
-  // directory is almost always a bind mount left out: say which one.
-  if (std::getenv("EQPROP_CONTAINER") && !fs::is_directory(folder, ec))
-    throw DataError(folder + " does not exist inside this container: bind the host's " + name +
+  // Inside the images of docker/ (EQPROP_CONTAINER is set there), a data directory
+  // that is missing or empty (the image's own /data bind point) is almost always a
+  // bind mount left out: say which one.
+  if (std::getenv("EQPROP_CONTAINER") && (!fs::is_directory(folder, ec) || fs::is_empty(folder, ec)))
+    throw DataError(folder + " is missing or empty inside this container: bind the host's " + name +
                     " directory, e.g. `--bind /path/on/host:/data` (Apptainer, Charliecloud) or `-v "
                     "/path/on/host:/data` (Docker, podman), and pass --set data.dir=/data");
   return matching_splits(name == "cifar10" ? read_cifar10_dir(folder) : load_idx_dir(folder), folder);

@@ -17,8 +17,15 @@ TEST_CASE("dataset files: inside a container a missing data directory names the 
   ::setenv("EQPROP_CONTAINER", "1", 1);
   const std::string inside = test::thrown_message<DataError>([&] { load_dataset("fashion_mnist", missing); });
   ::unsetenv("EQPROP_CONTAINER");
-  test::check_contains(inside, {missing, "does not exist inside this container", "--bind /path/on/host:/data",
+  test::check_contains(inside, {missing, "missing or empty inside this container", "--bind /path/on/host:/data",
                                 "--set data.dir=/data"});
+  // The image's own /data bind point exists but is empty when nothing is bound there.
+  test::TempDir empty;
+  ::setenv("EQPROP_CONTAINER", "1", 1);
+  const std::string unbound =
+      test::thrown_message<DataError>([&] { load_dataset("fashion_mnist", empty.path().string()); });
+  ::unsetenv("EQPROP_CONTAINER");
+  test::check_contains(unbound, {"missing or empty inside this container", "--set data.dir=/data"});
 }
 
 }  // namespace eqprop
