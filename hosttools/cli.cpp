@@ -127,7 +127,8 @@ std::string version_text() {
 #else
        << "off"
 #endif
-       << "\n";
+       << ", mpi: " << (Distributed::built_with_mpi() ? "yes" : "no")
+       << ", nccl: " << (Distributed::built_with_nccl() ? "yes" : "no") << "\n";
   return text.str();
 }
 
@@ -203,9 +204,11 @@ int command_train(const std::vector<std::string>& args, std::ostream& out) {
   // fails now, with the size that would, not with an allocation error mid-run.
   check_batch_fits(plan_batch(*backend, config, memory_option(options)));
   const DatasetSplits data = load_data(config);
-  out << "eqprop train: " << config.data.name << " (" << data.train.count() << " train, " << data.test.count()
+  report << "eqprop train: " << config.data.name << " (" << data.train.count() << " train, " << data.test.count()
       << " test), layers " << config.resolved["model"]["layers"].dump() << "\n"
-      << "    backend " << backend->name() << " (" << backend->device_name() << "), output " << out_dir << std::endl;
+      << "    backend " << backend->name() << " (" << backend->device_name() << "), output " << out_dir << "\n"
+      << "    mpi: " << (Distributed::built_with_mpi() ? "yes" : "no") << " (" << world.size()
+      << (world.size() == 1 ? " rank)" : " ranks)") << std::endl;
 
   ProgressBar bar(stderr);
   RunCallbacks callbacks;
@@ -237,13 +240,13 @@ int command_train(const std::vector<std::string>& args, std::ostream& out) {
   callbacks.on_epoch_end = [&](const EpochRecord& r) {
     if (!world.is_root()) return;
     bar.finish();
-    out << std::fixed << "epoch " << r.epoch << "/" << config.training.epochs << "  test " << percent(r.test_acc)
+    report << std::fixed << "epoch " << r.epoch << "/" << config.training.epochs << "  test " << percent(r.test_acc)
         << " (loss " << std::setprecision(4) << r.test_loss << ")  train " << percent(r.train_acc) << " (loss "
         << r.train_loss << ")  " << std::setprecision(1) << r.seconds << " s\n"
         << "    " << std::setprecision(0) << r.samples_per_s << " samples/s  steps " << std::setprecision(1)
         << r.free_steps_mean << "+" << r.nudge_steps_mean << "  E_free " << std::setprecision(3)
         << r.free_energy_mean << std::defaultfloat << std::endl;
-    write_learning_curve(out_dir);  // metrics.jsonl holds this epoch's record by now
+    if (world.is_root()) write_learning_curve(out_dir);  // metrics.jsonl holds this epoch's record by now
   };
   const auto started = std::chrono::steady_clock::now();
   std::vector<EpochRecord> records;
@@ -254,7 +257,7 @@ int command_train(const std::vector<std::string>& args, std::ostream& out) {
     throw;
   }
   if (records.empty()) {
-    out << "nothing to do: the checkpoint in " << out_dir << " already has " << config.training.epochs
+    report << "nothing to do: the checkpoint in " << out_dir << " already has " << config.training.epochs
         << " epochs (raise training.epochs with --set to continue)" << std::endl;
     return 0;
   }
@@ -264,7 +267,7 @@ int command_train(const std::vector<std::string>& args, std::ostream& out) {
     return a.test_acc < b.test_acc;
   });
   const std::filesystem::path dir(out_dir);
-  out << "done: epochs " << records.front().epoch << "-" << last.epoch << " in " << format_duration(seconds) << "\n"
+  report << "done: epochs " << records.front().epoch << "-" << last.epoch << " in " << format_duration(seconds) << "\n"
       << "test accuracy: best " << percent(best.test_acc) << " (epoch " << best.epoch << "), last "
       << percent(last.test_acc) << " (epoch " << last.epoch << ")\n"
       << "checkpoint " << (dir / kModelFile).string() << "\n"
