@@ -137,8 +137,9 @@ if [ -z "$graph" ]; then  # no G-set copy beside the checkout: a small random gr
   python3 -c 'import random; random.seed(1); n=200; e=[(i,j) for i in range(1,n+1) for j in range(i+1,n+1) if random.random()<0.05]
 print(n, len(e)); [print(i, j, 1) for i, j in e]' > "$graph"
 fi
-result=$(run_in_image -b "$(dirname "$graph"):/graphs" eqprop-cpu -- \
-  eqprop solve --problem maxcut --graph "/graphs/$(basename "$graph")" --method dsb --replicas 32 --steps 1000 --rounds 1 --device cpu 2>&1) ||
+# Bound at /data: images are read-only, so a bind needs a mount point the image has.
+result=$(run_in_image -b "$(dirname "$graph"):/data" eqprop-cpu -- \
+  eqprop solve --problem maxcut --graph "/data/$(basename "$graph")" --method dsb --replicas 32 --steps 1000 --rounds 1 --device cpu 2>&1) ||
   fail "solve inside the image: $result"
 echo "   $(echo "$result" | tail -1 | cut -c1-150)"
 stage_done
