@@ -49,9 +49,9 @@ struct CommandUsage {
 const CommandUsage kCommands[] = {
     {"train",
      "  train      --config FILE [--out DIR] [--overwrite] [--device auto|cpu|cuda] [--set key=value ...]\n"
+     "             [--memory-gib X]   refuses before training when the batch does not fit (see plan)\n"
      "             refuses a DIR that holds a run unless --overwrite (which replaces it once the\n"
      "             new run has started) or --resume\n"
-     "             [--memory-gib X]   refuses before training when the batch does not fit (see plan)\n"
      "             train --resume DIR [--set training.epochs=N ...]\n"
      "             train --resume auto --config FILE --out DIR   resumes DIR's checkpoint, else starts\n"
      "             [--time-limit SECONDS] [--stop-after-batches N]   stop early like a signal does\n"

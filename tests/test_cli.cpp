@@ -699,7 +699,7 @@ std::map<std::string, std::string> directory_bytes(const std::string& dir) {
   return files;
 }
 
-TEST_CASE("cli: train refuses a directory that holds a run; --overwrite replaces it, --resume continues it") {
+TEST_CASE("cli: train refuses a directory that holds a run, --overwrite replaces it, --resume continues it") {
   TempDir dir;
   write_cifar10_files(dir.path() / "cifar-10-batches-bin", 4, 10);
   const std::string config_path = dir.file("cifar.json");
