@@ -1,11 +1,13 @@
 #include "engine/atomic_file.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 
 #include "kernels/error.h"
 
@@ -23,6 +25,21 @@ namespace {
   fail("write", path, err);
 }
 
+constexpr const char* kTempInfix = ".tmp.";
+
+// The pid in "NAME.tmp.<pid>", or 0 when `name` is not such a temp file.
+pid_t temp_file_owner(const std::string& name) {
+  const auto at = name.rfind(kTempInfix);
+  if (at == std::string::npos || at == 0) return 0;
+  const std::string digits = name.substr(at + std::strlen(kTempInfix));
+  if (digits.empty() || digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos) return 0;
+  return static_cast<pid_t>(std::stol(digits));
+}
+
+// kill(pid, 0) delivers nothing and only checks: ESRCH means no such process
+// (EPERM: it exists under another user, so it is alive).
+bool process_alive(pid_t pid) { return ::kill(pid, 0) == 0 || errno != ESRCH; }
+
 std::string directory_of(const std::string& path) {
   const auto slash = path.find_last_of('/');
   if (slash == std::string::npos) return ".";
@@ -32,7 +49,7 @@ std::string directory_of(const std::string& path) {
 }  // namespace
 
 void write_file_atomically(const std::string& path, const std::string& bytes) {
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  const std::string tmp = path + kTempInfix + std::to_string(::getpid());
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) fail("write", path, errno);
 
@@ -60,6 +77,17 @@ void write_file_atomically(const std::string& path, const std::string& bytes) {
     ::fsync(dir);
     ::close(dir);
   }
+}
+
+std::vector<std::string> remove_stale_temp_files(const std::string& dir) {
+  std::vector<std::string> removed;
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, error)) {
+    const pid_t owner = temp_file_owner(entry.path().filename().string());
+    if (owner <= 0 || process_alive(owner) || !entry.is_regular_file(error)) continue;
+    if (std::filesystem::remove(entry.path(), error)) removed.push_back(entry.path().string());
+  }
+  return removed;
 }
 
 bool read_whole_file(const std::string& path, std::string& bytes, bool& opened, int& error_number) {

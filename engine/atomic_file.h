@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace eqprop {
 
@@ -11,6 +12,12 @@ namespace eqprop {
 // temp file must not live in /tmp). On failure removes the temp file and throws
 // CheckpointError naming the path and the OS reason.
 void write_file_atomically(const std::string& path, const std::string& bytes);
+
+// Removes the temp files write_file_atomically leaves behind when its process dies
+// mid-write ("NAME.tmp.<pid>" directly in `dir`) whose pid is not a live process; a
+// live process's temp file may be a write in flight and is never touched. Returns
+// the paths removed (none when `dir` does not exist).
+std::vector<std::string> remove_stale_temp_files(const std::string& dir);
 
 // The whole file as bytes; CheckpointError if it is missing or unreadable.
 std::string read_file(const std::string& path);

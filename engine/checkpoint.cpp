@@ -50,6 +50,21 @@ std::uint64_t metadata_count(const SafetensorsFile& file, const std::string& pat
   return value;
 }
 
+// The layer widths the weight tensors chain (weights.l is (n_l, n_{l+1})), which
+// can differ from model.layers (an Ising network's top layer has classes *
+// spins_per_class spins); model.layers itself for a model whose tensors are not
+// such a chain (convolution kernels).
+nlohmann::json layer_widths(const EnergyModel& model, const ParameterSet& set, const nlohmann::json& configured) {
+  nlohmann::json widths = nlohmann::json::array();
+  for (std::size_t l = 0; l < set.weights.size(); ++l) {
+    const std::vector<std::int64_t> shape = model.tensor_shape(static_cast<int>(l), false);
+    if (shape.size() != 2 || (l > 0 && widths.back() != shape[0])) return configured;
+    if (l == 0) widths.push_back(shape[0]);
+    widths.push_back(shape[1]);
+  }
+  return widths.empty() ? configured : widths;
+}
+
 }  // namespace
 
 void save_checkpoint(const std::string& dir, Trainer& trainer, int epochs_done, const EpochPosition& position) {
@@ -62,7 +77,8 @@ void save_checkpoint(const std::string& dir, Trainer& trainer, int epochs_done, 
   file.metadata["format"] = "eqprop." + model.kind();
   file.metadata["epochs_done"] = std::to_string(epochs_done);
   file.metadata["device_writes"] = std::to_string(trainer.writes_done());
-  file.metadata["layers"] = trainer.config().resolved["model"]["layers"].dump();
+  file.metadata["layers"] =
+      layer_widths(model, trainer.optimizer_parameters(), trainer.config().resolved["model"]["layers"]).dump();
   file.metadata["cost"] = trainer.config().resolved["model"]["cost"].get<std::string>();
   if (position.batches_done > 0) {
     const BatchResult& totals = position.totals;
@@ -82,8 +98,9 @@ void save_checkpoint(const std::string& dir, Trainer& trainer, int epochs_done, 
   write_safetensors(join(dir, kModelFile), file);
 }
 
-int load_checkpoint(const std::string& dir, Trainer& trainer, bool with_optimizer, EpochPosition* position) {
-  const std::string path = join(dir, kModelFile);
+int load_checkpoint(const std::string& dir, Trainer& trainer, bool with_optimizer, EpochPosition* position,
+                    const char* file_name) {
+  const std::string path = join(dir, file_name);
   const SafetensorsFile file = read_safetensors(path);
   const EnergyModel& model = trainer.model();
   load_tensors(file, path, "", trainer.optimizer_parameters(), model);

@@ -1,5 +1,6 @@
 // A checkpoint directory: model.safetensors (parameters, optimizer momentum, and in
-// its metadata the epochs done) and config.json (the fully resolved config).
+// its metadata the epochs done and the layer widths of its tensors) and config.json
+// (the fully resolved config).
 // Parameter tensors: "weights.{l}" (layers[l], layers[l+1]) row-major, so a
 // PyTorch user computes the field as x @ weights; "biases.{l}" (layers[l+1]).
 // Every file is written atomically: a crash leaves the previous checkpoint whole.
@@ -28,11 +29,12 @@ struct EpochPosition {
 void save_checkpoint(const std::string& dir, Trainer& trainer, int epochs_done,
                      const EpochPosition& position = {});
 
-// Loads parameters (and momentum, when `with_optimizer`) into the trainer; the
+// Loads parameters (and momentum, when `with_optimizer`) into the trainer from
+// dir/file (model.safetensors, the last checkpoint, unless told otherwise); the
 // checkpoint's shapes must match the trainer's config. Returns the epochs done;
 // `position`, when given, receives the position inside the next epoch.
 int load_checkpoint(const std::string& dir, Trainer& trainer, bool with_optimizer,
-                    EpochPosition* position = nullptr);
+                    EpochPosition* position = nullptr, const char* file = kModelFile);
 
 // The config a checkpoint directory was trained with (its config.json).
 nlohmann::json read_checkpoint_config(const std::string& dir);

@@ -12,6 +12,7 @@
 #include "engine/atomic_file.h"
 #include "engine/checkpoint.h"
 #include "engine/distributed.h"
+#include "engine/run_directory.h"
 #include "kernels/error.h"
 
 namespace eqprop {
@@ -66,6 +67,19 @@ void truncate_metrics(const std::string& path, int epochs_done) {
     if (record.is_object() && record.value("epoch", 0) <= epochs_done) kept += line + "\n";
   }
   write_file_atomically(path, kept);
+}
+
+// The best test accuracy among the records of metrics.jsonl (-1: none), the one
+// best.safetensors holds when a resumed run continues.
+double best_recorded_accuracy(const std::string& path) {
+  std::ifstream in(path);
+  double best = -1;
+  for (std::string line; std::getline(in, line);) {
+    const auto record = nlohmann::json::parse(line, nullptr, false);
+    if (record.is_object() && record.contains("test_acc") && record["test_acc"].is_number())
+      best = std::max(best, record["test_acc"].get<double>());
+  }
+  return best;
 }
 
 // Every rank must hold the same parameters after each update (the same reduced
@@ -157,13 +171,23 @@ std::vector<EpochRecord> run_training(Backend& backend, const Config& config, co
   const Normalization normalization = make_normalization(config, data.train);
   int epochs_done = 0;
   EpochPosition position;  // inside epoch epochs_done + 1, when resumed from a stop
+  // A process killed mid-write leaves its temp file (engine/atomic_file.h).
+  if (writes) remove_stale_temp_files(out_dir);
   if (resume) {
     epochs_done = load_checkpoint(out_dir, trainer, /*with_optimizer=*/true, &position);
     if (writes) truncate_metrics(metrics_path, epochs_done);
   } else if (writes) {
+    // Only now, with the config valid and the model built, does an earlier run in
+    // out_dir go: a new run never mixes with an old checkpoint or best checkpoint.
+    remove_run_files(out_dir);
     write_file_atomically(metrics_path, "");
     write_file_atomically((std::filesystem::path(out_dir) / kConfigFile).string(), config.resolved.dump(2) + "\n");
   }
+  if (writes)
+    record_run_start(out_dir, run_start_record(backend.name(), backend.device_name(), world.size(), epochs_done),
+                     !resume);
+  const std::string best_path = (std::filesystem::path(out_dir) / kBestModelFile).string();
+  double best_accuracy = resume && writes && std::filesystem::exists(best_path) ? best_recorded_accuracy(metrics_path) : -1;
 
   // Asked at batch boundaries by every rank alike (one allreduce of the reason).
   const StopSignals signals(limits.stop_on_signals);
@@ -251,6 +275,12 @@ std::vector<EpochRecord> run_training(Backend& backend, const Config& config, co
       // again (truncate_metrics); the other order would lose the record for good.
       append_record(metrics_path, record);
       save_checkpoint(out_dir, trainer, epoch + 1);
+      // best.safetensors: the checkpoint of the best test accuracy so far (the
+      // earliest of equals), a byte copy of this epoch's, written atomically too.
+      if (record.test_acc > best_accuracy) {
+        write_file_atomically(best_path, read_file((std::filesystem::path(out_dir) / kModelFile).string()));
+        best_accuracy = record.test_acc;
+      }
     }
     records.push_back(record);
     if (callbacks.on_epoch_end) callbacks.on_epoch_end(record);

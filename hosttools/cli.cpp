@@ -19,6 +19,8 @@
 #include "engine/gradcheck.h"
 #include "engine/sweep.h"
 #include "engine/distributed.h"
+#include "engine/model_factory.h"
+#include "engine/run_directory.h"
 #include "engine/training_run.h"
 #include "engine/atomic_file.h"
 #include "hosttools/cli_options.h"
@@ -46,8 +48,10 @@ struct CommandUsage {
 
 const CommandUsage kCommands[] = {
     {"train",
-     "  train      --config FILE [--out DIR] [--device auto|cpu|cuda] [--set key=value ...]\n"
+     "  train      --config FILE [--out DIR] [--overwrite] [--device auto|cpu|cuda] [--set key=value ...]\n"
      "             [--memory-gib X]   refuses before training when the batch does not fit (see plan)\n"
+     "             refuses a DIR that holds a run unless --overwrite (which replaces it once the\n"
+     "             new run has started) or --resume\n"
      "             train --resume DIR [--set training.epochs=N ...]\n"
      "             train --resume auto --config FILE --out DIR   resumes DIR's checkpoint, else starts\n"
      "             [--time-limit SECONDS] [--stop-after-batches N]   stop early like a signal does\n"
@@ -56,7 +60,9 @@ const CommandUsage kCommands[] = {
      "             --resume continues exactly as if never stopped. Under mpirun/srun each rank\n"
      "             relaxes its share of every batch (README.md: Several GPUs and clusters)\n"},
     {"eval",
-     "  eval       --checkpoint DIR [--data DIR] [--split test|train] [--device ...] [--set ...]\n"
+     "  eval       --checkpoint DIR [--best] [--data DIR] [--split test|train] [--device ...] [--set ...]\n"
+     "             the last checkpoint (model.safetensors), or with --best the best (best.safetensors);\n"
+     "             data.test_limit (train_limit) as the run had it unless --set changes it\n"
      "             [--sweep KEY=A:B[:STEP]|KEY=V1,V2,... [--out DIR]]   evaluate under each value; CSV and plot\n"},
     {"gradcheck", "  gradcheck  --config FILE [--samples N] [--device ...] [--set key=value ...]\n"},
     {"bench",
@@ -99,7 +105,9 @@ const char* kUsageTail =
     "\n";
 const char* kOutputsAndExitCodes =
     "Output of train (in --out, default runs/<config name>): config.json (resolved config),\n"
-    "metrics.jsonl (one JSON record per epoch), model.safetensors (checkpoint after each epoch).\n"
+    "metrics.jsonl (one JSON record per epoch), model.safetensors (the last checkpoint, written\n"
+    "after each epoch; --resume continues it), best.safetensors (the checkpoint of the best test\n"
+    "accuracy so far), run.json (build, threads and ranks of each start).\n"
     "Exit codes: 0 ok, 1 runtime error, 2 usage or config error, 3 training diverged,\n"
     "4 train stopped early (signal or limit) with a resumable checkpoint.\n";
 
@@ -164,7 +172,7 @@ std::optional<std::int64_t> memory_option(const Options& options) {
 int command_train(const std::vector<std::string>& args, std::ostream& out) {
   const Options options =
       parse_options(args, 1, {"--config", "--out", "--device", "--set", "--resume", "--memory-gib", "--time-limit",
-                              "--stop-after-batches"});
+                              "--stop-after-batches"}, {"--overwrite"});
   // --resume auto --out DIR: continue DIR's checkpoint when there is one, else start
   // from --config (a job script that is requeued after preemption runs unchanged).
   const bool resume_auto = options.has("--resume") && options.get("--resume") == "auto";
@@ -194,6 +202,13 @@ int command_train(const std::vector<std::string>& args, std::ostream& out) {
     config = config_from_options(options, true);
     out_dir = options.get("--out", "runs/" + std::filesystem::path(options.get("--config")).stem().string());
   }
+  // An earlier run is replaced only when asked (run_training removes it once the new
+  // run has started); --resume auto without a checkpoint has nothing to keep.
+  if (options.has("--overwrite") && options.has("--resume"))
+    throw UsageError("--overwrite replaces a run and --resume continues it; pass one of them");
+  if (!resume && !resume_auto && !options.has("--overwrite") && holds_run(out_dir))
+    throw UsageError(out_dir + " holds a run; use --resume to continue it, --overwrite to replace it, or --out to "
+                     "choose another directory");
   // Under mpirun/srun: one rank per GPU of its node; rank 0 alone prints.
   Distributed& world = Distributed::world();
   if (world.size() > 1 && config.device == "cuda") world.select_cuda_device();
@@ -204,8 +219,13 @@ int command_train(const std::vector<std::string>& args, std::ostream& out) {
   // fails now, with the size that would, not with an allocation error mid-run.
   check_batch_fits(plan_batch(*backend, config, memory_option(options)));
   const DatasetSplits data = load_data(config);
-  report << "eqprop train: " << config.data.name << " (" << data.train.count() << " train, " << data.test.count()
-      << " test), layers " << config.resolved["model"]["layers"].dump() << "\n"
+  // The samples the run uses: a data.*_limit takes the first ones.
+  const auto used = [](std::int64_t count, std::int64_t limit) {
+    return limit > 0 && limit < count ? std::to_string(limit) + " of " + std::to_string(count) : std::to_string(count);
+  };
+  report << "eqprop train: " << config.data.name << " (" << used(data.train.count(), config.data.train_limit)
+      << " train, " << used(data.test.count(), config.data.test_limit) << " test)\n"
+      << "    model " << model_summary(config) << "\n"
       << "    backend " << backend->name() << " (" << backend->device_name() << "), output " << out_dir << "\n"
       << "    mpi: " << (Distributed::built_with_mpi() ? "yes" : "no") << " (" << world.size()
       << (world.size() == 1 ? " rank)" : " ranks)") << std::endl;
@@ -299,7 +319,8 @@ std::pair<std::string, std::vector<std::string>> parse_eval_sweep(const std::str
 
 int command_eval(const std::vector<std::string>& args, std::ostream& out) {
   const Options options =
-      parse_options(args, 1, {"--checkpoint", "--data", "--device", "--split", "--set", "--sweep", "--out"});
+      parse_options(args, 1, {"--checkpoint", "--data", "--device", "--split", "--set", "--sweep", "--out"},
+                    {"--best"});
   if (!options.has("--checkpoint")) throw UsageError("--checkpoint DIR is required");
   const std::string dir = options.get("--checkpoint");
   Options adjusted = options;
@@ -324,23 +345,33 @@ int command_eval(const std::vector<std::string>& args, std::ostream& out) {
   const DatasetSplits data = load_data(config);
   const Dataset& evaluated = split == "test" ? data.test : data.train;
   const std::int64_t limit = split == "test" ? config.data.test_limit : config.data.train_limit;
+  // Said in the record: a limit the run had carries into its evaluation silently otherwise.
+  const std::string limit_key = split == "test" ? "data.test_limit" : "data.train_limit";
+  const auto& sets = options.all("--set");
+  const bool limit_set = std::any_of(sets.begin(), sets.end(), [&](const std::string& assignment) {
+    return assignment.rfind(limit_key + "=", 0) == 0;
+  });
+  const char* model_file = options.has("--best") ? kBestModelFile : kModelFile;
   std::string csv = key.empty() ? "" : key + ",accuracy,loss,free_energy_mean,samples\n";
   PlotSeries accuracy{"test accuracy", {}, {}};
   for (std::size_t i = 0; i < values.size(); ++i) {
     const Config& point = configs[i];
     Trainer trainer(*backend, point, static_cast<int>(data.train.sample_size()), data.train.num_classes);
     require_fits_model(evaluated, "the " + split + " split", trainer.model().input_size(), trainer.model().classes());
-    const int epochs = load_checkpoint(dir, trainer, /*with_optimizer=*/false);
+    const int epochs = load_checkpoint(dir, trainer, /*with_optimizer=*/false, nullptr, model_file);
     const EvalResult result = trainer.evaluate(evaluated, make_normalization(point, data.train), limit);
     nlohmann::json record{{"checkpoint", dir},
+                          {"model_file", model_file},
                           {"epochs_trained", epochs},
                           {"split", split},
                           {"samples", result.samples},
+                          {limit_key, limit},
+                          {"limit_from", limit_set ? "--set" : source},
                           {"loss", result.loss},
                           {"accuracy", result.accuracy},
                           {"free_energy_mean", result.free_energy_mean},
                           {"free_steps_mean", result.free_steps_mean},
-                          {"integrator", point.resolved["dynamics"]["integrator"]},
+                          {"integrator", relaxation_name(point)},
                           {"t_free", point.dynamics.t_free},
                           {"backend", backend->name()}};
     if (!key.empty()) record[key] = values[i];

@@ -66,6 +66,13 @@ ModelKind ising_kind() {
        "model.kind = ising: independent annealing chains per sample; the update and the read-out average over "
        "them."},
   };
+  kind.reported_sections = {"ising"};
+  kind.relaxation = [](const nlohmann::json& resolved) -> std::string {
+    const nlohmann::json& section = resolved.at("ising");
+    const std::string relaxation = section.at("relaxation").get<std::string>();
+    if (relaxation == "dsb") return "dsb";  // the temperatures and ising.update do not apply
+    return relaxation + " (" + section.at("update").get<std::string>() + ")";
+  };
   kind.minimum_layers = layers_from_input;
   kind.parse_options = parse_options;
   kind.check = check_rules;

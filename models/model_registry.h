@@ -58,8 +58,12 @@ struct ModelKind {
   std::string help;
   // The keys of its own config section(s) ("ising.replicas", ...).
   std::vector<ConfigKey> keys;
-  // Sections copied verbatim into the gradcheck and benchmark reports.
+  // Sections copied verbatim into the gradcheck and benchmark reports and the run
+  // header (the layer shapes model.layers alone does not give).
   std::vector<std::string> reported_sections;
+  // The relaxation its phases run, in words, for a kind that does not use
+  // dynamics.integrator (records name what ran). Null: dynamics.integrator.
+  std::function<std::string(const nlohmann::json& resolved)> relaxation;
   // The least number of model.layers entries with a cost.
   std::function<std::size_t(CostKind)> minimum_layers;
   // Parses its section(s) of the resolved config into its typed options;

@@ -22,6 +22,7 @@ hardware=(--set hardware.dac.enabled=true --set hardware.dac.bits=6 --set hardwa
 run() {
   local name="$1" config="$2"
   shift 2
+  rm -rf "${work:?}/$name"  # a fresh run each time: train refuses a directory that holds one
   "$binary" train --config "configs/$config" --device cpu --out "$work/$name" "${small[@]}" "$@" > "$work/$name.log" 2>&1 ||
     { echo "$name: FAILED (log: $work/$name.log)"; tail -5 "$work/$name.log"; return 1; }
   local model metrics

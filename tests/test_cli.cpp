@@ -3,15 +3,21 @@
 // of train / eval / resume, gradcheck, bench and config.
 #include <doctest/doctest.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "engine/atomic_file.h"
+#include "engine/run_directory.h"
 #include "engine/safetensors.h"
 #include "engine/sweep.h"
 #include "hosttools/cli.h"
@@ -683,6 +689,156 @@ TEST_CASE("cli: train's epoch lines fit 80 columns and a summary ends the run") 
     if (line.find(dir.path().string()) != std::string::npos) continue;  // paths are as long as they are
     INFO(line);
     CHECK(line.size() <= 80);
+  }
+}
+
+// Every file of a directory with its bytes: a refused command must not change any.
+std::map<std::string, std::string> directory_bytes(const std::string& dir) {
+  std::map<std::string, std::string> files;
+  for (const auto& entry : fs::directory_iterator(dir)) files[entry.path().filename().string()] = read_file(entry.path().string());
+  return files;
+}
+
+TEST_CASE("cli: train refuses a directory that holds a run, --overwrite replaces it, --resume continues it") {
+  TempDir dir;
+  write_cifar10_files(dir.path() / "cifar-10-batches-bin", 4, 10);
+  const std::string config_path = dir.file("cifar.json");
+  json config = cifar_config(dir.path().string());
+  config["training"]["epochs"] = 2;
+  write_json(config_path, config);
+  const std::string run_dir = dir.file("run");
+  check_code(run({"train", "--config", config_path, "--device", "cpu", "--out", run_dir}), 0);
+  for (const char* file : {"config.json", "metrics.jsonl", "model.safetensors", "best.safetensors", "run.json"}) {
+    CAPTURE(file);
+    CHECK(fs::exists(fs::path(run_dir) / file));
+  }
+  const std::map<std::string, std::string> before = directory_bytes(run_dir);
+
+  // Refused with one line and exit 2, the run untouched.
+  const CliResult again = run({"train", "--config", config_path, "--device", "cpu", "--out", run_dir});
+  check_code(again, 2);
+  CHECK(again.err == "eqprop: " + run_dir +
+                         " holds a run; use --resume to continue it, --overwrite to replace it, or --out to choose "
+                         "another directory\n");
+  CHECK(directory_bytes(run_dir) == before);
+  // --overwrite with a config that does not validate leaves it as it was too.
+  check_code(run({"train", "--config", config_path, "--device", "cpu", "--out", run_dir, "--overwrite", "--set",
+                  "training.epochs=0"}),
+             2);
+  CHECK(directory_bytes(run_dir) == before);
+  check_code(run({"train", "--resume", run_dir, "--overwrite", "--device", "cpu"}), 2);
+  CHECK(directory_bytes(run_dir) == before);
+  // --resume auto of a finished run: nothing to do, nothing changed but run.json.
+  const CliResult automatic = run({"train", "--resume", "auto", "--config", config_path, "--out", run_dir, "--device", "cpu"});
+  check_code(automatic, 0);
+  check_contains(automatic.out, {"nothing to do"});
+  CHECK(read_file(run_dir + "/model.safetensors") == before.at("model.safetensors"));
+
+  SUBCASE("--overwrite replaces the run") {
+    const std::string stray = run_dir + "/notes.txt";
+    std::ofstream(stray) << "mine";
+    const CliResult replaced = run({"train", "--config", config_path, "--device", "cpu", "--out", run_dir,
+                                    "--overwrite", "--set", "training.epochs=1", "--set", "seed=2"});
+    check_code(replaced, 0);
+    CHECK(read_json(run_dir + "/config.json")["seed"] == 2);
+    CHECK(read_lines(run_dir + "/metrics.jsonl").size() == 1);
+    CHECK(read_safetensors(run_dir + "/best.safetensors").metadata.at("epochs_done") == "1");
+    CHECK(read_json(run_dir + "/run.json")["starts"].size() == 1);
+    CHECK(fs::exists(stray));  // not a file of the run
+  }
+
+  SUBCASE("best.safetensors holds the best epoch, model.safetensors the last; eval reads either") {
+    const std::vector<std::string> lines = read_lines(run_dir + "/metrics.jsonl");
+    REQUIRE(lines.size() == 2);
+    const double first = json::parse(lines[0])["test_acc"], second = json::parse(lines[1])["test_acc"];
+    const int best_epoch = second > first ? 2 : 1;
+    CHECK(read_safetensors(run_dir + "/best.safetensors").metadata.at("epochs_done") == std::to_string(best_epoch));
+    CHECK(read_safetensors(run_dir + "/model.safetensors").metadata.at("epochs_done") == "2");
+    const json last = printed_json(run({"eval", "--checkpoint", run_dir, "--device", "cpu"}).out);
+    CHECK(last["model_file"] == "model.safetensors");
+    CHECK(last["epochs_trained"] == 2);
+    const json best = printed_json(run({"eval", "--checkpoint", run_dir, "--device", "cpu", "--best"}).out);
+    CHECK(best["model_file"] == "best.safetensors");
+    CHECK(best["epochs_trained"] == best_epoch);
+    CHECK(best["accuracy"] == std::max(first, second));
+    // A resumed run continues the last checkpoint and keeps the best one.
+    check_code(run({"train", "--resume", run_dir, "--set", "training.epochs=3", "--device", "cpu"}), 0);
+    CHECK(read_safetensors(run_dir + "/model.safetensors").metadata.at("epochs_done") == "3");
+    CHECK(read_json(run_dir + "/run.json")["starts"].size() == 3);  // train, resume auto, resume
+  }
+
+  SUBCASE("a resumed run clears dead processes' temp files, never a live one's") {
+    const pid_t child = ::fork();
+    if (child == 0) ::_exit(0);
+    REQUIRE(child > 0);
+    ::waitpid(child, nullptr, 0);
+    const std::string dead = run_dir + "/model.safetensors.tmp." + std::to_string(child);
+    // (a name the run itself does not write: this process is the run)
+    const std::string live = run_dir + "/weights_export.bin.tmp." + std::to_string(::getpid());
+    std::ofstream(dead) << "half a checkpoint";
+    std::ofstream(live) << "a write in flight";
+    check_code(run({"train", "--resume", run_dir, "--set", "training.epochs=3", "--device", "cpu"}), 0);
+    CHECK(!fs::exists(dead));
+    CHECK(fs::exists(live));
+  }
+}
+
+TEST_CASE("cli: the run header and records say what ran: samples used, layer shapes, relaxation, limits") {
+  TempDir dir;
+  write_cifar10_files(dir.path() / "cifar-10-batches-bin", 4, 10);
+  const std::string config_path = dir.file("cifar.json");
+  write_json(config_path, cifar_config(dir.path().string()));
+
+  SUBCASE("limits: the header counts the samples used; eval says which limit and from where") {
+    const std::string run_dir = dir.file("limited");
+    const CliResult train = run({"train", "--config", config_path, "--device", "cpu", "--out", run_dir, "--set",
+                                 "data.train_limit=12", "--set", "data.test_limit=6"});
+    check_code(train, 0);
+    check_contains(train.out, {"cifar10 (12 of 20 train, 6 of 10 test)"});
+    const json inherited = printed_json(run({"eval", "--checkpoint", run_dir, "--device", "cpu"}).out);
+    CHECK(inherited["samples"] == 6);
+    CHECK(inherited["data.test_limit"] == 6);
+    CHECK(inherited["limit_from"] == run_dir + "/config.json");
+    const json set = printed_json(
+        run({"eval", "--checkpoint", run_dir, "--device", "cpu", "--set", "data.test_limit=0"}).out);
+    CHECK(set["samples"] == 10);
+    CHECK(set["data.test_limit"] == 0);
+    CHECK(set["limit_from"] == "--set");
+    const json starts = read_json(run_dir + "/run.json")["starts"];
+    REQUIRE(starts.size() == 1);
+    CHECK(starts[0]["threads"].get<int>() >= 1);
+    CHECK(starts[0]["eqprop"].contains("commit"));
+  }
+
+  SUBCASE("a conv network's header gives its conv stack") {
+    json conv = cifar_config(dir.path().string());
+    conv["model"] = {{"kind", "conv_hopfield"}, {"layers", {10}}, {"cost", "cross_entropy"}};
+    conv["conv"] = {{"input_shape", {3, 32, 32}}, {"channels", {2}}, {"kernel", {3}}, {"padding", {1}}, {"pool", "max"}};
+    write_json(config_path, conv);
+    const CliResult train = run({"train", "--config", config_path, "--device", "cpu", "--out", dir.file("conv")});
+    check_code(train, 0);
+    check_contains(train.out, {"model conv_hopfield, layers [10], conv {", "\"channels\":[2]", "\"kernel\":[3]",
+                               "\"padding\":[1]", "\"pool\":\"max\"", "\"input_shape\":[3,32,32]"});
+  }
+
+  SUBCASE("an Ising network: real widths in the checkpoint, its relaxation in eval") {
+    json ising = cifar_config(dir.path().string());
+    ising["model"] = {{"kind", "ising"}, {"layers", {3072, 8, 10}}};
+    ising["ising"] = {{"spins_per_class", 3}};
+    ising["data"]["normalize"] = "unit";
+    write_json(config_path, ising);
+    const std::string run_dir = dir.file("ising");
+    const CliResult train = run({"train", "--config", config_path, "--device", "cpu", "--out", run_dir});
+    check_code(train, 0);
+    check_contains(train.out, {"model ising, layers [3072,8,10], ising {", "\"spins_per_class\":3"});
+    const SafetensorsFile checkpoint = read_safetensors(run_dir + "/model.safetensors");
+    CHECK(checkpoint.metadata.at("layers") == "[3072,8,30]");
+    CHECK(checkpoint.tensors.at("weights.1").shape == std::vector<std::int64_t>{8, 30});
+    const json annealed = printed_json(run({"eval", "--checkpoint", run_dir, "--device", "cpu"}).out);
+    CHECK(annealed["integrator"] == "annealing (gibbs)");
+    const json bifurcated =
+        printed_json(run({"eval", "--checkpoint", run_dir, "--device", "cpu", "--set", "ising.relaxation=dsb"}).out);
+    CHECK(bifurcated["integrator"] == "dsb");
   }
 }
 

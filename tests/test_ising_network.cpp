@@ -601,6 +601,7 @@ TEST_CASE("ising network: checkpoints round-trip through the trainer, and a resu
   CHECK(a.metadata.at("format") == "eqprop.ising");
   CHECK(a.tensors.at("weights.1").shape == std::vector<std::int64_t>{12, 4});  // 2 classes * 2 spins
   CHECK(a.tensors.at("biases.1").shape == std::vector<std::int64_t>{4});
+  CHECK(a.metadata.at("layers") == "[16,12,4]");  // the widths of the tensors, not model.layers
   REQUIRE(a.tensors.size() == b.tensors.size());
   for (const auto& [name, tensor] : a.tensors) {
     CAPTURE(name);
