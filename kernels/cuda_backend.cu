@@ -373,20 +373,6 @@ class CudaBackend final : public Backend {
 
   void set_convolution_path(ConvolutionPath path) override { convolution_path_ = path; }
   ConvolutionPath convolution_path() const override { return convolution_path_; }
-#ifdef EQPROP_HAVE_CUDNN
-  bool convolution_forward(const ConvolutionGeometry& geometry, const float* x, const float* weights,
-                           float* y) override {
-    return convolutions().forward(geometry, precision_, x, weights, y);
-  }
-  bool convolution_backward_data(const ConvolutionGeometry& geometry, const float* y, const float* weights,
-                                 float* x) override {
-    return convolutions().backward_data(geometry, precision_, y, weights, x);
-  }
-  bool convolution_backward_weights(const ConvolutionGeometry& geometry, const float* x, const float* y,
-                                    float alpha, float beta, float* weight_gradient) override {
-    return convolutions().backward_weights(geometry, precision_, x, y, alpha, beta, weight_gradient);
-  }
-#endif
 
 #define EQPROP_DEFINE_RUN(Op) \
   EQPROP_REQUIRE_DETERMINISM(Op) \
@@ -503,10 +489,10 @@ class CudaBackend final : public Backend {
   ConvolutionPath convolution_path_ = ConvolutionPath::automatic;
 #ifdef EQPROP_HAVE_CUDNN
   // Made on the first library convolution: a cuDNN handle costs GPU memory and time.
-  std::unique_ptr<CudnnConvolutions> convolutions_;
-  CudnnConvolutions& convolutions() {
-    if (!convolutions_) convolutions_ = std::make_unique<CudnnConvolutions>(compute_stream_.get());
-    return *convolutions_;
+  std::unique_ptr<ConvolutionLibrary> convolutions_;
+  ConvolutionLibrary* convolution_library() override {
+    if (!convolutions_) convolutions_ = make_cudnn_convolutions(compute_stream_.get());
+    return convolutions_.get();
   }
 #endif
 };
