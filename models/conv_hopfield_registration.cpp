@@ -72,14 +72,7 @@ void check_rules(const ModelRulesInput& in) {
 class ConvHopfieldGradcheck final : public GradcheckReference {
  public:
   explicit ConvHopfieldGradcheck(const GradcheckSetup& setup) : kinks_(setup.beta) {
-    const ConvHopfieldShape shape = conv_hopfield_shape(setup.model);
-    network_.in_channels = shape.input.channels;
-    network_.in_h = shape.input.height;
-    network_.in_w = shape.input.width;
-    for (const ConvLayerSpec& c : shape.convs) network_.convs.push_back({c.channels, c.kernel, c.stride, c.padding});
-    network_.pool = static_cast<int>(shape.pool);
-    network_.dense = shape.dense;
-    network_.cost = shape.cost;
+    network_ = conv_reference::network_of(conv_hopfield_shape(setup.model));
     network_.weights = setup.parameters.weights;
     network_.biases = setup.parameters.biases;
   }
