@@ -452,6 +452,11 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     out << usage_of(command);
     return 0;
   }
+  // One line on err for every error, and the exit code of its kind.
+  const auto fail = [&err](const std::string& message, int code) {
+    err << "eqprop: " << message << std::endl;
+    return code;
+  };
   try {
     if (command == "train") return command_train(args, out);
     if (command == "eval") return command_eval(args, out);
@@ -464,24 +469,18 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     if (command == "landscape") return command_landscape(args, out, err);
     throw UsageError("unknown command '" + command + "' (commands: train, eval, gradcheck, bench, plan, solve, sweep, landscape, config, help)");
   } catch (const UsageError& error) {
-    err << "eqprop: " << error.what() << std::endl;
-    return 2;
+    return fail(error.what(), 2);
   } catch (const ConfigError& error) {
-    err << "eqprop: config error: " << error.what() << std::endl;
-    return 2;
+    return fail(std::string("config error: ") + error.what(), 2);
   } catch (const DivergenceError& error) {
-    err << "eqprop: " << error.what() << std::endl;
-    return 3;
+    return fail(error.what(), 3);
   } catch (const Error& error) {
-    err << "eqprop: " << error.what() << std::endl;
-    return 1;
+    return fail(error.what(), 1);
   } catch (const std::bad_alloc&) {
-    err << "eqprop: out of memory (try a smaller training.batch_size)" << std::endl;
-    return 1;
+    return fail("out of memory (try a smaller training.batch_size)", 1);
   } catch (const std::exception& error) {
     // Not expected: every user error is a typed eqprop::Error. Still one line, no abort.
-    err << "eqprop: internal error: " << error.what() << std::endl;
-    return 1;
+    return fail(std::string("internal error: ") + error.what(), 1);
   }
 }
 
