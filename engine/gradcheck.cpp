@@ -5,6 +5,7 @@
 #include <functional>
 #include <vector>
 
+#include "engine/checkpoint.h"
 #include "engine/trainer.h"
 #include "kernels/error.h"
 #include "kernels/device_buffer.h"
@@ -99,9 +100,10 @@ nlohmann::json run_gradcheck(Backend& backend, const Config& config, const Gradc
   Config sized = config;
   sized.training.batch_size = options.samples;
   Trainer trainer(backend, sized);
+  if (!options.checkpoint.empty()) load_checkpoint(options.checkpoint, trainer, /*with_optimizer=*/false);
   const EnergyModel& model = trainer.model();
 
-  // The reference, with the engine's initial parameters.
+  // The reference, with the engine's parameters.
   const reference::Gradient parameters = host_tensors(model.parameters());
   const std::unique_ptr<GradcheckReference> exact =
       kind.gradcheck(GradcheckSetup{config.model, config.ep.beta, config.dynamics.dt, config.resolved, parameters});

@@ -5,6 +5,8 @@
 // biases together) as cosine similarity and relative error.
 #pragma once
 
+#include <string>
+
 #include <nlohmann/json.hpp>
 
 #include "engine/config.h"
@@ -17,6 +19,10 @@ struct GradcheckOptions {
   // fixed point has a unit's field within 2 * beta of a kink of the hard sigmoid
   // (0 or 1) are redrawn: the loss has no gradient there.
   int samples = 8;
+  // A checkpoint directory whose parameters replace the config's initial ones, so
+  // that the EP estimate of trained weights can be checked (its shapes must match
+  // the config); empty: the initial parameters of config.seed.
+  std::string checkpoint;
 };
 
 // Compares with the exact gradient of model.kind's GradcheckReference

@@ -58,7 +58,7 @@ const CommandUsage kCommands[] = {
     {"eval",
      "  eval       --checkpoint DIR [--data DIR] [--split test|train] [--device ...] [--set ...]\n"
      "             [--sweep KEY=A:B[:STEP]|KEY=V1,V2,... [--out DIR]]   evaluate under each value; CSV and plot\n"},
-    {"gradcheck", "  gradcheck  --config FILE [--samples N] [--device ...] [--set key=value ...]\n"},
+    {"gradcheck", "  gradcheck  --config FILE | --checkpoint DIR [--samples N] [--device ...] [--set key=value ...]\n"},
     {"bench",
      "  bench      [--config FILE] [--device ...] [--set key=value ...] [--repeats N] [--warmup N]\n"
      "             times training steps; prints JSON with ms_per_batch, threads and OpenMP wait policy\n"},
@@ -365,10 +365,19 @@ int command_eval(const std::vector<std::string>& args, std::ostream& out) {
 }
 
 int command_gradcheck(const std::vector<std::string>& args, std::ostream& out) {
-  const Options options = parse_options(args, 1, {"--config", "--device", "--set", "--samples"});
-  const Config config = config_from_options(options, true);
-  auto backend = make_backend(config.device);
+  const Options options = parse_options(args, 1, {"--config", "--checkpoint", "--device", "--set", "--samples"});
   GradcheckOptions gradcheck;
+  // --checkpoint: the trained weights and the config they were trained with
+  // (--set changes e.g. the dynamics whose EP estimate is checked).
+  gradcheck.checkpoint = options.get("--checkpoint", "");
+  if (!gradcheck.checkpoint.empty() && options.has("--config"))
+    throw UsageError("gradcheck takes --config FILE or --checkpoint DIR, not both");
+  const Config config =
+      gradcheck.checkpoint.empty()
+          ? config_from_options(options, true)
+          : load_config(options, nlohmann::json::object(), gradcheck.checkpoint + "/" + kConfigFile,
+                        read_checkpoint_config(gradcheck.checkpoint));
+  auto backend = make_backend(config.device);
   gradcheck.samples = parse_positive(options, "--samples", gradcheck.samples);
   out << run_gradcheck(*backend, config, gradcheck).dump(2) << std::endl;
   return 0;
