@@ -6,6 +6,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -23,6 +24,12 @@ struct GradcheckOptions {
   // that the EP estimate of trained weights can be checked (its shapes must match
   // the config); empty: the initial parameters of config.seed.
   std::string checkpoint;
+  // Candidate samples taken in order instead of random inputs, e.g. test images
+  // normalised as in training, for trained weights whose units random inputs
+  // would saturate: (count, input size) and one label each. Unusable ones are
+  // skipped as random ones are redrawn.
+  std::vector<float> candidates;
+  std::vector<int> candidate_labels;
 };
 
 // Compares with the exact gradient of model.kind's GradcheckReference

@@ -448,6 +448,17 @@ TEST_CASE("cli: train, eval and resume a short run on FashionMNIST") {
     CHECK(a["overall"]["cosine"].get<double>() > 0.99);
     // Same config, same random inputs: only the loaded weights can change the result.
     CHECK(a["overall"]["relative_error"] != b["overall"]["relative_error"]);
+    // Test images instead of random inputs: the report names how many were skipped.
+    std::vector<std::string> on_images = trained;
+    on_images.insert(on_images.end(), {"--split", "test"});
+    const CliResult images = run(on_images);
+    check_code(images, 0);
+    REQUIRE(images.code == 0);
+    const json c = printed_json(images.out);
+    CHECK(c["overall"]["cosine"].get<double>() > 0.99);
+    CHECK(c["overall"]["relative_error"] != a["overall"]["relative_error"]);
+    on_images.back() = "validation";
+    check_code(run(on_images), 2);
     std::vector<std::string> both = trained;
     both.insert(both.end(), {"--config", config_path});
     check_code(run(both), 2);
