@@ -289,7 +289,7 @@ TEST_CASE("fused relaxation: Backend::run on TransposeOp is the transpose") {
   test::check_bit_exact("transpose", b.to_host(), expected);
 }
 
-TEST_CASE("fused relaxation: relaxation_path = fused refuses the phases it does not cover; auto and gemm take them") {
+TEST_CASE("fused relaxation: relaxation_path = fused refuses the phases it does not cover, auto and gemm take them") {
   const Problem p = random_problem(75);
   ModelRun fused(p, RelaxationPath::fused), automatic(p, RelaxationPath::automatic);
   NetworkState state = fused.model.make_state();
