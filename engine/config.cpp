@@ -35,6 +35,8 @@ constexpr Choice<GemmPrecision> kGemmPrecisions[] = {
     {"fp32", GemmPrecision::fp32}, {"tf32", GemmPrecision::tf32}, {"bf16", GemmPrecision::bf16}};
 constexpr Choice<ConvolutionPath> kConvPaths[] = {
     {"auto", ConvolutionPath::automatic}, {"library", ConvolutionPath::library}, {"im2col", ConvolutionPath::im2col}};
+constexpr Choice<RelaxationPath> kRelaxationPaths[] = {
+    {"auto", RelaxationPath::automatic}, {"fused", RelaxationPath::fused}, {"gemm", RelaxationPath::gemm}};
 constexpr Choice<bool> kNormalizations[] = {{"unit", false}, {"standardize", true}};  // DataConfig::standardize
 
 std::vector<std::string> nudge_integrator_names() {
@@ -134,6 +136,12 @@ std::vector<ConfigKey> build_schema() {
       {"training.conv_path", ConfigValueType::choice, "auto", 0, 0, false, choice_names(kConvPaths),
        "How convolutions run: `library` (oneDNN on the CPU, cuDNN for fp32 / tf32 on CUDA, where built with "
        "them), `im2col` (im2col + GEMM, the bit-exact reference) or `auto` (the library for bf16 GEMMs, im2col otherwise; im2col where no library)."},
+      {"training.relaxation_path", ConfigValueType::choice, "auto", 0, 0, false, choice_names(kRelaxationPaths),
+       "How a model with a fused relaxation (`dense_hopfield`) relaxes a phase: `fused` (one launch runs all "
+       "its steps, the states in block-shared memory; synchronous fixed-point or gradient-flow phases without "
+       "noise, early exit, ADC read-out or the cross-entropy nudge, at most 4 state layers: others take the "
+       "GEMM path), `gemm` (GEMMs and a fused step op per step) or `auto` (fused only where measured faster: "
+       "perf/relaxation_path_crossover.sh). The paths agree up to summation order."},
       {"data.name", ConfigValueType::choice, "fashion_mnist", 0, 0, false,
        {"fashion_mnist", "mnist", "cifar10"}, "Dataset."},
       {"data.dir", ConfigValueType::string, "", 0, 0, false, {},
@@ -395,6 +403,9 @@ ModelConfig parse_model(const json& resolved, const std::string& source) {
   model.layers = section.at("layers").get<std::vector<int>>();
   model.cost = choice_value(kCosts, section.at("cost"), source + ": model.cost");
   model.init_gain = section.at("init_gain").get<float>();
+  // A training key (how the phases run, not what the model is) that the model acts on.
+  model.relaxation_path = choice_value(kRelaxationPaths, resolved.at("training").at("relaxation_path"),
+                                       source + ": training.relaxation_path");
   const ModelKind& kind = model_kind(model.kind);
   if (kind.parse_options) model.options = kind.parse_options(resolved, source);
   return model;
@@ -483,6 +494,9 @@ void check_across_sections(const Config& config, const std::string& source) {
   if (config.model.layers.back() > kMaxClasses)
     throw ConfigError(source + ": model.layers: the output layer has " + std::to_string(config.model.layers.back()) +
                       " units; at most " + std::to_string(kMaxClasses) + " classes are supported");
+  if (config.model.relaxation_path == RelaxationPath::fused && !kind.fused_relaxation)
+    throw ConfigError(source + ": training.relaxation_path = \"fused\" but model.kind = " +
+                      excerpt_json(resolved["model"]["kind"]) + " has no fused relaxation path");
   if (kind.check)
     kind.check(ModelRulesInput{config.model, config.dynamics.integrator, config.dynamics.nudge_integrator,
                                config.ep.beta, config.ep.symmetric, resolved, source});

@@ -71,6 +71,20 @@ std::int64_t estimated_bytes(const FusedSbBlock& body, std::int64_t blocks) {
   const std::int64_t units = body.units, steps = body.last_step - body.first_step;
   return blocks * kFloat * (steps * units * units + 5 * units);
 }
+// blocks: groups of systems. Every step of a block reads every coupling above the
+// input twice (drive and feedback, from L2 at best); the states are read and
+// written once, the input drive (and a nudge's target) read once.
+std::int64_t estimated_bytes(const FusedRelaxationBlock& body, std::int64_t blocks) {
+  std::int64_t couplings = 0, units = 0;
+  for (int i = 0; i < body.layers; ++i) {
+    units += body.units[i];
+    if (i > 0) couplings += std::int64_t(body.units[i - 1]) * body.units[i];
+  }
+  const std::int64_t systems = body.batch;
+  return kFloat * (blocks * body.steps * 2 * couplings + systems * (2 * units + body.units[0] +
+                                                                     (body.target ? body.units[body.layers - 1] : 0)));
+}
+std::int64_t estimated_bytes(const TransposeOp&, std::int64_t count) { return 2 * kFloat * count; }
 
 const char* const kOpNames[] = {
 #define EQPROP_OP_NAME(Op) #Op,

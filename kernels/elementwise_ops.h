@@ -28,6 +28,7 @@
 #include "kernels/sgd_momentum.h"
 #include "kernels/simulated_bifurcation.h"
 #include "kernels/softmax_residual.h"
+#include "kernels/transpose.h"
 
 #define EQPROP_ELEMENTWISE_OPS(X) \
   X(LayerStepOp)                  \
@@ -63,4 +64,5 @@
   X(IsingLayerUpdateOp)           \
   X(IsingLocalFieldOp)            \
   X(IsingReadoutOp)               \
-  X(ReplicaSumOp)
+  X(ReplicaSumOp)                 \
+  X(TransposeOp)

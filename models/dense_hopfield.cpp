@@ -3,11 +3,15 @@
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
+#include <string>
+
+#include "kernels/fused_relaxation_block.h"
 
 namespace eqprop {
 
-DenseHopfield::DenseHopfield(Backend& backend, DenseHopfieldShape shape, int max_batch)
-    : LayeredModel(backend, "DenseHopfield", max_batch), shape_(std::move(shape)) {
+DenseHopfield::DenseHopfield(Backend& backend, DenseHopfieldShape shape, int max_batch,
+                             RelaxationPath relaxation_path)
+    : LayeredModel(backend, "DenseHopfield", max_batch), shape_(std::move(shape)), relaxation_path_(relaxation_path) {
   if (shape_.state_layers() < 1 || max_batch_ < 1)
     throw std::invalid_argument("DenseHopfield: needs at least one state layer and batch >= 1");
   const int states = shape_.state_layers();
@@ -48,6 +52,91 @@ void DenseHopfield::energy(const NetworkState& state, float* energy) {
     backend_.reduce_rows(RowEnergyOp{state.layers[i].data(), drive, parameters_.biases[i].data(), energy, n[i + 1], i > 0},
                  batch_);
   }
+}
+
+namespace {
+
+// Where RelaxationPath::automatic takes the fused path: where it was measured
+// faster than the GEMM path (perf/relaxation_path_crossover.sh,
+// perf/results/relaxation_path_crossover.jsonl). Nowhere yet:
+// - the CPU: the GEMM path won at every measured size (784-H-10, H 16..1000, batch
+//   16..512: the fused path 2.5x to 25x slower), as the fused SB kernel did
+//   (DESIGN.md §2): a per-system matrix-vector product, the output layer's long
+//   sums over runs of 10 units, cannot match a BLAS that reuses the couplings in
+//   registers across the batch;
+// - the GPU: not measured here (perf/gpu_check.sh's bench_dense_relax_fused and
+//   _gemm pair is the measurement; perf/gpu_step_model.md expects the fused path
+//   ~4x faster at 784-500-10, batch 128, where the GEMM path is launch-bound).
+// Until a GPU measurement says otherwise, auto keeps the GEMM path everywhere.
+bool fused_measured_faster(const BackendTraits& traits, int units_total, int batch) {
+  (void)traits, (void)units_total, (void)batch;
+  return false;
+}
+
+// The fused block's shared memory per system: states, drives and feedbacks of
+// every unit. Past this the GPU's blocks would need more than the opt-in allows on
+// older parts (and the CPU's per-core buffer would leave L2).
+constexpr int kFusedMaxUnitsTotal = 8192;
+
+}  // namespace
+
+const char* DenseHopfield::fused_path_refusal(const PhaseSpec& spec) const {
+  if (spec.integrator != Integrator::fixed_point && spec.integrator != Integrator::gradient_flow)
+    return "it runs fixed-point or gradient-flow phases, not cSB";
+  if (spec.order != UpdateOrder::synchronous) return "it runs synchronous updates only";
+  if (spec.noise_sigma != 0.0f) return "it runs without Langevin noise";
+  if (spec.tolerance > 0.0f) return "it runs every step (no early exit by tolerance)";
+  if (spec.read_out) return "it has no fused ADC read-out";
+  if (spec.beta != 0.0f && shape_.cost == CostKind::cross_entropy)
+    return "it nudges the MSE output only, not the cross-entropy read-out";
+  if (shape_.state_layers() > kFusedRelaxationMaxLayers) return "it takes at most 4 state layers";
+  if (units_total() > kFusedMaxUnitsTotal) return "it takes at most 8192 state units per system";
+  return nullptr;
+}
+
+PhaseResult DenseHopfield::relax(NetworkState& state, const float* target, const PhaseSpec& spec) {
+  const char* refusal = relaxation_path_ == RelaxationPath::gemm ? "" : fused_path_refusal(spec);
+  if (relaxation_path_ == RelaxationPath::fused && refusal)
+    throw std::invalid_argument(std::string("DenseHopfield: training.relaxation_path = fused, but the fused path "
+                                            "cannot run this phase: ") + refusal);
+  const bool fused = !refusal && (relaxation_path_ == RelaxationPath::fused ||
+                                  fused_measured_faster(backend_.traits(), units_total(), batch_));
+  if (!fused) return LayeredModel::relax(state, target, spec);
+  relax_fused(state, target, spec);
+  return PhaseResult{spec.steps};
+}
+
+void DenseHopfield::relax_fused(NetworkState& state, const float* target, const PhaseSpec& spec) {
+  const int states = shape_.state_layers();
+  const std::vector<int>& n = shape_.layers;
+  FusedRelaxationBlock body{};
+  if (weights_transposed_.empty())
+    for (int i = 0; i + 1 < states; ++i) weights_transposed_.emplace_back(backend_, std::size_t(n[i + 1]) * n[i + 2]);
+  for (int i = 0; i < states; ++i) {
+    body.states[i] = state.layers[i].data();
+    body.weights[i] = i > 0 ? parameters_.weights[i].data() : nullptr;
+    body.bias[i] = parameters_.biases[i].data();
+    body.units[i] = n[i + 1];
+    if (i + 1 < states) {
+      // W_{i+1}^T (n_{i+2}, n_{i+1}): the feedback read row by row. The parameters
+      // change between phases, so every phase takes a fresh copy (n^2, against the
+      // phase's batch * steps * n^2).
+      backend_.run(TransposeOp{parameters_.weights[i + 1].data(), weights_transposed_[i].data(), n[i + 1], n[i + 2]},
+                   std::int64_t(n[i + 1]) * n[i + 2]);
+      body.weights_transposed[i] = weights_transposed_[i].data();
+    }
+  }
+  body.input_drive = input_drive_.data();
+  body.target = spec.beta != 0.0f ? target : nullptr;
+  body.beta = spec.beta;
+  body.dt = spec.dt;
+  body.integrator = spec.integrator;
+  body.layers = states;
+  body.batch = batch_;
+  body.systems_per_block =
+      FusedRelaxationLaunchPolicy::systems_per_block(backend_.traits().has_on_chip_blocks, units_total());
+  body.steps = spec.steps;
+  backend_.run_blocks(body, body.blocks(), FusedRelaxationLaunchPolicy::threads_per_block(body.elements()));
 }
 
 void DenseHopfield::step_rows(NetworkState& state, const float* target, const PhaseSpec& spec, int step, int begin,

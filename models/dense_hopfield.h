@@ -8,6 +8,10 @@
 // output. With the cross-entropy cost the last weight tensor is a softmax read-out
 // of the top state layer, outside the energy (Laborieux et al. 2021, §3).
 // weights[l] is (layers[l], layers[l+1]) row-major: W_{l+1} of DESIGN.md.
+//
+// Two relaxation paths (training.relaxation_path, models/model_config.h): the GEMM
+// path above, or the fused path, one launch per phase (kernels/fused_relaxation_block.h)
+// for the phases it covers; they agree up to the couplings' summation order.
 #pragma once
 
 #include <cstdint>
@@ -19,6 +23,7 @@
 #include "kernels/layer_step.h"
 #include "kernels/row_metrics.h"
 #include "models/layered_model.h"
+#include "models/model_config.h"
 
 namespace eqprop {
 
@@ -34,7 +39,8 @@ struct DenseHopfieldShape {
 
 class DenseHopfield final : public LayeredModel {
  public:
-  DenseHopfield(Backend& backend, DenseHopfieldShape shape, int max_batch);
+  DenseHopfield(Backend& backend, DenseHopfieldShape shape, int max_batch,
+                RelaxationPath relaxation_path = RelaxationPath::automatic);
 
   const DenseHopfieldShape& shape() const { return shape_; }
   std::string kind() const override { return "dense_hopfield"; }
@@ -46,6 +52,12 @@ class DenseHopfield final : public LayeredModel {
   // (spec.order, models/update_order.h), cSB from the momenta zeroed. The final
   // step (at the cap) and every convergence check write the ADC reading.
   bool fuses_readout() const override { return true; }
+  // The fused path where relaxation_path and the phase allow it (fused_path_refusal),
+  // else LayeredModel's GEMM path. relaxation_path = fused with a phase the fused
+  // path does not cover throws std::invalid_argument naming why.
+  PhaseResult relax(NetworkState& state, const float* target, const PhaseSpec& spec) override;
+  // Why the fused path cannot run `spec` on this network, or null when it can.
+  const char* fused_path_refusal(const PhaseSpec& spec) const;
 
   // energy (batch, device) = E(s) of every system (DESIGN.md §1), without the cost.
   void energy(const NetworkState& state, float* energy) override;
@@ -70,7 +82,12 @@ class DenseHopfield final : public LayeredModel {
   void step_rows(NetworkState& state, const float* target, const PhaseSpec& spec, int step, int begin,
                  int rows) override;
 
+  // The whole phase in one launch of FusedRelaxationBlock.
+  void relax_fused(NetworkState& state, const float* target, const PhaseSpec& spec);
+
   DenseHopfieldShape shape_;
+  RelaxationPath relaxation_path_;
+  std::vector<DeviceBuffer<float>> weights_transposed_;  // W_{i+1}^T per state layer below the top (fused path)
   DeviceBuffer<float> input_drive_;              // (batch, layers[1]) = x W_1
   std::vector<DeviceBuffer<float>> drive_;       // per state layer, from below
   std::vector<DeviceBuffer<float>> feedback_;    // per state layer, from above

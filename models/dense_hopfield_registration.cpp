@@ -58,9 +58,11 @@ ModelKind dense_hopfield_kind() {
   kind.help = "the layered Hopfield network of DESIGN.md §1";
   kind.minimum_layers = layers_from_input;
   kind.check = check_rules;
+  kind.fused_relaxation = true;
   kind.weight_tensors = [](const ModelConfig& model) { return model.layers.size() - 1; };
   kind.make = [](Backend& backend, const ModelConfig& model, int max_batch) -> std::unique_ptr<EnergyModel> {
-    return std::make_unique<DenseHopfield>(backend, DenseHopfieldShape{model.layers, model.cost}, max_batch);
+    return std::make_unique<DenseHopfield>(backend, DenseHopfieldShape{model.layers, model.cost}, max_batch,
+                                           model.relaxation_path);
   };
   kind.gradcheck = [](const GradcheckSetup& setup) -> std::unique_ptr<GradcheckReference> {
     return std::make_unique<DenseHopfieldGradcheck>(setup);

@@ -10,6 +10,12 @@
 
 namespace eqprop {
 
+// How a model with a fused relaxation (one launch per phase, e.g. models/dense_hopfield.h)
+// relaxes (training.relaxation_path): `fused` wherever the phase allows it, `gemm`
+// (a GEMM launch per coupling and an elementwise launch per layer, every step), or
+// `automatic`: fused only where it was measured faster (perf/relaxation_path_crossover.sh).
+enum class RelaxationPath { automatic, fused, gemm };
+
 struct ModelConfig {
   std::string kind;  // a registered kind's name
   // Layer sizes: input, hidden..., output for most kinds; the dense layers after
@@ -17,6 +23,7 @@ struct ModelConfig {
   std::vector<int> layers = {784, 500, 10};
   CostKind cost = CostKind::mse;
   float init_gain = 1.0f;
+  RelaxationPath relaxation_path = RelaxationPath::automatic;  // training.relaxation_path
   std::any options;  // what the kind's parse_options returned (empty: none)
 };
 

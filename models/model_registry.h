@@ -74,6 +74,8 @@ struct ModelKind {
   // Weight tensors optimizer.lr lists when it is a list; 0 where only the built
   // model knows (the trainer checks it then).
   std::function<std::size_t(const ModelConfig&)> weight_tensors;
+  // It has a fused relaxation path (training.relaxation_path = fused is refused otherwise).
+  bool fused_relaxation = false;
   // Builds the model sized for max_batch systems, its parameters not yet initialized.
   std::function<std::unique_ptr<EnergyModel>(Backend&, const ModelConfig&, int max_batch)> make;
   // Its gradient-check reference; null when it has none, with why in no_gradcheck.

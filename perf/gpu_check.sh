@@ -189,6 +189,14 @@ else
   cifar_steps=(--set dynamics.t_free=2 --set dynamics.t_nudge=1 --set training.batch_size=2)
 fi
 check bench_dense 120 bench --device "$device" --config configs/fashion_mnist.json "${repeats[@]}" "${small[@]}"
+# The dense network's relaxation paths side by side: one launch per phase
+# (training.relaxation_path = fused, kernels/fused_relaxation_block.h) against the
+# GEMMs and a step op per layer and step; auto takes the GEMM path on the GPU until
+# this pair says otherwise (models/dense_hopfield.cpp, fused_measured_faster).
+for path in fused gemm; do
+  check "bench_dense_relax_$path" 120 bench --device "$device" --config configs/fashion_mnist.json "${repeats[@]}" \
+    "${small[@]}" --set training.relaxation_path=$path
+done
 check bench_conv_small 120 bench --device "$device" --config configs/fashion_mnist_conv.json "${repeats[@]}" "${small[@]}"
 for precision in fp32 tf32 bf16; do
   check "bench_cifar10_conv4_$precision" 150 bench --device "$device" --config configs/cifar10_conv4_laborieux.json \
