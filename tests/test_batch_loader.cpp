@@ -227,7 +227,7 @@ TEST_CASE("loader: sample_order draws every permutation of 3 equally often") {
   CHECK(worst <= 1.0);
 }
 
-TEST_CASE("loader: batch sizes with and without drop_last; every sample once per pass") {
+TEST_CASE("loader: batch sizes with and without drop_last, every sample once per pass") {
   const int classes = 3;
   const Dataset data = synthetic_dataset(50, {1, 2, 3}, classes);
   const Normalization unit = Normalization::unit(1);
@@ -294,7 +294,7 @@ TEST_CASE("loader: limit uses the first samples only") {
   CHECK(load_all(data, unit, classes, options_with(8, false, true, 7, 0, 3, 1000)).size() == 7);
 }
 
-TEST_CASE("loader: standardize computes per-data-set mean and std; the loader applies them") {
+TEST_CASE("loader: standardize computes per-data-set mean and std, the loader applies them") {
   const int classes = 3;
   const Dataset data = synthetic_dataset(50, {1, 2, 3}, classes);
   const Normalization standard = Normalization::standardize(data);

@@ -634,7 +634,7 @@ TEST_CASE("cli: CIFAR-10 data errors name the file") {
   }
 }
 
-TEST_CASE("cli: plan prints the batch plan; train refuses a batch that does not fit") {
+TEST_CASE("cli: plan prints the batch plan, train refuses a batch that does not fit") {
   TempDir dir;
   const std::string config_path = dir.file("plan.json");
   write_json(config_path, {{"model", {{"layers", {64, 32, 10}}}},

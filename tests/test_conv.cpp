@@ -630,7 +630,7 @@ TEST_CASE("conv: shapes that cannot work are refused with the field named") {
 // ---------------------------------------------------------------------------------
 // Pooling
 
-TEST_CASE("pool: max pooling and its argmax equal the naive loop; ties go to the first index") {
+TEST_CASE("pool: max pooling and its argmax equal the naive loop, ties go to the first index") {
   auto backend = cpu();
   std::mt19937 rng(11);
   std::uniform_int_distribution<int> level(0, 3);
@@ -716,7 +716,7 @@ TEST_CASE("pool: max unpooling equals the naive scatter and is the adjoint of po
   }
 }
 
-TEST_CASE("pool: average pooling and its adjoint equal the naive loops; the adjoint identity holds") {
+TEST_CASE("pool: average pooling and its adjoint equal the naive loops, the adjoint identity holds") {
   auto backend = cpu();
   std::mt19937 rng(13);
   ToleranceReport loops("avg pool/unpool vs naive"), adjoint("<avg(x), y> = <x, avg_T(y)>");

@@ -41,7 +41,7 @@ TEST_CASE("conv library: oneDNN bf16 matches the naive double reference within t
   check_path(*backend, ConvolutionPath::library, GemmPrecision::bf16, kBf16Tolerance, true);
 }
 
-TEST_CASE("conv library: auto takes the library for bf16 only; tf32 has no library primitive") {
+TEST_CASE("conv library: auto takes the library for bf16 only, tf32 has no library primitive") {
   auto backend = eqprop::make_backend("cpu");
   backend->set_convolution_path(ConvolutionPath::automatic);
   backend->set_gemm_precision(GemmPrecision::fp32);

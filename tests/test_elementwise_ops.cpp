@@ -307,7 +307,7 @@ TEST_CASE("ops: hard_sigmoid and its derivative at and around the bounds") {
   CHECK(eqprop::hard_sigmoid(-kInf) == 0.0f);
 }
 
-TEST_CASE("ops: LayerStepOp matches the float and double references; row(r) and op(i) are bit-identical") {
+TEST_CASE("ops: LayerStepOp matches the float and double references, row(r) and op(i) are bit-identical") {
   auto backend = eqprop::make_backend("cpu");
   std::mt19937 rng(1234);
   const float dt = 0.3f;
@@ -684,7 +684,7 @@ TEST_CASE("ops: RowMetricsOp loss and correctness for mse and cross-entropy, wit
   }
 }
 
-TEST_CASE("ops: RowMetricsOp argmax ties pick the first index; NaN outputs give a NaN loss") {
+TEST_CASE("ops: RowMetricsOp argmax ties pick the first index, NaN outputs give a NaN loss") {
   auto backend = eqprop::make_backend("cpu");
   const int classes = 4;
   // Ties at the maximum: the first tied index is the prediction.

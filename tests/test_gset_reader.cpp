@@ -184,7 +184,7 @@ TEST_CASE("ising: the couplings reader takes field lines, adds duplicates and re
   check_contains(thrown_message<DataError>([&] { read_ising_couplings(path); }), {"promises 1 pair lines", "has 0"});
 }
 
-TEST_CASE("gset: spin assignments are written one per line and read back; bad ones are errors") {
+TEST_CASE("gset: spin assignments are written one per line and read back, bad ones are errors") {
   TempDir dir;
   const std::string path = dir.file("spins.txt");
   const std::vector<std::int8_t> spins = {1, -1, -1, 1, 1};

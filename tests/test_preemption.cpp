@@ -81,7 +81,7 @@ TEST_CASE("preemption: stopped after k batches and resumed equals an uninterrupt
   check_same_run(straight.path().string(), stopped.path().string());
 }
 
-TEST_CASE("preemption: SIGUSR1 during a batch stops after it; resuming twice still matches") {
+TEST_CASE("preemption: SIGUSR1 during a batch stops after it, resuming twice still matches") {
   auto backend = make_backend("cpu");
   test::TempDir straight, stopped;
   run_training(*backend, preemption_config(), halves(), straight.path().string(), false, {});

@@ -200,7 +200,7 @@ TEST_CASE("quantizer: values on the range ends, and far beyond, give the ends ex
   }
 }
 
-TEST_CASE("quantizer: NaN stays NaN (payload kept) and Inf stays Inf; a non-finite range gives NaN") {
+TEST_CASE("quantizer: NaN stays NaN (payload kept) and Inf stays Inf, a non-finite range gives NaN") {
   const float payload_nan = [] {
     const std::uint32_t bits = 0x7fc01234u;
     float x;
@@ -275,7 +275,7 @@ TEST_CASE("quantizer: b = 16 resolves 65536 levels, with the exact step") {
   CHECK(nearest(12345.4f, sym) == 12345.0f);
 }
 
-TEST_CASE("quantizer: a zero-width range is one level; a calibrated constant tensor is unchanged") {
+TEST_CASE("quantizer: a zero-width range is one level, a calibrated constant tensor is unchanged") {
   for (float c : {0.0f, 0.25f, -3.0f}) {
     const QuantizerLevels levels = eqprop::quantizer_levels(8, LevelConvention::asymmetric, c, c);
     for (float x : {c, c + 1.0f, c - 1.0f, 1e30f, -1e30f}) CHECK(nearest(x, levels) == c);

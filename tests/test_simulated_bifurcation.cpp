@@ -152,7 +152,7 @@ std::vector<float> naive_trajectory(Backend& backend, const std::vector<float>& 
   return x;
 }
 
-TEST_CASE("ising: a dSB trajectory (GEMM + step) equals a naive loop bit for bit; bSB within float rounding") {
+TEST_CASE("ising: a dSB trajectory (GEMM + step) equals a naive loop bit for bit, bSB within float rounding") {
   auto backend = make_backend("cpu");
   std::mt19937 rng(22);
   const int n = 24, replicas = 5, steps = 60;

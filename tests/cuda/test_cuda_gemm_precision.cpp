@@ -21,7 +21,7 @@ namespace {
 
 }  // namespace
 
-TEST_CASE("cuda gemm precision: tf32 and bf16 within the rounding bound; fp32 unchanged") {
+TEST_CASE("cuda gemm precision: tf32 and bf16 within the rounding bound, fp32 unchanged") {
   if (eqprop::test::skip_without_gpu()) return;
   auto cuda = make_backend("cuda");
   std::mt19937 rng(17);
@@ -48,7 +48,7 @@ TEST_CASE("cuda gemm precision: tf32 and bf16 within the rounding bound; fp32 un
                         test::backend_gemm(*cuda, GemmPrecision::fp32, false, false, m, n, k, a, b), before);
 }
 
-TEST_CASE("cuda memory: allocations are counted; the plan is linear in the batch") {
+TEST_CASE("cuda memory: allocations are counted, the plan is linear in the batch") {
   if (eqprop::test::skip_without_gpu()) return;
   auto cuda = make_backend("cuda");
   const std::size_t start = cuda->memory_usage().current_bytes;
