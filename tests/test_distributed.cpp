@@ -1,10 +1,13 @@
 // Data-parallel EP over MPI ranks (engine/distributed.h): two CPU ranks, each
 // relaxing half of every global batch and summing the weighted gradients, train the
 // same model as one process with the same global batch, up to the order of the
-// float sums; a config that differs between the ranks is refused by every rank.
+// float sums; a config that differs between the ranks is refused by every rank; a
+// rank that dies mid-run takes the others down with it instead of leaving them
+// waiting in a collective.
 // Runs the eqprop binary under mpirun; skipped where there is no MPI or no data.
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -96,6 +99,28 @@ TEST_CASE("distributed: ranks with different configs are refused on every rank")
                               " --set seed=1 : -np 1 " + EQPROP_CLI_PATH + train_args(out) + " --set seed=2";
   CHECK(run_command(command) == 2);
   CHECK(!fs::exists(out + "/model.safetensors"));
+}
+
+TEST_CASE("distributed: a rank killed mid-run ends the run on every rank, with an error, within minutes") {
+  if (skip_without_mpi()) return;
+  TempDir dir;
+  const std::string out = dir.file("run");
+  // Rank 1 is killed (SIGKILL: no handler, no message) once rank 0 has written its
+  // first epoch record, so the ranks are inside their per-batch collectives. MPI's
+  // default error handling (errors are fatal) and the launcher's abort on a rank's
+  // abnormal exit end rank 0 too; `timeout` turns a hang into a failure (code 124)
+  // instead of a stuck suite. The uninterrupted run would take hours.
+  const std::string kill_rank1 = "[ \"$OMPI_COMM_WORLD_RANK\" = 1 ] && (while [ ! -s " + out +
+                                 "/metrics.jsonl ]; do sleep 0.2; done; kill -9 $$) & exec ";
+  const std::string command = "timeout 600 " + std::string(kMpirun) + " -np 2 sh -c '" + kill_rank1 +
+                              EQPROP_CLI_PATH + train_args(out) + " --set training.epochs=100000'";
+  const auto start = std::chrono::steady_clock::now();
+  const int code = run_command(command);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  MESSAGE("exit code " << code << " after " << seconds << " s");
+  CHECK(code != 0);
+  CHECK(code != 124);
+  CHECK(seconds < 300);
 }
 
 }  // namespace eqprop
