@@ -271,7 +271,11 @@ int command_train(const std::vector<std::string>& args, std::ostream& out) {
   const auto started = std::chrono::steady_clock::now();
   std::vector<EpochRecord> records;
   try {
-    records = run_training(*backend, config, data, out_dir, resume, callbacks);
+    records = run_training(*backend, config, data, out_dir, resume, callbacks, limits);
+  } catch (const TrainingStopped& stopped) {
+    bar.finish();
+    report << "eqprop train: " << stopped.what() << std::endl;
+    return kStoppedExitCode;
   } catch (...) {
     bar.finish();
     throw;

@@ -875,4 +875,26 @@ TEST_CASE("cli: the run header and records say what ran: samples used, layer sha
 }
 
 }  // namespace
+TEST_CASE("cli: train --stop-after-batches exits with code 4 and a checkpoint that --resume finishes") {
+  if (!fs::exists(kFashionTrainImages)) {
+    MESSAGE("skipped: " << kFashionTrainImages << " is not installed (Debian package dataset-fashion-mnist)");
+    return;
+  }
+  TempDir dir;
+  const std::string config_path = dir.file("tiny.json");
+  write_json(config_path, {{"model", {{"layers", {784, 16, 10}}}},
+                           {"training", {{"epochs", 1}, {"batch_size", 64}, {"eval_batch_size", 500}}},
+                           {"data", {{"train_limit", 640}, {"test_limit", 500}}},
+                           {"dynamics", {{"t_free", 8}, {"t_nudge", 4}}}});
+  const std::string run_dir = dir.file("run");
+  const CliResult stopped = run({"train", "--config", config_path, "--out", run_dir, "--device", "cpu",
+                                 "--stop-after-batches", "3"});
+  check_code(stopped, 4);
+  check_contains(stopped.out, {"stopped by the batch limit", "after batch 3 of 10", "--resume"});
+  CHECK(fs::exists(run_dir + "/model.safetensors"));
+  const CliResult resumed = run({"train", "--resume", run_dir, "--device", "cpu"});
+  check_code(resumed, 0);
+  check_contains(resumed.out, {"epoch 1/1"});
+}
+
 }  // namespace eqprop

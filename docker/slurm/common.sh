@@ -16,13 +16,16 @@
 export EQPROP_IMAGE EQPROP_CONFIG EQPROP_RUN_DIR EQPROP_DATA
 mkdir -p "$EQPROP_RUN_DIR"
 
-# The command prefix that runs a program inside the image, with the data and the run
-# directory bound at /data and /runs.
+# Runs a program inside the image, with the data and the run directory bound at
+# /data and /runs. It execs, so that the process a signal is sent to (the background
+# job of run_and_wait, a rank's `bash -c`) becomes the container runtime, which
+# passes SIGUSR1 on to eqprop; without exec, that shell would die of the signal and
+# eqprop would never see it. Call it only in a subshell (a pipeline, `&`, bash -c).
 in_image() {
   if [[ "$EQPROP_IMAGE" == *.sif ]]; then
-    apptainer exec --nv --bind "$EQPROP_DATA:/data,$EQPROP_RUN_DIR:/runs" "$EQPROP_IMAGE" "$@"
+    exec apptainer exec --nv --bind "$EQPROP_DATA:/data,$EQPROP_RUN_DIR:/runs" "$EQPROP_IMAGE" "$@"
   else
-    ch-run --bind="$EQPROP_DATA:/data" --bind="$EQPROP_RUN_DIR:/runs" "$EQPROP_IMAGE" -- "$@"
+    exec ch-run --bind="$EQPROP_DATA:/data" --bind="$EQPROP_RUN_DIR:/runs" "$EQPROP_IMAGE" -- "$@"
   fi
 }
 
