@@ -108,6 +108,7 @@ nlohmann::json run_benchmark(Backend& backend, const Config& config, const Bench
     backend.synchronize();
     if (step >= options.warmup) times.push_back(seconds_since(start));
     step_counts = counting.counts() - before;
+    trainer.flush_metrics();  // the metrics' read, outside the step as in train_epoch
   }
   std::sort(times.begin(), times.end());
   const double median = times[times.size() / 2];

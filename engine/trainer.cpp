@@ -70,9 +70,9 @@ Trainer::Trainer(Backend& backend, const Config& config, int input_size, int cla
     inputs_[slot] = DeviceBuffer<float>(backend, max_batch * input_size);
     targets_[slot] = DeviceBuffer<float>(backend, max_batch * classes);
   }
-  loss_ = DeviceBuffer<float>(backend, max_batch);
-  correct_ = DeviceBuffer<float>(backend, max_batch);
-  energy_ = DeviceBuffer<float>(backend, max_batch);
+  loss_ = DeviceBuffer<float>(backend, kMetricsBatches * max_batch);
+  correct_ = DeviceBuffer<float>(backend, kMetricsBatches * max_batch);
+  energy_ = DeviceBuffer<float>(backend, kMetricsBatches * max_batch);
 }
 
 void BatchResult::add(const BatchResult& other) {
@@ -164,7 +164,8 @@ void Trainer::convert_on_loader(BatchLoader::Options& options, std::uint32_t ten
   };
 }
 
-void Trainer::run_phases(const float* x, const float* target, int batch, std::uint64_t global_batch, InputForm form) {
+void Trainer::run_phases(const float* x, const float* target, int batch, std::uint64_t global_batch, InputForm form,
+                         float* free_energy) {
   float beta = config_.ep.beta;
   if (config_.ep.random_sign && !config_.ep.symmetric) {
     const Philox4 words = random_words(config_.seed, RngStream::beta_sign, global_batch, 0);
@@ -175,7 +176,7 @@ void Trainer::run_phases(const float* x, const float* target, int batch, std::ui
   model_->reset(free_);
   using hardware_tensor::ReadPhase;
   free_result_ = model_->relax(free_, target, reading(phase_spec(false, 0.0f, global_batch, 0), ReadPhase::free, global_batch));
-  model_->energy(free_, energy_.data());  // of the physical state, before any ADC read
+  model_->energy(free_, free_energy);  // of the physical state, before any ADC read
   // The nudged phases start from the free state (DESIGN.md §1).
   model_->copy_state(free_, plus_, batch);
   plus_result_ = model_->relax(plus_, target, reading(phase_spec(true, beta, global_batch, 1), ReadPhase::plus, global_batch));
@@ -192,7 +193,12 @@ void Trainer::run_phases(const float* x, const float* target, int batch, std::ui
 
 void Trainer::ep_gradient(const float* x, const float* target, int batch, std::uint64_t global_batch,
                           ParameterSet& gradient, InputForm form) {
-  run_phases(x, target, batch, global_batch, form);
+  read_queued_metrics();  // the free energies go to slot 0 of the metric buffers
+  run_phases(x, target, batch, global_batch, form, energy_.data());
+  gradient_from_phases(target, batch, global_batch, gradient);
+}
+
+void Trainer::gradient_from_phases(const float* target, int batch, std::uint64_t global_batch, ParameterSet& gradient) {
   // The contrastive update and the prediction see the states through the ADC.
   // Every phase has relaxed by now, so reading in place changes no dynamics.
   read_out(plus_, hardware_tensor::ReadPhase::plus, batch, global_batch);
@@ -201,11 +207,14 @@ void Trainer::ep_gradient(const float* x, const float* target, int batch, std::u
   model_->ep_gradient(plus_, beta_a_, config_.ep.symmetric ? minus_ : free_, beta_b_, target, gradient);
 }
 
-BatchResult Trainer::train_step(const float* x, const float* target, int batch,
-                                std::uint64_t global_batch, float learning_rate_scale, InputForm form) {
-  ep_gradient(x, target, batch, global_batch, gradient_, form);
+void Trainer::train_step(const float* x, const float* target, int batch, std::uint64_t global_batch,
+                         float learning_rate_scale, InputForm form) {
+  if (queued_.size() == static_cast<std::size_t>(kMetricsBatches)) read_queued_metrics();
+  const std::size_t slot = queued_.size() * static_cast<std::size_t>(max_batch_of(config_));
+  run_phases(x, target, batch, global_batch, form, energy_.data() + slot);
+  gradient_from_phases(target, batch, global_batch, gradient_);
   if (global_rows_ > 0) sum_gradient_over_ranks(batch);
-  model_->metrics(free_, target, loss_.data(), correct_.data());
+  model_->metrics(free_, target, loss_.data() + slot, correct_.data() + slot);
   // The update of each tensor and its write into the device (DAC, programming
   // noise, mismatch) share one pass (HardwareModel::update_parameter).
   ParameterSet& parameters = optimizer_parameters();
@@ -226,34 +235,76 @@ BatchResult Trainer::train_step(const float* x, const float* target, int batch,
         device.biases[l].data(), static_cast<std::int64_t>(parameters.biases[l].size()),
         hardware_tensor::biases(layer), writes_done_);
   }
-  BatchResult result;
-  result.size = batch;
-  result.batches = 1;
-  result.free_steps = free_result_.steps;
-  result.nudge_steps = std::max(plus_result_.steps, minus_result_.steps);
-  std::vector<float> loss(batch), correct(batch);
-  result.free_energies.resize(batch);
-  backend_.copy_to_host(loss.data(), loss_.data(), batch * sizeof(float));
-  backend_.copy_to_host(correct.data(), correct_.data(), batch * sizeof(float));
-  backend_.copy_to_host(result.free_energies.data(), energy_.data(), batch * sizeof(float));
-  for (int i = 0; i < batch; ++i) {
-    result.loss_sum += loss[i];
-    result.correct_sum += correct[i];
+  queued_.push_back({batch, free_result_.steps, std::max(plus_result_.steps, minus_result_.steps), shard_begin_,
+                     global_rows_});
+  ++steps_taken_;
+}
+
+void Trainer::read_queued_metrics() {
+  if (queued_.empty()) return;
+  const std::size_t stride = static_cast<std::size_t>(max_batch_of(config_));
+  const std::size_t count = queued_.size() * stride;
+  std::vector<float> loss(count), correct(count), energy(count);
+  backend_.copy_to_host(loss.data(), loss_.data(), count * sizeof(float));
+  backend_.copy_to_host(correct.data(), correct_.data(), count * sizeof(float));
+  backend_.copy_to_host(energy.data(), energy_.data(), count * sizeof(float));
+  std::vector<BatchResult> results(queued_.size());
+  for (std::size_t q = 0; q < queued_.size(); ++q) {
+    BatchResult& result = results[q];
+    result.size = queued_[q].size;
+    result.batches = 1;
+    result.free_steps = queued_[q].free_steps;
+    result.nudge_steps = queued_[q].nudge_steps;
+    const std::size_t first = q * stride;
+    result.free_energies.assign(energy.begin() + first, energy.begin() + first + result.size);
+    // Each batch's sums are its own, in sample order, as when every step read its
+    // metrics at once: the epoch totals add them batch by batch.
+    for (int i = 0; i < result.size; ++i) {
+      result.loss_sum += loss[first + i];
+      result.correct_sum += correct[first + i];
+    }
   }
-  if (global_rows_ > 0) {
-    double sums[3] = {result.loss_sum, result.correct_sum, static_cast<double>(result.size)};
-    Distributed::world().allreduce_sum(sums, 3);
-    result.loss_sum = sums[0];
-    result.correct_sum = sums[1];
-    result.size = static_cast<int>(sums[2]);
-    // Every system's free energy in its place in the global batch (the others' rows
-    // are zero here, so the sum is a gather).
-    std::vector<float> energies(static_cast<std::size_t>(global_rows_), 0.0f);
-    std::copy(result.free_energies.begin(), result.free_energies.end(), energies.begin() + shard_begin_);
-    Distributed::world().allreduce_sum(energies.data(), global_rows_);
-    result.free_energies = std::move(energies);
+  sum_metrics_over_ranks(results);
+  for (BatchResult& result : results) unread_.push_back(std::move(result));
+  queued_.clear();
+}
+
+void Trainer::sum_metrics_over_ranks(std::vector<BatchResult>& results) const {
+  // Sharded steps (all of a flush or none: train_epoch reads at its end). Per batch:
+  // loss, correct and size sums, then every system's free energy in its place in
+  // the global batch (the other ranks' rows are zero, so the sum is a gather and
+  // exact in double). One MPI_Allreduce for the whole flush; each batch's sums are
+  // reduced on their own as before, so the totals stay bit for bit the same.
+  if (queued_.empty() || queued_.front().global_rows == 0) return;
+  std::vector<double> fused;
+  for (std::size_t q = 0; q < results.size(); ++q) {
+    const BatchResult& result = results[q];
+    fused.insert(fused.end(), {result.loss_sum, result.correct_sum, static_cast<double>(result.size)});
+    std::vector<double> energies(static_cast<std::size_t>(queued_[q].global_rows), 0.0);
+    std::copy(result.free_energies.begin(), result.free_energies.end(), energies.begin() + queued_[q].shard_begin);
+    fused.insert(fused.end(), energies.begin(), energies.end());
   }
-  return result;
+  Distributed::world().allreduce_sum(fused.data(), static_cast<std::int64_t>(fused.size()));
+  std::size_t offset = 0;
+  for (std::size_t q = 0; q < results.size(); ++q) {
+    BatchResult& result = results[q];
+    result.loss_sum = fused[offset];
+    result.correct_sum = fused[offset + 1];
+    result.size = static_cast<int>(fused[offset + 2]);
+    offset += 3;
+    const std::size_t rows = static_cast<std::size_t>(queued_[q].global_rows);
+    result.free_energies.assign(rows, 0.0f);
+    for (std::size_t i = 0; i < rows; ++i) result.free_energies[i] = static_cast<float>(fused[offset + i]);
+    offset += rows;
+  }
+}
+
+BatchResult Trainer::flush_metrics() {
+  read_queued_metrics();
+  BatchResult total;
+  for (const BatchResult& result : unread_) total.add(result);
+  unread_.clear();
+  return total;
 }
 
 void Trainer::sum_gradient_over_ranks(int rows) {
@@ -319,6 +370,7 @@ BatchResult Trainer::train_epoch(const Dataset& data, const Normalization& norma
   BatchLoader loader(staging(), data, normalization, classes_, options);
   const float scale = learning_rate_scale(epoch);
 
+  flush_metrics();  // the epoch's result covers its own batches only
   BatchResult total = std::move(totals);
   // Batch k+1 is uploaded (copy stream) into the other slot before batch k
   // computes, so transfers overlap compute: the upload waits only for batch k-1's
@@ -353,22 +405,42 @@ BatchResult Trainer::train_epoch(const Dataset& data, const Normalization& norma
       shard_begin_ = static_cast<int>((shard.inputs - current->inputs) / input_size_);
       global_rows_ = current->size;
     }
-    const BatchResult result = train_step(inputs_[slot].data(), targets_[slot].data(), shard.size,
-                                          first_global_batch + k, scale, InputForm::converted);
+    train_step(inputs_[slot].data(), targets_[slot].data(), shard.size, first_global_batch + k, scale,
+               InputForm::converted);
     shard_begin_ = global_rows_ = 0;
     backend_.end_slot_reads(slot);
     backend_.wait_uploads();
     loader.release(current);
-    if (!std::isfinite(result.loss_sum))
-      throw DivergenceError("training diverged at epoch " + std::to_string(epoch + 1) + ", batch " +
-                            std::to_string(k + 1) + ": the loss is " + std::to_string(result.loss_sum) +
-                            " (NaN or Inf in the states or the weights); lower optimizer.lr or ep.beta");
-    total.add(result);
-    if (progress) progress(k + 1, loader.batch_count(), total);
-    if (following && stop_requested && stop_requested()) break;
+    // The metrics are read every kMetricsBatches batches, at the epoch's end and
+    // before a stop: the divergence check and the progress see them there, batch
+    // by batch, so a divergence is reported up to kMetricsBatches - 1 batches late
+    // (still naming the first non-finite batch).
+    if ((k + 1 - first_batch) % kMetricsBatches == 0 || !following)
+      report_unread(epoch, k + 1, loader.batch_count(), total, progress);
+    if (following && stop_requested && stop_requested()) {
+      report_unread(epoch, k + 1, loader.batch_count(), total, progress);
+      break;
+    }
     current = following;
   }
   return total;
+}
+
+void Trainer::report_unread(int epoch, std::int64_t batches_done, std::int64_t batches_in_epoch, BatchResult& total,
+                            const BatchProgress& progress) {
+  read_queued_metrics();
+  const std::int64_t first_unread = batches_done - static_cast<std::int64_t>(unread_.size());
+  for (std::size_t u = 0; u < unread_.size(); ++u) {
+    const BatchResult& result = unread_[u];
+    const std::int64_t batch = first_unread + static_cast<std::int64_t>(u) + 1;
+    if (!std::isfinite(result.loss_sum))
+      throw DivergenceError("training diverged at epoch " + std::to_string(epoch + 1) + ", batch " +
+                            std::to_string(batch) + ": the loss is " + std::to_string(result.loss_sum) +
+                            " (NaN or Inf in the states or the weights); lower optimizer.lr or ep.beta");
+    total.add(result);
+    if (progress) progress(batch, batches_in_epoch, total);
+  }
+  unread_.clear();
 }
 
 EvalResult Trainer::evaluate(const Dataset& data, const Normalization& normalization, std::int64_t limit,
@@ -382,6 +454,7 @@ EvalResult Trainer::evaluate(const Dataset& data, const Normalization& normaliza
   require_fits_model(data, "the evaluated split", input_size_, classes_);
   convert_on_loader(options, hardware_tensor::kEvalInput, 0);
   BatchLoader loader(staging(), data, normalization, classes_, options);
+  read_queued_metrics();  // evaluation reuses slot 0 of the metric buffers
   double loss_sum = 0, correct_sum = 0, energy_sum = 0, steps_sum = 0;
   std::int64_t samples = 0, batches = 0;
   std::vector<float> loss(options.batch_size), correct(options.batch_size), energy(options.batch_size);

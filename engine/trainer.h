@@ -67,10 +67,21 @@ class Trainer {
   std::uint32_t writes_done() const { return writes_done_; }
 
   // One EP update on a batch already on the device: x (batch, input), target
-  // (batch, classes). `global_batch` keys the random sign of beta. Returns the
-  // free-phase loss and accuracy of the batch (before the update).
-  BatchResult train_step(const float* x, const float* target, int batch, std::uint64_t global_batch,
-                         float learning_rate_scale, InputForm form = InputForm::raw);
+  // (batch, classes). `global_batch` keys the random sign of beta. The batch's
+  // free-phase loss, accuracy and energies (before the update) stay on the device,
+  // so a step never waits for the device (a GPU step is launch-bound,
+  // perf/gpu_step_model.md); flush_metrics() reads them. After kMetricsBatches
+  // unread steps a step reads the queue into host memory first.
+  void train_step(const float* x, const float* target, int batch, std::uint64_t global_batch,
+                  float learning_rate_scale, InputForm form = InputForm::raw);
+  // The metrics of every step since the last flush, summed batch by batch in step
+  // order (one read of the device per quantity; with sharded steps, one allreduce).
+  BatchResult flush_metrics();
+  // Steps whose metrics the device holds at most before they are read; also how
+  // often train_epoch reads them (and checks for divergence, calls its progress).
+  static constexpr int kMetricsBatches = 16;
+  // Training steps taken since construction (counted when launched, not when read).
+  std::int64_t steps_taken() const { return steps_taken_; }
   // Computes the EP gradient of a batch without updating (for gradcheck and tests).
   void ep_gradient(const float* x, const float* target, int batch, std::uint64_t global_batch,
                    ParameterSet& gradient, InputForm form = InputForm::raw);
@@ -101,7 +112,20 @@ class Trainer {
   // gradient, weighted by its share of the global batch, so that the result is the
   // mean over the global batch a single process would compute.
   void sum_gradient_over_ranks(int rows);
-  void run_phases(const float* x, const float* target, int batch, std::uint64_t global_batch, InputForm form);
+  // The free phase (its energies into free_energy) and the nudged phases.
+  void run_phases(const float* x, const float* target, int batch, std::uint64_t global_batch, InputForm form,
+                  float* free_energy);
+  // The contrastive gradient of the phases run_phases left, seen through the ADC.
+  void gradient_from_phases(const float* target, int batch, std::uint64_t global_batch, ParameterSet& gradient);
+  // Moves the metrics of the steps queued on the device into unread_, one
+  // BatchResult per step (three copies to the host, one wait).
+  void read_queued_metrics();
+  // The queued steps' per-batch sums over the ranks when they were sharded.
+  void sum_metrics_over_ranks(std::vector<BatchResult>& results) const;
+  // train_epoch's read: every unread batch checked for divergence, added to `total`
+  // and reported to `progress` in order; the last one is batch `batches_done`.
+  void report_unread(int epoch, std::int64_t batches_done, std::int64_t batches_in_epoch, BatchResult& total,
+                     const BatchProgress& progress);
   // The model's input for x: x itself, or its input-DAC conversion.
   // Loader options that convert the inputs on the loader thread (input DAC), keyed
   // like device_input with key = first_key + batch index.
@@ -133,7 +157,17 @@ class Trainer {
   float beta_a_ = 0, beta_b_ = 0;  // betas of the two states the gradient contrasts
   PhaseResult free_result_, plus_result_, minus_result_;
   DeviceBuffer<float> inputs_[2], targets_[2];
+  // Per-sample loss, correctness and free energy: kMetricsBatches slots of the
+  // largest batch, slot q for the q-th queued step (evaluation uses slot 0).
   DeviceBuffer<float> loss_, correct_, energy_;
+  struct QueuedStep {
+    int size = 0;
+    std::int64_t free_steps = 0, nudge_steps = 0;
+    int shard_begin = 0, global_rows = 0;  // the step's shard (global_rows 0: not sharded)
+  };
+  std::vector<QueuedStep> queued_;   // steps whose metrics are still on the device
+  std::vector<BatchResult> unread_;  // steps read from the device, not yet flushed
+  std::int64_t steps_taken_ = 0;
   // The loaders' pinned host buffers, allocated at the first pass and kept for the
   // run (engine/batch_loader.h: BatchStaging).
   std::unique_ptr<BatchStaging> staging_;

@@ -192,7 +192,7 @@ std::vector<EpochRecord> run_training(Backend& backend, const Config& config, co
   // Asked at batch boundaries by every rank alike (one allreduce of the reason).
   const StopSignals signals(limits.stop_on_signals);
   const auto run_start = std::chrono::steady_clock::now();
-  std::int64_t batches_trained = 0, batches_in_epoch = 0;
+  std::int64_t batches_in_epoch = 0;
   std::int64_t stop_code = 0;
   const auto stop_requested = [&] {
     std::int64_t code = limits.stop_on_signals ? stop_signal : 0;
@@ -200,13 +200,13 @@ std::vector<EpochRecord> run_training(Backend& backend, const Config& config, co
         std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count() >=
             limits.time_limit_seconds)
       code = kTimeLimitReached;
-    if (code == 0 && limits.stop_after_batches > 0 && batches_trained >= limits.stop_after_batches)
+    // Steps taken, not yet reported: train_epoch reads metrics (and reports) in groups.
+    if (code == 0 && limits.stop_after_batches > 0 && trainer.steps_taken() >= limits.stop_after_batches)
       code = kBatchLimitReached;
     stop_code = world.allreduce_max(code);
     return stop_code != 0;
   };
   const BatchProgress on_batch = [&](std::int64_t done, std::int64_t total, const BatchResult& so_far) {
-    ++batches_trained;
     batches_in_epoch = total;
     if (callbacks.on_batch) callbacks.on_batch(done, total, so_far);
   };

@@ -88,8 +88,10 @@ TEST_CASE("preemption: SIGUSR1 during a batch stops after it, resuming twice sti
 
   RunLimits limits;
   limits.stop_on_signals = true;
-  // Slurm's warning signal arrives during batch `at` of a run (the progress report
-  // runs between the batch's update and the next batch).
+  // Slurm's warning signal arrives during the progress report of batch `at` of a
+  // run. The trainer reads its metrics (and reports progress) every
+  // Trainer::kMetricsBatches = 16 batches and at an epoch's end, so the report of
+  // batch `at` runs after the group's last batch, where the run then stops.
   const auto signal_at = [](int at) {
     RunCallbacks callbacks;
     callbacks.on_batch = [at, seen = 0](std::int64_t, std::int64_t, const BatchResult&) mutable {
@@ -107,9 +109,10 @@ TEST_CASE("preemption: SIGUSR1 during a batch stops after it, resuming twice sti
     MESSAGE(message);
     CHECK(message.find("SIGUSR1") != std::string::npos);
   };
-  run_until_stopped(false, 2);  // epoch 1, batch 2
-  run_until_stopped(true, 25);  // 23 batches on: epoch 2, batch 7
-  CHECK(read_safetensors(stopped.file(kModelFile)).metadata.at("batches_done") == "7");
+  run_until_stopped(false, 2);  // epoch 1 (20 batches), reported after batch 16
+  run_until_stopped(true, 10);  // 4 batches to the epoch's end, then epoch 2: batch 6, reported after 16
+  CHECK(read_safetensors(stopped.file(kModelFile)).metadata.at("batches_done") == "16");
+  CHECK(read_safetensors(stopped.file(kModelFile)).metadata.at("epochs_done") == "1");
   const auto records = run_training(*backend, preemption_config(), halves(), stopped.path().string(), true, {});
   CHECK(records.size() == 1);
   check_same_run(straight.path().string(), stopped.path().string());
