@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <string>
 #include <vector>
 
+#include "engine/checkpoint.h"
 #include "engine/trainer.h"
 #include "kernels/error.h"
 #include "kernels/device_buffer.h"
@@ -36,9 +38,19 @@ Samples draw_samples(const Config& config, const GradcheckOptions& options, int 
     if (draw >= 100u * static_cast<std::uint64_t>(options.samples))
       throw ConfigError("gradcheck: fewer than 1 in 100 random samples are usable: " + remedy());
     std::vector<double> sample;
-    for (int i = 0; i < inputs; ++i)
-      sample.push_back(uniform_from_word(random_words(config.seed, RngStream::synthetic_data, draw * inputs + i, 2).v[0]));
-    const int label = static_cast<int>(random_words(config.seed, RngStream::synthetic_data, draw, 3).v[0] % classes);
+    int label = 0;
+    if (options.candidate_labels.empty()) {
+      for (int i = 0; i < inputs; ++i)
+        sample.push_back(uniform_from_word(random_words(config.seed, RngStream::synthetic_data, draw * inputs + i, 2).v[0]));
+      label = static_cast<int>(random_words(config.seed, RngStream::synthetic_data, draw, 3).v[0] % classes);
+    } else {
+      if (draw >= options.candidate_labels.size())
+        throw ConfigError("gradcheck: fewer than " + std::to_string(options.samples) + " of the " +
+                          std::to_string(options.candidate_labels.size()) + " given samples are usable: " + remedy());
+      const auto first = options.candidates.begin() + static_cast<std::ptrdiff_t>(draw * inputs);
+      sample.assign(first, first + inputs);
+      label = options.candidate_labels[draw];
+    }
     if (!usable(sample, label)) {
       ++out.rejected;
       continue;
@@ -99,9 +111,13 @@ nlohmann::json run_gradcheck(Backend& backend, const Config& config, const Gradc
   Config sized = config;
   sized.training.batch_size = options.samples;
   Trainer trainer(backend, sized);
+  if (!options.checkpoint.empty()) load_checkpoint(options.checkpoint, trainer, /*with_optimizer=*/false);
   const EnergyModel& model = trainer.model();
+  if (options.candidates.size() != options.candidate_labels.size() * static_cast<std::size_t>(model.input_size()))
+    throw ConfigError("gradcheck: the given samples do not have the model's input size " +
+                      std::to_string(model.input_size()));
 
-  // The reference, with the engine's initial parameters.
+  // The reference, with the engine's parameters.
   const reference::Gradient parameters = host_tensors(model.parameters());
   const std::unique_ptr<GradcheckReference> exact =
       kind.gradcheck(GradcheckSetup{config.model, config.ep.beta, config.dynamics.dt, config.resolved, parameters});

@@ -5,6 +5,9 @@
 // biases together) as cosine similarity and relative error.
 #pragma once
 
+#include <string>
+#include <vector>
+
 #include <nlohmann/json.hpp>
 
 #include "engine/config.h"
@@ -17,6 +20,16 @@ struct GradcheckOptions {
   // fixed point has a unit's field within 2 * beta of a kink of the hard sigmoid
   // (0 or 1) are redrawn: the loss has no gradient there.
   int samples = 8;
+  // A checkpoint directory whose parameters replace the config's initial ones, so
+  // that the EP estimate of trained weights can be checked (its shapes must match
+  // the config); empty: the initial parameters of config.seed.
+  std::string checkpoint;
+  // Candidate samples taken in order instead of random inputs, e.g. test images
+  // normalised as in training, for trained weights whose units random inputs
+  // would saturate: (count, input size) and one label each. Unusable ones are
+  // skipped as random ones are redrawn.
+  std::vector<float> candidates;
+  std::vector<int> candidate_labels;
 };
 
 // Compares with the exact gradient of model.kind's GradcheckReference

@@ -8,34 +8,30 @@ OscillatorIsingStrategy::OscillatorIsingStrategy(const SolverSetup& setup, float
     : SolverStrategy(setup),
       final_injection_(final_injection),
       dt_(dt),
-      phases_(setup.backend, state_count()),
-      cosines_(setup.backend, state_count()),
-      sines_(setup.backend, state_count()),
-      signs_(setup.backend, state_count()),
-      sin_fields_(setup.backend, state_count()) {}
+      phases_(state_buffer()),
+      cosines_(state_buffer()),
+      sines_(state_buffer()),
+      signs_(state_buffer()),
+      sin_fields_(state_buffer()) {}
 
 void OscillatorIsingStrategy::start_round(std::uint32_t round) {
-  setup_.backend.run(OimInitOp{phases_.data(), cosines_.data(), sines_.data(), signs_.data(), setup_.seed, 0, round},
-                     static_cast<std::int64_t>(state_count()));
+  run_over_states(OimInitOp{phases_.data(), cosines_.data(), sines_.data(), signs_.data(), setup_.seed, 0, round});
 }
 
-void OscillatorIsingStrategy::advance(int first_step, int last_step) {
-  const int n = setup_.spins;
-  for_each_slice([&](const Slice& slice) {
-    float* phases = phases_.data() + slice.offset;
-    float* cosines = cosines_.data() + slice.offset;
-    float* sines = sines_.data() + slice.offset;
-    float* signs = signs_.data() + slice.offset;
-    float* cos_fields = fields_.data() + slice.offset;
-    float* sin_fields = sin_fields_.data() + slice.offset;
-    for (int k = first_step; k < last_step; ++k) {
-      coupling_field(slice.rows, cosines, cos_fields);
-      coupling_field(slice.rows, sines, sin_fields);
-      const float injection = final_injection_ * static_cast<float>(double(k + 1) / setup_.steps);
-      setup_.backend.run(OimStepOp{phases, cosines, sines, signs, cos_fields, sin_fields, injection, dt_},
-                         static_cast<std::int64_t>(slice.rows) * n);
-    }
-  });
+void OscillatorIsingStrategy::advance_slice(const Slice& slice, int first_step, int last_step) {
+  float* phases = slice.of(phases_);
+  float* cosines = slice.of(cosines_);
+  float* sines = slice.of(sines_);
+  float* signs = slice.of(signs_);
+  float* cos_fields = slice.of(fields_);
+  float* sin_fields = slice.of(sin_fields_);
+  for (int k = first_step; k < last_step; ++k) {
+    coupling_field(slice.rows, cosines, cos_fields);
+    coupling_field(slice.rows, sines, sin_fields);
+    const float injection = final_injection_ * static_cast<float>(double(k + 1) / setup_.steps);
+    setup_.backend.run(OimStepOp{phases, cosines, sines, signs, cos_fields, sin_fields, injection, dt_},
+                       static_cast<std::int64_t>(slice.rows) * setup_.spins);
+  }
 }
 
 }  // namespace eqprop

@@ -14,10 +14,11 @@ class OscillatorIsingStrategy final : public SolverStrategy {
   // final_injection: K at the last step of a round; dt: the Euler step.
   OscillatorIsingStrategy(const SolverSetup& setup, float final_injection, float dt);
   void start_round(std::uint32_t round) override;
-  void advance(int first_step, int last_step) override;
   const float* spins() const override { return signs_.data(); }
 
  private:
+  void advance_slice(const Slice& slice, int first_step, int last_step) override;
+
   const float final_injection_, dt_;
   // (R, n) phi, cos phi, sin phi, sign(cos phi), and J sin phi (J cos phi is in fields_).
   DeviceBuffer<float> phases_, cosines_, sines_, signs_, sin_fields_;

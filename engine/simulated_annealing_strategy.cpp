@@ -8,11 +8,11 @@
 namespace eqprop {
 
 SimulatedAnnealingStrategy::SimulatedAnnealingStrategy(const SolverSetup& setup, float beta_start, float beta_end)
-    : SolverStrategy(setup), beta_start_(beta_start), beta_end_(beta_end), spins_(setup.backend, state_count()) {}
+    : SolverStrategy(setup), beta_start_(beta_start), beta_end_(beta_end), spins_(state_buffer()) {}
 
 void SimulatedAnnealingStrategy::start_round(std::uint32_t round) {
   round_ = round;
-  setup_.backend.run(RandomSpinsOp{spins_.data(), setup_.seed, 0, round}, static_cast<std::int64_t>(state_count()));
+  run_over_states(RandomSpinsOp{spins_.data(), setup_.seed, 0, round});
 }
 
 float SimulatedAnnealingStrategy::beta(int step) const {
@@ -21,17 +21,14 @@ float SimulatedAnnealingStrategy::beta(int step) const {
   return static_cast<float>(beta_start_ * std::pow(double(beta_end_) / beta_start_, progress));
 }
 
-void SimulatedAnnealingStrategy::advance(int first_step, int last_step) {
-  const int n = setup_.spins;
-  for_each_slice([&](const Slice& slice) {
-    float* spins = spins_.data() + slice.offset;
-    float* fields = fields_.data() + slice.offset;
-    if (first_step == 0) coupling_field(slice.rows, spins, fields);
-    for (int k = first_step; k < last_step; ++k)
-      setup_.backend.run(MetropolisSweepOp{spins, fields, setup_.couplings, beta(k), setup_.seed, std::uint64_t(k),
-                                           round_, static_cast<std::uint32_t>(slice.first_replica), n},
-                         slice.rows);
-  });
+void SimulatedAnnealingStrategy::advance_slice(const Slice& slice, int first_step, int last_step) {
+  float* spins = slice.of(spins_);
+  float* fields = slice.of(fields_);
+  if (first_step == 0) coupling_field(slice.rows, spins, fields);
+  for (int k = first_step; k < last_step; ++k)
+    setup_.backend.run(MetropolisSweepOp{spins, fields, setup_.couplings, beta(k), setup_.seed, std::uint64_t(k),
+                                         round_, static_cast<std::uint32_t>(slice.first_replica), setup_.spins},
+                       slice.rows);
 }
 
 }  // namespace eqprop

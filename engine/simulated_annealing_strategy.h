@@ -13,13 +13,13 @@ class SimulatedAnnealingStrategy final : public SolverStrategy {
  public:
   SimulatedAnnealingStrategy(const SolverSetup& setup, float beta_start, float beta_end);
   void start_round(std::uint32_t round) override;
-  // The local fields are computed afresh at step 0 and then updated flip by flip;
-  // a later range starts from the F of the last compute_fields(), which also
-  // resets the drift of the incremental updates for non-integer J.
-  void advance(int first_step, int last_step) override;
   const float* spins() const override { return spins_.data(); }
 
  private:
+  // The local fields are computed afresh at step 0 and then updated flip by flip;
+  // a later range starts from the F of the last compute_fields(), which also
+  // resets the drift of the incremental updates for non-integer J.
+  void advance_slice(const Slice& slice, int first_step, int last_step) override;
   // The inverse temperature of sweep `step`: geometric from beta_start to beta_end.
   float beta(int step) const;
 

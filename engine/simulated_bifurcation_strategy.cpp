@@ -7,34 +7,30 @@ namespace eqprop {
 SimulatedBifurcationStrategy::SimulatedBifurcationStrategy(const SolverSetup& setup, const SbParameters& parameters)
     : SolverStrategy(setup),
       parameters_(parameters),
-      x_(setup.backend, state_count()),
-      y_(setup.backend, state_count()),
-      signs_(setup.backend, state_count()) {}
+      x_(state_buffer()),
+      y_(state_buffer()),
+      signs_(state_buffer()) {}
 
 void SimulatedBifurcationStrategy::start_round(std::uint32_t round) {
-  setup_.backend.run(SbInitOp{x_.data(), y_.data(), signs_.data(), setup_.seed, 0, round,
-                              parameters_.initial_amplitude},
-                     static_cast<std::int64_t>(state_count()));
+  run_over_states(SbInitOp{x_.data(), y_.data(), signs_.data(), setup_.seed, 0, round, parameters_.initial_amplitude});
 }
 
-void SimulatedBifurcationStrategy::advance(int first_step, int last_step) {
+void SimulatedBifurcationStrategy::advance_slice(const Slice& slice, int first_step, int last_step) {
   const int n = setup_.spins;
-  for_each_slice([&](const Slice& slice) {
-    float* positions = x_.data() + slice.offset;
-    float* momenta = y_.data() + slice.offset;
-    float* signs = signs_.data() + slice.offset;
-    float* fields = fields_.data() + slice.offset;
-    const float* gemm_input = parameters_.discrete ? signs : positions;
-    for (int k = first_step; k < last_step; ++k) {
-      coupling_field(slice.rows, gemm_input, fields);
-      // sign(x): dSB's next GEMM input at every step; bSB's only for spins().
-      const bool write_signs = parameters_.discrete || k + 1 == last_step;
-      setup_.backend.run(SbStepOp{positions, momenta, fields, write_signs ? signs : nullptr,
-                                  sb_detuning(parameters_.a0, k, setup_.steps), parameters_.a0, parameters_.c0,
-                                  parameters_.dt, n},
-                         static_cast<std::int64_t>(slice.rows) * n);
-    }
-  });
+  float* positions = slice.of(x_);
+  float* momenta = slice.of(y_);
+  float* signs = slice.of(signs_);
+  float* fields = slice.of(fields_);
+  const float* gemm_input = parameters_.discrete ? signs : positions;
+  for (int k = first_step; k < last_step; ++k) {
+    coupling_field(slice.rows, gemm_input, fields);
+    // sign(x): dSB's next GEMM input at every step; bSB's only for spins().
+    const bool write_signs = parameters_.discrete || k + 1 == last_step;
+    setup_.backend.run(SbStepOp{positions, momenta, fields, write_signs ? signs : nullptr,
+                                sb_detuning(parameters_.a0, k, setup_.steps), parameters_.a0, parameters_.c0,
+                                parameters_.dt, n},
+                       static_cast<std::int64_t>(slice.rows) * n);
+  }
 }
 
 void FusedSimulatedBifurcationStrategy::advance(int first_step, int last_step) {

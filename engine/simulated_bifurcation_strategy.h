@@ -28,10 +28,11 @@ class SimulatedBifurcationStrategy : public SolverStrategy {
  public:
   SimulatedBifurcationStrategy(const SolverSetup& setup, const SbParameters& parameters);
   void start_round(std::uint32_t round) override;
-  void advance(int first_step, int last_step) override;
   const float* spins() const override { return signs_.data(); }
 
  protected:
+  void advance_slice(const Slice& slice, int first_step, int last_step) override;
+
   const SbParameters parameters_;
   DeviceBuffer<float> x_, y_, signs_;  // (R, n) positions, momenta, sign(x)
 };

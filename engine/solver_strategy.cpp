@@ -5,6 +5,10 @@ namespace eqprop {
 SolverStrategy::SolverStrategy(const SolverSetup& setup)
     : setup_(setup), fields_(setup.backend, std::size_t(setup.replicas) * setup.spins) {}
 
+void SolverStrategy::advance(int first_step, int last_step) {
+  for_each_slice([&](const Slice& slice) { advance_slice(slice, first_step, last_step); });
+}
+
 void SolverStrategy::compute_fields() {
   for_each_slice(
       [&](const Slice& slice) { coupling_field(slice.rows, spins() + slice.offset, fields_.data() + slice.offset); });

@@ -48,8 +48,9 @@ class SolverStrategy {
   // A fresh random state of every replica, keyed on (seed, round).
   virtual void start_round(std::uint32_t round) = 0;
   // Steps [first_step, last_step) of the round for every replica; spins() then
-  // holds the spins after step last_step - 1.
-  virtual void advance(int first_step, int last_step) = 0;
+  // holds the spins after step last_step - 1. advance_slice() on every slice
+  // unless a strategy steps all replicas at once.
+  virtual void advance(int first_step, int last_step);
   // fields() = spins() J for the evaluation: on the CPU one GEMM per slice of
   // replicas (deterministic for a thread count, as the steps).
   virtual void compute_fields();
@@ -64,7 +65,11 @@ class SolverStrategy {
     int first_replica;
     int rows;
     std::size_t offset;  // first_replica * n: its first element in an (R, n) array
+    // The slice's rows of an (R, n) buffer.
+    float* of(DeviceBuffer<float>& buffer) const { return buffer.data() + offset; }
   };
+  // advance() on one slice of the replicas (on the CPU, concurrently with the others).
+  virtual void advance_slice(const Slice& slice, int first_step, int last_step) = 0;
   // body(slice) for slices that cover the replicas (Backend::parallel_over_rows:
   // concurrently on the CPU backend, one slice of all on a GPU).
   template <class Body>
@@ -77,6 +82,13 @@ class SolverStrategy {
   // (J symmetric), one GEMM.
   void coupling_field(int rows, const float* in, float* out) const;
   std::size_t state_count() const { return std::size_t(setup_.replicas) * setup_.spins; }
+  // A fresh (R, n) buffer on the backend.
+  DeviceBuffer<float> state_buffer() const { return DeviceBuffer<float>(setup_.backend, state_count()); }
+  // op(i) for every element i of the (R, n) state: a round's initial draw.
+  template <class Op>
+  void run_over_states(const Op& op) const {
+    setup_.backend.run(op, static_cast<std::int64_t>(state_count()));
+  }
 
   const SolverSetup setup_;
   // (R, n) the GEMM output: the evaluation's S J, and each method's working field.

@@ -64,7 +64,7 @@ const CommandUsage kCommands[] = {
      "             the last checkpoint (model.safetensors), or with --best the best (best.safetensors);\n"
      "             data.test_limit (train_limit) as the run had it unless --set changes it\n"
      "             [--sweep KEY=A:B[:STEP]|KEY=V1,V2,... [--out DIR]]   evaluate under each value; CSV and plot\n"},
-    {"gradcheck", "  gradcheck  --config FILE [--samples N] [--device ...] [--set key=value ...]\n"},
+    {"gradcheck", "  gradcheck  --config FILE | --checkpoint DIR [--split test|train] [--samples N] [--device ...] [--set ...]\n"},
     {"bench",
      "  bench      [--config FILE] [--device ...] [--set key=value ...] [--repeats N] [--warmup N]\n"
      "             times training steps; prints JSON with ms_per_batch, threads and OpenMP wait policy\n"},
@@ -396,11 +396,41 @@ int command_eval(const std::vector<std::string>& args, std::ostream& out) {
 }
 
 int command_gradcheck(const std::vector<std::string>& args, std::ostream& out) {
-  const Options options = parse_options(args, 1, {"--config", "--device", "--set", "--samples"});
-  const Config config = config_from_options(options, true);
-  auto backend = make_backend(config.device);
+  const Options options =
+      parse_options(args, 1, {"--config", "--checkpoint", "--device", "--set", "--samples", "--split"});
   GradcheckOptions gradcheck;
+  // --checkpoint: the trained weights and the config they were trained with
+  // (--set changes e.g. the dynamics whose EP estimate is checked).
+  gradcheck.checkpoint = options.get("--checkpoint", "");
   gradcheck.samples = parse_positive(options, "--samples", gradcheck.samples);
+  if (!gradcheck.checkpoint.empty() && options.has("--config"))
+    throw UsageError("gradcheck takes --config FILE or --checkpoint DIR, not both");
+  const Config config =
+      gradcheck.checkpoint.empty()
+          ? config_from_options(options, true)
+          : load_config(options, nlohmann::json::object(), gradcheck.checkpoint + "/" + kConfigFile,
+                        read_checkpoint_config(gradcheck.checkpoint));
+  // --split: the data set's images in order (normalised as in training) instead of
+  // random inputs, which saturate a trained network's units.
+  if (options.has("--split")) {
+    const std::string split = options.get("--split");
+    if (split != "test" && split != "train") throw UsageError("--split must be test or train, got '" + split + "'");
+    const DatasetSplits data = load_data(config);
+    const Dataset& images = split == "test" ? data.test : data.train;
+    const Normalization normalization = make_normalization(config, data.train);
+    const std::int64_t size = images.sample_size(), per_channel = size / static_cast<std::int64_t>(normalization.mean.size());
+    // As many candidates as the draws may use (100 per sample).
+    const std::int64_t count = std::min<std::int64_t>(images.count(), 100 * static_cast<std::int64_t>(gradcheck.samples));
+    for (std::int64_t i = 0; i < count; ++i) {
+      for (std::int64_t j = 0; j < size; ++j) {
+        const std::size_t channel = static_cast<std::size_t>(j / per_channel);
+        gradcheck.candidates.push_back((images.pixels[static_cast<std::size_t>(i * size + j)] / 255.0f -
+                                        normalization.mean[channel]) / normalization.std[channel]);
+      }
+      gradcheck.candidate_labels.push_back(images.labels[static_cast<std::size_t>(i)]);
+    }
+  }
+  auto backend = make_backend(config.device);
   out << run_gradcheck(*backend, config, gradcheck).dump(2) << std::endl;
   return 0;
 }
@@ -452,6 +482,11 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     out << usage_of(command);
     return 0;
   }
+  // One line on err for every error, and the exit code of its kind.
+  const auto fail = [&err](const std::string& message, int code) {
+    err << "eqprop: " << message << std::endl;
+    return code;
+  };
   try {
     if (command == "train") return command_train(args, out);
     if (command == "eval") return command_eval(args, out);
@@ -464,24 +499,18 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     if (command == "landscape") return command_landscape(args, out, err);
     throw UsageError("unknown command '" + command + "' (commands: train, eval, gradcheck, bench, plan, solve, sweep, landscape, config, help)");
   } catch (const UsageError& error) {
-    err << "eqprop: " << error.what() << std::endl;
-    return 2;
+    return fail(error.what(), 2);
   } catch (const ConfigError& error) {
-    err << "eqprop: config error: " << error.what() << std::endl;
-    return 2;
+    return fail(std::string("config error: ") + error.what(), 2);
   } catch (const DivergenceError& error) {
-    err << "eqprop: " << error.what() << std::endl;
-    return 3;
+    return fail(error.what(), 3);
   } catch (const Error& error) {
-    err << "eqprop: " << error.what() << std::endl;
-    return 1;
+    return fail(error.what(), 1);
   } catch (const std::bad_alloc&) {
-    err << "eqprop: out of memory (try a smaller training.batch_size)" << std::endl;
-    return 1;
+    return fail("out of memory (try a smaller training.batch_size)", 1);
   } catch (const std::exception& error) {
     // Not expected: every user error is a typed eqprop::Error. Still one line, no abort.
-    err << "eqprop: internal error: " << error.what() << std::endl;
-    return 1;
+    return fail(std::string("internal error: ") + error.what(), 1);
   }
 }
 

@@ -20,6 +20,7 @@
 
 #include "kernels/block_bodies.h"
 #include "kernels/allocation_counter.h"
+#include "kernels/convolution_library.h"
 #include "kernels/elementwise_ops.h"
 #include "kernels/gemm_precision.h"
 #include "kernels/plane_layout.h"
@@ -49,18 +50,6 @@ struct BackendTraits {
   // launch per step. On the CPU a block is one core's loop, and a GEMM that reuses
   // its operands in registers is faster.
   bool has_on_chip_blocks = false;
-};
-
-// One 2-D convolution of a batch, as a library call sees it (models/conv_ops.h has
-// the math and the im2col + gemm reference): x (batch, in_channels, in_h, in_w) in
-// input_layout, y (batch, out_channels, out_h, out_w) in output_layout, weights
-// (out_channels, in_channels, kernel, kernel) row-major, no bias.
-enum class ConvolutionPath { automatic, library, im2col };
-
-struct ConvolutionGeometry {
-  std::int32_t batch = 1, in_channels = 1, out_channels = 1;
-  SlidingWindow window{};
-  PlaneLayout input_layout{}, output_layout{};
 };
 
 class Backend {
@@ -137,17 +126,20 @@ class Backend {
   // the bit-exact reference, for fp32 and tf32). Backends without a library ignore it.
   virtual void set_convolution_path(ConvolutionPath) {}
   virtual ConvolutionPath convolution_path() const { return ConvolutionPath::im2col; }
-  virtual bool convolution_forward(const ConvolutionGeometry&, const float* /*x*/, const float* /*weights*/,
-                                   float* /*y*/) {
-    return false;
+  virtual bool convolution_forward(const ConvolutionGeometry& geometry, const float* x, const float* weights,
+                                   float* y) {
+    ConvolutionLibrary* library = convolution_library();
+    return library && library->forward(geometry, gemm_precision(), x, weights, y);
   }
-  virtual bool convolution_backward_data(const ConvolutionGeometry&, const float* /*y*/, const float* /*weights*/,
-                                         float* /*x*/) {
-    return false;
+  virtual bool convolution_backward_data(const ConvolutionGeometry& geometry, const float* y, const float* weights,
+                                         float* x) {
+    ConvolutionLibrary* library = convolution_library();
+    return library && library->backward_data(geometry, gemm_precision(), y, weights, x);
   }
-  virtual bool convolution_backward_weights(const ConvolutionGeometry&, const float* /*x*/, const float* /*y*/,
-                                            float /*alpha*/, float /*beta*/, float* /*weight_gradient*/) {
-    return false;
+  virtual bool convolution_backward_weights(const ConvolutionGeometry& geometry, const float* x, const float* y,
+                                            float alpha, float beta, float* weight_gradient) {
+    ConvolutionLibrary* library = convolution_library();
+    return library && library->backward_weights(geometry, gemm_precision(), x, y, alpha, beta, weight_gradient);
   }
 
   // Runs op(i) for i in [0, count). One virtual per op type (generated from the list).
@@ -190,6 +182,11 @@ class Backend {
 
   // Blocks the host until all submitted work is finished.
   virtual void synchronize() = 0;
+
+ protected:
+  // The device's convolution library behind convolution_*; null (none) unless the
+  // backend was built with one.
+  virtual ConvolutionLibrary* convolution_library() { return nullptr; }
 };
 
 // Throws std::out_of_range unless slot is in [0, Backend::kUploadSlots).

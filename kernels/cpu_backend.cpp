@@ -278,20 +278,6 @@ class CpuBackend final : public Backend {
 
   void set_convolution_path(ConvolutionPath path) override { convolution_path_ = path; }
   ConvolutionPath convolution_path() const override { return convolution_path_; }
-#ifdef EQPROP_HAVE_DNNL
-  bool convolution_forward(const ConvolutionGeometry& geometry, const float* x, const float* weights,
-                           float* y) override {
-    return convolutions_.forward(geometry, precision_, x, weights, y);
-  }
-  bool convolution_backward_data(const ConvolutionGeometry& geometry, const float* y, const float* weights,
-                                 float* x) override {
-    return convolutions_.backward_data(geometry, precision_, y, weights, x);
-  }
-  bool convolution_backward_weights(const ConvolutionGeometry& geometry, const float* x, const float* y,
-                                    float alpha, float beta, float* weight_gradient) override {
-    return convolutions_.backward_weights(geometry, precision_, x, y, alpha, beta, weight_gradient);
-  }
-#endif
 
 #define EQPROP_DEFINE_RUN(Op) \
   EQPROP_REQUIRE_DETERMINISM(Op) \
@@ -343,7 +329,8 @@ class CpuBackend final : public Backend {
   GemmPrecision precision_ = GemmPrecision::fp32;
   ConvolutionPath convolution_path_ = ConvolutionPath::automatic;
 #ifdef EQPROP_HAVE_DNNL
-  DnnlConvolutions convolutions_;
+  const std::unique_ptr<ConvolutionLibrary> convolutions_ = make_dnnl_convolutions();
+  ConvolutionLibrary* convolution_library() override { return convolutions_.get(); }
 #endif
 };
 

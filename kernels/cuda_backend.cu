@@ -96,42 +96,39 @@ inline void ignore_cuda_error(cudaError_t status) noexcept {
   if (status != cudaSuccess) (void)cudaGetLastError();
 }
 
-class CudaStream {
+// One handle, made by Kind::create and released by Kind::destroy.
+template <class Handle, class Kind>
+class CudaHandle {
  public:
-  CudaStream() { EQPROP_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking)); }
-  ~CudaStream() { ignore_cuda_error(cudaStreamDestroy(stream_)); }
-  CudaStream(const CudaStream&) = delete;
-  CudaStream& operator=(const CudaStream&) = delete;
-  cudaStream_t get() const { return stream_; }
+  CudaHandle() { Kind::create(&handle_); }
+  ~CudaHandle() { Kind::destroy(handle_); }
+  CudaHandle(const CudaHandle&) = delete;
+  CudaHandle& operator=(const CudaHandle&) = delete;
+  Handle get() const { return handle_; }
 
  private:
-  cudaStream_t stream_ = nullptr;
+  Handle handle_ = nullptr;
 };
 
-class CudaEvent {
- public:
-  // Timing disabled: these events only order streams, and are cheaper without it.
-  CudaEvent() { EQPROP_CUDA_CHECK(cudaEventCreateWithFlags(&event_, cudaEventDisableTiming)); }
-  ~CudaEvent() { ignore_cuda_error(cudaEventDestroy(event_)); }
-  CudaEvent(const CudaEvent&) = delete;
-  CudaEvent& operator=(const CudaEvent&) = delete;
-  cudaEvent_t get() const { return event_; }
-
- private:
-  cudaEvent_t event_ = nullptr;
+struct StreamKind {
+  static void create(cudaStream_t* stream) {
+    EQPROP_CUDA_CHECK(cudaStreamCreateWithFlags(stream, cudaStreamNonBlocking));
+  }
+  static void destroy(cudaStream_t stream) noexcept { ignore_cuda_error(cudaStreamDestroy(stream)); }
+};
+// Timing disabled: these events only order streams, and are cheaper without it.
+struct EventKind {
+  static void create(cudaEvent_t* event) { EQPROP_CUDA_CHECK(cudaEventCreateWithFlags(event, cudaEventDisableTiming)); }
+  static void destroy(cudaEvent_t event) noexcept { ignore_cuda_error(cudaEventDestroy(event)); }
+};
+struct CublasKind {
+  static void create(cublasHandle_t* handle) { EQPROP_CUBLAS_CHECK(cublasCreate(handle)); }
+  static void destroy(cublasHandle_t handle) noexcept { (void)cublasDestroy(handle); }
 };
 
-class CublasHandle {
- public:
-  CublasHandle() { EQPROP_CUBLAS_CHECK(cublasCreate(&handle_)); }
-  ~CublasHandle() { (void)cublasDestroy(handle_); }
-  CublasHandle(const CublasHandle&) = delete;
-  CublasHandle& operator=(const CublasHandle&) = delete;
-  cublasHandle_t get() const { return handle_; }
-
- private:
-  cublasHandle_t handle_ = nullptr;
-};
+using CudaStream = CudaHandle<cudaStream_t, StreamKind>;
+using CudaEvent = CudaHandle<cudaEvent_t, EventKind>;
+using CublasHandle = CudaHandle<cublasHandle_t, CublasKind>;
 
 // Device bytes that only grow (scratch for CUB). The caller makes sure no work
 // that uses the old allocation is still in flight when it grows.
@@ -373,20 +370,6 @@ class CudaBackend final : public Backend {
 
   void set_convolution_path(ConvolutionPath path) override { convolution_path_ = path; }
   ConvolutionPath convolution_path() const override { return convolution_path_; }
-#ifdef EQPROP_HAVE_CUDNN
-  bool convolution_forward(const ConvolutionGeometry& geometry, const float* x, const float* weights,
-                           float* y) override {
-    return convolutions().forward(geometry, precision_, x, weights, y);
-  }
-  bool convolution_backward_data(const ConvolutionGeometry& geometry, const float* y, const float* weights,
-                                 float* x) override {
-    return convolutions().backward_data(geometry, precision_, y, weights, x);
-  }
-  bool convolution_backward_weights(const ConvolutionGeometry& geometry, const float* x, const float* y,
-                                    float alpha, float beta, float* weight_gradient) override {
-    return convolutions().backward_weights(geometry, precision_, x, y, alpha, beta, weight_gradient);
-  }
-#endif
 
 #define EQPROP_DEFINE_RUN(Op) \
   EQPROP_REQUIRE_DETERMINISM(Op) \
@@ -503,10 +486,10 @@ class CudaBackend final : public Backend {
   ConvolutionPath convolution_path_ = ConvolutionPath::automatic;
 #ifdef EQPROP_HAVE_CUDNN
   // Made on the first library convolution: a cuDNN handle costs GPU memory and time.
-  std::unique_ptr<CudnnConvolutions> convolutions_;
-  CudnnConvolutions& convolutions() {
-    if (!convolutions_) convolutions_ = std::make_unique<CudnnConvolutions>(compute_stream_.get());
-    return *convolutions_;
+  std::unique_ptr<ConvolutionLibrary> convolutions_;
+  ConvolutionLibrary* convolution_library() override {
+    if (!convolutions_) convolutions_ = make_cudnn_convolutions(compute_stream_.get());
+    return convolutions_.get();
   }
 #endif
 };

@@ -22,16 +22,7 @@ void check_cudnn(cudnnStatus_t status, const char* call) {
 }
 #define EQPROP_CUDNN_CHECK(call) check_cudnn((call), #call)
 
-enum class Direction { forward, backward_data, backward_weights };
-
-using Key = std::array<std::int64_t, 14>;
-
-Key key_of(const ConvolutionGeometry& g, GemmPrecision precision, Direction direction) {
-  const SlidingWindow& s = g.window;
-  return {g.batch, g.in_channels, g.out_channels, s.in_h, s.in_w, s.kernel, s.stride, s.padding,
-          g.input_layout.sample_stride, g.input_layout.channel_stride, g.output_layout.sample_stride,
-          g.output_layout.channel_stride, static_cast<std::int64_t>(precision), static_cast<std::int64_t>(direction)};
-}
+using Direction = ConvolutionDirection;
 
 // The descriptors of one convolution, the algorithm for its direction and its workspace size.
 struct Plan {
@@ -59,11 +50,9 @@ void set_planes(cudnnTensorDescriptor_t desc, int batch, int channels, int h, in
                                                   1));
 }
 
-}  // namespace
-
-struct CudnnConvolutions::Cache {
+struct Cache {
   cudnnHandle_t handle = nullptr;
-  std::map<Key, std::unique_ptr<Plan>> plans;  // null: no cuDNN path (bf16)
+  std::map<ConvolutionPlanKey, std::unique_ptr<Plan>> plans;  // null: no cuDNN path (bf16)
   void* workspace = nullptr;
   std::size_t workspace_capacity = 0;
 
@@ -85,7 +74,7 @@ struct CudnnConvolutions::Cache {
   }
 
   const Plan* plan(const ConvolutionGeometry& g, GemmPrecision precision, Direction direction) {
-    const Key key = key_of(g, precision, direction);
+    const ConvolutionPlanKey key = convolution_plan_key(g, precision, direction);
     const auto found = plans.find(key);
     if (found != plans.end()) return found->second.get();
     std::unique_ptr<Plan> made;
@@ -137,48 +126,59 @@ struct CudnnConvolutions::Cache {
   }
 };
 
-CudnnConvolutions::CudnnConvolutions(void* cuda_stream) : cache_(std::make_unique<Cache>()) {
-  EQPROP_CUDNN_CHECK(cudnnCreate(&cache_->handle));
-  EQPROP_CUDNN_CHECK(cudnnSetStream(cache_->handle, static_cast<cudaStream_t>(cuda_stream)));
-}
+class CudnnConvolutions final : public ConvolutionLibrary {
+ public:
+  explicit CudnnConvolutions(cudaStream_t stream) {
+    EQPROP_CUDNN_CHECK(cudnnCreate(&cache_.handle));
+    EQPROP_CUDNN_CHECK(cudnnSetStream(cache_.handle, stream));
+  }
 
-CudnnConvolutions::~CudnnConvolutions() = default;
+  bool forward(const ConvolutionGeometry& geometry, GemmPrecision precision, const float* x, const float* weights,
+               float* y) override {
+    return run(geometry, precision, Direction::forward, [&](const Plan& plan, void* workspace) {
+      const float one = 1.0f, zero = 0.0f;
+      EQPROP_CUDNN_CHECK(cudnnConvolutionForward(cache_.handle, &one, plan.x, x, plan.w, weights, plan.conv,
+                                                 static_cast<cudnnConvolutionFwdAlgo_t>(plan.algorithm), workspace,
+                                                 plan.workspace_bytes, &zero, plan.y, y));
+    });
+  }
+  bool backward_data(const ConvolutionGeometry& geometry, GemmPrecision precision, const float* y,
+                     const float* weights, float* x) override {
+    return run(geometry, precision, Direction::backward_data, [&](const Plan& plan, void* workspace) {
+      const float one = 1.0f, zero = 0.0f;
+      EQPROP_CUDNN_CHECK(cudnnConvolutionBackwardData(cache_.handle, &one, plan.w, weights, plan.y, y, plan.conv,
+                                                      static_cast<cudnnConvolutionBwdDataAlgo_t>(plan.algorithm),
+                                                      workspace, plan.workspace_bytes, &zero, plan.x, x));
+    });
+  }
+  bool backward_weights(const ConvolutionGeometry& geometry, GemmPrecision precision, const float* x,
+                        const float* y, float alpha, float beta, float* weight_gradient) override {
+    return run(geometry, precision, Direction::backward_weights, [&](const Plan& plan, void* workspace) {
+      EQPROP_CUDNN_CHECK(cudnnConvolutionBackwardFilter(cache_.handle, &alpha, plan.x, x, plan.y, y, plan.conv,
+                                                        static_cast<cudnnConvolutionBwdFilterAlgo_t>(plan.algorithm),
+                                                        workspace, plan.workspace_bytes, &beta, plan.w,
+                                                        weight_gradient));
+    });
+  }
 
-bool CudnnConvolutions::forward(const ConvolutionGeometry& geometry, GemmPrecision precision, const float* x,
-                                const float* weights, float* y) {
-  const Plan* plan = cache_->plan(geometry, precision, Direction::forward);
-  if (!plan) return false;
-  void* workspace = cache_->reserve(plan->workspace_bytes);
-  const float one = 1.0f, zero = 0.0f;
-  EQPROP_CUDNN_CHECK(cudnnConvolutionForward(cache_->handle, &one, plan->x, x, plan->w, weights, plan->conv,
-                                             static_cast<cudnnConvolutionFwdAlgo_t>(plan->algorithm), workspace,
-                                             plan->workspace_bytes, &zero, plan->y, y));
-  return true;
-}
+ private:
+  // call(plan, workspace) with the direction's plan and a workspace of its size;
+  // false, calling nothing, where cuDNN has no plan.
+  template <class Call>
+  bool run(const ConvolutionGeometry& geometry, GemmPrecision precision, Direction direction, const Call& call) {
+    const Plan* plan = cache_.plan(geometry, precision, direction);
+    if (!plan) return false;
+    call(*plan, cache_.reserve(plan->workspace_bytes));
+    return true;
+  }
 
-bool CudnnConvolutions::backward_data(const ConvolutionGeometry& geometry, GemmPrecision precision, const float* y,
-                                      const float* weights, float* x) {
-  const Plan* plan = cache_->plan(geometry, precision, Direction::backward_data);
-  if (!plan) return false;
-  void* workspace = cache_->reserve(plan->workspace_bytes);
-  const float one = 1.0f, zero = 0.0f;
-  EQPROP_CUDNN_CHECK(cudnnConvolutionBackwardData(cache_->handle, &one, plan->w, weights, plan->y, y, plan->conv,
-                                                  static_cast<cudnnConvolutionBwdDataAlgo_t>(plan->algorithm),
-                                                  workspace, plan->workspace_bytes, &zero, plan->x, x));
-  return true;
-}
+  Cache cache_;
+};
 
-bool CudnnConvolutions::backward_weights(const ConvolutionGeometry& geometry, GemmPrecision precision,
-                                         const float* x, const float* y, float alpha, float beta,
-                                         float* weight_gradient) {
-  const Plan* plan = cache_->plan(geometry, precision, Direction::backward_weights);
-  if (!plan) return false;
-  void* workspace = cache_->reserve(plan->workspace_bytes);
-  EQPROP_CUDNN_CHECK(cudnnConvolutionBackwardFilter(cache_->handle, &alpha, plan->x, x, plan->y, y, plan->conv,
-                                                    static_cast<cudnnConvolutionBwdFilterAlgo_t>(plan->algorithm),
-                                                    workspace, plan->workspace_bytes, &beta, plan->w,
-                                                    weight_gradient));
-  return true;
+}  // namespace
+
+std::unique_ptr<ConvolutionLibrary> make_cudnn_convolutions(void* cuda_stream) {
+  return std::make_unique<CudnnConvolutions>(static_cast<cudaStream_t>(cuda_stream));
 }
 
 }  // namespace eqprop

@@ -13,27 +13,11 @@
 
 #include <memory>
 
-#include "kernels/backend.h"
+#include "kernels/convolution_library.h"
 
 namespace eqprop {
 
-class CudnnConvolutions {
- public:
-  explicit CudnnConvolutions(void* cuda_stream);  // cudaStream_t, kept out of this header
-  ~CudnnConvolutions();
-  CudnnConvolutions(const CudnnConvolutions&) = delete;
-  CudnnConvolutions& operator=(const CudnnConvolutions&) = delete;
-
-  bool forward(const ConvolutionGeometry& geometry, GemmPrecision precision, const float* x, const float* weights,
-               float* y);
-  bool backward_data(const ConvolutionGeometry& geometry, GemmPrecision precision, const float* y,
-                     const float* weights, float* x);
-  bool backward_weights(const ConvolutionGeometry& geometry, GemmPrecision precision, const float* x,
-                        const float* y, float alpha, float beta, float* weight_gradient);
-
- private:
-  struct Cache;
-  std::unique_ptr<Cache> cache_;
-};
+// cuda_stream: the backend's compute stream, a cudaStream_t kept out of this header.
+std::unique_ptr<ConvolutionLibrary> make_cudnn_convolutions(void* cuda_stream);
 
 }  // namespace eqprop

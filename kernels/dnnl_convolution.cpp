@@ -19,7 +19,7 @@ namespace {
 using dnnl::memory;
 using Dims = memory::dims;
 
-enum class Direction { forward, backward_data, backward_weights };
+using Direction = ConvolutionDirection;
 
 // A tensor in the caller's layout (`user`) and in the primitive's (`library`):
 // where they differ, a staging buffer in the library layout and the reorder
@@ -67,24 +67,13 @@ memory::desc planes_desc(std::int32_t batch, std::int32_t channels, std::int32_t
                       Dims{layout.sample_stride * plane, layout.channel_stride * plane, w, 1});
 }
 
-using Key = std::array<std::int64_t, 14>;
-
-Key key_of(const ConvolutionGeometry& g, GemmPrecision precision, Direction direction) {
-  const SlidingWindow& s = g.window;
-  return {g.batch, g.in_channels, g.out_channels, s.in_h, s.in_w, s.kernel, s.stride, s.padding,
-          g.input_layout.sample_stride, g.input_layout.channel_stride, g.output_layout.sample_stride,
-          g.output_layout.channel_stride, static_cast<std::int64_t>(precision), static_cast<std::int64_t>(direction)};
-}
-
-}  // namespace
-
-struct DnnlConvolutions::Cache {
+struct Cache {
   dnnl::engine engine{dnnl::engine::kind::cpu, 0};
   dnnl::stream stream{engine};
-  std::map<Key, std::optional<Plan>> plans;  // nullopt: oneDNN has no primitive for it
+  std::map<ConvolutionPlanKey, std::optional<Plan>> plans;  // nullopt: oneDNN has no primitive for it
 
   const Plan* plan(const ConvolutionGeometry& g, GemmPrecision precision, Direction direction) {
-    const Key key = key_of(g, precision, direction);
+    const ConvolutionPlanKey key = convolution_plan_key(g, precision, direction);
     const auto found = plans.find(key);
     if (found != plans.end()) return found->second ? &*found->second : nullptr;
     std::optional<Plan> made;
@@ -160,43 +149,46 @@ struct DnnlConvolutions::Cache {
   }
 };
 
-DnnlConvolutions::DnnlConvolutions() : cache_(std::make_unique<Cache>()) {}
-DnnlConvolutions::~DnnlConvolutions() = default;
+class DnnlConvolutions final : public ConvolutionLibrary {
+ public:
+  bool forward(const ConvolutionGeometry& geometry, GemmPrecision precision, const float* x, const float* weights,
+               float* y) override {
+    return run_data(geometry, precision, Direction::forward, DNNL_ARG_SRC, x, weights, DNNL_ARG_DST, y);
+  }
+  bool backward_data(const ConvolutionGeometry& geometry, GemmPrecision precision, const float* y,
+                     const float* weights, float* x) override {
+    return run_data(geometry, precision, Direction::backward_data, DNNL_ARG_DIFF_DST, y, weights, DNNL_ARG_DIFF_SRC,
+                    x);
+  }
+  bool backward_weights(const ConvolutionGeometry& geometry, GemmPrecision precision, const float* x,
+                        const float* y, float alpha, float beta, float* weight_gradient) override;
 
-bool DnnlConvolutions::forward(const ConvolutionGeometry& geometry, GemmPrecision precision, const float* x,
-                               const float* weights, float* y) {
-  const Plan* plan = cache_->plan(geometry, precision, Direction::forward);
-  if (!plan) return false;
-  auto& [engine, stream, plans] = *cache_;
-  (void)plans;
-  plan->primitive.execute(stream, {{DNNL_ARG_SRC, plan->source.input(engine, stream, x)},
-                                   {DNNL_ARG_WEIGHTS, plan->weights.input(engine, stream, weights)},
-                                   {DNNL_ARG_DST, plan->destination.output(engine, y)}});
-  plan->destination.finish(engine, stream, y);
-  stream.wait();
-  return true;
-}
+ private:
+  // forward and backward_data: the plan's source and the weights in, its destination
+  // out, under the direction's argument names.
+  bool run_data(const ConvolutionGeometry& geometry, GemmPrecision precision, Direction direction, int source_arg,
+                const float* source, const float* weights, int destination_arg, float* destination) {
+    const Plan* plan = cache_.plan(geometry, precision, direction);
+    if (!plan) return false;
+    auto& [engine, stream, plans] = cache_;
+    (void)plans;
+    plan->primitive.execute(stream, {{source_arg, plan->source.input(engine, stream, source)},
+                                     {DNNL_ARG_WEIGHTS, plan->weights.input(engine, stream, weights)},
+                                     {destination_arg, plan->destination.output(engine, destination)}});
+    plan->destination.finish(engine, stream, destination);
+    stream.wait();
+    return true;
+  }
 
-bool DnnlConvolutions::backward_data(const ConvolutionGeometry& geometry, GemmPrecision precision, const float* y,
-                                     const float* weights, float* x) {
-  const Plan* plan = cache_->plan(geometry, precision, Direction::backward_data);
-  if (!plan) return false;
-  auto& [engine, stream, plans] = *cache_;
-  (void)plans;
-  plan->primitive.execute(stream, {{DNNL_ARG_DIFF_DST, plan->source.input(engine, stream, y)},
-                                   {DNNL_ARG_WEIGHTS, plan->weights.input(engine, stream, weights)},
-                                   {DNNL_ARG_DIFF_SRC, plan->destination.output(engine, x)}});
-  plan->destination.finish(engine, stream, x);
-  stream.wait();
-  return true;
-}
+  Cache cache_;
+};
 
 bool DnnlConvolutions::backward_weights(const ConvolutionGeometry& geometry, GemmPrecision precision,
                                         const float* x, const float* y, float alpha, float beta,
                                         float* weight_gradient) {
-  Plan* plan = const_cast<Plan*>(cache_->plan(geometry, precision, Direction::backward_weights));
+  Plan* plan = const_cast<Plan*>(cache_.plan(geometry, precision, Direction::backward_weights));
   if (!plan) return false;
-  auto& [engine, stream, plans] = *cache_;
+  auto& [engine, stream, plans] = cache_;
   (void)plans;
   float* result = plan->gradient.data();
   plan->primitive.execute(stream, {{DNNL_ARG_SRC, plan->source.input(engine, stream, x)},
@@ -213,6 +205,10 @@ bool DnnlConvolutions::backward_weights(const ConvolutionGeometry& geometry, Gem
   }
   return true;
 }
+
+}  // namespace
+
+std::unique_ptr<ConvolutionLibrary> make_dnnl_convolutions() { return std::make_unique<DnnlConvolutions>(); }
 
 }  // namespace eqprop
 

@@ -13,29 +13,12 @@
 
 #include <memory>
 
-#include "kernels/backend.h"
+#include "kernels/convolution_library.h"
 
 namespace eqprop {
 
-class DnnlConvolutions {
- public:
-  DnnlConvolutions();
-  ~DnnlConvolutions();
-  DnnlConvolutions(const DnnlConvolutions&) = delete;
-  DnnlConvolutions& operator=(const DnnlConvolutions&) = delete;
-
-  // Backend::convolution_*'s contract: false (nothing computed) where oneDNN has
-  // no primitive for the geometry or the precision (tf32 has none here).
-  bool forward(const ConvolutionGeometry& geometry, GemmPrecision precision, const float* x, const float* weights,
-               float* y);
-  bool backward_data(const ConvolutionGeometry& geometry, GemmPrecision precision, const float* y,
-                     const float* weights, float* x);
-  bool backward_weights(const ConvolutionGeometry& geometry, GemmPrecision precision, const float* x,
-                        const float* y, float alpha, float beta, float* weight_gradient);
-
- private:
-  struct Cache;
-  std::unique_ptr<Cache> cache_;
-};
+// Backend::convolution_*'s contract: false (nothing computed) where oneDNN has no
+// primitive for the geometry or the precision (tf32 has none here).
+std::unique_ptr<ConvolutionLibrary> make_dnnl_convolutions();
 
 }  // namespace eqprop

@@ -42,6 +42,15 @@ EQ_HD bool windows_tile_plane(const SlidingWindow& w) {
   return w.stride == w.kernel && w.padding == 0 && w.in_h == w.out_h * w.kernel && w.in_w == w.out_w * w.kernel;
 }
 
+// Tiling windows, row by row: f(o, first) for each, o = oh * out_w + ow its pooled
+// element and first = the input index of its corner (kh, kw) = (0, 0); its element
+// (kh, kw) is first + kh * in_w + kw.
+template <class F>
+void for_each_tiling_window(const SlidingWindow& w, const F& f) {
+  for (std::int32_t oh = 0; oh < w.out_h; ++oh)
+    for (std::int32_t ow = 0; ow < w.out_w; ++ow) f(oh * w.out_w + ow, oh * w.kernel * w.in_w + ow * w.kernel);
+}
+
 // output = max over each window of input; argmax = where. Thread mapping: one
 // pooled element per index.
 struct MaxPoolOp {
@@ -58,21 +67,14 @@ struct MaxPoolOp {
     const float* plane = input + in_layout.plane(b, c) * window.in_plane();
     float best = 0.0f;
     std::int32_t best_index = -1;  // stays -1 only for a window entirely in the padding
-    for (std::int32_t kh = 0; kh < window.kernel; ++kh) {
-      const std::int32_t ih = window.start(oh) + kh;
-      if (ih < 0 || ih >= window.in_h) continue;
-      for (std::int32_t kw = 0; kw < window.kernel; ++kw) {
-        const std::int32_t iw = window.start(ow) + kw;
-        if (iw < 0 || iw >= window.in_w) continue;
-        const std::int32_t index = ih * window.in_w + iw;
-        const float value = plane[index];
-        // Strictly greater: ties keep the first; a NaN replaces a number, not a NaN.
-        if (best_index < 0 || value > best || (value != value && best == best)) {
-          best = value;
-          best_index = index;
-        }
+    window.for_each_input(oh, ow, [&](std::int32_t index) {
+      const float value = plane[index];
+      // Strictly greater: ties keep the first; a NaN replaces a number, not a NaN.
+      if (best_index < 0 || value > best || (value != value && best == best)) {
+        best = value;
+        best_index = index;
       }
-    }
+    });
     const std::int64_t o = out_layout.plane(b, c) * window.out_plane() + std::int64_t(oh) * window.out_w + ow;
     output[o] = best;
     argmax[o] = best_index;
@@ -89,23 +91,22 @@ struct MaxPoolOp {
     const float* plane = input + in_layout.plane(b, c) * window.in_plane();
     float* out = output + out_layout.plane(b, c) * window.out_plane();
     std::int32_t* where = argmax + out_layout.plane(b, c) * window.out_plane();
-    for (std::int32_t oh = 0; oh < window.out_h; ++oh)
-      for (std::int32_t ow = 0; ow < window.out_w; ++ow) {
-        // The first element of the window, then the others with element()'s test
-        // as selects (no data-dependent branch to mispredict).
-        std::int32_t best_index = oh * window.kernel * window.in_w + ow * window.kernel;
-        float best = plane[best_index];
-        for (std::int32_t kh = 0; kh < window.kernel; ++kh)
-          for (std::int32_t kw = kh == 0 ? 1 : 0; kw < window.kernel; ++kw) {
-            const std::int32_t index = (oh * window.kernel + kh) * window.in_w + ow * window.kernel + kw;
-            const float value = plane[index];
-            const bool take = value > best || (value != value && best == best);
-            best = take ? value : best;
-            best_index = take ? index : best_index;
-          }
-        out[oh * window.out_w + ow] = best;
-        where[oh * window.out_w + ow] = best_index;
-      }
+    for_each_tiling_window(window, [&](std::int32_t o, std::int32_t first) {
+      // The first element of the window, then the others with element()'s test
+      // as selects (no data-dependent branch to mispredict).
+      std::int32_t best_index = first;
+      float best = plane[first];
+      for (std::int32_t kh = 0; kh < window.kernel; ++kh)
+        for (std::int32_t kw = kh == 0 ? 1 : 0; kw < window.kernel; ++kw) {
+          const std::int32_t index = first + kh * window.in_w + kw;
+          const float value = plane[index];
+          const bool take = value > best || (value != value && best == best);
+          best = take ? value : best;
+          best_index = take ? index : best_index;
+        }
+      out[o] = best;
+      where[o] = best_index;
+    });
   }
 };
 
@@ -127,13 +128,10 @@ struct MaxUnpoolOp {
   EQ_HD void element(std::int32_t b, std::int32_t c, std::int32_t h, std::int32_t w) const {
     const std::int64_t base = out_layout.plane(b, c) * window.out_plane();
     const std::int32_t self = h * window.in_w + w;
-    const std::int32_t ow_first = window.covering_first(w), ow_last = window.covering_last(w, window.out_w);
     float sum = 0.0f;
-    for (std::int32_t oh = window.covering_first(h); oh <= window.covering_last(h, window.out_h); ++oh)
-      for (std::int32_t ow = ow_first; ow <= ow_last; ++ow) {
-        const std::int64_t o = base + std::int64_t(oh) * window.out_w + ow;
-        if (argmax[o] == self) sum += pooled[o];
-      }
+    window.for_each_covering(h, w, [&](std::int64_t o) {
+      if (argmax[base + o] == self) sum += pooled[base + o];
+    });
     float& target = result[in_layout.plane(b, c) * window.in_plane() + self];
     target = accumulate ? target + sum : sum;
   }
@@ -150,16 +148,14 @@ struct MaxUnpoolOp {
     const float* values = pooled + out_layout.plane(b, c) * window.out_plane();
     const std::int32_t* where = argmax + out_layout.plane(b, c) * window.out_plane();
     float* plane = result + in_layout.plane(b, c) * window.in_plane();
-    for (std::int32_t oh = 0; oh < window.out_h; ++oh)
-      for (std::int32_t ow = 0; ow < window.out_w; ++ow) {
-        const std::int32_t o = oh * window.out_w + ow;
-        for (std::int32_t kh = 0; kh < window.kernel; ++kh)
-          for (std::int32_t kw = 0; kw < window.kernel; ++kw) {
-            const std::int32_t self = (oh * window.kernel + kh) * window.in_w + ow * window.kernel + kw;
-            const float sum = where[o] == self ? 0.0f + values[o] : 0.0f;
-            plane[self] = accumulate ? plane[self] + sum : sum;
-          }
-      }
+    for_each_tiling_window(window, [&](std::int32_t o, std::int32_t first) {
+      for (std::int32_t kh = 0; kh < window.kernel; ++kh)
+        for (std::int32_t kw = 0; kw < window.kernel; ++kw) {
+          const std::int32_t self = first + kh * window.in_w + kw;
+          const float sum = where[o] == self ? 0.0f + values[o] : 0.0f;
+          plane[self] = accumulate ? plane[self] + sum : sum;
+        }
+    });
   }
 };
 
@@ -177,15 +173,7 @@ struct AvgPoolOp {
   EQ_HD void element(std::int32_t b, std::int32_t c, std::int32_t oh, std::int32_t ow) const {
     const float* plane = input + in_layout.plane(b, c) * window.in_plane();
     float sum = 0.0f;
-    for (std::int32_t kh = 0; kh < window.kernel; ++kh) {
-      const std::int32_t ih = window.start(oh) + kh;
-      if (ih < 0 || ih >= window.in_h) continue;
-      for (std::int32_t kw = 0; kw < window.kernel; ++kw) {
-        const std::int32_t iw = window.start(ow) + kw;
-        if (iw < 0 || iw >= window.in_w) continue;
-        sum += plane[ih * window.in_w + iw];
-      }
-    }
+    window.for_each_input(oh, ow, [&](std::int32_t index) { sum += plane[index]; });
     output[out_layout.plane(b, c) * window.out_plane() + std::int64_t(oh) * window.out_w + ow] =
         sum / static_cast<float>(window.kernel * window.kernel);
   }
@@ -210,10 +198,8 @@ struct AvgUnpoolOp {
 
   EQ_HD void element(std::int32_t b, std::int32_t c, std::int32_t h, std::int32_t w) const {
     const float* plane = pooled + out_layout.plane(b, c) * window.out_plane();
-    const std::int32_t ow_first = window.covering_first(w), ow_last = window.covering_last(w, window.out_w);
     float sum = 0.0f;
-    for (std::int32_t oh = window.covering_first(h); oh <= window.covering_last(h, window.out_h); ++oh)
-      for (std::int32_t ow = ow_first; ow <= ow_last; ++ow) sum += plane[std::int64_t(oh) * window.out_w + ow];
+    window.for_each_covering(h, w, [&](std::int64_t o) { sum += plane[o]; });
     const float value = sum / static_cast<float>(window.kernel * window.kernel);
     float& target = result[in_layout.plane(b, c) * window.in_plane() + std::int64_t(h) * window.in_w + w];
     target = accumulate ? target + value : value;

@@ -33,47 +33,39 @@ struct RowEnergyOp {
   bool accumulate;
   float self_coefficient = 0.5f;  // the 1/2 of 1/2 ||s||^2; 0 for spins
 
+  // Unit u's term in row `row`.
+  EQ_HD float term(std::int64_t row, std::int32_t u) const {
+    const std::int64_t i = row * units + u;
+    return row_energy_term(states[i], drive[i], bias[u], self_coefficient);
+  }
+  // energy[row] (+)= the row's sum.
+  EQ_HD void store(std::int64_t row, float sum) const { energy[row] = accumulate ? energy[row] + sum : sum; }
+
   EQ_HD void operator()(std::int64_t row) const {
-    const float* s = states + row * units;
-    const float* d = drive + row * units;
     float sum = 0.0f;
-    for (std::int32_t u = 0; u < units; ++u) sum += row_energy_term(s[u], d[u], bias[u], self_coefficient);
-    energy[row] = accumulate ? energy[row] + sum : sum;
-  }
-};
-
-// RowEnergyOp as a block body (kernels/row_reduction.h): block `row` sums the
-// row's terms over the fixed tree of row_reduction.h, then adds the layer's term
-// to (or stores it in) energy[row] as the op does. Deterministic and the same bits
-// for every block size, thread order and backend; it differs from RowEnergyOp's
-// serial sum by rounding only (a different summation order), which is why the CPU
-// backend keeps the op (Backend::reduce_rows). Launch: one block per row,
-// RowReductionLaunchPolicy::threads_per_block(units) threads, shared_bytes().
-struct RowEnergyBlock {
-  RowEnergyOp op;
-  // the same fixed-order tree on every backend and block size (-fmad=false); equal to RowEnergyOp up to summation order.
-  static constexpr Determinism determinism = Determinism::bit_exact;
-
-  std::size_t shared_bytes() const { return std::size_t(row_reduction_slots(op.units)) * sizeof(float); }
-
-  EQ_HD RowReductionPhases phases(void* shared_memory) const {
-    return {static_cast<float*>(shared_memory), op.units, row_reduction_slots(op.units)};
+    for (std::int32_t u = 0; u < units; ++u) sum += term(row, u);
+    store(row, sum);
   }
 
+  // RowEnergyBlock: the same fixed-order tree on every backend and block size
+  // (-fmad=false); equal to the serial sum above up to summation order.
+  static constexpr Determinism block_determinism = Determinism::bit_exact;
+
+  // Block `row` of RowEnergyBlock.
   template <class Context>
-  EQ_HD void operator()(Context& ctx) const {
-    const std::int64_t row = ctx.block();
-    const float* s = op.states + row * op.units;
-    const float* d = op.drive + row * op.units;
-    const float* b = op.bias;
-    const float c = op.self_coefficient;
-    float* energy = op.energy + row;
-    const bool accumulate = op.accumulate;
-    phases(ctx.shared_memory())
-        .run(
-            ctx, 0.0f, [&](std::int32_t u) { return row_energy_term(s[u], d[u], b[u], c); }, RowSum{}, NoTermRun{},
-            [&](float sum) { *energy = accumulate ? *energy + sum : sum; });
+  EQ_HD void reduce_block_row(Context& ctx, std::int64_t row, const RowReductionPhases& phases) const {
+    phases.run(
+        ctx, 0.0f, [&](std::int32_t u) { return term(row, u); }, RowSum{}, NoTermRun{},
+        [&](float sum) { store(row, sum); });
   }
 };
+
+// RowEnergyOp as a block body: block `row` sums the row's terms over the fixed
+// tree of row_reduction.h, then adds the layer's term to (or stores it in)
+// energy[row] as the op does. Deterministic and the same bits for every block
+// size, thread order and backend; it differs from RowEnergyOp's serial sum by
+// rounding only (a different summation order), which is why the CPU backend keeps
+// the op (Backend::reduce_rows).
+using RowEnergyBlock = RowReductionBlock<RowEnergyOp>;
 
 }  // namespace eqprop

@@ -38,52 +38,44 @@ struct RowMaxChangeOp {
     return d;
   }
 
+  // The change of unit u in row `row`.
+  EQ_HD float change_at(std::int64_t row, std::int32_t u) const {
+    const std::int64_t i = row * units + u;
+    return change(states[i], previous[i]);
+  }
+  // The ADC reading of units [first, end) of row `row`, where there is a readout.
+  EQ_HD void read_out(std::int64_t row, std::int32_t first, std::int32_t end) const {
+    const std::int64_t i = row * units + first;
+    if (readout) adc.read_run(states + i, readout + i, readout_first + i, end - first);
+  }
+
   EQ_HD void operator()(std::int64_t row) const {
-    const float* s = states + row * units;
-    const float* p = previous + row * units;
     float largest = accumulate ? residual[row] : 0.0f;
-    for (std::int32_t u = 0; u < units; ++u) largest = RowMaxOrNan{}(largest, change(s[u], p[u]));
+    for (std::int32_t u = 0; u < units; ++u) largest = RowMaxOrNan{}(largest, change_at(row, u));
     residual[row] = largest;
-    if (readout) adc.read_run(s, readout + row * units, readout_first + row * units, units);
-  }
-};
-
-// RowMaxChangeOp as a block body (kernels/row_reduction.h): block `row` folds the
-// row's changes over the fixed tree of row_reduction.h, and reads out the units it
-// visits. A maximum does not depend on the order, so without NaN this is bit-exact
-// against RowMaxChangeOp's serial loop (and the CPU backend keeps the op); with a
-// NaN both give a NaN (not necessarily the same payload). The readout is the same
-// per-element function of (value, element index): bit-exact. Launch: one block per
-// row, RowReductionLaunchPolicy::threads_per_block(units) threads, shared_bytes().
-struct RowMaxChangeBlock {
-  RowMaxChangeOp op;
-  // a maximum: bit-exact on every backend and block size, and against RowMaxChangeOp.
-  static constexpr Determinism determinism = Determinism::bit_exact;
-
-  std::size_t shared_bytes() const { return std::size_t(row_reduction_slots(op.units)) * sizeof(float); }
-
-  EQ_HD RowReductionPhases phases(void* shared_memory) const {
-    return {static_cast<float*>(shared_memory), op.units, row_reduction_slots(op.units)};
+    read_out(row, 0, units);
   }
 
+  // RowMaxChangeBlock: a maximum, bit-exact on every backend and block size, and
+  // against the serial loop above.
+  static constexpr Determinism block_determinism = Determinism::bit_exact;
+
+  // Block `row` of RowMaxChangeBlock.
   template <class Context>
-  EQ_HD void operator()(Context& ctx) const {
-    const std::int64_t row = ctx.block();
-    const float* s = op.states + row * op.units;
-    const float* p = op.previous + row * op.units;
-    float* residual = op.residual + row;
-    const RowMaxChangeOp& self = op;
-    const bool accumulate = op.accumulate;
-    phases(ctx.shared_memory())
-        .run(
-            ctx, 0.0f, [&](std::int32_t u) { return self.change(s[u], p[u]); }, RowMaxOrNan{},
-            [&](std::int32_t first, std::int32_t end) {
-              if (self.readout)
-                self.adc.read_run(s + first, self.readout + row * self.units + first,
-                                  self.readout_first + row * self.units + first, end - first);
-            },
-            [&](float largest) { *residual = accumulate ? RowMaxOrNan{}(*residual, largest) : largest; });
+  EQ_HD void reduce_block_row(Context& ctx, std::int64_t row, const RowReductionPhases& phases) const {
+    phases.run(
+        ctx, 0.0f, [&](std::int32_t u) { return change_at(row, u); }, RowMaxOrNan{},
+        [&](std::int32_t first, std::int32_t end) { read_out(row, first, end); },
+        [&](float largest) { residual[row] = accumulate ? RowMaxOrNan{}(residual[row], largest) : largest; });
   }
 };
+
+// RowMaxChangeOp as a block body: block `row` folds the row's changes over the
+// fixed tree of row_reduction.h, and reads out the units it visits. A maximum does
+// not depend on the order, so without NaN this is bit-exact against
+// RowMaxChangeOp's serial loop (and the CPU backend keeps the op); with a NaN both
+// give a NaN (not necessarily the same payload). The readout is the same
+// per-element function of (value, element index): bit-exact.
+using RowMaxChangeBlock = RowReductionBlock<RowMaxChangeOp>;
 
 }  // namespace eqprop

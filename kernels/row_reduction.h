@@ -24,8 +24,10 @@
 // the previous phase (tests/test_row_reductions.cpp leaves one out and sees it).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
+#include "kernels/determinism.h"
 #include "kernels/execution_context.h"
 #include "kernels/hostdevice.h"
 
@@ -121,6 +123,28 @@ struct RowMaxOrNan {
 // No per-element side effect.
 struct NoTermRun {
   EQ_HD void operator()(std::int32_t, std::int32_t) const {}
+};
+
+// A per-system op as a block body: block `row` reduces row `row` of the op over
+// the fixed tree above. The op gives `units` (the terms of a row),
+// block_determinism, and reduce_block_row(ctx, row, phases), which runs phases
+// with its terms, combine and finish. Launch: one block per row,
+// RowReductionLaunchPolicy::threads_per_block(units) threads, shared_bytes().
+template <class Op>
+struct RowReductionBlock {
+  Op op;
+  static constexpr Determinism determinism = Op::block_determinism;
+
+  std::size_t shared_bytes() const { return std::size_t(row_reduction_slots(op.units)) * sizeof(float); }
+
+  EQ_HD RowReductionPhases phases(void* shared_memory) const {
+    return {static_cast<float*>(shared_memory), op.units, row_reduction_slots(op.units)};
+  }
+
+  template <class Context>
+  EQ_HD void operator()(Context& ctx) const {
+    op.reduce_block_row(ctx, ctx.block(), phases(ctx.shared_memory()));
+  }
 };
 
 // The fold in plain loops, for tests: the same order as the phases, no context.

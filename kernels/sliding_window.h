@@ -44,6 +44,28 @@ struct SlidingWindow {
     return highest < out - 1 ? highest : out - 1;
   }
 
+  // f(index) for every input element of window (oh, ow) inside the plane (the
+  // padding skipped), index = ih * in_w + iw, in window order (kh, then kw).
+  template <class F>
+  EQ_HD void for_each_input(std::int32_t oh, std::int32_t ow, const F& f) const {
+    for (std::int32_t kh = 0; kh < kernel; ++kh) {
+      const std::int32_t ih = start(oh) + kh;
+      if (ih < 0 || ih >= in_h) continue;
+      for (std::int32_t kw = 0; kw < kernel; ++kw) {
+        const std::int32_t iw = start(ow) + kw;
+        if (iw >= 0 && iw < in_w) f(ih * in_w + iw);
+      }
+    }
+  }
+  // f(o) for every window covering input element (h, w), o = oh * out_w + ow, by
+  // increasing (oh, ow): the adjoint enumeration.
+  template <class F>
+  EQ_HD void for_each_covering(std::int32_t h, std::int32_t w, const F& f) const {
+    const std::int32_t ow_first = covering_first(w), ow_last = covering_last(w, out_w);
+    for (std::int32_t oh = covering_first(h); oh <= covering_last(h, out_h); ++oh)
+      for (std::int32_t ow = ow_first; ow <= ow_last; ++ow) f(std::int64_t(oh) * out_w + ow);
+  }
+
   EQ_HD std::int64_t in_plane() const { return std::int64_t(in_h) * in_w; }
   EQ_HD std::int64_t out_plane() const { return std::int64_t(out_h) * out_w; }
 };

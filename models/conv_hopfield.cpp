@@ -41,16 +41,7 @@ int ConvHopfieldShape::units(int j) const {
 ConvShape ConvHopfieldShape::conv_shape(int k, int rows) const {
   const PlaneShape in = conv_plane(k);
   const ConvLayerSpec& c = convs[k];
-  ConvShape shape;
-  shape.batch = rows;
-  shape.in_channels = in.channels;
-  shape.in_h = in.height;
-  shape.in_w = in.width;
-  shape.out_channels = c.channels;
-  shape.kernel = c.kernel;
-  shape.stride = c.stride;
-  shape.padding = c.padding;
-  return shape;
+  return ConvShape{rows, in.channels, in.height, in.width, c.channels, c.kernel, c.stride, c.padding};
 }
 
 PoolShape ConvHopfieldShape::pool_shape(int k, int rows) const {

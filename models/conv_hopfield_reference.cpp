@@ -11,6 +11,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "models/conv_hopfield.h"
+
 namespace eqprop {
 namespace conv_reference {
 namespace {
@@ -367,6 +369,18 @@ double relative_error(const Network& a, const Network& b, int t) {
   sums(a, b, t, dot, aa, bb, diff);
   if (bb == 0.0) return aa == 0.0 ? 0.0 : HUGE_VAL;
   return std::sqrt(diff / bb);
+}
+
+Network network_of(const ConvHopfieldShape& shape) {
+  Network net;
+  net.in_channels = shape.input.channels;
+  net.in_h = shape.input.height;
+  net.in_w = shape.input.width;
+  for (const ConvLayerSpec& c : shape.convs) net.convs.push_back({c.channels, c.kernel, c.stride, c.padding});
+  net.pool = static_cast<int>(shape.pool);
+  net.dense = shape.dense;
+  net.cost = shape.cost;
+  return net;
 }
 
 }  // namespace conv_reference

@@ -18,6 +18,9 @@
 #include "kernels/row_metrics.h"  // CostKind only
 
 namespace eqprop {
+
+struct ConvHopfieldShape;
+
 namespace conv_reference {
 
 struct Conv {
@@ -35,6 +38,10 @@ struct Network {
 };
 
 using States = std::vector<std::vector<double>>;  // one vector per state layer
+
+// The network the engine's `shape` (models/conv_hopfield.h) describes, without its
+// parameters (weights and biases empty).
+Network network_of(const ConvHopfieldShape& shape);
 
 // Units per sample of layer j (0: the input; then conv states; then dense layers).
 int units(const Network& net, int j);

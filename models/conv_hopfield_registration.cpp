@@ -69,39 +69,29 @@ void check_rules(const ModelRulesInput& in) {
 // Against central differences of the converged free-phase loss
 // (models/conv_hopfield_reference.h, which also draws the max-pooling ties into
 // the kink margin).
-class ConvHopfieldGradcheck final : public GradcheckReference {
+class ConvHopfieldGradcheck final : public KinkedGradcheck {
  public:
-  explicit ConvHopfieldGradcheck(const GradcheckSetup& setup) : kinks_(setup.beta) {
-    const ConvHopfieldShape shape = conv_hopfield_shape(setup.model);
-    network_.in_channels = shape.input.channels;
-    network_.in_h = shape.input.height;
-    network_.in_w = shape.input.width;
-    for (const ConvLayerSpec& c : shape.convs) network_.convs.push_back({c.channels, c.kernel, c.stride, c.padding});
-    network_.pool = static_cast<int>(shape.pool);
-    network_.dense = shape.dense;
-    network_.cost = shape.cost;
+  explicit ConvHopfieldGradcheck(const GradcheckSetup& setup)
+      : KinkedGradcheck(setup.beta,
+                        "central differences of the loss at the free fixed point, naive loops (double precision)"),
+        network_(conv_reference::network_of(conv_hopfield_shape(setup.model))) {
     network_.weights = setup.parameters.weights;
     network_.biases = setup.parameters.biases;
   }
-  bool usable(const std::vector<double>& sample, int) override {
-    return kinks_.usable(
-        conv_reference::kink_margin(network_, sample, conv_reference::free_fixed_point(network_, sample)));
+
+ private:
+  double kink_margin(const std::vector<double>& sample) override {
+    return conv_reference::kink_margin(network_, sample, conv_reference::free_fixed_point(network_, sample));
   }
-  std::string remedy() const override { return kinks_.remedy(); }
-  void compare(const reference::Gradient& gradient, const std::vector<std::vector<double>>& xs,
-               const std::vector<int>& labels, int redrawn, nlohmann::json& report) override {
+  void add_exact_comparison(const reference::Gradient& gradient, const std::vector<std::vector<double>>& xs,
+                            const std::vector<int>& labels, nlohmann::json& report) override {
     conv_reference::Network engine = network_;
     engine.weights = gradient.weights;
     engine.biases = gradient.biases;
-    const conv_reference::Network exact = conv_reference::finite_difference_gradient(network_, xs, labels);
-    add_gradient_comparison(report, engine, exact);
-    kinks_.report(redrawn, report);
-    report["reference"] = "central differences of the loss at the free fixed point, naive loops (double precision)";
+    add_gradient_comparison(report, engine, conv_reference::finite_difference_gradient(network_, xs, labels));
   }
 
- private:
   conv_reference::Network network_;
-  KinkMargin kinks_;
 };
 
 }  // namespace

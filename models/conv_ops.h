@@ -41,7 +41,9 @@ namespace eqprop {
 // A 2-D convolution of a batch: x (batch, in_channels, in_h, in_w) to
 // y (batch, out_channels, out_h, out_w) with weights (out_channels, in_channels,
 // kernel, kernel) (PyTorch's Conv2d layout) and bias (out_channels). Square kernel,
-// the same stride and zero padding along both axes.
+// the same stride and zero padding along both axes. Made by its aggregate
+// initializer: ConvShape{batch, in_channels, in_h, in_w, out_channels, kernel,
+// stride, padding} (the layouts then NCHW).
 struct ConvShape {
   int batch = 1;
   int in_channels = 1;

@@ -24,31 +24,30 @@ void check_rules(const ModelRulesInput& in) {
 
 // Against implicit differentiation through the free fixed point
 // (models/dense_hopfield_reference.h).
-class DenseHopfieldGradcheck final : public GradcheckReference {
+class DenseHopfieldGradcheck final : public KinkedGradcheck {
  public:
-  explicit DenseHopfieldGradcheck(const GradcheckSetup& setup) : kinks_(setup.beta) {
+  explicit DenseHopfieldGradcheck(const GradcheckSetup& setup)
+      : KinkedGradcheck(setup.beta, "implicit differentiation through the free fixed point (double precision)") {
     network_.layers = setup.model.layers;
     network_.cost = setup.model.cost;
     network_.weights = setup.parameters.weights;
     network_.biases = setup.parameters.biases;
   }
-  bool usable(const std::vector<double>& sample, int) override {
+
+ private:
+  // The kinks of the hard sigmoid: a field at 0 or 1.
+  double kink_margin(const std::vector<double>& sample) override {
     double margin = 1e300;
     for (const auto& layer : reference::fields(network_, sample, reference::free_fixed_point(network_, sample)))
       for (double field : layer) margin = std::min({margin, std::abs(field), std::abs(field - 1.0)});
-    return kinks_.usable(margin);
+    return margin;
   }
-  std::string remedy() const override { return kinks_.remedy(); }
-  void compare(const reference::Gradient& engine, const std::vector<std::vector<double>>& xs,
-               const std::vector<int>& labels, int redrawn, nlohmann::json& report) override {
+  void add_exact_comparison(const reference::Gradient& engine, const std::vector<std::vector<double>>& xs,
+                            const std::vector<int>& labels, nlohmann::json& report) override {
     add_gradient_comparison(report, engine, reference::implicit_gradient(network_, xs, labels));
-    kinks_.report(redrawn, report);
-    report["reference"] = "implicit differentiation through the free fixed point (double precision)";
   }
 
- private:
   reference::Network network_;
-  KinkMargin kinks_;
 };
 
 }  // namespace

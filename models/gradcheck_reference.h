@@ -5,6 +5,7 @@
 #pragma once
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -62,6 +63,34 @@ class KinkMargin {
   double needed_;
   double smallest_ = 1e300;
   std::vector<double> margins_;  // of every sample drawn, usable or not
+};
+
+// The check of a model whose loss has kinks: a sample is usable where it keeps
+// KinkMargin's distance from every kink, and the report says how many were
+// redrawn and what the exact gradient is (`reference`). The model gives the
+// margin of a sample and the comparison with its exact gradient.
+class KinkedGradcheck : public GradcheckReference {
+ public:
+  KinkedGradcheck(double beta, std::string reference) : kinks_(beta), reference_(std::move(reference)) {}
+  bool usable(const std::vector<double>& sample, int) final { return kinks_.usable(kink_margin(sample)); }
+  std::string remedy() const final { return kinks_.remedy(); }
+  void compare(const reference::Gradient& engine, const std::vector<std::vector<double>>& xs,
+               const std::vector<int>& labels, int redrawn, nlohmann::json& report) final {
+    add_exact_comparison(engine, xs, labels, report);
+    kinks_.report(redrawn, report);
+    report["reference"] = reference_;
+  }
+
+ protected:
+  // The distance of `sample` from the nearest kink, at its free fixed point.
+  virtual double kink_margin(const std::vector<double>& sample) = 0;
+  // add_gradient_comparison of the engine's gradient with the exact one.
+  virtual void add_exact_comparison(const reference::Gradient& engine, const std::vector<std::vector<double>>& xs,
+                                    const std::vector<int>& labels, nlohmann::json& report) = 0;
+
+ private:
+  KinkMargin kinks_;
+  const std::string reference_;
 };
 
 }  // namespace eqprop

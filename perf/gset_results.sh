@@ -15,20 +15,14 @@
 # on G22 (2000 nodes): about 1.5 minutes per method on an idle 2-core machine.
 # SA ("sa") sweeps a dense J per replica and is several times slower per spin
 # update than SB on these sparse graphs; it runs 32 replicas x 2000 sweeps.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-bin="${EQPROP_BIN:-build/eqprop}"
+source "$(dirname "$0")/common.sh"
 gset="${GSET_DIR:-../shared/gset}"
 methods="${1:-dsb,bsb}"
-[ -x "$bin" ] || bash scripts/build.sh
+need_eqprop
 [ -d "$gset" ] || { echo "no G-set folder at $gset (set GSET_DIR)" >&2; exit 1; }
 results=perf/results/gset.jsonl
 mkdir -p perf/results
-stamp=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-header=$(printf '{"run": "gset_results", "date": "%s", "commit": "%s", "cpu": "%s", "threads": %s, "loadavg_start": "%s", "methods": "%s"}' \
-  "$stamp" "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" \
-  "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)" "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)" "$methods")
-echo "$header" | tee -a "$results"
+run_header gset_results "\"methods\": \"$methods\"" | tee -a "$results"
 
 lines=()
 for method in ${methods//,/ }; do

@@ -9,21 +9,15 @@
 #   SIZES, REPLICAS  space-separated lists (default "32 64 128 256 500 1000 2000", "16 64 256")
 # Steps per run: about 4e9 / (n^2 R) (a few 1e9 multiply-adds), clamped to [20, 20000].
 # Appends one line per run and a summary per (n, R) to perf/results/sb_path_crossover.jsonl.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-source perf/solve_paths.sh
-bin="${EQPROP_BIN:-build/eqprop}"
+source "$(dirname "$0")/solve_paths.sh"
 device="${1:-cpu}"
 method="${2:-dsb}"
 sizes="${SIZES:-32 64 128 256 500 1000 2000}"
 replica_counts="${REPLICAS:-16 64 256}"
-[ -x "$bin" ] || bash scripts/build.sh
+need_eqprop
 results=perf/results/sb_path_crossover.jsonl
 mkdir -p perf/results
-printf '{"run": "sb_path_crossover", "date": "%s", "commit": "%s", "cpu": "%s", "threads": %s, "loadavg_start": "%s", "method": "%s", "device": "%s"}\n' \
-  "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" \
-  "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)" "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)" \
-  "$method" "$device" | tee -a "$results"
+run_header sb_path_crossover "\"method\": \"$method\", \"device\": \"$device\"" | tee -a "$results"
 for n in $sizes; do
   instance="${TMPDIR:-/tmp}/eqprop_dense_pm1_n${n}_seed1.txt"
   dense_pm1_instance "$n" "$instance"

@@ -1,5 +1,7 @@
 # Shared by perf/sb_path_crossover.sh and perf/spin_updates.sh (sourced, not run):
-# the dense random +-1 MAX-CUT instances and a solver run on both SB paths.
+# the dense random +-1 MAX-CUT instances and a solver run on both SB paths, with
+# perf/common.sh.
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 # dense_pm1_instance N FILE: writes the complete graph on N vertices with weights
 # +-1 (awk's srand(1): the same file on every run) to FILE unless it is there.

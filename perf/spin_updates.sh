@@ -18,23 +18,17 @@
 # prints it as peak_gflops). The published GPU anchor: 8.3e10 spin updates/s (dSB,
 # K2000 size, 512 replicas, FP16, GH200).
 # Appends the bench line, the solver lines and a summary to perf/results/spin_updates.jsonl.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-source perf/solve_paths.sh
-bin="${EQPROP_BIN:-build/eqprop}"
+source "$(dirname "$0")/solve_paths.sh"
 device="${1:-cpu}"
 replicas="${2:-256}"
 steps="${3:-100}"
-[ -x "$bin" ] || bash scripts/build.sh
+need_eqprop
 n=2000
 instance="${TMPDIR:-/tmp}/eqprop_k2000_like_seed1.txt"
 dense_pm1_instance "$n" "$instance"  # 1,999,000 lines
 results=perf/results/spin_updates.jsonl
 mkdir -p perf/results
-stamp=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-printf '{"run": "spin_updates", "date": "%s", "commit": "%s", "cpu": "%s", "threads": %s, "loadavg_start": "%s", "instance": "K2000-like dense +-1, n=2000, awk srand(1)"}\n' \
-  "$stamp" "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" \
-  "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)" "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$results"
+run_header spin_updates '"instance": "K2000-like dense +-1, n=2000, awk srand(1)"' | tee -a "$results"
 bench=$("$bin" bench --device "$device" --repeats 3 --warmup 1)
 echo "$bench" | tee -a "$results"
 runs=()

@@ -1,10 +1,55 @@
 """What the PyTorch EP timing baselines share (perf/torch_reference_ep.py, dense;
-perf/torch_reference_conv_ep.py, convolutional): the checks on the common
-arguments, the thread environment set before torch loads its BLAS, the torch
+perf/torch_reference_conv_ep.py, convolutional): the common arguments and
+their checks, the timing loop, the thread environment set before torch loads its BLAS, the torch
 import, rho, the autograd relaxation and EP gradient, and the BLAS summary of the JSON output. Not part of the engine.
 """
 import os
 import sys
+import time
+
+
+def add_common_args(parser, t_free, t_nudge, warmup, repeats, selfcheck_help):
+    """The options every baseline takes (checked by check_common_args), with the
+    script's defaults for the step counts and the number of timed steps."""
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--t-free", type=int, default=t_free, help="free-phase steps T1")
+    parser.add_argument("--t-nudge", type=int, default=t_nudge, help="steps of each nudged phase T2")
+    parser.add_argument("--beta", type=float, default=0.5)
+    parser.add_argument("--lr", type=float, default=0.05)
+    parser.add_argument("--momentum", type=float, default=0.9)
+    parser.add_argument("--threads", type=int, default=1, help="intra-op threads (and BLAS threads)")
+    parser.add_argument("--warmup", type=int, default=warmup, help="untimed training steps")
+    parser.add_argument("--repeats", type=int, default=repeats, help="timed training steps")
+    parser.add_argument("--selfcheck", action="store_true", help=selfcheck_help)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--openblas-coretype", default=None, metavar="NAME",
+                        help="set OPENBLAS_CORETYPE (e.g. Cooperlake, SkylakeX, Haswell) before torch "
+                             "loads OpenBLAS; default: leave the environment as it is. OpenBLAS 0.3.21 "
+                             "does not recognise recent Xeons and falls back to its SSE3 'Prescott' "
+                             "kernels (about 4x slower GEMM); the JSON reports the core in use")
+
+
+def time_steps(args, step, synchronize=None):
+    """Seconds of each timed call of step(i), i in [0, warmup + repeats): the first
+    --warmup calls are not timed; synchronize() (if given) before and after each."""
+    times = []
+    for i in range(args.warmup + args.repeats):
+        if synchronize:
+            synchronize()
+        start = time.perf_counter()
+        step(i)
+        if synchronize:
+            synchronize()
+        if i >= args.warmup:
+            times.append(time.perf_counter() - start)
+    return times
+
+
+def parse_common(parser, argv):
+    """parser's arguments from argv, the common ones checked (check_common_args)."""
+    a = parser.parse_args(argv)
+    check_common_args(parser, a)
+    return a
 
 
 def check_common_args(parser, a):

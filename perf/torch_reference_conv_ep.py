@@ -49,37 +49,24 @@ import json
 import os
 import statistics
 import sys
-import time
 
 import torch_ep_common
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="PyTorch EP baseline for the 4-conv CIFAR-10 network (autograd forces).")
-    p.add_argument("--batch", type=int, default=128)
-    p.add_argument("--t-free", type=int, default=250, help="free-phase steps T1")
-    p.add_argument("--t-nudge", type=int, default=25, help="steps of each nudged phase T2")
-    p.add_argument("--beta", type=float, default=0.5)
-    p.add_argument("--lr", type=float, default=0.05)
-    p.add_argument("--momentum", type=float, default=0.9)
+    torch_ep_common.add_common_args(
+        p, t_free=250, t_nudge=25, warmup=1, repeats=3,
+        selfcheck_help="check the autograd field against a closed form on a small net, then exit")
     p.add_argument("--channels", default="128,256,512,512", help="conv output channels")
     p.add_argument("--paddings", default="1,1,1,0", help="conv paddings")
-    p.add_argument("--threads", type=int, default=1, help="intra-op threads (and BLAS threads)")
-    p.add_argument("--warmup", type=int, default=1, help="untimed training steps")
-    p.add_argument("--repeats", type=int, default=3, help="timed training steps")
     p.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
-    p.add_argument("--selfcheck", action="store_true",
-                   help="check the autograd field against a closed form on a small net, then exit")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--openblas-coretype", default=None, metavar="NAME",
-                   help="set OPENBLAS_CORETYPE before torch loads OpenBLAS (see perf/torch_reference_ep.py)")
-    a = p.parse_args(argv)
+    a = torch_ep_common.parse_common(p, argv)
     not_ints = "--channels and --paddings must be comma-separated integers"
     a.channel_list = torch_ep_common.int_list(p, a.channels, not_ints)
     a.padding_list = torch_ep_common.int_list(p, a.paddings, not_ints)
     if len(a.channel_list) != len(a.padding_list) or not a.channel_list:
         p.error("--channels and --paddings need the same number of entries")
-    torch_ep_common.check_common_args(p, a)
     return a
 
 
@@ -88,7 +75,7 @@ ARGS = parse_args()
 torch = torch_ep_common.import_torch(ARGS, "torch_reference_conv_ep.py")
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-rho = torch_ep_common.rho
+from torch_ep_common import rho  # noqa: E402
 
 
 
@@ -180,17 +167,12 @@ def bench(args):
     gen = torch.Generator().manual_seed(args.seed + 1)
     batches = [(torch.randn(args.batch, 3, 32, 32, generator=gen).to(device),
                 torch.randint(0, 10, (args.batch,), generator=gen).to(device)) for _ in range(2)]
-    times = []
-    for i in range(args.warmup + args.repeats):
+
+    def step(i):
         x, y = batches[i % 2]
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
         model.train_step(x, y, args.t_free, args.t_nudge, args.beta, optimizer)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        if i >= args.warmup:
-            times.append(time.perf_counter() - start)
+
+    times = torch_ep_common.time_steps(args, step, torch.cuda.synchronize if device.type == "cuda" else None)
     median = statistics.median(times)
     print(json.dumps({
         "impl": "torch-autograd-conv",

@@ -81,7 +81,6 @@ import json
 import os
 import statistics
 import sys
-import time
 
 import torch_ep_common
 
@@ -91,32 +90,17 @@ def parse_args(argv=None):
         description="PyTorch EP baseline (Laborieux et al. 2021 style autograd, or --lean).")
     p.add_argument("--layers", default="784,500,10",
                    help="comma-separated layer sizes, input first (default 784,500,10)")
-    p.add_argument("--batch", type=int, default=128)
-    p.add_argument("--t-free", type=int, default=30, help="free-phase steps T1")
-    p.add_argument("--t-nudge", type=int, default=10, help="nudged-phase steps T2 (each sign)")
-    p.add_argument("--beta", type=float, default=0.5)
-    p.add_argument("--lr", type=float, default=0.05)
-    p.add_argument("--momentum", type=float, default=0.9)
-    p.add_argument("--threads", type=int, default=1, help="intra-op threads (and BLAS threads)")
-    p.add_argument("--warmup", type=int, default=3, help="untimed training steps")
-    p.add_argument("--repeats", type=int, default=20, help="timed training steps")
+    torch_ep_common.add_common_args(
+        p, t_free=30, t_nudge=10, warmup=3, repeats=20,
+        selfcheck_help="check autograd field == closed form and autograd update == lean update, then exit")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     p.add_argument("--lean", action="store_true",
                    help="closed-form field, cached input drive, explicit-matmul update (no autograd)")
-    p.add_argument("--selfcheck", action="store_true",
-                   help="check autograd field == closed form and autograd update == lean update, then exit")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--openblas-coretype", default=None, metavar="NAME",
-                   help="set OPENBLAS_CORETYPE (e.g. Cooperlake, SkylakeX, Haswell) before torch "
-                        "loads OpenBLAS; default: leave the environment as it is. OpenBLAS 0.3.21 "
-                        "does not recognise recent Xeons and falls back to its SSE3 'Prescott' "
-                        "kernels (about 4x slower GEMM); the JSON reports the core in use")
-    a = p.parse_args(argv)
+    a = torch_ep_common.parse_common(p, argv)
     a.layer_sizes = torch_ep_common.int_list(p, a.layers, "--layers must be comma-separated integers, e.g. 784,500,10",
                                              skip_empty=True)
     if len(a.layer_sizes) < 2 or min(a.layer_sizes) < 1:
         p.error("--layers needs at least two positive sizes (input and output)")
-    torch_ep_common.check_common_args(p, a)
     return a
 
 
@@ -124,7 +108,7 @@ ARGS = parse_args()
 # Must happen before torch (and its BLAS) is loaded.
 torch = torch_ep_common.import_torch(ARGS, "torch_reference_ep.py")
 import torch.nn as nn  # noqa: E402
-rho = torch_ep_common.rho
+from torch_ep_common import rho  # noqa: E402
 
 
 
@@ -366,22 +350,15 @@ def bench(args):
         lean = LeanEP(W, b, args.lr, args.momentum)
         del model
 
-        def step(x, y):
-            lean.train_step(x, y, args.t_free, args.t_nudge, args.beta)
+        def step(i):
+            lean.train_step(xs[i % nb], ys[i % nb], args.t_free, args.t_nudge, args.beta)
     else:
         opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
 
-        def step(x, y):
-            model.train_step(x, y, args.t_free, args.t_nudge, args.beta, opt)
+        def step(i):
+            model.train_step(xs[i % nb], ys[i % nb], args.t_free, args.t_nudge, args.beta, opt)
 
-    times = []
-    for i in range(args.warmup + args.repeats):
-        x, y = xs[i % nb], ys[i % nb]
-        t0 = time.perf_counter()
-        step(x, y)
-        t1 = time.perf_counter()
-        if i >= args.warmup:
-            times.append(t1 - t0)
+    times = torch_ep_common.time_steps(args, step)
     med = statistics.median(times)
     out = {
         "impl": "torch-lean" if args.lean else "torch-autograd",

@@ -11,8 +11,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 epochs="${1:-5}"
 out="${2:-runs/step_budget}"
-[ -x build/eqprop ] || bash scripts/build.sh
-exec build/eqprop sweep --config configs/fashion_mnist.json --out "$out" \
+eqprop="${EQPROP:-build/eqprop}"  # EQPROP=path: another binary
+[ -x "$eqprop" ] || bash scripts/build.sh
+exec "$eqprop" sweep --config configs/fashion_mnist.json --out "$out" \
   --set training.epochs="$epochs" --set dynamics.dt=0.5 \
   --sweep dynamics.t_free=5,10,20,40,80 --with dynamics.t_nudge=2,4,7,14,27 \
   --variant gradient_flow:dynamics.integrator=gradient_flow \

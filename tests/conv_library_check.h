@@ -35,29 +35,13 @@ constexpr double kFp32Tolerance = 1e-5;
 // bf16 keeps 8 significant bits: u = 2^-8 per rounded operand, 2u + u^2 per product.
 constexpr double kBf16Tolerance = 2.0 / 256.0 + 1.0 / 65536.0 + 1e-5;
 
-struct Case {
-  int batch, in_channels, in_h, in_w, out_channels, kernel, stride, padding;
-};
+// C = 1 and Co = 3, stride 2, padding 0, 1, 2, kernels 1 to 5, odd planes
+// (ConvShape{batch, in_channels, in_h, in_w, out_channels, kernel, stride, padding}).
+inline const ConvShape kCases[] = {{2, 1, 7, 6, 3, 3, 1, 1},  {3, 4, 9, 8, 5, 3, 2, 0},  {2, 3, 8, 8, 3, 3, 2, 2},
+                                   {1, 5, 6, 7, 2, 2, 1, 0},  {4, 8, 16, 16, 16, 3, 1, 1}, {2, 3, 10, 9, 4, 5, 2, 2},
+                                   {3, 2, 5, 5, 3, 1, 1, 0},  {2, 16, 8, 8, 32, 3, 1, 1}};
 
-// C = 1 and Co = 3, stride 2, padding 0, 1, 2, kernels 1 to 5, odd planes.
-inline const Case kCases[] = {{2, 1, 7, 6, 3, 3, 1, 1},  {3, 4, 9, 8, 5, 3, 2, 0},  {2, 3, 8, 8, 3, 3, 2, 2},
-                       {1, 5, 6, 7, 2, 2, 1, 0},  {4, 8, 16, 16, 16, 3, 1, 1}, {2, 3, 10, 9, 4, 5, 2, 2},
-                       {3, 2, 5, 5, 3, 1, 1, 0},  {2, 16, 8, 8, 32, 3, 1, 1}};
-
-inline ConvShape shape_of(const Case& c) {
-  ConvShape shape;
-  shape.batch = c.batch;
-  shape.in_channels = c.in_channels;
-  shape.in_h = c.in_h;
-  shape.in_w = c.in_w;
-  shape.out_channels = c.out_channels;
-  shape.kernel = c.kernel;
-  shape.stride = c.stride;
-  shape.padding = c.padding;
-  return shape;
-}
-
-inline std::string text(const Case& c) {
+inline std::string text(const ConvShape& c) {
   return "N" + std::to_string(c.batch) + " C" + std::to_string(c.in_channels) + " " + std::to_string(c.in_h) + "x" +
          std::to_string(c.in_w) + " Co" + std::to_string(c.out_channels) + " K" + std::to_string(c.kernel) + " S" +
          std::to_string(c.stride) + " P" + std::to_string(c.padding);
@@ -129,8 +113,8 @@ inline void check_path(Backend& backend, ConvolutionPath path, GemmPrecision pre
   backend.set_convolution_path(path);
   backend.set_gemm_precision(precision);
   std::mt19937 rng(1234);
-  for (const Case& c : kCases) {
-    ConvShape shape = shape_of(c);
+  for (const ConvShape& c : kCases) {
+    ConvShape shape = c;
     const Floats x = eqprop::test::random_vector(rng, shape.input_size(), -1.0f, 1.0f);
     const Floats w = eqprop::test::random_vector(rng, shape.weight_size(), -1.0f, 1.0f);
     const Floats y_nchw = eqprop::test::random_vector(rng, shape.output_size(), -1.0f, 1.0f);

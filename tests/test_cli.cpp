@@ -438,6 +438,38 @@ TEST_CASE("cli: train, eval and resume a short run on FashionMNIST") {
       }
   }
 
+  SUBCASE("gradcheck of the trained weights") {
+    const std::vector<std::string> converged{"--device", "cpu", "--samples", "4", "--set", "ep.beta=0.01",
+                                             "--set", "dynamics.t_free=300", "--set", "dynamics.t_nudge=300"};
+    std::vector<std::string> trained{"gradcheck", "--checkpoint", run_dir}, initial{"gradcheck", "--config", config_path};
+    trained.insert(trained.end(), converged.begin(), converged.end());
+    initial.insert(initial.end(), converged.begin(), converged.end());
+    const CliResult on_trained = run(trained), on_initial = run(initial);
+    check_code(on_trained, 0);
+    check_code(on_initial, 0);
+    REQUIRE(on_trained.code == 0);
+    REQUIRE(on_initial.code == 0);
+    const json a = printed_json(on_trained.out), b = printed_json(on_initial.out);
+    INFO(a.dump());
+    CHECK(a["overall"]["cosine"].get<double>() > 0.99);
+    // Same config, same random inputs: only the loaded weights can change the result.
+    CHECK(a["overall"]["relative_error"] != b["overall"]["relative_error"]);
+    // Test images instead of random inputs: the report names how many were skipped.
+    std::vector<std::string> on_images = trained;
+    on_images.insert(on_images.end(), {"--split", "test"});
+    const CliResult images = run(on_images);
+    check_code(images, 0);
+    REQUIRE(images.code == 0);
+    const json c = printed_json(images.out);
+    CHECK(c["overall"]["cosine"].get<double>() > 0.99);
+    CHECK(c["overall"]["relative_error"] != a["overall"]["relative_error"]);
+    on_images.back() = "validation";
+    check_code(run(on_images), 2);
+    std::vector<std::string> both = trained;
+    both.insert(both.end(), {"--config", config_path});
+    check_code(run(both), 2);
+  }
+
   SUBCASE("eval of a directory without config.json") {
     TempDir empty;
     const CliResult r = run({"eval", "--checkpoint", empty.path().string(), "--device", "cpu"});

@@ -39,13 +39,7 @@ struct ConvFixture : test::FixtureBase {
               std::int64_t workspace_floats = ConvHopfield::kDefaultWorkspaceFloats, const char* backend_name = "cpu")
       : FixtureBase(backend_name), shape(std::move(s)), batch(batch_size) {
     model = std::make_unique<ConvHopfield>(*backend, shape, batch, workspace_floats);
-    net.in_channels = shape.input.channels;
-    net.in_h = shape.input.height;
-    net.in_w = shape.input.width;
-    for (const ConvLayerSpec& c : shape.convs) net.convs.push_back({c.channels, c.kernel, c.stride, c.padding});
-    net.pool = static_cast<int>(shape.pool);
-    net.dense = shape.dense;
-    net.cost = shape.cost;
+    net = conv_reference::network_of(shape);
     std::mt19937 rng(seed);
     test::draw_matched_parameters(model->parameters(), rng, weight_scale, -0.2, 0.3, net.weights, net.biases);
     draw_batch(rng, batch, shape.input.units(), shape.classes());

@@ -54,7 +54,7 @@ TEST_CASE("conv library: auto takes the library for bf16 only; tf32 has no libra
   // tf32 on the library path: refused with DeviceError, not silently run in fp32.
   backend->set_convolution_path(ConvolutionPath::library);
   backend->set_gemm_precision(GemmPrecision::tf32);
-  const ConvShape shape = shape_of(kCases[0]);
+  const ConvShape shape = kCases[0];
   ConvScratch scratch(*backend, shape);
   eqprop::DeviceBuffer<float> x(*backend, shape.input_size()), w(*backend, shape.weight_size()),
       y(*backend, shape.output_size());
@@ -68,7 +68,7 @@ TEST_CASE("conv library: the counting backend forwards library convolutions as o
   eqprop::CountingBackend counting(*inner);
   counting.set_convolution_path(ConvolutionPath::library);
   CHECK(inner->convolution_path() == ConvolutionPath::library);
-  const ConvShape shape = shape_of(kCases[4]);
+  const ConvShape shape = kCases[4];
   ConvScratch scratch(counting, shape);
   eqprop::DeviceBuffer<float> x(counting, shape.input_size()), w(counting, shape.weight_size()),
       y(counting, shape.output_size()), g(counting, shape.weight_size());

@@ -15,7 +15,7 @@ namespace {
 bool has_library(eqprop::Backend& backend) {
   backend.set_convolution_path(ConvolutionPath::library);
   backend.set_gemm_precision(GemmPrecision::fp32);
-  const eqprop::ConvShape shape = shape_of(kCases[0]);
+  const eqprop::ConvShape shape = kCases[0];
   ConvScratch scratch(backend, shape);
   eqprop::DeviceBuffer<float> x(backend, shape.input_size()), w(backend, shape.weight_size()),
       y(backend, shape.output_size());

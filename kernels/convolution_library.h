@@ -1,0 +1,57 @@
+// A device's convolution library behind Backend::convolution_* (kernels/backend.h):
+// oneDNN on the CPU (kernels/dnnl_convolution.h), cuDNN on CUDA
+// (kernels/cudnn_convolution.h). The backend passes its gemm_precision(); a
+// library builds its primitives once per geometry, precision and direction and
+// caches them under convolution_plan_key().
+#pragma once
+
+#include <array>
+#include <cstdint>
+
+#include "kernels/gemm_precision.h"
+#include "kernels/plane_layout.h"
+#include "kernels/sliding_window.h"
+
+namespace eqprop {
+
+// Which path models/conv_ops.h takes (training.conv_path, Backend::set_convolution_path).
+enum class ConvolutionPath { automatic, library, im2col };
+
+// One 2-D convolution of a batch, as a library call sees it (models/conv_ops.h has
+// the math and the im2col + gemm reference): x (batch, in_channels, in_h, in_w) in
+// input_layout, y (batch, out_channels, out_h, out_w) in output_layout, weights
+// (out_channels, in_channels, kernel, kernel) row-major, no bias.
+struct ConvolutionGeometry {
+  std::int32_t batch = 1, in_channels = 1, out_channels = 1;
+  SlidingWindow window{};
+  PlaneLayout input_layout{}, output_layout{};
+};
+
+class ConvolutionLibrary {
+ public:
+  virtual ~ConvolutionLibrary() = default;
+  // Backend::convolution_*'s contract in an explicit precision: false (nothing
+  // computed) where the library has no primitive for the geometry or the precision.
+  virtual bool forward(const ConvolutionGeometry& geometry, GemmPrecision precision, const float* x,
+                       const float* weights, float* y) = 0;
+  virtual bool backward_data(const ConvolutionGeometry& geometry, GemmPrecision precision, const float* y,
+                             const float* weights, float* x) = 0;
+  virtual bool backward_weights(const ConvolutionGeometry& geometry, GemmPrecision precision, const float* x,
+                                const float* y, float alpha, float beta, float* weight_gradient) = 0;
+};
+
+enum class ConvolutionDirection { forward, backward_data, backward_weights };
+
+// What a library's plan depends on: the geometry (shape, window and the layouts'
+// strides), the precision and the direction.
+using ConvolutionPlanKey = std::array<std::int64_t, 14>;
+
+inline ConvolutionPlanKey convolution_plan_key(const ConvolutionGeometry& g, GemmPrecision precision,
+                                               ConvolutionDirection direction) {
+  const SlidingWindow& s = g.window;
+  return {g.batch, g.in_channels, g.out_channels, s.in_h, s.in_w, s.kernel, s.stride, s.padding,
+          g.input_layout.sample_stride, g.input_layout.channel_stride, g.output_layout.sample_stride,
+          g.output_layout.channel_stride, static_cast<std::int64_t>(precision), static_cast<std::int64_t>(direction)};
+}
+
+}  // namespace eqprop
