@@ -125,21 +125,37 @@ void run_blocks_on_cpu_cores(const Body& body, int blocks) {
 }
 
 // C = alpha op(A) op(B) + beta C (row-major), as blocks of C's rows (or, for a
-// short C, of its columns) that the threads take dynamically, for the reason the
-// row loops above give. Each block is one single-threaded sgemm (OpenBLAS runs
-// serially inside an OpenMP region) over the whole K in the library's order, so an
-// element of C is the same whichever thread computes it and however C is cut.
-// Small products stay one call: a fork costs more than they take.
+// wide C, of its columns) that the threads take dynamically, for the reason the
+// row loops above give. Each block is one single-threaded sgemm over the whole K
+// in the library's order, so an element of C is the same whichever thread
+// computes it and however C is cut. Small products stay one call: a fork costs
+// more than they take.
+//
+// OpenBLAS's OpenMP build threads a call by itself whenever the caller's team could
+// grow (omp_get_max_threads() > 1), and how it cuts the work changes the bits of
+// some products (a short transposed B, for one). So a product that stays one call
+// runs with the caller's thread count set to 1 for its duration.
+void serial_sgemm(CBLAS_TRANSPOSE op_a, CBLAS_TRANSPOSE op_b, int m, int n, int k, float alpha, const float* a,
+                  int lda, const float* b, int ldb, float beta, float* c, int ldc) {
+  const int threads = omp_get_max_threads();
+  if (threads > 1) omp_set_num_threads(1);
+  cblas_sgemm(CblasRowMajor, op_a, op_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  if (threads > 1) omp_set_num_threads(threads);
+}
+
 void sgemm_in_dynamic_blocks(CBLAS_TRANSPOSE op_a, CBLAS_TRANSPOSE op_b, int m, int n, int k, float alpha,
                              const float* a, int lda, const float* b, int ldb, float beta, float* c, int ldc) {
   constexpr double kMinParallelFlops = 4e6;
   constexpr int kBlockAlign = 16;  // the AVX-512 sgemm kernels' row count
   const int threads = omp_get_max_threads();
   if (threads == 1 || omp_in_parallel() || 2.0 * m * n * k < kMinParallelFlops) {
-    cblas_sgemm(CblasRowMajor, op_a, op_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    serial_sgemm(op_a, op_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return;
   }
-  const bool split_rows = m >= n || m >= 4 * kBlockAlign * threads;
+  // Every block packs the whole of the operand it does not cut again: cut the
+  // dimension whose other operand is the smaller one (rows of C re-pack B, k x n;
+  // columns re-pack A, m x k).
+  const bool split_rows = m >= n;
   const int extent = split_rows ? m : n;
   const int wanted = (extent + 4 * threads - 1) / (4 * threads);
   const int block = std::max(kBlockAlign, (wanted + kBlockAlign - 1) / kBlockAlign * kBlockAlign);
@@ -149,11 +165,10 @@ void sgemm_in_dynamic_blocks(CBLAS_TRANSPOSE op_a, CBLAS_TRANSPOSE op_b, int m, 
     const int begin = index * block, size = std::min(block, extent - begin);
     if (split_rows) {
       const float* a_rows = op_a == CblasNoTrans ? a + std::int64_t(begin) * lda : a + begin;
-      cblas_sgemm(CblasRowMajor, op_a, op_b, size, n, k, alpha, a_rows, lda, b, ldb, beta,
-                  c + std::int64_t(begin) * ldc, ldc);
+      serial_sgemm(op_a, op_b, size, n, k, alpha, a_rows, lda, b, ldb, beta, c + std::int64_t(begin) * ldc, ldc);
     } else {
       const float* b_columns = op_b == CblasNoTrans ? b + begin : b + std::int64_t(begin) * ldb;
-      cblas_sgemm(CblasRowMajor, op_a, op_b, m, size, k, alpha, a, lda, b_columns, ldb, beta, c + begin, ldc);
+      serial_sgemm(op_a, op_b, m, size, k, alpha, a, lda, b_columns, ldb, beta, c + begin, ldc);
     }
   }
 }
