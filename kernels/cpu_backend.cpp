@@ -42,17 +42,31 @@ struct HasRows<Op, std::void_t<decltype(std::declval<const Op&>().row(std::int64
 // the elementwise steps are a fifth of a training step, and the baseline build may
 // only assume SSE2. flatten inlines the op's (baseline-compiled, EQ_HD) math into
 // the AVX-512 body, so the same source is vectorized 16 wide.
+//
+// Work is handed out in chunks that the threads take as they finish (dynamic
+// schedule), not split evenly in advance: where a core is shared with another
+// process, an even split waits for the thread that gets half a core, so a busy
+// neighbour would cost twice the time instead of the share it takes. Every row
+// (element) is computed by the same code whichever thread takes it, so results do
+// not depend on the schedule. About eight chunks per thread balance the load
+// while keeping the bookkeeping negligible.
+std::int64_t dynamic_chunk(std::int64_t count, std::int64_t minimum) {
+  return std::max(minimum, count / (8 * std::int64_t(omp_get_max_threads())));
+}
+
 template <class Op>
 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq"), flatten)) void rows_avx512(const Op& op,
                                                                                        std::int64_t rows,
                                                                                        bool parallel) {
-#pragma omp parallel for schedule(static) if (parallel)
+  const std::int64_t chunk = dynamic_chunk(rows, 1);
+#pragma omp parallel for schedule(dynamic, chunk) if (parallel)
   for (std::int64_t r = 0; r < rows; ++r) op.row(r);
 }
 
 template <class Op>
 void rows_baseline(const Op& op, std::int64_t rows, bool parallel) {
-#pragma omp parallel for schedule(static) if (parallel)
+  const std::int64_t chunk = dynamic_chunk(rows, 1);
+#pragma omp parallel for schedule(dynamic, chunk) if (parallel)
   for (std::int64_t r = 0; r < rows; ++r) op.row(r);
 }
 
@@ -76,7 +90,8 @@ void run_on_cpu(const Op& op, std::int64_t count) {
       rows_baseline(op, rows, parallel);
     }
   } else {
-#pragma omp parallel for schedule(static) if (count >= kMinParallelCount)
+    const std::int64_t chunk = dynamic_chunk(count, kMinParallelCount / 8);
+#pragma omp parallel for schedule(dynamic, chunk) if (count >= kMinParallelCount)
     for (std::int64_t i = 0; i < count; ++i) op(i);
   }
 }
@@ -107,6 +122,55 @@ void run_blocks_on_cpu_cores(const Body& body, int blocks) {
       block_baseline(body, block, shared_memory);
     }
   });
+}
+
+// C = alpha op(A) op(B) + beta C (row-major), as blocks of C's rows (or, for a
+// wide C, of its columns) that the threads take dynamically, for the reason the
+// row loops above give. Each block is one single-threaded sgemm over the whole K
+// in the library's order, so an element of C is the same whichever thread
+// computes it and however C is cut. Small products stay one call: a fork costs
+// more than they take.
+//
+// OpenBLAS's OpenMP build threads a call by itself whenever the caller's team could
+// grow (omp_get_max_threads() > 1), and how it cuts the work changes the bits of
+// some products (a short transposed B, for one). So a product that stays one call
+// runs with the caller's thread count set to 1 for its duration.
+void serial_sgemm(CBLAS_TRANSPOSE op_a, CBLAS_TRANSPOSE op_b, int m, int n, int k, float alpha, const float* a,
+                  int lda, const float* b, int ldb, float beta, float* c, int ldc) {
+  const int threads = omp_get_max_threads();
+  if (threads > 1) omp_set_num_threads(1);
+  cblas_sgemm(CblasRowMajor, op_a, op_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  if (threads > 1) omp_set_num_threads(threads);
+}
+
+void sgemm_in_dynamic_blocks(CBLAS_TRANSPOSE op_a, CBLAS_TRANSPOSE op_b, int m, int n, int k, float alpha,
+                             const float* a, int lda, const float* b, int ldb, float beta, float* c, int ldc) {
+  constexpr double kMinParallelFlops = 4e6;
+  constexpr int kBlockAlign = 16;  // the AVX-512 sgemm kernels' row count
+  const int threads = omp_get_max_threads();
+  if (threads == 1 || omp_in_parallel() || 2.0 * m * n * k < kMinParallelFlops) {
+    serial_sgemm(op_a, op_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
+  // Every block packs the whole of the operand it does not cut again: cut the
+  // dimension whose other operand is the smaller one (rows of C re-pack B, k x n;
+  // columns re-pack A, m x k).
+  const bool split_rows = m >= n;
+  const int extent = split_rows ? m : n;
+  const int wanted = (extent + 4 * threads - 1) / (4 * threads);
+  const int block = std::max(kBlockAlign, (wanted + kBlockAlign - 1) / kBlockAlign * kBlockAlign);
+  const int blocks = (extent + block - 1) / block;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int index = 0; index < blocks; ++index) {
+    const int begin = index * block, size = std::min(block, extent - begin);
+    if (split_rows) {
+      const float* a_rows = op_a == CblasNoTrans ? a + std::int64_t(begin) * lda : a + begin;
+      serial_sgemm(op_a, op_b, size, n, k, alpha, a_rows, lda, b, ldb, beta, c + std::int64_t(begin) * ldc, ldc);
+    } else {
+      const float* b_columns = op_b == CblasNoTrans ? b + begin : b + std::int64_t(begin) * ldb;
+      serial_sgemm(op_a, op_b, m, size, k, alpha, a, lda, b_columns, ldb, beta, c + begin, ldc);
+    }
+  }
 }
 
 // The bytes the kernel reports available to new allocations (MemAvailable in
@@ -209,7 +273,7 @@ class CpuBackend final : public Backend {
     const CBLAS_TRANSPOSE op_a = transpose_a == Transpose::yes ? CblasTrans : CblasNoTrans;
     const CBLAS_TRANSPOSE op_b = transpose_b == Transpose::yes ? CblasTrans : CblasNoTrans;
     if (precision_ == GemmPrecision::fp32 || m == 0 || n == 0 || k == 0) {
-      cblas_sgemm(CblasRowMajor, op_a, op_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+      sgemm_in_dynamic_blocks(op_a, op_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
       return;
     }
     // Emulated tf32 / bf16: the inputs rounded in a copy, then the FP32 GEMM, which
@@ -221,8 +285,8 @@ class CpuBackend final : public Backend {
     const int b_rows = transpose_b == Transpose::yes ? n : k, b_cols = transpose_b == Transpose::yes ? k : n;
     rounded_copy(a, a_rows, a_cols, lda, precision_, a_rounded);
     rounded_copy(b, b_rows, b_cols, ldb, precision_, b_rounded);
-    cblas_sgemm(CblasRowMajor, op_a, op_b, m, n, k, alpha, a_rounded.data(), a_cols, b_rounded.data(), b_cols,
-                beta, c, ldc);
+    sgemm_in_dynamic_blocks(op_a, op_b, m, n, k, alpha, a_rounded.data(), a_cols, b_rounded.data(), b_cols, beta, c,
+                            ldc);
   }
   void set_gemm_precision(GemmPrecision precision) override { precision_ = precision; }
   GemmPrecision gemm_precision() const override { return precision_; }
