@@ -134,12 +134,12 @@ TEST_CASE("distributed: a 2-rank run stopped by SIGUSR1 mid-epoch and resumed by
   if (skip_without_mpi()) return;
   TempDir dir;
   const std::string whole = dir.file("whole"), stopped = dir.file("stopped");
-  // 2 epochs of 20 batches; 300 free steps make a batch slow enough (tens of ms)
+  // 2 epochs of 20 batches; 3000 free steps make a batch slow enough (about 0.1 s)
   // for a signal to land inside an epoch. Few steps keep the float-order drift
   // between 1 and 2 ranks at rounding level (it grows with the steps: 900 steps
   // of 30000 samples end 0.3 apart, with the same accuracy).
   const std::string longer =
-      " --set training.epochs=2 --set data.train_limit=2000 --set dynamics.t_free=300";
+      " --set training.epochs=2 --set data.train_limit=2000 --set dynamics.t_free=3000";
   REQUIRE(run_command(std::string(kMpirun) + " -np 2 " + EQPROP_CLI_PATH + train_args(whole) + longer) == 0);
 
   // SIGUSR1 to rank 0 alone, 0.1 s after it has drawn the learning curve, the last
