@@ -35,6 +35,7 @@ constexpr Choice<GemmPrecision> kGemmPrecisions[] = {
     {"fp32", GemmPrecision::fp32}, {"tf32", GemmPrecision::tf32}, {"bf16", GemmPrecision::bf16}};
 constexpr Choice<ConvolutionPath> kConvPaths[] = {
     {"auto", ConvolutionPath::automatic}, {"library", ConvolutionPath::library}, {"im2col", ConvolutionPath::im2col}};
+constexpr Choice<bool> kTrainingAlgorithms[] = {{"ep", false}, {"implicit", true}};  // TrainingConfig::implicit
 constexpr Choice<bool> kNormalizations[] = {{"unit", false}, {"standardize", true}};  // DataConfig::standardize
 
 std::vector<std::string> nudge_integrator_names() {
@@ -134,6 +135,12 @@ std::vector<ConfigKey> build_schema() {
       {"training.conv_path", ConfigValueType::choice, "auto", 0, 0, false, choice_names(kConvPaths),
        "How convolutions run: `library` (oneDNN on the CPU, cuDNN for fp32 / tf32 on CUDA, where built with "
        "them), `im2col` (im2col + GEMM, the bit-exact reference) or `auto` (the library for bf16 GEMMs, im2col otherwise; im2col where no library)."},
+      {"training.algorithm", ConfigValueType::choice, "ep", 0, 0, false, choice_names(kTrainingAlgorithms),
+       "How the gradient is computed. `ep`: Equilibrium Propagation (the nudged phases of `ep.*`). `implicit`: "
+       "the exact gradient of the loss at the free fixed point by implicit differentiation (dense_hopfield "
+       "only; DESIGN.md §1): no nudged phase, `training.adjoint_iterations` Jacobi steps of the adjoint system."},
+      {"training.adjoint_iterations", ConfigValueType::integer, 50, 1, 100000, false, {},
+       "Jacobi steps of the adjoint system (I - K M) mu = dL/ds of `training.algorithm = implicit`."},
       {"data.name", ConfigValueType::choice, "fashion_mnist", 0, 0, false,
        {"fashion_mnist", "mnist", "cifar10"}, "Dataset."},
       {"data.dir", ConfigValueType::string, "", 0, 0, false, {},
@@ -454,6 +461,9 @@ TrainingConfig parse_training(const json& section, const std::string& source) {
   training.gemm_precision =
       choice_value(kGemmPrecisions, section.at("gemm_precision"), source + ": training.gemm_precision");
   training.conv_path = choice_value(kConvPaths, section.at("conv_path"), source + ": training.conv_path");
+  training.implicit =
+      choice_value(kTrainingAlgorithms, section.at("algorithm"), source + ": training.algorithm");
+  training.adjoint_iterations = section.at("adjoint_iterations").get<int>();
   return training;
 }
 

@@ -164,18 +164,24 @@ void Trainer::convert_on_loader(BatchLoader::Options& options, std::uint32_t ten
   };
 }
 
+void Trainer::run_free_phase(const float* x, const float* target, int batch, std::uint64_t global_batch,
+                             InputForm form) {
+  model_->set_input(form == InputForm::converted ? x : device_input(x, batch, hardware_tensor::kTrainInput, global_batch),
+                    batch);
+  model_->reset(free_);
+  free_result_ = model_->relax(
+      free_, target, reading(phase_spec(false, 0.0f, global_batch, 0), hardware_tensor::ReadPhase::free, global_batch));
+  model_->energy(free_, energy_.data());  // of the physical state, before any ADC read
+}
+
 void Trainer::run_phases(const float* x, const float* target, int batch, std::uint64_t global_batch, InputForm form) {
   float beta = config_.ep.beta;
   if (config_.ep.random_sign && !config_.ep.symmetric) {
     const Philox4 words = random_words(config_.seed, RngStream::beta_sign, global_batch, 0);
     if (words.v[0] & 1u) beta = -beta;
   }
-  model_->set_input(form == InputForm::converted ? x : device_input(x, batch, hardware_tensor::kTrainInput, global_batch),
-                    batch);
-  model_->reset(free_);
+  run_free_phase(x, target, batch, global_batch, form);
   using hardware_tensor::ReadPhase;
-  free_result_ = model_->relax(free_, target, reading(phase_spec(false, 0.0f, global_batch, 0), ReadPhase::free, global_batch));
-  model_->energy(free_, energy_.data());  // of the physical state, before any ADC read
   // The nudged phases start from the free state (DESIGN.md §1).
   model_->copy_state(free_, plus_, batch);
   plus_result_ = model_->relax(plus_, target, reading(phase_spec(true, beta, global_batch, 1), ReadPhase::plus, global_batch));
@@ -192,6 +198,15 @@ void Trainer::run_phases(const float* x, const float* target, int batch, std::ui
 
 void Trainer::ep_gradient(const float* x, const float* target, int batch, std::uint64_t global_batch,
                           ParameterSet& gradient, InputForm form) {
+  if (config_.training.implicit) {
+    // training.algorithm = implicit: no nudged phase; the exact gradient at the
+    // free fixed point (as read out) by implicit differentiation.
+    run_free_phase(x, target, batch, global_batch, form);
+    plus_result_ = minus_result_ = PhaseResult{};
+    read_out(free_, hardware_tensor::ReadPhase::free, batch, global_batch);
+    model_->implicit_gradient(free_, target, config_.training.adjoint_iterations, gradient);
+    return;
+  }
   run_phases(x, target, batch, global_batch, form);
   // The contrastive update and the prediction see the states through the ADC.
   // Every phase has relaxed by now, so reading in place changes no dynamics.

@@ -71,7 +71,8 @@ class Trainer {
   // free-phase loss and accuracy of the batch (before the update).
   BatchResult train_step(const float* x, const float* target, int batch, std::uint64_t global_batch,
                          float learning_rate_scale, InputForm form = InputForm::raw);
-  // Computes the EP gradient of a batch without updating (for gradcheck and tests).
+  // Computes the gradient of a batch without updating (for gradcheck and tests):
+  // EP's, or the implicit one under training.algorithm = implicit.
   void ep_gradient(const float* x, const float* target, int batch, std::uint64_t global_batch,
                    ParameterSet& gradient, InputForm form = InputForm::raw);
 
@@ -101,6 +102,8 @@ class Trainer {
   // gradient, weighted by its share of the global batch, so that the result is the
   // mean over the global batch a single process would compute.
   void sum_gradient_over_ranks(int rows);
+  // set_input, then the free phase from the reset state into free_ and its energy.
+  void run_free_phase(const float* x, const float* target, int batch, std::uint64_t global_batch, InputForm form);
   void run_phases(const float* x, const float* target, int batch, std::uint64_t global_batch, InputForm form);
   // The model's input for x: x itself, or its input-DAC conversion.
   // Loader options that convert the inputs on the loader thread (input DAC), keyed

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "kernels/adc_read.h"
+#include "kernels/adjoint_step.h"
 #include "kernels/axpby.h"
 #include "kernels/column_sum.h"
 #include "kernels/dac_write.h"
@@ -63,4 +64,5 @@
   X(IsingLayerUpdateOp)           \
   X(IsingLocalFieldOp)            \
   X(IsingReadoutOp)               \
-  X(ReplicaSumOp)
+  X(ReplicaSumOp)                 \
+  X(AdjointStepOp)

@@ -87,6 +87,7 @@ const std::vector<std::string> kSchemaKeys = {
     "data.train_limit", "data.test_limit", "data.augment_crop_padding", "data.augment_flip",
     "training.gemm_precision",
     "training.conv_path",
+    "training.algorithm", "training.adjoint_iterations",
     "conv.input_shape", "conv.channels", "conv.kernel", "conv.stride", "conv.padding", "conv.pool",
     "hardware.dac.enabled", "hardware.dac.bits", "hardware.dac.range", "hardware.dac.lo", "hardware.dac.hi",
     "hardware.dac.rounding", "hardware.dac.convention",
