@@ -525,6 +525,10 @@ std::string switch_needed(const Config& config, const std::string& key) {
     return "dynamics.integrator=csb";
   if (key == "dynamics.check_every" && config.dynamics.tolerance == 0.0f) return "dynamics.tolerance=1e-4";
   if (key == "ep.random_sign" && config.ep.symmetric) return "ep.nudging=one_sided";
+  if (key == "training.adjoint_iterations" && !config.training.implicit) return "training.algorithm=implicit";
+  // Only the dense Hopfield model has an implicit gradient (EnergyModel::implicit_gradient).
+  if (key == "training.algorithm" && config.training.implicit && config.model.kind != "dense_hopfield")
+    return "model.kind=dense_hopfield";
   for (const ModelKind& kind : model_kinds())
     if (kind.name != config.model.kind &&
         std::any_of(kind.keys.begin(), kind.keys.end(), [&](const ConfigKey& spec) { return spec.key == key; }))

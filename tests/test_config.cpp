@@ -356,6 +356,8 @@ TEST_CASE("config: a key the user sets where it has no effect names the setting 
       {R"({"dynamics": {"pump": "linear", "integrator": "gradient_flow"}})", "dynamics.integrator=csb"},
       {R"({"dynamics": {"check_every": 2}})", "dynamics.tolerance="},
       {R"({"ep": {"random_sign": true}})", "ep.nudging=one_sided"},
+      {R"({"training": {"adjoint_iterations": 10}})", "training.algorithm=implicit"},
+      {R"({"model": {"kind": "ising"}, "ep": {"nudging": "one_sided"}, "training": {"algorithm": "implicit"}})", "model.kind=dense_hopfield"},
       {R"({"ising": {"replicas": 2}})", "model.kind=ising"},
       {R"({"conv": {"kernel": [5]}})", "model.kind=conv_hopfield"},
       {R"({"oscillator": {"shil": 0.5}})", "model.kind=oscillator"},
