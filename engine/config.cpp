@@ -37,6 +37,7 @@ constexpr Choice<ConvolutionPath> kConvPaths[] = {
     {"auto", ConvolutionPath::automatic}, {"library", ConvolutionPath::library}, {"im2col", ConvolutionPath::im2col}};
 constexpr Choice<RelaxationPath> kRelaxationPaths[] = {
     {"auto", RelaxationPath::automatic}, {"fused", RelaxationPath::fused}, {"gemm", RelaxationPath::gemm}};
+constexpr Choice<bool> kTrainingAlgorithms[] = {{"ep", false}, {"implicit", true}};  // TrainingConfig::implicit
 constexpr Choice<bool> kNormalizations[] = {{"unit", false}, {"standardize", true}};  // DataConfig::standardize
 
 std::vector<std::string> nudge_integrator_names() {
@@ -142,6 +143,12 @@ std::vector<ConfigKey> build_schema() {
        "noise, early exit, ADC read-out or the cross-entropy nudge, at most 4 state layers: others take the "
        "GEMM path), `gemm` (GEMMs and a fused step op per step) or `auto` (fused only where measured faster: "
        "perf/relaxation_path_crossover.sh). The paths agree up to summation order."},
+      {"training.algorithm", ConfigValueType::choice, "ep", 0, 0, false, choice_names(kTrainingAlgorithms),
+       "How the gradient is computed. `ep`: Equilibrium Propagation (the nudged phases of `ep.*`). `implicit`: "
+       "the exact gradient of the loss at the free fixed point by implicit differentiation (dense_hopfield "
+       "only; DESIGN.md §1): no nudged phase, `training.adjoint_iterations` Jacobi steps of the adjoint system."},
+      {"training.adjoint_iterations", ConfigValueType::integer, 50, 1, 100000, false, {},
+       "Jacobi steps of the adjoint system (I - K M) mu = dL/ds of `training.algorithm = implicit`."},
       {"data.name", ConfigValueType::choice, "fashion_mnist", 0, 0, false,
        {"fashion_mnist", "mnist", "cifar10"}, "Dataset."},
       {"data.dir", ConfigValueType::string, "", 0, 0, false, {},
@@ -465,6 +472,9 @@ TrainingConfig parse_training(const json& section, const std::string& source) {
   training.gemm_precision =
       choice_value(kGemmPrecisions, section.at("gemm_precision"), source + ": training.gemm_precision");
   training.conv_path = choice_value(kConvPaths, section.at("conv_path"), source + ": training.conv_path");
+  training.implicit =
+      choice_value(kTrainingAlgorithms, section.at("algorithm"), source + ": training.algorithm");
+  training.adjoint_iterations = section.at("adjoint_iterations").get<int>();
   return training;
 }
 
@@ -529,6 +539,10 @@ std::string switch_needed(const Config& config, const std::string& key) {
     return "dynamics.integrator=csb";
   if (key == "dynamics.check_every" && config.dynamics.tolerance == 0.0f) return "dynamics.tolerance=1e-4";
   if (key == "ep.random_sign" && config.ep.symmetric) return "ep.nudging=one_sided";
+  if (key == "training.adjoint_iterations" && !config.training.implicit) return "training.algorithm=implicit";
+  // Only the dense Hopfield model has an implicit gradient (EnergyModel::implicit_gradient).
+  if (key == "training.algorithm" && config.training.implicit && config.model.kind != "dense_hopfield")
+    return "model.kind=dense_hopfield";
   for (const ModelKind& kind : model_kinds())
     if (kind.name != config.model.kind &&
         std::any_of(kind.keys.begin(), kind.keys.end(), [&](const ConfigKey& spec) { return spec.key == key; }))

@@ -64,6 +64,10 @@ struct TrainingConfig {
   int prefetch_batches = 3;
   GemmPrecision gemm_precision = GemmPrecision::fp32;
   ConvolutionPath conv_path = ConvolutionPath::automatic;
+  // training.algorithm = implicit: the exact gradient at the free fixed point by
+  // implicit differentiation (EnergyModel::implicit_gradient) instead of EP.
+  bool implicit = false;
+  int adjoint_iterations = 50;
 };
 
 struct DataConfig {

@@ -164,6 +164,16 @@ void Trainer::convert_on_loader(BatchLoader::Options& options, std::uint32_t ten
   };
 }
 
+void Trainer::run_free_phase(const float* x, const float* target, int batch, std::uint64_t global_batch,
+                             InputForm form, float* free_energy) {
+  model_->set_input(form == InputForm::converted ? x : device_input(x, batch, hardware_tensor::kTrainInput, global_batch),
+                    batch);
+  model_->reset(free_);
+  free_result_ = model_->relax(
+      free_, target, reading(phase_spec(false, 0.0f, global_batch, 0), hardware_tensor::ReadPhase::free, global_batch));
+  model_->energy(free_, free_energy);  // of the physical state, before any ADC read
+}
+
 void Trainer::run_phases(const float* x, const float* target, int batch, std::uint64_t global_batch, InputForm form,
                          float* free_energy) {
   float beta = config_.ep.beta;
@@ -171,12 +181,8 @@ void Trainer::run_phases(const float* x, const float* target, int batch, std::ui
     const Philox4 words = random_words(config_.seed, RngStream::beta_sign, global_batch, 0);
     if (words.v[0] & 1u) beta = -beta;
   }
-  model_->set_input(form == InputForm::converted ? x : device_input(x, batch, hardware_tensor::kTrainInput, global_batch),
-                    batch);
-  model_->reset(free_);
+  run_free_phase(x, target, batch, global_batch, form, free_energy);
   using hardware_tensor::ReadPhase;
-  free_result_ = model_->relax(free_, target, reading(phase_spec(false, 0.0f, global_batch, 0), ReadPhase::free, global_batch));
-  model_->energy(free_, free_energy);  // of the physical state, before any ADC read
   // The nudged phases start from the free state (DESIGN.md §1).
   model_->copy_state(free_, plus_, batch);
   plus_result_ = model_->relax(plus_, target, reading(phase_spec(true, beta, global_batch, 1), ReadPhase::plus, global_batch));
@@ -194,7 +200,21 @@ void Trainer::run_phases(const float* x, const float* target, int batch, std::ui
 void Trainer::ep_gradient(const float* x, const float* target, int batch, std::uint64_t global_batch,
                           ParameterSet& gradient, InputForm form) {
   read_queued_metrics();  // the free energies go to slot 0 of the metric buffers
-  run_phases(x, target, batch, global_batch, form, energy_.data());
+  compute_gradient(x, target, batch, global_batch, form, energy_.data(), gradient);
+}
+
+void Trainer::compute_gradient(const float* x, const float* target, int batch, std::uint64_t global_batch,
+                               InputForm form, float* free_energy, ParameterSet& gradient) {
+  if (config_.training.implicit) {
+    // training.algorithm = implicit: no nudged phase; the exact gradient at the
+    // free fixed point (as read out) by implicit differentiation.
+    run_free_phase(x, target, batch, global_batch, form, free_energy);
+    plus_result_ = minus_result_ = PhaseResult{};
+    read_out(free_, hardware_tensor::ReadPhase::free, batch, global_batch);
+    model_->implicit_gradient(free_, target, config_.training.adjoint_iterations, gradient);
+    return;
+  }
+  run_phases(x, target, batch, global_batch, form, free_energy);
   gradient_from_phases(target, batch, global_batch, gradient);
 }
 
@@ -211,8 +231,7 @@ void Trainer::train_step(const float* x, const float* target, int batch, std::ui
                          float learning_rate_scale, InputForm form) {
   if (queued_.size() == static_cast<std::size_t>(kMetricsBatches)) read_queued_metrics();
   const std::size_t slot = queued_.size() * static_cast<std::size_t>(max_batch_of(config_));
-  run_phases(x, target, batch, global_batch, form, energy_.data() + slot);
-  gradient_from_phases(target, batch, global_batch, gradient_);
+  compute_gradient(x, target, batch, global_batch, form, energy_.data() + slot, gradient_);
   if (global_rows_ > 0) sum_gradient_over_ranks(batch);
   model_->metrics(free_, target, loss_.data() + slot, correct_.data() + slot);
   // The update of each tensor and its write into the device (DAC, programming

@@ -82,7 +82,8 @@ class Trainer {
   static constexpr int kMetricsBatches = 16;
   // Training steps taken since construction (counted when launched, not when read).
   std::int64_t steps_taken() const { return steps_taken_; }
-  // Computes the EP gradient of a batch without updating (for gradcheck and tests).
+  // Computes the gradient of a batch without updating (for gradcheck and tests):
+  // EP's, or the implicit one under training.algorithm = implicit.
   void ep_gradient(const float* x, const float* target, int batch, std::uint64_t global_batch,
                    ParameterSet& gradient, InputForm form = InputForm::raw);
 
@@ -112,9 +113,17 @@ class Trainer {
   // gradient, weighted by its share of the global batch, so that the result is the
   // mean over the global batch a single process would compute.
   void sum_gradient_over_ranks(int rows);
+  // set_input, then the free phase from the reset state into free_ and its
+  // energies into free_energy.
+  void run_free_phase(const float* x, const float* target, int batch, std::uint64_t global_batch, InputForm form,
+                      float* free_energy);
   // The free phase (its energies into free_energy) and the nudged phases.
   void run_phases(const float* x, const float* target, int batch, std::uint64_t global_batch, InputForm form,
                   float* free_energy);
+  // The batch's gradient into `gradient` (EP's from the phases, or the implicit
+  // one) and its free energies into free_energy.
+  void compute_gradient(const float* x, const float* target, int batch, std::uint64_t global_batch, InputForm form,
+                        float* free_energy, ParameterSet& gradient);
   // The contrastive gradient of the phases run_phases left, seen through the ADC.
   void gradient_from_phases(const float* target, int batch, std::uint64_t global_batch, ParameterSet& gradient);
   // Moves the metrics of the steps queued on the device into unread_, one

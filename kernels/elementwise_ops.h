@@ -4,6 +4,7 @@
 #pragma once
 
 #include "kernels/adc_read.h"
+#include "kernels/adjoint_step.h"
 #include "kernels/axpby.h"
 #include "kernels/column_sum.h"
 #include "kernels/dac_write.h"
@@ -65,4 +66,5 @@
   X(IsingLocalFieldOp)            \
   X(IsingReadoutOp)               \
   X(ReplicaSumOp)                 \
-  X(TransposeOp)
+  X(TransposeOp)                  \
+  X(AdjointStepOp)

@@ -70,6 +70,13 @@ class DenseHopfield final : public LayeredModel {
   void ep_gradient(const NetworkState& state_a, float beta_a, const NetworkState& state_b,
                    float beta_b, const float* target, ParameterSet& gradient) override;
 
+  // Exact dLoss/dtheta at the free fixed point (EnergyModel::implicit_gradient):
+  // mu = M (dL/ds + K mu) by Jacobi steps, where K's blocks are the couplings, then
+  //   dL/dW_l = rho(s_{l-1})^T mu_l + mu_{l-1}^T rho(s_l),   dL/db_l = sum_batch mu_l
+  // (mu_0 = 0: the input is clamped), and the read-out's own gradient at s.
+  float implicit_gradient(const NetworkState& free_state, const float* target, int iterations,
+                          ParameterSet& gradient) override;
+
   // Per-sample loss and correctness (1/0) of the prediction read from `state`.
   void metrics(const NetworkState& state, const float* target, float* loss, float* correct) override;
 
@@ -91,6 +98,10 @@ class DenseHopfield final : public LayeredModel {
   DeviceBuffer<float> input_drive_;              // (batch, layers[1]) = x W_1
   std::vector<DeviceBuffer<float>> drive_;       // per state layer, from below
   std::vector<DeviceBuffer<float>> feedback_;    // per state layer, from above
+  // The adjoint mu of implicit_gradient, per state layer, and its previous
+  // iterate (for the residual); allocated by the first call.
+  std::vector<DeviceBuffer<float>> adjoint_, previous_adjoint_;
+  DeviceBuffer<float> loss_gradient_;            // (batch, top units) = dL/ds_top
 };
 
 }  // namespace eqprop

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -126,6 +127,17 @@ class EnergyModel {
   // beta_a != beta_b (DESIGN.md §1).
   virtual void ep_gradient(const NetworkState& state_a, float beta_a, const NetworkState& state_b,
                            float beta_b, const float* target, ParameterSet& gradient) = 0;
+  // The exact dLoss/dtheta at the free fixed point `free_state`, batch-averaged, by
+  // implicit differentiation (DESIGN.md §1, "Implicit differentiation"): the
+  // adjoint system solved by `iterations` Jacobi steps on the active set, then one
+  // GEMM per coupling. Returns the relative residual of the last step
+  // (||mu_k - mu_{k-1}|| / ||mu_k||, 0 where mu is 0). Throws
+  // std::invalid_argument where the model has no implicit gradient.
+  virtual float implicit_gradient(const NetworkState& free_state, const float* target, int iterations,
+                                  ParameterSet& gradient) {
+    (void)free_state, (void)target, (void)iterations, (void)gradient;
+    throw std::invalid_argument(kind() + ": training.algorithm = implicit is not available for this model kind");
+  }
   // Per-sample loss and correctness (1/0) of the prediction read from `state`.
   virtual void metrics(const NetworkState& state, const float* target, float* loss, float* correct) = 0;
 
