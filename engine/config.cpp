@@ -10,7 +10,7 @@
 #include <mutex>
 #include <sstream>
 
-#include "engine/json_limits.h"
+#include "models/json_limits.h"
 #include "models/model_registry.h"
 #include "kernels/error.h"
 

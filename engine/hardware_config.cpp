@@ -1,5 +1,6 @@
 #include "engine/hardware_config.h"
 
+#include "models/json_limits.h"
 #include "kernels/error.h"
 
 namespace eqprop {
@@ -49,10 +50,10 @@ ConverterConfig converter_from(const json& resolved, const std::string& name, co
   c.rounding = choice_value(kRoundings, at("rounding"), source + ": " + p + "rounding");
   c.convention = choice_value(kConventions, at("convention"), source + ": " + p + "convention");
   if (c.range == RangeMode::fixed && !(c.lo < c.hi))
-    throw ConfigError(source + ": " + p + "lo = " + at("lo").dump() + " must be below " + p + "hi = " +
-                      at("hi").dump());
+    throw ConfigError(source + ": " + p + "lo = " + excerpt_json(at("lo")) + " must be below " + p + "hi = " +
+                      excerpt_json(at("hi")));
   if (c.enabled && c.convention == LevelConvention::symmetric && c.bits < 2)
-    throw ConfigError(source + ": " + p + "bits = " + at("bits").dump() + " with " + p +
+    throw ConfigError(source + ": " + p + "bits = " + excerpt_json(at("bits")) + " with " + p +
                       "convention = \"symmetric\": 2^b-1 symmetric levels need at least 2 bits (1 bit leaves "
                       "the single level 0)");
   return c;
@@ -112,7 +113,7 @@ HardwareConfig hardware_config_from(const json& hw, const std::string& source) {
   config.adc.noise_unit =
       choice_value(kNoiseUnits, hw.at("adc").at("noise_unit"), source + ": hardware.adc.noise_unit");
   if (config.adc.noise_sigma > 0.0f && !config.adc.enabled)
-    throw ConfigError(source + ": hardware.adc.noise_sigma = " + hw.at("adc").at("noise_sigma").dump() +
+    throw ConfigError(source + ": hardware.adc.noise_sigma = " + excerpt_json(hw.at("adc").at("noise_sigma")) +
                       " needs hardware.adc.enabled = true (the noise is added where the ADC reads)");
   config.programming_noise.additive = hw.at("programming_noise").at("additive").get<float>();
   config.programming_noise.multiplicative = hw.at("programming_noise").at("multiplicative").get<float>();

@@ -8,7 +8,7 @@
 #include <tuple>
 
 #include "engine/atomic_file.h"
-#include "engine/json_limits.h"
+#include "models/json_limits.h"
 #include "kernels/error.h"
 
 namespace eqprop {

@@ -472,6 +472,12 @@ int command_config(const std::vector<std::string>& args, std::ostream& out) {
 
 }  // namespace
 
+std::string out_of_memory_message(const std::string& command) {
+  const bool batched = command == "train" || command == "eval" || command == "gradcheck" || command == "bench" ||
+                       command == "plan";
+  return batched ? "eqprop: out of memory (try a smaller training.batch_size)" : "eqprop: out of memory";
+}
+
 int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   if (args.empty() || args[0] == "help" || args[0] == "--help" || args[0] == "-h") {
     (args.empty() ? err : out) << usage();
@@ -511,7 +517,8 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   } catch (const Error& error) {
     return fail(error.what(), 1);
   } catch (const std::bad_alloc&) {
-    return fail("out of memory (try a smaller training.batch_size)", 1);
+    err << out_of_memory_message(command) << std::endl;
+    return 1;
   } catch (const std::exception& error) {
     // Not expected: every user error is a typed eqprop::Error. Still one line, no abort.
     return fail(std::string("internal error: ") + error.what(), 1);

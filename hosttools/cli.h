@@ -12,4 +12,8 @@ namespace eqprop {
 
 int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 
+// What run_cli prints when `command` runs out of memory: the batch-size hint only
+// where a training.batch_size sets the footprint, never for solve, sweep or landscape.
+std::string out_of_memory_message(const std::string& command);
+
 }  // namespace eqprop

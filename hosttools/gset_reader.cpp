@@ -10,7 +10,7 @@
 #include <string_view>
 
 #include "engine/atomic_file.h"
-#include "engine/json_limits.h"
+#include "models/json_limits.h"
 #include "engine/maxcut_solver.h"
 #include "hosttools/input_file.h"
 #include "kernels/error.h"

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "kernels/error.h"
+#include "models/json_limits.h"
 
 namespace eqprop {
 
@@ -51,7 +52,7 @@ template <typename T, std::size_t N>
 T choice_value(const Choice<T> (&table)[N], const nlohmann::json& value, const std::string& key) {
   for (const Choice<T>& choice : table)
     if (value.is_string() && value.get<std::string>() == choice.name) return choice.value;
-  throw ConfigError(key + " = " + value.dump() + " is not one of its choices");
+  throw ConfigError(key + " = " + excerpt_json(value) + " is not one of its choices");
 }
 
 // The name of a value (for messages and reports).

@@ -26,7 +26,7 @@ std::any parse_options(const nlohmann::json& resolved, const std::string& source
   const auto input_shape = section.at("input_shape").get<std::vector<int>>();
   if (input_shape.size() != 3)
     throw ConfigError(source + ": conv.input_shape must be [channels, height, width], got " +
-                      section.at("input_shape").dump());
+                      std::to_string(input_shape.size()) + " entries");
   ConvOptions options;
   options.input = {input_shape[0], input_shape[1], input_shape[2]};
   const auto channels = section.at("channels").get<std::vector<int>>();
@@ -37,7 +37,7 @@ std::any parse_options(const nlohmann::json& resolved, const std::string& source
     if (per_layer[k].size() == 1) per_layer[k].resize(channels.size(), per_layer[k].front());
     if (per_layer[k].size() != channels.size())
       throw ConfigError(source + ": conv." + names[k] + " has " + std::to_string(per_layer[k].size()) +
-                        " entries but conv.channels " + section.at("channels").dump() + " has " +
+                        " entries but conv.channels has " +
                         std::to_string(channels.size()) + " conv layers (give one entry, or one per layer)");
   }
   for (std::size_t l = 0; l < channels.size(); ++l)

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "kernels/error.h"
+#include "models/json_limits.h"
 
 namespace eqprop {
 
@@ -42,7 +43,7 @@ std::string known_kinds() {
 std::string ModelRulesInput::quoted(const std::string& dotted_key) const {
   std::string pointer = "/" + dotted_key;
   std::replace(pointer.begin(), pointer.end(), '.', '/');
-  return resolved.at(nlohmann::json::json_pointer(pointer)).dump();
+  return excerpt_json(resolved.at(nlohmann::json::json_pointer(pointer)));
 }
 
 std::size_t layers_from_input(CostKind cost) { return cost == CostKind::cross_entropy ? 3 : 2; }

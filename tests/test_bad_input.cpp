@@ -21,16 +21,18 @@
 #include "engine/batch_loader.h"
 #include "engine/checkpoint.h"
 #include "engine/config.h"
-#include "engine/json_limits.h"
+#include "models/json_limits.h"
 #include "engine/safetensors.h"
 #include "engine/trainer.h"
 #include "engine/training_run.h"
 #include "hosttools/cifar10_reader.h"
+#include "hosttools/cli.h"
 #include "hosttools/dataset_files.h"
 #include "hosttools/gset_reader.h"
 #include "hosttools/idx_reader.h"
 #include "kernels/backend.h"
 #include "kernels/error.h"
+#include "models/config_key.h"
 #include "tests/synthetic_data.h"
 #include "tests/test_util.h"
 
@@ -416,6 +418,39 @@ TEST_CASE("bad input: classes already refused stay refused") {
     check_contains(thrown_message<CheckpointError>([&] { decode_safetensors(safetensors_bytes("{\"w\": 1"), "m.st"); }),
                    {"not valid JSON"});
   }
+}
+
+TEST_CASE("bad input: out of memory hints at training.batch_size only where a batch size sets the footprint") {
+  for (const char* command : {"train", "eval", "gradcheck", "bench", "plan"})
+    check_contains(out_of_memory_message(command), {"out of memory", "training.batch_size"});
+  for (const char* command : {"solve", "sweep", "landscape", "config"}) {
+    const std::string message = out_of_memory_message(command);
+    check_contains(message, {"out of memory"});
+    CHECK(message.find("batch_size") == std::string::npos);
+  }
+}
+
+TEST_CASE("bad input: model option and choice messages never echo a huge value") {
+  const nlohmann::json huge_shape = std::vector<int>(1 << 20, 7);
+  const std::string shape_message = thrown_message<ConfigError>([&] {
+    parse_config(nlohmann::json{{"model", {{"kind", "conv_hopfield"}, {"layers", {10}}}},
+                                {"conv", {{"input_shape", huge_shape}}}},
+                 "test");
+  });
+  check_printable(shape_message);
+  check_contains(shape_message, {"conv.input_shape", std::to_string(1 << 20) + " entries"});
+  const std::string huge_channels_message = thrown_message<ConfigError>([&] {
+    parse_config(nlohmann::json{{"model", {{"kind", "conv_hopfield"}, {"layers", {10}}}},
+                                {"conv", {{"channels", std::vector<int>(1 << 20, 1)}, {"kernel", {3, 3}}}}},
+                 "test");
+  });
+  check_printable(huge_channels_message);
+  check_contains(huge_channels_message, {"conv.kernel", "2 entries"});
+  static const Choice<int> kTable[] = {{"a", 1}};
+  const std::string choice_message = thrown_message<ConfigError>(
+      [&] { choice_value(kTable, nlohmann::json(std::string(2 * kMiB, 'z')), "x.choice"); });
+  check_printable(choice_message);
+  check_contains(choice_message, {"x.choice", "bytes"});
 }
 
 }  // namespace eqprop
