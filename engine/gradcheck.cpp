@@ -64,19 +64,6 @@ Samples draw_samples(const Config& config, const GradcheckOptions& options, int 
   return out;
 }
 
-// Double-precision host copies of a parameter-shaped set (parameters or a
-// gradient), tensor by tensor, in the layout every reference uses.
-reference::Gradient host_tensors(const ParameterSet& set) {
-  reference::Gradient host;
-  for (std::size_t l = 0; l < set.weights.size(); ++l) {
-    const auto w = set.weights[l].to_host();
-    const auto b = set.biases[l].to_host();
-    host.weights.emplace_back(w.begin(), w.end());
-    host.biases.emplace_back(b.begin(), b.end());
-  }
-  return host;
-}
-
 // The engine's EP gradient of the samples, on the host.
 reference::Gradient engine_gradient(Backend& backend, Trainer& trainer, const Samples& samples) {
   DeviceBuffer<float> x_device(backend, samples.x.size()), target(backend, samples.one_hot.size());

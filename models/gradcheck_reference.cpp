@@ -6,6 +6,17 @@
 
 namespace eqprop {
 
+reference::Gradient host_tensors(const ParameterSet& set) {
+  reference::Gradient host;
+  for (std::size_t l = 0; l < set.weights.size(); ++l) {
+    const auto w = set.weights[l].to_host();
+    const auto b = set.biases[l].to_host();
+    host.weights.emplace_back(w.begin(), w.end());
+    host.biases.emplace_back(b.begin(), b.end());
+  }
+  return host;
+}
+
 bool KinkMargin::usable(double margin) {
   margins_.push_back(margin);
   if (margin < needed_) return false;

@@ -11,8 +11,13 @@
 #include <nlohmann/json.hpp>
 
 #include "models/dense_hopfield_reference.h"  // reference::Gradient
+#include "models/energy_model.h"             // ParameterSet
 
 namespace eqprop {
+
+// Double-precision host copies of a parameter-shaped set (parameters or a
+// gradient), tensor by tensor, in the layout every reference uses.
+reference::Gradient host_tensors(const ParameterSet& set);
 
 class GradcheckReference {
  public:

@@ -13,6 +13,7 @@
 #include "kernels/device_buffer.h"
 #include "models/dense_hopfield_reference.h"
 #include "models/energy_model.h"
+#include "models/gradcheck_reference.h"
 
 namespace eqprop {
 namespace test {
@@ -106,14 +107,7 @@ inline reference::Gradient engine_ep_gradient(EnergyModel& model, const float* t
   }
   ParameterSet gradient = model.make_parameter_like();
   model.ep_gradient(plus, beta, symmetric ? minus : free, symmetric ? -beta : 0.0f, target, gradient);
-  reference::Gradient result;
-  for (std::size_t l = 0; l < gradient.weights.size(); ++l) {
-    const auto w = gradient.weights[l].to_host();
-    const auto b = gradient.biases[l].to_host();
-    result.weights.emplace_back(w.begin(), w.end());
-    result.biases.emplace_back(b.begin(), b.end());
-  }
-  return result;
+  return host_tensors(gradient);
 }
 
 }  // namespace test

@@ -55,6 +55,14 @@ void check_code(const CliResult& result, int expected) {
 
 void write_json(const std::string& path, const json& value) { std::ofstream(path) << value.dump(2); }
 
+// A one-epoch FashionMNIST run of a few seconds: 784-16-10, 640 training images.
+void write_tiny_fashion_config(const std::string& path) {
+  write_json(path, {{"model", {{"layers", {784, 16, 10}}}},
+                    {"training", {{"epochs", 1}, {"batch_size", 64}, {"eval_batch_size", 500}}},
+                    {"data", {{"train_limit", 640}, {"test_limit", 500}}},
+                    {"dynamics", {{"t_free", 8}, {"t_nudge", 4}}}});
+}
+
 json read_json(const std::string& path) {
   std::ifstream in(path);
   REQUIRE_MESSAGE(in.good(), "cannot open " << path);
@@ -313,10 +321,7 @@ TEST_CASE("cli: train, eval and resume a short run on FashionMNIST") {
   }
   TempDir dir;
   const std::string config_path = dir.file("tiny.json");
-  write_json(config_path, {{"model", {{"layers", {784, 16, 10}}}},
-                           {"training", {{"epochs", 1}, {"batch_size", 64}, {"eval_batch_size", 500}}},
-                           {"data", {{"train_limit", 640}, {"test_limit", 500}}},
-                           {"dynamics", {{"t_free", 8}, {"t_nudge", 4}}}});
+  write_tiny_fashion_config(config_path);
   const std::string run_dir = dir.file("run");
   const std::string metrics = run_dir + "/metrics.jsonl";
   const std::string config_json = run_dir + "/config.json";
@@ -882,10 +887,7 @@ TEST_CASE("cli: train --stop-after-batches exits with code 4 and a checkpoint th
   }
   TempDir dir;
   const std::string config_path = dir.file("tiny.json");
-  write_json(config_path, {{"model", {{"layers", {784, 16, 10}}}},
-                           {"training", {{"epochs", 1}, {"batch_size", 64}, {"eval_batch_size", 500}}},
-                           {"data", {{"train_limit", 640}, {"test_limit", 500}}},
-                           {"dynamics", {{"t_free", 8}, {"t_nudge", 4}}}});
+  write_tiny_fashion_config(config_path);
   const std::string run_dir = dir.file("run");
   const CliResult stopped = run({"train", "--config", config_path, "--out", run_dir, "--device", "cpu",
                                  "--stop-after-batches", "3"});

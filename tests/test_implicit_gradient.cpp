@@ -13,6 +13,7 @@
 #include "hosttools/cli.h"
 #include "models/dense_hopfield.h"
 #include "models/dense_hopfield_reference.h"
+#include "models/gradcheck_reference.h"
 #include "tests/backends.h"
 #include "tests/hopfield_fixture.h"
 #include "tests/test_util.h"
@@ -27,17 +28,6 @@ const std::vector<std::pair<std::vector<int>, CostKind>> kShapes = {
     {{8, 7, 6, 3}, CostKind::cross_entropy},
 };
 
-reference::Gradient to_reference(const ParameterSet& gradient) {
-  reference::Gradient result;
-  for (std::size_t l = 0; l < gradient.weights.size(); ++l) {
-    const auto w = gradient.weights[l].to_host();
-    const auto b = gradient.biases[l].to_host();
-    result.weights.emplace_back(w.begin(), w.end());
-    result.biases.emplace_back(b.begin(), b.end());
-  }
-  return result;
-}
-
 }  // namespace
 
 TEST_CASE_TEMPLATE("implicit gradient: the engine's equals the double-precision reference", OnBackend,
@@ -49,7 +39,7 @@ TEST_CASE_TEMPLATE("implicit gradient: the engine's equals the double-precision 
       const NetworkState free = f.relaxed(PhaseSpec{Integrator::fixed_point, 0.5f, 400, 0.0f});
       ParameterSet gradient = f.model.make_parameter_like();
       const float residual = f.model.implicit_gradient(free, f.target.data(), 100, gradient);
-      const reference::Gradient engine = to_reference(gradient);
+      const reference::Gradient engine = host_tensors(gradient);
       const reference::Gradient exact = reference::implicit_gradient(f.net, f.xs, f.labels);
       const double cosine = reference::cosine_similarity(engine, exact);
       const double error = reference::relative_error(engine, exact);
