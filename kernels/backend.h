@@ -125,8 +125,8 @@ class Backend {
   // Which path models/conv_ops.h takes (training.conv_path): the library calls
   // below, im2col + gemm, or automatic (the library for bf16 products, where its
   // kernels are far faster and results are not bit-reproducible anyway; im2col,
-  // the bit-exact reference, for fp32 and tf32). Backends without a library run
-  // im2col whatever it says (their convolution_* return false).
+  // the bit-exact reference, for fp32 and tf32). Without a library, automatic runs
+  // im2col and library throws DeviceError (models/conv_ops.h).
   virtual void set_convolution_path(ConvolutionPath path) { convolution_path_ = path; }
   virtual ConvolutionPath convolution_path() const { return convolution_path_; }
   virtual bool convolution_forward(const ConvolutionGeometry& geometry, const float* x, const float* weights,
