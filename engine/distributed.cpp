@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <limits>
 #include <string>
+#include <type_traits>
 
 #include "kernels/error.h"
 
@@ -36,17 +37,25 @@ void check_mpi(int code, const char* what) {
   MPI_Error_string(code, text, &length);
   throw DeviceError(std::string(what) + " failed: " + std::string(text, length));
 }
+#endif
 
-// MPI counts are int: long buffers go in pieces.
+// Distributed::allreduce_sum for float and double. MPI counts are int: long
+// buffers go in pieces.
 template <typename T>
-void allreduce_in_pieces(T* values, std::int64_t count, MPI_Datatype type) {
+void allreduce_sum_in_pieces(int ranks, T* values, std::int64_t count) {
+  static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value, "float or double");
+  if (ranks == 1) return;
+#if defined(EQPROP_HAVE_MPI)
+  const MPI_Datatype type = std::is_same<T, float>::value ? MPI_FLOAT : MPI_DOUBLE;
   constexpr std::int64_t kPiece = std::numeric_limits<int>::max() / 2;
   for (std::int64_t done = 0; done < count; done += kPiece) {
     const int piece = static_cast<int>(std::min(kPiece, count - done));
     check_mpi(MPI_Allreduce(MPI_IN_PLACE, values + done, piece, type, MPI_SUM, MPI_COMM_WORLD), "MPI_Allreduce");
   }
-}
+#else
+  (void)values, (void)count;
 #endif
+}
 
 }  // namespace
 
@@ -108,23 +117,9 @@ Distributed::~Distributed() {
 #endif
 }
 
-void Distributed::allreduce_sum(float* values, std::int64_t count) {
-  if (size_ == 1) return;
-#if defined(EQPROP_HAVE_MPI)
-  allreduce_in_pieces(values, count, MPI_FLOAT);
-#else
-  (void)values, (void)count;
-#endif
-}
+void Distributed::allreduce_sum(float* values, std::int64_t count) { allreduce_sum_in_pieces(size_, values, count); }
 
-void Distributed::allreduce_sum(double* values, std::int64_t count) {
-  if (size_ == 1) return;
-#if defined(EQPROP_HAVE_MPI)
-  allreduce_in_pieces(values, count, MPI_DOUBLE);
-#else
-  (void)values, (void)count;
-#endif
-}
+void Distributed::allreduce_sum(double* values, std::int64_t count) { allreduce_sum_in_pieces(size_, values, count); }
 
 std::int64_t Distributed::allreduce_max(std::int64_t value) {
   if (size_ == 1) return value;

@@ -109,8 +109,10 @@ class Backend {
   // The precision of gemm's products (kernels/gemm_precision.h); fp32 unless set.
   // The CUDA backend uses the tensor cores for tf32 and bf16; the CPU backend
   // emulates them by rounding a copy of the inputs.
-  virtual void set_gemm_precision(GemmPrecision precision) = 0;
-  virtual GemmPrecision gemm_precision() const = 0;
+  // The state lives here, once for every backend; virtual so that a wrapper
+  // (kernels/counting_backend.h) can forward to the backend it wraps.
+  virtual void set_gemm_precision(GemmPrecision precision) { precision_ = precision; }
+  virtual GemmPrecision gemm_precision() const { return precision_; }
 
   // Convolutions by the device's library (oneDNN, cuDNN), in gemm_precision() with
   // fp32 accumulation and fp32 results; equal to conv_ops' im2col + gemm up to the
@@ -123,9 +125,10 @@ class Backend {
   // Which path models/conv_ops.h takes (training.conv_path): the library calls
   // below, im2col + gemm, or automatic (the library for bf16 products, where its
   // kernels are far faster and results are not bit-reproducible anyway; im2col,
-  // the bit-exact reference, for fp32 and tf32). Backends without a library ignore it.
-  virtual void set_convolution_path(ConvolutionPath) {}
-  virtual ConvolutionPath convolution_path() const { return ConvolutionPath::im2col; }
+  // the bit-exact reference, for fp32 and tf32). Without a library, automatic runs
+  // im2col and library throws DeviceError (models/conv_ops.h).
+  virtual void set_convolution_path(ConvolutionPath path) { convolution_path_ = path; }
+  virtual ConvolutionPath convolution_path() const { return convolution_path_; }
   virtual bool convolution_forward(const ConvolutionGeometry& geometry, const float* x, const float* weights,
                                    float* y) {
     ConvolutionLibrary* library = convolution_library();
@@ -187,6 +190,11 @@ class Backend {
   // The device's convolution library behind convolution_*; null (none) unless the
   // backend was built with one.
   virtual ConvolutionLibrary* convolution_library() { return nullptr; }
+
+  // What set_gemm_precision and set_convolution_path chose (each backend's gemm
+  // reads precision_).
+  GemmPrecision precision_ = GemmPrecision::fp32;
+  ConvolutionPath convolution_path_ = ConvolutionPath::automatic;
 };
 
 // Throws std::out_of_range unless slot is in [0, Backend::kUploadSlots).

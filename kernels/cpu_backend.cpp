@@ -288,12 +288,6 @@ class CpuBackend final : public Backend {
     sgemm_in_dynamic_blocks(op_a, op_b, m, n, k, alpha, a_rounded.data(), a_cols, b_rounded.data(), b_cols, beta, c,
                             ldc);
   }
-  void set_gemm_precision(GemmPrecision precision) override { precision_ = precision; }
-  GemmPrecision gemm_precision() const override { return precision_; }
-
-  void set_convolution_path(ConvolutionPath path) override { convolution_path_ = path; }
-  ConvolutionPath convolution_path() const override { return convolution_path_; }
-
 #define EQPROP_DEFINE_RUN(Op) \
   EQPROP_REQUIRE_DETERMINISM(Op) \
   void run(const Op& op, std::int64_t count) override { run_on_cpu(op, count); }
@@ -341,8 +335,6 @@ class CpuBackend final : public Backend {
   }
 
   AllocationCounter counter_;
-  GemmPrecision precision_ = GemmPrecision::fp32;
-  ConvolutionPath convolution_path_ = ConvolutionPath::automatic;
 #ifdef EQPROP_HAVE_DNNL
   const std::unique_ptr<ConvolutionLibrary> convolutions_ = make_dnnl_convolutions();
   ConvolutionLibrary* convolution_library() override { return convolutions_.get(); }

@@ -365,12 +365,6 @@ class CudaBackend final : public Backend {
     }
   }
 
-  void set_gemm_precision(GemmPrecision precision) override { precision_ = precision; }
-  GemmPrecision gemm_precision() const override { return precision_; }
-
-  void set_convolution_path(ConvolutionPath path) override { convolution_path_ = path; }
-  ConvolutionPath convolution_path() const override { return convolution_path_; }
-
 #define EQPROP_DEFINE_RUN(Op) \
   EQPROP_REQUIRE_DETERMINISM(Op) \
   void run(const Op& op, std::int64_t count) override { launch_elementwise(op, count, #Op); }
@@ -482,8 +476,6 @@ class CudaBackend final : public Backend {
   DeviceScratch count_result_;    // (1) int64 result of count_nonfinite
   PinnedScratch host_count_;      // (1) int64, its pinned host copy
   AllocationCounter counter_;     // what allocate() holds (not the scratch above)
-  GemmPrecision precision_ = GemmPrecision::fp32;
-  ConvolutionPath convolution_path_ = ConvolutionPath::automatic;
 #ifdef EQPROP_HAVE_CUDNN
   // Made on the first library convolution: a cuDNN handle costs GPU memory and time.
   std::unique_ptr<ConvolutionLibrary> convolutions_;

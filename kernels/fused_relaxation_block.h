@@ -27,7 +27,7 @@
 // transpose of W_{i+1} (the model keeps a copy), so both sums read a row j of a
 // matrix at consecutive units k: coalesced on the GPU (runs of 1, a register sum
 // per thread), one axpy over the run per j on the CPU (runs of up to 1024, the sums
-// in shared memory), as kernels/fused_sb_block.h's coupling_field_tile.
+// in shared memory); kernels/fused_sb_block.h sums its couplings the same way.
 // Cost per step and system: the same multiply-adds as the GEMM path; what the fused
 // path saves is the launches (two GEMMs per coupling and one step op per layer and
 // step) and the passes over the (batch, units) arrays in global memory.

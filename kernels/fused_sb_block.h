@@ -42,33 +42,11 @@
 
 #include "kernels/determinism.h"
 #include "kernels/execution_context.h"
+#include "kernels/fused_relaxation_block.h"  // fused_relaxation_sum: the coupling sums
 #include "kernels/hostdevice.h"
 #include "kernels/simulated_bifurcation.h"
 
 namespace eqprop {
-
-// field[i] = sum_{j = 0..n-1, ascending} couplings[j][i] * input[j] for i in
-// [first, end): one thread's run of outputs. Width 1 (the GPU) sums in a register;
-// wider runs (the CPU) accumulate in field, j outer, so the inner loop is a
-// contiguous axpy. The same additions in the same order either way.
-template <int TileWidth>
-EQ_HD void coupling_field_tile(const float* __restrict couplings,  // (n, n) row-major
-                               const float* __restrict input,      // (n)
-                               int n, int first, int end,
-                               float* __restrict field) {           // (n)
-  if constexpr (TileWidth == 1) {
-    float sum = 0.0f;
-    for (int j = 0; j < n; ++j) sum += couplings[static_cast<std::int64_t>(j) * n + first] * input[j];
-    field[first] = sum;
-  } else {
-    for (int i = first; i < end; ++i) field[i] = 0.0f;
-    for (int j = 0; j < n; ++j) {
-      const float in = input[j];
-      const float* __restrict row = couplings + static_cast<std::int64_t>(j) * n;
-      for (int i = first; i < end; ++i) field[i] += row[i] * in;
-    }
-  }
-}
 
 // A block's arrays in shared memory, each (units).
 struct FusedSbSharedArrays {
@@ -136,7 +114,7 @@ struct FusedSbBlock {
   EQ_HD void field_phase(const FusedSbSharedArrays& shared, int thread, int threads) const {
     const float* input = discrete ? shared.signs : shared.x;
     for_each_tile<TileWidth>(thread, threads, units, [&](int first, int end) {
-      coupling_field_tile<TileWidth>(couplings, input, units, first, end, shared.field);
+      fused_relaxation_sum<TileWidth>(couplings, input, units, units, first, end, shared.field);
     });
   }
 

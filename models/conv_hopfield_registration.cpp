@@ -48,7 +48,7 @@ std::any parse_options(const nlohmann::json& resolved, const std::string& source
 
 // The conv network a model config describes, not yet validated.
 ConvHopfieldShape conv_hopfield_shape(const ModelConfig& model) {
-  const auto& options = std::any_cast<const ConvOptions&>(model.options);
+  const auto& options = model_options<ConvOptions>(model);
   ConvHopfieldShape shape;
   shape.input = options.input;
   shape.convs = options.convs;
@@ -75,8 +75,7 @@ class ConvHopfieldGradcheck final : public KinkedGradcheck {
       : KinkedGradcheck(setup.beta,
                         "central differences of the loss at the free fixed point, naive loops (double precision)"),
         network_(conv_reference::network_of(conv_hopfield_shape(setup.model))) {
-    network_.weights = setup.parameters.weights;
-    network_.biases = setup.parameters.biases;
+    assign_parameters(network_, setup.parameters);
   }
 
  private:
@@ -86,8 +85,7 @@ class ConvHopfieldGradcheck final : public KinkedGradcheck {
   void add_exact_comparison(const reference::Gradient& gradient, const std::vector<std::vector<double>>& xs,
                             const std::vector<int>& labels, nlohmann::json& report) override {
     conv_reference::Network engine = network_;
-    engine.weights = gradient.weights;
-    engine.biases = gradient.biases;
+    assign_parameters(engine, gradient);
     add_gradient_comparison(report, engine, conv_reference::finite_difference_gradient(network_, xs, labels));
   }
 
@@ -122,13 +120,11 @@ ModelKind conv_hopfield_kind() {
   kind.minimum_layers = [](CostKind) { return std::size_t(1); };
   kind.parse_options = parse_options;
   kind.check = check_rules;
-  kind.weight_tensors = [](const ModelConfig&) { return std::size_t(0); };
+  kind.weight_tensors = weight_tensors_known_when_built;
   kind.make = [](Backend& backend, const ModelConfig& model, int max_batch) -> std::unique_ptr<EnergyModel> {
     return std::make_unique<ConvHopfield>(backend, conv_hopfield_shape(model), max_batch);
   };
-  kind.gradcheck = [](const GradcheckSetup& setup) -> std::unique_ptr<GradcheckReference> {
-    return std::make_unique<ConvHopfieldGradcheck>(setup);
-  };
+  kind.gradcheck = make_gradcheck<ConvHopfieldGradcheck>;
   return kind;
 }
 

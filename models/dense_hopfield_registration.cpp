@@ -30,8 +30,7 @@ class DenseHopfieldGradcheck final : public KinkedGradcheck {
       : KinkedGradcheck(setup.beta, "implicit differentiation through the free fixed point (double precision)") {
     network_.layers = setup.model.layers;
     network_.cost = setup.model.cost;
-    network_.weights = setup.parameters.weights;
-    network_.biases = setup.parameters.biases;
+    assign_parameters(network_, setup.parameters);
   }
 
  private:
@@ -59,14 +58,12 @@ ModelKind dense_hopfield_kind() {
   kind.minimum_layers = layers_from_input;
   kind.check = check_rules;
   kind.fused_relaxation = true;
-  kind.weight_tensors = [](const ModelConfig& model) { return model.layers.size() - 1; };
+  kind.weight_tensors = weight_tensors_between_layers;
   kind.make = [](Backend& backend, const ModelConfig& model, int max_batch) -> std::unique_ptr<EnergyModel> {
     return std::make_unique<DenseHopfield>(backend, DenseHopfieldShape{model.layers, model.cost}, max_batch,
                                            model.relaxation_path);
   };
-  kind.gradcheck = [](const GradcheckSetup& setup) -> std::unique_ptr<GradcheckReference> {
-    return std::make_unique<DenseHopfieldGradcheck>(setup);
-  };
+  kind.gradcheck = make_gradcheck<DenseHopfieldGradcheck>;
   return kind;
 }
 

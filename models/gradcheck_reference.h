@@ -34,6 +34,13 @@ class GradcheckReference {
                        const std::vector<int>& labels, int redrawn, nlohmann::json& report) = 0;
 };
 
+// Gives `network` (a reference's Network) the weights and biases of `parameters`.
+template <class Network>
+void assign_parameters(Network& network, const reference::Gradient& parameters) {
+  network.weights = parameters.weights;
+  network.biases = parameters.biases;
+}
+
 // Per tensor and overall, the cosine and relative error of `engine` against `exact`:
 // reference::Gradient and conv_reference::Network alike, through their own
 // cosine_similarity and relative_error (found by argument-dependent lookup).

@@ -76,10 +76,9 @@ ModelKind ising_kind() {
   kind.minimum_layers = layers_from_input;
   kind.parse_options = parse_options;
   kind.check = check_rules;
-  // Its tensor count is checked when it is built (the trainer).
-  kind.weight_tensors = [](const ModelConfig&) { return std::size_t(0); };
+  kind.weight_tensors = weight_tensors_known_when_built;
   kind.make = [](Backend& backend, const ModelConfig& model, int max_batch) -> std::unique_ptr<EnergyModel> {
-    const auto& options = std::any_cast<const IsingOptions&>(model.options);
+    const auto& options = model_options<IsingOptions>(model);
     return std::make_unique<IsingNetwork>(
         backend, IsingNetworkShape{model.layers, options.spins_per_class, options.replicas}, options.dynamics,
         max_batch);

@@ -48,6 +48,11 @@ std::string ModelRulesInput::quoted(const std::string& dotted_key) const {
 
 std::size_t layers_from_input(CostKind cost) { return cost == CostKind::cross_entropy ? 3 : 2; }
 
+std::size_t weight_tensors_between_layers(const ModelConfig& model) { return model.layers.size() - 1; }
+
+// 0: optimizer.lr's list is checked against the built model (the trainer).
+std::size_t weight_tensors_known_when_built(const ModelConfig&) { return 0; }
+
 const std::vector<ModelKind>& model_kinds() { return registry().kinds; }
 
 const ModelKind& model_kind(const std::string& name) {

@@ -10,6 +10,7 @@
 // register_model_kind call before its config is parsed).
 #pragma once
 
+#include <any>
 #include <cstddef>
 #include <functional>
 #include <memory>
@@ -86,6 +87,25 @@ struct ModelKind {
 // model.layers of a kind whose layers start with the input: input and output, and
 // a hidden layer for the softmax read-out of the cross-entropy cost.
 std::size_t layers_from_input(CostKind cost);
+
+// ModelKind::weight_tensors of a kind with one coupling tensor between each pair of
+// adjacent model.layers.
+std::size_t weight_tensors_between_layers(const ModelConfig& model);
+// ModelKind::weight_tensors of a kind whose tensor count only the built model knows.
+std::size_t weight_tensors_known_when_built(const ModelConfig& model);
+
+// The typed options the kind's parse_options returned for `model`.
+template <class Options>
+const Options& model_options(const ModelConfig& model) {
+  return std::any_cast<const Options&>(model.options);
+}
+
+// ModelKind::gradcheck of a kind whose reference is built from the setup alone:
+// kind.gradcheck = make_gradcheck<MyModelGradcheck>.
+template <class Reference>
+std::unique_ptr<GradcheckReference> make_gradcheck(const GradcheckSetup& setup) {
+  return std::make_unique<Reference>(setup);
+}
 
 // Every registered kind, built-in ones first, in registration order (the first is
 // model.kind's default).

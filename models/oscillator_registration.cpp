@@ -35,12 +35,11 @@ void check_rules(const ModelRulesInput& in) {
 class OscillatorGradcheck final : public GradcheckReference {
  public:
   explicit OscillatorGradcheck(const GradcheckSetup& setup)
-      : options_(std::any_cast<const OscillatorOptions&>(setup.model.options)), beta_(setup.beta), dt_(setup.dt) {
+      : options_(model_options<OscillatorOptions>(setup.model)), beta_(setup.beta), dt_(setup.dt) {
     network_.layers = setup.model.layers;
     network_.shil = options_.shil;
     network_.input_scale = options_.input_scale;
-    network_.weights = setup.parameters.weights;
-    network_.biases = setup.parameters.biases;
+    assign_parameters(network_, setup.parameters);
   }
   // Near a bifurcation (a soft mode of the Hessian) a nudge of +-beta moves the
   // state to another minimum and the EP estimate is off by orders of magnitude
@@ -92,15 +91,13 @@ ModelKind oscillator_kind() {
   kind.minimum_layers = layers_from_input;
   kind.parse_options = parse_options;
   kind.check = check_rules;
-  kind.weight_tensors = [](const ModelConfig& model) { return model.layers.size() - 1; };
+  kind.weight_tensors = weight_tensors_between_layers;
   kind.make = [](Backend& backend, const ModelConfig& model, int max_batch) -> std::unique_ptr<EnergyModel> {
-    const auto& options = std::any_cast<const OscillatorOptions&>(model.options);
+    const auto& options = model_options<OscillatorOptions>(model);
     return std::make_unique<OscillatorNetwork>(
         backend, OscillatorShape{model.layers, options.shil, options.input_scale}, max_batch);
   };
-  kind.gradcheck = [](const GradcheckSetup& setup) -> std::unique_ptr<GradcheckReference> {
-    return std::make_unique<OscillatorGradcheck>(setup);
-  };
+  kind.gradcheck = make_gradcheck<OscillatorGradcheck>;
   return kind;
 }
 
