@@ -92,11 +92,12 @@ ModelKind oscillator_kind() {
   kind.minimum_layers = layers_from_input;
   kind.parse_options = parse_options;
   kind.check = check_rules;
+  kind.fused_relaxation = true;
   kind.weight_tensors = [](const ModelConfig& model) { return model.layers.size() - 1; };
   kind.make = [](Backend& backend, const ModelConfig& model, int max_batch) -> std::unique_ptr<EnergyModel> {
     const auto& options = std::any_cast<const OscillatorOptions&>(model.options);
     return std::make_unique<OscillatorNetwork>(
-        backend, OscillatorShape{model.layers, options.shil, options.input_scale}, max_batch);
+        backend, OscillatorShape{model.layers, options.shil, options.input_scale}, max_batch, model.relaxation_path);
   };
   kind.gradcheck = [](const GradcheckSetup& setup) -> std::unique_ptr<GradcheckReference> {
     return std::make_unique<OscillatorGradcheck>(setup);
