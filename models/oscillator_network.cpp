@@ -101,10 +101,16 @@ namespace {
 
 // Where RelaxationPath::automatic takes the fused path: where it was measured
 // faster than the GEMM path (perf/relaxation_path_crossover.sh with
-// MODEL=oscillator, perf/results/relaxation_path_crossover.jsonl). Nowhere yet: on
-// the CPU the GEMM path won at every measured size, as for the dense network
-// (models/dense_hopfield.cpp); on the GPU it is not measured (perf/gpu_check.sh's
-// bench_oscillator_relax_fused and _gemm pair is the measurement).
+// MODEL=oscillator, perf/results/relaxation_path_crossover.jsonl). Nowhere yet:
+// - the CPU: the GEMM path won at 9 of 10 sizes (784-H-10, H 16..1000, batch 16 and
+//   128: the fused path 2x to 60x slower on a loaded machine); the exception,
+//   H = 64 at batch 16, did not repeat on one thread (gemm 0.37 ms, fused 1.4 ms).
+//   As for the dense network (models/dense_hopfield.cpp), a per-system
+//   matrix-vector product cannot match a BLAS that reuses the couplings across
+//   the batch;
+// - the GPU: not measured (perf/gpu_check.sh's bench_oscillator_relax_fused and
+//   _gemm pair is the measurement; perf/gpu_step_model.md expects the fused path
+//   ~5x faster at 784-500-10, batch 128).
 bool oscillator_fused_measured_faster(const BackendTraits& traits, int units_total, int batch) {
   (void)traits, (void)units_total, (void)batch;
   return false;
