@@ -103,7 +103,7 @@ namespace {
 // faster than the GEMM path (perf/relaxation_path_crossover.sh with
 // MODEL=oscillator, perf/results/relaxation_path_crossover.jsonl). Nowhere yet:
 // - the CPU: the GEMM path won at 9 of 10 sizes (784-H-10, H 16..1000, batch 16 and
-//   128: the fused path 2x to 60x slower on a loaded machine); the exception,
+//   128: the fused path 1.8x to 66x slower on a loaded machine); the exception,
 //   H = 64 at batch 16, did not repeat on one thread (gemm 0.37 ms, fused 1.4 ms).
 //   As for the dense network (models/dense_hopfield.cpp), a per-system
 //   matrix-vector product cannot match a BLAS that reuses the couplings across
