@@ -138,10 +138,10 @@ std::vector<ConfigKey> build_schema() {
        "How convolutions run: `library` (oneDNN on the CPU, cuDNN for fp32 / tf32 on CUDA, where built with "
        "them), `im2col` (im2col + GEMM, the bit-exact reference) or `auto` (the library for bf16 GEMMs, im2col otherwise; im2col where no library)."},
       {"training.relaxation_path", ConfigValueType::choice, "auto", 0, 0, false, choice_names(kRelaxationPaths),
-       "How a model with a fused relaxation (`dense_hopfield`) relaxes a phase: `fused` (one launch runs all "
-       "its steps, the states in block-shared memory; synchronous fixed-point or gradient-flow phases without "
-       "noise, early exit, ADC read-out or the cross-entropy nudge, at most 4 state layers: others take the "
-       "GEMM path), `gemm` (GEMMs and a fused step op per step) or `auto` (fused only where measured faster: "
+       "How a model with a fused relaxation (`dense_hopfield`, `oscillator`) relaxes a phase: `fused` (one launch "
+       "runs all its steps, the states in block-shared memory; synchronous fixed-point or gradient-flow phases "
+       "without noise, early exit, ADC read-out or the cross-entropy nudge, at most 4 state layers: others take "
+       "the GEMM path), `gemm` (GEMMs and a fused step op per step) or `auto` (fused only where measured faster: "
        "perf/relaxation_path_crossover.sh). The paths agree up to summation order."},
       {"training.algorithm", ConfigValueType::choice, "ep", 0, 0, false, choice_names(kTrainingAlgorithms),
        "How the gradient is computed. `ep`: Equilibrium Propagation (the nudged phases of `ep.*`). `implicit`: "

@@ -4,12 +4,14 @@
 // blocks and the CUDA kernel shell are generated from this list.
 #pragma once
 
+#include "kernels/fused_oscillator_block.h"
 #include "kernels/fused_relaxation_block.h"
 #include "kernels/fused_sb_block.h"
 #include "kernels/row_energy.h"
 #include "kernels/row_max_change.h"
 
-#define EQPROP_BLOCK_BODIES(X) X(FusedSbBlock) X(FusedRelaxationBlock) X(RowEnergyBlock) X(RowMaxChangeBlock)
+#define EQPROP_BLOCK_BODIES(X) \
+  X(FusedSbBlock) X(FusedRelaxationBlock) X(FusedOscillatorBlock) X(RowEnergyBlock) X(RowMaxChangeBlock)
 
 // The per-system reductions with a block body (kernels/row_reduction.h), as
 // (op, body) pairs: Backend::reduce_rows runs the op on the CPU and the body, one

@@ -42,7 +42,7 @@
 
 #include "kernels/determinism.h"
 #include "kernels/execution_context.h"
-#include "kernels/fused_relaxation_block.h"  // fused_relaxation_sum: the coupling sums
+#include "kernels/fused_layered_phase.h"  // fused_relaxation_sum: the coupling sums
 #include "kernels/hostdevice.h"
 #include "kernels/simulated_bifurcation.h"
 

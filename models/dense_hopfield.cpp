@@ -10,6 +10,7 @@
 #include "kernels/axpby.h"
 #include "kernels/column_sum.h"
 #include "kernels/fused_relaxation_block.h"
+#include "models/fused_relaxation_path.h"
 
 namespace eqprop {
 
@@ -78,9 +79,9 @@ bool fused_measured_faster(const BackendTraits& traits, int units_total, int bat
 }
 
 // The fused block's shared memory per system: states, drives and feedbacks of
-// every unit. Past this the GPU's blocks would need more than the opt-in allows on
-// older parts (and the CPU's per-core buffer would leave L2).
-constexpr int kFusedMaxUnitsTotal = 8192;
+// every unit (FusedRelaxationLaunchPolicy::max_shared_bytes_per_system).
+constexpr int kFusedMaxUnitsTotal = FusedRelaxationLaunchPolicy::max_units_total(3);
+static_assert(kFusedMaxUnitsTotal == 8192, "the refusal below names the limit");
 
 }  // namespace
 
@@ -99,47 +100,20 @@ const char* DenseHopfield::fused_path_refusal(const PhaseSpec& spec) const {
 }
 
 PhaseResult DenseHopfield::relax(NetworkState& state, const float* target, const PhaseSpec& spec) {
-  const char* refusal = relaxation_path_ == RelaxationPath::gemm ? "" : fused_path_refusal(spec);
-  if (relaxation_path_ == RelaxationPath::fused && refusal)
-    throw std::invalid_argument(std::string("DenseHopfield: training.relaxation_path = fused, but the fused path "
-                                            "cannot run this phase: ") + refusal);
-  const bool fused = !refusal && (relaxation_path_ == RelaxationPath::fused ||
-                                  fused_measured_faster(backend_.traits(), units_total(), batch_));
-  if (!fused) return LayeredModel::relax(state, target, spec);
+  const char* refusal = relaxation_path_ == RelaxationPath::gemm ? nullptr : fused_path_refusal(spec);
+  if (!takes_fused_path(relaxation_path_, refusal, fused_measured_faster(backend_.traits(), units_total(), batch_),
+                        "DenseHopfield"))
+    return LayeredModel::relax(state, target, spec);
   relax_fused(state, target, spec);
   return PhaseResult{spec.steps};
 }
 
 void DenseHopfield::relax_fused(NetworkState& state, const float* target, const PhaseSpec& spec) {
-  const int states = shape_.state_layers();
-  const std::vector<int>& n = shape_.layers;
   FusedRelaxationBlock body{};
-  if (weights_transposed_.empty())
-    for (int i = 0; i + 1 < states; ++i) weights_transposed_.emplace_back(backend_, std::size_t(n[i + 1]) * n[i + 2]);
-  for (int i = 0; i < states; ++i) {
-    body.states[i] = state.layers[i].data();
-    body.weights[i] = i > 0 ? parameters_.weights[i].data() : nullptr;
-    body.bias[i] = parameters_.biases[i].data();
-    body.units[i] = n[i + 1];
-    if (i + 1 < states) {
-      // W_{i+1}^T (n_{i+2}, n_{i+1}): the feedback read row by row. The parameters
-      // change between phases, so every phase takes a fresh copy (n^2, against the
-      // phase's batch * steps * n^2).
-      backend_.run(TransposeOp{parameters_.weights[i + 1].data(), weights_transposed_[i].data(), n[i + 1], n[i + 2]},
-                   std::int64_t(n[i + 1]) * n[i + 2]);
-      body.weights_transposed[i] = weights_transposed_[i].data();
-    }
-  }
+  fill_fused_phase(backend_, parameters_, shape_.layers, shape_.state_layers(), state, target, spec, batch_, 3,
+                   weights_transposed_, body);
   body.input_drive = input_drive_.data();
-  body.target = spec.beta != 0.0f ? target : nullptr;
-  body.beta = spec.beta;
-  body.dt = spec.dt;
   body.integrator = spec.integrator;
-  body.layers = states;
-  body.batch = batch_;
-  body.systems_per_block =
-      FusedRelaxationLaunchPolicy::systems_per_block(backend_.traits().has_on_chip_blocks, units_total());
-  body.steps = spec.steps;
   backend_.run_blocks(body, body.blocks(), FusedRelaxationLaunchPolicy::threads_per_block(body.elements()));
 }
 

@@ -4,10 +4,13 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "kernels/fused_oscillator_block.h"
+#include "models/fused_relaxation_path.h"
+
 namespace eqprop {
 
-OscillatorNetwork::OscillatorNetwork(Backend& backend, OscillatorShape shape, int max_batch)
-    : LayeredModel(backend, "OscillatorNetwork", max_batch), shape_(std::move(shape)) {
+OscillatorNetwork::OscillatorNetwork(Backend& backend, OscillatorShape shape, int max_batch, RelaxationPath path)
+    : LayeredModel(backend, "OscillatorNetwork", max_batch), shape_(std::move(shape)), relaxation_path_(path) {
   if (shape_.layers.size() < 2 || max_batch_ < 1)
     throw std::invalid_argument("OscillatorNetwork: needs an input and at least one oscillator layer, and batch >= 1");
   for (int n : shape_.layers)
@@ -92,6 +95,63 @@ void OscillatorNetwork::prepare_phase(const NetworkState& state, const PhaseSpec
   // The steps read cos and sin of the previous step (each step writes the next
   // ones), so they start from the state as given.
   compute_trig(state, trig_, 0, batch_);
+}
+
+namespace {
+
+// Where RelaxationPath::automatic takes the fused path: where it was measured
+// faster than the GEMM path (perf/relaxation_path_crossover.sh with
+// MODEL=oscillator, perf/results/relaxation_path_crossover.jsonl). Nowhere yet:
+// - the CPU: the GEMM path won at 9 of 10 sizes (784-H-10, H 16..1000, batch 16 and
+//   128: the fused path 1.8x to 66x slower on a loaded machine); the exception,
+//   H = 64 at batch 16, did not repeat on one thread (gemm 0.37 ms, fused 1.4 ms).
+//   As for the dense network (models/dense_hopfield.cpp), a per-system
+//   matrix-vector product cannot match a BLAS that reuses the couplings across
+//   the batch;
+// - the GPU: not measured (perf/gpu_check.sh's bench_oscillator_relax_fused and
+//   _gemm pair is the measurement; perf/gpu_step_model.md expects the fused path
+//   ~5x faster at 784-500-10, batch 128).
+bool oscillator_fused_measured_faster(const BackendTraits& traits, int units_total, int batch) {
+  (void)traits, (void)units_total, (void)batch;
+  return false;
+}
+
+// The fused block's shared memory per system: phase, cos, sin and four fields of
+// every oscillator (FusedRelaxationLaunchPolicy::max_shared_bytes_per_system).
+constexpr int kFusedOscillatorMaxUnits =
+    FusedRelaxationLaunchPolicy::max_units_total(FusedOscillatorBlock::shared_arrays_per_element);
+static_assert(kFusedOscillatorMaxUnits == 3510, "the refusal below names the limit");
+
+}  // namespace
+
+const char* OscillatorNetwork::fused_path_refusal(const PhaseSpec& spec) const {
+  if (spec.integrator != Integrator::gradient_flow) return "it runs gradient-flow phases only";
+  if (spec.order != UpdateOrder::synchronous) return "it runs synchronous updates only";
+  if (spec.noise_sigma != 0.0f) return "it runs without Langevin noise";
+  if (spec.tolerance > 0.0f) return "it runs every step (no early exit by tolerance)";
+  if (spec.read_out) return "it has no fused ADC read-out";
+  if (shape_.state_layers() > kFusedRelaxationMaxLayers) return "it takes at most 4 oscillator layers";
+  if (units_total() > kFusedOscillatorMaxUnits) return "it takes at most 3510 oscillators per system";
+  return nullptr;
+}
+
+PhaseResult OscillatorNetwork::relax(NetworkState& state, const float* target, const PhaseSpec& spec) {
+  const char* refusal = relaxation_path_ == RelaxationPath::gemm ? nullptr : fused_path_refusal(spec);
+  const bool faster = oscillator_fused_measured_faster(backend_.traits(), units_total(), batch_);
+  if (!takes_fused_path(relaxation_path_, refusal, faster, "OscillatorNetwork"))
+    return LayeredModel::relax(state, target, spec);
+  relax_fused(state, target, spec);
+  return PhaseResult{spec.steps};
+}
+
+void OscillatorNetwork::relax_fused(NetworkState& state, const float* target, const PhaseSpec& spec) {
+  FusedOscillatorBlock body{};
+  fill_fused_phase(backend_, parameters_, shape_.layers, shape_.state_layers(), state, target, spec, batch_,
+                   FusedOscillatorBlock::shared_arrays_per_element, weights_transposed_, body);
+  body.input_cos_drive = input_cos_drive_.data();
+  body.input_sin_drive = input_sin_drive_.data();
+  body.shil = shape_.shil;
+  backend_.run_blocks(body, body.blocks(), FusedRelaxationLaunchPolicy::threads_per_block(body.elements()));
 }
 
 void OscillatorNetwork::step_rows(NetworkState& state, const float* target, const PhaseSpec& spec, int step,

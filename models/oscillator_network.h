@@ -20,6 +20,10 @@
 // Every coupling computation is a GEMM on cos phi and sin phi (no batch x N x M
 // tensor): the force sin phi_i (J cos phi)_i - cos phi_i (J sin phi)_i, the energy,
 // and the contrastive update dV/dJ_ij = -(cos phi_i cos phi_j + sin phi_i sin phi_j).
+//
+// Two relaxation paths (training.relaxation_path, models/model_config.h): the GEMM
+// path above, or the fused path, one launch per phase (kernels/fused_oscillator_block.h)
+// for the phases it covers; they agree up to the couplings' summation order.
 #pragma once
 
 #include <cstdint>
@@ -30,6 +34,7 @@
 #include "kernels/device_buffer.h"
 #include "kernels/oscillator_step.h"
 #include "models/layered_model.h"
+#include "models/model_config.h"
 
 namespace eqprop {
 
@@ -45,7 +50,8 @@ struct OscillatorShape {
 
 class OscillatorNetwork final : public LayeredModel {
  public:
-  OscillatorNetwork(Backend& backend, OscillatorShape shape, int max_batch);
+  // path: how relax() runs a phase (training.relaxation_path, below).
+  OscillatorNetwork(Backend& backend, OscillatorShape shape, int max_batch, RelaxationPath path = RelaxationPath::automatic);
 
   const OscillatorShape& shape() const { return shape_; }
   std::string kind() const override { return "oscillator"; }
@@ -58,7 +64,13 @@ class OscillatorNetwork final : public LayeredModel {
   void set_input(const float* x, int batch) override;
   // Sets every phase to pi/2.
   void reset(NetworkState& state) override;
-  // relax(): up to spec.steps synchronous gradient-flow steps (LayeredModel).
+  // relax(): up to spec.steps synchronous gradient-flow steps: the fused path where
+  // relaxation_path and the phase allow it (fused_path_refusal), else LayeredModel's
+  // GEMM path. relaxation_path = fused with a phase the fused path does not cover
+  // throws std::invalid_argument naming why.
+  PhaseResult relax(NetworkState& state, const float* target, const PhaseSpec& spec) override;
+  // Why the fused path cannot run `spec` on this network, or null when it can.
+  const char* fused_path_refusal(const PhaseSpec& spec) const;
   // energy (batch, device) = V(phi) of every system, without the cost.
   void energy(const NetworkState& state, float* energy) override;
   // g = (dV/dtheta(phi_a) - dV/dtheta(phi_b)) / (beta_a - beta_b), batch mean.
@@ -85,8 +97,12 @@ class OscillatorNetwork final : public LayeredModel {
   // fields (rows, n_{i+1}) = cos/sin of layer i-1 (rows, n_i) times J_i (n_i, n_{i+1}),
   // the fields from below on state layer i >= 1, into cos_drive_[i], sin_drive_[i].
   void drive_from_below(const std::vector<Trig>& trig, int i, int begin, int rows);
+  // The whole phase in one launch of FusedOscillatorBlock.
+  void relax_fused(NetworkState& state, const float* target, const PhaseSpec& spec);
 
   OscillatorShape shape_;
+  RelaxationPath relaxation_path_;
+  std::vector<DeviceBuffer<float>> weights_transposed_;  // J_{i+1}^T per state layer below the top (fused path)
   Trig input_trig_;                            // (batch, layers[0]) cos, sin of the input phases
   DeviceBuffer<float> input_cos_drive_;        // (batch, layers[1]) cos(phi_0) J_0
   DeviceBuffer<float> input_sin_drive_;        // (batch, layers[1]) sin(phi_0) J_0

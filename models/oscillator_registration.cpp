@@ -91,11 +91,12 @@ ModelKind oscillator_kind() {
   kind.minimum_layers = layers_from_input;
   kind.parse_options = parse_options;
   kind.check = check_rules;
+  kind.fused_relaxation = true;
   kind.weight_tensors = weight_tensors_between_layers;
   kind.make = [](Backend& backend, const ModelConfig& model, int max_batch) -> std::unique_ptr<EnergyModel> {
     const auto& options = model_options<OscillatorOptions>(model);
     return std::make_unique<OscillatorNetwork>(
-        backend, OscillatorShape{model.layers, options.shil, options.input_scale}, max_batch);
+        backend, OscillatorShape{model.layers, options.shil, options.input_scale}, max_batch, model.relaxation_path);
   };
   kind.gradcheck = make_gradcheck<OscillatorGradcheck>;
   return kind;

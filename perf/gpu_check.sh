@@ -203,6 +203,13 @@ for precision in fp32 tf32 bf16; do
     "${cifar_steps[@]}" --set training.gemm_precision=$precision --repeats 3 --warmup 1
 done
 check bench_oscillator 120 bench --device "$device" --config configs/fashion_mnist_oscillator.json "${repeats[@]}" "${small[@]}"
+# The oscillator network's relaxation paths side by side (kernels/fused_oscillator_block.h
+# against four GEMMs per coupling and a step op per layer and step); auto takes the
+# GEMM path until this pair says otherwise (models/oscillator_network.cpp).
+for path in fused gemm; do
+  check "bench_oscillator_relax_$path" 120 bench --device "$device" --config configs/fashion_mnist_oscillator.json \
+    "${repeats[@]}" "${small[@]}" --set training.relaxation_path=$path
+done
 check bench_ising 120 bench --device "$device" --config configs/fashion_mnist_ising.json "${repeats[@]}" "${small[@]}"
 
 # --- the MAX-CUT solver: fused-block and GEMM paths --------------------------

@@ -1,6 +1,7 @@
 // The counting decorator (kernels/counting_backend.h): it forwards results
 // unchanged, counts by the CUDA backend's rules, and pins what one training step
-// of the default dense network and of the small conv recipe asks of a device.
+// of the default dense network, the oscillator recipe (both relaxation paths) and
+// the small conv recipe asks of a device.
 #include <doctest/doctest.h>
 #include <omp.h>
 
@@ -150,6 +151,41 @@ TEST_CASE("counting backend: the launches, BLAS calls and host waits of one trai
     CHECK(bench["step_counts"]["device_to_device_copies"] == 4);
     CHECK(bench["step_counts"]["device_allocations"] == 0);
     CHECK(bench["step_counts"]["row_slices"] == 3);  // one per phase on one thread, as on a GPU
+  }
+  SUBCASE("oscillator recipe: 784-500-10, batch 128, T1 = 40, T2 = 10, the fused and the GEMM relaxation") {
+    // GEMM path: per step four GEMMs (cos and sin, from below and from above) and a
+    // step op per layer, 60 steps; fused: per phase the feedback's J^T and one
+    // FusedOscillatorBlock, and no trig pass before it (the body takes its own).
+    Config config = recipe("fashion_mnist_oscillator.json");
+    config.model.relaxation_path = RelaxationPath::gemm;
+    const nlohmann::json gemm = run_benchmark(*cpu, config, options);
+    INFO(gemm["step_counts"].dump());
+    CHECK(gemm["batch"] == 128);
+    CHECK(gemm["launches"] == 145);
+    CHECK(gemm["blas_calls"] == 250);
+    CHECK(gemm["host_syncs"] == 0);
+    CHECK(gemm["step_counts"]["launches_by_op"] == nlohmann::json{{"OscillatorStepOp", 120},
+                                                                  {"OscillatorTrigOp", 14},
+                                                                  {"SgdMomentumOp", 4},
+                                                                  {"AxpbyOp", 2},
+                                                                  {"ColumnSumOp", 2},
+                                                                  {"OscillatorRowEnergyOp", 2},
+                                                                  {"RowMetricsOp", 1}});
+    config.model.relaxation_path = RelaxationPath::fused;
+    const nlohmann::json fused = run_benchmark(*cpu, config, options);
+    INFO(fused["step_counts"].dump());
+    CHECK(fused["launches"] == 25);
+    CHECK(fused["blas_calls"] == 10);
+    CHECK(fused["host_syncs"] == 0);
+    CHECK(fused["step_counts"]["launches_by_op"] == nlohmann::json{{"OscillatorTrigOp", 8},
+                                                                   {"SgdMomentumOp", 4},
+                                                                   {"FusedOscillatorBlock", 3},
+                                                                   {"TransposeOp", 3},
+                                                                   {"AxpbyOp", 2},
+                                                                   {"ColumnSumOp", 2},
+                                                                   {"OscillatorRowEnergyOp", 2},
+                                                                   {"RowMetricsOp", 1}});
+    CHECK(fused["step_counts"]["device_allocations"] == 0);
   }
   SUBCASE("small conv recipe: configs/fashion_mnist_conv.json, batch 64") {
     const nlohmann::json bench = run_benchmark(*cpu, recipe("fashion_mnist_conv.json"), options);

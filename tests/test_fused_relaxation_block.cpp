@@ -321,7 +321,7 @@ TEST_CASE("fused relaxation: training.relaxation_path parses, and fused is refus
   CHECK(config("dense_hopfield", "gemm").model.relaxation_path == RelaxationPath::gemm);
   CHECK(parse_config(nlohmann::json::object(), "test").model.relaxation_path == RelaxationPath::automatic);
   CHECK_THROWS_AS(config("dense_hopfield", "sometimes"), ConfigError);
-  CHECK_THROWS_WITH_AS(config("oscillator", "fused"), doctest::Contains("no fused relaxation path"), ConfigError);
+  CHECK_THROWS_WITH_AS(config("conv_hopfield", "fused"), doctest::Contains("no fused relaxation path"), ConfigError);
 }
 
 TEST_CASE("fused relaxation: a short training run with relaxation_path = fused learns as the GEMM path does") {
