@@ -108,6 +108,10 @@ Distributed::~Distributed() {
 #endif
 }
 
+RankShare Distributed::share_of(std::int64_t count) const {
+  return {count * rank_ / size_, count * (rank_ + 1) / size_};
+}
+
 void Distributed::allreduce_sum(float* values, std::int64_t count) {
   if (size_ == 1) return;
 #if defined(EQPROP_HAVE_MPI)

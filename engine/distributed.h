@@ -11,6 +11,14 @@
 
 namespace eqprop {
 
+// A rank's contiguous share [begin, end) of `count` items (rows of a batch,
+// replicas of a solve): [count r / N, count (r + 1) / N), so that the shares of
+// ranks 0..N-1 follow one another and cover the items.
+struct RankShare {
+  std::int64_t begin = 0, end = 0;
+  std::int64_t size() const { return end - begin; }
+};
+
 class Distributed {
  public:
   // The process's world, initialized on first use (MPI_Init when launched by an MPI
@@ -26,6 +34,8 @@ class Distributed {
   // The rank among the ranks on this node (MPI_COMM_TYPE_SHARED): the GPU it takes.
   int local_rank() const { return local_rank_; }
   int local_size() const { return local_size_; }
+  // This rank's share of `count` items (RankShare).
+  RankShare share_of(std::int64_t count) const;
 
   // In-place sums over all ranks (host memory).
   void allreduce_sum(float* values, std::int64_t count);

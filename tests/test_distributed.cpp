@@ -3,7 +3,8 @@
 // same model as one process with the same global batch, up to the order of the
 // float sums; a config that differs between the ranks is refused by every rank; a
 // rank that dies mid-run takes the others down with it instead of leaving them
-// waiting in a collective.
+// waiting in a collective. `eqprop solve` over 2 ranks (each running half of the
+// replicas) finds the best cut and spins of 1 rank.
 // Runs the eqprop binary under mpirun; skipped where there is no MPI or no data.
 #include <doctest/doctest.h>
 
@@ -13,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <sstream>
 #include <string>
 
 #include <sys/wait.h>
@@ -35,10 +37,13 @@ constexpr const char* kFashionImages = "/usr/share/datasets/fashion-mnist/train-
 constexpr const char* kMpirun =
     "mpirun --allow-run-as-root --oversubscribe --mca btl self,vader -x OMP_NUM_THREADS=1";
 
-bool skip_without_mpi() {
+bool skip_without_mpirun() {
   if (test::skip_case_if(!Distributed::built_with_mpi(), "this build has no MPI")) return true;
-  if (test::skip_case_if(std::system("command -v mpirun > /dev/null 2>&1") != 0, "mpirun is not on PATH"))
-    return true;
+  return test::skip_case_if(std::system("command -v mpirun > /dev/null 2>&1") != 0, "mpirun is not on PATH");
+}
+
+bool skip_without_mpi() {
+  if (skip_without_mpirun()) return true;
   return test::skip_case_if(!fs::exists(kFashionImages), std::string(kFashionImages) + " is not installed");
 }
 
@@ -75,6 +80,35 @@ double test_accuracy(const std::string& dir) {
   std::string line;
   std::getline(in, line);
   return nlohmann::json::parse(line).at("test_acc").get<double>();
+}
+
+std::string file_text(const std::string& path) {
+  std::ifstream in(path);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// G11 of the G-set (800 nodes on a torus, weights +-1) where the G-set lies next
+// to the source tree; else a graph of that kind, a 20 x 40 torus with seeded +-1
+// weights, written into `dir`.
+std::string maxcut_instance(const TempDir& dir) {
+  const std::string gset = std::string(EQPROP_SOURCE_DIR) + "/../shared/gset/G11.txt";
+  if (fs::exists(gset)) return gset;
+  const int rows = 20, columns = 40;
+  std::ostringstream edges;
+  std::uint32_t state = 12345;
+  int count = 0;
+  for (int r = 0; r < rows; ++r)
+    for (int c = 0; c < columns; ++c) {
+      const int node = r * columns + c;
+      for (const int neighbour : {r * columns + (c + 1) % columns, ((r + 1) % rows) * columns + c}) {
+        state = state * 1664525u + 1013904223u;
+        edges << node + 1 << ' ' << neighbour + 1 << ' ' << ((state >> 31) ? 1 : -1) << '\n';
+        ++count;
+      }
+    }
+  const std::string path = dir.file("torus.txt");
+  std::ofstream(path) << rows * columns << ' ' << count << '\n' << edges.str();
+  return path;
 }
 
 }  // namespace
@@ -169,6 +203,32 @@ TEST_CASE("distributed: a 2-rank run stopped by SIGUSR1 mid-epoch and resumed by
   MESSAGE("largest parameter difference, 2 ranks vs 2 ranks stopped and 1 resumed: " << worst);
   CHECK(worst < 1e-4);
   CHECK(std::fabs(test_accuracy(whole) - test_accuracy(stopped)) <= 0.002);
+}
+
+TEST_CASE("distributed: eqprop solve over 2 MPI ranks finds the best cut and spins of 1 rank") {
+  if (skip_without_mpirun()) return;
+  TempDir dir;
+  const std::string graph = maxcut_instance(dir);
+  MESSAGE("graph: " << graph);
+  for (const std::string method : {"dsb", "sa"}) {
+    CAPTURE(method);
+    // 2 rounds of 16 replicas: rank 1 runs replicas 8-15, keyed as 1 rank keys them.
+    const auto solve = [&](const std::string& launcher, const std::string& name) {
+      const std::string command = launcher + EQPROP_CLI_PATH + " solve --graph " + graph + " --method " + method +
+                                  " --replicas 16 --steps 400 --rounds 2 --seed 11 --device cpu --out " +
+                                  dir.file(name + ".cut") + " > " + dir.file(name + ".json") + " 2>&1";
+      REQUIRE(std::system(command.c_str()) == 0);
+      return nlohmann::json::parse(file_text(dir.file(name + ".json")));
+    };
+    const nlohmann::json one = solve("OMP_NUM_THREADS=1 ", method + "1");
+    const nlohmann::json two = solve(std::string(kMpirun) + " -np 2 ", method + "2");
+    MESSAGE(method << ": best cut " << one["best_cut"] << " (replica " << one["best_replica"] << ") with 1 rank, "
+                   << two["best_cut"] << " (replica " << two["best_replica"] << ") with 2");
+    CHECK(two["ranks"] == 2);
+    for (const char* key : {"best_cut", "best_energy", "best_round", "best_replica", "steps_done", "rounds_done"})
+      CHECK_MESSAGE(one[key] == two[key], key);
+    CHECK(file_text(dir.file(method + "1.cut")) == file_text(dir.file(method + "2.cut")));
+  }
 }
 
 }  // namespace eqprop
