@@ -229,7 +229,9 @@ int command_train(const std::vector<std::string>& args, std::ostream& out) {
       << "    model " << model_summary(config) << "\n"
       << "    backend " << backend->name() << " (" << backend->device_name() << "), output " << out_dir << "\n"
       << "    mpi: " << (Distributed::built_with_mpi() ? "yes" : "no") << " (" << world.size()
-      << (world.size() == 1 ? " rank)" : " ranks)") << std::endl;
+      << (world.size() == 1 ? " rank)"
+                            : " ranks, sums on the " + reduction_path_name(world.reduction_path(*backend)) + ")")
+      << std::endl;
 
   ProgressBar bar(stderr);
   RunCallbacks callbacks;
