@@ -452,12 +452,11 @@ BatchResult Trainer::train_epoch(const Dataset& data, const Normalization& norma
                       " (the global batch) is smaller than the " + std::to_string(world.size()) + " MPI ranks");
   const auto shard_of = [&](const HostBatch& batch) {
     if (world.size() == 1) return batch;
-    const int begin = static_cast<int>(std::int64_t(batch.size) * world.rank() / world.size());
-    const int end = static_cast<int>(std::int64_t(batch.size) * (world.rank() + 1) / world.size());
+    const RankShare rows = world.share_of(batch.size);
     HostBatch shard = batch;
-    shard.inputs += std::size_t(begin) * input_size_;
-    shard.targets += std::size_t(begin) * classes_;
-    shard.size = end - begin;
+    shard.inputs += std::size_t(rows.begin) * input_size_;
+    shard.targets += std::size_t(rows.begin) * classes_;
+    shard.size = static_cast<int>(rows.size());
     return shard;
   };
   const HostBatch* current = loader.next();
