@@ -9,6 +9,7 @@
 # EQPROP_BIN picks the binary (default build/eqprop). The seconds are the solve's
 # own (after setup), the longest over the ranks. On a machine whose cores other jobs
 # share, N ranks get fewer than N cores: the loadavg of the header says how busy it was.
+# shellcheck source=perf/common.sh
 source "$(dirname "$0")/common.sh"
 graph=${1:-${GSET_DIR:-/work/shared/gset}/G22.txt}
 ranks=${2:-2}
@@ -20,7 +21,7 @@ out=perf/results/scaling/solve_ranks.jsonl
 mkdir -p "$(dirname "$out")"
 args=(solve --problem maxcut --graph "$graph" --method dsb --replicas "$replicas" --steps "$steps" --seed 1
       --device cpu --evaluations 2)
-mpirun_n=(mpirun --allow-run-as-root --oversubscribe --mca btl self,vader -x OMP_NUM_THREADS=1 -np "$ranks")
+mpirun_n=(mpirun --allow-run-as-root --oversubscribe --mca btl "self,vader" -x OMP_NUM_THREADS=1 -np "$ranks")
 lines=$(mktemp)
 trap 'rm -f "$lines"' EXIT
 run_header solve_ranks "\"graph\": \"$(basename "$graph")\", \"ranks\": $ranks, \"replicas\": $replicas, \"steps\": $steps, \"repeats\": $repeats" | tee -a "$out"
