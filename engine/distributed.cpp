@@ -6,6 +6,7 @@
 #include <string>
 #include <type_traits>
 
+#include "kernels/backend.h"
 #include "kernels/error.h"
 
 #if defined(EQPROP_HAVE_MPI)
@@ -57,7 +58,66 @@ void allreduce_sum_in_pieces(int ranks, T* values, std::int64_t count) {
 #endif
 }
 
+#if defined(EQPROP_HAVE_NCCL) && defined(EQPROP_HAVE_MPI)
+void check_nccl(ncclResult_t code, const char* what) {
+  if (code != ncclSuccess) throw DeviceError(std::string(what) + " failed: " + ncclGetErrorString(code));
+}
+
+void check_cuda(cudaError_t code, const char* what) {
+  if (code != cudaSuccess) throw DeviceError(std::string(what) + " failed: " + cudaGetErrorString(code));
+}
+#endif
+
 }  // namespace
+
+#if defined(EQPROP_HAVE_NCCL) && defined(EQPROP_HAVE_MPI)
+// The NCCL side of device_allreduce_sum: the collectives run on a stream of their
+// own, joined to the compute stream by two events (nothing waits on the host).
+// Released at exit, when the CUDA runtime may already be gone: errors are ignored.
+struct Distributed::DeviceChannel {
+  ncclComm_t comm = nullptr;
+  cudaStream_t stream = nullptr;
+  cudaEvent_t produced = nullptr;  // recorded on the compute stream before the sums
+  cudaEvent_t reduced = nullptr;   // recorded on `stream` after them
+
+  explicit DeviceChannel(Distributed& world) {
+    ncclUniqueId id;
+    if (world.rank() == 0) check_nccl(ncclGetUniqueId(&id), "ncclGetUniqueId");
+    world.broadcast(&id, sizeof id);
+    check_nccl(ncclCommInitRank(&comm, world.size(), id, world.rank()), "ncclCommInitRank");
+    check_cuda(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
+    check_cuda(cudaEventCreateWithFlags(&produced, cudaEventDisableTiming), "cudaEventCreateWithFlags");
+    check_cuda(cudaEventCreateWithFlags(&reduced, cudaEventDisableTiming), "cudaEventCreateWithFlags");
+  }
+  ~DeviceChannel() {
+    if (reduced) (void)cudaEventDestroy(reduced);
+    if (produced) (void)cudaEventDestroy(produced);
+    if (stream) (void)cudaStreamDestroy(stream);
+    if (comm) (void)ncclCommDestroy(comm);
+  }
+  DeviceChannel(const DeviceChannel&) = delete;
+  DeviceChannel& operator=(const DeviceChannel&) = delete;
+};
+#else
+struct Distributed::DeviceChannel {};
+#endif
+
+ReductionPath choose_reduction_path(int ranks, bool backend_has_native_stream, bool built_with_nccl) {
+  if (ranks <= 1) return ReductionPath::single_rank;
+  return backend_has_native_stream && built_with_nccl ? ReductionPath::device_nccl : ReductionPath::host_mpi;
+}
+
+std::string reduction_path_name(ReductionPath path) {
+  switch (path) {
+    case ReductionPath::single_rank:
+      return "single rank";
+    case ReductionPath::host_mpi:
+      return "host with MPI";
+    case ReductionPath::device_nccl:
+      return "device with NCCL";
+  }
+  return "?";
+}
 
 std::uint64_t fnv1a(const void* bytes, std::size_t count, std::uint64_t hash) {
   const auto* p = static_cast<const unsigned char*>(bytes);
@@ -107,14 +167,20 @@ Distributed::Distributed() {
 }
 
 Distributed::~Distributed() {
-#if defined(EQPROP_HAVE_NCCL)
-  if (nccl_comm_) ncclCommDestroy(static_cast<ncclComm_t>(nccl_comm_));
-#endif
+  device_channel_.reset();  // NCCL's communicator goes before MPI
 #if defined(EQPROP_HAVE_MPI)
   int finalized = 0;
   MPI_Finalized(&finalized);
   if (initialized_mpi_ && !finalized) MPI_Finalize();
 #endif
+}
+
+ReductionPath Distributed::reduction_path(Backend& backend) const {
+  return choose_reduction_path(size_, backend.native_stream() != nullptr, built_with_nccl());
+}
+
+RankShare Distributed::share_of(std::int64_t count) const {
+  return {count * rank_ / size_, count * (rank_ + 1) / size_};
 }
 
 void Distributed::allreduce_sum(float* values, std::int64_t count) { allreduce_sum_in_pieces(size_, values, count); }
@@ -171,25 +237,25 @@ void Distributed::select_cuda_device() {
 #endif
 }
 
-void Distributed::device_allreduce_sum(float* device_values, std::int64_t count, void* cuda_stream) {
+void Distributed::device_allreduce_sum(std::initializer_list<DeviceFloats> buffers, void* compute_stream) {
   if (size_ == 1) return;
 #if defined(EQPROP_HAVE_NCCL) && defined(EQPROP_HAVE_MPI)
-  if (!nccl_comm_) {
-    ncclUniqueId id;
-    if (rank_ == 0 && ncclGetUniqueId(&id) != ncclSuccess) throw DeviceError("ncclGetUniqueId failed");
-    broadcast(&id, sizeof id);
-    ncclComm_t comm = nullptr;
-    const ncclResult_t made = ncclCommInitRank(&comm, size_, id, rank_);
-    if (made != ncclSuccess) throw DeviceError(std::string("ncclCommInitRank failed: ") + ncclGetErrorString(made));
-    nccl_comm_ = comm;
-  }
-  const ncclResult_t reduced =
-      ncclAllReduce(device_values, device_values, static_cast<std::size_t>(count), ncclFloat, ncclSum,
-                    static_cast<ncclComm_t>(nccl_comm_), static_cast<cudaStream_t>(cuda_stream));
-  if (reduced != ncclSuccess) throw DeviceError(std::string("ncclAllReduce failed: ") + ncclGetErrorString(reduced));
+  if (!device_channel_) device_channel_ = std::make_unique<DeviceChannel>(*this);
+  DeviceChannel& channel = *device_channel_;
+  const auto compute = static_cast<cudaStream_t>(compute_stream);
+  check_cuda(cudaEventRecord(channel.produced, compute), "cudaEventRecord");
+  check_cuda(cudaStreamWaitEvent(channel.stream, channel.produced, 0), "cudaStreamWaitEvent");
+  check_nccl(ncclGroupStart(), "ncclGroupStart");
+  for (const DeviceFloats& buffer : buffers)
+    check_nccl(ncclAllReduce(buffer.values, buffer.values, static_cast<std::size_t>(buffer.count), ncclFloat,
+                             ncclSum, channel.comm, channel.stream),
+               "ncclAllReduce");
+  check_nccl(ncclGroupEnd(), "ncclGroupEnd");
+  check_cuda(cudaEventRecord(channel.reduced, channel.stream), "cudaEventRecord");
+  check_cuda(cudaStreamWaitEvent(compute, channel.reduced, 0), "cudaStreamWaitEvent");
 #else
-  (void)device_values, (void)count, (void)cuda_stream;
-  throw DeviceError("this build has no NCCL: the CUDA backend cannot reduce across ranks");
+  (void)buffers, (void)compute_stream;
+  throw DeviceError("this build has no NCCL: the CUDA backend cannot reduce across ranks on the device");
 #endif
 }
 

@@ -5,7 +5,9 @@
 #include <cmath>
 #include <limits>
 #include <memory>
+#include <tuple>
 
+#include "engine/distributed.h"
 #include "engine/oscillator_ising_strategy.h"
 #include "engine/simulated_annealing_strategy.h"
 #include "engine/simulated_bifurcation_strategy.h"
@@ -200,11 +202,14 @@ int lowest_energy(const std::vector<float>& spins, const std::vector<float>& fie
 class ReplicaEvaluator {
  public:
   // problem: what the replicas solve (fields absorbed); original: the caller's.
-  ReplicaEvaluator(Backend& backend, const IsingProblem& original, const IsingProblem& problem, int replicas)
+  // first_replica: the global number of the strategy's replica 0 (MPI ranks).
+  ReplicaEvaluator(Backend& backend, const IsingProblem& original, const IsingProblem& problem, int replicas,
+                   int first_replica)
       : backend_(backend),
         original_(original),
         problem_(problem),
         replicas_(replicas),
+        first_replica_(first_replica),
         host_spins_(std::size_t(replicas) * problem.spins),
         host_fields_(host_spins_.size()) {}
 
@@ -223,7 +228,7 @@ class ReplicaEvaluator {
       best_energy_ = energy;
       result.time_to_best_s = seconds_since(start);
       result.best_round = round;
-      result.best_replica = candidate;
+      result.best_replica = first_replica_ + candidate;
       result.best_step = step;
       result.best_spins = original_.has_fields() ? restore_gauge(spins.data(), original_.spins) : spins;
     }
@@ -235,9 +240,79 @@ class ReplicaEvaluator {
   const IsingProblem& original_;
   const IsingProblem& problem_;
   const int replicas_;
+  const int first_replica_;
   std::vector<float> host_spins_, host_fields_;  // (replicas, n)
   double best_energy_ = std::numeric_limits<double>::infinity();
 };
+
+// A solve spread over MPI ranks (each ran `share` of the replicas) made the result
+// of one process running them all: the best is the lowest energy, first seen at the
+// earliest (round, step), then the lowest global replica, which is the one the
+// single process keeps (it takes the first lowest replica at each evaluation and
+// replaces its best only by a lower energy), so the answer does not depend on the
+// rank count. The winner's spins are broadcast from its rank; final_energies are
+// gathered into their global places. Steps and rounds are the fewest any rank did
+// (they differ only when a time limit stopped the ranks at their own points), the
+// times the longest. Returns the replica steps of all ranks (for the rate).
+// One allreduce (a gather: every rank's numbers in their own slots, zeros
+// elsewhere, summed exactly) and one broadcast.
+double combine_over_ranks(Distributed& world, const RankShare& share, int total_replicas, int n,
+                          SolverResult& result) {
+  enum Field { energy, round, step, replica, time_to_best, seconds, setup_seconds, evaluation_seconds, steps_done,
+               rounds_done, limit_reached, replica_steps, kFields };
+  const std::size_t ranks = static_cast<std::size_t>(world.size());
+  std::vector<double> gathered(ranks * kFields + static_cast<std::size_t>(total_replicas), 0.0);
+  double* mine = gathered.data() + std::size_t(world.rank()) * kFields;
+  mine[energy] = result.best_energy;
+  mine[round] = result.best_round;
+  mine[step] = static_cast<double>(result.best_step);
+  mine[replica] = result.best_replica;
+  mine[time_to_best] = result.time_to_best_s;
+  mine[seconds] = result.seconds;
+  mine[setup_seconds] = result.setup_seconds;
+  mine[evaluation_seconds] = result.evaluation_seconds;
+  mine[steps_done] = static_cast<double>(result.steps_done);
+  mine[rounds_done] = result.rounds_done;
+  mine[limit_reached] = result.time_limit_reached ? 1.0 : 0.0;
+  mine[replica_steps] = static_cast<double>(share.size()) * static_cast<double>(result.steps_done);
+  std::copy(result.final_energies.begin(), result.final_energies.end(),
+            gathered.begin() + static_cast<std::ptrdiff_t>(ranks * kFields + share.begin));
+  world.allreduce_sum(gathered.data(), static_cast<std::int64_t>(gathered.size()));
+
+  const auto key = [&](std::size_t r) {
+    const double* f = gathered.data() + r * kFields;
+    return std::make_tuple(f[energy], f[round], f[step], f[replica]);
+  };
+  std::size_t winner = 0;
+  for (std::size_t r = 1; r < ranks; ++r)
+    if (key(r) < key(winner)) winner = r;
+  const double* best = gathered.data() + winner * kFields;
+  result.best_energy = best[energy];
+  result.best_round = static_cast<int>(best[round]);
+  result.best_step = static_cast<std::int64_t>(best[step]);
+  result.best_replica = static_cast<int>(best[replica]);
+  result.time_to_best_s = best[time_to_best];
+  result.best_spins.resize(static_cast<std::size_t>(n));
+  world.broadcast(result.best_spins.data(), n, static_cast<int>(winner));
+
+  double total_replica_steps = 0;
+  result.seconds = result.setup_seconds = result.evaluation_seconds = 0;
+  result.steps_done = std::numeric_limits<std::int64_t>::max();
+  result.rounds_done = std::numeric_limits<int>::max();
+  result.time_limit_reached = false;
+  for (std::size_t r = 0; r < ranks; ++r) {
+    const double* f = gathered.data() + r * kFields;
+    result.seconds = std::max(result.seconds, f[seconds]);
+    result.setup_seconds = std::max(result.setup_seconds, f[setup_seconds]);
+    result.evaluation_seconds = std::max(result.evaluation_seconds, f[evaluation_seconds]);
+    result.steps_done = std::min(result.steps_done, static_cast<std::int64_t>(f[steps_done]));
+    result.rounds_done = std::min(result.rounds_done, static_cast<int>(f[rounds_done]));
+    result.time_limit_reached = result.time_limit_reached || f[limit_reached] != 0.0;
+    total_replica_steps += f[replica_steps];
+  }
+  result.final_energies.assign(gathered.begin() + static_cast<std::ptrdiff_t>(ranks * kFields), gathered.end());
+  return total_replica_steps;
+}
 
 }  // namespace
 
@@ -333,11 +408,21 @@ SolverResult solve_ising(Backend& backend, const IsingProblem& original, const S
   result.beta_start = resolved.beta_start;
   result.beta_end = resolved.beta_end;
 
+  // Under mpirun each rank runs its share of the replicas, keyed by their global
+  // numbers (SolverSetup::first_replica): together the replicas of one process.
+  Distributed& world = Distributed::world();
+  if (options.replicas < world.size())
+    throw ConfigError("solver: " + std::to_string(options.replicas) + " replicas cannot be spread over " +
+                      std::to_string(world.size()) + " MPI ranks (at least one each)");
+  const RankShare share = world.share_of(options.replicas);
+  const int replicas = static_cast<int>(share.size()), first_replica = static_cast<int>(share.begin);
+
   DeviceBuffer<float> couplings(backend, dense.size());
   couplings.copy_from_host(dense);
-  const SolverSetup setup{backend, couplings.data(), problem.spins, options.replicas, options.steps, options.seed};
+  const SolverSetup setup{backend, couplings.data(), problem.spins, replicas, options.steps, options.seed,
+                          first_replica};
   const std::unique_ptr<SolverStrategy> strategy = make_strategy(setup, options, resolved, result.path);
-  ReplicaEvaluator evaluator(backend, original, problem, options.replicas);
+  ReplicaEvaluator evaluator(backend, original, problem, replicas, first_replica);
   backend.synchronize();
   result.setup_seconds = seconds_since(setup_start);
 
@@ -361,9 +446,10 @@ SolverResult solve_ising(Backend& backend, const IsingProblem& original, const S
   result.seconds = seconds_since(start);
   // The energy of the original problem, recomputed from the returned spins.
   result.best_energy = ising_energy(original, result.best_spins.data());
-  result.spin_updates_per_s =
-      result.seconds > 0 ? double(original.spins) * options.replicas * double(result.steps_done) / result.seconds
-                         : 0.0;
+  const double replica_steps = world.size() > 1
+                                   ? combine_over_ranks(world, share, options.replicas, original.spins, result)
+                                   : double(replicas) * double(result.steps_done);
+  result.spin_updates_per_s = result.seconds > 0 ? double(original.spins) * replica_steps / result.seconds : 0.0;
   return result;
 }
 

@@ -28,6 +28,16 @@
 // SM's L1); the evidence is at its definition. The result reports the path taken.
 // SA and OIM have only their own (non-fused) path.
 //
+// Under mpirun (engine/distributed.h) each rank runs its contiguous share of the
+// replicas, keyed by their global numbers, so that the ranks' replicas are those
+// of one process with the same seed and count; the best is then reduced over the
+// ranks (lowest energy, first seen, lowest global replica: the single process's
+// choice) and broadcast, so every rank returns the result of 1 rank. With a time
+// limit each rank stops at its own point (it is the ranks' longest time that is
+// reported, their fewest steps). A replica's steps do not depend on the others:
+// the CPU GEMM gives each row the same bits whatever the rows beside it (checked
+// by tests/test_distributed.cpp at one thread per rank).
+//
 // Fields h are absorbed by one extra spin (absorb_fields), so the kernels only see J.
 // Determinism: a seed gives the same result on a given backend and thread count
 // (the CPU GEMM of a slice is deterministic; SB's op is bit-exact), with or without

@@ -15,7 +15,8 @@ OscillatorIsingStrategy::OscillatorIsingStrategy(const SolverSetup& setup, float
       sin_fields_(state_buffer()) {}
 
 void OscillatorIsingStrategy::start_round(std::uint32_t round) {
-  run_over_states(OimInitOp{phases_.data(), cosines_.data(), sines_.data(), signs_.data(), setup_.seed, 0, round});
+  run_over_states(OimInitOp{phases_.data(), cosines_.data(), sines_.data(), signs_.data(), setup_.seed,
+                           first_state_index(), round});
 }
 
 void OscillatorIsingStrategy::advance_slice(const Slice& slice, int first_step, int last_step) {

@@ -12,7 +12,7 @@ SimulatedAnnealingStrategy::SimulatedAnnealingStrategy(const SolverSetup& setup,
 
 void SimulatedAnnealingStrategy::start_round(std::uint32_t round) {
   round_ = round;
-  run_over_states(RandomSpinsOp{spins_.data(), setup_.seed, 0, round});
+  run_over_states(RandomSpinsOp{spins_.data(), setup_.seed, first_state_index(), round});
 }
 
 float SimulatedAnnealingStrategy::beta(int step) const {
@@ -25,9 +25,10 @@ void SimulatedAnnealingStrategy::advance_slice(const Slice& slice, int first_ste
   float* spins = slice.of(spins_);
   float* fields = slice.of(fields_);
   if (first_step == 0) coupling_field(slice.rows, spins, fields);
+  const auto first_replica = static_cast<std::uint32_t>(setup_.first_replica + slice.first_replica);
   for (int k = first_step; k < last_step; ++k)
     setup_.backend.run(MetropolisSweepOp{spins, fields, setup_.couplings, beta(k), setup_.seed, std::uint64_t(k),
-                                         round_, static_cast<std::uint32_t>(slice.first_replica), setup_.spins},
+                                         round_, first_replica, setup_.spins},
                        slice.rows);
 }
 

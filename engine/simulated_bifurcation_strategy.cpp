@@ -12,7 +12,8 @@ SimulatedBifurcationStrategy::SimulatedBifurcationStrategy(const SolverSetup& se
       signs_(state_buffer()) {}
 
 void SimulatedBifurcationStrategy::start_round(std::uint32_t round) {
-  run_over_states(SbInitOp{x_.data(), y_.data(), signs_.data(), setup_.seed, 0, round, parameters_.initial_amplitude});
+  run_over_states(SbInitOp{x_.data(), y_.data(), signs_.data(), setup_.seed, first_state_index(), round,
+                           parameters_.initial_amplitude});
 }
 
 void SimulatedBifurcationStrategy::advance_slice(const Slice& slice, int first_step, int last_step) {

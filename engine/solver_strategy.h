@@ -36,6 +36,10 @@ struct SolverSetup {
   int replicas;            // R
   int steps;               // of a round: the schedules (pump, injection, temperature) span them
   std::uint64_t seed;
+  // The global number of replica 0: random draws are keyed on the global replica,
+  // so a rank running replicas [first_replica, first_replica + R) of a run spread
+  // over MPI ranks draws what a single process draws for them.
+  int first_replica = 0;
 };
 
 class SolverStrategy {
@@ -82,6 +86,8 @@ class SolverStrategy {
   // (J symmetric), one GEMM.
   void coupling_field(int rows, const float* in, float* out) const;
   std::size_t state_count() const { return std::size_t(setup_.replicas) * setup_.spins; }
+  // The key of element 0 of an (R, n) state: first_replica * n.
+  std::uint64_t first_state_index() const { return std::uint64_t(setup_.first_replica) * setup_.spins; }
   // A fresh (R, n) buffer on the backend.
   DeviceBuffer<float> state_buffer() const { return DeviceBuffer<float>(setup_.backend, state_count()); }
   // op(i) for every element i of the (R, n) state: a round's initial draw.

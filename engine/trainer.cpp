@@ -18,6 +18,16 @@ int max_batch_of(const Config& config) {
   return std::max(config.training.batch_size, config.training.eval_batch_size);
 }
 
+// body(tensor) for the weights and biases of every layer, in that order: the
+// layout of the fused buffer the ranks sum.
+template <class Body>
+void for_each_tensor(ParameterSet& set, const Body& body) {
+  for (std::size_t l = 0; l < set.weights.size(); ++l) {
+    body(set.weights[l]);
+    body(set.biases[l]);
+  }
+}
+
 }  // namespace
 
 Trainer::Trainer(Backend& backend, const Config& config, int input_size, int classes)
@@ -230,10 +240,10 @@ void Trainer::gradient_from_phases(const float* target, int batch, std::uint64_t
 void Trainer::train_step(const float* x, const float* target, int batch, std::uint64_t global_batch,
                          float learning_rate_scale, InputForm form) {
   if (queued_.size() == static_cast<std::size_t>(kMetricsBatches)) read_queued_metrics();
-  const std::size_t slot = queued_.size() * static_cast<std::size_t>(max_batch_of(config_));
-  compute_gradient(x, target, batch, global_batch, form, energy_.data() + slot, gradient_);
+  const std::size_t metrics_at = metric_rows(queued_.size() * static_cast<std::size_t>(max_batch_of(config_)));
+  compute_gradient(x, target, batch, global_batch, form, energy_.data() + metrics_at, gradient_);
   if (global_rows_ > 0) sum_gradient_over_ranks(batch);
-  model_->metrics(free_, target, loss_.data() + slot, correct_.data() + slot);
+  model_->metrics(free_, target, loss_.data() + metrics_at, correct_.data() + metrics_at);
   // The update of each tensor and its write into the device (DAC, programming
   // noise, mismatch) share one pass (HardwareModel::update_parameter).
   ParameterSet& parameters = optimizer_parameters();
@@ -263,6 +273,14 @@ void Trainer::read_queued_metrics() {
   if (queued_.empty()) return;
   const std::size_t stride = static_cast<std::size_t>(max_batch_of(config_));
   const std::size_t count = queued_.size() * stride;
+  // Sharded steps with the sums on the device: every rank's rows in their places
+  // (metric_rows), summed with zeros into whole batches, in one NCCL group.
+  const bool gathered = queued_.front().global_rows > 0 && sums_on_device();
+  if (gathered) {
+    const auto floats = static_cast<std::int64_t>(count);
+    Distributed::world().device_allreduce_sum(
+        {{loss_.data(), floats}, {correct_.data(), floats}, {energy_.data(), floats}}, backend_.native_stream());
+  }
   std::vector<float> loss(count), correct(count), energy(count);
   backend_.copy_to_host(loss.data(), loss_.data(), count * sizeof(float));
   backend_.copy_to_host(correct.data(), correct_.data(), count * sizeof(float));
@@ -270,7 +288,7 @@ void Trainer::read_queued_metrics() {
   std::vector<BatchResult> results(queued_.size());
   for (std::size_t q = 0; q < queued_.size(); ++q) {
     BatchResult& result = results[q];
-    result.size = queued_[q].size;
+    result.size = gathered ? queued_[q].global_rows : queued_[q].size;
     result.batches = 1;
     result.free_steps = queued_[q].free_steps;
     result.nudge_steps = queued_[q].nudge_steps;
@@ -283,7 +301,7 @@ void Trainer::read_queued_metrics() {
       result.correct_sum += correct[first + i];
     }
   }
-  sum_metrics_over_ranks(results);
+  if (!gathered) sum_metrics_over_ranks(results);
   for (BatchResult& result : results) unread_.push_back(std::move(result));
   queued_.clear();
 }
@@ -326,26 +344,57 @@ BatchResult Trainer::flush_metrics() {
   return total;
 }
 
+bool Trainer::sums_on_device() const {
+  return Distributed::world().reduction_path(backend_) == ReductionPath::device_nccl;
+}
+
+std::size_t Trainer::metric_rows(std::size_t slot) {
+  if (global_rows_ == 0 || !sums_on_device()) return slot;
+  for (DeviceBuffer<float>* metric : {&loss_, &correct_, &energy_})
+    backend_.fill_zero(metric->data() + slot, std::size_t(global_rows_) * sizeof(float));
+  return slot + static_cast<std::size_t>(shard_begin_);
+}
+
 void Trainer::sum_gradient_over_ranks(int rows) {
   // The model's ep_gradient is the mean over this rank's rows; weighted by
-  // rows / global rows, the ranks' sum is the global batch's mean. One fused host
-  // buffer, one MPI_Allreduce (the sum order differs from one process's: equal to
-  // it within float rounding, not bit for bit).
-  std::vector<float> fused;
-  for (std::size_t l = 0; l < gradient_.weights.size(); ++l)
-    for (const DeviceBuffer<float>* tensor : {&gradient_.weights[l], &gradient_.biases[l]}) {
-      const std::vector<float> host = tensor->to_host();
-      fused.insert(fused.end(), host.begin(), host.end());
-    }
+  // rows / global rows, the ranks' sum is the global batch's mean. One fused
+  // buffer, one all-reduce (the sum order differs from one process's: equal to it
+  // within float rounding, not bit for bit): on the device through NCCL, ordered
+  // on the compute stream before the optimizer's pass; else through the host.
   const float weight = static_cast<float>(rows) / static_cast<float>(global_rows_);
+  std::size_t total = 0;
+  for_each_tensor(gradient_, [&](DeviceBuffer<float>& tensor) { total += tensor.size(); });
+  if (sums_on_device()) {
+    if (fused_gradient_.size() != total) fused_gradient_ = DeviceBuffer<float>(backend_, total);
+    std::size_t offset = 0;
+    for_each_tensor(gradient_, [&](DeviceBuffer<float>& tensor) {
+      // weight * g + 0 * g: the host path's weight * g
+      backend_.run(AxpbyOp{tensor.data(), tensor.data(), fused_gradient_.data() + offset, weight, 0.0f},
+                   static_cast<std::int64_t>(tensor.size()));
+      offset += tensor.size();
+    });
+    Distributed::world().device_allreduce_sum({{fused_gradient_.data(), static_cast<std::int64_t>(total)}},
+                                              backend_.native_stream());
+    offset = 0;
+    for_each_tensor(gradient_, [&](DeviceBuffer<float>& tensor) {
+      backend_.copy_on_device(tensor.data(), fused_gradient_.data() + offset, tensor.bytes());
+      offset += tensor.size();
+    });
+    return;
+  }
+  std::vector<float> fused;
+  fused.reserve(total);
+  for_each_tensor(gradient_, [&](DeviceBuffer<float>& tensor) {
+    const std::vector<float> host = tensor.to_host();
+    fused.insert(fused.end(), host.begin(), host.end());
+  });
   for (float& g : fused) g *= weight;
   Distributed::world().allreduce_sum(fused.data(), static_cast<std::int64_t>(fused.size()));
   std::size_t offset = 0;
-  for (std::size_t l = 0; l < gradient_.weights.size(); ++l)
-    for (DeviceBuffer<float>* tensor : {&gradient_.weights[l], &gradient_.biases[l]}) {
-      tensor->copy_from_host(fused.data() + offset, tensor->size());
-      offset += tensor->size();
-    }
+  for_each_tensor(gradient_, [&](DeviceBuffer<float>& tensor) {
+    tensor.copy_from_host(fused.data() + offset, tensor.size());
+    offset += tensor.size();
+  });
 }
 
 BatchStaging& Trainer::staging() {
@@ -403,12 +452,11 @@ BatchResult Trainer::train_epoch(const Dataset& data, const Normalization& norma
                       " (the global batch) is smaller than the " + std::to_string(world.size()) + " MPI ranks");
   const auto shard_of = [&](const HostBatch& batch) {
     if (world.size() == 1) return batch;
-    const int begin = static_cast<int>(std::int64_t(batch.size) * world.rank() / world.size());
-    const int end = static_cast<int>(std::int64_t(batch.size) * (world.rank() + 1) / world.size());
+    const RankShare rows = world.share_of(batch.size);
     HostBatch shard = batch;
-    shard.inputs += std::size_t(begin) * input_size_;
-    shard.targets += std::size_t(begin) * classes_;
-    shard.size = end - begin;
+    shard.inputs += std::size_t(rows.begin) * input_size_;
+    shard.targets += std::size_t(rows.begin) * classes_;
+    shard.size = static_cast<int>(rows.size());
     return shard;
   };
   const HostBatch* current = loader.next();

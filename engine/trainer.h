@@ -111,8 +111,15 @@ class Trainer {
  private:
   // Data parallelism (engine/distributed.h): the sum over the ranks of each rank's
   // gradient, weighted by its share of the global batch, so that the result is the
-  // mean over the global batch a single process would compute.
+  // mean over the global batch a single process would compute. On CUDA with NCCL
+  // the sums stay on the device (engine/distributed.h: ReductionPath).
   void sum_gradient_over_ranks(int rows);
+  bool sums_on_device() const;
+  // Where a step writes its per-sample metrics in the metric buffers: at `slot`,
+  // or, when sharded with the sums on the device, at its rows' places in the
+  // global batch, the slot's other rows zeroed, so that one all-reduce per flush
+  // gathers every batch whole.
+  std::size_t metric_rows(std::size_t slot);
   // set_input, then the free phase from the reset state into free_ and its
   // energies into free_energy.
   void run_free_phase(const float* x, const float* target, int batch, std::uint64_t global_batch, InputForm form,
@@ -163,6 +170,7 @@ class Trainer {
   DeviceBuffer<float> device_inputs_;  // (max batch, input) the input DAC's output
   NetworkState free_, plus_, minus_;
   ParameterSet gradient_, velocity_;
+  DeviceBuffer<float> fused_gradient_;  // every gradient tensor, for one NCCL all-reduce
   float beta_a_ = 0, beta_b_ = 0;  // betas of the two states the gradient contrasts
   PhaseResult free_result_, plus_result_, minus_result_;
   DeviceBuffer<float> inputs_[2], targets_[2];

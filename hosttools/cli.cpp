@@ -79,7 +79,8 @@ const CommandUsage kCommands[] = {
      "             [--path auto|fused|gemm]\n"
      "             many-replica Ising / MAX-CUT solver; prints one JSON line, --out gets the best\n"
      "             assignment (one 1 or -1 per line); --path: bsb/dsb as one fused kernel per replica\n"
-     "             (fused), or a GEMM per step for all replicas (gemm); auto: fused for small problems\n"},
+     "             (fused), or a GEMM per step for all replicas (gemm); auto: fused for small problems;\n"
+     "             under mpirun the ranks share the replicas (the result of 1 rank), rank 0 prints\n"},
     {"sweep",
      "  sweep      --config FILE --sweep KEY=V1,V2,... [--with KEY=V1,V2,...] [--variant NAME:KEY=VALUE]\n"
      "             [--out DIR] [--device ...] [--set ...]   one training run per value (and variant);\n"
@@ -228,7 +229,9 @@ int command_train(const std::vector<std::string>& args, std::ostream& out) {
       << "    model " << model_summary(config) << "\n"
       << "    backend " << backend->name() << " (" << backend->device_name() << "), output " << out_dir << "\n"
       << "    mpi: " << (Distributed::built_with_mpi() ? "yes" : "no") << " (" << world.size()
-      << (world.size() == 1 ? " rank)" : " ranks)") << std::endl;
+      << (world.size() == 1 ? " rank)"
+                            : " ranks, sums on the " + reduction_path_name(world.reduction_path(*backend)) + ")")
+      << std::endl;
 
   ProgressBar bar(stderr);
   RunCallbacks callbacks;

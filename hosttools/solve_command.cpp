@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/distributed.h"
 #include "engine/maxcut_solver.h"
 #include "hosttools/cli_options.h"
 #include "hosttools/gset_reader.h"
@@ -103,8 +104,14 @@ int run_solve(const std::vector<std::string>& args, std::ostream& out) {
   } else {
     problem = read_ising_couplings(path);
   }
+  // Under mpirun the ranks share the replicas (engine/maxcut_solver.h), one GPU
+  // each with CUDA; every rank ends with the same best, and rank 0 reports it.
+  Distributed& world = Distributed::world();
+  if (world.size() > 1 && (device == "cuda" || (device == "auto" && cuda_device_available())))
+    world.select_cuda_device();
   auto backend = make_backend(device);
   const SolverResult result = solve_ising(*backend, problem, options);
+  if (!world.is_root()) return 0;
 
   const bool integral = maxcut ? graph.integer_weights() : problem.integer_coefficients();
   nlohmann::ordered_json line;
@@ -115,6 +122,7 @@ int run_solve(const std::vector<std::string>& args, std::ostream& out) {
   if (!maxcut) line["fields"] = std::count_if(problem.fields.begin(), problem.fields.end(), [](double h) { return h != 0; });
   line["method"] = method;
   line["replicas"] = options.replicas;
+  if (world.size() > 1) line["ranks"] = world.size();
   line["steps"] = options.steps;
   line["rounds"] = options.rounds;
   line["seed"] = options.seed;

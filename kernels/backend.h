@@ -186,6 +186,13 @@ class Backend {
   // Blocks the host until all submitted work is finished.
   virtual void synchronize() = 0;
 
+  // The compute stream as an opaque handle (a cudaStream_t on CUDA), for the
+  // engine's collectives across ranks (engine/distributed.h: NCCL) to order
+  // themselves after the work that produced their buffers and before the work that
+  // reads them, without a wait on the host; nullptr where a call's work is done
+  // when it returns (the CPU backend: the host reduces there).
+  virtual void* native_stream() { return nullptr; }
+
  protected:
   // The device's convolution library behind convolution_*; null (none) unless the
   // backend was built with one.

@@ -132,6 +132,7 @@ class CountingBackend final : public Backend {
   void parallel_over_rows(int rows, const std::function<void(int begin, int end)>& body) override;
   std::int64_t count_nonfinite(const float* data, std::int64_t count) override;
   void synchronize() override;
+  void* native_stream() override { return inner_.native_stream(); }
 
  private:
   void record_convolution(const ConvolutionGeometry& geometry, bool reads_result);

@@ -418,6 +418,8 @@ class CudaBackend final : public Backend {
     EQPROP_CUDA_CHECK(cudaStreamSynchronize(compute_stream_.get()));
   }
 
+  void* native_stream() override { return compute_stream_.get(); }
+
  private:
   template <class Op>
   void launch_elementwise(const Op& op, std::int64_t count, const char* op_name) {

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The GPU check: builds eqprop for the local GPU, runs the CUDA test suites and the
 # benchmark suite, and writes one JSON-lines file and a Markdown table. Meant to
-# finish in under 10 minutes on an H100 or H200 (16 cores).
+# finish in under 10 minutes on an H100 or H200 (16 cores). With 2 or more GPUs and
+# mpirun it also trains on 2 ranks (sums on the device with NCCL) against 1 GPU and
+# spreads the solver's replicas over 2 ranks.
 #
 # Usage: perf/gpu_check.sh [results_dir]        (default perf/results/gpu_check/)
 #   GPU_CHECK_DEVICE     cuda (default) or cpu: a dry run of the same commands on the
@@ -251,6 +253,64 @@ for graph in "${instances[@]}"; do
   done
 done
 
+# --- several GPUs: data-parallel ranks, NCCL sums ------------------------------
+# With 2 or more GPUs and mpirun: the same short training on 1 GPU and on 2 ranks
+# (one GPU each; the contrastive update and the metrics summed on the device with
+# NCCL, the train header says which path), and the solver's replicas spread over 2
+# ranks. The 2-rank NCCL test case of tests/cuda/ ran above with the CUDA tests.
+gpus=0
+[ "$device" = cuda ] && gpus=$(nvidia-smi -L 2> /dev/null | grep -c '^GPU')
+mpirun_2=(mpirun --allow-run-as-root --oversubscribe -np 2)
+# ranks name args...: one JSON line with the run's seconds, sums path and accuracy.
+check_train_ranks() {
+  local ranks="$1" name="$2" dir="$results/$2"
+  shift 2
+  if over_budget; then
+    echo "{\"check\":\"$name\",\"skipped\":\"time budget of ${budget}s spent\"}" >> "$jsonl"
+    return
+  fi
+  rm -rf "$dir"
+  local launcher=() start=$SECONDS rc
+  [ "$ranks" -gt 1 ] && launcher=("${mpirun_2[@]}")
+  timeout 300 "${launcher[@]}" "$bin" train "$@" --out "$dir" > "$results/$name.stdout" 2> "$results/$name.stderr"
+  rc=$?
+  local record sums
+  record=$(head -1 "$dir/metrics.jsonl" 2> /dev/null)
+  sums=$(grep -o 'sums on the [^)]*' "$results/$name.stdout" | head -1)
+  echo "{\"check\":\"$name\",\"rc\":$rc,\"ranks\":$ranks,\"wall_seconds\":$((SECONDS - start)),\"sums\":$(json_string "${sums:-single rank}"),\"epoch_seconds\":$(field "$record" seconds | sed 's/^$/null/'),\"test_acc\":$(field "$record" test_acc | sed 's/^$/null/')}" >> "$jsonl"
+  echo "gpu_check: $name rc=$rc ($((SECONDS - started))s)" >&2
+}
+if [ "$gpus" -ge 2 ] && command -v mpirun > /dev/null; then
+  if [ -s /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
+    train_args=(--config configs/fashion_mnist.json --device cuda --set training.epochs=1 --set data.train_limit=12000
+                --set data.test_limit=2000)
+    check_train_ranks 1 train_1gpu "${train_args[@]}"
+    check_train_ranks 2 train_2gpu_nccl "${train_args[@]}"
+  else
+    echo '{"check":"train_2gpu_nccl","skipped":"Fashion-MNIST is not installed in /usr/share/datasets/fashion-mnist"}' >> "$jsonl"
+  fi
+  graph="$(sparse_graph 2000 G22)"
+  for ranks in 1 2; do
+    launcher=()
+    [ "$ranks" = 2 ] && launcher=("${mpirun_2[@]}")
+    name="solve_ranks$ranks"
+    if over_budget; then
+      echo "{\"check\":\"$name\",\"skipped\":\"time budget of ${budget}s spent\"}" >> "$jsonl"
+      continue
+    fi
+    line=$(timeout 120 "${launcher[@]}" "$bin" solve --problem maxcut --graph "$graph" --method dsb --replicas 512 \
+      --steps 1000 --seed 1 --device cuda 2> "$results/$name.stderr" | grep '^{' | tail -1)
+    rc=$?
+    if [ "$rc" -eq 0 ] && [ -n "$line" ]; then
+      echo "{\"check\":\"$name\",\"rc\":0,\"ranks\":$ranks,${line#\{}" >> "$jsonl"
+    else
+      echo "{\"check\":\"$name\",\"rc\":${rc/#0/1},\"error\":$(json_string "$(tail -1 "$results/$name.stderr")")}" >> "$jsonl"
+    fi
+  done
+else
+  echo "{\"check\":\"multi_gpu\",\"skipped\":\"$gpus GPU(s) (the 2-rank checks need 2) or no mpirun\"}" >> "$jsonl"
+fi
+
 # --- the Markdown summary -----------------------------------------------------
 # The rows of one table of gpu_check.md: the checks whose name starts with $1, a
 # failed one as its error and the empty cells $2, a passed one as function $3 prints it.
@@ -296,6 +356,8 @@ solve_row() {
   echo "| check | backend | n | replicas | steps | path | seconds | spin updates/s | best cut |"
   echo "|---|---|---|---|---|---|---|---|---|"
   table_rows solve_ "||||||||" solve_row
+  echo
+  grep '"check":"train_[12]gpu\|"check":"solve_ranks' "$jsonl" | sed 's/^/Several GPUs: /'
   echo
   grep '"check":"cuda_tests"' "$jsonl" | sed 's/^/CUDA tests: /'
   grep '"skipped"' "$jsonl" | sed 's/^/skipped: /'

@@ -3,7 +3,10 @@
 // same model as one process with the same global batch, up to the order of the
 // float sums; a config that differs between the ranks is refused by every rank; a
 // rank that dies mid-run takes the others down with it instead of leaving them
-// waiting in a collective.
+// waiting in a collective. `eqprop solve` over 2 ranks (each running half of the
+// replicas) finds the best cut and spins of 1 rank. Where the sums are made: on the
+// host with MPI for the CPU backend, on the device with NCCL for a backend with a
+// native stream in a build with NCCL (the CUDA side: tests/cuda/test_cuda_distributed.cpp).
 // Runs the eqprop binary under mpirun; skipped where there is no MPI or no data.
 #include <doctest/doctest.h>
 
@@ -12,15 +15,14 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
+#include <sstream>
 #include <string>
-
-#include <sys/wait.h>
 
 #include <nlohmann/json.hpp>
 
 #include "engine/distributed.h"
-#include "engine/safetensors.h"
+#include "kernels/backend.h"
+#include "tests/mpi_runs.h"
 #include "tests/skip.h"
 #include "tests/test_util.h"
 
@@ -28,53 +30,38 @@ namespace eqprop {
 namespace {
 
 namespace fs = std::filesystem;
+using test::file_text;
+using test::kMpirun;
+using test::largest_parameter_difference;
+using test::run_command;
+using test::test_accuracy;
 using test::TempDir;
+using test::train_args;
 
-constexpr const char* kFashionImages = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz";
-// Loopback and shared memory only, as root in a container, more ranks than cores.
-constexpr const char* kMpirun =
-    "mpirun --allow-run-as-root --oversubscribe --mca btl self,vader -x OMP_NUM_THREADS=1";
+bool skip_without_mpi() { return test::skip_without_mpirun_or_data(); }
 
-bool skip_without_mpi() {
-  if (test::skip_case_if(!Distributed::built_with_mpi(), "this build has no MPI")) return true;
-  if (test::skip_case_if(std::system("command -v mpirun > /dev/null 2>&1") != 0, "mpirun is not on PATH"))
-    return true;
-  return test::skip_case_if(!fs::exists(kFashionImages), std::string(kFashionImages) + " is not installed");
-}
-
-// 10 SGD steps of a global batch of 100 (1000 samples), then the test split.
-std::string train_args(const std::string& out) {
-  return std::string(" train --config ") + EQPROP_SOURCE_DIR + "/configs/fashion_mnist.json --device cpu --out " +
-         out + " --set training.epochs=1 --set training.batch_size=100 --set data.train_limit=1000" +
-         " --set data.test_limit=1000 --set model.layers=[784,64,10]";
-}
-
-int run_command(const std::string& command) {
-  const int status = std::system((command + " > /dev/null 2>&1").c_str());
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-// The largest difference between two runs' parameters (and the same tensors in both).
-double largest_parameter_difference(const std::string& run_a, const std::string& run_b) {
-  const SafetensorsFile a = read_safetensors(run_a + "/model.safetensors");
-  const SafetensorsFile b = read_safetensors(run_b + "/model.safetensors");
-  REQUIRE(a.tensors.size() == b.tensors.size());
-  double worst = 0;
-  for (const auto& [name, tensor] : a.tensors) {
-    REQUIRE(b.tensors.count(name) == 1);
-    const std::vector<float>& other = b.tensors.at(name).data;
-    REQUIRE(tensor.data.size() == other.size());
-    for (std::size_t i = 0; i < other.size(); ++i)
-      worst = std::max(worst, std::fabs(double(tensor.data[i]) - double(other[i])));
-  }
-  return worst;
-}
-
-double test_accuracy(const std::string& dir) {
-  std::ifstream in(dir + "/metrics.jsonl");
-  std::string line;
-  std::getline(in, line);
-  return nlohmann::json::parse(line).at("test_acc").get<double>();
+// G11 of the G-set (800 nodes on a torus, weights +-1) where the G-set lies next
+// to the source tree; else a graph of that kind, a 20 x 40 torus with seeded +-1
+// weights, written into `dir`.
+std::string maxcut_instance(const TempDir& dir) {
+  const std::string gset = std::string(EQPROP_SOURCE_DIR) + "/../shared/gset/G11.txt";
+  if (fs::exists(gset)) return gset;
+  const int rows = 20, columns = 40;
+  std::ostringstream edges;
+  std::uint32_t state = 12345;
+  int count = 0;
+  for (int r = 0; r < rows; ++r)
+    for (int c = 0; c < columns; ++c) {
+      const int node = r * columns + c;
+      for (const int neighbour : {r * columns + (c + 1) % columns, ((r + 1) % rows) * columns + c}) {
+        state = state * 1664525u + 1013904223u;
+        edges << node + 1 << ' ' << neighbour + 1 << ' ' << ((state >> 31) ? 1 : -1) << '\n';
+        ++count;
+      }
+    }
+  const std::string path = dir.file("torus.txt");
+  std::ofstream(path) << rows * columns << ' ' << count << '\n' << edges.str();
+  return path;
 }
 
 }  // namespace
@@ -169,6 +156,51 @@ TEST_CASE("distributed: a 2-rank run stopped by SIGUSR1 mid-epoch and resumed by
   MESSAGE("largest parameter difference, 2 ranks vs 2 ranks stopped and 1 resumed: " << worst);
   CHECK(worst < 1e-4);
   CHECK(std::fabs(test_accuracy(whole) - test_accuracy(stopped)) <= 0.002);
+}
+
+TEST_CASE("distributed: eqprop solve over 2 MPI ranks finds the best cut and spins of 1 rank") {
+  if (test::skip_without_mpirun()) return;
+  TempDir dir;
+  const std::string graph = maxcut_instance(dir);
+  MESSAGE("graph: " << graph);
+  for (const std::string method : {"dsb", "sa"}) {
+    CAPTURE(method);
+    // 2 rounds of 16 replicas: rank 1 runs replicas 8-15, keyed as 1 rank keys them.
+    const auto solve = [&](const std::string& launcher, const std::string& name) {
+      const std::string command = launcher + EQPROP_CLI_PATH + " solve --graph " + graph + " --method " + method +
+                                  " --replicas 16 --steps 400 --rounds 2 --seed 11 --device cpu --out " +
+                                  dir.file(name + ".cut") + " > " + dir.file(name + ".json") + " 2>&1";
+      REQUIRE(std::system(command.c_str()) == 0);
+      return nlohmann::json::parse(file_text(dir.file(name + ".json")));
+    };
+    const nlohmann::json one = solve("OMP_NUM_THREADS=1 ", method + "1");
+    const nlohmann::json two = solve(std::string(kMpirun) + " -np 2 ", method + "2");
+    MESSAGE(method << ": best cut " << one["best_cut"] << " (replica " << one["best_replica"] << ") with 1 rank, "
+                   << two["best_cut"] << " (replica " << two["best_replica"] << ") with 2");
+    CHECK(two["ranks"] == 2);
+    for (const char* key : {"best_cut", "best_energy", "best_round", "best_replica", "steps_done", "rounds_done"})
+      CHECK_MESSAGE(one[key] == two[key], key);
+    CHECK(file_text(dir.file(method + "1.cut")) == file_text(dir.file(method + "2.cut")));
+  }
+}
+
+TEST_CASE("distributed: the CPU backend sums over the ranks on the host with MPI, a CUDA stream with NCCL on the device") {
+  auto cpu = make_backend("cpu");
+  CHECK(cpu->native_stream() == nullptr);
+  // One rank: nothing to sum, whatever the backend.
+  CHECK(choose_reduction_path(1, false, true) == ReductionPath::single_rank);
+  CHECK(choose_reduction_path(1, true, true) == ReductionPath::single_rank);
+  CHECK(Distributed::world().reduction_path(*cpu) == ReductionPath::single_rank);  // this process is one rank
+  // CPU backend -> host path, with or without NCCL in the build.
+  for (const bool nccl : {false, true}) {
+    CHECK(choose_reduction_path(2, cpu->native_stream() != nullptr, nccl) == ReductionPath::host_mpi);
+    CHECK(choose_reduction_path(8, false, nccl) == ReductionPath::host_mpi);
+  }
+  // A device stream: NCCL where the build has it, else the host path.
+  CHECK(choose_reduction_path(2, true, true) == ReductionPath::device_nccl);
+  CHECK(choose_reduction_path(2, true, false) == ReductionPath::host_mpi);
+  CHECK(reduction_path_name(ReductionPath::device_nccl) == "device with NCCL");
+  CHECK(reduction_path_name(ReductionPath::host_mpi) == "host with MPI");
 }
 
 }  // namespace eqprop
