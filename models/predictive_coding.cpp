@@ -42,8 +42,8 @@ const float* PredictiveCoding::layer_drive(const NetworkState& state, int i, int
   const int fan_in = layers_[i], units = layers_[i + 1];
   // drive_i (rows, units) = s_{i-1} (rows, fan_in) W_i (fan_in, units)
   backend_.gemm(Transpose::no, Transpose::no, rows, units, fan_in, 1.0f,
-                state.layers[i - 1].data() + std::size_t(begin) * fan_in, fan_in, parameters_.weights[i].data(),
-                units, 0.0f, drive_[i].data() + std::size_t(begin) * units, units);
+                state.layers[i - 1].data() + std::size_t(begin) * fan_in, fan_in, parameters_.weights[i].data(), units,
+                0.0f, drive_[i].data() + std::size_t(begin) * units, units);
   return drive_[i].data();
 }
 
@@ -54,7 +54,8 @@ void check_phase(const PhaseSpec& spec) {
   if (spec.integrator != Integrator::fixed_point && spec.integrator != Integrator::gradient_flow)
     throw std::invalid_argument("PredictiveCoding: phases run the fixed-point or gradient-flow update, not cSB");
   if (spec.noise_sigma != 0.0f)
-    throw std::invalid_argument("PredictiveCoding: phases run without Langevin noise (the free phase is a forward pass)");
+    throw std::invalid_argument(
+        "PredictiveCoding: phases run without Langevin noise (the free phase is a forward pass)");
 }
 
 }  // namespace
@@ -64,8 +65,9 @@ void PredictiveCoding::prepare_phase(const NetworkState& state, const PhaseSpec&
   check_phase(spec);
   // Kerjan, Hoier & Scellier (2026): synchronous sweeps of the nudged phase diverge.
   if (spec.order != UpdateOrder::asynchronous)
-    throw std::invalid_argument("PredictiveCoding: iterated phases run asynchronous sweeps only (synchronous ones "
-                                "diverge)");
+    throw std::invalid_argument(
+        "PredictiveCoding: iterated phases run asynchronous sweeps only (synchronous ones "
+        "diverge)");
 }
 
 PhaseResult PredictiveCoding::relax(NetworkState& state, const float* target, const PhaseSpec& spec) {
@@ -103,20 +105,20 @@ void PredictiveCoding::step_rows(NetworkState& state, const float* target, const
         // feedback_i (rows, n_{i+1}) = e_{i+1} W_{i+1}^T (n_{i+2}, n_{i+1})
         const int above = layers_[i + 2];
         const float* drive_above = layer_drive(state, i + 1, begin, rows);
-        backend_.run(PredictionErrorOp{at(state.layers[i + 1].data(), above), nullptr, at(drive_above, above),
-                                       parameters_.biases[i + 1].data(), at(error_[i + 1].data(), above), above,
-                                       activation_},
-                     std::int64_t(rows) * above);
+        backend_.run(
+            PredictionErrorOp{at(state.layers[i + 1].data(), above), nullptr, at(drive_above, above),
+                              parameters_.biases[i + 1].data(), at(error_[i + 1].data(), above), above, activation_},
+            std::int64_t(rows) * above);
         backend_.gemm(Transpose::no, Transpose::yes, rows, units, above, 1.0f, at(error_[i + 1].data(), above), above,
                       parameters_.weights[i + 1].data(), above, 0.0f, at(feedback_[i].data(), units), units);
         feedback = at(feedback_[i].data(), units);
       }
       const float* drive = layer_drive(state, i, begin, rows);
-      backend_.run(PredictiveCodingStepOp{at(state.layers[i].data(), units), at(drive, units),
-                                          parameters_.biases[i].data(), feedback,
-                                          nudged && i == top() ? at(target, units) : nullptr, spec.beta, spec.dt,
-                                          spec.integrator, units, activation_},
-                   std::int64_t(rows) * units);
+      backend_.run(
+          PredictiveCodingStepOp{at(state.layers[i].data(), units), at(drive, units), parameters_.biases[i].data(),
+                                 feedback, nudged && i == top() ? at(target, units) : nullptr, spec.beta, spec.dt,
+                                 spec.integrator, units, activation_},
+          std::int64_t(rows) * units);
     }
   }
 }
@@ -133,15 +135,14 @@ void PredictiveCoding::layer_errors(const NetworkState& state, std::vector<Devic
 void PredictiveCoding::energy(const NetworkState& state, float* energy) {
   for (int i = 0; i <= top(); ++i) {
     const float* drive = layer_drive(state, i, 0, batch_);
-    backend_.run(
-        PredictionEnergyOp{state.layers[i].data(), drive, parameters_.biases[i].data(), energy, layers_[i + 1], i > 0,
-                           activation_},
-        batch_);
+    backend_.run(PredictionEnergyOp{state.layers[i].data(), drive, parameters_.biases[i].data(), energy, layers_[i + 1],
+                                    i > 0, activation_},
+                 batch_);
   }
 }
 
-void PredictiveCoding::ep_gradient(const NetworkState& state_a, float beta_a, const NetworkState& state_b,
-                                   float beta_b, const float* target, ParameterSet& gradient) {
+void PredictiveCoding::ep_gradient(const NetworkState& state_a, float beta_a, const NetworkState& state_b, float beta_b,
+                                   const float* target, ParameterSet& gradient) {
   (void)target;
   const float c = contrastive_scale(beta_a, beta_b, batch_);
   layer_errors(state_a, error_);

@@ -74,7 +74,7 @@ class PredictiveCoding final : public LayeredModel {
 
   std::vector<int> layers_;
   PredictionActivation activation_;
-  DeviceBuffer<float> input_drive_;          // (batch, layers[1]) = x W_1
+  DeviceBuffer<float> input_drive_;            // (batch, layers[1]) = x W_1
   std::vector<DeviceBuffer<float>> drive_;     // per state layer (empty for layer 0): s_{i-1} W_i
   std::vector<DeviceBuffer<float>> feedback_;  // per state layer below the top: e_{i+1} W_{i+1}^T
   // Per state layer: e_i of a sweep or of the gradient's first state (or backprop's

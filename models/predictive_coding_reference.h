@@ -14,7 +14,7 @@
 
 #include <vector>
 
-#include "kernels/predictive_coding.h"  // PredictionActivation only
+#include "kernels/predictive_coding.h"        // PredictionActivation only
 #include "models/dense_hopfield_reference.h"  // reference::Network, reference::Gradient
 
 namespace eqprop {

@@ -26,13 +26,16 @@ void check_rules(const ModelRulesInput& in) {
     throw ConfigError(in.source + ": " + kind + " nudges its last layer with the mse cost; model.cost = " +
                       in.quoted("model.cost") + " is not supported");
   if (in.nudge_integrator == Integrator::csb)
-    throw ConfigError(in.source + ": " + kind + " relaxes its nudged phases by the fixed-point or gradient-flow "
+    throw ConfigError(in.source + ": " + kind +
+                      " relaxes its nudged phases by the fixed-point or gradient-flow "
                       "update: dynamics.nudge_integrator = \"csb\" is not supported");
   if (in.resolved.at("dynamics").at("order") != "asynchronous")
-    throw ConfigError(in.source + ": " + kind + " needs dynamics.order = \"asynchronous\": synchronous sweeps of "
+    throw ConfigError(in.source + ": " + kind +
+                      " needs dynamics.order = \"asynchronous\": synchronous sweeps of "
                       "its nudged phases diverge (Kerjan, Hoier & Scellier 2026)");
   if (in.resolved.at("dynamics").at("noise") != 0.0 || in.resolved.at("dynamics").at("temperature") != 0.0)
-    throw ConfigError(in.source + ": " + kind + " runs without Langevin noise (its free phase is a forward pass): "
+    throw ConfigError(in.source + ": " + kind +
+                      " runs without Langevin noise (its free phase is a forward pass): "
                       "set dynamics.noise and dynamics.temperature to 0");
   // At -beta the top layer's F is (1 - beta)/2 s^2 + ...: no minimum for beta >= 1.
   if (in.symmetric_nudging && in.beta >= 1.0f)
@@ -74,8 +77,9 @@ class PredictiveCodingGradcheck final : public KinkedGradcheck {
 ModelKind predictive_coding_kind() {
   ModelKind kind;
   kind.name = "predictive_coding";
-  kind.help = "the predictive-coding network of DESIGN.md (free phase: one forward pass; nudged phases: "
-              "asynchronous sweeps)";
+  kind.help =
+      "the predictive-coding network of DESIGN.md (free phase: one forward pass; nudged phases: "
+      "asynchronous sweeps)";
   kind.keys = {choice_key("predictive_coding.activation", kActivations,
                           "model.kind = predictive_coding: f of the predictions f(W s + b). `sigmoid`: 1/(1 + e^-a); "
                           "`hard_sigmoid`: clip(a, 0, 1), whose flat sides stop the gradient of the units they "
@@ -87,8 +91,8 @@ ModelKind predictive_coding_kind() {
   kind.implicit_gradient = true;
   kind.weight_tensors = [](const ModelConfig& model) { return model.layers.size() - 1; };
   kind.make = [](Backend& backend, const ModelConfig& model, int max_batch) -> std::unique_ptr<EnergyModel> {
-    return std::make_unique<PredictiveCoding>(backend, model.layers,
-                                              std::any_cast<PredictionActivation>(model.options), max_batch);
+    return std::make_unique<PredictiveCoding>(backend, model.layers, std::any_cast<PredictionActivation>(model.options),
+                                              max_batch);
   };
   kind.gradcheck = [](const GradcheckSetup& setup) -> std::unique_ptr<GradcheckReference> {
     return std::make_unique<PredictiveCodingGradcheck>(setup);
