@@ -96,11 +96,11 @@ struct PredictionErrorOp {
 // One nudged-phase update of a layer (predictive_coding_update) on rows of it.
 struct PredictiveCodingStepOp {
   static constexpr Determinism determinism = Determinism::ulp_bounded;
-  float* states;           // (rows, units) s_l
-  const float* drive;      // (rows, units) s_{l-1} W_l
-  const float* bias;       // (units)
-  const float* feedback;   // (rows, units) or null (the top layer)
-  const float* target;     // (rows, units) one-hot, the top layer of a nudged phase; else null
+  float* states;          // (rows, units) s_l
+  const float* drive;     // (rows, units) s_{l-1} W_l
+  const float* bias;      // (units)
+  const float* feedback;  // (rows, units) or null (the top layer)
+  const float* target;    // (rows, units) one-hot, the top layer of a nudged phase; else null
   float beta;
   float dt;
   Integrator integrator;
