@@ -81,7 +81,8 @@ std::vector<ConfigKey> build_schema() {
        "energy. `csb`: continuous simulated bifurcation, a momentum per unit (symplectic Euler, "
        "inelastic walls at 0 and 1)."},
       {"dynamics.order", ConfigValueType::choice, "synchronous", 0, 0, false, choice_names(kOrders),
-       "Layer order of a step (dense_hopfield, conv_hopfield): `synchronous`, every field from the previous step; "
+       "Layer order of a step (dense_hopfield, conv_hopfield; predictive_coding: asynchronous only): "
+       "`synchronous`, every field from the previous step; "
        "`asynchronous`, odd layers then even layers from the new odd ones (exact block minimisation for "
        "fixed_point)."},
       {"dynamics.nudge_integrator", ConfigValueType::choice, kSameIntegrator, 0, 0, false, nudge_integrator_names(),
@@ -145,8 +146,8 @@ std::vector<ConfigKey> build_schema() {
        "perf/relaxation_path_crossover.sh). The paths agree up to summation order."},
       {"training.algorithm", ConfigValueType::choice, "ep", 0, 0, false, choice_names(kTrainingAlgorithms),
        "How the gradient is computed. `ep`: Equilibrium Propagation (the nudged phases of `ep.*`). `implicit`: "
-       "the exact gradient of the loss at the free fixed point by implicit differentiation (dense_hopfield "
-       "only; DESIGN.md §1): no nudged phase, `training.adjoint_iterations` Jacobi steps of the adjoint system."},
+       "the exact gradient of the loss at the free fixed point by implicit differentiation (dense_hopfield, "
+       "DESIGN.md §1; predictive_coding, where it is backprop through the forward pass): no nudged phase, `training.adjoint_iterations` Jacobi steps of the adjoint system."},
       {"training.adjoint_iterations", ConfigValueType::integer, 50, 1, 100000, false, {},
        "Jacobi steps of the adjoint system (I - K M) mu = dL/ds of `training.algorithm = implicit`."},
       {"data.name", ConfigValueType::choice, "fashion_mnist", 0, 0, false,
@@ -540,9 +541,10 @@ std::string switch_needed(const Config& config, const std::string& key) {
   if (key == "dynamics.check_every" && config.dynamics.tolerance == 0.0f) return "dynamics.tolerance=1e-4";
   if (key == "ep.random_sign" && config.ep.symmetric) return "ep.nudging=one_sided";
   if (key == "training.adjoint_iterations" && !config.training.implicit) return "training.algorithm=implicit";
-  // Only the dense Hopfield model has an implicit gradient (EnergyModel::implicit_gradient).
-  if (key == "training.algorithm" && config.training.implicit && config.model.kind != "dense_hopfield")
-    return "model.kind=dense_hopfield";
+  // Only some kinds have an implicit gradient (ModelKind::implicit_gradient): name the first.
+  if (key == "training.algorithm" && config.training.implicit && !model_kind(config.model.kind).implicit_gradient)
+    for (const ModelKind& kind : model_kinds())
+      if (kind.implicit_gradient) return "model.kind=" + kind.name;
   for (const ModelKind& kind : model_kinds())
     if (kind.name != config.model.kind &&
         std::any_of(kind.keys.begin(), kind.keys.end(), [&](const ConfigKey& spec) { return spec.key == key; }))

@@ -19,6 +19,7 @@
 #include "kernels/oscillator_row_energy.h"
 #include "kernels/oscillator_step.h"
 #include "kernels/plane_layout.h"
+#include "kernels/predictive_coding.h"
 #include "kernels/random_spins.h"
 #include "kernels/range_calibration.h"
 #include "kernels/replica_sum.h"
@@ -67,4 +68,8 @@
   X(IsingReadoutOp)               \
   X(ReplicaSumOp)                 \
   X(TransposeOp)                  \
-  X(AdjointStepOp)
+  X(AdjointStepOp)                \
+  X(PredictionOp)                 \
+  X(PredictionErrorOp)            \
+  X(PredictiveCodingStepOp)       \
+  X(PredictionEnergyOp)

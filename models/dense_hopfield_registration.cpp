@@ -58,6 +58,7 @@ ModelKind dense_hopfield_kind() {
   kind.minimum_layers = layers_from_input;
   kind.check = check_rules;
   kind.fused_relaxation = true;
+  kind.implicit_gradient = true;
   kind.weight_tensors = weight_tensors_between_layers;
   kind.make = [](Backend& backend, const ModelConfig& model, int max_batch) -> std::unique_ptr<EnergyModel> {
     return std::make_unique<DenseHopfield>(backend, DenseHopfieldShape{model.layers, model.cost}, max_batch,

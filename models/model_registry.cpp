@@ -14,6 +14,7 @@ ModelKind dense_hopfield_kind();
 ModelKind conv_hopfield_kind();
 ModelKind oscillator_kind();
 ModelKind ising_kind();
+ModelKind predictive_coding_kind();
 
 namespace {
 
@@ -25,7 +26,8 @@ struct Registry {
 Registry& registry() {
   static Registry instance = [] {
     Registry built;
-    for (ModelKind (*kind)() : {dense_hopfield_kind, conv_hopfield_kind, oscillator_kind, ising_kind})
+    for (ModelKind (*kind)() : {dense_hopfield_kind, conv_hopfield_kind, oscillator_kind, ising_kind,
+                                   predictive_coding_kind})
       built.kinds.push_back(kind());
     return built;
   }();

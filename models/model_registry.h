@@ -77,6 +77,9 @@ struct ModelKind {
   std::function<std::size_t(const ModelConfig&)> weight_tensors;
   // It has a fused relaxation path (training.relaxation_path = fused is refused otherwise).
   bool fused_relaxation = false;
+  // Its model implements EnergyModel::implicit_gradient (training.algorithm =
+  // implicit is refused otherwise).
+  bool implicit_gradient = false;
   // Builds the model sized for max_batch systems, its parameters not yet initialized.
   std::function<std::unique_ptr<EnergyModel>(Backend&, const ModelConfig&, int max_batch)> make;
   // Its gradient-check reference; null when it has none, with why in no_gradcheck.

@@ -80,7 +80,7 @@ const std::vector<std::string> kSchemaKeys = {
     "model.init_gain", "oscillator.shil", "oscillator.input_scale", "dynamics.integrator", "dynamics.order", "dynamics.dt",       "dynamics.t_free",
     "dynamics.t_nudge", "dynamics.nudge_integrator", "dynamics.gamma", "dynamics.a0", "dynamics.pump",
     "dynamics.noise", "dynamics.temperature", "dynamics.tolerance", "dynamics.check_every", "ising.temperature_start",
-    "ising.temperature_end", "ising.update", "ising.relaxation", "ising.spins_per_class", "ising.replicas", "ep.beta",        "ep.nudging",             "ep.random_sign",
+    "ising.temperature_end", "ising.update", "ising.relaxation", "ising.spins_per_class", "ising.replicas", "predictive_coding.activation", "ep.beta",        "ep.nudging",             "ep.random_sign",
     "optimizer.lr",   "optimizer.momentum", "optimizer.weight_decay", "optimizer.schedule",
     "training.epochs", "training.batch_size", "training.eval_batch_size",
     "training.prefetch_batches", "data.name", "data.dir",        "data.normalize",
