@@ -14,7 +14,7 @@
 #                        from nvidia-smi, e.g. 90; else "native")
 #   GPU_CHECK_BUDGET_S   wall-clock seconds after which the remaining checks are
 #                        recorded as skipped (default 540)
-#   GPU_CHECK_GSET_DIR   G-set graphs for the solver (default /work/shared/gset;
+#   GPU_CHECK_GSET_DIR   G-set graphs for the solver (default ../shared/gset beside the repository;
 #                        random graphs in G-set format are written where it is absent)
 #
 # Writes: results_dir/gpu_check.jsonl (one line per check: an environment line, the
@@ -31,7 +31,7 @@ device="${GPU_CHECK_DEVICE:-cuda}"
 results="${1:-perf/results/gpu_check}"
 build="${GPU_CHECK_BUILD_DIR:-build-gpu-check}"
 budget="${GPU_CHECK_BUDGET_S:-540}"
-gset_dir="${GPU_CHECK_GSET_DIR:-/work/shared/gset}"
+gset_dir="${GPU_CHECK_GSET_DIR:-../shared/gset}"
 started=$SECONDS
 case "$device" in cuda | cpu) ;; *) echo "gpu_check: GPU_CHECK_DEVICE must be cuda or cpu, got '$device'" >&2; exit 2 ;; esac
 

@@ -5,13 +5,13 @@
 # alternate, `repeats` of each. Appends one line per run and a summary line (median
 # seconds, speedup) to perf/results/scaling/solve_ranks.jsonl.
 # usage: perf/solve_ranks.sh [GRAPH] [RANKS] [REPLICAS] [STEPS] [REPEATS]
-#        (defaults: G22 from $GSET_DIR or /work/shared/gset, 2 ranks, 32 replicas, 500 steps, 3)
+#        (defaults: G22 from $GSET_DIR or ../shared/gset beside the repository, 2 ranks, 32 replicas, 500 steps, 3)
 # EQPROP_BIN picks the binary (default build/eqprop). The seconds are the solve's
 # own (after setup), the longest over the ranks. On a machine whose cores other jobs
 # share, N ranks get fewer than N cores: the loadavg of the header says how busy it was.
 # shellcheck source=perf/common.sh
 source "$(dirname "$0")/common.sh"
-graph=${1:-${GSET_DIR:-/work/shared/gset}/G22.txt}
+graph=${1:-${GSET_DIR:-../shared/gset}/G22.txt}
 ranks=${2:-2}
 replicas=${3:-32}
 steps=${4:-500}
