@@ -518,3 +518,8 @@ std::unique_ptr<Backend> make_cuda_backend() {
 int cuda_device_count() { return probe_device_count(nullptr); }
 
 }  // namespace eqprop
+
+// The entry point of the libeqprop_cuda.so module (kernels/cuda_module.h), found by
+// name with dlsym: a C name, so that the engine need not know a mangled one. The
+// caller owns the backend; DeviceError passes through (both sides are C++).
+extern "C" eqprop::Backend* eqprop_make_cuda_backend() { return eqprop::make_cuda_backend().release(); }

@@ -8,7 +8,7 @@
 #                 sanitizer runtimes, and everything of --containers
 set -euo pipefail
 
-packages=(cmake g++ make ccache git nlohmann-json3-dev doctest-dev zlib1g-dev libopenblas-dev
+packages=(cmake g++ make ccache git time nlohmann-json3-dev doctest-dev zlib1g-dev libopenblas-dev
           libopenblas0-openmp libdnnl-dev dataset-fashion-mnist openmpi-bin libopenmpi-dev)
 container_packages=(debootstrap charliecloud charliecloud-builders charliecloud-runtime squashfs-tools
                     squashfuse python3-lark python3-venv shellcheck bc tar gzip)

@@ -33,19 +33,9 @@
 #include "kernels/backend.h"
 #include "kernels/error.h"
 #include "models/config_key.h"
+#include "tests/address_sanitizer.h"
 #include "tests/synthetic_data.h"
 #include "tests/test_util.h"
-
-#if defined(__SANITIZE_ADDRESS__)
-#define EQPROP_UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define EQPROP_UNDER_ASAN 1
-#endif
-#endif
-#ifndef EQPROP_UNDER_ASAN
-#define EQPROP_UNDER_ASAN 0
-#endif
 
 namespace eqprop {
 namespace {
