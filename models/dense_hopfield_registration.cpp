@@ -1,6 +1,4 @@
 // model.kind = "dense_hopfield": the layered Hopfield network (models/dense_hopfield.h).
-#include <algorithm>
-#include <cmath>
 
 #include "kernels/error.h"
 #include "models/dense_hopfield.h"
@@ -33,10 +31,7 @@ std::unique_ptr<GradcheckReference> make_dense_hopfield_gradcheck(const Gradchec
       setup.parameters,
       // The kinks of the hard sigmoid: a field at 0 or 1.
       [](const reference::Network& n, const std::vector<double>& sample) {
-        double margin = 1e300;
-        for (const auto& layer : reference::fields(n, sample, reference::free_fixed_point(n, sample)))
-          for (double field : layer) margin = std::min({margin, std::abs(field), std::abs(field - 1.0)});
-        return margin;
+        return hard_sigmoid_kink_margin(reference::fields(n, sample, reference::free_fixed_point(n, sample)));
       },
       reference::implicit_gradient);
 }

@@ -79,6 +79,10 @@ class KinkMargin {
   std::vector<double> margins_;  // of every sample drawn, usable or not
 };
 
+// The kink margin of hard-sigmoid units, clip(a, 0, 1): how near the nearest of
+// their inputs `a` (layer by layer) is to 0 or 1.
+double hard_sigmoid_kink_margin(const std::vector<std::vector<double>>& inputs);
+
 // The check of a model whose loss has kinks: a sample is usable where it keeps
 // KinkMargin's distance from every kink, and the report says how many were
 // redrawn and what the exact gradient is (`reference`). The model gives the

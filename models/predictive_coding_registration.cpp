@@ -1,7 +1,5 @@
 // model.kind = "predictive_coding": the predictive-coding network trained by EP
 // (models/predictive_coding.h).
-#include <algorithm>
-#include <cmath>
 
 #include "kernels/error.h"
 #include "models/model_registry.h"
@@ -53,12 +51,9 @@ std::unique_ptr<GradcheckReference> make_predictive_coding_gradcheck(const Gradc
       setup.parameters,
       // The kinks of the hard sigmoid: a pre-activation at 0 or 1 (the sigmoid has none).
       [](const predictive_coding_reference::Network& n, const std::vector<double>& sample) {
-        double margin = 1e300;
-        if (n.activation == PredictionActivation::sigmoid) return margin;
+        if (n.activation == PredictionActivation::sigmoid) return 1e300;
         const predictive_coding_reference::States free = predictive_coding_reference::forward_pass(n, sample);
-        for (const auto& layer : predictive_coding_reference::pre_activations(n, sample, free))
-          for (double a : layer) margin = std::min({margin, std::abs(a), std::abs(a - 1.0)});
-        return margin;
+        return hard_sigmoid_kink_margin(predictive_coding_reference::pre_activations(n, sample, free));
       },
       predictive_coding_reference::backprop_gradient);
 }
