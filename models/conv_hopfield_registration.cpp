@@ -69,28 +69,17 @@ void check_rules(const ModelRulesInput& in) {
 // Against central differences of the converged free-phase loss
 // (models/conv_hopfield_reference.h, which also draws the max-pooling ties into
 // the kink margin).
-class ConvHopfieldGradcheck final : public KinkedGradcheck {
- public:
-  explicit ConvHopfieldGradcheck(const GradcheckSetup& setup)
-      : KinkedGradcheck(setup.beta,
-                        "central differences of the loss at the free fixed point, naive loops (double precision)"),
-        network_(conv_reference::network_of(conv_hopfield_shape(setup.model))) {
-    assign_parameters(network_, setup.parameters);
-  }
-
- private:
-  double kink_margin(const std::vector<double>& sample) override {
-    return conv_reference::kink_margin(network_, sample, conv_reference::free_fixed_point(network_, sample));
-  }
-  void add_exact_comparison(const reference::Gradient& gradient, const std::vector<std::vector<double>>& xs,
-                            const std::vector<int>& labels, nlohmann::json& report) override {
-    conv_reference::Network engine = network_;
-    assign_parameters(engine, gradient);
-    add_gradient_comparison(report, engine, conv_reference::finite_difference_gradient(network_, xs, labels));
-  }
-
-  conv_reference::Network network_;
-};
+std::unique_ptr<GradcheckReference> make_conv_hopfield_gradcheck(const GradcheckSetup& setup) {
+  return reference_gradcheck(
+      setup.beta, "central differences of the loss at the free fixed point, naive loops (double precision)",
+      conv_reference::network_of(conv_hopfield_shape(setup.model)), setup.parameters,
+      [](const conv_reference::Network& n, const std::vector<double>& sample) {
+        return conv_reference::kink_margin(n, sample, conv_reference::free_fixed_point(n, sample));
+      },
+      [](const conv_reference::Network& n, const std::vector<std::vector<double>>& xs, const std::vector<int>& labels) {
+        return conv_reference::finite_difference_gradient(n, xs, labels);
+      });
+}
 
 }  // namespace
 
@@ -124,7 +113,7 @@ ModelKind conv_hopfield_kind() {
   kind.make = [](Backend& backend, const ModelConfig& model, int max_batch) -> std::unique_ptr<EnergyModel> {
     return std::make_unique<ConvHopfield>(backend, conv_hopfield_shape(model), max_batch);
   };
-  kind.gradcheck = make_gradcheck<ConvHopfieldGradcheck>;
+  kind.gradcheck = make_conv_hopfield_gradcheck;
   return kind;
 }
 

@@ -1,6 +1,4 @@
 // model.kind = "dense_hopfield": the layered Hopfield network (models/dense_hopfield.h).
-#include <algorithm>
-#include <cmath>
 
 #include "kernels/error.h"
 #include "models/dense_hopfield.h"
@@ -24,30 +22,19 @@ void check_rules(const ModelRulesInput& in) {
 
 // Against implicit differentiation through the free fixed point
 // (models/dense_hopfield_reference.h).
-class DenseHopfieldGradcheck final : public KinkedGradcheck {
- public:
-  explicit DenseHopfieldGradcheck(const GradcheckSetup& setup)
-      : KinkedGradcheck(setup.beta, "implicit differentiation through the free fixed point (double precision)") {
-    network_.layers = setup.model.layers;
-    network_.cost = setup.model.cost;
-    assign_parameters(network_, setup.parameters);
-  }
-
- private:
-  // The kinks of the hard sigmoid: a field at 0 or 1.
-  double kink_margin(const std::vector<double>& sample) override {
-    double margin = 1e300;
-    for (const auto& layer : reference::fields(network_, sample, reference::free_fixed_point(network_, sample)))
-      for (double field : layer) margin = std::min({margin, std::abs(field), std::abs(field - 1.0)});
-    return margin;
-  }
-  void add_exact_comparison(const reference::Gradient& engine, const std::vector<std::vector<double>>& xs,
-                            const std::vector<int>& labels, nlohmann::json& report) override {
-    add_gradient_comparison(report, engine, reference::implicit_gradient(network_, xs, labels));
-  }
-
-  reference::Network network_;
-};
+std::unique_ptr<GradcheckReference> make_dense_hopfield_gradcheck(const GradcheckSetup& setup) {
+  reference::Network network;
+  network.layers = setup.model.layers;
+  network.cost = setup.model.cost;
+  return reference_gradcheck(
+      setup.beta, "implicit differentiation through the free fixed point (double precision)", std::move(network),
+      setup.parameters,
+      // The kinks of the hard sigmoid: a field at 0 or 1.
+      [](const reference::Network& n, const std::vector<double>& sample) {
+        return hard_sigmoid_kink_margin(reference::fields(n, sample, reference::free_fixed_point(n, sample)));
+      },
+      reference::implicit_gradient);
+}
 
 }  // namespace
 
@@ -64,7 +51,7 @@ ModelKind dense_hopfield_kind() {
     return std::make_unique<DenseHopfield>(backend, DenseHopfieldShape{model.layers, model.cost}, max_batch,
                                            model.relaxation_path);
   };
-  kind.gradcheck = make_gradcheck<DenseHopfieldGradcheck>;
+  kind.gradcheck = make_dense_hopfield_gradcheck;
   return kind;
 }
 

@@ -17,6 +17,13 @@ reference::Gradient host_tensors(const ParameterSet& set) {
   return host;
 }
 
+double hard_sigmoid_kink_margin(const std::vector<std::vector<double>>& inputs) {
+  double margin = 1e300;
+  for (const auto& layer : inputs)
+    for (double a : layer) margin = std::min({margin, std::abs(a), std::abs(a - 1.0)});
+  return margin;
+}
+
 bool KinkMargin::usable(double margin) {
   margins_.push_back(margin);
   if (margin < needed_) return false;

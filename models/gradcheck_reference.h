@@ -4,7 +4,9 @@
 // parameters and samples is compared with.
 #pragma once
 
+#include <memory>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -77,6 +79,10 @@ class KinkMargin {
   std::vector<double> margins_;  // of every sample drawn, usable or not
 };
 
+// The kink margin of hard-sigmoid units, clip(a, 0, 1): how near the nearest of
+// their inputs `a` (layer by layer) is to 0 or 1.
+double hard_sigmoid_kink_margin(const std::vector<std::vector<double>>& inputs);
+
 // The check of a model whose loss has kinks: a sample is usable where it keeps
 // KinkMargin's distance from every kink, and the report says how many were
 // redrawn and what the exact gradient is (`reference`). The model gives the
@@ -104,5 +110,48 @@ class KinkedGradcheck : public GradcheckReference {
   KinkMargin kinks_;
   const std::string reference_;
 };
+
+// KinkedGradcheck over a reference network (a *_reference Network holding the
+// checked parameters): `margin(network, sample)` is a sample's kink margin and
+// `exact(network, xs, labels)` the exact gradient, a reference::Gradient or, for
+// a reference whose gradient is a Network, one compared with the engine's
+// gradient assigned to a copy of `network`.
+template <class Network, class Margin, class Exact>
+class ReferenceGradcheck final : public KinkedGradcheck {
+ public:
+  ReferenceGradcheck(double beta, std::string reference, Network network, Margin margin, Exact exact)
+      : KinkedGradcheck(beta, std::move(reference)),
+        network_(std::move(network)),
+        margin_(std::move(margin)),
+        exact_(std::move(exact)) {}
+
+ private:
+  double kink_margin(const std::vector<double>& sample) override { return margin_(network_, sample); }
+  void add_exact_comparison(const reference::Gradient& engine, const std::vector<std::vector<double>>& xs,
+                            const std::vector<int>& labels, nlohmann::json& report) override {
+    const auto exact = exact_(network_, xs, labels);
+    if constexpr (std::is_same_v<std::decay_t<decltype(exact)>, reference::Gradient>) {
+      add_gradient_comparison(report, engine, exact);
+    } else {
+      Network engine_network = network_;
+      assign_parameters(engine_network, engine);
+      add_gradient_comparison(report, engine_network, exact);
+    }
+  }
+
+  Network network_;
+  Margin margin_;
+  Exact exact_;
+};
+
+// The ReferenceGradcheck of `network`, given the checked parameters here.
+template <class Network, class Margin, class Exact>
+std::unique_ptr<GradcheckReference> reference_gradcheck(double beta, std::string reference, Network network,
+                                                        const reference::Gradient& parameters, Margin margin,
+                                                        Exact exact) {
+  assign_parameters(network, parameters);
+  return std::make_unique<ReferenceGradcheck<Network, Margin, Exact>>(beta, std::move(reference), std::move(network),
+                                                                      std::move(margin), std::move(exact));
+}
 
 }  // namespace eqprop

@@ -1,7 +1,5 @@
 // model.kind = "predictive_coding": the predictive-coding network trained by EP
 // (models/predictive_coding.h).
-#include <algorithm>
-#include <cmath>
 
 #include "kernels/error.h"
 #include "models/model_registry.h"
@@ -44,32 +42,21 @@ void check_rules(const ModelRulesInput& in) {
 }
 
 // Against backprop through the forward pass (models/predictive_coding_reference.h).
-class PredictiveCodingGradcheck final : public KinkedGradcheck {
- public:
-  explicit PredictiveCodingGradcheck(const GradcheckSetup& setup)
-      : KinkedGradcheck(setup.beta, "backprop through the forward pass, the free equilibrium (double precision)") {
-    network_.layers = setup.model.layers;
-    network_.activation = model_options<PredictionActivation>(setup.model);
-    assign_parameters(network_, setup.parameters);
-  }
-
- private:
-  // The kinks of the hard sigmoid: a pre-activation at 0 or 1 (the sigmoid has none).
-  double kink_margin(const std::vector<double>& sample) override {
-    double margin = 1e300;
-    if (network_.activation == PredictionActivation::sigmoid) return margin;
-    const predictive_coding_reference::States free = predictive_coding_reference::forward_pass(network_, sample);
-    for (const auto& layer : predictive_coding_reference::pre_activations(network_, sample, free))
-      for (double a : layer) margin = std::min({margin, std::abs(a), std::abs(a - 1.0)});
-    return margin;
-  }
-  void add_exact_comparison(const reference::Gradient& engine, const std::vector<std::vector<double>>& xs,
-                            const std::vector<int>& labels, nlohmann::json& report) override {
-    add_gradient_comparison(report, engine, predictive_coding_reference::backprop_gradient(network_, xs, labels));
-  }
-
-  predictive_coding_reference::Network network_;
-};
+std::unique_ptr<GradcheckReference> make_predictive_coding_gradcheck(const GradcheckSetup& setup) {
+  predictive_coding_reference::Network network;
+  network.layers = setup.model.layers;
+  network.activation = model_options<PredictionActivation>(setup.model);
+  return reference_gradcheck(
+      setup.beta, "backprop through the forward pass, the free equilibrium (double precision)", std::move(network),
+      setup.parameters,
+      // The kinks of the hard sigmoid: a pre-activation at 0 or 1 (the sigmoid has none).
+      [](const predictive_coding_reference::Network& n, const std::vector<double>& sample) {
+        if (n.activation == PredictionActivation::sigmoid) return 1e300;
+        const predictive_coding_reference::States free = predictive_coding_reference::forward_pass(n, sample);
+        return hard_sigmoid_kink_margin(predictive_coding_reference::pre_activations(n, sample, free));
+      },
+      predictive_coding_reference::backprop_gradient);
+}
 
 }  // namespace
 
@@ -92,7 +79,7 @@ ModelKind predictive_coding_kind() {
   kind.make = [](Backend& backend, const ModelConfig& model, int max_batch) -> std::unique_ptr<EnergyModel> {
     return std::make_unique<PredictiveCoding>(backend, model.layers, model_options<PredictionActivation>(model), max_batch);
   };
-  kind.gradcheck = make_gradcheck<PredictiveCodingGradcheck>;
+  kind.gradcheck = make_predictive_coding_gradcheck;
   return kind;
 }
 
