@@ -42,11 +42,9 @@ ModelKind dense_hopfield_kind() {
   ModelKind kind;
   kind.name = "dense_hopfield";
   kind.help = "the layered Hopfield network of DESIGN.md §1";
-  kind.minimum_layers = layers_from_input;
   kind.check = check_rules;
   kind.fused_relaxation = true;
   kind.implicit_gradient = true;
-  kind.weight_tensors = weight_tensors_between_layers;
   kind.make = [](Backend& backend, const ModelConfig& model, int max_batch) -> std::unique_ptr<EnergyModel> {
     return std::make_unique<DenseHopfield>(backend, DenseHopfieldShape{model.layers, model.cost}, max_batch,
                                            model.relaxation_path);

@@ -73,7 +73,6 @@ ModelKind ising_kind() {
     if (relaxation == "dsb") return "dsb";  // the temperatures and ising.update do not apply
     return relaxation + " (" + section.at("update").get<std::string>() + ")";
   };
-  kind.minimum_layers = layers_from_input;
   kind.parse_options = parse_options;
   kind.check = check_rules;
   kind.weight_tensors = weight_tensors_known_when_built;

@@ -53,6 +53,16 @@ struct GradcheckSetup {
   const reference::Gradient& parameters;  // the engine's initial parameters
 };
 
+// model.layers of a kind whose layers start with the input: input and output, and
+// a hidden layer for the softmax read-out of the cross-entropy cost.
+std::size_t layers_from_input(CostKind cost);
+
+// ModelKind::weight_tensors of a kind with one coupling tensor between each pair of
+// adjacent model.layers.
+std::size_t weight_tensors_between_layers(const ModelConfig& model);
+// ModelKind::weight_tensors of a kind whose tensor count only the built model knows.
+std::size_t weight_tensors_known_when_built(const ModelConfig& model);
+
 struct ModelKind {
   std::string name;
   // model.kind's reference: what the kind is, after "`name`, ".
@@ -65,16 +75,18 @@ struct ModelKind {
   // The relaxation its phases run, in words, for a kind that does not use
   // dynamics.integrator (records name what ran). Null: dynamics.integrator.
   std::function<std::string(const nlohmann::json& resolved)> relaxation;
-  // The least number of model.layers entries with a cost.
-  std::function<std::size_t(CostKind)> minimum_layers;
+  // The least number of model.layers entries with a cost. Default: layers that
+  // start with the input.
+  std::function<std::size_t(CostKind)> minimum_layers = layers_from_input;
   // Parses its section(s) of the resolved config into its typed options;
   // ConfigError naming `source` and the key. Null: no options.
   std::function<std::any(const nlohmann::json& resolved, const std::string& source)> parse_options;
   // Rules across sections (dynamics, cost, ep); ConfigError naming the keys. Null: none.
   std::function<void(const ModelRulesInput&)> check;
   // Weight tensors optimizer.lr lists when it is a list; 0 where only the built
-  // model knows (the trainer checks it then).
-  std::function<std::size_t(const ModelConfig&)> weight_tensors;
+  // model knows (the trainer checks it then). Default: one tensor between each
+  // pair of adjacent model.layers.
+  std::function<std::size_t(const ModelConfig&)> weight_tensors = weight_tensors_between_layers;
   // It has a fused relaxation path (training.relaxation_path = fused is refused otherwise).
   bool fused_relaxation = false;
   // Its model implements EnergyModel::implicit_gradient (training.algorithm =
@@ -86,16 +98,6 @@ struct ModelKind {
   std::function<std::unique_ptr<GradcheckReference>(const GradcheckSetup&)> gradcheck;
   std::string no_gradcheck;
 };
-
-// model.layers of a kind whose layers start with the input: input and output, and
-// a hidden layer for the softmax read-out of the cross-entropy cost.
-std::size_t layers_from_input(CostKind cost);
-
-// ModelKind::weight_tensors of a kind with one coupling tensor between each pair of
-// adjacent model.layers.
-std::size_t weight_tensors_between_layers(const ModelConfig& model);
-// ModelKind::weight_tensors of a kind whose tensor count only the built model knows.
-std::size_t weight_tensors_known_when_built(const ModelConfig& model);
 
 // The typed options the kind's parse_options returned for `model`.
 template <class Options>

@@ -88,11 +88,9 @@ ModelKind oscillator_kind() {
        "model.kind = oscillator: the input x is clamped as the phases input_scale * x (pi: pixels in "
        "[0, 1] span phases 0 to pi)."},
   };
-  kind.minimum_layers = layers_from_input;
   kind.parse_options = parse_options;
   kind.check = check_rules;
   kind.fused_relaxation = true;
-  kind.weight_tensors = weight_tensors_between_layers;
   kind.make = [](Backend& backend, const ModelConfig& model, int max_batch) -> std::unique_ptr<EnergyModel> {
     const auto& options = model_options<OscillatorOptions>(model);
     return std::make_unique<OscillatorNetwork>(

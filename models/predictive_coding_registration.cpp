@@ -71,11 +71,9 @@ ModelKind predictive_coding_kind() {
                           "`hard_sigmoid`: clip(a, 0, 1), whose flat sides stop the gradient of the units they "
                           "catch (outputs trained towards 0 die there).")};
   kind.reported_sections = {"predictive_coding"};
-  kind.minimum_layers = layers_from_input;
   kind.parse_options = parse_options;
   kind.check = check_rules;
   kind.implicit_gradient = true;
-  kind.weight_tensors = weight_tensors_between_layers;
   kind.make = [](Backend& backend, const ModelConfig& model, int max_batch) -> std::unique_ptr<EnergyModel> {
     return std::make_unique<PredictiveCoding>(backend, model.layers, model_options<PredictionActivation>(model), max_batch);
   };
