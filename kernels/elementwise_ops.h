@@ -14,6 +14,7 @@
 #include "kernels/ising_readout.h"
 #include "kernels/layer_step.h"
 #include "kernels/max_pool.h"
+#include "kernels/metric_slot_copy.h"
 #include "kernels/metropolis_sweep.h"
 #include "kernels/oscillator_ising.h"
 #include "kernels/oscillator_row_energy.h"
@@ -67,4 +68,5 @@
   X(IsingReadoutOp)               \
   X(ReplicaSumOp)                 \
   X(TransposeOp)                  \
-  X(AdjointStepOp)
+  X(AdjointStepOp)                \
+  X(MetricSlotCopyOp)

@@ -59,6 +59,7 @@ ModelKind dense_hopfield_kind() {
   kind.minimum_layers = layers_from_input;
   kind.check = check_rules;
   kind.fused_relaxation = true;
+  kind.capturable_step = true;  // no host reads in a step (tests/test_counting_backend.cpp)
   kind.weight_tensors = [](const ModelConfig& model) { return model.layers.size() - 1; };
   kind.make = [](Backend& backend, const ModelConfig& model, int max_batch) -> std::unique_ptr<EnergyModel> {
     return std::make_unique<DenseHopfield>(backend, DenseHopfieldShape{model.layers, model.cost}, max_batch,
