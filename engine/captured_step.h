@@ -61,6 +61,12 @@ class CapturedStep {
   // and must not change host state that later steps depend on.
   void run(const StepShape& shape, const std::function<void()>& enqueue_step);
 
+  // Drops every recording (the next steps warm up and record again): for the
+  // caller to call after work of other shapes on the same backend, which may have
+  // reallocated what a recording points to (a convolution library's workspace
+  // grown by a larger evaluation batch).
+  void forget() { entries_.clear(); }
+
   bool recording() const { return record_; }
   std::size_t graphs() const;
   // Why recording stopped (a step that could not be recorded, under auto); empty if it did not.

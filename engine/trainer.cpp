@@ -215,6 +215,7 @@ void Trainer::run_phases(const float* x, const float* target, int batch, std::ui
 void Trainer::ep_gradient(const float* x, const float* target, int batch, std::uint64_t global_batch,
                           ParameterSet& gradient, InputForm form) {
   read_queued_metrics();  // the free energies go to slot 0 of the metric buffers
+  captured_->forget();  // a batch of another size may grow scratch a recording points to
   compute_gradient(x, target, batch, global_batch, form, energy_.data(), gradient);
 }
 
@@ -516,6 +517,9 @@ EvalResult Trainer::evaluate(const Dataset& data, const Normalization& normaliza
   convert_on_loader(options, hardware_tensor::kEvalInput, 0);
   BatchLoader loader(staging(), data, normalization, classes_, options);
   read_queued_metrics();  // evaluation reuses slot 0 of the metric buffers
+  // Evaluation runs larger batches, which may grow the backend's scratch (a
+  // convolution library's workspace) that a recorded step points to: record again.
+  captured_->forget();
   double loss_sum = 0, correct_sum = 0, energy_sum = 0, steps_sum = 0;
   std::int64_t samples = 0, batches = 0;
   std::vector<float> loss(options.batch_size), correct(options.batch_size), energy(options.batch_size);

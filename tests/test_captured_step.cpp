@@ -201,6 +201,12 @@ TEST_CASE("captured step: each shape runs once directly, is recorded once, then 
     // Two more shapes fit (kMaxGraphs = 4); the last two always run directly.
     CHECK(captured.graphs() == CapturedStep::kMaxGraphs);
     CHECK(direct == 4 + 2 * 2 + 2 * 3);
+    // After forget() a shape warms up and records again.
+    captured.forget();
+    CHECK(captured.graphs() == 0);
+    captured.run(slot0, step);
+    captured.run(slot0, step);
+    CHECK((direct == 14 + 2 && log.ends == 5));
   }
   SUBCASE("a step that cannot be recorded runs directly, and recording stops (auto)") {
     CapturedStep captured(backend, true, false);
