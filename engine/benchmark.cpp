@@ -128,6 +128,9 @@ nlohmann::json run_benchmark(Backend& backend, const Config& config, const Bench
                         {"t_nudge", config.dynamics.t_nudge},
                         {"nudging", config.resolved["ep"]["nudging"]},
                         {"batch", batch},
+                        // Whether the timed steps were replays of a recorded graph
+                        // (training.cuda_graphs): their counts are then the upload's alone.
+                        {"cuda_graphs", trainer.captured_step().graphs() > 0},
                         {"ms_per_batch", median * 1e3},
                         {"ms_per_batch_min", times.front() * 1e3},
                         {"samples_per_s", batch / median},

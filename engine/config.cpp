@@ -10,6 +10,7 @@
 #include <mutex>
 #include <sstream>
 
+#include "engine/captured_step.h"
 #include "models/json_limits.h"
 #include "models/model_registry.h"
 #include "kernels/error.h"
@@ -37,6 +38,8 @@ constexpr Choice<ConvolutionPath> kConvPaths[] = {
     {"auto", ConvolutionPath::automatic}, {"library", ConvolutionPath::library}, {"im2col", ConvolutionPath::im2col}};
 constexpr Choice<RelaxationPath> kRelaxationPaths[] = {
     {"auto", RelaxationPath::automatic}, {"fused", RelaxationPath::fused}, {"gemm", RelaxationPath::gemm}};
+constexpr Choice<CudaGraphMode> kCudaGraphModes[] = {
+    {"auto", CudaGraphMode::automatic}, {"on", CudaGraphMode::on}, {"off", CudaGraphMode::off}};
 constexpr Choice<bool> kTrainingAlgorithms[] = {{"ep", false}, {"implicit", true}};  // TrainingConfig::implicit
 constexpr Choice<bool> kNormalizations[] = {{"unit", false}, {"standardize", true}};  // DataConfig::standardize
 
@@ -144,6 +147,12 @@ std::vector<ConfigKey> build_schema() {
        "without noise, early exit, ADC read-out or the cross-entropy nudge, at most 4 state layers: others take "
        "the GEMM path), `gemm` (GEMMs and a fused step op per step) or `auto` (fused only where measured faster: "
        "perf/relaxation_path_crossover.sh). The paths agree up to summation order."},
+      {"training.cuda_graphs", ConfigValueType::choice, "auto", 0, 0, false, choice_names(kCudaGraphModes),
+       "Record the training step once as a CUDA graph and replay it every batch (the per-step values, learning "
+       "rate and metric slot, are read from a device block). `on`: refused for a config whose step cannot be "
+       "recorded (early exit, Langevin noise, the hardware model, a random sign of beta, the implicit "
+       "algorithm, a model kind with host reads in its step). `auto`: off until a GPU run has shown replayed "
+       "steps equal to direct ones (engine/captured_step.h); the run header says which. The CPU backend runs every step directly. Same results."},
       {"training.algorithm", ConfigValueType::choice, "ep", 0, 0, false, choice_names(kTrainingAlgorithms),
        "How the gradient is computed. `ep`: Equilibrium Propagation (the nudged phases of `ep.*`). `implicit`: "
        "the exact gradient of the loss at the free fixed point by implicit differentiation (dense_hopfield, "
@@ -476,6 +485,7 @@ TrainingConfig parse_training(const json& section, const std::string& source) {
   training.implicit =
       choice_value(kTrainingAlgorithms, section.at("algorithm"), source + ": training.algorithm");
   training.adjoint_iterations = section.at("adjoint_iterations").get<int>();
+  training.cuda_graphs = choice_value(kCudaGraphModes, section.at("cuda_graphs"), source + ": training.cuda_graphs");
   return training;
 }
 
@@ -508,6 +518,12 @@ void check_across_sections(const Config& config, const std::string& source) {
   if (config.model.relaxation_path == RelaxationPath::fused && !kind.fused_relaxation)
     throw ConfigError(source + ": training.relaxation_path = \"fused\" but model.kind = " +
                       excerpt_json(resolved["model"]["kind"]) + " has no fused relaxation path");
+  if (config.training.cuda_graphs == CudaGraphMode::on) {
+    const std::string refusal = step_capture_refusal(config);
+    if (!refusal.empty())
+      throw ConfigError(source + ": training.cuda_graphs = \"on\" but the training step cannot be recorded as a "
+                        "CUDA graph: " + refusal + ". Use \"auto\" (runs it directly) or \"off\"");
+  }
   if (kind.check)
     kind.check(ModelRulesInput{config.model, config.dynamics.integrator, config.dynamics.nudge_integrator,
                                config.ep.beta, config.ep.symmetric, resolved, source});

@@ -57,6 +57,10 @@ struct OptimizerConfig {
   float learning_rate(std::size_t tensor) const { return learning_rates[single_rate ? 0 : tensor]; }
 };
 
+// training.cuda_graphs: whether the training step is recorded once as a CUDA graph
+// and replayed (engine/captured_step.h).
+enum class CudaGraphMode { automatic, on, off };
+
 struct TrainingConfig {
   int epochs = 30;
   int batch_size = 128;
@@ -68,6 +72,7 @@ struct TrainingConfig {
   // implicit differentiation (EnergyModel::implicit_gradient) instead of EP.
   bool implicit = false;
   int adjoint_iterations = 50;
+  CudaGraphMode cuda_graphs = CudaGraphMode::automatic;
 };
 
 struct DataConfig {

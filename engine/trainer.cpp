@@ -80,6 +80,21 @@ Trainer::Trainer(Backend& backend, const Config& config, int input_size, int cla
     inputs_[slot] = DeviceBuffer<float>(backend, max_batch * input_size);
     targets_[slot] = DeviceBuffer<float>(backend, max_batch * classes);
   }
+  if (model_->parameters().weights.size() > static_cast<std::size_t>(StepParameters::kMaxLayers))
+    throw ConfigError("the model has " + std::to_string(model_->parameters().weights.size()) +
+                      " parameter layers; the trainer takes at most " + std::to_string(StepParameters::kMaxLayers));
+  step_parameters_ = StepParameterBlock(backend, kMetricsBatches);
+  const int ranks = Distributed::world().size();
+  if (config.training.cuda_graphs == CudaGraphMode::on && ranks > 1)
+    throw ConfigError("training.cuda_graphs = \"on\" but the step cannot be recorded as a CUDA graph with " +
+                      std::to_string(ranks) + " MPI ranks (the gradient allreduce runs on the host); use \"auto\"");
+  captured_ = std::make_unique<CapturedStep>(backend, records_steps(config, backend, ranks),
+                                             config.training.cuda_graphs == CudaGraphMode::on);
+  if (captured_->recording()) {
+    step_loss_ = DeviceBuffer<float>(backend, max_batch);
+    step_correct_ = DeviceBuffer<float>(backend, max_batch);
+    step_energy_ = DeviceBuffer<float>(backend, max_batch);
+  }
   loss_ = DeviceBuffer<float>(backend, kMetricsBatches * max_batch);
   correct_ = DeviceBuffer<float>(backend, kMetricsBatches * max_batch);
   energy_ = DeviceBuffer<float>(backend, kMetricsBatches * max_batch);
@@ -210,6 +225,7 @@ void Trainer::run_phases(const float* x, const float* target, int batch, std::ui
 void Trainer::ep_gradient(const float* x, const float* target, int batch, std::uint64_t global_batch,
                           ParameterSet& gradient, InputForm form) {
   read_queued_metrics();  // the free energies go to slot 0 of the metric buffers
+  captured_->forget();  // a batch of another size may grow scratch a recording points to
   compute_gradient(x, target, batch, global_batch, form, energy_.data(), gradient);
 }
 
@@ -240,19 +256,52 @@ void Trainer::gradient_from_phases(const float* target, int batch, std::uint64_t
 void Trainer::train_step(const float* x, const float* target, int batch, std::uint64_t global_batch,
                          float learning_rate_scale, InputForm form) {
   if (queued_.size() == static_cast<std::size_t>(kMetricsBatches)) read_queued_metrics();
-  const std::size_t metrics_at = metric_rows(queued_.size() * static_cast<std::size_t>(max_batch_of(config_)));
-  compute_gradient(x, target, batch, global_batch, form, energy_.data() + metrics_at, gradient_);
+  // The step's own values go to the device block first (the host copy of this
+  // metric slot is free again: its last upload ran before the last metrics read).
+  const int queue_slot = static_cast<int>(queued_.size());
+  StepParameters& values = step_parameters_.host(queue_slot);
+  for (std::size_t l = 0; l < optimizer_parameters().weights.size(); ++l)
+    values.learning_rates[l] = config_.optimizer.learning_rate(l) * learning_rate_scale;
+  values.metric_slot = queue_slot;
+  step_parameters_.upload(queue_slot);
+  writes_done_ = static_cast<std::uint32_t>(global_batch + 1);
+  captured_->run(StepShape{x, target, batch},
+                 [&] { enqueue_step(x, target, batch, global_batch, form, queue_slot); });
+  queued_.push_back({batch, free_result_.steps, std::max(plus_result_.steps, minus_result_.steps), shard_begin_,
+                     global_rows_});
+  ++steps_taken_;
+}
+
+void Trainer::enqueue_step(const float* x, const float* target, int batch, std::uint64_t global_batch,
+                           InputForm form, int queue_slot) {
+  // Recording: the metrics go to fixed arrays and MetricSlotCopyOp moves them to
+  // the slot the block names; otherwise straight into the slot, as they always did.
+  const bool recording = captured_->recording();
+  // With device sums over ranks (never recorded), metric_rows places this rank's
+  // rows in the global batch.
+  const std::size_t slot =
+      metric_rows(static_cast<std::size_t>(queue_slot) * static_cast<std::size_t>(max_batch_of(config_)));
+  float* const loss = recording ? step_loss_.data() : loss_.data() + slot;
+  float* const correct = recording ? step_correct_.data() : correct_.data() + slot;
+  float* const energy = recording ? step_energy_.data() : energy_.data() + slot;
+  compute_gradient(x, target, batch, global_batch, form, energy, gradient_);
   if (global_rows_ > 0) sum_gradient_over_ranks(batch);
-  model_->metrics(free_, target, loss_.data() + metrics_at, correct_.data() + metrics_at);
+  model_->metrics(free_, target, loss, correct);
+  if (recording)
+    backend_.run(MetricSlotCopyOp{{step_loss_.data(), step_correct_.data(), step_energy_.data()},
+                                  {loss_.data(), correct_.data(), energy_.data()},
+                                  step_parameters_.metric_slot(),
+                                  batch,
+                                  max_batch_of(config_)},
+                 3 * std::int64_t(batch));
   // The update of each tensor and its write into the device (DAC, programming
   // noise, mismatch) share one pass (HardwareModel::update_parameter).
   ParameterSet& parameters = optimizer_parameters();
   ParameterSet& device = model_->parameters();
-  writes_done_ = static_cast<std::uint32_t>(global_batch + 1);
   const float momentum = config_.optimizer.momentum, decay = config_.optimizer.weight_decay;
   for (std::size_t l = 0; l < parameters.weights.size(); ++l) {
-    const float lr = config_.optimizer.learning_rate(l) * learning_rate_scale;
     const int layer = static_cast<int>(l);
+    const float* lr = step_parameters_.learning_rate(layer);
     hardware_.update_parameter(
         SgdMomentumOp{parameters.weights[l].data(), velocity_.weights[l].data(), gradient_.weights[l].data(), lr,
                       momentum, decay},
@@ -264,9 +313,6 @@ void Trainer::train_step(const float* x, const float* target, int batch, std::ui
         device.biases[l].data(), static_cast<std::int64_t>(parameters.biases[l].size()),
         hardware_tensor::biases(layer), writes_done_);
   }
-  queued_.push_back({batch, free_result_.steps, std::max(plus_result_.steps, minus_result_.steps), shard_begin_,
-                     global_rows_});
-  ++steps_taken_;
 }
 
 void Trainer::read_queued_metrics() {
@@ -522,6 +568,9 @@ EvalResult Trainer::evaluate(const Dataset& data, const Normalization& normaliza
   convert_on_loader(options, hardware_tensor::kEvalInput, 0);
   BatchLoader loader(staging(), data, normalization, classes_, options);
   read_queued_metrics();  // evaluation reuses slot 0 of the metric buffers
+  // Evaluation runs larger batches, which may grow the backend's scratch (a
+  // convolution library's workspace) that a recorded step points to: record again.
+  captured_->forget();
   double loss_sum = 0, correct_sum = 0, energy_sum = 0, steps_sum = 0;
   std::int64_t samples = 0, batches = 0;
   std::vector<float> loss(options.batch_size), correct(options.batch_size), energy(options.batch_size);

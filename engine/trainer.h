@@ -9,9 +9,11 @@
 #include <vector>
 
 #include "engine/batch_loader.h"
+#include "engine/captured_step.h"
 #include "engine/config.h"
 #include "engine/hardware_model.h"
 #include "engine/dataset.h"
+#include "kernels/step_parameters.h"
 #include "models/energy_model.h"
 
 namespace eqprop {
@@ -82,6 +84,8 @@ class Trainer {
   static constexpr int kMetricsBatches = 16;
   // Training steps taken since construction (counted when launched, not when read).
   std::int64_t steps_taken() const { return steps_taken_; }
+  // The recording of train_step as a CUDA graph (training.cuda_graphs).
+  const CapturedStep& captured_step() const { return *captured_; }
   // Computes the gradient of a batch without updating (for gradcheck and tests):
   // EP's, or the implicit one under training.algorithm = implicit.
   void ep_gradient(const float* x, const float* target, int batch, std::uint64_t global_batch,
@@ -133,6 +137,12 @@ class Trainer {
                         float* free_energy, ParameterSet& gradient);
   // The contrastive gradient of the phases run_phases left, seen through the ADC.
   void gradient_from_phases(const float* target, int batch, std::uint64_t global_batch, ParameterSet& gradient);
+  // The device work of train_step after its step parameters are uploaded: the
+  // phases, the gradient, the metrics into queue slot `queue_slot` and the update.
+  // What train_step records (engine/captured_step.h): every per-step value it
+  // passes to a kernel comes from step_parameters_ when recording.
+  void enqueue_step(const float* x, const float* target, int batch, std::uint64_t global_batch, InputForm form,
+                    int queue_slot);
   // Moves the metrics of the steps queued on the device into unread_, one
   // BatchResult per step (three copies to the host, one wait).
   void read_queued_metrics();
@@ -182,6 +192,13 @@ class Trainer {
     std::int64_t free_steps = 0, nudge_steps = 0;
     int shard_begin = 0, global_rows = 0;  // the step's shard (global_rows 0: not sharded)
   };
+  // The per-step values kernels read (learning rates, metric slot), one host copy
+  // per metric slot (kernels/step_parameters.h: reused after a read of the metrics).
+  StepParameterBlock step_parameters_;
+  std::unique_ptr<CapturedStep> captured_;
+  // (max batch) each: a recorded step's loss, correctness and free energy, moved
+  // into their queue slot by MetricSlotCopyOp. Allocated only when recording.
+  DeviceBuffer<float> step_loss_, step_correct_, step_energy_;
   std::vector<QueuedStep> queued_;   // steps whose metrics are still on the device
   std::vector<BatchResult> unread_;  // steps read from the device, not yet flushed
   std::int64_t steps_taken_ = 0;

@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "engine/batch_planner.h"
+#include "engine/captured_step.h"
 #include "engine/benchmark.h"
 #include "engine/checkpoint.h"
 #include "engine/config.h"
@@ -228,6 +229,7 @@ int command_train(const std::vector<std::string>& args, std::ostream& out) {
       << " train, " << used(data.test.count(), config.data.test_limit) << " test)\n"
       << "    model " << model_summary(config) << "\n"
       << "    backend " << backend->name() << " (" << backend->device_name() << "), output " << out_dir << "\n"
+      << "    cuda graphs: " << step_capture_summary(config, *backend, world.size()) << "\n"
       << "    mpi: " << (Distributed::built_with_mpi() ? "yes" : "no") << " (" << world.size()
       << (world.size() == 1 ? " rank)"
                             : " ranks, sums on the " + reduction_path_name(world.reduction_path(*backend)) + ")")

@@ -25,6 +25,7 @@
 #include "kernels/gemm_precision.h"
 #include "kernels/plane_layout.h"
 #include "kernels/sliding_window.h"
+#include "kernels/stream_capture.h"
 
 namespace eqprop {
 
@@ -99,6 +100,16 @@ class Backend {
   virtual void copy_on_device(void* device_destination, const void* device_source,
                               std::size_t bytes) = 0;
   virtual void fill_zero(void* device_destination, std::size_t bytes) = 0;
+  // A host -> device copy ordered with compute like a kernel and not waited for
+  // (kernels/step_parameters.h): host_source is allocate_host memory that must not
+  // change until the copy has run, i.e. until the host next waits for the device.
+  // The CPU backend copies at once.
+  virtual void enqueue_copy_to_device(void* device_destination, const void* host_source, std::size_t bytes) {
+    copy_to_device(device_destination, host_source, bytes);
+  }
+  // Recording calls into a replayable graph (kernels/stream_capture.h); null where
+  // the backend runs every call directly (the CPU backend).
+  virtual StreamCapture* stream_capture() { return nullptr; }
 
   // Row-major single-precision GEMM:
   //   c (m, n) = alpha * op(a) (m, k) * op(b) (k, n) + beta * c,

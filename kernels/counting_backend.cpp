@@ -206,6 +206,13 @@ void CountingBackend::copy_to_device(void* device_destination, const void* host_
   record_sync(kCopyToDevice);
 }
 
+void CountingBackend::enqueue_copy_to_device(void* device_destination, const void* host_source,
+                                             std::size_t bytes) {
+  inner_.enqueue_copy_to_device(device_destination, host_source, bytes);
+  if (bytes == 0) return;
+  record_transfer(kHostToDeviceCopies, kBytesHostToDevice, bytes);
+}
+
 void CountingBackend::copy_to_host(void* host_destination, const void* device_source, std::size_t bytes) {
   inner_.copy_to_host(host_destination, device_source, bytes);
   if (bytes == 0) return;

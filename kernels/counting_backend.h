@@ -71,7 +71,7 @@ struct BackendCounts {
 // What happened between `earlier` and `later` (maps: per key; keys that end at 0 dropped).
 BackendCounts operator-(const BackendCounts& later, const BackendCounts& earlier);
 
-class CountingBackend final : public Backend {
+class CountingBackend : public Backend {
  public:
   // `inner` must outlive the decorator.
   explicit CountingBackend(Backend& inner) : inner_(inner) {}
@@ -101,6 +101,9 @@ class CountingBackend final : public Backend {
   void copy_to_host(void* host_destination, const void* device_source, std::size_t bytes) override;
   void copy_on_device(void* device_destination, const void* device_source, std::size_t bytes) override;
   void fill_zero(void* device_destination, std::size_t bytes) override;
+  // Counted as a host -> device copy without a host wait (a stream-ordered copy).
+  void enqueue_copy_to_device(void* device_destination, const void* host_source, std::size_t bytes) override;
+  StreamCapture* stream_capture() override { return inner_.stream_capture(); }
 
   void gemm(Transpose transpose_a, Transpose transpose_b, int m, int n, int k, float alpha, const float* a,
             int lda, const float* b, int ldb, float beta, float* c, int ldc) override;

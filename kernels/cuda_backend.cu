@@ -35,6 +35,7 @@
 #include "kernels/backend.h"
 #include "kernels/cuda_backend.h"
 #include "kernels/cuda_check.h"
+#include "kernels/cuda_graph.h"
 #ifdef EQPROP_HAVE_CUDNN
 #include "kernels/cudnn_convolution.h"
 #endif
@@ -288,6 +289,16 @@ class CudaBackend final : public Backend {
                                       cudaMemcpyHostToDevice, compute_stream_.get()));
     EQPROP_CUDA_CHECK(cudaStreamSynchronize(compute_stream_.get()));
   }
+  // From pinned memory the copy is asynchronous (and a graph node under capture).
+  void enqueue_copy_to_device(void* device_destination, const void* host_source, std::size_t bytes) override {
+    EQPROP_CUDA_CHECK(cudaMemcpyAsync(device_destination, host_source, bytes, cudaMemcpyHostToDevice,
+                                      compute_stream_.get()));
+  }
+  StreamCapture* stream_capture() override {
+    if (!capture_) capture_ = make_cuda_stream_capture(compute_stream_.get());
+    return capture_.get();
+  }
+
   void copy_to_host(void* host_destination, const void* device_source, std::size_t bytes) override {
     if (bytes == 0) return;
     EQPROP_CUDA_CHECK(cudaMemcpyAsync(host_destination, device_source, bytes,
@@ -478,6 +489,7 @@ class CudaBackend final : public Backend {
   DeviceScratch count_result_;    // (1) int64 result of count_nonfinite
   PinnedScratch host_count_;      // (1) int64, its pinned host copy
   AllocationCounter counter_;     // what allocate() holds (not the scratch above)
+  std::unique_ptr<StreamCapture> capture_;  // of compute_stream_, made on first use
 #ifdef EQPROP_HAVE_CUDNN
   // Made on the first library convolution: a cuDNN handle costs GPU memory and time.
   std::unique_ptr<ConvolutionLibrary> convolutions_;

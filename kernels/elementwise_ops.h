@@ -14,6 +14,7 @@
 #include "kernels/ising_readout.h"
 #include "kernels/layer_step.h"
 #include "kernels/max_pool.h"
+#include "kernels/metric_slot_copy.h"
 #include "kernels/metropolis_sweep.h"
 #include "kernels/oscillator_ising.h"
 #include "kernels/oscillator_row_energy.h"
@@ -72,4 +73,5 @@
   X(PredictionOp)                 \
   X(PredictionErrorOp)            \
   X(PredictiveCodingStepOp)       \
-  X(PredictionEnergyOp)
+  X(PredictionEnergyOp)           \
+  X(MetricSlotCopyOp)

@@ -16,7 +16,10 @@ struct SgdMomentumOp {
   float* weights;         // (count)
   float* velocity;        // (count)
   const float* gradient;  // (count) dLoss/dw estimate
-  float learning_rate;
+  // Read when the op runs, not when it is launched: the trainer points it into the
+  // step-parameter block (kernels/step_parameters.h), so the learning rate of a
+  // schedule changes without changing the launch.
+  const float* learning_rate;
   float momentum;
   float weight_decay;
 
@@ -24,7 +27,7 @@ struct SgdMomentumOp {
     const float g = gradient[i] + weight_decay * weights[i];
     const float v = momentum * velocity[i] + g;
     velocity[i] = v;
-    weights[i] -= learning_rate * v;
+    weights[i] -= *learning_rate * v;
   }
 };
 

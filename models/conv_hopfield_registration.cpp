@@ -86,6 +86,7 @@ std::unique_ptr<GradcheckReference> make_conv_hopfield_gradcheck(const Gradcheck
 ModelKind conv_hopfield_kind() {
   ModelKind kind;
   kind.name = "conv_hopfield";
+  kind.capturable_step = true;  // no host reads in a step (tests/test_counting_backend.cpp)
   kind.help = "conv layers with 2x2 pooling (the `conv` section) then the dense layers of model.layers "
               "(Laborieux et al. 2021)";
   kind.keys = {

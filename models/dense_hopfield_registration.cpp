@@ -45,6 +45,7 @@ ModelKind dense_hopfield_kind() {
   kind.check = check_rules;
   kind.fused_relaxation = true;
   kind.implicit_gradient = true;
+  kind.capturable_step = true;  // no host reads in a step (tests/test_counting_backend.cpp)
   kind.make = [](Backend& backend, const ModelConfig& model, int max_batch) -> std::unique_ptr<EnergyModel> {
     return std::make_unique<DenseHopfield>(backend, DenseHopfieldShape{model.layers, model.cost}, max_batch,
                                            model.relaxation_path);

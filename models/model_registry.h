@@ -92,6 +92,11 @@ struct ModelKind {
   // Its model implements EnergyModel::implicit_gradient (training.algorithm =
   // implicit is refused otherwise).
   bool implicit_gradient = false;
+  // Its training step makes the same backend calls with the same arguments every
+  // step, with no host read inside, apart from what the trainer refuses for every
+  // kind (early exit, Langevin noise, the hardware model, a random sign of beta):
+  // training.cuda_graphs may record it once and replay it (engine/captured_step.h).
+  bool capturable_step = false;
   // Builds the model sized for max_batch systems, its parameters not yet initialized.
   std::function<std::unique_ptr<EnergyModel>(Backend&, const ModelConfig&, int max_batch)> make;
   // Its gradient-check reference; null when it has none, with why in no_gradcheck.

@@ -200,6 +200,18 @@ for path in fused gemm; do
     "${small[@]}" --set training.relaxation_path=$path
 done
 check bench_conv_small 120 bench --device "$device" --config configs/fashion_mnist_conv.json "${repeats[@]}" "${small[@]}"
+# With and without CUDA graphs (training.cuda_graphs, engine/captured_step.h): the
+# same step submitted as one graph replay or as its hundreds of launches; the
+# difference is the submission cost perf/gpu_step_model.md estimates. The counts of
+# a replayed step are its step-parameter upload alone (the replay makes no calls).
+for graphs in on off; do
+  check "bench_dense_graphs_$graphs" 120 bench --device "$device" --config configs/fashion_mnist.json "${repeats[@]}" \
+    "${small[@]}" --set training.cuda_graphs=$graphs
+  check "bench_dense_fused_graphs_$graphs" 120 bench --device "$device" --config configs/fashion_mnist.json \
+    "${repeats[@]}" "${small[@]}" --set training.relaxation_path=fused --set training.cuda_graphs=$graphs
+  check "bench_conv_small_graphs_$graphs" 120 bench --device "$device" --config configs/fashion_mnist_conv.json \
+    "${repeats[@]}" "${small[@]}" --set training.cuda_graphs=$graphs
+done
 for precision in fp32 tf32 bf16; do
   check "bench_cifar10_conv4_$precision" 150 bench --device "$device" --config configs/cifar10_conv4_laborieux.json \
     "${cifar_steps[@]}" --set training.gemm_precision=$precision --repeats 3 --warmup 1

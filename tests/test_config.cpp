@@ -88,6 +88,7 @@ const std::vector<std::string> kSchemaKeys = {
     "training.gemm_precision",
     "training.conv_path",
     "training.relaxation_path",
+    "training.cuda_graphs",
     "training.algorithm", "training.adjoint_iterations",
     "conv.input_shape", "conv.channels", "conv.kernel", "conv.stride", "conv.padding", "conv.pool",
     "hardware.dac.enabled", "hardware.dac.bits", "hardware.dac.range", "hardware.dac.lo", "hardware.dac.hi",
@@ -111,6 +112,7 @@ TEST_CASE("config: defaults") {
   // A learning rate for every weight tensor, whether the default is a number or a list.
   for (std::size_t l = 0; l < 2; ++l) CHECK(config.optimizer.learning_rate(l) > 0.0f);
   CHECK(config.training.epochs == 30);
+  CHECK(config.training.cuda_graphs == CudaGraphMode::automatic);
   CHECK(config.data.name == "fashion_mnist");
   CHECK(config.device == "auto");
 

@@ -560,6 +560,7 @@ TEST_CASE("ops: SgdMomentumOp follows PyTorch's SGD (momentum, no dampening, L2 
     std::vector<double> w_magnitude(count), v_magnitude(count, 0.0);
     for (std::size_t i = 0; i < count; ++i) w_magnitude[i] = std::fabs(weights[i]);
     auto dw = on_device(*backend, weights);
+    auto dlr = on_device(*backend, {learning_rate});  // read by the op when it runs
     DeviceBuffer<float> dv(*backend, count);
     dv.zero();
     for (int step = 0; step < 3; ++step) {
@@ -569,7 +570,7 @@ TEST_CASE("ops: SgdMomentumOp follows PyTorch's SGD (momentum, no dampening, L2 
       op.weights = dw.data();
       op.velocity = dv.data();
       op.gradient = dg.data();
-      op.learning_rate = learning_rate;
+      op.learning_rate = dlr.data();
       op.momentum = momentum;
       op.weight_decay = weight_decay;
       backend->run(op, static_cast<std::int64_t>(count));
@@ -607,11 +608,12 @@ TEST_CASE("ops: SgdMomentumOp's first step from zero velocity is w - lr (grad + 
   auto w = on_device(*backend, {1.0f});
   auto v = on_device(*backend, {0.0f});
   auto g = on_device(*backend, {0.5f});
+  auto lr = on_device(*backend, {0.1f});
   eqprop::SgdMomentumOp op{};
   op.weights = w.data();
   op.velocity = v.data();
   op.gradient = g.data();
-  op.learning_rate = 0.1f;
+  op.learning_rate = lr.data();
   op.momentum = 0.9f;
   op.weight_decay = 0.1f;
   backend->run(op, 1);

@@ -174,10 +174,12 @@ TEST_CASE("fused DAC: the optimizer step fused with the write equals the step, t
     auto run = [&](bool fused) {
       HardwareModel hardware(*backend, config, 23);
       DeviceBuffer<float> w(*backend, n), v(*backend, n), g(*backend, n), device(*backend, n);
+      DeviceBuffer<float> learning_rate(*backend, 1);
+      learning_rate.copy_from_host(std::vector<float>{0.05f});
       w.copy_from_host(weights);
       v.copy_from_host(velocity);
       g.copy_from_host(gradient);
-      const SgdMomentumOp update{w.data(), v.data(), g.data(), 0.05f, 0.9f, 1e-3f};
+      const SgdMomentumOp update{w.data(), v.data(), g.data(), learning_rate.data(), 0.9f, 1e-3f};
       if (fused) {
         hardware.update_parameter(update, device.data(), c.count, 3, 12);
       } else {

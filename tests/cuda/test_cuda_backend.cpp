@@ -316,11 +316,13 @@ TEST_CASE("cuda backend: AxpbyOp and SgdMomentumOp are bit-exact with the cpu ba
   {
     // weights, velocity, gradient; three steps so the velocity matters.
     const auto [cpu, cuda] = run_on_both(backends, inputs, [&](Backend& backend, DeviceArrays& x) {
+      DeviceBuffer<float> learning_rate(backend, 1);  // read by the op when it runs
+      learning_rate.copy_from_host(std::vector<float>{0.05f});
       eqprop::SgdMomentumOp op{};
       op.weights = x.pointer(0);
       op.velocity = x.pointer(2);
       op.gradient = x.pointer(1);
-      op.learning_rate = 0.05f;
+      op.learning_rate = learning_rate.data();
       op.momentum = 0.9f;
       op.weight_decay = 1e-4f;
       for (int step = 0; step < 3; ++step) backend.run(op, static_cast<std::int64_t>(count));
