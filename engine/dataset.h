@@ -23,6 +23,10 @@ struct Dataset {
   }
 };
 
+// A hash of every byte of the set (shape, classes, labels, pixels): ranks of one
+// run check that they hold the same data (engine/training_run.cpp).
+std::uint64_t fingerprint(const Dataset& data);
+
 // The usual pair of splits.
 struct DatasetSplits {
   Dataset train;

@@ -15,6 +15,8 @@
 #include "engine/run_directory.h"
 #include "kernels/error.h"
 
+#include "eqprop_build_info.h"
+
 namespace eqprop {
 
 Histogram Histogram::of(const std::vector<float>& values, int bins) {
@@ -165,6 +167,14 @@ std::vector<EpochRecord> run_training(Backend& backend, const Config& config, co
   Distributed& world = Distributed::world();
   const std::string config_text = config.resolved.dump();
   world.require_agreement(fnv1a(config_text.data(), config_text.size()), "the resolved config");
+  if (world.size() > 1) {
+    // The same config can still name node-local copies of the data that differ, or
+    // ranks started from different builds: either would train another run per rank.
+    world.require_agreement(fingerprint(data.train) ^ (fingerprint(data.test) * 1099511628211ull),
+                            "the training or test data");
+    const std::string build = std::string(EQPROP_VERSION) + " " + EQPROP_GIT_COMMIT + " " + EQPROP_BUILD_TYPE;
+    world.require_agreement(fnv1a(build.data(), build.size()), "the eqprop build (version, commit, build type)");
+  }
   const bool writes = world.is_root();
 
   Trainer trainer(backend, config, static_cast<int>(data.train.sample_size()), data.train.num_classes);
