@@ -183,6 +183,12 @@ RankShare Distributed::share_of(std::int64_t count) const {
   return {count * rank_ / size_, count * (rank_ + 1) / size_};
 }
 
+void Distributed::require_rows_for_every_rank(std::int64_t global_batch) const {
+  if (size_ > 1 && global_batch < size_)
+    throw ConfigError("training.batch_size = " + std::to_string(global_batch) + " (the global batch) is smaller than the " +
+                      std::to_string(size_) + " MPI ranks");
+}
+
 void Distributed::allreduce_sum(float* values, std::int64_t count) { allreduce_sum_in_pieces(size_, values, count); }
 
 void Distributed::allreduce_sum(double* values, std::int64_t count) { allreduce_sum_in_pieces(size_, values, count); }

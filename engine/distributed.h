@@ -61,6 +61,8 @@ class Distributed {
   int local_size() const { return local_size_; }
   // This rank's share of `count` items (RankShare).
   RankShare share_of(std::int64_t count) const;
+  // ConfigError unless a global batch of `global_batch` rows gives every rank one.
+  void require_rows_for_every_rank(std::int64_t global_batch) const;
 
   // In-place sums over all ranks (host memory).
   void allreduce_sum(float* values, std::int64_t count);

@@ -493,9 +493,7 @@ BatchResult Trainer::train_epoch(const Dataset& data, const Normalization& norma
   // With several ranks every one loads the same seeded batches and relaxes its
   // contiguous rows [r B / N, (r + 1) B / N) of each (drop_last: every batch is B).
   const Distributed& world = Distributed::world();
-  if (world.size() > 1 && options.batch_size < world.size())
-    throw ConfigError("training.batch_size = " + std::to_string(options.batch_size) +
-                      " (the global batch) is smaller than the " + std::to_string(world.size()) + " MPI ranks");
+  world.require_rows_for_every_rank(options.batch_size);
   const auto shard_of = [&](const HostBatch& batch) {
     if (world.size() == 1) return batch;
     const RankShare rows = world.share_of(batch.size);

@@ -175,6 +175,8 @@ std::vector<EpochRecord> run_training(Backend& backend, const Config& config, co
     const std::string build = std::string(EQPROP_VERSION) + " " + EQPROP_GIT_COMMIT + " " + EQPROP_BUILD_TYPE;
     world.require_agreement(fnv1a(build.data(), build.size()), "the eqprop build (version, commit, build type)");
   }
+  // Before anything is written: a run that cannot start leaves no run directory.
+  world.require_rows_for_every_rank(config.training.batch_size);
   const bool writes = world.is_root();
 
   Trainer trainer(backend, config, static_cast<int>(data.train.sample_size()), data.train.num_classes);

@@ -118,6 +118,22 @@ TEST_CASE("distributed: ranks with different configs are refused on every rank")
   CHECK(!fs::exists(out + "/model.safetensors"));
 }
 
+TEST_CASE("distributed: a global batch smaller than the ranks is refused on every rank, before any file is written") {
+  if (skip_without_mpi()) return;
+  TempDir dir;
+  const std::string out = dir.file("run"), log = dir.file("log.txt");
+  const std::string command = std::string(kMpirun) + " -np 2 " + EQPROP_CLI_PATH + train_args(out) +
+                              " --set training.batch_size=1 > " + log + " 2>&1";
+  CHECK(std::system(command.c_str()) != 0);
+  const std::string text = file_text(log);
+  const std::string line = "config error: training.batch_size = 1 (the global batch) is smaller than the 2 MPI ranks";
+  const std::size_t first = text.find(line);
+  REQUIRE(first != std::string::npos);
+  CHECK(text.find(line, first + 1) != std::string::npos);  // one line from each rank
+  CHECK(!fs::exists(out + "/config.json"));
+  CHECK(!fs::exists(out + "/model.safetensors"));
+}
+
 TEST_CASE("distributed: a rank killed mid-run ends the run on every rank, with an error, within minutes") {
   if (skip_without_mpi()) return;
   TempDir dir;
