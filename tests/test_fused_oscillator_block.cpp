@@ -28,6 +28,7 @@
 #include "kernels/execution_context.h"
 #include "kernels/fused_oscillator_block.h"
 #include "models/oscillator_network.h"
+#include "tests/layer_bit_checks.h"
 #include "tests/test_util.h"
 #include "tests/tolerance.h"
 
@@ -130,20 +131,6 @@ std::vector<std::vector<float>> context_run(const Problem& p, const Phase& phase
   return phases;
 }
 
-bool same_bits(const std::vector<std::vector<float>>& a, const std::vector<std::vector<float>>& b) {
-  for (std::size_t i = 0; i < a.size(); ++i)
-    for (std::size_t k = 0; k < a[i].size(); ++k)
-      if (test::bits_of(a[i][k]) != test::bits_of(b[i][k])) return false;
-  return a.size() == b.size();
-}
-
-void check_phases(const std::string& what, const std::vector<std::vector<float>>& actual,
-                  const std::vector<std::vector<float>>& expected) {
-  for (int i = 0; i < kStates; ++i)
-    test::check_bit_exact(what + ", layer " + std::to_string(i), actual[i], expected[i],
-                          " (a missing barrier or a changed summation order?)");
-}
-
 // The largest difference of two layers' phases around the circle.
 double largest_phase_difference(const std::vector<float>& a, const std::vector<float>& b) {
   double worst = 0;
@@ -165,7 +152,7 @@ void check_every_shape(const Problem& p, const Phase& phase, const std::vector<s
   for (const int systems : {1, 2, kBatch})  // one system per block, a partial last block, one block
     for (const int block_size : kBlockSizes)
       for (const ThreadOrder order : kOrders)
-        check_phases(std::string(phase.name) + ", tile " + std::to_string(TileWidth) + ", " +
+        test::check_layers_bit_exact(std::string(phase.name) + ", tile " + std::to_string(TileWidth) + ", " +
                          std::to_string(systems) + " systems per block, " + std::to_string(block_size) +
                          " threads, " + order_name(order),
                      context_run<TileWidth>(p, phase, systems, block_size, order), expected);
@@ -220,7 +207,7 @@ TEST_CASE("fused oscillator: through OscillatorNetwork, equals the reference, an
     const auto by_fused = fused.relaxed(p, phase, 30), by_gemm = gemm.relaxed(p, phase, 30);
     std::vector<std::vector<float>> phases;
     fused_oscillator_reference(make_body(p, phases, phase, 1, 30));
-    check_phases("OscillatorNetwork fused vs reference", by_fused, phases);
+    test::check_layers_bit_exact("OscillatorNetwork fused vs reference", by_fused, phases);
     // Against the GEMM path: a sum of n terms of magnitude <= 0.6 differs by about
     // n 2^-24 per step and the phases near pi carry 2.4e-7 per ulp; 30 steps of
     // gradient flow, which grows a difference along an unstable direction, took it
@@ -279,13 +266,14 @@ TEST_CASE("fused oscillator: a body with a barrier left out fails the comparison
   const Phase phase = kPhases[0];
   const auto expected = reference_run(p, phase);
   // One thread runs the phases in program order: nothing to race with.
-  check_phases("missing barrier, 1 thread",
+  test::check_layers_bit_exact("missing barrier, 1 thread",
                context_run<1, FusedOscillatorMissingBarrier>(p, phase, 1, 1, ThreadOrder::forward), expected);
   for (const int block_size : {3, 32, 128})
     for (const ThreadOrder order : kOrders) {
       CAPTURE(block_size);
       CAPTURE(order_name(order));
-      CHECK_FALSE(same_bits(context_run<1, FusedOscillatorMissingBarrier>(p, phase, 1, block_size, order), expected));
+      CHECK_FALSE(test::same_bits_per_layer(
+          context_run<1, FusedOscillatorMissingBarrier>(p, phase, 1, block_size, order), expected));
     }
 }
 

@@ -25,6 +25,7 @@
 #include "kernels/fused_relaxation_block.h"
 #include "models/dense_hopfield.h"
 #include "tests/synthetic_data.h"
+#include "tests/layer_bit_checks.h"
 #include "tests/test_util.h"
 #include "tests/tolerance.h"
 
@@ -112,20 +113,6 @@ std::vector<std::vector<float>> context_run(const Problem& p, const Phase& phase
   return states;
 }
 
-bool same_bits(const std::vector<std::vector<float>>& a, const std::vector<std::vector<float>>& b) {
-  for (std::size_t i = 0; i < a.size(); ++i)
-    for (std::size_t k = 0; k < a[i].size(); ++k)
-      if (test::bits_of(a[i][k]) != test::bits_of(b[i][k])) return false;
-  return a.size() == b.size();
-}
-
-void check_states(const std::string& what, const std::vector<std::vector<float>>& actual,
-                  const std::vector<std::vector<float>>& expected) {
-  for (int i = 0; i < kStates; ++i)
-    test::check_bit_exact(what + ", layer " + std::to_string(i), actual[i], expected[i],
-                          " (a missing barrier or a changed summation order?)");
-}
-
 const char* order_name(ThreadOrder order) {
   return order == ThreadOrder::forward ? "forward" : order == ThreadOrder::reverse ? "reverse" : "shuffled";
 }
@@ -139,7 +126,7 @@ void check_every_shape(const Problem& p, const Phase& phase, const std::vector<s
   for (const int systems : {1, 2, kBatch})  // one system per block, a partial last block, one block
     for (const int block_size : kBlockSizes)
       for (const ThreadOrder order : kOrders)
-        check_states(std::string(phase.name) + ", tile " + std::to_string(TileWidth) + ", " +
+        test::check_layers_bit_exact(std::string(phase.name) + ", tile " + std::to_string(TileWidth) + ", " +
                          std::to_string(systems) + " systems per block, " + std::to_string(block_size) +
                          " threads, " + order_name(order),
                      context_run<TileWidth>(p, phase, systems, block_size, order), expected);
@@ -203,7 +190,7 @@ TEST_CASE("fused relaxation: through DenseHopfield, equals the reference, and th
     const std::vector<float> drive_host = drive.to_host();
     body.input_drive = drive_host.data();
     fused_relaxation_reference(body);
-    check_states("DenseHopfield fused vs reference", by_fused, states);
+    test::check_layers_bit_exact("DenseHopfield fused vs reference", by_fused, states);
     // Against the GEMM path: a sum of n terms of magnitude <= 1 * 0.6 differs by
     // about n 2^-24 per step, and a step of these maps (|W| small) does not grow it
     // by much; 1e-5 leaves a factor ~10 over what is seen.
@@ -266,13 +253,14 @@ TEST_CASE("fused relaxation: a body with a barrier left out fails the comparison
   const Phase phase = kPhases[0];
   const auto expected = reference_run(p, phase);
   // One thread runs the phases in program order: nothing to race with.
-  check_states("missing barrier, 1 thread",
+  test::check_layers_bit_exact("missing barrier, 1 thread",
                context_run<1, FusedRelaxationMissingBarrier>(p, phase, 1, 1, ThreadOrder::forward), expected);
   for (const int block_size : {3, 32, 128})
     for (const ThreadOrder order : kOrders) {
       CAPTURE(block_size);
       CAPTURE(order_name(order));
-      CHECK_FALSE(same_bits(context_run<1, FusedRelaxationMissingBarrier>(p, phase, 1, block_size, order), expected));
+      CHECK_FALSE(test::same_bits_per_layer(
+          context_run<1, FusedRelaxationMissingBarrier>(p, phase, 1, block_size, order), expected));
     }
 }
 
