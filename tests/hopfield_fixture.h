@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "models/dense_hopfield.h"
@@ -43,6 +44,15 @@ struct Fixture : FixtureBase {
     return test::engine_ep_gradient(model, target.data(), batch, beta, symmetric,
                                     PhaseSpec{Integrator::fixed_point, 0.5f, steps, 0.0f});
   }
+};
+
+// Small dense networks, MSE and cross-entropy, two and three couplings each, on which
+// the engine is compared with the double-precision reference.
+inline const std::vector<std::pair<std::vector<int>, CostKind>> kReferenceShapes = {
+    {{6, 5, 4}, CostKind::mse},
+    {{8, 6, 5, 3}, CostKind::mse},
+    {{6, 5, 4}, CostKind::cross_entropy},
+    {{8, 7, 6, 3}, CostKind::cross_entropy},
 };
 
 }  // namespace test

@@ -29,17 +29,10 @@ double max_difference(const std::vector<std::vector<double>>& a, const std::vect
   return worst;
 }
 
-const std::vector<std::pair<std::vector<int>, CostKind>> kShapes = {
-    {{6, 5, 4}, CostKind::mse},
-    {{8, 6, 5, 3}, CostKind::mse},
-    {{6, 5, 4}, CostKind::cross_entropy},
-    {{8, 7, 6, 3}, CostKind::cross_entropy},
-};
-
 }  // namespace
 
 TEST_CASE("hopfield: the engine's free fixed point is the reference's") {
-  for (const auto& [layers, cost] : kShapes) {
+  for (const auto& [layers, cost] : test::kReferenceShapes) {
     Fixture f(layers, cost, 5, 11);
     const auto engine = f.states_of(f.relaxed(PhaseSpec{Integrator::fixed_point, 0.5f, 400, 0.0f}));
     double worst = 0;
@@ -50,7 +43,7 @@ TEST_CASE("hopfield: the engine's free fixed point is the reference's") {
 }
 
 TEST_CASE("hopfield: the energy never increases under gradient flow with a small step") {
-  for (const auto& [layers, cost] : kShapes) {
+  for (const auto& [layers, cost] : test::kReferenceShapes) {
     Fixture f(layers, cost, 4, 5, 0.8);
     NetworkState state = f.model.make_state();
     f.model.reset(state);
@@ -74,7 +67,7 @@ TEST_CASE("hopfield: the energy never increases under gradient flow with a small
 }
 
 TEST_CASE("hopfield: fixed-point iteration and gradient flow reach the same fixed point") {
-  for (const auto& [layers, cost] : kShapes) {
+  for (const auto& [layers, cost] : test::kReferenceShapes) {
     for (float beta : {0.0f, 0.3f, -0.3f}) {
       Fixture f(layers, cost, 4, 7);
       const auto by_iteration = f.states_of(f.relaxed(PhaseSpec{Integrator::fixed_point, 0.5f, 400, beta}));
@@ -90,7 +83,7 @@ TEST_CASE("hopfield: fixed-point iteration and gradient flow reach the same fixe
 TEST_CASE_TEMPLATE("hopfield: the engine's EP gradient equals the naive double-precision EP estimate", OnBackend,
                    EQPROP_EACH_BACKEND) {
   if (test::skip_without_backend<OnBackend>()) return;
-  for (const auto& [layers, cost] : kShapes) {
+  for (const auto& [layers, cost] : test::kReferenceShapes) {
     for (bool symmetric : {true, false}) {
       Fixture f(layers, cost, 6, 3, 0.5, OnBackend::name);
       // Small enough that the synchronous map converges at -beta too (at 0.2 it
@@ -108,7 +101,7 @@ TEST_CASE_TEMPLATE("hopfield: the engine's EP gradient equals the naive double-p
 TEST_CASE_TEMPLATE("hopfield: symmetric EP at small beta matches the implicit gradient, better than one-sided",
                    OnBackend, EQPROP_EACH_BACKEND) {
   if (test::skip_without_backend<OnBackend>()) return;
-  for (const auto& [layers, cost] : kShapes) {
+  for (const auto& [layers, cost] : test::kReferenceShapes) {
     for (unsigned seed : {1u, 2u, 3u}) {
       Fixture f(layers, cost, 6, 100 + seed, 0.5, OnBackend::name);
       const reference::Gradient exact = reference::implicit_gradient(f.net, f.xs, f.labels);

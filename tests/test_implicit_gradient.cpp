@@ -19,21 +19,11 @@
 #include "tests/test_util.h"
 
 namespace eqprop {
-namespace {
-
-const std::vector<std::pair<std::vector<int>, CostKind>> kShapes = {
-    {{6, 5, 4}, CostKind::mse},
-    {{8, 6, 5, 3}, CostKind::mse},
-    {{6, 5, 4}, CostKind::cross_entropy},
-    {{8, 7, 6, 3}, CostKind::cross_entropy},
-};
-
-}  // namespace
 
 TEST_CASE_TEMPLATE("implicit gradient: the engine's equals the double-precision reference", OnBackend,
                    EQPROP_EACH_BACKEND) {
   if (test::skip_without_backend<OnBackend>()) return;
-  for (const auto& [layers, cost] : kShapes) {
+  for (const auto& [layers, cost] : test::kReferenceShapes) {
     for (unsigned seed : {1u, 2u, 3u}) {
       test::Fixture f(layers, cost, 6, 200 + seed, 0.5, OnBackend::name);
       const NetworkState free = f.relaxed(PhaseSpec{Integrator::fixed_point, 0.5f, 400, 0.0f});
