@@ -372,11 +372,18 @@ class CpuBackend final : public Backend {
       body(0, rows);
       return;
     }
+    // Slices start at a multiple of 4 rows: OpenBLAS's small-matrix kernel computes
+    // the rows of C in groups of 4 and a last partial group otherwise, so a row's
+    // bits depend on its place in a group (measured: cuts at any multiple of 4
+    // give the uncut product's bits, cuts at odd rows do not).
+    constexpr int kSliceAlign = 4;
+    const auto boundary = [&](int thread, int team) {
+      return thread == team ? rows : static_cast<int>(std::int64_t(rows) * thread / team) / kSliceAlign * kSliceAlign;
+    };
 #pragma omp parallel num_threads(threads)
     {
       const int thread = omp_get_thread_num(), team = omp_get_num_threads();
-      const int begin = static_cast<int>(std::int64_t(rows) * thread / team);
-      const int end = static_cast<int>(std::int64_t(rows) * (thread + 1) / team);
+      const int begin = boundary(thread, team), end = boundary(thread + 1, team);
       current_slice = RowSlice{end - begin, rows};  // products in body are pieces of batch-wide ones
       body(begin, end);
       current_slice = RowSlice{};

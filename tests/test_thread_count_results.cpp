@@ -86,14 +86,20 @@ void check_independent_of_threads(const nlohmann::json& dynamics) {
 
 TEST_CASE("thread count: a product over a slice of parallel_over_rows equals the product over the batch") {
   // Batch 300, 10 x 500 (the top layer's field): small-kernel sized per slice at 2
-  // and 3 threads, packed-kernel sized whole; with 2 replicas per row as the Ising
-  // model's (rows times replicas); and with a transposed B.
+  // and 3 threads, packed-kernel sized whole. Batch 64, 2 x 300: small-kernel sized
+  // whole, cut at 3 threads where the kernel's groups of rows would not line up.
+  // With 2 replicas per row as the Ising model's (rows times replicas), and with a
+  // transposed B.
   auto backend = make_backend("cpu");
   const int threads_before = omp_get_max_threads();
   std::mt19937 rng(5);
-  const int batch = 300, n = 10, k = 500;
+  struct Shape {
+    int batch, n, k;
+  };
+  for (const auto [batch, n, k] : {Shape{300, 10, 500}, Shape{64, 2, 300}})
   for (const int replicas : {1, 2})
     for (const bool tb : {false, true}) {
+      CAPTURE(batch);
       CAPTURE(replicas);
       CAPTURE(tb);
       const int rows = batch * replicas;
