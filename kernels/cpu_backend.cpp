@@ -374,8 +374,8 @@ class CpuBackend final : public Backend {
     }
     // Slices start at a multiple of 4 rows: OpenBLAS's small-matrix kernel computes
     // the rows of C in groups of 4 and a last partial group otherwise, so a row's
-    // bits depend on its place in a group (measured: cuts at any multiple of 4
-    // give the uncut product's bits, cuts at odd rows do not).
+    // bits depend on its place in a group (measured: cuts at multiples of 4 give
+    // the uncut product's bits, cuts at other rows do not).
     constexpr int kSliceAlign = 4;
     const auto boundary = [&](int thread, int team) {
       return thread == team ? rows : static_cast<int>(std::int64_t(rows) * thread / team) / kSliceAlign * kSliceAlign;
