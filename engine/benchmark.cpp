@@ -132,6 +132,8 @@ nlohmann::json run_benchmark(Backend& backend, const Config& config, const Bench
                         // (training.cuda_graphs): their counts are then the upload's alone.
                         {"cuda_graphs", trainer.captured_step().graphs() > 0},
                         {"ms_per_batch", median * 1e3},
+                        // The CPU team sizes the steps ran at (engine/thread_team.h); null on a GPU.
+                        {"thread_team", trainer.thread_team().to_json()},
                         {"ms_per_batch_min", times.front() * 1e3},
                         {"samples_per_s", batch / median},
                         {"gflop_per_batch", counted(flops / 1e9)},

@@ -134,6 +134,10 @@ std::vector<ConfigKey> build_schema() {
        "Batch size for evaluation (free phase only)."},
       {"training.prefetch_batches", ConfigValueType::integer, 3, 2, 64, false, {},
        "Batches the loader thread prepares ahead of compute."},
+      {"training.threads", ConfigValueType::integer, 0, 0, 4096, false, {},
+       "CPU threads of a training step. 0 (auto): up to OMP_NUM_THREADS (default: the cores), the team size "
+       "timed between steps and the faster kept, so a core taken by another process is given up "
+       "(engine/thread_team.h). N: always N. Same results at any count; the GPU ignores it."},
       {"training.gemm_precision", ConfigValueType::choice, "fp32", 0, 0, false, choice_names(kGemmPrecisions),
        "Precision of the GEMM products (states, fields and updates stay FP32). `fp32`: exact, the reference. "
        "`tf32` / `bf16`: inputs rounded to 10 / 7 mantissa bits, FP32 accumulation; tensor cores on CUDA "
@@ -479,6 +483,7 @@ TrainingConfig parse_training(const json& section, const std::string& source) {
   training.batch_size = section.at("batch_size").get<int>();
   training.eval_batch_size = section.at("eval_batch_size").get<int>();
   training.prefetch_batches = section.at("prefetch_batches").get<int>();
+  training.threads = section.at("threads").get<int>();
   training.gemm_precision =
       choice_value(kGemmPrecisions, section.at("gemm_precision"), source + ": training.gemm_precision");
   training.conv_path = choice_value(kConvPaths, section.at("conv_path"), source + ": training.conv_path");

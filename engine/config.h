@@ -66,6 +66,7 @@ struct TrainingConfig {
   int batch_size = 128;
   int eval_batch_size = 1000;
   int prefetch_batches = 3;
+  int threads = 0;  // CPU team size of a training step; 0: tuned (engine/thread_team.h)
   GemmPrecision gemm_precision = GemmPrecision::fp32;
   ConvolutionPath conv_path = ConvolutionPath::automatic;
   // training.algorithm = implicit: the exact gradient at the free fixed point by

@@ -54,4 +54,14 @@ void record_run_start(const std::string& dir, const nlohmann::json& start, bool 
   write_file_atomically(path, record.dump(2) + "\n");
 }
 
+void update_run_start(const std::string& dir, const std::string& key, const nlohmann::json& value) {
+  const std::string path = (std::filesystem::path(dir) / kRunRecordFile).string();
+  if (!std::filesystem::exists(path)) return;
+  nlohmann::json record = nlohmann::json::parse(read_file(path), nullptr, false);
+  if (!record.is_object() || !record.contains("starts") || !record["starts"].is_array() || record["starts"].empty())
+    return;
+  record["starts"].back()[key] = value;
+  write_file_atomically(path, record.dump(2) + "\n");
+}
+
 }  // namespace eqprop

@@ -31,4 +31,8 @@ nlohmann::json run_start_record(const std::string& backend, const std::string& d
 // Appends `start` to dir/run.json (a fresh run: a new file with it alone).
 void record_run_start(const std::string& dir, const nlohmann::json& start, bool fresh);
 
+// Sets `key` of the last start in dir/run.json to `value` (what the start learned
+// while running, e.g. the CPU team sizes its steps ran at: "thread_team").
+void update_run_start(const std::string& dir, const std::string& key, const nlohmann::json& value);
+
 }  // namespace eqprop

@@ -34,7 +34,8 @@ Trainer::Trainer(Backend& backend, const Config& config, int input_size, int cla
     : backend_(backend),
       config_(config),
       hardware_(backend, config.hardware, config.seed),
-      model_(make_model(backend, config, max_batch_of(config))) {
+      model_(make_model(backend, config, max_batch_of(config))),
+      thread_team_(!backend.traits().is_device, config.training.threads) {
   // The backend runs this trainer's GEMMs at the configured precision (the model
   // and the trainer share one backend; the last trainer built on it sets it).
   backend.set_gemm_precision(config.training.gemm_precision);
@@ -255,6 +256,7 @@ void Trainer::gradient_from_phases(const float* target, int batch, std::uint64_t
 
 void Trainer::train_step(const float* x, const float* target, int batch, std::uint64_t global_batch,
                          float learning_rate_scale, InputForm form) {
+  thread_team_.begin_step();
   if (queued_.size() == static_cast<std::size_t>(kMetricsBatches)) read_queued_metrics();
   // The step's own values go to the device block first (the host copy of this
   // metric slot is free again: its last upload ran before the last metrics read).
@@ -270,6 +272,7 @@ void Trainer::train_step(const float* x, const float* target, int batch, std::ui
   queued_.push_back({batch, free_result_.steps, std::max(plus_result_.steps, minus_result_.steps), shard_begin_,
                      global_rows_});
   ++steps_taken_;
+  thread_team_.end_step();  // the CPU backend's step is done when its calls return
 }
 
 void Trainer::enqueue_step(const float* x, const float* target, int batch, std::uint64_t global_batch,

@@ -12,6 +12,7 @@
 #include "engine/captured_step.h"
 #include "engine/config.h"
 #include "engine/hardware_model.h"
+#include "engine/thread_team.h"
 #include "engine/dataset.h"
 #include "kernels/step_parameters.h"
 #include "models/energy_model.h"
@@ -84,6 +85,10 @@ class Trainer {
   static constexpr int kMetricsBatches = 16;
   // Training steps taken since construction (counted when launched, not when read).
   std::int64_t steps_taken() const { return steps_taken_; }
+  // The CPU team size of the steps (training.threads): tuned between steps unless
+  // pinned; inactive on a GPU.
+  ThreadTeam& thread_team() { return thread_team_; }
+  const ThreadTeam& thread_team() const { return thread_team_; }
   // The recording of train_step as a CUDA graph (training.cuda_graphs).
   const CapturedStep& captured_step() const { return *captured_; }
   // Computes the gradient of a batch without updating (for gradcheck and tests):
@@ -202,6 +207,7 @@ class Trainer {
   std::vector<QueuedStep> queued_;   // steps whose metrics are still on the device
   std::vector<BatchResult> unread_;  // steps read from the device, not yet flushed
   std::int64_t steps_taken_ = 0;
+  ThreadTeam thread_team_;
   // The loaders' pinned host buffers, allocated at the first pass and kept for the
   // run (engine/batch_loader.h: BatchStaging).
   std::unique_ptr<BatchStaging> staging_;

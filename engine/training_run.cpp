@@ -286,6 +286,7 @@ std::vector<EpochRecord> run_training(Backend& backend, const Config& config, co
       // a record of an epoch it has no checkpoint of, which resuming drops and runs
       // again (truncate_metrics); the other order would lose the record for good.
       append_record(metrics_path, record);
+      update_run_start(out_dir, "thread_team", trainer.thread_team().to_json());
       save_checkpoint(out_dir, trainer, epoch + 1);
       // best.safetensors: the checkpoint of the best test accuracy so far (the
       // earliest of equals), a byte copy of this epoch's, written atomically too.

@@ -124,13 +124,22 @@ void run_blocks_on_cpu_cores(const Body& body, int blocks) {
   });
 }
 
-// C = alpha op(A) op(B) + beta C (row-major), as blocks of C's rows (or, for a
-// wide C, of its columns) that the threads take dynamically, for the reason the
-// row loops above give. Each block is one single-threaded sgemm over the whole K
-// in the library's order, so an element of C is the same whichever thread
-// computes it and however C is cut. Small products stay one call: a fork costs
-// more than they take.
-//
+// OpenBLAS (0.3.21, SkylakeX kernels) computes a product whose m n k is at most
+// 1e6 with its "small matrix" kernel, which sums K in another order than its
+// packed kernel: the same row of C gets other bits when it is computed as part of
+// a small product than as part of a large one. A row computed by the packed
+// kernel, on the other hand, is the same however many rows the call has. So a
+// product cut into pieces (by the blocks below, or by the slices of
+// parallel_over_rows) equals the uncut product exactly when every piece takes the
+// uncut product's path; this mirrors OpenBLAS's test (sgemm_small_kernel_permit;
+// OpenBLAS is column-major, so its M, N are our n, m and its transa is our op_b).
+constexpr double kSmallKernelMaxMnk = 1e6;
+bool takes_small_kernel(CBLAS_TRANSPOSE op_a, CBLAS_TRANSPOSE op_b, std::int64_t m, std::int64_t n, std::int64_t k) {
+  if (double(m) * double(n) * double(k) > kSmallKernelMaxMnk) return false;
+  if (op_b == CblasTrans) return op_a == CblasTrans ? k >= 4 : !(m * n > 1200 || k < 32);
+  return true;
+}
+
 // OpenBLAS's OpenMP build threads a call by itself whenever the caller's team could
 // grow (omp_get_max_threads() > 1), and how it cuts the work changes the bits of
 // some products (a short transposed B, for one). So a product that stays one call
@@ -143,13 +152,65 @@ void serial_sgemm(CBLAS_TRANSPOSE op_a, CBLAS_TRANSPOSE op_b, int m, int n, int 
   if (threads > 1) omp_set_num_threads(threads);
 }
 
+// Rows of C computed as the packed kernel computes them, for a piece of a product
+// that is large as a whole but small on its own: the piece's A padded with zero rows
+// until the call is too large for the small kernel, into scratch C rows.
+void packed_kernel_sgemm(CBLAS_TRANSPOSE op_a, CBLAS_TRANSPOSE op_b, int m, int n, int k, float alpha,
+                         const float* a, int lda, const float* b, int ldb, float beta, float* c, int ldc) {
+  const int padded = std::max<int>(m, static_cast<int>(kSmallKernelMaxMnk / (double(n) * k)) + 1);
+  thread_local std::vector<float> a_padded, c_padded;
+  a_padded.assign(std::size_t(padded) * k, 0.0f);
+  c_padded.assign(std::size_t(padded) * n, 0.0f);
+  // a_padded is op(A)'s layout: (padded, k) for op_a = no, (k, padded) for op_a = yes.
+  for (int r = 0; r < (op_a == CblasNoTrans ? m : k); ++r)
+    std::memcpy(&a_padded[std::size_t(r) * (op_a == CblasNoTrans ? k : padded)], a + std::size_t(r) * lda,
+                std::size_t(op_a == CblasNoTrans ? k : m) * sizeof(float));
+  for (int r = 0; r < m; ++r)
+    std::memcpy(&c_padded[std::size_t(r) * n], c + std::size_t(r) * ldc, std::size_t(n) * sizeof(float));
+  serial_sgemm(op_a, op_b, padded, n, k, alpha, a_padded.data(), op_a == CblasNoTrans ? k : padded, b, ldb, beta,
+               c_padded.data(), n);
+  for (int r = 0; r < m; ++r)
+    std::memcpy(c + std::size_t(r) * ldc, &c_padded[std::size_t(r) * n], std::size_t(n) * sizeof(float));
+}
+
+// The rows of the batch that parallel_over_rows gave the calling thread, and the
+// whole batch's: a product over the slice's rows is a piece of the product over the
+// batch's, which a one-thread run computes in one call.
+struct RowSlice {
+  int rows = 0;        // 0: not inside a slice
+  int batch_rows = 0;
+};
+thread_local RowSlice current_slice;
+
+// One call, unless it is a slice's piece of a batch-wide product that would take
+// the packed kernel uncut: then the piece takes it too.
+void sgemm_piece(CBLAS_TRANSPOSE op_a, CBLAS_TRANSPOSE op_b, int m, int n, int k, float alpha, const float* a,
+                 int lda, const float* b, int ldb, float beta, float* c, int ldc) {
+  const RowSlice slice = current_slice;
+  // A product over the slice's rows has m a multiple of them (rows times replicas).
+  const bool batch_piece = slice.rows > 0 && slice.rows < slice.batch_rows && m % slice.rows == 0;
+  if (batch_piece && takes_small_kernel(op_a, op_b, m, n, k) &&
+      !takes_small_kernel(op_a, op_b, std::int64_t(m) / slice.rows * slice.batch_rows, n, k)) {
+    packed_kernel_sgemm(op_a, op_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
+  serial_sgemm(op_a, op_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+// C = alpha op(A) op(B) + beta C (row-major), as blocks of C's rows (or, for a
+// wide C, of its columns) that the threads take dynamically, for the reason the
+// row loops above give. Each block is one single-threaded sgemm over the whole K
+// in the library's order, large enough for the packed kernel like the uncut
+// product (see takes_small_kernel), so an element of C is the same whichever
+// thread computes it and however C is cut. Small products stay one call: a fork
+// costs more than they take.
 void sgemm_in_dynamic_blocks(CBLAS_TRANSPOSE op_a, CBLAS_TRANSPOSE op_b, int m, int n, int k, float alpha,
                              const float* a, int lda, const float* b, int ldb, float beta, float* c, int ldc) {
-  constexpr double kMinParallelFlops = 4e6;
+  constexpr double kMinParallelFlops = 4e6;  // above 2 kSmallKernelMaxMnk: split products take the packed kernel
   constexpr int kBlockAlign = 16;  // the AVX-512 sgemm kernels' row count
   const int threads = omp_get_max_threads();
   if (threads == 1 || omp_in_parallel() || 2.0 * m * n * k < kMinParallelFlops) {
-    serial_sgemm(op_a, op_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    sgemm_piece(op_a, op_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return;
   }
   // Every block packs the whole of the operand it does not cut again: cut the
@@ -157,12 +218,15 @@ void sgemm_in_dynamic_blocks(CBLAS_TRANSPOSE op_a, CBLAS_TRANSPOSE op_b, int m, 
   // columns re-pack A, m x k).
   const bool split_rows = m >= n;
   const int extent = split_rows ? m : n;
-  const int wanted = (extent + 4 * threads - 1) / (4 * threads);
+  const double uncut_per_line = double(split_rows ? n : m) * k;  // m n k per row (column) of the block
+  const int packed_minimum = static_cast<int>(kSmallKernelMaxMnk / uncut_per_line) + 1;
+  const int wanted = std::max((extent + 4 * threads - 1) / (4 * threads), packed_minimum);
   const int block = std::max(kBlockAlign, (wanted + kBlockAlign - 1) / kBlockAlign * kBlockAlign);
-  const int blocks = (extent + block - 1) / block;
+  // The last block takes the remainder, so no block is smaller than `block`.
+  const int blocks = std::max(1, extent / block);
 #pragma omp parallel for schedule(dynamic, 1)
   for (int index = 0; index < blocks; ++index) {
-    const int begin = index * block, size = std::min(block, extent - begin);
+    const int begin = index * block, size = index + 1 == blocks ? extent - begin : block;
     if (split_rows) {
       const float* a_rows = op_a == CblasNoTrans ? a + std::int64_t(begin) * lda : a + begin;
       serial_sgemm(op_a, op_b, size, n, k, alpha, a_rows, lda, b, ldb, beta, c + std::int64_t(begin) * ldc, ldc);
@@ -308,11 +372,21 @@ class CpuBackend final : public Backend {
       body(0, rows);
       return;
     }
+    // Slices start at a multiple of 4 rows: OpenBLAS's small-matrix kernel computes
+    // the rows of C in groups of 4 and a last partial group otherwise, so a row's
+    // bits depend on its place in a group (measured: cuts at multiples of 4 give
+    // the uncut product's bits, cuts at other rows do not).
+    constexpr int kSliceAlign = 4;
+    const auto boundary = [&](int thread, int team) {
+      return thread == team ? rows : static_cast<int>(std::int64_t(rows) * thread / team) / kSliceAlign * kSliceAlign;
+    };
 #pragma omp parallel num_threads(threads)
     {
       const int thread = omp_get_thread_num(), team = omp_get_num_threads();
-      body(static_cast<int>(std::int64_t(rows) * thread / team),
-           static_cast<int>(std::int64_t(rows) * (thread + 1) / team));
+      const int begin = boundary(thread, team), end = boundary(thread + 1, team);
+      current_slice = RowSlice{end - begin, rows};  // products in body are pieces of batch-wide ones
+      body(begin, end);
+      current_slice = RowSlice{};
     }
   }
 

@@ -31,12 +31,15 @@ bool rows_converged(Backend& backend, NetworkState& state, const PhaseSpec& spec
   return std::none_of(residual.begin(), residual.end(), [&](float r) { return !(r < threshold); });
 }
 
-int relax_rows(Backend& backend, NetworkState& state, const PhaseSpec& spec, const RelaxationBuffers& buffers,
-               int begin, int rows, const std::function<void(int, int, int)>& step_rows) {
-  const bool checking = spec.tolerance > 0.0f;
-  const int check_every = std::max(1, spec.check_every);
-  for (int step = 0; step < spec.steps; ++step) {
-    const bool check = checking && (step + 1) % check_every == 0;
+// Advances rows [begin, begin + rows) through steps [first, end). When the last of
+// them is a checked step (checked_last), the state before it is snapshotted and the
+// return value says whether every system of the rows moved less than the tolerance
+// in it; otherwise it is false.
+bool advance_rows(Backend& backend, NetworkState& state, const PhaseSpec& spec, const RelaxationBuffers& buffers,
+                  int begin, int rows, int first, int end, bool checked_last,
+                  const std::function<void(int, int, int)>& step_rows) {
+  for (int step = first; step < end; ++step) {
+    const bool check = checked_last && step + 1 == end;
     if (check)
       for (std::size_t i = 0; i < state.layers.size(); ++i) {
         const std::size_t units = buffers.units[i];
@@ -44,9 +47,9 @@ int relax_rows(Backend& backend, NetworkState& state, const PhaseSpec& spec, con
                                state.layers[i].data() + begin * units, rows * units * sizeof(float));
       }
     step_rows(step, begin, rows);
-    if (check && rows_converged(backend, state, spec, buffers, begin, rows)) return step + 1;
+    if (check) return rows_converged(backend, state, spec, buffers, begin, rows);
   }
-  return spec.steps;
+  return false;
 }
 
 }  // namespace
@@ -60,19 +63,33 @@ PhaseResult relax_with_early_exit(Backend& backend, NetworkState& state, int bat
   if (spec.integrator == Integrator::csb && !spec.keep_momenta)
     zero_rows(backend, state.momenta, buffers.units, batch);
   // The systems of a batch are independent: the backend may relax slices of the
-  // batch concurrently (the CPU backend gives each core its own rows for the whole
-  // phase, with no synchronization per step).
-  if (buffers.whole_batch) return PhaseResult{relax_rows(backend, state, spec, buffers, 0, batch, step_rows)};
-  std::vector<int> steps_by_slice;
-  std::mutex mutex;
-  backend.parallel_over_rows(batch, [&](int begin, int end) {
-    const int steps = relax_rows(backend, state, spec, buffers, begin, end - begin, step_rows);
-    std::lock_guard<std::mutex> lock(mutex);
-    steps_by_slice.push_back(steps);
-  });
-  PhaseResult result;
-  for (int steps : steps_by_slice) result.steps = std::max(result.steps, steps);
-  return result;
+  // batch concurrently (the CPU backend gives each core its own rows, with no
+  // synchronization per step). The early exit is decided for the whole batch, so
+  // every system takes the same steps however the batch is sliced (and so however
+  // many threads relax it): the slices run from one check to the next, and the
+  // phase ends at the first check that finds every slice converged. Without a
+  // tolerance the whole phase is one stretch.
+  const bool checking = spec.tolerance > 0.0f;
+  const int check_every = checking ? std::max(1, spec.check_every) : spec.steps;
+  for (int first = 0; first < spec.steps;) {
+    const int end = std::min(spec.steps, (first / check_every + 1) * check_every);
+    const bool checked_last = checking && end % check_every == 0;
+    bool converged = true;
+    if (buffers.whole_batch) {
+      converged = advance_rows(backend, state, spec, buffers, 0, batch, first, end, checked_last, step_rows);
+    } else {
+      std::mutex mutex;
+      backend.parallel_over_rows(batch, [&](int begin, int end_row) {
+        const bool slice_converged =
+            advance_rows(backend, state, spec, buffers, begin, end_row - begin, first, end, checked_last, step_rows);
+        std::lock_guard<std::mutex> lock(mutex);
+        converged = converged && slice_converged;
+      });
+    }
+    first = end;
+    if (checked_last && converged) return PhaseResult{end};
+  }
+  return PhaseResult{spec.steps};
 }
 
 }  // namespace eqprop

@@ -29,9 +29,9 @@ struct RelaxationBuffers {
 
 // Relaxes rows [0, batch) of `state`: step_rows(step, begin, rows) advances rows
 // [begin, begin + rows) by one step. Every spec.check_every steps (when
-// spec.tolerance > 0) a slice stops once each of its systems moved less than the
+// spec.tolerance > 0) the batch stops once each of its systems moved less than the
 // tolerance in that step (per unit time, i.e. tolerance * dt, for gradient flow and
-// cSB). Returns the steps taken by the slowest slice. cSB momenta start at zero
+// cSB); every system takes the same steps whatever the slicing. Returns the steps. cSB momenta start at zero
 // unless spec.keep_momenta; a phase read out by the ADC (spec.read_out) needs at
 // least one step (std::invalid_argument).
 PhaseResult relax_with_early_exit(Backend& backend, NetworkState& state, int batch, const PhaseSpec& spec,

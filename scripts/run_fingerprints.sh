@@ -3,7 +3,7 @@
 # off and on and with Langevin noise: one line per run with the SHA-256 of its
 # checkpoint (model.safetensors) and of its per-epoch records without the wall-clock
 # fields. A refactor that must not change behaviour prints the same lines before and
-# after (run both with the same thread count; results depend on it).
+# after (at any thread count: results do not depend on it).
 #
 #   bash scripts/run_fingerprints.sh [EQPROP_BINARY] [WORK_DIR]   (defaults: build/eqprop, a temp dir)
 set -euo pipefail

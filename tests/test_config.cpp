@@ -83,7 +83,7 @@ const std::vector<std::string> kSchemaKeys = {
     "ising.temperature_end", "ising.update", "ising.relaxation", "ising.spins_per_class", "ising.replicas", "predictive_coding.activation", "ep.beta",        "ep.nudging",             "ep.random_sign",
     "optimizer.lr",   "optimizer.momentum", "optimizer.weight_decay", "optimizer.schedule",
     "training.epochs", "training.batch_size", "training.eval_batch_size",
-    "training.prefetch_batches", "data.name", "data.dir",        "data.normalize",
+    "training.prefetch_batches", "training.threads", "data.name", "data.dir",        "data.normalize",
     "data.train_limit", "data.test_limit", "data.augment_crop_padding", "data.augment_flip",
     "training.gemm_precision",
     "training.conv_path",

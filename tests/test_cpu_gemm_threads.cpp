@@ -3,7 +3,8 @@
 // hold the team back. Each block is a serial sgemm over the whole K, so C must not
 // depend on the thread count: checked bit for bit on the shapes of the default
 // dense network's products (batch 128, 784-500-10: drive, feedback and weight
-// gradient), on shapes cut by rows and by columns with ragged last blocks, with
+// gradient), on shapes cut by rows and by columns with ragged last blocks, on one
+// whose blocks would be small enough for OpenBLAS's small-matrix kernel, with
 // every transpose, and at fp32 and emulated bf16.
 #include <doctest/doctest.h>
 
@@ -24,7 +25,7 @@ TEST_CASE("cpu gemm: results do not depend on the thread count") {
     int m, n, k;
   };
   const Shape shapes[] = {{128, 500, 784}, {128, 10, 500}, {784, 500, 128}, {500, 10, 128},
-                          {301, 47, 77},   {47, 301, 77}};
+                          {301, 47, 77},   {47, 301, 77},  {1000, 10, 500}};  // the last: blocks near the small kernel
   auto backend = make_backend("cpu");
   const int threads_before = omp_get_max_threads();
   std::mt19937 rng(11);
