@@ -6,6 +6,7 @@
 #include <string>
 #include <type_traits>
 
+#include "eqprop_build_info.h"
 #include "kernels/backend.h"
 #include "kernels/error.h"
 
@@ -125,21 +126,9 @@ std::uint64_t fnv1a(const void* bytes, std::size_t count, std::uint64_t hash) {
   return hash;
 }
 
-bool Distributed::built_with_mpi() {
-#if defined(EQPROP_HAVE_MPI)
-  return true;
-#else
-  return false;
-#endif
-}
+bool Distributed::built_with_mpi() { return EQPROP_BUILT_WITH_MPI; }
 
-bool Distributed::built_with_nccl() {
-#if defined(EQPROP_HAVE_NCCL)
-  return true;
-#else
-  return false;
-#endif
-}
+bool Distributed::built_with_nccl() { return EQPROP_BUILT_WITH_NCCL; }
 
 Distributed& Distributed::world() {
   static Distributed instance;

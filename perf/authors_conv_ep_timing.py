@@ -36,14 +36,10 @@ def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--authors-dir", required=True,
                         help="checkout of Laborieux-Axel/Equilibrium-Propagation (holds model_utils.py)")
-    parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--t-free", type=int, default=250)
-    parser.add_argument("--t-nudge", type=int, default=25)
-    parser.add_argument("--beta", type=float, default=1.0)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--device", default="cpu")
+    # The authors' CIFAR-10 settings; compare_torch_conv.sh passes the run's own.
+    for option, default in (("--batch", 128), ("--t-free", 250), ("--t-nudge", 25), ("--beta", 1.0),
+                            ("--threads", 1), ("--repeats", 3), ("--warmup", 1), ("--device", "cpu")):
+        parser.add_argument(option, type=type(default), default=default)
     return parser.parse_args()
 
 
