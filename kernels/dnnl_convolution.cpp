@@ -6,6 +6,7 @@
 
 #include <array>
 #include <cstdint>
+#include <cstring>
 #include <map>
 #include <optional>
 #include <string>
@@ -57,7 +58,26 @@ struct Plan {
   dnnl::primitive primitive;
   Operand source, weights, destination;  // x, W, y in the primitive's roles (diff_* for the backward ones)
   std::vector<float> gradient;           // backward_weights: the fp32 OIHW result before alpha / beta
+  // forward and backward_data: the OIHW values weights.staging was last reordered
+  // from (empty: none yet). The weights change once per training step (the update)
+  // but feed every call of the T1 + 2 T2 relaxation steps, so the reorder into the
+  // library layout (a blocked gather, bf16 conversion included) runs only when the
+  // values differ from these. Compared by value, not by pointer or a version the
+  // caller would have to keep: an in-place update between two calls is always seen.
+  std::vector<float> reordered_weights;
 };
+
+// The primitive's weights argument for `data`: the staging buffer, reordered only
+// where `data` differs bitwise from the values it holds (Plan::reordered_weights).
+memory cached_weights(const dnnl::engine& engine, dnnl::stream& stream, Plan& plan, const float* data) {
+  if (!plan.weights.staging) return plan.weights.input(engine, stream, data);
+  std::vector<float>& seen = plan.reordered_weights;
+  const std::size_t count = plan.weights.user.get_size() / sizeof(float);
+  if (seen.size() == count && std::memcmp(seen.data(), data, count * sizeof(float)) == 0)
+    return *plan.weights.staging;
+  seen.assign(data, data + count);
+  return plan.weights.input(engine, stream, data);
+}
 
 // x's or y's description as strides over the caller's planes.
 memory::desc planes_desc(std::int32_t batch, std::int32_t channels, std::int32_t h, std::int32_t w,
@@ -72,7 +92,7 @@ struct Cache {
   dnnl::stream stream{engine};
   std::map<ConvolutionPlanKey, std::optional<Plan>> plans;  // nullopt: oneDNN has no primitive for it
 
-  const Plan* plan(const ConvolutionGeometry& g, GemmPrecision precision, Direction direction) {
+  Plan* plan(const ConvolutionGeometry& g, GemmPrecision precision, Direction direction) {
     const ConvolutionPlanKey key = convolution_plan_key(g, precision, direction);
     const auto found = plans.find(key);
     if (found != plans.end()) return found->second ? &*found->second : nullptr;
@@ -168,12 +188,12 @@ class DnnlConvolutions final : public ConvolutionLibrary {
   // out, under the direction's argument names.
   bool run_data(const ConvolutionGeometry& geometry, GemmPrecision precision, Direction direction, int source_arg,
                 const float* source, const float* weights, int destination_arg, float* destination) {
-    const Plan* plan = cache_.plan(geometry, precision, direction);
+    Plan* plan = cache_.plan(geometry, precision, direction);
     if (!plan) return false;
     auto& [engine, stream, plans] = cache_;
     (void)plans;
     plan->primitive.execute(stream, {{source_arg, plan->source.input(engine, stream, source)},
-                                     {DNNL_ARG_WEIGHTS, plan->weights.input(engine, stream, weights)},
+                                     {DNNL_ARG_WEIGHTS, cached_weights(engine, stream, *plan, weights)},
                                      {destination_arg, plan->destination.output(engine, destination)}});
     plan->destination.finish(engine, stream, destination);
     stream.wait();
@@ -186,7 +206,7 @@ class DnnlConvolutions final : public ConvolutionLibrary {
 bool DnnlConvolutions::backward_weights(const ConvolutionGeometry& geometry, GemmPrecision precision,
                                         const float* x, const float* y, float alpha, float beta,
                                         float* weight_gradient) {
-  Plan* plan = const_cast<Plan*>(cache_.plan(geometry, precision, Direction::backward_weights));
+  Plan* plan = cache_.plan(geometry, precision, Direction::backward_weights);
   if (!plan) return false;
   auto& [engine, stream, plans] = cache_;
   (void)plans;

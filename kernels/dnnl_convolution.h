@@ -4,8 +4,10 @@
 //
 // Layouts: the callers' tensors stay NCHW (or any PlaneLayout, given to oneDNN as
 // strides); the primitives are created with format_tag::any, so oneDNN picks its
-// blocked / NHWC layouts, and each call reorders its operands into those layouts
-// and the result back (cheap next to the convolution: one pass over each tensor).
+// blocked / NHWC layouts, and each call reorders its activations into those
+// layouts and the result back (cheap next to the convolution: one pass over each
+// tensor). The weights' reorder is kept between calls and rerun only when their
+// values change (once per training step, not once per relaxation step).
 // Primitives, reorders and the staging buffers are built once per (geometry,
 // precision, direction) and cached; a call allocates nothing after the first.
 // Built only with EQPROP_HAVE_DNNL (CMake option EQPROP_ENABLE_DNNL).

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Interleaved A/B of one convolutional EP training step on the CPU: two eqprop
+# binaries timed in turns (A B A B ...), so that load from other processes falls
+# on both alike; prints each run's ms_per_batch_min and the ratio of the medians.
+#   perf/ab_conv_step.sh A_BINARY B_BINARY [ROUNDS] [PRECISION] [BATCH]
+# Defaults: 3 rounds, bf16, batch 16, on configs/cifar10_conv4_laborieux.json with
+# T1/T2 = 20/4, the library convolutions, 1 thread.
+set -euo pipefail
+a=$1 b=$2 rounds=${3:-3} precision=${4:-bf16} batch=${5:-16}
+cd "$(dirname "$0")/.."
+run() {
+  OMP_NUM_THREADS=1 "$1" bench --config configs/cifar10_conv4_laborieux.json --device cpu --repeats 3 --warmup 1 \
+    --set training.batch_size="$batch" --set training.eval_batch_size="$batch" --set dynamics.t_free=20 \
+    --set dynamics.t_nudge=4 --set training.conv_path=library --set training.gemm_precision="$precision" |
+    python3 -c 'import json,sys; print(json.loads(sys.stdin.read().strip().splitlines()[-1])["ms_per_batch_min"])'
+}
+ta=() tb=()
+for ((r = 1; r <= rounds; ++r)); do
+  ta+=("$(run "$a")") tb+=("$(run "$b")")
+  echo "round $r: A ${ta[-1]} ms  B ${tb[-1]} ms"
+done
+python3 - "${ta[*]}" "${tb[*]}" <<'PY'
+import statistics, sys
+a = [float(v) for v in sys.argv[1].split()]
+b = [float(v) for v in sys.argv[2].split()]
+ma, mb = statistics.median(a), statistics.median(b)
+print(f"median A {ma:.1f} ms  B {mb:.1f} ms  A/B {ma / mb:.3f}")
+PY
