@@ -3,6 +3,8 @@
 #include <omp.h>
 
 #include <filesystem>
+#include <optional>
+#include <utility>
 
 #include "engine/atomic_file.h"
 #include "engine/benchmark.h"
@@ -16,6 +18,19 @@ namespace {
 const char* const kRunFiles[] = {kConfigFile, kMetricsFile, kModelFile, kBestModelFile};
 // Derived from a run: replaced along with it.
 const char* const kDerivedFiles[] = {kRunRecordFile, "learning_curve.svg", "learning_curve.png"};
+
+std::string run_record_path(const std::string& dir) {
+  return (std::filesystem::path(dir) / kRunRecordFile).string();
+}
+
+// The record at `path` with its list of starts, or nothing where the file is
+// missing or unreadable (such a record is replaced rather than failing the run).
+std::optional<nlohmann::json> read_run_record(const std::string& path) {
+  if (!std::filesystem::exists(path)) return std::nullopt;
+  nlohmann::json record = nlohmann::json::parse(read_file(path), nullptr, false);
+  if (!record.is_object() || !record.contains("starts") || !record["starts"].is_array()) return std::nullopt;
+  return record;
+}
 
 }  // namespace
 
@@ -43,25 +58,20 @@ nlohmann::json run_start_record(const std::string& backend, const std::string& d
 }
 
 void record_run_start(const std::string& dir, const nlohmann::json& start, bool fresh) {
-  const std::string path = (std::filesystem::path(dir) / kRunRecordFile).string();
+  const std::string path = run_record_path(dir);
   nlohmann::json record = {{"starts", nlohmann::json::array()}};
-  if (!fresh && std::filesystem::exists(path)) {
-    // An unreadable record is replaced rather than failing the run it describes.
-    const nlohmann::json old = nlohmann::json::parse(read_file(path), nullptr, false);
-    if (old.is_object() && old.contains("starts") && old["starts"].is_array()) record = old;
-  }
+  if (!fresh)
+    if (std::optional<nlohmann::json> old = read_run_record(path)) record = std::move(*old);
   record["starts"].push_back(start);
   write_file_atomically(path, record.dump(2) + "\n");
 }
 
 void update_run_start(const std::string& dir, const std::string& key, const nlohmann::json& value) {
-  const std::string path = (std::filesystem::path(dir) / kRunRecordFile).string();
-  if (!std::filesystem::exists(path)) return;
-  nlohmann::json record = nlohmann::json::parse(read_file(path), nullptr, false);
-  if (!record.is_object() || !record.contains("starts") || !record["starts"].is_array() || record["starts"].empty())
-    return;
-  record["starts"].back()[key] = value;
-  write_file_atomically(path, record.dump(2) + "\n");
+  const std::string path = run_record_path(dir);
+  std::optional<nlohmann::json> record = read_run_record(path);
+  if (!record || (*record)["starts"].empty()) return;
+  (*record)["starts"].back()[key] = value;
+  write_file_atomically(path, record->dump(2) + "\n");
 }
 
 }  // namespace eqprop

@@ -11,9 +11,9 @@
 #include "engine/batch_loader.h"
 #include "engine/captured_step.h"
 #include "engine/config.h"
+#include "engine/dataset.h"
 #include "engine/hardware_model.h"
 #include "engine/thread_team.h"
-#include "engine/dataset.h"
 #include "kernels/step_parameters.h"
 #include "models/energy_model.h"
 
