@@ -15,12 +15,6 @@ std::string step_capture_refusal(const Config& config) {
     return "model.kind = " + config.model.kind + " makes host reads or per-step random keys inside its step";
   if (config.dynamics.tolerance > 0.0f)
     return "dynamics.tolerance > 0 (early exit reads each phase's residual on the host)";
-  if (config.dynamics.noise > 0.0f || config.dynamics.temperature > 0.0f)
-    return "Langevin noise (dynamics.noise or dynamics.temperature): its keys change every step";
-  if (config.hardware.any())
-    return "the hardware model (hardware.*): its noise keys and write counts change every step";
-  if (config.ep.random_sign && !config.ep.symmetric)
-    return "ep.random_sign with one-sided nudging: the sign of beta changes every step";
   if (config.training.implicit)
     return "training.algorithm = implicit (the adjoint's residual is read on the host)";
   return "";

@@ -36,15 +36,21 @@ bool records_steps(const Config& config, Backend& backend, int ranks, std::strin
 // records_steps' answer in words ("on (...)" or "off (why)"), for the run header.
 std::string step_capture_summary(const Config& config, Backend& backend, int ranks);
 
-// The arguments that differ between recordings of one step: where its inputs are
-// and how many systems it relaxes. Everything else a recording captures is fixed
-// for the run (the trainer's buffers) or read from the step-parameter block.
+// The arguments that differ between recordings of one step: where its inputs are,
+// how many systems it relaxes and the sign of beta. Everything else a recording
+// captures is fixed for the run (the trainer's buffers) or read from the
+// step-parameter block. The sign (ep.random_sign with one-sided nudging) reaches
+// the nudge, the read-out's cost gradient and the contrastive scale 1 / (beta_a -
+// beta_b) as a launch argument of many ops; one recording per sign replaces a
+// device read in each of them, and the sign is drawn on the host anyway.
 struct StepShape {
   const float* inputs = nullptr;
   const float* targets = nullptr;
   int batch = 0;
+  float beta_sign = 1.0f;
   bool operator==(const StepShape& other) const {
-    return inputs == other.inputs && targets == other.targets && batch == other.batch;
+    return inputs == other.inputs && targets == other.targets && batch == other.batch &&
+           beta_sign == other.beta_sign;
   }
 };
 
@@ -53,9 +59,10 @@ class CapturedStep {
   // Runs before a shape is recorded: the first run of a shape allocates what the
   // backend makes lazily (library workspaces, scratch), which a recording must not.
   static constexpr int kWarmupRuns = 1;
-  // Recordings kept: the two input slots of train_epoch and room for a third
-  // shape (another batch size); steps of further shapes run directly.
-  static constexpr std::size_t kMaxGraphs = 4;
+  // Recordings kept: the two input slots of train_epoch, each with either sign of
+  // beta, and room for the shorter last batch of an epoch; steps of further shapes
+  // run directly.
+  static constexpr std::size_t kMaxGraphs = 8;
 
   // `record`: records_steps(...). `required` (training.cuda_graphs = on): a step
   // that fails to record throws DeviceError instead of running directly from then on.

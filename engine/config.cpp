@@ -153,9 +153,10 @@ std::vector<ConfigKey> build_schema() {
        "perf/relaxation_path_crossover.sh). The paths agree up to summation order."},
       {"training.cuda_graphs", ConfigValueType::choice, "auto", 0, 0, false, choice_names(kCudaGraphModes),
        "Record the training step once as a CUDA graph and replay it every batch (the per-step values, learning "
-       "rate and metric slot, are read from a device block). `on`: refused for a config whose step cannot be "
-       "recorded (early exit, Langevin noise, the hardware model, a random sign of beta, the implicit "
-       "algorithm, a model kind with host reads in its step). `auto`: off until a GPU run has shown replayed "
+       "rate, metric slot and the step number that keys Langevin noise and the hardware model's draws, are read "
+       "from a device block; each sign of a random beta has its own recording). `on`: refused for a config whose "
+       "step cannot be recorded (early exit, the implicit algorithm, a model kind with host reads or per-step "
+       "keys in its step). `auto`: off until a GPU run has shown replayed "
        "steps equal to direct ones (engine/captured_step.h); the run header says which. The CPU backend runs every step directly. Same results."},
       {"training.algorithm", ConfigValueType::choice, "ep", 0, 0, false, choice_names(kTrainingAlgorithms),
        "How the gradient is computed. `ep`: Equilibrium Propagation (the nudged phases of `ep.*`). `implicit`: "

@@ -49,7 +49,7 @@ const float* HardwareModel::calibrate(const ConverterConfig& converter, const fl
 }
 
 DacWriteOp HardwareModel::parameter_write(float* source, float* effective, std::int64_t count, std::uint32_t tensor,
-                                          std::uint32_t write_count, const float* range) const {
+                                          DrawCount write_count, const float* range) const {
   return DacWriteOp{source,
                     config_.keep_full_precision ? nullptr : source,
                     effective,
@@ -70,7 +70,7 @@ void HardwareModel::check_parameter_arrays(const float* source, const float* eff
 }
 
 void HardwareModel::write_parameter(float* source, float* effective, std::int64_t count, std::uint32_t tensor,
-                                    std::uint32_t write_count) {
+                                    DrawCount write_count) {
   if (!writes_parameters() || count <= 0) {
     if (effective != source && count > 0)
       backend_.copy_on_device(effective, source, static_cast<std::size_t>(count) * sizeof(float));
@@ -82,7 +82,7 @@ void HardwareModel::write_parameter(float* source, float* effective, std::int64_
 }
 
 void HardwareModel::update_parameter(const SgdMomentumOp& update, float* effective, std::int64_t count,
-                                     std::uint32_t tensor, std::uint32_t write_count) {
+                                     std::uint32_t tensor, DrawCount write_count) {
   if (count <= 0) return;
   float* source = update.weights;
   if (!writes_parameters()) {
@@ -118,7 +118,7 @@ void HardwareModel::restore_parameter(const float* source, float* effective, std
 }
 
 void HardwareModel::write_input(const float* x, float* device_x, std::int64_t count, std::uint32_t tensor,
-                                std::uint32_t batch_key) {
+                                DrawCount batch_key) {
   if (count <= 0) return;
   if (!writes_inputs()) {
     if (device_x != x) backend_.copy_on_device(device_x, x, static_cast<std::size_t>(count) * sizeof(float));
@@ -130,7 +130,7 @@ void HardwareModel::write_input(const float* x, float* device_x, std::int64_t co
   backend_.run(op, count);
 }
 
-AdcSpec HardwareModel::adc_spec(const float* range, std::uint32_t tensor, std::uint32_t read_count) const {
+AdcSpec HardwareModel::adc_spec(const float* range, std::uint32_t tensor, DrawCount read_count) const {
   return AdcSpec{quantizer_spec(config_.adc, range), config_.adc.noise_sigma, config_.adc.noise_unit, seed_, tensor,
                  read_count};
 }
@@ -151,7 +151,7 @@ void HardwareModel::write_input_on_host(float* x, std::int64_t count, std::uint3
   for (std::int64_t r = 0; r < op.row_count(count); ++r) op.row(r);
 }
 
-void HardwareModel::read_states(float* states, std::int64_t count, std::uint32_t tensor, std::uint32_t read_count) {
+void HardwareModel::read_states(float* states, std::int64_t count, std::uint32_t tensor, DrawCount read_count) {
   if (!reads_states() || count <= 0) return;
   const float* range = calibrate(config_.adc, states, count);
   AdcReadOp op{states, states, adc_spec(range, tensor, read_count), count};

@@ -53,7 +53,7 @@ class HardwareModel {
   bool reads_in_step() const { return reads_states() && config_.adc.range == RangeMode::fixed; }
   // The ADC of the config for one tensor and read; range: the calibrated [min, max]
   // on the device, or null for the fixed range.
-  AdcSpec adc_spec(const float* range, std::uint32_t tensor, std::uint32_t read_count) const;
+  AdcSpec adc_spec(const float* range, std::uint32_t tensor, DrawCount read_count) const;
 
   // One DAC write of a parameter tensor (count):
   //   effective = gain * (quantize(source) + programming noise)
@@ -64,7 +64,7 @@ class HardwareModel {
   // write_count keys the noise and stochastic rounding: 0 for the write after
   // initialization, k + 1 for the write after the update of global batch k.
   void write_parameter(float* source, float* effective, std::int64_t count, std::uint32_t tensor,
-                       std::uint32_t write_count);
+                       DrawCount write_count);
 
   // The optimizer step `update` (whose weights are the optimizer's parameters, the
   // `source` of write_parameter) and the write of its result, fused
@@ -73,7 +73,7 @@ class HardwareModel {
   // Bit-identical to running `update` and then write_parameter. Without a hardware
   // model it runs the update (and copies to effective if that is another array).
   void update_parameter(const SgdMomentumOp& update, float* effective, std::int64_t count, std::uint32_t tensor,
-                        std::uint32_t write_count);
+                        DrawCount write_count);
   // effective = gain * source, for a source that already holds device values (after
   // resuming with keep_full_precision = false: writing again would add noise twice).
   // With keep_full_precision = true, resume with write_parameter and the
@@ -83,7 +83,7 @@ class HardwareModel {
   // device_x (count) = input DAC of x (count); may alias x. batch_key: e.g. the
   // global batch index (keys stochastic rounding).
   void write_input(const float* x, float* device_x, std::int64_t count, std::uint32_t tensor,
-                   std::uint32_t batch_key);
+                   DrawCount batch_key);
 
   // The same conversion of host memory x (count), in place, on the calling thread:
   // the loader thread converts each batch as it prepares it (BatchLoader::Options::
@@ -93,13 +93,13 @@ class HardwareModel {
   void write_input_on_host(float* x, std::int64_t count, std::uint32_t tensor, std::uint32_t batch_key) const;
   // states (count) <- ADC read of states, in place. read_count: e.g. the global
   // batch index (keys readout noise and stochastic rounding).
-  void read_states(float* states, std::int64_t count, std::uint32_t tensor, std::uint32_t read_count);
+  void read_states(float* states, std::int64_t count, std::uint32_t tensor, DrawCount read_count);
 
  private:
   // Grows a scratch buffer to at least `size` floats.
   void reserve(DeviceBuffer<float>& buffer, std::size_t size);
   DacWriteOp parameter_write(float* source, float* effective, std::int64_t count, std::uint32_t tensor,
-                             std::uint32_t write_count, const float* range) const;
+                             DrawCount write_count, const float* range) const;
   void check_parameter_arrays(const float* source, const float* effective) const;
   // For a calibrated converter: [min, max] of x on the device (range_); else null.
   const float* calibrate(const ConverterConfig& converter, const float* x, std::int64_t count);

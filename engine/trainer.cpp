@@ -111,7 +111,7 @@ void BatchResult::add(const BatchResult& other) {
   free_energies.insert(free_energies.end(), other.free_energies.begin(), other.free_energies.end());
 }
 
-PhaseSpec Trainer::phase_spec(bool nudged, float beta, std::uint64_t global_batch, std::uint32_t phase) const {
+PhaseSpec Trainer::phase_spec(bool nudged, float beta, StepKey key, std::uint32_t phase) const {
   const DynamicsConfig& dynamics = config_.dynamics;
   PhaseSpec spec;
   spec.integrator = nudged ? dynamics.nudge_integrator : dynamics.integrator;
@@ -127,9 +127,11 @@ PhaseSpec Trainer::phase_spec(bool nudged, float beta, std::uint64_t global_batc
                          : dynamics.noise;
   spec.noise_seed = config_.seed;
   // A rank's rows keep the sample positions they have in the global batch, so the
-  // noise of a sharded batch is the single process's.
-  spec.first_sample = global_batch * static_cast<std::uint64_t>(model_->max_batch()) +
-                      static_cast<std::uint64_t>(shard_begin_);
+  // noise of a sharded batch is the single process's. A recorded step reads the
+  // samples before its batch from the step-parameter block.
+  const std::uint64_t before = key.global_batch * static_cast<std::uint64_t>(model_->max_batch());
+  spec.first_sample = (key.on_device ? 0u : before) + static_cast<std::uint64_t>(shard_begin_);
+  if (key.on_device) spec.step_first_sample = step_parameters_.first_sample();
   spec.noise_phase = phase;
   spec.tolerance = dynamics.tolerance;
   spec.check_every = dynamics.check_every;
@@ -156,21 +158,25 @@ void Trainer::program_device(std::uint32_t write_count, bool resumed) {
   }
 }
 
-const float* Trainer::device_input(const float* x, int batch, std::uint32_t tensor, std::uint64_t key) {
+DrawCount Trainer::draw_count(StepKey key, std::uint32_t plus) const {
+  if (key.on_device) return DrawCount(step_parameters_.step_number(), plus);
+  return DrawCount(static_cast<std::uint32_t>(key.global_batch + plus));
+}
+
+const float* Trainer::device_input(const float* x, int batch, std::uint32_t tensor, StepKey key) {
   if (!hardware_.writes_inputs()) return x;
-  hardware_.write_input(x, device_inputs_.data(), std::int64_t(batch) * input_size_, tensor,
-                        static_cast<std::uint32_t>(key));
+  hardware_.write_input(x, device_inputs_.data(), std::int64_t(batch) * input_size_, tensor, draw_count(key, 0));
   return device_inputs_.data();
 }
 
-PhaseSpec Trainer::reading(PhaseSpec spec, hardware_tensor::ReadPhase phase, std::uint64_t key) const {
+PhaseSpec Trainer::reading(PhaseSpec spec, hardware_tensor::ReadPhase phase, StepKey key) const {
   if (!fused_readout_) return spec;
   spec.read_out = true;
-  spec.adc = hardware_.adc_spec(nullptr, hardware_tensor::state(phase, 0), static_cast<std::uint32_t>(key));
+  spec.adc = hardware_.adc_spec(nullptr, hardware_tensor::state(phase, 0), draw_count(key, 0));
   return spec;
 }
 
-void Trainer::read_out(NetworkState& state, hardware_tensor::ReadPhase phase, int batch, std::uint64_t key) {
+void Trainer::read_out(NetworkState& state, hardware_tensor::ReadPhase phase, int batch, StepKey key) {
   if (!hardware_.reads_states()) return;
   if (fused_readout_) {
     // The relaxation left the readings in state.readouts: they become the state.
@@ -179,7 +185,7 @@ void Trainer::read_out(NetworkState& state, hardware_tensor::ReadPhase phase, in
   }
   for (std::size_t i = 0; i < state.layers.size(); ++i)
     hardware_.read_states(state.layers[i].data(), std::int64_t(batch) * model_->state_units(static_cast<int>(i)),
-                          hardware_tensor::state(phase, static_cast<int>(i)), static_cast<std::uint32_t>(key));
+                          hardware_tensor::state(phase, static_cast<int>(i)), draw_count(key, 0));
 }
 
 void Trainer::convert_on_loader(BatchLoader::Options& options, std::uint32_t tensor, std::uint64_t first_key) const {
@@ -190,35 +196,39 @@ void Trainer::convert_on_loader(BatchLoader::Options& options, std::uint32_t ten
   };
 }
 
-void Trainer::run_free_phase(const float* x, const float* target, int batch, std::uint64_t global_batch,
-                             InputForm form, float* free_energy) {
-  model_->set_input(form == InputForm::converted ? x : device_input(x, batch, hardware_tensor::kTrainInput, global_batch),
+void Trainer::run_free_phase(const float* x, const float* target, int batch, StepKey key, InputForm form,
+                             float* free_energy) {
+  model_->set_input(form == InputForm::converted ? x : device_input(x, batch, hardware_tensor::kTrainInput, key),
                     batch);
   model_->reset(free_);
-  free_result_ = model_->relax(
-      free_, target, reading(phase_spec(false, 0.0f, global_batch, 0), hardware_tensor::ReadPhase::free, global_batch));
+  free_result_ =
+      model_->relax(free_, target, reading(phase_spec(false, 0.0f, key, 0), hardware_tensor::ReadPhase::free, key));
   model_->energy(free_, free_energy);  // of the physical state, before any ADC read
 }
 
-void Trainer::run_phases(const float* x, const float* target, int batch, std::uint64_t global_batch, InputForm form,
+float Trainer::beta_sign(std::uint64_t global_batch) const {
+  if (!config_.ep.random_sign || config_.ep.symmetric) return 1.0f;
+  const Philox4 words = random_words(config_.seed, RngStream::beta_sign, global_batch, 0);
+  return (words.v[0] & 1u) ? -1.0f : 1.0f;
+}
+
+void Trainer::run_phases(const float* x, const float* target, int batch, StepKey key, InputForm form,
                          float* free_energy) {
-  float beta = config_.ep.beta;
-  if (config_.ep.random_sign && !config_.ep.symmetric) {
-    const Philox4 words = random_words(config_.seed, RngStream::beta_sign, global_batch, 0);
-    if (words.v[0] & 1u) beta = -beta;
-  }
-  run_free_phase(x, target, batch, global_batch, form, free_energy);
+  // The sign is a host decision: a recorded step has one recording per sign
+  // (StepShape::beta_sign).
+  const float beta = beta_sign(key.global_batch) * config_.ep.beta;
+  run_free_phase(x, target, batch, key, form, free_energy);
   using hardware_tensor::ReadPhase;
   // The nudged phases start from the free state (DESIGN.md §1).
   model_->copy_state(free_, plus_, batch);
-  plus_result_ = model_->relax(plus_, target, reading(phase_spec(true, beta, global_batch, 1), ReadPhase::plus, global_batch));
+  plus_result_ = model_->relax(plus_, target, reading(phase_spec(true, beta, key, 1), ReadPhase::plus, key));
   beta_a_ = beta;
   beta_b_ = 0.0f;
   minus_result_ = PhaseResult{};
   if (config_.ep.symmetric) {
     model_->copy_state(free_, minus_, batch);
     minus_result_ =
-        model_->relax(minus_, target, reading(phase_spec(true, -beta, global_batch, 2), ReadPhase::minus, global_batch));
+        model_->relax(minus_, target, reading(phase_spec(true, -beta, key, 2), ReadPhase::minus, key));
     beta_b_ = -beta;
   }
 }
@@ -230,27 +240,27 @@ void Trainer::ep_gradient(const float* x, const float* target, int batch, std::u
   compute_gradient(x, target, batch, global_batch, form, energy_.data(), gradient);
 }
 
-void Trainer::compute_gradient(const float* x, const float* target, int batch, std::uint64_t global_batch,
-                               InputForm form, float* free_energy, ParameterSet& gradient) {
+void Trainer::compute_gradient(const float* x, const float* target, int batch, StepKey key, InputForm form,
+                               float* free_energy, ParameterSet& gradient) {
   if (config_.training.implicit) {
     // training.algorithm = implicit: no nudged phase; the exact gradient at the
     // free fixed point (as read out) by implicit differentiation.
-    run_free_phase(x, target, batch, global_batch, form, free_energy);
+    run_free_phase(x, target, batch, key, form, free_energy);
     plus_result_ = minus_result_ = PhaseResult{};
-    read_out(free_, hardware_tensor::ReadPhase::free, batch, global_batch);
+    read_out(free_, hardware_tensor::ReadPhase::free, batch, key);
     model_->implicit_gradient(free_, target, config_.training.adjoint_iterations, gradient);
     return;
   }
-  run_phases(x, target, batch, global_batch, form, free_energy);
-  gradient_from_phases(target, batch, global_batch, gradient);
+  run_phases(x, target, batch, key, form, free_energy);
+  gradient_from_phases(target, batch, key, gradient);
 }
 
-void Trainer::gradient_from_phases(const float* target, int batch, std::uint64_t global_batch, ParameterSet& gradient) {
+void Trainer::gradient_from_phases(const float* target, int batch, StepKey key, ParameterSet& gradient) {
   // The contrastive update and the prediction see the states through the ADC.
   // Every phase has relaxed by now, so reading in place changes no dynamics.
-  read_out(plus_, hardware_tensor::ReadPhase::plus, batch, global_batch);
-  if (config_.ep.symmetric) read_out(minus_, hardware_tensor::ReadPhase::minus, batch, global_batch);
-  read_out(free_, hardware_tensor::ReadPhase::free, batch, global_batch);
+  read_out(plus_, hardware_tensor::ReadPhase::plus, batch, key);
+  if (config_.ep.symmetric) read_out(minus_, hardware_tensor::ReadPhase::minus, batch, key);
+  read_out(free_, hardware_tensor::ReadPhase::free, batch, key);
   model_->ep_gradient(plus_, beta_a_, config_.ep.symmetric ? minus_ : free_, beta_b_, target, gradient);
 }
 
@@ -265,18 +275,21 @@ void Trainer::train_step(const float* x, const float* target, int batch, std::ui
   for (std::size_t l = 0; l < optimizer_parameters().weights.size(); ++l)
     values.learning_rates[l] = config_.optimizer.learning_rate(l) * learning_rate_scale;
   values.metric_slot = queue_slot;
+  values.step_number = static_cast<std::uint32_t>(global_batch);
+  values.first_sample = global_batch * static_cast<std::uint64_t>(model_->max_batch());
   step_parameters_.upload(queue_slot);
   writes_done_ = static_cast<std::uint32_t>(global_batch + 1);
-  captured_->run(StepShape{x, target, batch},
-                 [&] { enqueue_step(x, target, batch, global_batch, form, queue_slot); });
+  const StepKey key{global_batch, captured_->recording()};
+  captured_->run(StepShape{x, target, batch, beta_sign(global_batch)},
+                 [&] { enqueue_step(x, target, batch, key, form, queue_slot); });
   queued_.push_back({batch, free_result_.steps, std::max(plus_result_.steps, minus_result_.steps), shard_begin_,
                      global_rows_});
   ++steps_taken_;
   thread_team_.end_step();  // the CPU backend's step is done when its calls return
 }
 
-void Trainer::enqueue_step(const float* x, const float* target, int batch, std::uint64_t global_batch,
-                           InputForm form, int queue_slot) {
+void Trainer::enqueue_step(const float* x, const float* target, int batch, StepKey key, InputForm form,
+                           int queue_slot) {
   // Recording: the metrics go to fixed arrays and MetricSlotCopyOp moves them to
   // the slot the block names; otherwise straight into the slot, as they always did.
   const bool recording = captured_->recording();
@@ -287,7 +300,7 @@ void Trainer::enqueue_step(const float* x, const float* target, int batch, std::
   float* const loss = recording ? step_loss_.data() : loss_.data() + slot;
   float* const correct = recording ? step_correct_.data() : correct_.data() + slot;
   float* const energy = recording ? step_energy_.data() : energy_.data() + slot;
-  compute_gradient(x, target, batch, global_batch, form, energy, gradient_);
+  compute_gradient(x, target, batch, key, form, energy, gradient_);
   if (global_rows_ > 0) sum_gradient_over_ranks(batch);
   model_->metrics(free_, target, loss, correct);
   if (recording)
@@ -309,12 +322,12 @@ void Trainer::enqueue_step(const float* x, const float* target, int batch, std::
         SgdMomentumOp{parameters.weights[l].data(), velocity_.weights[l].data(), gradient_.weights[l].data(), lr,
                       momentum, decay},
         device.weights[l].data(), static_cast<std::int64_t>(parameters.weights[l].size()),
-        hardware_tensor::weights(layer), writes_done_);
+        hardware_tensor::weights(layer), draw_count(key, 1));
     hardware_.update_parameter(
         SgdMomentumOp{parameters.biases[l].data(), velocity_.biases[l].data(), gradient_.biases[l].data(), lr,
                       momentum, decay},
         device.biases[l].data(), static_cast<std::int64_t>(parameters.biases[l].size()),
-        hardware_tensor::biases(layer), writes_done_);
+        hardware_tensor::biases(layer), draw_count(key, 1));
   }
 }
 

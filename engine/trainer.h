@@ -48,6 +48,17 @@ enum class InputForm { raw, converted };
 // Called after each training batch: batches done, batches in the epoch, running totals.
 using BatchProgress = std::function<void(std::int64_t done, std::int64_t total, const BatchResult& so_far)>;
 
+// What keys a training step's random draws (Langevin noise, the hardware model's
+// noise and rounding): its global batch index, taken by the kernels as a launch
+// argument, or, in a recorded step (engine/captured_step.h), read by them from the
+// step-parameter block when they run, so that a replay draws afresh.
+struct StepKey {
+  std::uint64_t global_batch = 0;
+  bool on_device = false;
+  StepKey(std::uint64_t batch_index) : global_batch(batch_index) {}  // implicit: a launch argument
+  StepKey(std::uint64_t batch_index, bool read_on_device) : global_batch(batch_index), on_device(read_on_device) {}
+};
+
 class Trainer {
  public:
   // input_size and classes are the data's, checked against the model's; -1 takes
@@ -97,7 +108,10 @@ class Trainer {
                    ParameterSet& gradient, InputForm form = InputForm::raw);
 
   // The spec of a phase of the current config: free (beta = 0) or nudged.
-  PhaseSpec phase_spec(bool nudged, float beta, std::uint64_t global_batch, std::uint32_t phase) const;
+  PhaseSpec phase_spec(bool nudged, float beta, StepKey key, std::uint32_t phase) const;
+  // The sign of beta of step `global_batch`'s nudged phase: -1 where ep.random_sign
+  // draws it negative (one-sided nudging), else +1.
+  float beta_sign(std::uint64_t global_batch) const;
 
   // One pass over `data` in seeded shuffled order; throws DivergenceError on a
   // non-finite loss.
@@ -131,22 +145,22 @@ class Trainer {
   std::size_t metric_rows(std::size_t slot);
   // set_input, then the free phase from the reset state into free_ and its
   // energies into free_energy.
-  void run_free_phase(const float* x, const float* target, int batch, std::uint64_t global_batch, InputForm form,
+  void run_free_phase(const float* x, const float* target, int batch, StepKey key, InputForm form,
                       float* free_energy);
   // The free phase (its energies into free_energy) and the nudged phases.
-  void run_phases(const float* x, const float* target, int batch, std::uint64_t global_batch, InputForm form,
+  void run_phases(const float* x, const float* target, int batch, StepKey key, InputForm form,
                   float* free_energy);
   // The batch's gradient into `gradient` (EP's from the phases, or the implicit
   // one) and its free energies into free_energy.
-  void compute_gradient(const float* x, const float* target, int batch, std::uint64_t global_batch, InputForm form,
+  void compute_gradient(const float* x, const float* target, int batch, StepKey key, InputForm form,
                         float* free_energy, ParameterSet& gradient);
   // The contrastive gradient of the phases run_phases left, seen through the ADC.
-  void gradient_from_phases(const float* target, int batch, std::uint64_t global_batch, ParameterSet& gradient);
+  void gradient_from_phases(const float* target, int batch, StepKey key, ParameterSet& gradient);
   // The device work of train_step after its step parameters are uploaded: the
   // phases, the gradient, the metrics into queue slot `queue_slot` and the update.
   // What train_step records (engine/captured_step.h): every per-step value it
   // passes to a kernel comes from step_parameters_ when recording.
-  void enqueue_step(const float* x, const float* target, int batch, std::uint64_t global_batch, InputForm form,
+  void enqueue_step(const float* x, const float* target, int batch, StepKey key, InputForm form,
                     int queue_slot);
   // Moves the metrics of the steps queued on the device into unread_, one
   // BatchResult per step (three copies to the host, one wait).
@@ -157,16 +171,19 @@ class Trainer {
   // and reported to `progress` in order; the last one is batch `batches_done`.
   void report_unread(int epoch, std::int64_t batches_done, std::int64_t batches_in_epoch, BatchResult& total,
                      const BatchProgress& progress);
-  // The model's input for x: x itself, or its input-DAC conversion.
   // Loader options that convert the inputs on the loader thread (input DAC), keyed
   // like device_input with key = first_key + batch index.
   void convert_on_loader(BatchLoader::Options& options, std::uint32_t tensor, std::uint64_t first_key) const;
-  const float* device_input(const float* x, int batch, std::uint32_t tensor, std::uint64_t key);
+  // The model's input for x: x itself, or its input-DAC conversion.
+  const float* device_input(const float* x, int batch, std::uint32_t tensor, StepKey key);
+  // The count of a hardware draw of step `key`, plus `plus`: a launch argument, or
+  // the step-parameter block's step number (kernels/draw_count.h).
+  DrawCount draw_count(StepKey key, std::uint32_t plus) const;
   // `spec` with the fused ADC read-out of `phase` switched on, where the trainer uses it.
-  PhaseSpec reading(PhaseSpec spec, hardware_tensor::ReadPhase phase, std::uint64_t key) const;
+  PhaseSpec reading(PhaseSpec spec, hardware_tensor::ReadPhase phase, StepKey key) const;
   // Every state layer of `state` through the ADC, once its phases no longer need the
   // analog values: the fused readings swapped in, or an ADC pass in place.
-  void read_out(NetworkState& state, hardware_tensor::ReadPhase phase, int batch, std::uint64_t key);
+  void read_out(NetworkState& state, hardware_tensor::ReadPhase phase, int batch, StepKey key);
   // Uploads a host batch into device slot `slot` (copy stream, overlaps compute).
   void upload(const HostBatch& batch, int slot);
 

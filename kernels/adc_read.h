@@ -11,6 +11,7 @@
 #include "kernels/determinism.h"
 #include "kernels/analog_noise.h"
 #include "kernels/dac_write.h"
+#include "kernels/draw_count.h"
 #include "kernels/hostdevice.h"
 #include "kernels/philox.h"
 #include "kernels/quantizer.h"
@@ -28,23 +29,24 @@ struct AdcSpec {
   NoiseUnit noise_unit;
   std::uint64_t seed;
   std::uint32_t tensor;      // logical tensor id: draws keyed on hardware_index(tensor, element)
-  std::uint32_t read_count;  // keys the readout noise and the stochastic rounding
+  DrawCount read_count;      // keys the readout noise and the stochastic rounding
 
-  // The digital reading of x, element `element` of the tensor, with the level grid
-  // and the switches given (hoisted out of loops by the callers).
+  // The digital reading of x, element `element` of the tensor, with the level grid,
+  // the switches and read_count.value() given (hoisted out of loops by the callers).
   EQ_HD float read(float x, std::int64_t element, const QuantizerLevels& levels, bool quantize_on, bool stochastic,
-                   bool noise_on) const {
+                   bool noise_on, std::uint32_t read) const {
     const std::uint64_t index = hardware_index(tensor, static_cast<std::uint64_t>(element));
-    if (!quantize_on) return noise_on ? x + readout_noise_absolute(seed, index, read_count, noise_sigma) : x;
-    const float noise = noise_on ? readout_noise_lsb(seed, index, read_count, noise_sigma, noise_unit, levels.step) : 0.0f;
-    const float u = stochastic ? rounding_uniform(seed, RngStream::adc_rounding, index, read_count) : 0.0f;
+    if (!quantize_on) return noise_on ? x + readout_noise_absolute(seed, index, read, noise_sigma) : x;
+    const float noise = noise_on ? readout_noise_lsb(seed, index, read, noise_sigma, noise_unit, levels.step) : 0.0f;
+    const float u = stochastic ? rounding_uniform(seed, RngStream::adc_rounding, index, read) : 0.0f;
     return quantize(x, levels, stochastic ? Rounding::stochastic : Rounding::nearest, noise, u);
   }
   // The same, deriving the levels: for one element at a time (GPU threads).
   EQ_HD float read(float x, std::int64_t element) const {
     const bool quantize_on = quantizer.enabled();
     const QuantizerLevels levels = quantize_on ? quantizer.levels() : QuantizerLevels{};
-    return read(x, element, levels, quantize_on, quantizer.rounding == Rounding::stochastic, noise_sigma != 0.0f);
+    return read(x, element, levels, quantize_on, quantizer.rounding == Rounding::stochastic, noise_sigma != 0.0f,
+                read_count.value());
   }
   // out[k] = read(in[k], first_element + k) for k < n: a run of elements, switches
   // hoisted so the noiseless loops vectorize. in and out may alias.
@@ -52,16 +54,18 @@ struct AdcSpec {
     const bool quantize_on = quantizer.enabled();
     const QuantizerLevels levels = quantize_on ? quantizer.levels() : QuantizerLevels{};
     const bool stochastic = quantizer.rounding == Rounding::stochastic;
+    const std::uint32_t draw = read_count.value();
     if (noise_sigma != 0.0f) {
-      for (std::int64_t k = 0; k < n; ++k) out[k] = read(in[k], first_element + k, levels, quantize_on, stochastic, true);
+      for (std::int64_t k = 0; k < n; ++k)
+        out[k] = read(in[k], first_element + k, levels, quantize_on, stochastic, true, draw);
     } else if (!quantize_on) {
       for (std::int64_t k = 0; k < n; ++k) out[k] = in[k];
     } else if (stochastic) {
 #pragma omp simd
-      for (std::int64_t k = 0; k < n; ++k) out[k] = read(in[k], first_element + k, levels, true, true, false);
+      for (std::int64_t k = 0; k < n; ++k) out[k] = read(in[k], first_element + k, levels, true, true, false, draw);
     } else {
 #pragma omp simd
-      for (std::int64_t k = 0; k < n; ++k) out[k] = read(in[k], first_element + k, levels, true, false, false);
+      for (std::int64_t k = 0; k < n; ++k) out[k] = read(in[k], first_element + k, levels, true, false, false, draw);
     }
   }
 };

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "kernels/determinism.h"
+#include "kernels/draw_count.h"
 #include "kernels/analog_noise.h"
 #include "kernels/hostdevice.h"
 #include "kernels/philox.h"
@@ -53,7 +54,7 @@ struct DacWriteOp {
   float mismatch_sigma;        // device-to-device gain spread; 0: all gains 1
   std::uint64_t seed;
   std::uint32_t tensor;       // logical tensor id: draws keyed on hardware_index(tensor, i)
-  std::uint32_t write_count;  // keys the programming noise and the stochastic rounding
+  DrawCount write_count;      // keys the programming noise and the stochastic rounding
   std::int64_t count;         // elements: the count given to Backend::run (the CPU chunks need it)
 
   EQ_HD bool noisy() const { return noise_additive != 0.0f || noise_multiplicative != 0.0f; }
@@ -61,20 +62,21 @@ struct DacWriteOp {
   EQ_HD void operator()(std::int64_t i) const {
     const bool quantize_on = quantizer.enabled();
     const QuantizerLevels levels = quantize_on ? quantizer.levels() : QuantizerLevels{};
-    write(i, levels, quantize_on, quantizer.rounding == Rounding::stochastic, noisy(), mismatch_sigma != 0.0f);
+    write(i, levels, quantize_on, quantizer.rounding == Rounding::stochastic, noisy(), mismatch_sigma != 0.0f,
+          write_count.value());
   }
 
-  // One element, with the level grid and the feature switches given.
+  // One element, with the level grid, the feature switches and write_count.value() given.
   EQ_HD void write(std::int64_t i, const QuantizerLevels& levels, bool quantize_on, bool stochastic, bool noise_on,
-                   bool mismatch_on) const {
+                   bool mismatch_on, std::uint32_t draw) const {
     const std::uint64_t index = hardware_index(tensor, static_cast<std::uint64_t>(i));
     float q = source[i];
     if (quantize_on) {
-      const float u = stochastic ? rounding_uniform(seed, RngStream::dac_rounding, index, write_count) : 0.0f;
+      const float u = stochastic ? rounding_uniform(seed, RngStream::dac_rounding, index, draw) : 0.0f;
       q = quantize(q, levels, stochastic ? Rounding::stochastic : Rounding::nearest, 0.0f, u);
     }
     const float w =
-        noise_on ? programming_noise(q, seed, index, write_count, noise_additive, noise_multiplicative) : q;
+        noise_on ? programming_noise(q, seed, index, draw, noise_additive, noise_multiplicative) : q;
     if (written) written[i] = w;
     effective[i] = mismatch_on ? mismatch_gain(seed, index, mismatch_sigma) * w : w;
   }
@@ -98,11 +100,12 @@ struct DacWriteOp {
     const std::int64_t begin = r * kHardwareChunk;
     const std::int64_t end = begin + kHardwareChunk < count ? begin + kHardwareChunk : count;
     const bool noise_on = noisy(), mismatch_on = mismatch_sigma != 0.0f;
+    const std::uint32_t draw = write_count.value();
     if (!noise_on && !mismatch_on) {
 #pragma omp simd
-      for (std::int64_t i = begin; i < end; ++i) write(i, levels, kQuantize, kStochastic, false, false);
+      for (std::int64_t i = begin; i < end; ++i) write(i, levels, kQuantize, kStochastic, false, false, draw);
     } else {
-      for (std::int64_t i = begin; i < end; ++i) write(i, levels, kQuantize, kStochastic, noise_on, mismatch_on);
+      for (std::int64_t i = begin; i < end; ++i) write(i, levels, kQuantize, kStochastic, noise_on, mismatch_on, draw);
     }
   }
 };

@@ -13,6 +13,7 @@
 #include "kernels/hard_sigmoid.h"
 #include "kernels/hostdevice.h"
 #include "kernels/langevin_noise.h"
+#include "kernels/noise_key.h"
 #include "kernels/philox.h"
 
 namespace eqprop {
@@ -111,13 +112,15 @@ struct LayerStepOp {
   float pump = 0.0f;         // a0 - a(t) at this step
   // Langevin noise: sigma * xi per unit and step (times sqrt(dt) for gradient flow
   // and cSB), xi keyed on (seed, dynamics_noise, index, step) with
-  // index = noise_index + row * noise_row_stride + unit: logical positions, so the
-  // draws do not depend on the backend or on how the batch is sliced.
+  // index = noise_element_at(noise_index, noise_first_sample, noise_row_stride, row,
+  // unit): logical positions, so the draws do not depend on the backend or on how
+  // the batch is sliced (kernels/noise_key.h).
   float noise_sigma = 0.0f;
   std::uint64_t noise_seed = 0;
   std::uint64_t noise_index = 0;
   std::int64_t noise_row_stride = 0;
   std::uint32_t noise_step = 0;
+  const std::uint64_t* noise_first_sample = nullptr;  // device: samples before a recorded step's batch
   // The ADC reading of the new state, in the same pass (the final step of a phase
   // whose states are read out): readout[i] = adc.read(new state, readout_first + i),
   // i the index within this op's arrays. Null: none.
@@ -128,7 +131,7 @@ struct LayerStepOp {
   // Logical elements 2k and 2k + 1 share one Philox draw: the two normals of one
   // Box-Muller pair (half the draws, logarithms and square roots per step).
   EQ_HD std::uint64_t noise_element(std::int64_t row, std::int32_t unit) const {
-    return noise_index + static_cast<std::uint64_t>(row * noise_row_stride + unit);
+    return noise_element_at(noise_index, noise_first_sample, noise_row_stride, row, unit);
   }
   EQ_HD float noise_scale() const {
     return integrator == Integrator::fixed_point ? noise_sigma : noise_sigma * sqrtf(dt);

@@ -27,6 +27,18 @@ struct NoiseKey {
   }
 };
 
+// The element of (row, unit) of an op whose first row and unit sit at element
+// `index`, rows `row_stride` apart. A recorded training step (DESIGN.md, "Captured
+// training steps") cannot carry the step's first sample as a launch argument: the
+// op then holds the rest of its position in `index` and reads the samples before
+// the step from the step-parameter block (`step_first_sample`, in device memory)
+// when it runs; null where the whole position is in `index`.
+EQ_HD std::uint64_t noise_element_at(std::uint64_t index, const std::uint64_t* step_first_sample,
+                                     std::int64_t row_stride, std::int64_t row, std::int32_t unit) {
+  const std::uint64_t before = step_first_sample ? *step_first_sample * static_cast<std::uint64_t>(row_stride) : 0u;
+  return index + before + static_cast<std::uint64_t>(row * row_stride + unit);
+}
+
 // The step key: a phase holds up to 2^24 steps, the phase id (PhaseSpec::noise_phase)
 // names the rest.
 EQ_HD std::uint32_t noise_step_key(std::uint32_t phase, int step) {

@@ -25,6 +25,7 @@
 #include "kernels/determinism.h"
 #include "kernels/hostdevice.h"
 #include "kernels/langevin_noise.h"
+#include "kernels/noise_key.h"
 
 namespace eqprop {
 
@@ -139,13 +140,15 @@ struct OscillatorStepOp {
   float shil;                 // S, the second-harmonic injection
   float dt;
   std::int32_t units;
-  // Langevin noise sigma sqrt(dt) xi, xi = langevin_normal(noise_seed,
-  // noise_index + row * noise_row_stride + unit, noise_step): logical positions.
+  // Langevin noise sigma sqrt(dt) xi, xi = langevin_normal(noise_seed, element,
+  // noise_step), element = noise_element_at(noise_index, noise_first_sample,
+  // noise_row_stride, row, unit): logical positions (kernels/noise_key.h).
   float noise_sigma = 0.0f;
   std::uint64_t noise_seed = 0;
   std::uint64_t noise_index = 0;
   std::int64_t noise_row_stride = 0;
   std::uint32_t noise_step = 0;
+  const std::uint64_t* noise_first_sample = nullptr;  // device: samples before a recorded step's batch
 
   EQ_HD void operator()(std::int64_t i) const {
     const std::int64_t row = i / units;
@@ -155,7 +158,7 @@ struct OscillatorStepOp {
 
   EQ_HD float noise_of(std::int64_t row, std::int32_t unit) const {
     return noise_sigma * sqrtf(dt) *
-           langevin_normal(noise_seed, noise_index + static_cast<std::uint64_t>(row * noise_row_stride + unit),
+           langevin_normal(noise_seed, noise_element_at(noise_index, noise_first_sample, noise_row_stride, row, unit),
                            noise_step);
   }
 

@@ -21,6 +21,12 @@ struct StepParameters {
   static constexpr int kMaxLayers = 128;
   float learning_rates[kMaxLayers];  // per parameter layer: optimizer.lr(l) x the schedule's scale
   std::int32_t metric_slot;          // the step's slot in the trainer's queue of unread metrics
+  // The step's number, which keys its random draws: the hardware model's reads and
+  // input writes take it as their count and the parameter writes it + 1
+  // (kernels/draw_count.h); the Langevin noise keys on the samples before the
+  // step's batch (kernels/noise_key.h).
+  std::uint32_t step_number;
+  std::uint64_t first_sample;
 };
 static_assert(std::is_trivially_copyable<StepParameters>::value, "the block is copied to the device as bytes");
 
@@ -48,6 +54,8 @@ class StepParameterBlock {
   const StepParameters* device() const { return device_.data(); }
   const float* learning_rate(int layer) const { return device_.data()->learning_rates + layer; }
   const std::int32_t* metric_slot() const { return &device_.data()->metric_slot; }
+  const std::uint32_t* step_number() const { return &device_.data()->step_number; }
+  const std::uint64_t* first_sample() const { return &device_.data()->first_sample; }
 
  private:
   Backend* backend_ = nullptr;

@@ -47,6 +47,10 @@ struct PhaseSpec {
   std::uint64_t noise_seed = 0;
   std::uint64_t first_sample = 0;
   std::uint32_t noise_phase = 0;
+  // A recorded training step's samples before its batch, in device memory (the
+  // step-parameter block), read when the kernels run and added to first_sample;
+  // null: first_sample holds them. Only models whose kind is capturable_step read it.
+  const std::uint64_t* step_first_sample = nullptr;
   // Early exit: every check_every steps, a system's residual is its largest unit
   // change in that step (divided by dt for gradient flow and cSB); the phase ends
   // when every system is below tolerance. 0 runs to the cap.

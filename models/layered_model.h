@@ -128,6 +128,7 @@ class LayeredModel : public EnergyModel {
     op.noise_index = key.first;
     op.noise_row_stride = static_cast<std::int64_t>(key.row_stride);
     op.noise_step = key.step;
+    op.noise_first_sample = spec.step_first_sample;
   }
   // Units of the state layers below state layer i, per sample.
   int unit_offset(int i) const;

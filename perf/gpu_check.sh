@@ -211,6 +211,13 @@ for graphs in on off; do
     "${repeats[@]}" "${small[@]}" --set training.relaxation_path=fused --set training.cuda_graphs=$graphs
   check "bench_conv_small_graphs_$graphs" 120 bench --device "$device" --config configs/fashion_mnist_conv.json \
     "${repeats[@]}" "${small[@]}" --set training.cuda_graphs=$graphs
+  # The per-step random keys read from the step-parameter block: Langevin noise,
+  # and the hardware model's DAC writes and ADC reads (stochastic rounding, noise).
+  check "bench_dense_noise_graphs_$graphs" 120 bench --device "$device" --config configs/fashion_mnist.json \
+    "${repeats[@]}" "${small[@]}" --set dynamics.noise=0.02 --set training.cuda_graphs=$graphs
+  check "bench_dense_hardware_graphs_$graphs" 120 bench --device "$device" --config configs/fashion_mnist.json \
+    "${repeats[@]}" "${small[@]}" --set hardware.dac.enabled=true --set hardware.dac.rounding=stochastic \
+    --set hardware.adc.enabled=true --set hardware.adc.noise_sigma=0.5 --set training.cuda_graphs=$graphs
 done
 for precision in fp32 tf32 bf16; do
   check "bench_cifar10_conv4_$precision" 150 bench --device "$device" --config configs/cifar10_conv4_laborieux.json \

@@ -105,11 +105,11 @@ void dac_reference(const DacWriteOp& op, const std::vector<float>& source, std::
       const float hi = host_range ? host_range[1] : op.quantizer.hi;
       const auto levels = eqprop::quantizer_levels(op.quantizer.bits, op.quantizer.convention, lo, hi);
       const float u = eqprop::uniform_from_word(
-          eqprop::random_words(op.seed, RngStream::dac_rounding, index, op.write_count).v[0]);
+          eqprop::random_words(op.seed, RngStream::dac_rounding, index, op.write_count.value()).v[0]);
       q = eqprop::quantize(q, levels, op.quantizer.rounding, 0.0f, op.quantizer.rounding == Rounding::stochastic ? u : 0.0f);
     }
     float w = q;
-    const Philox4 noise = eqprop::random_words(op.seed, RngStream::programming_noise, index, op.write_count);
+    const Philox4 noise = eqprop::random_words(op.seed, RngStream::programming_noise, index, op.write_count.value());
     if (op.noise_additive != 0.0f) w += op.noise_additive * normal(noise, 0);
     if (op.noise_multiplicative != 0.0f) w += op.noise_multiplicative * std::fabs(q) * normal(noise, 1);
     if (written) (*written)[i] = w;
@@ -124,7 +124,7 @@ std::vector<float> adc_reference(const AdcReadOp& read, const std::vector<float>
   std::vector<float> out(in.size());
   for (std::size_t i = 0; i < in.size(); ++i) {
     const std::uint64_t index = index_of(op.tensor, static_cast<std::int64_t>(i));
-    const Philox4 noise = eqprop::random_words(op.seed, RngStream::adc_noise, index, op.read_count);
+    const Philox4 noise = eqprop::random_words(op.seed, RngStream::adc_noise, index, op.read_count.value());
     const float xi = normal(noise, 0);
     if (op.quantizer.bits == 0) {
       out[i] = op.noise_sigma == 0.0f ? in[i] : in[i] + op.noise_sigma * xi;
@@ -137,7 +137,7 @@ std::vector<float> adc_reference(const AdcReadOp& read, const std::vector<float>
     if (op.noise_sigma != 0.0f)
       noise_lsb = op.noise_unit == NoiseUnit::lsb ? op.noise_sigma * xi : op.noise_sigma * xi / levels.step;
     const float u = eqprop::uniform_from_word(
-        eqprop::random_words(op.seed, RngStream::adc_rounding, index, op.read_count).v[0]);
+        eqprop::random_words(op.seed, RngStream::adc_rounding, index, op.read_count.value()).v[0]);
     out[i] = eqprop::quantize(in[i], levels, op.quantizer.rounding, noise_lsb,
                               op.quantizer.rounding == Rounding::stochastic ? u : 0.0f);
   }

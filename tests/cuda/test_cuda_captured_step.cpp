@@ -2,10 +2,14 @@
 // a trainer that records its step once per input slot and replays it must give the
 // weights and metrics of one that launches every call, bit for bit (a replay runs
 // the same kernels on the same data), with the learning rate changing between
-// steps and the metric queue wrapping around. Skips where no GPU is present.
+// steps and the metric queue wrapping around, and with the per-step random keys
+// (Langevin noise, the hardware model) read from the step-parameter block and one
+// recording per sign of beta. Skips where no GPU is present.
 #include <doctest/doctest.h>
 
+#include <map>
 #include <random>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -53,7 +57,13 @@ void check_recorded_matches_direct(const nlohmann::json& user) {
   }
   recorded_total.add(recorded.flush_metrics());
   direct_total.add(direct.flush_metrics());
-  CHECK(recorded.captured_step().graphs() == 2);
+  // One recording per input slot and sign of beta that ran at least twice (a
+  // warm-up, then the recording).
+  std::map<std::pair<int, float>, int> runs;
+  for (int step = 0; step < steps; ++step) ++runs[{step % 2, recorded.beta_sign(std::uint64_t(step))}];
+  std::size_t expected_graphs = 0;
+  for (const auto& shape : runs) expected_graphs += shape.second >= 2 ? 1 : 0;
+  CHECK(recorded.captured_step().graphs() == expected_graphs);
   CHECK(recorded.captured_step().failure() == "");
   const ParameterSet &a = recorded.model().parameters(), &b = direct.model().parameters();
   for (std::size_t l = 0; l < a.weights.size(); ++l) {
@@ -89,6 +99,33 @@ TEST_CASE("cuda captured step: replayed conv steps equal launched ones") {
   user["training"]["batch_size"] = 16;
   user["training"]["eval_batch_size"] = 16;
   check_recorded_matches_direct(user);
+}
+
+TEST_CASE("cuda captured step: replayed steps with Langevin noise, the hardware model or a random beta sign equal launched ones") {
+  if (test::skip_without_gpu()) return;
+  const nlohmann::json base{{"model", {{"layers", {64, 48, 10}}}},
+                            {"dynamics", {{"t_free", 12}, {"t_nudge", 4}}},
+                            {"optimizer", {{"lr", 0.05}}},
+                            {"training", {{"batch_size", 32}, {"eval_batch_size", 32}}}};
+  const nlohmann::json variants[] = {
+      {{"dynamics", {{"noise", 0.05}}}},
+      {{"hardware",
+        {{"dac", {{"enabled", true}, {"bits", 6}, {"rounding", "stochastic"}}},
+         {"input_dac", {{"enabled", true}, {"bits", 5}, {"rounding", "stochastic"}}},
+         {"adc", {{"enabled", true}, {"bits", 6}, {"noise_sigma", 0.5}, {"rounding", "stochastic"}}},
+         {"programming_noise", {{"additive", 0.01}}},
+         {"mismatch_sigma", 0.02}}}},
+      {{"hardware",
+        {{"dac", {{"enabled", true}, {"bits", 6}, {"range", "calibrated"}}},
+         {"adc", {{"enabled", true}, {"bits", 6}, {"range", "calibrated"}, {"noise_sigma", 0.5}}}}}},
+      {{"ep", {{"nudging", "one_sided"}, {"random_sign", true}}}},
+  };
+  for (const nlohmann::json& variant : variants) {
+    CAPTURE(variant.dump());
+    nlohmann::json user = base;
+    user.merge_patch(variant);
+    check_recorded_matches_direct(user);
+  }
 }
 
 }  // namespace eqprop
