@@ -91,6 +91,9 @@ ModelKind oscillator_kind() {
   kind.parse_options = parse_options;
   kind.check = check_rules;
   kind.fused_relaxation = true;
+  // No host reads in a step (tests/test_counting_backend.cpp); its Langevin noise
+  // keys on the step-parameter block when recorded (LayeredModel::set_langevin_noise).
+  kind.capturable_step = true;
   kind.make = [](Backend& backend, const ModelConfig& model, int max_batch) -> std::unique_ptr<EnergyModel> {
     const auto& options = model_options<OscillatorOptions>(model);
     return std::make_unique<OscillatorNetwork>(

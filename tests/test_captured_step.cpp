@@ -175,8 +175,7 @@ TEST_CASE("captured step: training.cuda_graphs = on is refused, naming why, wher
   };
   refused({{"dynamics", {{"tolerance", 0.01}}}}, "dynamics.tolerance");
   refused({{"training", {{"algorithm", "implicit"}}}}, "training.algorithm = implicit");
-  refused(read_config_file(std::string(EQPROP_SOURCE_DIR) + "/configs/fashion_mnist_oscillator.json"),
-          "model.kind");
+  refused(read_config_file(std::string(EQPROP_SOURCE_DIR) + "/configs/fashion_mnist_ising.json"), "model.kind");
   CHECK(step_capture_refusal(small_dense(0.05, "on")) == "");
   // Per-step random keys and the sign of beta no longer stop a recording: the keys
   // come from the step-parameter block, and each sign has its own recording.
@@ -382,6 +381,30 @@ TEST_CASE("captured step: a trainer whose steps are recorded keeps its results (
     CHECK(log.ends == (extra == &random_sign ? 0 : 1));
     check_same_training(recorded, direct);
   }
+}
+
+TEST_CASE("captured step: a recorded oscillator step with Langevin noise keeps its results (stand-in capture)") {
+  nlohmann::json user = read_config_file(std::string(EQPROP_SOURCE_DIR) + "/configs/fashion_mnist_oscillator.json");
+  user["model"]["layers"] = {16, 12, 4};
+  user["dynamics"]["t_free"] = 8;
+  user["dynamics"]["t_nudge"] = 3;
+  user["dynamics"]["noise"] = 0.05;
+  user["training"]["batch_size"] = 8;
+  auto cpu = make_backend("cpu");
+  CaptureLog log;
+  RecordingCpuBackend backend(*cpu, log);
+  user["training"]["cuda_graphs"] = "on";
+  Trainer recorded(backend, parse_config(user, "test"));
+  user["training"]["cuda_graphs"] = "off";
+  Trainer direct(*cpu, parse_config(user, "test"));
+  CHECK(recorded.captured_step().recording());
+  const Batch data(*cpu, 8, 16, 4, 9);
+  for (std::uint64_t step = 5; step < 7; ++step) {
+    recorded.train_step(data.x.data(), data.target.data(), 8, step, 1.0f);
+    direct.train_step(data.x.data(), data.target.data(), 8, step, 1.0f);
+  }
+  CHECK(log.ends == 1);
+  check_same_training(recorded, direct);
 }
 
 }  // namespace eqprop

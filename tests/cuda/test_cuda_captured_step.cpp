@@ -128,4 +128,15 @@ TEST_CASE("cuda captured step: replayed steps with Langevin noise, the hardware 
   }
 }
 
+TEST_CASE("cuda captured step: replayed oscillator steps with Langevin noise equal launched ones") {
+  if (test::skip_without_gpu()) return;
+  nlohmann::json user = read_config_file(std::string(EQPROP_SOURCE_DIR) + "/configs/fashion_mnist_oscillator.json");
+  user["dynamics"]["t_free"] = 12;
+  user["dynamics"]["t_nudge"] = 4;
+  user["dynamics"]["noise"] = 0.05;
+  user["training"]["batch_size"] = 32;
+  user["training"]["eval_batch_size"] = 32;
+  check_recorded_matches_direct(user);
+}
+
 }  // namespace eqprop
