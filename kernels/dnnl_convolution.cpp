@@ -27,8 +27,8 @@ using Direction = ConvolutionDirection;
 // between the two, both made once.
 struct Operand {
   memory::desc user, library;
-  std::optional<memory> staging;
-  std::optional<dnnl::reorder> convert;  // user -> library for inputs, library -> user for outputs
+  std::optional<memory> staging{};
+  std::optional<dnnl::reorder> convert{};  // user -> library for inputs, library -> user for outputs
 
   void prepare(const dnnl::engine& engine, bool input) {
     if (user == library) return;

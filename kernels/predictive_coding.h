@@ -88,8 +88,11 @@ struct PredictionErrorOp {
 
   EQ_HD void operator()(std::int64_t i) const {
     const float a = drive[i] + bias[i % units];
+    // The slope before the optional read: the other order spilled 16 bytes per
+    // thread on sm_80 (perf/ptxas_report.txt).
+    const float slope = prediction_slope(a, activation);
     const float residual = upstream ? upstream[i] : states[i] - prediction(a, activation);
-    error[i] = residual * prediction_slope(a, activation);
+    error[i] = residual * slope;
   }
 };
 
@@ -109,8 +112,12 @@ struct PredictiveCodingStepOp {
 
   EQ_HD void operator()(std::int64_t i) const {
     const float mu = prediction(drive[i] + bias[i % units], activation);
-    states[i] = predictive_coding_update(states[i], mu, feedback ? feedback[i] : 0.0f, target ? beta : 0.0f,
-                                         target ? target[i] : 0.0f, feedback == nullptr, integrator, dt);
+    // The optional reads named first: written inline in the call, ptxas (sm_90)
+    // spilled 16 bytes per thread (perf/ptxas_report.txt).
+    const bool top = feedback == nullptr;
+    const float from_above = top ? 0.0f : feedback[i];
+    const float y = target ? target[i] : 0.0f;
+    states[i] = predictive_coding_update(states[i], mu, from_above, target ? beta : 0.0f, y, top, integrator, dt);
   }
 };
 
