@@ -146,10 +146,10 @@ std::vector<ConfigKey> build_schema() {
        "How convolutions run: `library` (oneDNN on the CPU, cuDNN for fp32 / tf32 on CUDA, where built with "
        "them), `im2col` (im2col + GEMM, the bit-exact reference) or `auto` (the library for bf16 GEMMs, im2col otherwise; im2col where no library)."},
       {"training.relaxation_path", ConfigValueType::choice, "auto", 0, 0, false, choice_names(kRelaxationPaths),
-       "How a model with a fused relaxation (`dense_hopfield`, `oscillator`) relaxes a phase: `fused` (one launch "
-       "runs all its steps, the states in block-shared memory; synchronous fixed-point or gradient-flow phases "
-       "without noise, early exit, ADC read-out or the cross-entropy nudge, at most 4 state layers: others take "
-       "the GEMM path), `gemm` (GEMMs and a fused step op per step) or `auto` (fused only where measured faster: "
+       "How a model with a fused relaxation (`dense_hopfield`, `oscillator`, `ising`) relaxes a phase: `fused` (one "
+       "launch runs all its steps, the states in block-shared memory; synchronous fixed-point or gradient-flow "
+       "phases without noise, early exit, ADC read-out or the cross-entropy nudge, or the Ising network's annealing "
+       "sweeps, at most 4 state layers: others take the GEMM path), `gemm` (GEMMs and a fused step op per step) or `auto` (fused only where measured faster: "
        "perf/relaxation_path_crossover.sh). The paths agree up to summation order."},
       {"training.cuda_graphs", ConfigValueType::choice, "auto", 0, 0, false, choice_names(kCudaGraphModes),
        "Record the training step once as a CUDA graph and replay it every batch (the per-step values, learning "

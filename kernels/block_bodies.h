@@ -4,6 +4,7 @@
 // blocks and the CUDA kernel shell are generated from this list.
 #pragma once
 
+#include "kernels/fused_ising_block.h"
 #include "kernels/fused_oscillator_block.h"
 #include "kernels/fused_relaxation_block.h"
 #include "kernels/fused_sb_block.h"
@@ -11,7 +12,8 @@
 #include "kernels/row_max_change.h"
 
 #define EQPROP_BLOCK_BODIES(X) \
-  X(FusedSbBlock) X(FusedRelaxationBlock) X(FusedOscillatorBlock) X(RowEnergyBlock) X(RowMaxChangeBlock)
+  X(FusedSbBlock) X(FusedRelaxationBlock) X(FusedOscillatorBlock) X(FusedIsingBlock) X(RowEnergyBlock) \
+      X(RowMaxChangeBlock)
 
 // The per-system reductions with a block body (kernels/row_reduction.h), as
 // (op, body) pairs: Backend::reduce_rows runs the op on the CPU and the body, one

@@ -37,6 +37,7 @@
 // (statistical, as kernels/metropolis_sweep.h).
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 
 #include "kernels/determinism.h"
@@ -55,6 +56,17 @@ EQ_HD float ising_spin_update(SpinUpdate rule, float spin, float field, float in
     return metropolis_accept(2.0f * spin * field, inverse_temperature, uniform) ? -spin : spin;
   const float p_up = 1.0f / (1.0f + expf(-2.0f * inverse_temperature * field));
   return uniform < p_up ? 1.0f : -1.0f;
+}
+
+// The inverse temperature of `sweep` of a phase of `sweeps` sweeps: geometric from
+// temperature_start to temperature_end when free, temperature_end when nudged (in
+// double, so that the schedule ends exactly at temperature_end).
+EQ_HD float ising_inverse_temperature(int sweep, int sweeps, bool nudged, float temperature_start,
+                                      float temperature_end) {
+  if (nudged || sweeps < 2) return 1.0f / temperature_end;
+  const double fraction = static_cast<double>(sweep) / (sweeps - 1);
+  const double temperature = temperature_start * pow(double(temperature_end) / temperature_start, fraction);
+  return static_cast<float>(1.0 / temperature);
 }
 
 // The local field of one spin: from below, from above, the bias and the nudge,

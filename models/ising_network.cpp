@@ -4,10 +4,15 @@
 #include <stdexcept>
 #include <string>
 
+#include "kernels/fused_ising_block.h"
+#include "kernels/noise_key.h"
+#include "models/fused_relaxation_path.h"
+
 namespace eqprop {
 
-IsingNetwork::IsingNetwork(Backend& backend, IsingNetworkShape shape, IsingDynamics dynamics, int max_batch)
-    : LayeredModel(backend, "IsingNetwork", max_batch), shape_(std::move(shape)) {
+IsingNetwork::IsingNetwork(Backend& backend, IsingNetworkShape shape, IsingDynamics dynamics, int max_batch,
+                           RelaxationPath path)
+    : LayeredModel(backend, "IsingNetwork", max_batch), shape_(std::move(shape)), relaxation_path_(path) {
   if (shape_.state_layers() < 1 || max_batch_ < 1)
     throw std::invalid_argument("IsingNetwork: needs at least one spin layer and batch >= 1");
   if (shape_.spins_per_class < 1 || shape_.replicas < 1)
@@ -56,17 +61,48 @@ void IsingNetwork::set_input(const float* x, int batch) {
 }
 
 float IsingNetwork::inverse_temperature(int sweep, int sweeps, bool nudged) const {
-  if (nudged || sweeps < 2) return 1.0f / dynamics_.temperature_end;
-  const double fraction = static_cast<double>(sweep) / (sweeps - 1);
-  const double temperature =
-      dynamics_.temperature_start * std::pow(double(dynamics_.temperature_end) / dynamics_.temperature_start, fraction);
-  return static_cast<float>(1.0 / temperature);
+  return ising_inverse_temperature(sweep, sweeps, nudged, dynamics_.temperature_start, dynamics_.temperature_end);
+}
+
+namespace {
+
+// Where RelaxationPath::automatic takes the fused annealing path: where it was
+// measured faster than the GEMM path. Nowhere yet: on the CPU a per-row
+// matrix-vector product cannot match a BLAS that reuses the couplings across the
+// batch (as for the dense and oscillator networks; perf/relaxation_path_crossover.sh
+// with MODEL=ising measures it), and on the GPU it has not run
+// (perf/gpu_check.sh's bench_ising_relax_fused and _gemm pair is the measurement).
+bool ising_fused_measured_faster(const BackendTraits& traits, int units_total, int rows) {
+  (void)traits, (void)units_total, (void)rows;
+  return false;
+}
+
+// The fused block's shared memory per row: each spin and its two fields.
+constexpr int kFusedIsingMaxUnits =
+    FusedRelaxationLaunchPolicy::max_units_total(FusedIsingBlock::shared_arrays_per_element);
+static_assert(kFusedIsingMaxUnits == 8192, "the refusal below names the limit");
+
+}  // namespace
+
+const char* IsingNetwork::fused_path_refusal(const PhaseSpec& spec) const {
+  if (dynamics_.relaxation != IsingRelaxation::annealing) return "it runs annealing sweeps only (not dSB)";
+  if (spec.read_out) return "it has no fused ADC read-out";
+  if (shape_.state_layers() > kFusedRelaxationMaxLayers) return "it takes at most 4 spin layers";
+  if (units_total() / shape_.replicas > kFusedIsingMaxUnits) return "it takes at most 8192 spins per replica";
+  return nullptr;
 }
 
 PhaseResult IsingNetwork::relax(NetworkState& state, const float* target, const PhaseSpec& spec) {
   if (dynamics_.relaxation == IsingRelaxation::dsb && spec.order != UpdateOrder::synchronous)
     throw std::invalid_argument("IsingNetwork: dSB steps are synchronous; dynamics.order = \"asynchronous\" applies "
                                 "to annealing sweeps, which always go odd layers then even layers");
+  const char* refusal = relaxation_path_ == RelaxationPath::gemm ? nullptr : fused_path_refusal(spec);
+  const int rows = batch_ * shape_.replicas;
+  const bool faster = ising_fused_measured_faster(backend_.traits(), units_total() / shape_.replicas, rows);
+  if (takes_fused_path(relaxation_path_, refusal, faster, "IsingNetwork")) {
+    relax_fused(state, target, spec);
+    return PhaseResult{spec.steps};
+  }
   // The samples of a batch are independent systems: the CPU backend gives each core
   // its own samples (all their replicas) for the whole phase.
   backend_.parallel_over_rows(batch_, [&](int begin, int end) {
@@ -88,6 +124,33 @@ void IsingNetwork::step_rows(NetworkState& state, const float* target, const Pha
   for (int parity = 0; parity < 2; ++parity)
     for (int i = parity; i < layers; i += 2)
       update_layer(state, i, nudged ? target : nullptr, spec, inverse_temperature_now, step, begin, first_row, rows);
+}
+
+void IsingNetwork::relax_fused(NetworkState& state, const float* target, const PhaseSpec& spec) {
+  const int replicas = shape_.replicas, states = shape_.state_layers();
+  FusedIsingBlock body{};
+  fill_fused_phase(backend_, parameters_, shape_.all_units(), states, state, target, spec, batch_ * replicas,
+                   FusedIsingBlock::shared_arrays_per_element, weights_transposed_, body);
+  body.input_drive = input_drive_.data();
+  body.nudge = spec.beta / static_cast<float>(shape_.spins_per_class);
+  body.temperature_start = dynamics_.temperature_start;
+  body.temperature_end = dynamics_.temperature_end;
+  body.nudged = spec.beta != 0.0f;
+  body.rule = dynamics_.rule;
+  body.replicas = replicas;
+  body.spins_per_class = shape_.spins_per_class;
+  body.classes = shape_.classes();
+  // update_layer's keys, for the whole batch at once (a row is one replica's spins).
+  const std::uint64_t per_row = static_cast<std::uint64_t>(units_total()) / replicas;
+  for (int i = 0; i < states; ++i)
+    body.first_key[i] =
+        relaxation_noise_key(spec.first_sample * replicas, per_row, static_cast<std::uint64_t>(unit_offset(i)) / replicas,
+                             spec.noise_phase, 0)
+            .first;
+  body.key_row_stride = per_row;
+  body.seed = spec.noise_seed;
+  body.noise_phase = spec.noise_phase;
+  backend_.run_blocks(body, body.blocks(), FusedRelaxationLaunchPolicy::threads_per_block(body.elements()));
 }
 
 IsingLayerFields IsingNetwork::layer_fields(const NetworkState& state, int i, const float* target, float beta,

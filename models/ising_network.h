@@ -36,6 +36,7 @@
 #include "kernels/device_buffer.h"
 #include "kernels/ising_layer_update.h"
 #include "models/layered_model.h"
+#include "models/model_config.h"
 
 namespace eqprop {
 
@@ -74,7 +75,10 @@ struct IsingDynamics {
 
 class IsingNetwork final : public LayeredModel {
  public:
-  IsingNetwork(Backend& backend, IsingNetworkShape shape, IsingDynamics dynamics, int max_batch);
+  // path: training.relaxation_path (annealing phases take the fused path where it
+  // and the phase allow it: fused_path_refusal; dSB steps always take GEMMs).
+  IsingNetwork(Backend& backend, IsingNetworkShape shape, IsingDynamics dynamics, int max_batch,
+               RelaxationPath path = RelaxationPath::automatic);
 
   const IsingNetworkShape& shape() const { return shape_; }
   const IsingDynamics& dynamics() const { return dynamics_; }
@@ -100,6 +104,8 @@ class IsingNetwork final : public LayeredModel {
   // then even ones, each an exact block update); dSB steps are synchronous and
   // refuse spec.order = asynchronous.
   PhaseResult relax(NetworkState& state, const float* target, const PhaseSpec& spec) override;
+  // Why the fused path (kernels/fused_ising_block.h) cannot run this phase, or null.
+  const char* fused_path_refusal(const PhaseSpec& spec) const;
   // energy (batch) = E(s), the mean over the replicas of a sample, without the cost.
   void energy(const NetworkState& state, float* energy) override;
   // EP estimate of dLoss/dtheta averaged over the batch and the replicas:
@@ -125,6 +131,8 @@ class IsingNetwork final : public LayeredModel {
   // free spins at rest (nudged).
   void start_dsb(NetworkState& state, const PhaseSpec& spec, int begin, int samples);
   void dsb_step(NetworkState& state, const float* target, const PhaseSpec& spec, int step, int begin, int samples);
+  // The whole annealing phase in one launch of FusedIsingBlock.
+  void relax_fused(NetworkState& state, const float* target, const PhaseSpec& spec);
   // The field inputs of state layer i for rows [first_row, first_row + rows): the
   // GEMMs from the spins below and above, the bias, the nudge when target is set.
   IsingLayerFields layer_fields(const NetworkState& state, int i, const float* target, float beta, int first_sample,
@@ -135,6 +143,8 @@ class IsingNetwork final : public LayeredModel {
 
   IsingNetworkShape shape_;
   IsingDynamics dynamics_;
+  RelaxationPath relaxation_path_;
+  std::vector<DeviceBuffer<float>> weights_transposed_;  // W_{i+1}^T per state layer below the top (fused path)
   DeviceBuffer<float> input_drive_;            // (batch * R, n_1) = x W_0 on every replica
   std::vector<DeviceBuffer<float>> below_;     // per state layer i > 0: (batch * R, n_{i+1}) s_i W_i
   std::vector<DeviceBuffer<float>> above_;     // per state layer below the top: s_{i+2} W_{i+1}^T

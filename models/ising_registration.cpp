@@ -80,8 +80,9 @@ ModelKind ising_kind() {
     const auto& options = model_options<IsingOptions>(model);
     return std::make_unique<IsingNetwork>(
         backend, IsingNetworkShape{model.layers, options.spins_per_class, options.replicas}, options.dynamics,
-        max_batch);
+        max_batch, model.relaxation_path);
   };
+  kind.fused_relaxation = true;  // annealing sweeps (kernels/fused_ising_block.h)
   kind.no_gradcheck =
       "the loss of binary spins at the annealed (near zero temperature) state is flat almost everywhere; the EP "
       "estimate is checked against the exact finite-temperature gradient in tests/test_ising_network.cpp";

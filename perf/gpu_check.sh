@@ -231,6 +231,13 @@ for path in fused gemm; do
   check "bench_oscillator_relax_$path" 120 bench --device "$device" --config configs/fashion_mnist_oscillator.json \
     "${repeats[@]}" "${small[@]}" --set training.relaxation_path=$path
 done
+# The Ising network's annealing paths side by side (kernels/fused_ising_block.h, one
+# launch per phase, against two GEMMs and an update op per layer and sweep); auto
+# takes the GEMM path until this pair says otherwise (models/ising_network.cpp).
+for path in fused gemm; do
+  check "bench_ising_relax_$path" 120 bench --device "$device" --config configs/fashion_mnist_ising.json \
+    "${repeats[@]}" "${small[@]}" --set training.relaxation_path=$path
+done
 check bench_ising 120 bench --device "$device" --config configs/fashion_mnist_ising.json "${repeats[@]}" "${small[@]}"
 
 # --- the MAX-CUT solver: fused-block and GEMM paths --------------------------

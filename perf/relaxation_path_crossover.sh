@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # Where the fused relaxation of a layered network (one launch per phase: the dense
 # Hopfield network's kernels/fused_relaxation_block.h, the oscillator network's
-# kernels/fused_oscillator_block.h) beats the GEMM path (GEMMs and a step op per
+# kernels/fused_oscillator_block.h, the Ising network's kernels/fused_ising_block.h) beats the GEMM path (GEMMs and a step op per
 # layer and step): `eqprop bench` (one EP training step: a free phase, two nudged
 # phases, the update) with training.relaxation_path = fused and = gemm, over hidden
 # widths and batch sizes of a 784-H-10 MSE network; the evidence for
 # RelaxationPath::automatic (fused_measured_faster in models/dense_hopfield.cpp,
-# oscillator_fused_measured_faster in models/oscillator_network.cpp).
+# oscillator_fused_measured_faster in models/oscillator_network.cpp,
+# ising_fused_measured_faster in models/ising_network.cpp).
 #
 # Usage: perf/relaxation_path_crossover.sh [device]   (default cpu)
-#   MODEL       dense (configs/mnist.json, default) or oscillator
-#               (configs/fashion_mnist_oscillator.json)
+#   MODEL       dense (configs/mnist.json, default), oscillator
+#               (configs/fashion_mnist_oscillator.json) or ising (configs/fashion_mnist_ising.json)
 #   EQPROP_BIN  the eqprop binary (default build/eqprop)
 #   HIDDEN, BATCHES  space-separated lists (default "16 64 256 500 1000 2000", "16 128 512")
 #   REPEATS     timed steps per run (default 5; the median is reported)
@@ -27,7 +28,8 @@ model="${MODEL:-dense}"
 case "$model" in
   dense) config=configs/mnist.json ;;
   oscillator) config=configs/fashion_mnist_oscillator.json ;;
-  *) echo "relaxation_path_crossover: MODEL must be dense or oscillator, got '$model'" >&2; exit 2 ;;
+  ising) config=configs/fashion_mnist_ising.json ;;
+  *) echo "relaxation_path_crossover: MODEL must be dense, oscillator or ising, got '$model'" >&2; exit 2 ;;
 esac
 [ -x "$bin" ] || bash scripts/build.sh
 results=perf/results/relaxation_path_crossover.jsonl

@@ -116,9 +116,10 @@ struct Fixture {
   std::mt19937 rng;
 
   Fixture(std::vector<int> layers, int spins_per_class, int replicas, int max_batch, double scale, unsigned seed,
-          IsingDynamics annealing = {}, const char* backend_name = "cpu")
+          IsingDynamics annealing = {}, const char* backend_name = "cpu",
+          RelaxationPath path = RelaxationPath::automatic)
       : backend(make_backend(backend_name)),
-        model(*backend, IsingNetworkShape{layers, spins_per_class, replicas}, annealing, max_batch), rng(seed) {
+        model(*backend, IsingNetworkShape{layers, spins_per_class, replicas}, annealing, max_batch, path), rng(seed) {
     ref.spins_per_class = spins_per_class;
     for (int l = 0; l < static_cast<int>(layers.size()); ++l) ref.units.push_back(model.shape().units(l));
     std::uniform_real_distribution<double> uniform(-scale, scale);
@@ -262,20 +263,24 @@ TEST_CASE_TEMPLATE("ising network: energy and local fields match naive loops", O
   }
 }
 
-TEST_CASE("ising network: block sweeps at a fixed temperature sample the Boltzmann distribution") {
+TEST_CASE("ising network: block sweeps at a fixed temperature sample the Boltzmann distribution (GEMM and fused paths)") {
   struct Case {
     const char* name;
     SpinUpdate rule;
     float beta;
     float temperature;
+    RelaxationPath path;
   };
-  for (const Case& c : {Case{"gibbs, free", SpinUpdate::gibbs, 0.0f, 1.0f},
-                        Case{"metropolis, free", SpinUpdate::metropolis, 0.0f, 1.0f},
-                        Case{"gibbs, nudged", SpinUpdate::gibbs, 0.7f, 0.7f}}) {
+  for (const Case& c : {Case{"gibbs, free", SpinUpdate::gibbs, 0.0f, 1.0f, RelaxationPath::gemm},
+                        Case{"metropolis, free", SpinUpdate::metropolis, 0.0f, 1.0f, RelaxationPath::gemm},
+                        Case{"gibbs, nudged", SpinUpdate::gibbs, 0.7f, 0.7f, RelaxationPath::gemm},
+                        Case{"fused: gibbs, free", SpinUpdate::gibbs, 0.0f, 1.0f, RelaxationPath::fused},
+                        Case{"fused: metropolis, free", SpinUpdate::metropolis, 0.0f, 1.0f, RelaxationPath::fused},
+                        Case{"fused: gibbs, nudged", SpinUpdate::gibbs, 0.7f, 0.7f, RelaxationPath::fused}}) {
     CAPTURE(std::string(c.name));
     // 3 inputs, 3 + 2 + 2 = 7 spins: 128 states.
     const int batch = 2000, replicas = 3;
-    Fixture fx({3, 3, 2, 2}, 1, replicas, batch, 0.6, 5, {c.temperature, c.temperature, c.rule});
+    Fixture fx({3, 3, 2, 2}, 1, replicas, batch, 0.6, 5, {c.temperature, c.temperature, c.rule}, "cpu", c.path);
     std::vector<double> x = {0.2, 0.9, 0.5};
     std::vector<float> x_host;
     for (int s = 0; s < batch; ++s) x_host.insert(x_host.end(), x.begin(), x.end());
