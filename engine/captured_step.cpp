@@ -12,7 +12,8 @@ std::string step_capture_refusal(const Config& config) {
   // Each reason is a per-step value that is still a launch argument, or a host
   // decision inside the step: a replay would repeat the recorded value.
   if (!model_kind(config.model.kind).capturable_step)
-    return "model.kind = " + config.model.kind + " makes host reads or per-step random keys inside its step";
+    return "model.kind = " + config.model.kind +
+           " does not declare its step free of host reads and launch-time random keys (ModelKind::capturable_step)";
   if (config.dynamics.tolerance > 0.0f)
     return "dynamics.tolerance > 0 (early exit reads each phase's residual on the host)";
   if (config.training.implicit)

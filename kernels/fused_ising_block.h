@@ -78,6 +78,9 @@ struct FusedIsingBlock : FusedLayeredPhase {
   std::uint64_t first_key[kFusedRelaxationMaxLayers];
   std::uint64_t key_row_stride;
   std::uint32_t noise_phase;
+  // A recorded training step's samples before its batch (device memory,
+  // kernels/noise_key.h), `replicas` rows each, added to every first_key; or null.
+  const std::uint64_t* first_sample;
 
   std::size_t shared_bytes() const {
     return std::size_t(shared_arrays_per_element) * std::size_t(elements()) * sizeof(float);
@@ -133,6 +136,7 @@ struct FusedIsingBlock : FusedLayeredPhase {
     const float inverse_temperature =
         ising_inverse_temperature(sweep, steps, nudged != 0, temperature_start, temperature_end);
     const std::uint32_t step = noise_step_key(noise_phase, sweep);
+    const std::uint64_t before = step_keys_before(first_sample, static_cast<std::uint64_t>(replicas) * key_row_stride);
     for_each_run<TileWidth>(block, thread, threads, [&](int i, int system, int first, int end, int at) {
       if (i % 2 != parity) return;
       const std::int64_t row = static_cast<std::int64_t>(block) * systems_per_block + system;
@@ -141,7 +145,7 @@ struct FusedIsingBlock : FusedLayeredPhase {
       std::uint64_t cached = ~std::uint64_t{0};
       Philox4 words{};
       for (int k = first; k < end; ++k) {
-        const std::uint64_t key = first_key[i] + static_cast<std::uint64_t>(row) * key_row_stride +
+        const std::uint64_t key = first_key[i] + before + static_cast<std::uint64_t>(row) * key_row_stride +
                                   static_cast<std::uint64_t>(k);
         if ((key >> 2) != cached) words = random_words(seed, RngStream::ising_sweep, key >> 2, step), cached = key >> 2;
         float nudge_field = 0.0f;
@@ -185,7 +189,10 @@ inline void fused_ising_reference(const FusedIsingBlock& body) {
             fields[k] = ising_local_field(below, above, body.bias[i][k], nudge_field);
           }
           for (int k = 0; k < body.units[i]; ++k) {
-            const std::uint64_t key = body.first_key[i] + std::uint64_t(r) * body.key_row_stride + std::uint64_t(k);
+            const std::uint64_t key =
+                body.first_key[i] +
+                step_keys_before(body.first_sample, std::uint64_t(body.replicas) * body.key_row_stride) +
+                std::uint64_t(r) * body.key_row_stride + std::uint64_t(k);
             const Philox4 words =
                 random_words(body.seed, RngStream::ising_sweep, key >> 2, noise_step_key(body.noise_phase, sweep));
             spins[i][k] = ising_spin_update(body.rule, spins[i][k], fields[k], inverse_temperature,

@@ -43,6 +43,7 @@
 #include "kernels/determinism.h"
 #include "kernels/hostdevice.h"
 #include "kernels/metropolis_sweep.h"
+#include "kernels/noise_key.h"
 #include "kernels/philox.h"
 
 namespace eqprop {
@@ -122,9 +123,14 @@ struct IsingLayerUpdateOp {
   std::uint64_t first_key;       // key of (row 0, unit 0)
   std::uint64_t key_row_stride;  // key distance between rows
   std::uint32_t step;
+  // A recorded training step's samples before its batch (device memory, the
+  // step-parameter block; kernels/noise_key.h), fields.replicas rows each, added
+  // to first_key when the op runs; null: first_key holds them.
+  const std::uint64_t* first_sample = nullptr;
 
   EQ_HD std::uint64_t key_of(std::int64_t r, std::int32_t u) const {
-    return first_key + static_cast<std::uint64_t>(r) * key_row_stride + static_cast<std::uint64_t>(u);
+    return first_key + step_keys_before(first_sample, static_cast<std::uint64_t>(fields.replicas) * key_row_stride) +
+           static_cast<std::uint64_t>(r) * key_row_stride + static_cast<std::uint64_t>(u);
   }
   EQ_HD Philox4 block_of(std::uint64_t key) const { return random_words(seed, RngStream::ising_sweep, key >> 2, step); }
 

@@ -39,6 +39,13 @@ EQ_HD std::uint64_t noise_element_at(std::uint64_t index, const std::uint64_t* s
   return index + before + static_cast<std::uint64_t>(row * row_stride + unit);
 }
 
+// The keys before a recorded step's batch, for an op whose keys run `per_sample`
+// per sample (several rows per sample: the Ising network's replicas): 0 where the
+// op's launch-time key holds the whole position.
+EQ_HD std::uint64_t step_keys_before(const std::uint64_t* step_first_sample, std::uint64_t per_sample) {
+  return step_first_sample ? *step_first_sample * per_sample : 0u;
+}
+
 // The step key: a phase holds up to 2^24 steps, the phase id (PhaseSpec::noise_phase)
 // names the rest.
 EQ_HD std::uint32_t noise_step_key(std::uint32_t phase, int step) {

@@ -27,6 +27,7 @@
 
 #include "kernels/determinism.h"
 #include "kernels/hostdevice.h"
+#include "kernels/noise_key.h"
 #include "kernels/philox.h"
 
 namespace eqprop {
@@ -68,10 +69,15 @@ struct SbInitOp {
   std::uint64_t first_index;  // first_replica * units: the key of element 0
   std::uint32_t round;        // a fresh start for every restart of the solver
   float amplitude;
+  // A recorded training step's samples before its batch (device memory,
+  // kernels/noise_key.h), keys_per_sample each, added to first_index when the op
+  // runs; null: first_index holds them.
+  const std::uint64_t* first_sample = nullptr;
+  std::uint64_t keys_per_sample = 0;
 
   EQ_HD void operator()(std::int64_t i) const {
-    const Philox4 words =
-        random_words(seed, kSbInitialStateStream, first_index + static_cast<std::uint64_t>(i), round);
+    const std::uint64_t index = first_index + step_keys_before(first_sample, keys_per_sample);
+    const Philox4 words = random_words(seed, kSbInitialStateStream, index + static_cast<std::uint64_t>(i), round);
     const float x0 = amplitude * (2.0f * uniform_from_word(words.v[0]) - 1.0f);
     x[i] = x0;
     y[i] = amplitude * (2.0f * uniform_from_word(words.v[1]) - 1.0f);

@@ -148,6 +148,7 @@ void IsingNetwork::relax_fused(NetworkState& state, const float* target, const P
                              spec.noise_phase, 0)
             .first;
   body.key_row_stride = per_row;
+  body.first_sample = spec.step_first_sample;
   body.seed = spec.noise_seed;
   body.noise_phase = spec.noise_phase;
   backend_.run_blocks(body, body.blocks(), FusedRelaxationLaunchPolicy::threads_per_block(body.elements()));
@@ -202,7 +203,8 @@ void IsingNetwork::update_layer(NetworkState& state, int i, const float* target,
                         spec.noise_seed,
                         key.first,
                         key.row_stride,
-                        key.step};
+                        key.step,
+                        spec.step_first_sample};
   backend_.run(op, std::int64_t(rows) * units);
 }
 
@@ -223,7 +225,9 @@ void IsingNetwork::start_dsb(NetworkState& state, const PhaseSpec& spec, int beg
       // Keyed on (sample, replica, unit) within the layer; the round names phase and layer.
       backend_.run(SbInitOp{positions_[i].data() + offset, momenta_[i].data() + offset, state.layers[i].data() + offset,
                             spec.noise_seed, first_replica_row * static_cast<std::uint64_t>(units),
-                            (spec.noise_phase << 8) + static_cast<std::uint32_t>(i), kInitialAmplitude},
+                            (spec.noise_phase << 8) + static_cast<std::uint32_t>(i), kInitialAmplitude,
+                            spec.step_first_sample,
+                            static_cast<std::uint64_t>(shape_.replicas) * static_cast<std::uint64_t>(units)},
                    static_cast<std::int64_t>(count));
     }
   }

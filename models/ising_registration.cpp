@@ -83,6 +83,9 @@ ModelKind ising_kind() {
         max_batch, model.relaxation_path);
   };
   kind.fused_relaxation = true;  // annealing sweeps (kernels/fused_ising_block.h)
+  // No host reads in a step; its sweeps' and dSB starts' keys read the step's first
+  // sample from the step-parameter block when recorded (PhaseSpec::step_first_sample).
+  kind.capturable_step = true;
   kind.no_gradcheck =
       "the loss of binary spins at the annealed (near zero temperature) state is flat almost everywhere; the EP "
       "estimate is checked against the exact finite-temperature gradient in tests/test_ising_network.cpp";

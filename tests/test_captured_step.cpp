@@ -175,7 +175,7 @@ TEST_CASE("captured step: training.cuda_graphs = on is refused, naming why, wher
   };
   refused({{"dynamics", {{"tolerance", 0.01}}}}, "dynamics.tolerance");
   refused({{"training", {{"algorithm", "implicit"}}}}, "training.algorithm = implicit");
-  refused(read_config_file(std::string(EQPROP_SOURCE_DIR) + "/configs/fashion_mnist_ising.json"), "model.kind");
+  refused(read_config_file(std::string(EQPROP_SOURCE_DIR) + "/configs/fashion_mnist_pc.json"), "model.kind");
   CHECK(step_capture_refusal(small_dense(0.05, "on")) == "");
   // Per-step random keys and the sign of beta no longer stop a recording: the keys
   // come from the step-parameter block, and each sign has its own recording.
@@ -379,6 +379,39 @@ TEST_CASE("captured step: a trainer whose steps are recorded keeps its results (
       direct.train_step(data.x.data(), data.target.data(), 8, step, 1.0f);
     }
     CHECK(log.ends == (extra == &random_sign ? 0 : 1));
+    check_same_training(recorded, direct);
+  }
+}
+
+TEST_CASE("captured step: recorded Ising steps keep their results, annealed and by dSB (stand-in capture)") {
+  // Their sweeps' uniforms and dSB's random starts key on the step's first sample,
+  // read from the step-parameter block when recorded; on both relaxation paths.
+  for (const std::string variant : {"annealing, gemm", "annealing, fused", "dsb"}) {
+    CAPTURE(variant);
+    nlohmann::json user = read_config_file(std::string(EQPROP_SOURCE_DIR) + "/configs/fashion_mnist_ising.json");
+    user["model"]["layers"] = {16, 12, 4};
+    user["ising"]["replicas"] = 2;
+    user["dynamics"]["t_free"] = 6;
+    user["dynamics"]["t_nudge"] = 3;
+    user["training"]["batch_size"] = 8;
+    if (variant == "dsb") user["ising"]["relaxation"] = "dsb";
+    if (variant == "annealing, fused") user["training"]["relaxation_path"] = "fused";
+    auto cpu = make_backend("cpu");
+    CaptureLog log;
+    RecordingCpuBackend backend(*cpu, log);
+    user["training"]["cuda_graphs"] = "on";
+    Trainer recorded(backend, parse_config(user, "test"));
+    user["training"]["cuda_graphs"] = "off";
+    Trainer direct(*cpu, parse_config(user, "test"));
+    CHECK(recorded.captured_step().recording());
+    const Batch data(*cpu, 8, 16, 4, 10);
+    const BackendCounts before = backend.counts();
+    for (std::uint64_t step = 5; step < 7; ++step) {
+      recorded.train_step(data.x.data(), data.target.data(), 8, step, 1.0f);
+      direct.train_step(data.x.data(), data.target.data(), 8, step, 1.0f);
+    }
+    CHECK((backend.counts() - before).host_syncs == 0);
+    CHECK(log.ends == 1);
     check_same_training(recorded, direct);
   }
 }
