@@ -139,4 +139,22 @@ TEST_CASE("cuda captured step: replayed oscillator steps with Langevin noise equ
   check_recorded_matches_direct(user);
 }
 
+TEST_CASE("cuda captured step: replayed Ising steps equal launched ones (GEMM and fused annealing, dSB)") {
+  if (test::skip_without_gpu()) return;
+  for (const std::string variant : {"gemm", "fused", "dsb"}) {
+    CAPTURE(variant);
+    nlohmann::json user = read_config_file(std::string(EQPROP_SOURCE_DIR) + "/configs/fashion_mnist_ising.json");
+    user["ising"]["replicas"] = 2;
+    user["dynamics"]["t_free"] = 8;
+    user["dynamics"]["t_nudge"] = 4;
+    user["training"]["batch_size"] = 32;
+    user["training"]["eval_batch_size"] = 32;
+    if (variant == "dsb")
+      user["ising"]["relaxation"] = "dsb";
+    else
+      user["training"]["relaxation_path"] = variant;
+    check_recorded_matches_direct(user);
+  }
+}
+
 }  // namespace eqprop
