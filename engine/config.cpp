@@ -14,7 +14,6 @@
 #include "models/json_limits.h"
 #include "models/model_registry.h"
 #include "kernels/error.h"
-#include "kernels/hard_sigmoid.h"
 
 namespace eqprop {
 namespace {
@@ -24,7 +23,7 @@ using nlohmann::json;
 // One name <-> value table per choice key of the run-wide sections
 // (models/config_key.h); the model kinds and the hardware section hold their own.
 constexpr Choice<CostKind> kCosts[] = {{"mse", CostKind::mse}, {"cross_entropy", CostKind::cross_entropy}};
-constexpr Choice<bool> kActivations[] = {{"hard_sigmoid", false}, {"clipped_relu", true}};  // true: bound c from the config
+constexpr Choice<bool> kActivations[] = {{"hard_sigmoid", false}, {"clipped_relu", true}};  // true: c = activation_max
 constexpr Choice<Integrator> kIntegrators[] = {{"fixed_point", Integrator::fixed_point},
                                                {"gradient_flow", Integrator::gradient_flow},
                                                {"csb", Integrator::csb}};
@@ -530,7 +529,7 @@ void check_across_sections(const Config& config, const std::string& source) {
   if (config.model.layers.back() > kMaxClasses)
     throw ConfigError(source + ": model.layers: the output layer has " + std::to_string(config.model.layers.back()) +
                       " units; at most " + std::to_string(kMaxClasses) + " classes are supported");
-  if (config.model.activation_max != kHardSigmoidMax && !kind.clipped_activation)
+  if (resolved["model"]["activation"] != "hard_sigmoid" && !kind.clipped_activation)
     throw ConfigError(source + ": model.activation = " + excerpt_json(resolved["model"]["activation"]) +
                       " but model.kind = " + excerpt_json(resolved["model"]["kind"]) +
                       " has no clipped activation to bound (only dense_hopfield and conv_hopfield take it)");

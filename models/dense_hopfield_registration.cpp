@@ -50,8 +50,8 @@ ModelKind dense_hopfield_kind() {
   kind.implicit_gradient = true;
   kind.capturable_step = true;  // no host reads in a step (tests/test_counting_backend.cpp)
   kind.make = [](Backend& backend, const ModelConfig& model, int max_batch) -> std::unique_ptr<EnergyModel> {
-    return std::make_unique<DenseHopfield>(backend, DenseHopfieldShape{model.layers, model.cost, model.activation_max}, max_batch,
-                                           model.relaxation_path);
+    return std::make_unique<DenseHopfield>(backend, DenseHopfieldShape{model.layers, model.cost, model.activation_max},
+                                           max_batch, model.relaxation_path);
   };
   kind.gradcheck = make_dense_hopfield_gradcheck;
   return kind;

@@ -142,7 +142,8 @@ TEST_CASE("clipped relu: a dense network with c = 6 reaches the reference's fixe
       }
       fused.set_input(f.x.data(), f.batch);
       const auto gemm = f.states_of(f.relaxed(spec));
-      const auto fused_states = test::states_per_sample(fused, test::relaxed_state(fused, f.target.data(), spec), f.batch);
+      const auto fused_states =
+          test::states_per_sample(fused, test::relaxed_state(fused, f.target.data(), spec), f.batch);
       double worst_gemm = 0, worst_fused = 0;
       for (int s = 0; s < f.batch; ++s) {
         worst_gemm = std::max(worst_gemm, max_difference(gemm[s], expected[s]));
@@ -237,6 +238,9 @@ TEST_CASE("clipped relu: config keys, and the kinds without a clipped activation
   test::check_contains(test::thrown_message<ConfigError>([&] { parsed({{"activation_max", 3.0}}); }),
                        {"model.activation_max", "model.activation=clipped_relu"});
   CHECK_THROWS_AS(parsed({{"activation", "clipped_relu"}, {"activation_max", 0.0}}), ConfigError);
+  auto backend = make_backend("cpu");
+  for (float c : {0.0f, -1.0f, std::numeric_limits<float>::quiet_NaN()})
+    CHECK_THROWS_AS(DenseHopfield(*backend, DenseHopfieldShape{{3, 2}, CostKind::mse, c}, 1), std::invalid_argument);
   for (const char* kind : {"ising", "oscillator", "predictive_coding"}) {
     CAPTURE(kind);
     const std::string message = test::thrown_message<ConfigError>([&] {
