@@ -23,6 +23,7 @@ using nlohmann::json;
 // One name <-> value table per choice key of the run-wide sections
 // (models/config_key.h); the model kinds and the hardware section hold their own.
 constexpr Choice<CostKind> kCosts[] = {{"mse", CostKind::mse}, {"cross_entropy", CostKind::cross_entropy}};
+constexpr Choice<bool> kActivations[] = {{"hard_sigmoid", false}, {"clipped_relu", true}};  // true: c = activation_max
 constexpr Choice<Integrator> kIntegrators[] = {{"fixed_point", Integrator::fixed_point},
                                                {"gradient_flow", Integrator::gradient_flow},
                                                {"csb", Integrator::csb}};
@@ -79,6 +80,12 @@ std::vector<ConfigKey> build_schema() {
        "outside the energy (Laborieux et al. 2021)."},
       {"model.init_gain", ConfigValueType::number, 1.0, 0, 100, true, {},
        "Weights and biases start uniform in +-gain/sqrt(fan_in)."},
+      {"model.activation", ConfigValueType::choice, "hard_sigmoid", 0, 0, false, choice_names(kActivations),
+       "rho of the Hopfield energy (dense_hopfield, conv_hopfield; other kinds refuse `clipped_relu`), states kept "
+       "in [0, c]: `hard_sigmoid`, clip(s, 0, 1); `clipped_relu`, clip(s, 0, c) with c = model.activation_max "
+       "(ReLU6 at c = 6, the Hopfield-ResNets of Vinayak & Srinivasan 2025)."},
+      {"model.activation_max", ConfigValueType::number, 6.0, 0, 1e6, true, {},
+       "The bound c of model.activation = `clipped_relu`."},
       {"dynamics.integrator", ConfigValueType::choice, "fixed_point", 0, 0, false, choice_names(kIntegrators),
        "`fixed_point`: s <- rho(field). `gradient_flow`: projected Euler steps on the "
        "energy. `csb`: continuous simulated bifurcation, a momentum per unit (symplectic Euler, "
@@ -425,6 +432,8 @@ ModelConfig parse_model(const json& resolved, const std::string& source) {
   model.layers = section.at("layers").get<std::vector<int>>();
   model.cost = choice_value(kCosts, section.at("cost"), source + ": model.cost");
   model.init_gain = section.at("init_gain").get<float>();
+  if (choice_value(kActivations, section.at("activation"), source + ": model.activation"))
+    model.activation_max = section.at("activation_max").get<float>();
   // A training key (how the phases run, not what the model is) that the model acts on.
   model.relaxation_path = choice_value(kRelaxationPaths, resolved.at("training").at("relaxation_path"),
                                        source + ": training.relaxation_path");
@@ -521,6 +530,10 @@ void check_across_sections(const Config& config, const std::string& source) {
   if (config.model.layers.back() > kMaxClasses)
     throw ConfigError(source + ": model.layers: the output layer has " + std::to_string(config.model.layers.back()) +
                       " units; at most " + std::to_string(kMaxClasses) + " classes are supported");
+  if (resolved["model"]["activation"] != "hard_sigmoid" && !kind.clipped_activation)
+    throw ConfigError(source + ": model.activation = " + excerpt_json(resolved["model"]["activation"]) +
+                      " but model.kind = " + excerpt_json(resolved["model"]["kind"]) +
+                      " has no clipped activation to bound (only dense_hopfield and conv_hopfield take it)");
   if (config.model.relaxation_path == RelaxationPath::fused && !kind.fused_relaxation)
     throw ConfigError(source + ": training.relaxation_path = \"fused\" but model.kind = " +
                       excerpt_json(resolved["model"]["kind"]) + " has no fused relaxation path");
@@ -561,6 +574,8 @@ std::string switch_needed(const Config& config, const std::string& key) {
   if ((key == "dynamics.gamma" || key == "dynamics.pump" || (key == "dynamics.a0" && !ising_dsb)) && !csb)
     return "dynamics.integrator=csb";
   if (key == "dynamics.check_every" && config.dynamics.tolerance == 0.0f) return "dynamics.tolerance=1e-4";
+  if (key == "model.activation_max" && resolved["model"]["activation"] != "clipped_relu")
+    return "model.activation=clipped_relu";
   if (key == "ep.random_sign" && config.ep.symmetric) return "ep.nudging=one_sided";
   if (key == "training.adjoint_iterations" && !config.training.implicit) return "training.algorithm=implicit";
   // Only some kinds have an implicit gradient (ModelKind::implicit_gradient): name the first.

@@ -58,9 +58,10 @@ struct FusedRelaxationShared {
 // shared_bytes() of shared memory.
 struct FusedRelaxationBlock : FusedLayeredBody<FusedRelaxationBlock> {
   static constexpr Determinism determinism = Determinism::exact_up_to_reduction_order;
-  // FusedLayeredPhase's states are in [0, 1], its target the MSE target; and:
+  // FusedLayeredPhase's states are in [0, activation_max], its target the MSE target; and:
   const float* input_drive;  // (batch, units[0]) = x W_1, the clamped input's constant drive
   Integrator integrator;     // fixed_point or gradient_flow
+  float activation_max = kHardSigmoidMax;  // c of rho = clip(s, 0, c) (LayerStepOp's)
 
   std::size_t shared_bytes() const { return 3 * std::size_t(elements()) * sizeof(float); }
 
@@ -92,8 +93,8 @@ struct FusedRelaxationBlock : FusedLayeredBody<FusedRelaxationBlock> {
       // LayerStepOp::update's field and nudge, in its order.
       float field = shared.drive[local] + bias[i][k];
       if (i + 1 < layers) field += shared.feedback[local];
-      shared.states[local] =
-          hopfield_unit_step(integrator, dt, shared.states[local], field, nudge_of(i), goal_of(i, global));
+      shared.states[local] = hopfield_unit_step(integrator, dt, shared.states[local], field, nudge_of(i),
+                                                goal_of(i, global), activation_max);
     });
   }
 
@@ -119,7 +120,7 @@ inline void fused_relaxation_reference(const FusedRelaxationBlock& body) {
         if (i < top) field += fused_reference_feedback(body, s, i, k);
         const bool nudged = body.target && i == top;
         next[i][k] = hopfield_unit_step(body.integrator, body.dt, s[i][k], field, nudged ? body.beta : 0.0f,
-                                        nudged ? body.target[std::size_t(r) * n + k] : 0.0f);
+                                        nudged ? body.target[std::size_t(r) * n + k] : 0.0f, body.activation_max);
       }
     }
     s.swap(next);

@@ -1,6 +1,6 @@
 // One relaxation step of one layer of the dense Hopfield network, fused: the field
 // from the GEMMs, the bias, the nudge, Langevin noise, the integrator and the
-// projection onto [0, 1] in a single pass over the layer's states (DESIGN.md §1,
+// projection onto [0, c] in a single pass over the layer's states (DESIGN.md §1,
 // §2). The GEMMs before it read the states of the previous step, so the update of
 // every layer is synchronous.
 #pragma once
@@ -28,13 +28,14 @@ enum class Integrator : int {
 //   field:  W_l^T rho(s_{l-1}) + W_{l+1} rho(s_{l+1}) + b_l (+ a read-out nudge that
 //           acts through rho(s), already scaled by beta)
 //   beta, target: the MSE nudge; beta = 0 for every other unit (and when free).
+//   c: the activation's bound, rho = clip(s, 0, c) (kernels/hard_sigmoid.h).
 // DESIGN.md §1: -dF/ds = rho'(s) * field - s - beta * (s - y).
-EQ_HD float hopfield_force(float s, float field, float beta, float target) {
-  return hard_sigmoid_derivative(s) * field - s - beta * (s - target);
+EQ_HD float hopfield_force(float s, float field, float beta, float target, float c) {
+  return clipped_relu_derivative(s, c) * field - s - beta * (s - target);
 }
 
 // The new state of one unit under gradient flow or the fixed-point map.
-// Gradient flow: s + dt * force + noise, projected onto [0, 1]; `noise` is the
+// Gradient flow: s + dt * force + noise, projected onto [0, c]; `noise` is the
 // Langevin term sigma * sqrt(dt) * xi.
 // Fixed point: the minimizer of F over this unit with its neighbours held,
 // s = rho((field + beta * y) / (1 + beta)), with `noise` added to the field. Solving
@@ -43,28 +44,28 @@ EQ_HD float hopfield_force(float s, float field, float beta, float target) {
 // layer for beta >= ~0.5; both have the same fixed points. Requires 1 + beta > 0
 // (the config checks it).
 EQ_HD float hopfield_unit_step(Integrator integrator, float dt, float s, float field, float beta,
-                               float target, float noise = 0.0f) {
+                               float target, float c, float noise = 0.0f) {
   if (integrator == Integrator::fixed_point)
-    return hard_sigmoid((field + noise + beta * target) / (1.0f + beta));
-  return clip(s + dt * hopfield_force(s, field, beta, target) + noise, 0.0f, 1.0f);
+    return clipped_relu((field + noise + beta * target) / (1.0f + beta), c);
+  return clipped_relu(s + dt * hopfield_force(s, field, beta, target, c) + noise, c);
 }
 
 // One cSB step of one unit (the seed paper, "Hybridizing Equilibrium Propagation
 // with Ising machines"; DESIGN.md §1), symplectic Euler:
 //   y <- y + dt * (force - gamma * y - pump * s) + noise
 //   s <- s + dt * a0 * y
-// and an inelastic wall at each bound: where s leaves [0, 1] it is clipped and its
+// and an inelastic wall at each bound: where s leaves [0, c] it is clipped and its
 // momentum zeroed. `pump` = a0 - a(t) is the detuning of simulated bifurcation
 // (Goto et al. 2019): a confining term pump/2 s^2 centred on s = 0, the reset state
 // the free phase starts from (as SB's x^2 term is centred on its start x = 0). It
 // ramps to exactly 0 on the free phase's last step and is 0 in nudged phases, so
 // the states EP contrasts are F's fixed points (DESIGN.md §1, "cSB").
-EQ_HD void csb_unit_step(float dt, float gamma, float a0, float pump, float force, float noise, float& s,
+EQ_HD void csb_unit_step(float dt, float gamma, float a0, float pump, float force, float noise, float c, float& s,
                          float& y) {
   y += dt * (force - gamma * y - pump * s) + noise;
   s += dt * a0 * y;
-  y *= hard_sigmoid_derivative(s);  // 1 inside [0, 1], 0 where s hit a wall
-  s = clip(s, 0.0f, 1.0f);
+  y *= clipped_relu_derivative(s, c);  // 1 inside [0, c], 0 where s hit a wall
+  s = clipped_relu(s, c);
 }
 
 // The raw Langevin sigma (LayerStepOp::noise_sigma) whose stationary distribution
@@ -96,7 +97,7 @@ inline float langevin_sigma_at_temperature(Integrator integrator, float temperat
 // Fields that are zero (or null) switch their feature off.
 struct LayerStepOp {
   static constexpr Determinism determinism = Determinism::bit_exact;
-  float* states;          // (batch, units), in [0, 1]; updated in place
+  float* states;          // (batch, units), in [0, activation_max]; updated in place
   const float* drive;     // (batch, units) field from the layer below (W_l^T rho(s_{l-1}))
   const float* feedback;  // (batch, units) field from above (W_{l+1} rho(s_{l+1})), or null
   const float* bias;      // (units)
@@ -105,6 +106,7 @@ struct LayerStepOp {
   float dt;               // gradient-flow and cSB step
   Integrator integrator;
   std::int32_t units;
+  float activation_max = kHardSigmoidMax;  // c of rho = clip(s, 0, c)
   // cSB only.
   float* momenta = nullptr;  // (batch, units) y, updated in place
   float gamma = 0.0f;        // damping
@@ -154,11 +156,12 @@ struct LayerStepOp {
     const float nudge = target ? beta : 0.0f, y = target ? target[i] : 0.0f;
     if (integrator == Integrator::csb) {
       float s = states[i], p = momenta[i];
-      csb_unit_step(dt, gamma, a0, pump, hopfield_force(s, field, nudge, y), noise, s, p);
+      csb_unit_step(dt, gamma, a0, pump, hopfield_force(s, field, nudge, y, activation_max), noise, activation_max, s,
+                    p);
       states[i] = s;
       momenta[i] = p;
     } else {
-      states[i] = hopfield_unit_step(integrator, dt, states[i], field, nudge, y, noise);
+      states[i] = hopfield_unit_step(integrator, dt, states[i], field, nudge, y, activation_max, noise);
     }
   }
 
@@ -219,11 +222,12 @@ struct LayerStepOp {
       const float nudge = kTarget ? beta : 0.0f, goal = kTarget ? y[unit] : 0.0f;
       if constexpr (kKind == Integrator::csb) {
         float position = s[unit], momentum = p[unit];
-        csb_unit_step(dt, gamma, a0, pump, hopfield_force(position, field, nudge, goal), 0.0f, position, momentum);
+        csb_unit_step(dt, gamma, a0, pump, hopfield_force(position, field, nudge, goal, activation_max), 0.0f,
+                      activation_max, position, momentum);
         s[unit] = position;
         p[unit] = momentum;
       } else {
-        s[unit] = hopfield_unit_step(kKind, dt, s[unit], field, nudge, goal);
+        s[unit] = hopfield_unit_step(kKind, dt, s[unit], field, nudge, goal, activation_max);
       }
     }
   }

@@ -99,6 +99,7 @@ ConvHopfield::ConvHopfield(Backend& backend, ConvHopfieldShape shape, int max_ba
   for (int i = 0; i < shape_.state_layers(); ++i) layout.state_units.push_back(shape_.units(i + 1));
   layout.with_momenta = true;  // for cSB
   layout.whole_batch = true;   // each conv GEMM is large: no per-core slices
+  layout.activation_max = shape_.activation_max;
   define_layers(std::move(layout));
   parameters_ = make_parameter_like();
   const int states = shape_.state_layers(), convs = shape_.conv_layers();

@@ -3,7 +3,7 @@
 // estimator bias", Frontiers in Neuroscience: E = 1/2 ||s||^2 - Phi with Phi the
 // primitive function of their convolutional network; Scellier et al. 2023): a stack of
 // convolutional layers, each followed by 2x2 pooling (max, average or none), then
-// dense layers. With rho = clip(., 0, 1) and states kept in [0, 1] (rho(s) = s):
+// dense layers. With rho = clip(., 0, c) and states kept in [0, c] (rho(s) = s):
 //   E = 1/2 sum_l ||s_l||^2 - sum_{conv k} s_{k+1} . P(W_k * s_k + b_k)
 //       - sum_{dense l} (s_{l-1}^T W_l s_l + b_l . s_l),
 // s_0 = x (clamped, unrectified), P the pooling, * the convolution (PyTorch's
@@ -75,6 +75,7 @@ struct ConvHopfieldShape {
   PoolKind pool = PoolKind::max;     // 2x2, stride 2, after every convolution
   std::vector<int> dense;            // hidden..., output: the layers after the conv stack
   CostKind cost = CostKind::mse;
+  float activation_max = kHardSigmoidMax;  // c of rho = clip(s, 0, c) (model.activation)
 
   // Throws std::invalid_argument naming the layer and the sizes that do not fit.
   void validate() const;

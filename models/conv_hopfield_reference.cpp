@@ -21,7 +21,8 @@ struct Plane {
   int c, h, w;
 };
 
-double clip01(double v) { return v < 0.0 ? 0.0 : (v > 1.0 ? 1.0 : v); }
+// rho(v) = clip(v, 0, c), c = net.activation_max.
+double rho(const Network& net, double v) { return v < 0.0 ? 0.0 : (v > net.activation_max ? net.activation_max : v); }
 
 int conv_count(const Network& net) { return static_cast<int>(net.convs.size()); }
 
@@ -197,7 +198,7 @@ States fields(const Network& net, const std::vector<double>& x, const States& st
 double kink_margin(const Network& net, const std::vector<double>& x, const States& states) {
   double margin = HUGE_VAL;
   for (const auto& layer_fields : fields(net, x, states))
-    for (double h : layer_fields) margin = std::min({margin, std::abs(h), std::abs(h - 1.0)});
+    for (double h : layer_fields) margin = std::min({margin, std::abs(h), std::abs(h - net.activation_max)});
   if (net.pool != 1) return margin;
   for (int k = 0; k < conv_count(net); ++k) {
     Plane p{};
@@ -225,7 +226,7 @@ States free_fixed_point(const Network& net, const std::vector<double>& x) {
       double change = 0.0;
       for (int i = 0; i < n; ++i)
         for (std::size_t u = 0; u < s[i].size(); ++u) {
-          const double target = clip01(h[i][u]);
+          const double target = rho(net, h[i][u]);
           change = std::max(change, std::abs(target - s[i][u]));
           s[i][u] += damping * (target - s[i][u]);
         }
@@ -380,6 +381,7 @@ Network network_of(const ConvHopfieldShape& shape) {
   net.pool = static_cast<int>(shape.pool);
   net.dense = shape.dense;
   net.cost = shape.cost;
+  net.activation_max = shape.activation_max;
   return net;
 }
 

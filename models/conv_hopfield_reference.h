@@ -10,7 +10,7 @@
 // units) and (units) for the dense layers; with cross-entropy the last pair is a
 // softmax read-out of the top state layer, outside the energy. The bias sits inside
 // the pooling, E's conv term being s_{k+1} . P(W_k * s_k + b_k); pooling is 2x2,
-// stride 2, over planes of even size. States are in [0, 1] where rho(s) = s.
+// stride 2, over planes of even size. States are in [0, c] where rho(s) = clip(s, 0, c) = s.
 #pragma once
 
 #include <vector>
@@ -35,6 +35,7 @@ struct Network {
   CostKind cost = CostKind::mse;
   std::vector<std::vector<double>> weights;
   std::vector<std::vector<double>> biases;
+  double activation_max = 1.0;  // c of rho = clip(s, 0, c)
 };
 
 using States = std::vector<std::vector<double>>;  // one vector per state layer

@@ -55,6 +55,7 @@ ConvHopfieldShape conv_hopfield_shape(const ModelConfig& model) {
   shape.pool = options.pool;
   shape.dense = model.layers;
   shape.cost = model.cost;
+  shape.activation_max = model.activation_max;
   return shape;
 }
 
@@ -110,6 +111,7 @@ ModelKind conv_hopfield_kind() {
   kind.minimum_layers = [](CostKind) { return std::size_t(1); };
   kind.parse_options = parse_options;
   kind.check = check_rules;
+  kind.clipped_activation = true;
   kind.weight_tensors = weight_tensors_known_when_built;
   kind.make = [](Backend& backend, const ModelConfig& model, int max_batch) -> std::unique_ptr<EnergyModel> {
     return std::make_unique<ConvHopfield>(backend, conv_hopfield_shape(model), max_batch);

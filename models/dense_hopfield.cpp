@@ -26,6 +26,7 @@ DenseHopfield::DenseHopfield(Backend& backend, DenseHopfieldShape shape, int max
   layout.parameter_widths = shape_.layers;
   layout.state_units.assign(shape_.layers.begin() + 1, shape_.layers.begin() + 1 + states);
   layout.with_momenta = true;  // for cSB
+  layout.activation_max = shape_.activation_max;
   define_layers(std::move(layout));
   input_drive_ = DeviceBuffer<float>(backend_, std::size_t(max_batch_) * shape_.layers[1]);
   for (int i = 0; i < states; ++i) {
@@ -114,6 +115,7 @@ void DenseHopfield::relax_fused(NetworkState& state, const float* target, const 
                    weights_transposed_, body);
   body.input_drive = input_drive_.data();
   body.integrator = spec.integrator;
+  body.activation_max = shape_.activation_max;
   backend_.run_blocks(body, body.blocks(), FusedRelaxationLaunchPolicy::threads_per_block(body.elements()));
 }
 
@@ -225,7 +227,7 @@ float DenseHopfield::implicit_gradient(const NetworkState& free_state, const flo
     for (int i = 0; i < states; ++i)
       backend_.run(AdjointStepOp{free_state.layers[i].data(), i == top ? loss_gradient_.data() : nullptr,
                                  i > 0 ? drive_[i].data() : nullptr, i < top ? feedback_[i].data() : nullptr,
-                                 adjoint_[i].data()},
+                                 adjoint_[i].data(), shape_.activation_max},
                    std::int64_t(batch_) * n[i + 1]);
   }
   for (int i = 0; i < states; ++i) {

@@ -30,6 +30,7 @@ namespace eqprop {
 struct DenseHopfieldShape {
   std::vector<int> layers;  // input, ..., output
   CostKind cost = CostKind::mse;
+  float activation_max = kHardSigmoidMax;  // c of rho = clip(s, 0, c) (model.activation)
 
   int weight_tensors() const { return static_cast<int>(layers.size()) - 1; }
   // Layers with states (excludes the input; excludes the read-out for cross-entropy).

@@ -61,7 +61,8 @@ constexpr int kMaxSweeps = 5000;
 // implicit vs finite differences agree to < 1e-8 in the tests).
 constexpr double kTolerance = 1e-14;
 
-double clip01(double v) { return v < 0.0 ? 0.0 : (v > 1.0 ? 1.0 : v); }
+// rho(v) = clip(v, 0, c), c = net.activation_max.
+double rho(const Network& net, double v) { return v < 0.0 ? 0.0 : (v > net.activation_max ? net.activation_max : v); }
 
 int weight_tensor_count(const Network& net) { return static_cast<int>(net.layers.size()) - 1; }
 
@@ -169,7 +170,7 @@ bool sweep_until_converged(const Network& net, const std::vector<double>& x, int
     double residual = 0.0;
     for (std::size_t k = 0; k < s.size(); ++k)
       for (std::size_t j = 0; j < s[k].size(); ++j) {
-        const double target_state = clip01(h[k][j]);
+        const double target_state = rho(net, h[k][j]);
         const double d = std::fabs(target_state - s[k][j]);
         if (!(d <= residual)) residual = d;  // NaN-propagating max
         s[k][j] += damping * (target_state - s[k][j]);
@@ -254,7 +255,7 @@ void add_sample_implicit_gradient(const Network& net, const std::vector<double>&
   for (int k = 0; k < states_count; ++k) {
     index[k].assign(s[k].size(), -1);
     for (std::size_t j = 0; j < s[k].size(); ++j)
-      if (h[k][j] > 0.0 && h[k][j] < 1.0) index[k][j] = n++;
+      if (h[k][j] > 0.0 && h[k][j] < net.activation_max) index[k][j] = n++;
   }
 
   // mu (per state layer, zero on pinned units) from J^T mu = dC/ds_A.
@@ -378,13 +379,13 @@ std::vector<std::vector<double>> fields(const Network& net, const std::vector<do
     for (int j = 0; j < units; ++j) {
       double v = net.biases[k][j];
       for (int i = 0; i < lower; ++i) {
-        const double rho_i = k == 0 ? x[i] : clip01(states[k - 1][i]);  // x enters as is
+        const double rho_i = k == 0 ? x[i] : rho(net, states[k - 1][i]);  // x enters as is
         v += rho_i * net.weights[k][std::size_t(i) * units + j];
       }
       if (k + 1 < states_count) {
         const int upper = net.layers[k + 2];
         for (int m = 0; m < upper; ++m)
-          v += net.weights[k + 1][std::size_t(j) * upper + m] * clip01(states[k + 1][m]);
+          v += net.weights[k + 1][std::size_t(j) * upper + m] * rho(net, states[k + 1][m]);
       }
       h[k][j] = v;
     }
@@ -403,10 +404,10 @@ double energy(const Network& net, const std::vector<double>& x,
   for (int k = 0; k < states_count; ++k) {
     const int lower = net.layers[k], units = net.layers[k + 1];
     for (int j = 0; j < units; ++j) {
-      const double sj = states[k][j], rho_j = clip01(sj);
+      const double sj = states[k][j], rho_j = rho(net, sj);
       e += 0.5 * sj * sj - net.biases[k][j] * rho_j;
       for (int i = 0; i < lower; ++i) {
-        const double rho_i = k == 0 ? x[i] : clip01(states[k - 1][i]);
+        const double rho_i = k == 0 ? x[i] : rho(net, states[k - 1][i]);
         e -= rho_i * net.weights[k][std::size_t(i) * units + j] * rho_j;
       }
     }
@@ -423,10 +424,10 @@ Gradient energy_gradient(const Network& net, const std::vector<double>& x,
   for (int k = 0; k < states_count; ++k) {
     const int lower = net.layers[k], units = net.layers[k + 1];
     for (int j = 0; j < units; ++j) {
-      const double rho_j = clip01(states[k][j]);
+      const double rho_j = rho(net, states[k][j]);
       g.biases[k][j] = -rho_j;
       for (int i = 0; i < lower; ++i) {
-        const double rho_i = k == 0 ? x[i] : clip01(states[k - 1][i]);
+        const double rho_i = k == 0 ? x[i] : rho(net, states[k - 1][i]);
         g.weights[k][std::size_t(i) * units + j] = -rho_i * rho_j;
       }
     }

@@ -13,7 +13,7 @@
 //   Cross-entropy: the state layers are 1..L-1; weights[L-1], biases[L-1] are a
 //   softmax read-out of s_{L-1} (logits = s_{L-1} W + b, C = -log p_label) that is
 //   not part of the energy.
-// States are always in [0, 1], where rho(s) = clip(s, 0, 1) = s.
+// States are always in [0, c], where rho(s) = clip(s, 0, c) = s (c = 1: the hard sigmoid).
 #pragma once
 
 #include <vector>
@@ -28,6 +28,7 @@ struct Network {
   CostKind cost = CostKind::mse;
   std::vector<std::vector<double>> weights;   // [l] is (layers[l], layers[l+1]) row-major
   std::vector<std::vector<double>> biases;    // [l] is (layers[l+1])
+  double activation_max = 1.0;                // c of rho = clip(s, 0, c)
 };
 
 // d(something)/dtheta, shaped like Network::weights and Network::biases.

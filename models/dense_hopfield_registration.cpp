@@ -26,12 +26,14 @@ std::unique_ptr<GradcheckReference> make_dense_hopfield_gradcheck(const Gradchec
   reference::Network network;
   network.layers = setup.model.layers;
   network.cost = setup.model.cost;
+  network.activation_max = setup.model.activation_max;
   return reference_gradcheck(
       setup.beta, "implicit differentiation through the free fixed point (double precision)", std::move(network),
       setup.parameters,
-      // The kinks of the hard sigmoid: a field at 0 or 1.
+      // The kinks of rho = clip(., 0, c): a field at 0 or c.
       [](const reference::Network& n, const std::vector<double>& sample) {
-        return hard_sigmoid_kink_margin(reference::fields(n, sample, reference::free_fixed_point(n, sample)));
+        return hard_sigmoid_kink_margin(reference::fields(n, sample, reference::free_fixed_point(n, sample)),
+                                        n.activation_max);
       },
       reference::implicit_gradient);
 }
@@ -43,12 +45,13 @@ ModelKind dense_hopfield_kind() {
   kind.name = "dense_hopfield";
   kind.help = "the layered Hopfield network of DESIGN.md §1";
   kind.check = check_rules;
+  kind.clipped_activation = true;
   kind.fused_relaxation = true;
   kind.implicit_gradient = true;
   kind.capturable_step = true;  // no host reads in a step (tests/test_counting_backend.cpp)
   kind.make = [](Backend& backend, const ModelConfig& model, int max_batch) -> std::unique_ptr<EnergyModel> {
-    return std::make_unique<DenseHopfield>(backend, DenseHopfieldShape{model.layers, model.cost}, max_batch,
-                                           model.relaxation_path);
+    return std::make_unique<DenseHopfield>(backend, DenseHopfieldShape{model.layers, model.cost, model.activation_max},
+                                           max_batch, model.relaxation_path);
   };
   kind.gradcheck = make_dense_hopfield_gradcheck;
   return kind;

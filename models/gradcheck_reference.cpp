@@ -17,10 +17,10 @@ reference::Gradient host_tensors(const ParameterSet& set) {
   return host;
 }
 
-double hard_sigmoid_kink_margin(const std::vector<std::vector<double>>& inputs) {
+double hard_sigmoid_kink_margin(const std::vector<std::vector<double>>& inputs, double bound) {
   double margin = 1e300;
   for (const auto& layer : inputs)
-    for (double a : layer) margin = std::min({margin, std::abs(a), std::abs(a - 1.0)});
+    for (double a : layer) margin = std::min({margin, std::abs(a), std::abs(a - bound)});
   return margin;
 }
 

@@ -79,9 +79,9 @@ class KinkMargin {
   std::vector<double> margins_;  // of every sample drawn, usable or not
 };
 
-// The kink margin of hard-sigmoid units, clip(a, 0, 1): how near the nearest of
-// their inputs `a` (layer by layer) is to 0 or 1.
-double hard_sigmoid_kink_margin(const std::vector<std::vector<double>>& inputs);
+// The kink margin of clipped units, clip(a, 0, bound) (the hard sigmoid at bound 1):
+// how near the nearest of their inputs `a` (layer by layer) is to 0 or the bound.
+double hard_sigmoid_kink_margin(const std::vector<std::vector<double>>& inputs, double bound = 1.0);
 
 // The check of a model whose loss has kinks: a sample is usable where it keeps
 // KinkMargin's distance from every kink, and the report says how many were

@@ -16,6 +16,8 @@ LayeredModel::LayeredModel(Backend& backend, std::string name, int max_batch)
     : backend_(backend), name_(std::move(name)), max_batch_(max_batch) {}
 
 void LayeredModel::define_layers(LayerLayout layout) {
+  if (!(layout.activation_max > 0.0f))  // also refuses NaN
+    throw std::invalid_argument(name_ + ": the activation's bound c of clip(s, 0, c) must be > 0");
   layout_ = std::move(layout);
   if (!layout_.parameter_widths.empty()) parameters_ = make_parameter_like();
   unit_offsets_.clear();
@@ -88,7 +90,8 @@ void LayeredModel::run_layer_step(NetworkState& state, const PhaseSpec& spec, in
                  spec.beta,
                  spec.dt,
                  spec.integrator,
-                 units};
+                 units,
+                 layout_.activation_max};
   op.momenta = at(state.momenta[i].data());
   op.gamma = spec.gamma;
   op.a0 = spec.a0;

@@ -47,6 +47,8 @@ struct LayerLayout {
   bool early_exit = true;
   float period = 0.0f;       // > 0: states are phases, changes measured around the circle
   bool whole_batch = false;  // steps are batch-wide (no per-core slices of the batch)
+  // c of the activation rho = clip(s, 0, c) of LayerStepOp (kernels/hard_sigmoid.h).
+  float activation_max = kHardSigmoidMax;
 };
 
 // EnergyModel::training_step_flops of a Hopfield-type network: per step a drive and

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/hard_sigmoid.h"
 #include "kernels/row_metrics.h"
 
 namespace eqprop {
@@ -23,6 +24,9 @@ struct ModelConfig {
   std::vector<int> layers = {784, 500, 10};
   CostKind cost = CostKind::mse;
   float init_gain = 1.0f;
+  // c of the activation rho = clip(s, 0, c) (model.activation; kernels/hard_sigmoid.h):
+  // 1, the hard sigmoid, or model.activation_max for the clipped ReLU.
+  float activation_max = kHardSigmoidMax;
   RelaxationPath relaxation_path = RelaxationPath::automatic;  // training.relaxation_path
   std::any options;  // what the kind's parse_options returned (empty: none)
 };

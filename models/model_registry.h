@@ -87,6 +87,9 @@ struct ModelKind {
   // model knows (the trainer checks it then). Default: one tensor between each
   // pair of adjacent model.layers.
   std::function<std::size_t(const ModelConfig&)> weight_tensors = weight_tensors_between_layers;
+  // Its energy's activation is rho = clip(s, 0, c) with c from the config
+  // (model.activation = clipped_relu is refused otherwise).
+  bool clipped_activation = false;
   // It has a fused relaxation path (training.relaxation_path = fused is refused otherwise).
   bool fused_relaxation = false;
   // Its model implements EnergyModel::implicit_gradient (training.algorithm =

@@ -23,11 +23,14 @@ struct Fixture : FixtureBase {
   int batch;
 
   Fixture(std::vector<int> layers, CostKind cost, int batch_size, unsigned seed, double weight_scale = 0.5,
-          const char* backend_name = "cpu")
-      : FixtureBase(backend_name), model(*backend, DenseHopfieldShape{layers, cost}, batch_size), batch(batch_size) {
+          const char* backend_name = "cpu", float activation_max = kHardSigmoidMax)
+      : FixtureBase(backend_name),
+        model(*backend, DenseHopfieldShape{layers, cost, activation_max}, batch_size),
+        batch(batch_size) {
     std::mt19937 rng(seed);
     net.layers = layers;
     net.cost = cost;
+    net.activation_max = activation_max;
     draw_matched_parameters(model.parameters(), rng, weight_scale, -0.3, 0.3, net.weights, net.biases);
     draw_batch(rng, batch, layers.front(), layers.back());
     model.set_input(x.data(), batch);

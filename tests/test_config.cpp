@@ -77,7 +77,8 @@ std::set<std::string> reference_keys(const std::string& markdown) {
 // reference. Kept by hand so that a key dropped from the schema shows up here.
 const std::vector<std::string> kSchemaKeys = {
     "seed",           "device",          "model.kind", "model.layers",           "model.cost",
-    "model.init_gain", "oscillator.shil", "oscillator.input_scale", "dynamics.integrator", "dynamics.order", "dynamics.dt",       "dynamics.t_free",
+    "model.init_gain", "model.activation", "model.activation_max",
+    "oscillator.shil", "oscillator.input_scale", "dynamics.integrator", "dynamics.order", "dynamics.dt",       "dynamics.t_free",
     "dynamics.t_nudge", "dynamics.nudge_integrator", "dynamics.gamma", "dynamics.a0", "dynamics.pump",
     "dynamics.noise", "dynamics.temperature", "dynamics.tolerance", "dynamics.check_every", "ising.temperature_start",
     "ising.temperature_end", "ising.update", "ising.relaxation", "ising.spins_per_class", "ising.replicas", "predictive_coding.activation", "ep.beta",        "ep.nudging",             "ep.random_sign",

@@ -123,20 +123,20 @@ TEST_CASE("dynamics: damped cSB and gradient flow reach the same fixed point of 
 
 TEST_CASE("dynamics: cSB walls are inelastic") {
   float s = 0.95f, y = 2.0f;
-  csb_unit_step(0.1f, 0.0f, 1.0f, 0.0f, 0.0f, 0.0f, s, y);  // y = 2, s = 1.15 -> wall at 1
+  csb_unit_step(0.1f, 0.0f, 1.0f, 0.0f, 0.0f, 0.0f, 1.0f, s, y);  // y = 2, s = 1.15 -> wall at 1
   CHECK(s == 1.0f);
   CHECK(y == 0.0f);
   s = 0.05f, y = -2.0f;
-  csb_unit_step(0.1f, 0.0f, 1.0f, 0.0f, 0.0f, 0.0f, s, y);
+  csb_unit_step(0.1f, 0.0f, 1.0f, 0.0f, 0.0f, 0.0f, 1.0f, s, y);
   CHECK(s == 0.0f);
   CHECK(y == 0.0f);
   s = 0.5f, y = 0.5f;  // inside: moves by dt * a0 * y, keeps its momentum
-  csb_unit_step(0.1f, 0.0f, 2.0f, 0.0f, 0.0f, 0.0f, s, y);
+  csb_unit_step(0.1f, 0.0f, 2.0f, 0.0f, 0.0f, 0.0f, 1.0f, s, y);
   CHECK(s == doctest::Approx(0.6f));
   CHECK(y == 0.5f);
   // The pump pulls towards the reset state 0 with strength a0 - a(t).
   s = 0.9f, y = 0.0f;
-  csb_unit_step(0.1f, 0.0f, 1.0f, 1.0f, 0.0f, 0.0f, s, y);
+  csb_unit_step(0.1f, 0.0f, 1.0f, 1.0f, 0.0f, 0.0f, 1.0f, s, y);
   CHECK(y == doctest::Approx(-0.09f));
 }
 
