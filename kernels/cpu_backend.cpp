@@ -2,6 +2,7 @@
 #include "kernels/determinism.h"
 #ifdef EQPROP_HAVE_DNNL
 #include "kernels/dnnl_convolution.h"
+#include "kernels/dnnl_matmul.h"
 #endif
 #include "kernels/execution_context.h"
 
@@ -134,6 +135,13 @@ void run_blocks_on_cpu_cores(const Body& body, int blocks) {
 // uncut product's path; this mirrors OpenBLAS's test (sgemm_small_kernel_permit;
 // OpenBLAS is column-major, so its M, N are our n, m and its transa is our op_b).
 constexpr double kSmallKernelMaxMnk = 1e6;
+
+// A bf16 GEMM runs on oneDNN's matmul (kernels/dnnl_matmul.h) where each row of C
+// sums at least this many products (n k): below it the two conversion passes and
+// the call cost more than the AMX saves. Decided per row, not per call, so that
+// the row slices of parallel_over_rows take the path the whole product takes
+// (results independent of the thread count).
+constexpr double kBf16LibraryMinimumRowWork = 32768;
 bool takes_small_kernel(CBLAS_TRANSPOSE op_a, CBLAS_TRANSPOSE op_b, std::int64_t m, std::int64_t n, std::int64_t k) {
   if (double(m) * double(n) * double(k) > kSmallKernelMaxMnk) return false;
   if (op_b == CblasTrans) return op_a == CblasTrans ? k >= 4 : !(m * n > 1200 || k < 32);
@@ -340,6 +348,12 @@ class CpuBackend final : public Backend {
       sgemm_in_dynamic_blocks(op_a, op_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
       return;
     }
+    // bf16 on oneDNN's matmul where the product is large enough to pay for the two
+    // conversion passes (kernels/dnnl_matmul.h); the same rounding of the operands
+    // and fp32 accumulation as the emulation below, in another summation order.
+    if (precision_ == GemmPrecision::bf16 && bf16_gemm_ && double(n) * double(k) >= kBf16LibraryMinimumRowWork &&
+        bf16_gemm_->gemm(transpose_a, transpose_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc))
+      return;
     // Emulated tf32 / bf16: the inputs rounded in a copy, then the FP32 GEMM, which
     // is what the tensor cores compute up to the summation order. The copies cost
     // (m + n) k extra memory traffic: this mode is for measuring accuracy, not
@@ -411,6 +425,7 @@ class CpuBackend final : public Backend {
   AllocationCounter counter_;
 #ifdef EQPROP_HAVE_DNNL
   const std::unique_ptr<ConvolutionLibrary> convolutions_ = make_dnnl_convolutions();
+  const std::unique_ptr<Bf16Gemm> bf16_gemm_ = make_dnnl_bf16_gemm();
   ConvolutionLibrary* convolution_library() override { return convolutions_.get(); }
 #endif
 };

@@ -1,0 +1,33 @@
+// The CPU backend's bf16 GEMMs (training.gemm_precision = bf16): oneDNN matmul with
+// bf16 operands, fp32 accumulation and fp32 results, on AMX / AVX512-BF16 where the
+// CPU has them, so that bf16 is a speed setting on the CPU and not only the
+// emulation of kernels/gemm_precision.h (inputs rounded in a copy, then the fp32
+// GEMM). Both round the operands to nearest-even bf16 and accumulate in fp32, so
+// they differ only in the order of the sums.
+//
+// C = alpha op(A) op(B) + beta C on row-major operands with leading dimensions, as
+// Backend::gemm. The operands are converted into bf16 staging buffers by oneDNN
+// reorders (any transpose and stride, one pass each); alpha is the primitive's
+// output scale and beta its sum post-op. Primitives, reorders and buffers are made
+// once per shape and kept (per calling thread: the backend's row slices call GEMMs
+// concurrently). Built only with EQPROP_HAVE_DNNL.
+#pragma once
+
+#include <memory>
+
+#include "kernels/backend.h"
+
+namespace eqprop {
+
+class Bf16Gemm {
+ public:
+  virtual ~Bf16Gemm() = default;
+  // False (nothing computed) where oneDNN has no bf16 matmul for the call.
+  virtual bool gemm(Transpose transpose_a, Transpose transpose_b, int m, int n, int k, float alpha, const float* a,
+                    int lda, const float* b, int ldb, float beta, float* c, int ldc) = 0;
+};
+
+// Null where the build has no oneDNN.
+std::unique_ptr<Bf16Gemm> make_dnnl_bf16_gemm();
+
+}  // namespace eqprop
