@@ -29,6 +29,8 @@
 #include "kernels/fused_oscillator_block.h"
 #include "models/oscillator_network.h"
 #include "tests/layer_bit_checks.h"
+#include "tests/block_shapes.h"
+#include "tests/epoch_records.h"
 #include "tests/test_util.h"
 #include "tests/tolerance.h"
 
@@ -139,13 +141,9 @@ double largest_phase_difference(const std::vector<float>& a, const std::vector<f
   return worst;
 }
 
-const char* order_name(ThreadOrder order) {
-  return order == ThreadOrder::forward ? "forward" : order == ThreadOrder::reverse ? "reverse" : "shuffled";
-}
-
-constexpr ThreadOrder kOrders[] = {ThreadOrder::forward, ThreadOrder::reverse, ThreadOrder::shuffled};
-// 1, a few, a warp, a GPU block, and more threads than a block's elements.
-constexpr int kBlockSizes[] = {1, 3, 32, 128};
+using test::kBlockSizes;
+using test::kOrders;
+using test::order_name;
 
 template <int TileWidth>
 void check_every_shape(const Problem& p, const Phase& phase, const std::vector<std::vector<float>>& expected) {
@@ -329,12 +327,7 @@ TEST_CASE("fused oscillator: a short FashionMNIST run of the oscillator recipe w
                               "training.relaxation_path=" + path},
                              out, err);
     REQUIRE_MESSAGE(code == 0, err.str());
-    std::ifstream metrics(run_dir + "/metrics.jsonl");
-    std::vector<nlohmann::json> epochs;
-    std::string line;
-    while (std::getline(metrics, line))
-      if (!line.empty()) epochs.push_back(nlohmann::json::parse(line));
-    return epochs;
+    return test::read_epoch_records(run_dir);
   };
   const auto fused = train("fused"), gemm = train("gemm");
   REQUIRE(fused.size() == 2);

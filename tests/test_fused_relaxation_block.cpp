@@ -26,6 +26,7 @@
 #include "models/dense_hopfield.h"
 #include "tests/synthetic_data.h"
 #include "tests/layer_bit_checks.h"
+#include "tests/block_shapes.h"
 #include "tests/test_util.h"
 #include "tests/tolerance.h"
 
@@ -113,13 +114,9 @@ std::vector<std::vector<float>> context_run(const Problem& p, const Phase& phase
   return states;
 }
 
-const char* order_name(ThreadOrder order) {
-  return order == ThreadOrder::forward ? "forward" : order == ThreadOrder::reverse ? "reverse" : "shuffled";
-}
-
-constexpr ThreadOrder kOrders[] = {ThreadOrder::forward, ThreadOrder::reverse, ThreadOrder::shuffled};
-// 1, a few, a warp, a GPU block, and more threads than a block's elements.
-constexpr int kBlockSizes[] = {1, 3, 32, 128};
+using test::kBlockSizes;
+using test::kOrders;
+using test::order_name;
 
 template <int TileWidth>
 void check_every_shape(const Problem& p, const Phase& phase, const std::vector<std::vector<float>>& expected) {

@@ -13,6 +13,7 @@
 #include "kernels/device_buffer.h"
 #include "kernels/execution_context.h"
 #include "kernels/fused_sb_block.h"
+#include "tests/block_shapes.h"
 #include "tests/test_util.h"
 
 namespace eqprop {
@@ -83,13 +84,9 @@ void check_run(const std::string& what, const Run& actual, const Run& expected) 
   test::check_bit_exact(what + " signs", actual.signs, expected.signs);
 }
 
-const char* order_name(ThreadOrder order) {
-  return order == ThreadOrder::forward ? "forward" : order == ThreadOrder::reverse ? "reverse" : "shuffled";
-}
-
-constexpr ThreadOrder kOrders[] = {ThreadOrder::forward, ThreadOrder::reverse, ThreadOrder::shuffled};
-// 1, a few, a warp, a GPU block, and more threads than units.
-constexpr int kBlockSizes[] = {1, 3, 32, 128};
+using test::kBlockSizes;
+using test::kOrders;
+using test::order_name;
 
 template <int TileWidth>
 void check_every_block_size_and_order(const Problem& problem, bool discrete, const Run& expected) {

@@ -19,22 +19,19 @@
 #include "kernels/row_energy.h"
 #include "kernels/row_max_change.h"
 #include "kernels/row_reduction.h"
+#include "tests/block_shapes.h"
 #include "tests/test_util.h"
 
 namespace eqprop {
 namespace {
 
-constexpr ThreadOrder kOrders[] = {ThreadOrder::forward, ThreadOrder::reverse, ThreadOrder::shuffled};
-// 1, a few, a warp, a GPU block.
-constexpr int kBlockSizes[] = {1, 3, 32, 128};
+using test::kBlockSizes;
+using test::kOrders;
+using test::order_name;
 constexpr int kRows = 4;
 // Fewer units than slots, one slot's worth, and several terms per slot with a
 // ragged last stride (not a multiple of any block size or tile).
 constexpr std::int32_t kUnitCounts[] = {1, 37, 256, 1000};
-
-const char* order_name(ThreadOrder order) {
-  return order == ThreadOrder::forward ? "forward" : order == ThreadOrder::reverse ? "reverse" : "shuffled";
-}
 
 std::vector<float> random_vector(std::size_t n, std::uint32_t seed, float low, float high) {
   std::mt19937 generator(seed);
