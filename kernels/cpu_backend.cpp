@@ -2,8 +2,8 @@
 #include "kernels/determinism.h"
 #ifdef EQPROP_HAVE_DNNL
 #include "kernels/dnnl_convolution.h"
-#include "kernels/dnnl_matmul.h"
 #endif
+#include "kernels/dnnl_matmul.h"
 #include "kernels/execution_context.h"
 
 #include <cblas.h>
@@ -423,9 +423,9 @@ class CpuBackend final : public Backend {
   }
 
   AllocationCounter counter_;
+  const std::unique_ptr<Bf16Gemm> bf16_gemm_ = make_dnnl_bf16_gemm();  // null without oneDNN
 #ifdef EQPROP_HAVE_DNNL
   const std::unique_ptr<ConvolutionLibrary> convolutions_ = make_dnnl_convolutions();
-  const std::unique_ptr<Bf16Gemm> bf16_gemm_ = make_dnnl_bf16_gemm();
   ConvolutionLibrary* convolution_library() override { return convolutions_.get(); }
 #endif
 };
