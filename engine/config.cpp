@@ -583,6 +583,10 @@ std::string switch_needed(const Config& config, const std::string& key) {
   if (key == "training.algorithm" && config.training.implicit && !model_kind(config.model.kind).implicit_gradient)
     for (const ModelKind& kind : model_kinds())
       if (kind.implicit_gradient) return "model.kind=" + kind.name;
+  const std::vector<std::string>& borrowed = model_kind(config.model.kind).borrowed_sections;
+  if (std::any_of(borrowed.begin(), borrowed.end(),
+                  [&](const std::string& section) { return key.rfind(section + ".", 0) == 0; }))
+    return "";
   for (const ModelKind& kind : model_kinds())
     if (kind.name != config.model.kind &&
         std::any_of(kind.keys.begin(), kind.keys.end(), [&](const ConfigKey& spec) { return spec.key == key; }))

@@ -195,10 +195,23 @@ States fields(const Network& net, const std::vector<double>& x, const States& st
   return h;
 }
 
+std::vector<double> layer_drive(const Network& net, const std::vector<double>& x, const States& states, int i) {
+  return drive(net, x, states, i);
+}
+
+std::vector<double> layer_feedback(const Network& net, const std::vector<double>& x, const States& states, int t) {
+  return feedback(net, x, states, t);
+}
+
 double kink_margin(const Network& net, const std::vector<double>& x, const States& states) {
   double margin = HUGE_VAL;
   for (const auto& layer_fields : fields(net, x, states))
     for (double h : layer_fields) margin = std::min({margin, std::abs(h), std::abs(h - net.activation_max)});
+  return std::min(margin, pooling_margin(net, x, states));
+}
+
+double pooling_margin(const Network& net, const std::vector<double>& x, const States& states) {
+  double margin = HUGE_VAL;
   if (net.pool != 1) return margin;
   for (int k = 0; k < conv_count(net); ++k) {
     Plane p{};

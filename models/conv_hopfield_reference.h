@@ -58,6 +58,16 @@ States fields(const Network& net, const std::vector<double>& x, const States& st
 // where either is small the loss has a kink.
 double kink_margin(const Network& net, const std::vector<double>& x, const States& states);
 
+// The drive of state layer i from tensor i, bias included: P(W_i * s + b_i) for a
+// conv tensor (s the layer below: the input for i = 0), W_i^T s + b_i for a dense one.
+std::vector<double> layer_drive(const Network& net, const std::vector<double>& x, const States& states, int i);
+// The adjoint of tensor t's drive (t >= 1) at `states`, applied to states[t]:
+// d/d(layer t) of states[t] . drive_t (through the max-pooling argmax of `states`).
+std::vector<double> layer_feedback(const Network& net, const std::vector<double>& x, const States& states, int t);
+// The smallest gap between a max-pooling window's largest pre-pool value and its
+// second (HUGE_VAL without max pooling): where it is small, the argmax flips.
+double pooling_margin(const Network& net, const std::vector<double>& x, const States& states);
+
 // The free fixed point s = clip(field(s)) from s = 0 by synchronous sweeps (damped
 // ones where the plain map does not converge); throws std::runtime_error if none
 // converges to max |change| < 1e-13 in 20000 sweeps.

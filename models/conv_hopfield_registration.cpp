@@ -84,6 +84,17 @@ std::unique_ptr<GradcheckReference> make_conv_hopfield_gradcheck(const Gradcheck
 
 }  // namespace
 
+// The conv stack of the `conv` section (input, conv layers, pooling; no dense
+// layers), for the kinds that borrow the section (models/conv_predictive_coding_registration.cpp).
+ConvHopfieldShape conv_section_shape(const nlohmann::json& resolved, const std::string& source) {
+  const auto options = std::any_cast<ConvOptions>(parse_options(resolved, source));
+  ConvHopfieldShape shape;
+  shape.input = options.input;
+  shape.convs = options.convs;
+  shape.pool = options.pool;
+  return shape;
+}
+
 ModelKind conv_hopfield_kind() {
   ModelKind kind;
   kind.name = "conv_hopfield";

@@ -15,6 +15,7 @@ ModelKind conv_hopfield_kind();
 ModelKind oscillator_kind();
 ModelKind ising_kind();
 ModelKind predictive_coding_kind();
+ModelKind conv_predictive_coding_kind();
 
 namespace {
 
@@ -27,7 +28,7 @@ Registry& registry() {
   static Registry instance = [] {
     Registry built;
     for (ModelKind (*kind)() : {dense_hopfield_kind, conv_hopfield_kind, oscillator_kind, ising_kind,
-                                   predictive_coding_kind})
+                                   predictive_coding_kind, conv_predictive_coding_kind})
       built.kinds.push_back(kind());
     return built;
   }();

@@ -72,6 +72,9 @@ struct ModelKind {
   // Sections copied verbatim into the gradcheck and benchmark reports and the run
   // header (the layer shapes model.layers alone does not give).
   std::vector<std::string> reported_sections;
+  // Other kinds' sections whose keys it reads too (conv_predictive_coding reads
+  // conv_hopfield's `conv`): their keys are not refused as another kind's.
+  std::vector<std::string> borrowed_sections;
   // The relaxation its phases run, in words, for a kind that does not use
   // dynamics.integrator (records name what ran). Null: dynamics.integrator.
   std::function<std::string(const nlohmann::json& resolved)> relaxation;

@@ -18,8 +18,9 @@ std::any parse_options(const nlohmann::json& resolved, const std::string& source
                       source + ": predictive_coding.activation");
 }
 
+// Also conv_predictive_coding's rules: the message names the configured kind.
 void check_rules(const ModelRulesInput& in) {
-  const std::string kind = "model.kind = \"predictive_coding\"";
+  const std::string kind = "model.kind = \"" + in.model.kind + "\"";
   if (in.model.cost != CostKind::mse)
     throw ConfigError(in.source + ": " + kind + " nudges its last layer with the mse cost; model.cost = " +
                       in.quoted("model.cost") + " is not supported");

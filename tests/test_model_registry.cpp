@@ -202,7 +202,8 @@ TEST_CASE("model registry: the built-in kinds, in model.kind's choices and the r
   std::vector<std::string> names;
   for (const ModelKind& kind : model_kinds()) names.push_back(kind.name);
   CHECK(names ==
-        std::vector<std::string>{"dense_hopfield", "conv_hopfield", "oscillator", "ising", "predictive_coding"});
+        std::vector<std::string>{"dense_hopfield", "conv_hopfield", "oscillator", "ising", "predictive_coding",
+                                 "conv_predictive_coding"});
   CHECK(parse_config(json::object(), "defaults").model.kind == "dense_hopfield");  // the first is the default
   const std::string reference = config_reference_markdown();
   for (const std::string& name : names) CHECK(reference.find("`" + name + "`") != std::string::npos);
