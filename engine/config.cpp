@@ -280,13 +280,14 @@ void check_number(const ConfigKey& spec, const json& value, const std::string& s
   const std::string name = source + ": " + where;
   if (!value.is_number()) throw ConfigError(name + " must be a number, got " + excerpt_json(value));
   const double x = value.get<double>();
-  if (spec.type == ConfigValueType::integer || spec.type == ConfigValueType::integer_list) {
+  const bool integral = spec.type == ConfigValueType::integer || spec.type == ConfigValueType::integer_list ||
+                        spec.type == ConfigValueType::integer_pairs;
+  if (integral) {
     if (!value.is_number_integer() && std::floor(x) != x)
       throw ConfigError(name + " must be an integer, got " + excerpt_json(value));
   }
   const bool below = spec.min_exclusive ? x <= spec.min : x < spec.min;
-  const bool exact_integer = value.is_number_integer() &&
-                             (spec.type == ConfigValueType::integer || spec.type == ConfigValueType::integer_list);
+  const bool exact_integer = value.is_number_integer() && integral;
   if (exact_integer ? integer_out_of_range(spec, value) : !std::isfinite(x) || below || x > spec.max)
     throw ConfigError(name + " = " + excerpt_json(value) + " is out of range " + range_text(spec));
 }
@@ -326,6 +327,17 @@ void check_value(const ConfigKey& spec, const json& value, const std::string& so
                           ", got " + excerpt_json(value));
       for (std::size_t i = 0; i < value.size(); ++i)
         check_number(spec, value[i], source, std::string(spec.key) + "[" + std::to_string(i) + "]");
+      return;
+    }
+    case ConfigValueType::integer_pairs: {
+      if (!value.is_array()) throw ConfigError(name + " must be an array of [a, b] pairs, got " + excerpt_json(value));
+      for (std::size_t i = 0; i < value.size(); ++i) {
+        const std::string where = std::string(spec.key) + "[" + std::to_string(i) + "]";
+        if (!value[i].is_array() || value[i].size() != 2)
+          throw ConfigError(source + ": " + where + " must be a pair [a, b], got " + excerpt_json(value[i]));
+        for (std::size_t k = 0; k < 2; ++k)
+          check_number(spec, value[i][k], source, where + "[" + std::to_string(k) + "]");
+      }
       return;
     }
   }
@@ -715,6 +727,7 @@ std::string config_reference_markdown() {
       case ConfigValueType::string: allowed = "path"; break;
       case ConfigValueType::integer_list: allowed = "integers in " + range_text(spec); break;
       case ConfigValueType::number_or_list: allowed = "number or list in " + range_text(spec); break;
+      case ConfigValueType::integer_pairs: allowed = "[a, b] pairs of integers in " + range_text(spec); break;
       default: allowed = range_text(spec); break;
     }
     out << "| `" << spec.key << "` | `" << spec.default_value.dump() << "` | " << allowed << " | "

@@ -58,6 +58,10 @@ std::int64_t estimated_bytes(const MaxPoolOp& op, std::int64_t count) {
 std::int64_t estimated_bytes(const AvgPoolOp& op, std::int64_t count) {
   return count * kFloat * (op.window.kernel * op.window.kernel + 1);
 }
+// count: output elements, each reading its argmax and the one input it names.
+std::int64_t estimated_bytes(const MaxPoolSelectOp&, std::int64_t count) {
+  return count * (2 * kFloat + sizeof(std::int32_t));
+}
 // count: input-plane elements, each reading the pooled value (and argmax) of its window.
 std::int64_t estimated_bytes(const MaxUnpoolOp& op, std::int64_t count) {
   return count * (kFloat * (op.accumulate ? 3 : 2) + sizeof(std::int32_t));

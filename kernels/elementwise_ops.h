@@ -62,6 +62,7 @@
   X(Col2imOp)                     \
   X(MaxPoolOp)                    \
   X(MaxUnpoolOp)                  \
+  X(MaxPoolSelectOp)              \
   X(AvgPoolOp)                    \
   X(AvgUnpoolOp)                  \
   X(IsingLayerUpdateOp)           \

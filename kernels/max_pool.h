@@ -139,6 +139,31 @@ struct MaxPoolOp {
   }
 };
 
+// output = input at each window's recorded argmax (MaxPoolOp's): max pooling with
+// the argmax held fixed, the linear map whose adjoint is MaxUnpoolOp. The implicit
+// gradient's couplings run on the adjoint through the free state's argmax with it.
+// Thread mapping: one pooled element per index.
+struct MaxPoolSelectOp {
+  static constexpr Determinism determinism = Determinism::bit_exact;
+  const float* input;           // (batch, channels, in_h, in_w) in in_layout
+  const std::int32_t* argmax;   // (batch, channels, out_h, out_w) in out_layout: ih * in_w + iw, or -1
+  float* output;                // (batch, channels, out_h, out_w) in out_layout
+  PlaneLayout in_layout;
+  PlaneLayout out_layout;
+  SlidingWindow window;
+  std::int32_t channels;
+
+  EQ_HD void element(std::int32_t b, std::int32_t c, std::int32_t oh, std::int32_t ow) const {
+    const std::int64_t o = out_layout.plane(b, c) * window.out_plane() + std::int64_t(oh) * window.out_w + ow;
+    const std::int32_t index = argmax[o];
+    output[o] = index < 0 ? 0.0f : input[in_layout.plane(b, c) * window.in_plane() + index];
+  }
+
+  EQ_HD void operator()(std::int64_t i) const { plane_element(*this, i, channels, window.out_h, window.out_w); }
+  std::int64_t row_count(std::int64_t count) const { return count / window.out_plane(); }
+  void row(std::int64_t r) const { plane_row(*this, r, channels, window.out_h, window.out_w); }
+};
+
 // result (+)= unpool(pooled): each input-plane element gets the sum of the pooled
 // values of the windows that cover it and whose argmax it is (one at most for
 // non-overlapping windows), 0 if none. The adjoint of MaxPoolOp at fixed argmax.

@@ -17,7 +17,9 @@
 
 namespace eqprop {
 
-enum class ConfigValueType { integer, number, boolean, string, choice, integer_list, number_or_list };
+// integer_pairs: a list, possibly empty, of [a, b] integer pairs (e.g. the layers
+// a skip coupling joins).
+enum class ConfigValueType { integer, number, boolean, string, choice, integer_list, number_or_list, integer_pairs };
 
 struct ConfigKey {
   std::string key;  // dotted: section.name

@@ -55,6 +55,12 @@ PoolShape ConvHopfieldShape::pool_shape(int k, int rows) const {
   return shape;
 }
 
+ConvShape ConvHopfieldShape::skip_shape(int s, int rows) const {
+  const PlaneShape in = conv_plane(skips[s].from), out = conv_plane(skips[s].to);
+  const int stride = (in.height + out.height - 1) / out.height;  // the smallest that fits plane `to`
+  return ConvShape{rows, in.channels, in.height, in.width, out.channels, 1, stride, 0};
+}
+
 void ConvHopfieldShape::validate() const {
   require(input.channels >= 1 && input.height >= 1 && input.width >= 1,
           "conv.input_shape " + plane_text(input) + ": every size must be >= 1");
@@ -80,6 +86,21 @@ void ConvHopfieldShape::validate() const {
                   ", which 2x2 pooling cannot tile; sizes must be even (change the padding or the kernel)");
     plane = {c.channels, pool != PoolKind::none ? h / 2 : h, pool != PoolKind::none ? w / 2 : w};
     conv_shape(k, 1).validate();
+  }
+  for (int s = 0; s < skip_count(); ++s) {
+    const SkipSpec& skip = skips[s];
+    const std::string name = "conv.skips[" + std::to_string(s) + "] = [" + std::to_string(skip.from) + ", " +
+                             std::to_string(skip.to) + "]";
+    require(skip.from >= 0 && skip.to <= conv_layers(),
+            name + ": planes are 0 (the input) to " + std::to_string(conv_layers()) + " (the last conv layer's)");
+    require(skip.from <= skip.to - 2, name + ": a skip joins planes at least two apart (adjacent ones are "
+                                             "already coupled by their conv layer)");
+    for (int other = 0; other < s; ++other)
+      require(skips[other].from != skip.from || skips[other].to != skip.to, name + ": listed twice");
+    const PlaneShape in = conv_plane(skip.from), out = conv_plane(skip.to);
+    const ConvShape conv = skip_shape(s, 1);
+    require(conv.out_h() == out.height && conv.out_w() == out.width,
+            name + ": no 1x1 convolution with one stride maps " + plane_text(in) + " onto " + plane_text(out));
   }
   for (std::size_t i = 0; i < dense.size(); ++i)
     require(dense[i] >= 1, "model.layers[" + std::to_string(i) + "] must be >= 1");
@@ -111,6 +132,11 @@ ConvHopfield::ConvHopfield(Backend& backend, ConvHopfieldShape shape, int max_ba
     widest_output = std::max(widest_output, conv.output_size());
     widest_plane = std::max(widest_plane, shape_.conv_plane(k + 1).plane());
     widest_conv_units = std::max(widest_conv_units, shape_.units(k + 1));
+  }
+  for (int s = 0; s < shape_.skip_count(); ++s) {
+    const ConvShape conv = shape_.skip_shape(s, 1);
+    widest_columns = std::max(widest_columns, conv.columns_size());
+    widest_output = std::max(widest_output, conv.output_size());
   }
   chunk_ = static_cast<int>(std::clamp<std::int64_t>(workspace_floats / widest_columns, 1, max_batch_));
   columns_ = DeviceBuffer<float>(backend_, std::size_t(chunk_) * widest_columns);
@@ -146,6 +172,11 @@ ParameterSet ConvHopfield::make_parameter_like() const {
 }
 
 std::vector<std::int64_t> ConvHopfield::tensor_shape(int l, bool bias) const {
+  if (l >= shape_.chain_tensors()) {
+    const SkipSpec& skip = shape_.skips[l - shape_.chain_tensors()];
+    if (bias) return {0};
+    return {shape_.conv_plane(skip.to).channels, shape_.conv_plane(skip.from).channels, 1, 1};
+  }
   if (l < shape_.conv_layers()) {
     const ConvLayerSpec& c = shape_.convs[l];
     if (bias) return {c.channels};
@@ -160,7 +191,8 @@ void ConvHopfield::initialize(std::uint64_t seed, float gain) {
   // (fan_in = C*K*K for a kernel) times a gain, as DenseHopfield.
   for (int t = 0; t < shape_.weight_tensors(); ++t) {
     const std::vector<std::int64_t> dims = tensor_shape(t, false);
-    const double fan_in = t < shape_.conv_layers() ? double(dims[1]) * dims[2] * dims[3] : double(dims[0]);
+    const bool kernel = t < shape_.conv_layers() || t >= shape_.chain_tensors();
+    const double fan_in = kernel ? double(dims[1]) * dims[2] * dims[3] : double(dims[0]);
     const float bound = gain / static_cast<float>(std::sqrt(fan_in));
     fill_uniform_parameters(parameters_.weights[t], seed, static_cast<std::uint32_t>(2 * t), bound);
     fill_uniform_parameters(parameters_.biases[t], seed, static_cast<std::uint32_t>(2 * t + 1), bound);
@@ -173,7 +205,7 @@ const float* ConvHopfield::unit_bias(int i) const {
 
 // ---- convolutions over chunks of the batch ----
 
-void ConvHopfield::conv_coupling(int k, const float* below, const float* above) {
+void ConvHopfield::conv_coupling(int k, const float* below, const float* above, bool keep_argmax) {
   const int in_units = shape_.units(k), out_units = shape_.units(k + 1);
   const float* weights = parameters_.weights[k].data();
   float* drive = drive_[k].data();
@@ -191,7 +223,9 @@ void ConvHopfield::conv_coupling(int k, const float* below, const float* above) 
       conv.output_layout = cnhw_layout(rows);
       const PoolShape pool = shape_.pool_shape(k, rows);
       conv2d_forward(backend_, conv, below + in_offset, weights, nullptr, conv_out_.data(), workspace);
-      if (shape_.pool == PoolKind::max)
+      if (shape_.pool == PoolKind::max && keep_argmax)
+        max_pool2d_select(backend_, pool, conv_out_.data(), argmax_[k].data() + out_offset, drive + out_offset);
+      else if (shape_.pool == PoolKind::max)
         max_pool2d(backend_, pool, conv_out_.data(), drive + out_offset, argmax_[k].data() + out_offset);
       else
         avg_pool2d(backend_, pool, conv_out_.data(), drive + out_offset);
@@ -225,7 +259,7 @@ void ConvHopfield::conv_feedback_rows(int k, const float* above, int begin, int 
 }
 
 void ConvHopfield::conv_kernel_gradient(int k, const float* below, const float* above, float alpha, bool overwrite,
-                                        float* gradient) {
+                                        float* gradient, bool keep_argmax) {
   const int in_units = shape_.units(k), out_units = shape_.units(k + 1);
   for (int begin = 0; begin < batch_; begin += chunk_) {
     const int rows = std::min(chunk_, batch_ - begin);
@@ -250,7 +284,7 @@ void ConvHopfield::conv_kernel_gradient(int k, const float* below, const float* 
     const PoolShape pool = shape_.pool_shape(k, rows);
     if (shape_.pool == PoolKind::max) {
       std::int32_t* argmax = argmax_[k].data() + out_offset;
-      if (k > 0) {
+      if (k > 0 && !keep_argmax) {
         // The argmax of this state's pooled convolution (the input's is cached);
         // the pooled values land in the drive, which every step recomputes.
         if (library) {
@@ -271,6 +305,36 @@ void ConvHopfield::conv_kernel_gradient(int k, const float* below, const float* 
     } else {
       conv2d_weight_gradient_columns(backend_, conv, columns_.data(), conv_out_.data(), alpha, beta, gradient,
                                      workspace);
+    }
+  }
+}
+
+const float* ConvHopfield::plane_values(const NetworkState& state, int j) const {
+  return j == 0 ? input_ : state.layers[j - 1].data();
+}
+
+void ConvHopfield::skip_couplings(const NetworkState& state, bool with_feedback, int group, int groups,
+                                  bool with_input) {
+  for (int s = 0; s < shape_.skip_count(); ++s) {
+    const SkipSpec& skip = shape_.skips[s];
+    const bool drive = (skip.to - 1) % groups == group && (with_input || skip.from >= 1);
+    const bool feedback = with_feedback && skip.from >= 1 && (skip.from - 1) % groups == group;
+    if (!drive && !feedback) continue;
+    const float* weights = parameters_.weights[shape_.skip_tensor(s)].data();
+    const float* below = plane_values(state, skip.from);
+    const float* above = state.layers[skip.to - 1].data();
+    const int in_units = shape_.units(skip.from), out_units = shape_.units(skip.to);
+    for (int begin = 0; begin < batch_; begin += chunk_) {
+      const int rows = std::min(chunk_, batch_ - begin);
+      const std::size_t in_offset = std::size_t(begin) * in_units, out_offset = std::size_t(begin) * out_units;
+      const ConvShape conv = shape_.skip_shape(s, rows);
+      const ConvWorkspace workspace{columns_.data(), conv_out_.data()};
+      if (drive)
+        conv2d_forward(backend_, conv, below + in_offset, weights, nullptr, drive_[skip.to - 1].data() + out_offset,
+                       workspace, true);
+      if (feedback)
+        conv2d_transpose(backend_, conv, above + out_offset, weights, feedback_[skip.from - 1].data() + in_offset,
+                         workspace, true);
     }
   }
 }
@@ -297,7 +361,7 @@ void ConvHopfield::set_input(const float* x, int batch) {
 }
 
 void ConvHopfield::couplings(const NetworkState& state, bool with_feedback, int group, int groups,
-                             std::vector<char>* argmax_current) {
+                             std::vector<char>* argmax_current, bool linear) {
   const int states = shape_.state_layers(), convs = shape_.conv_layers();
   // Tensor t couples layer t (the input for t = 0) to state layer t; its drive is
   // drive_[t], its feedback lands on state layer t - 1.
@@ -311,12 +375,12 @@ void ConvHopfield::couplings(const NetworkState& state, bool with_feedback, int 
       // at this state: one forward pass finds it, unless it already ran since
       // s_{t-1} last moved (max pooling; the other poolings need no argmax).
       const bool argmax_current_here =
-          shape_.pool != PoolKind::max || (argmax_current && (*argmax_current)[t]);
+          shape_.pool != PoolKind::max || linear || (argmax_current && (*argmax_current)[t]);
       if (!drive && argmax_current_here) {
         conv_feedback(t, above);
         continue;
       }
-      conv_coupling(t, below, feedback ? above : nullptr);
+      conv_coupling(t, below, feedback ? above : nullptr, linear);
       if (argmax_current) (*argmax_current)[t] = 1;
       continue;
     }
@@ -331,6 +395,7 @@ void ConvHopfield::couplings(const NetworkState& state, bool with_feedback, int 
       backend_.gemm(Transpose::no, Transpose::yes, batch_, fan_in, units, 1.0f, above, units, weights, units, 0.0f,
                     feedback_[t - 1].data(), fan_in);
   }
+  skip_couplings(state, with_feedback, group, groups, !linear);
 }
 
 void ConvHopfield::step_rows(NetworkState& state, const float* target, const PhaseSpec& spec, int step, int begin,
@@ -368,7 +433,18 @@ void ConvHopfield::energy(const NetworkState& state, float* energy) {
                  batch_);
 }
 
-// ---- contrastive gradient, read-out ----
+// ---- contrastive gradient, implicit gradient, read-out ----
+
+void ConvHopfield::conv_bias_gradient(int k, const float* a, const float* b, float alpha_a, float alpha_b,
+                                      float* gradient) {
+  // The batch sums of every unit, then each plane summed as a (channels, plane) .
+  // ones(plane) product.
+  const PlaneShape plane = shape_.conv_plane(k + 1);
+  const int units = plane.units();
+  backend_.run(ColumnSumOp{a, b, unit_sums_.data(), alpha_a, alpha_b, batch_, units}, units);
+  backend_.gemm(Transpose::no, Transpose::no, plane.channels, 1, plane.plane(), 1.0f, unit_sums_.data(), plane.plane(),
+                ones_.data(), 1, 0.0f, gradient, 1);
+}
 
 void ConvHopfield::ep_gradient(const NetworkState& state_a, float beta_a, const NetworkState& state_b, float beta_b,
                                const float* target, ParameterSet& gradient) {
@@ -398,14 +474,83 @@ void ConvHopfield::ep_gradient(const NetworkState& state_a, float beta_a, const 
       backend_.run(ColumnSumOp{a, b, gradient.biases[t].data(), -c, c, batch_, units}, units);
       continue;
     }
-    // dE/db_c = -sum over the plane of channel c of s_t: the batch sums of every unit,
-    // then each plane summed as a (channels, plane) . ones(plane) product.
-    const PlaneShape plane = shape_.conv_plane(t + 1);
-    backend_.run(ColumnSumOp{a, b, unit_sums_.data(), -c, c, batch_, units}, units);
-    backend_.gemm(Transpose::no, Transpose::no, plane.channels, 1, plane.plane(), 1.0f, unit_sums_.data(),
-                  plane.plane(), ones_.data(), 1, 0.0f, gradient.biases[t].data(), 1);
+    // dE/db_c = -sum over the plane of channel c of s_t.
+    conv_bias_gradient(t, a, b, -c, c, gradient.biases[t].data());
+  }
+  // dE/dK = -corr(s_from, s_to) for each skip, at each state.
+  for (int s = 0; s < shape_.skip_count(); ++s) {
+    const SkipSpec& skip = shape_.skips[s];
+    float* weight_gradient = gradient.weights[shape_.skip_tensor(s)].data();
+    const int in_units = shape_.units(skip.from), out_units = shape_.units(skip.to);
+    for (int phase = 0; phase < 2; ++phase) {
+      const NetworkState& state = phase == 0 ? state_a : state_b;
+      const float* below = plane_values(state, skip.from);
+      const float* above = state.layers[skip.to - 1].data();
+      for (int begin = 0; begin < batch_; begin += chunk_) {
+        const int rows = std::min(chunk_, batch_ - begin);
+        const std::size_t in_offset = std::size_t(begin) * in_units, out_offset = std::size_t(begin) * out_units;
+        const ConvWorkspace workspace{columns_.data(), conv_out_.data()};
+        conv2d_weight_gradient(backend_, shape_.skip_shape(s, rows), below + in_offset, above + out_offset,
+                               phase == 0 ? -c : c, phase == 0 && begin == 0 ? 0.0f : 1.0f, weight_gradient,
+                               workspace);
+      }
+    }
   }
   if (has_softmax_readout()) softmax_gradient(state_a, beta_a, state_b, beta_b, target, c, gradient);
+}
+
+float ConvHopfield::implicit_gradient(const NetworkState& free_state, const float* target, int iterations,
+                                      ParameterSet& gradient) {
+  const int states = shape_.state_layers(), convs = shape_.conv_layers();
+  // The free state's pooling argmax of every conv tensor above the input (the
+  // input's is cached): the couplings below are linear through it.
+  couplings(free_state, false);
+  const float residual = solve_adjoint(
+      free_state, target, iterations, [&](const NetworkState& mu) { couplings(mu, true, 0, 1, nullptr, true); },
+      drive_, feedback_);
+  const NetworkState& mu = adjoint();
+  // dL/dtheta = -mu . d(dE/ds)/dtheta: for each coupling -y . K(x), the
+  // correlation of x with mu_y plus that of mu_x with y (none for the clamped input).
+  for (int t = 0; t < states; ++t) {
+    const int fan_in = shape_.units(t), units = shape_.units(t + 1);
+    const float* below = t == 0 ? input_ : free_state.layers[t - 1].data();
+    const float* above = free_state.layers[t].data();
+    float* weight_gradient = gradient.weights[t].data();
+    if (t < convs) {
+      // Through the free state's argmax: found from s_{t-1} by the first call, kept by the second.
+      conv_kernel_gradient(t, below, mu.layers[t].data(), 1.0f, true, weight_gradient);
+      if (t > 0) conv_kernel_gradient(t, mu.layers[t - 1].data(), above, 1.0f, false, weight_gradient, true);
+      conv_bias_gradient(t, mu.layers[t].data(), nullptr, 1.0f, 0.0f, gradient.biases[t].data());
+      continue;
+    }
+    backend_.gemm(Transpose::yes, Transpose::no, fan_in, units, batch_, 1.0f, below, fan_in, mu.layers[t].data(), units,
+                  0.0f, weight_gradient, units);
+    backend_.gemm(Transpose::yes, Transpose::no, fan_in, units, batch_, 1.0f, mu.layers[t - 1].data(), fan_in, above,
+                  units, 1.0f, weight_gradient, units);
+    backend_.run(ColumnSumOp{mu.layers[t].data(), nullptr, gradient.biases[t].data(), 1.0f, 0.0f, batch_, units},
+                 units);
+  }
+  for (int s = 0; s < shape_.skip_count(); ++s) {
+    const SkipSpec& skip = shape_.skips[s];
+    float* weight_gradient = gradient.weights[shape_.skip_tensor(s)].data();
+    const int in_units = shape_.units(skip.from), out_units = shape_.units(skip.to);
+    // (x, y) pairs: (s_from, mu_to), then (mu_from, s_to) above the input.
+    const float* pairs[2][2] = {{plane_values(free_state, skip.from), mu.layers[skip.to - 1].data()},
+                                {skip.from > 0 ? mu.layers[skip.from - 1].data() : nullptr,
+                                 free_state.layers[skip.to - 1].data()}};
+    for (int pair = 0; pair < (skip.from > 0 ? 2 : 1); ++pair)
+      for (int begin = 0; begin < batch_; begin += chunk_) {
+        const int rows = std::min(chunk_, batch_ - begin);
+        const std::size_t in_offset = std::size_t(begin) * in_units, out_offset = std::size_t(begin) * out_units;
+        const ConvWorkspace workspace{columns_.data(), conv_out_.data()};
+        conv2d_weight_gradient(backend_, shape_.skip_shape(s, rows), pairs[pair][0] + in_offset,
+                               pairs[pair][1] + out_offset, 1.0f, pair == 0 && begin == 0 ? 0.0f : 1.0f,
+                               weight_gradient, workspace);
+      }
+  }
+  if (has_softmax_readout())
+    softmax_gradient(free_state, 1.0f, free_state, 0.0f, target, contrastive_scale(1.0f, 0.0f, batch_), gradient);
+  return residual;
 }
 
 void ConvHopfield::metrics(const NetworkState& state, const float* target, float* loss, float* correct) {
@@ -423,8 +568,16 @@ double ConvHopfield::training_step_flops(int batch, int free_steps, int nudged_s
   // The contrastive update: two products per tensor above the input, and for
   // max-pooled conv tensors two more (the forward conv that finds each state's argmax).
   auto update_passes = [&](int t) { return t < convs && shape_.pool == PoolKind::max ? 4 : 2; };
-  return hopfield_training_step_flops(pass, update_passes, shape_.state_layers(), shape_.weight_tensors(),
-                                      shape_.cost == CostKind::cross_entropy, free_steps, nudged_steps, nudged_phases);
+  double flops = hopfield_training_step_flops(pass, update_passes, shape_.state_layers(), shape_.chain_tensors(),
+                                              shape_.cost == CostKind::cross_entropy, free_steps, nudged_steps,
+                                              nudged_phases);
+  // Skips: a drive each step, a feedback too out of a state layer, two products in the update.
+  const double steps = free_steps + double(nudged_phases) * nudged_steps;
+  for (int s = 0; s < shape_.skip_count(); ++s) {
+    const double skip_pass = shape_.skip_shape(s, 1).gemm_flops() * b;
+    flops += skip_pass * ((shape_.skips[s].from >= 1 ? 2 : 1) * steps + 2);
+  }
+  return flops;
 }
 
 }  // namespace eqprop

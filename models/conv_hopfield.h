@@ -35,10 +35,23 @@
 // workspace stays below a fixed budget whatever the evaluation batch size.
 // The batch is relaxed as one (no per-core slices): each conv GEMM is large.
 //
+// Skip couplings (residual Hopfield networks; Vinayak & Srinivasan 2025, the
+// Hopfield-ResNet13 of "Scaling equilibrium propagation to deeper neural network
+// architectures"): optional terms -s_j . (K * s_i) between non-adjacent planes
+// i < j - 1 of the conv stack (i = 0 the clamped input), K a learned 1x1
+// convolution whose stride maps plane i onto plane j, no bias and no pooling. They
+// add K * s_i to s_j's drive and K^T *' s_j to s_i's feedback, and
+// -corr(s_i, s_j) to dE/dK. A skip joins two layers of the same parity when j - i
+// is even (all of Hopfield-ResNet13's do), so with the asynchronous order those
+// two move together from the previous values of each other: the half step is then
+// a Jacobi step within its group, not an exact block minimisation (DESIGN.md §1,
+// as the published code does it).
+//
 // Parameters: weights[k] (Co, C, K, K) and biases[k] (Co) for conv layer k,
 // then weights (fan_in, units) and biases (units) for the dense layers as in
-// DenseHopfield; with cross_entropy the last pair is the softmax read-out of the
-// top state layer, outside the energy (Laborieux et al. 2021, §3).
+// DenseHopfield; with cross_entropy the last of these pairs is the softmax read-out
+// of the top state layer, outside the energy (Laborieux et al. 2021, §3). Then one
+// pair per skip: weights (C_j, C_i, 1, 1) and an empty bias.
 #pragma once
 
 #include <cstdint>
@@ -54,6 +67,14 @@
 namespace eqprop {
 
 enum class PoolKind : int { none = 0, max = 1, avg = 2 };
+
+// A skip coupling between planes `from` and `to` of the conv stack (0 the input,
+// k the state after conv layer k), from <= to - 2: a 1x1 convolution whose stride
+// is the ratio of the planes' sizes.
+struct SkipSpec {
+  int from = 0;
+  int to = 2;
+};
 
 struct ConvLayerSpec {
   int channels = 1;  // output channels
@@ -76,13 +97,18 @@ struct ConvHopfieldShape {
   std::vector<int> dense;            // hidden..., output: the layers after the conv stack
   CostKind cost = CostKind::mse;
   float activation_max = kHardSigmoidMax;  // c of rho = clip(s, 0, c) (model.activation)
+  std::vector<SkipSpec> skips;             // skip couplings, in parameter order
 
   // Throws std::invalid_argument naming the layer and the sizes that do not fit.
   void validate() const;
 
   int conv_layers() const { return static_cast<int>(convs.size()); }
-  int weight_tensors() const { return conv_layers() + static_cast<int>(dense.size()); }
-  int state_layers() const { return weight_tensors() - (cost == CostKind::cross_entropy ? 1 : 0); }
+  int skip_count() const { return static_cast<int>(skips.size()); }
+  // The chain's tensors (conv layers, dense layers, read-out), then one per skip.
+  int chain_tensors() const { return conv_layers() + static_cast<int>(dense.size()); }
+  int weight_tensors() const { return chain_tensors() + skip_count(); }
+  int skip_tensor(int s) const { return chain_tensors() + s; }
+  int state_layers() const { return chain_tensors() - (cost == CostKind::cross_entropy ? 1 : 0); }
   int classes() const { return dense.back(); }
   // The planes of layer j: 0 the input, 1..K the conv states (after pooling).
   PlaneShape conv_plane(int j) const;
@@ -93,6 +119,8 @@ struct ConvHopfieldShape {
   // The pooling after conv tensor k on `rows` samples: input channel-major (the GEMM's
   // output), output NCHW.
   PoolShape pool_shape(int k, int rows) const;
+  // Skip s's 1x1 convolution on `rows` samples, NCHW both sides.
+  ConvShape skip_shape(int s, int rows) const;
 };
 
 class ConvHopfield final : public LayeredModel {
@@ -129,6 +157,12 @@ class ConvHopfield final : public LayeredModel {
   // state (models/conv_ops.h), the conv bias update the plane sum of the states.
   void ep_gradient(const NetworkState& state_a, float beta_a, const NetworkState& state_b, float beta_b,
                    const float* target, ParameterSet& gradient) override;
+  // Exact dLoss/dtheta at the free fixed point (EnergyModel::implicit_gradient):
+  // the adjoint system of LayeredModel::solve_adjoint with the couplings linear in
+  // mu (no biases, no input terms, max pooling through the free state's argmax),
+  // then the correlations of mu with the free state, one GEMM per chunk each.
+  float implicit_gradient(const NetworkState& free_state, const float* target, int iterations,
+                          ParameterSet& gradient) override;
   void metrics(const NetworkState& state, const float* target, float* loss, float* correct) override;
   double training_step_flops(int batch, int free_steps, int nudged_steps, int nudged_phases) const override;
 
@@ -137,24 +171,38 @@ class ConvHopfield final : public LayeredModel {
   // chunk), with the argmax of max pooling in argmax_[k]; when `above` is given
   // (k >= 1), feedback_[k - 1] = W_k^T *' P^T(above) through that argmax.
   //   below (batch, units(k)), above (batch, units(k + 1)) or null.
-  void conv_coupling(int k, const float* below, const float* above);
+  // With `keep_argmax`, max pooling selects through argmax_[k] as it stands (the
+  // coupling as the linear map of a fixed argmax) instead of finding it.
+  void conv_coupling(int k, const float* below, const float* above, bool keep_argmax = false);
   // gradient += alpha * correlation of below with P^T(above) for conv tensor k
   // (overwrites when `overwrite`); the argmax is recomputed from `below` (k >= 1)
-  // or is the cached input's (k = 0).
+  // unless `keep_argmax`, or is the cached input's (k = 0).
   void conv_kernel_gradient(int k, const float* below, const float* above, float alpha, bool overwrite,
-                            float* gradient);
+                            float* gradient, bool keep_argmax = false);
+  // gradient (channels) = alpha_a * plane sums of a (+ alpha_b * those of b, where
+  // given), summed over the batch: a conv bias's dE/db. a, b (batch, units(k + 1)).
+  void conv_bias_gradient(int k, const float* a, const float* b, float alpha_a, float alpha_b, float* gradient);
   // feedback_[k - 1] = W_k^T *' P^T(above) for conv tensor k (k >= 1) through the
   // argmax of its last forward pass (conv_coupling), whole batch chunk by chunk;
   // conv_feedback_rows does the chunk of `rows` samples from `begin`.
   void conv_feedback(int k, const float* above);
   void conv_feedback_rows(int k, const float* above, int begin, int rows);
+  // Adds the skip couplings' fields: for each skip into a state layer i of `group`,
+  // K * s_from to drive_[i]; when `with_feedback`, for each skip out of one,
+  // K^T *' s_to to feedback_[i]. Runs after couplings() wrote those arrays.
+  // Without `with_input`, skips out of the input add nothing.
+  void skip_couplings(const NetworkState& state, bool with_feedback, int group, int groups, bool with_input);
+  // The values of plane j of the conv stack: the clamped input or state layer j - 1.
+  const float* plane_values(const NetworkState& state, int j) const;
   // The fields at `state` of the state layers i with i % groups == group: every
   // drive but the cached input's and, when `with_feedback`, the feedbacks. Where
   // given, argmax_current[t] says that conv tensor t's pooling argmax is already
   // at the current s_{t-1} (a feedback then skips the forward pass); it is set
   // wherever a forward pass runs.
+  // With `linear`, the couplings without the input's terms and with every max
+  // pooling through argmax_ as it stands: K mu of the adjoint system.
   void couplings(const NetworkState& state, bool with_feedback, int group = 0, int groups = 1,
-                 std::vector<char>* argmax_current = nullptr);
+                 std::vector<char>* argmax_current = nullptr, bool linear = false);
   // One step of the whole batch (begin 0, rows batch): for each group of
   // spec.order, the fields of its layers, then their LayerStepOps.
   void step_rows(NetworkState& state, const float* target, const PhaseSpec& spec, int step, int begin,

@@ -159,6 +159,49 @@ std::vector<double> feedback(const Network& net, const std::vector<double>& x, c
   return out;
 }
 
+int chain_tensor_count(const Network& net) { return conv_count(net) + static_cast<int>(net.dense.size()); }
+
+// Skip s's stride, the smallest whose 1x1 windows land on plane `to` (as the engine's).
+int skip_stride(const Network& net, int s) {
+  const Plane in = plane_of(net, net.skips[s].from), out = plane_of(net, net.skips[s].to);
+  return (in.h + out.h - 1) / out.h;
+}
+
+// Calls tap(k, in, out) for every product K_s[k] * layer_from[in] that lands on
+// s_to[out]: each output position reads the input at (oh * stride, ow * stride).
+template <class Tap>
+void for_each_skip_tap(const Network& net, int s, Tap tap) {
+  const Plane in = plane_of(net, net.skips[s].from), out = plane_of(net, net.skips[s].to);
+  const int stride = skip_stride(net, s);
+  for (int co = 0; co < out.c; ++co)
+    for (int c = 0; c < in.c; ++c)
+      for (int oh = 0; oh < out.h; ++oh)
+        for (int ow = 0; ow < out.w; ++ow)
+          tap(std::size_t(co) * in.c + c, (std::size_t(c) * in.h + oh * stride) * in.w + ow * stride,
+              (std::size_t(co) * out.h + oh) * out.w + ow);
+}
+
+const std::vector<double>& skip_kernel(const Network& net, int s) { return net.weights[chain_tensor_count(net) + s]; }
+
+// K_s * (layer from): (C_to, H_to, W_to).
+std::vector<double> skip_drive(const Network& net, const std::vector<double>& x, const States& states, int s) {
+  const std::vector<double>& below = layer(x, states, net.skips[s].from);
+  const std::vector<double>& k = skip_kernel(net, s);
+  std::vector<double> result(static_cast<std::size_t>(units(net, net.skips[s].to)), 0.0);
+  for_each_skip_tap(net, s, [&](std::size_t w, std::size_t i, std::size_t o) { result[o] += k[w] * below[i]; });
+  return result;
+}
+
+// d/d(layer from) of s_to . (K_s * layer from): each input's weighted sum of the
+// outputs that read it.
+std::vector<double> skip_feedback(const Network& net, const States& states, int s) {
+  const std::vector<double>& above = states[net.skips[s].to - 1];
+  const std::vector<double>& k = skip_kernel(net, s);
+  std::vector<double> result(static_cast<std::size_t>(units(net, net.skips[s].from)), 0.0);
+  for_each_skip_tap(net, s, [&](std::size_t w, std::size_t i, std::size_t o) { result[i] += k[w] * above[o]; });
+  return result;
+}
+
 }  // namespace
 
 int units(const Network& net, int j) {
@@ -179,6 +222,11 @@ double energy(const Network& net, const std::vector<double>& x, const States& st
     const std::vector<double> d = drive(net, x, states, i);
     for (std::size_t u = 0; u < d.size(); ++u) e += 0.5 * states[i][u] * states[i][u] - states[i][u] * d[u];
   }
+  for (std::size_t s = 0; s < net.skips.size(); ++s) {
+    const std::vector<double> d = skip_drive(net, x, states, static_cast<int>(s));
+    const std::vector<double>& top = states[net.skips[s].to - 1];
+    for (std::size_t u = 0; u < d.size(); ++u) e -= top[u] * d[u];
+  }
   return e;
 }
 
@@ -191,6 +239,14 @@ States fields(const Network& net, const std::vector<double>& x, const States& st
       const std::vector<double> f = feedback(net, x, states, i + 1);
       for (std::size_t u = 0; u < h[i].size(); ++u) h[i][u] += f[u];
     }
+  }
+  for (std::size_t s = 0; s < net.skips.size(); ++s) {
+    const Skip& skip = net.skips[s];
+    const std::vector<double> d = skip_drive(net, x, states, static_cast<int>(s));
+    for (std::size_t u = 0; u < d.size(); ++u) h[skip.to - 1][u] += d[u];
+    if (skip.from == 0) continue;
+    const std::vector<double> f = skip_feedback(net, states, static_cast<int>(s));
+    for (std::size_t u = 0; u < f.size(); ++u) h[skip.from - 1][u] += f[u];
   }
   return h;
 }
@@ -260,9 +316,9 @@ double cost(const Network& net, const States& states, int label) {
     }
     return c;
   }
-  const int classes = net.dense.back();
-  const std::vector<double>& w = net.weights.back();
-  std::vector<double> logits(net.biases.back());
+  const int classes = net.dense.back(), readout = chain_tensor_count(net) - 1;
+  const std::vector<double>& w = net.weights[readout];
+  std::vector<double> logits(net.biases[readout]);
   for (std::size_t a = 0; a < top.size(); ++a)
     for (int k = 0; k < classes; ++k) logits[k] += top[a] * w[a * classes + k];
   const double largest = *std::max_element(logits.begin(), logits.end());
@@ -326,6 +382,14 @@ Network energy_gradient(const Network& net, const std::vector<double>& x, const 
               }
             g.weights[t][((std::size_t(co) * ip.c + c) * conv.kernel + kh) * conv.kernel + kw] = -sum;
           }
+  }
+  // dE/dK_s[co, c] = -sum over plane `to` of s_to[co] times the input it reads.
+  for (std::size_t s = 0; s < net.skips.size(); ++s) {
+    const std::vector<double>& below = layer(x, states, net.skips[s].from);
+    const std::vector<double>& above = states[net.skips[s].to - 1];
+    std::vector<double>& gk = g.weights[chain_tensor_count(net) + s];
+    for_each_skip_tap(net, static_cast<int>(s),
+                      [&](std::size_t w, std::size_t i, std::size_t o) { gk[w] -= above[o] * below[i]; });
   }
   return g;
 }
@@ -395,6 +459,7 @@ Network network_of(const ConvHopfieldShape& shape) {
   net.dense = shape.dense;
   net.cost = shape.cost;
   net.activation_max = shape.activation_max;
+  for (const SkipSpec& skip : shape.skips) net.skips.push_back({skip.from, skip.to});
   return net;
 }
 

@@ -7,8 +7,9 @@
 //
 // Conventions are the engine's: states and inputs per sample in NCHW order;
 // weights[k] (Co, C, K, K) and biases[k] (Co) for conv layer k, then (fan_in,
-// units) and (units) for the dense layers; with cross-entropy the last pair is a
-// softmax read-out of the top state layer, outside the energy. The bias sits inside
+// units) and (units) for the dense layers; with cross-entropy the last of these
+// pairs is a softmax read-out of the top state layer, outside the energy; then the
+// skips' (Co, C) kernels with empty biases. A skip adds -s_to . (K * s_from) to E. The bias sits inside
 // the pooling, E's conv term being s_{k+1} . P(W_k * s_k + b_k); pooling is 2x2,
 // stride 2, over planes of even size. States are in [0, c] where rho(s) = clip(s, 0, c) = s.
 #pragma once
@@ -27,6 +28,12 @@ struct Conv {
   int channels, kernel, stride, padding;
 };
 
+// A skip coupling -s_to . (K * s_from) between planes of the conv stack, K a 1x1
+// convolution of stride ceil(size_from / size_to), no bias.
+struct Skip {
+  int from, to;
+};
+
 struct Network {
   int in_channels = 1, in_h = 1, in_w = 1;
   std::vector<Conv> convs;
@@ -36,6 +43,7 @@ struct Network {
   std::vector<std::vector<double>> weights;
   std::vector<std::vector<double>> biases;
   double activation_max = 1.0;  // c of rho = clip(s, 0, c)
+  std::vector<Skip> skips;      // their tensors follow the chain's: weights (Co, C), biases empty
 };
 
 using States = std::vector<std::vector<double>>;  // one vector per state layer

@@ -17,6 +17,7 @@ struct ConvOptions {
   PlaneShape input;
   std::vector<ConvLayerSpec> convs;
   PoolKind pool = PoolKind::max;
+  std::vector<SkipSpec> skips;
 };
 
 // kernel, stride and padding hold one entry per conv layer; a single entry applies
@@ -43,6 +44,8 @@ std::any parse_options(const nlohmann::json& resolved, const std::string& source
   for (std::size_t l = 0; l < channels.size(); ++l)
     options.convs.push_back({channels[l], per_layer[0][l], per_layer[1][l], per_layer[2][l]});
   options.pool = choice_value(kPools, section.at("pool"), source + ": conv.pool");
+  for (const auto& pair : section.at("skips").get<std::vector<std::vector<int>>>())
+    options.skips.push_back({pair[0], pair[1]});
   return options;
 }
 
@@ -53,6 +56,7 @@ ConvHopfieldShape conv_hopfield_shape(const ModelConfig& model) {
   shape.input = options.input;
   shape.convs = options.convs;
   shape.pool = options.pool;
+  shape.skips = options.skips;
   shape.dense = model.layers;
   shape.cost = model.cost;
   shape.activation_max = model.activation_max;
@@ -92,6 +96,7 @@ ConvHopfieldShape conv_section_shape(const nlohmann::json& resolved, const std::
   shape.input = options.input;
   shape.convs = options.convs;
   shape.pool = options.pool;
+  shape.skips = options.skips;
   return shape;
 }
 
@@ -116,6 +121,10 @@ ModelKind conv_hopfield_kind() {
       choice_key("conv.pool", kPools,
                  "conv_hopfield: 2x2 stride-2 pooling after every conv layer (`max`: through the argmax of the "
                  "current state; `avg`: the window mean) or none. Pooled sizes must be even."),
+      {"conv.skips", ConfigValueType::integer_pairs, nlohmann::json::array(), 0, 1 << 16, false, {},
+       "conv_hopfield: skip couplings [from, to] between planes of the conv stack (0 the input, k the output "
+       "of conv layer k, from <= to - 2), each a learned 1x1 convolution whose stride is the ratio of the "
+       "two planes' sizes, as in a residual Hopfield network (Hopfield-ResNet13)."},
   };
   kind.reported_sections = {"conv"};
   // model.layers are the dense layers after the conv stack: at least the output.
@@ -127,6 +136,7 @@ ModelKind conv_hopfield_kind() {
   kind.make = [](Backend& backend, const ModelConfig& model, int max_batch) -> std::unique_ptr<EnergyModel> {
     return std::make_unique<ConvHopfield>(backend, conv_hopfield_shape(model), max_batch);
   };
+  kind.implicit_gradient = true;
   kind.gradcheck = make_conv_hopfield_gradcheck;
   return kind;
 }

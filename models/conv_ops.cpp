@@ -240,6 +240,12 @@ void max_pool2d(Backend& backend, const PoolShape& shape, const float* x, float*
               shape.output_size());
 }
 
+void max_pool2d_select(Backend& backend, const PoolShape& shape, const float* x, const std::int32_t* argmax, float* y) {
+  shape.validate();
+  backend.run(MaxPoolSelectOp{x, argmax, y, shape.input_planes(), shape.output_planes(), shape.window(), shape.channels},
+              shape.output_size());
+}
+
 void max_unpool2d(Backend& backend, const PoolShape& shape, const float* y, const std::int32_t* argmax, float* x,
                   bool accumulate) {
   shape.validate();

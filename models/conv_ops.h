@@ -168,6 +168,9 @@ struct PoolShape {
 // y = max over each window of x; argmax (batch, channels, out_h, out_w) = its
 // position ih * in_w + iw in the input plane (first maximum in window order).
 void max_pool2d(Backend& backend, const PoolShape& shape, const float* x, float* y, std::int32_t* argmax);
+// y = x at each window's argmax (max_pool2d's, held fixed): max pooling as the linear
+// map of its current argmax.
+void max_pool2d_select(Backend& backend, const PoolShape& shape, const float* x, const std::int32_t* argmax, float* y);
 // x = unpool(y) through argmax (or x += that): the adjoint of max_pool2d at fixed argmax.
 void max_unpool2d(Backend& backend, const PoolShape& shape, const float* y, const std::int32_t* argmax, float* x,
                   bool accumulate = false);

@@ -40,6 +40,9 @@ ConvHopfieldShape network_shape(const ModelConfig& model) {
 void check_rules(const ModelRulesInput& in) {
   // The dense network's rules: mse cost, no cSB, asynchronous sweeps, no noise, beta < 1 at -beta.
   model_kind("predictive_coding").check(in);
+  if (!network_shape(in.model).skips.empty())
+    throw ConfigError(in.source + ": conv.skips: the predictive-coding network is a chain; skip couplings are "
+                                  "terms of the conv_hopfield energy");
   try {
     network_shape(in.model).validate();
   } catch (const std::invalid_argument& error) {

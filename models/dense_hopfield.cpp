@@ -189,75 +189,36 @@ void DenseHopfield::ep_gradient(const NetworkState& state_a, float beta_a,
 
 float DenseHopfield::implicit_gradient(const NetworkState& free_state, const float* target, int iterations,
                                        ParameterSet& gradient) {
-  if (iterations < 1) throw std::invalid_argument("DenseHopfield: implicit_gradient needs iterations >= 1");
   const int states = shape_.state_layers();
   const int top = states - 1;
   const std::vector<int>& n = shape_.layers;
-  if (adjoint_.empty()) {
-    for (int i = 0; i < states; ++i) {
-      adjoint_.emplace_back(backend_, std::size_t(max_batch_) * n[i + 1]);
-      previous_adjoint_.emplace_back(backend_, std::size_t(max_batch_) * n[i + 1]);
-    }
-    loss_gradient_ = DeviceBuffer<float>(backend_, std::size_t(max_batch_) * n[top + 1]);
-  }
-  const float* s_top = free_state.layers[top].data();
-  const std::int64_t top_count = std::int64_t(batch_) * n[top + 1];
-  // g = dL/ds_top of the batch mean: MSE (s - y) / batch; cross-entropy
-  // (softmax - y) W_out^T / batch, which is the read-out's nudge at beta = -1 / batch.
-  const float mean = 1.0f / static_cast<float>(batch_);
-  if (has_softmax_readout())
-    softmax_nudge(free_state, target, -mean, 0, batch_, loss_gradient_.data());
-  else
-    backend_.run(AxpbyOp{s_top, target, loss_gradient_.data(), mean, -mean}, top_count);
-  for (int i = 0; i < states; ++i) backend_.fill_zero(adjoint_[i].data(), adjoint_[i].size() * sizeof(float));
-  // Jacobi steps of mu = M (g + K mu) from mu = 0: a Neumann series that converges
-  // where the free fixed point is a stable attractor of the relaxation (the
-  // spectral radius of M K below 1, as for the relaxation itself).
-  for (int k = 0; k < iterations; ++k) {
-    if (k == iterations - 1)
-      for (int i = 0; i < states; ++i)
-        backend_.copy_on_device(previous_adjoint_[i].data(), adjoint_[i].data(),
-                                std::size_t(batch_) * n[i + 1] * sizeof(float));
-    for (int i = 1; i < states; ++i)  // (K mu)_i from below: mu_{i-1} W_i
-      backend_.gemm(Transpose::no, Transpose::no, batch_, n[i + 1], n[i], 1.0f, adjoint_[i - 1].data(), n[i],
-                    parameters_.weights[i].data(), n[i + 1], 0.0f, drive_[i].data(), n[i + 1]);
-    for (int i = 0; i < top; ++i)  // (K mu)_i from above: mu_{i+1} W_{i+1}^T
-      backend_.gemm(Transpose::no, Transpose::yes, batch_, n[i + 1], n[i + 2], 1.0f, adjoint_[i + 1].data(), n[i + 2],
-                    parameters_.weights[i + 1].data(), n[i + 2], 0.0f, feedback_[i].data(), n[i + 1]);
-    for (int i = 0; i < states; ++i)
-      backend_.run(AdjointStepOp{free_state.layers[i].data(), i == top ? loss_gradient_.data() : nullptr,
-                                 i > 0 ? drive_[i].data() : nullptr, i < top ? feedback_[i].data() : nullptr,
-                                 adjoint_[i].data(), shape_.activation_max},
-                   std::int64_t(batch_) * n[i + 1]);
-  }
+  const float residual = solve_adjoint(
+      free_state, target, iterations,
+      [&](const NetworkState& mu) {
+        for (int i = 1; i < states; ++i)  // (K mu)_i from below: mu_{i-1} W_i
+          backend_.gemm(Transpose::no, Transpose::no, batch_, n[i + 1], n[i], 1.0f, mu.layers[i - 1].data(), n[i],
+                        parameters_.weights[i].data(), n[i + 1], 0.0f, drive_[i].data(), n[i + 1]);
+        for (int i = 0; i < top; ++i)  // (K mu)_i from above: mu_{i+1} W_{i+1}^T
+          backend_.gemm(Transpose::no, Transpose::yes, batch_, n[i + 1], n[i + 2], 1.0f, mu.layers[i + 1].data(),
+                        n[i + 2], parameters_.weights[i + 1].data(), n[i + 2], 0.0f, feedback_[i].data(), n[i + 1]);
+      },
+      drive_, feedback_);
+  const NetworkState& mu = adjoint();
   for (int i = 0; i < states; ++i) {
     const int fan_in = n[i], units = n[i + 1];
     const float* below = i == 0 ? input_ : free_state.layers[i - 1].data();
     // dL/dW_i = rho(s_{i-1})^T mu_i (+ mu_{i-1}^T rho(s_i) above the clamped input)
-    backend_.gemm(Transpose::yes, Transpose::no, fan_in, units, batch_, 1.0f, below, fan_in, adjoint_[i].data(), units,
+    backend_.gemm(Transpose::yes, Transpose::no, fan_in, units, batch_, 1.0f, below, fan_in, mu.layers[i].data(), units,
                   0.0f, gradient.weights[i].data(), units);
     if (i > 0)
-      backend_.gemm(Transpose::yes, Transpose::no, fan_in, units, batch_, 1.0f, adjoint_[i - 1].data(), fan_in,
+      backend_.gemm(Transpose::yes, Transpose::no, fan_in, units, batch_, 1.0f, mu.layers[i - 1].data(), fan_in,
                     free_state.layers[i].data(), units, 1.0f, gradient.weights[i].data(), units);
-    backend_.run(ColumnSumOp{adjoint_[i].data(), nullptr, gradient.biases[i].data(), 1.0f, 0.0f, batch_, units}, units);
+    backend_.run(ColumnSumOp{mu.layers[i].data(), nullptr, gradient.biases[i].data(), 1.0f, 0.0f, batch_, units},
+                 units);
   }
   if (has_softmax_readout())
     softmax_gradient(free_state, 1.0f, free_state, 0.0f, target, contrastive_scale(1.0f, 0.0f, batch_), gradient);
-  // The residual of the last step, on the host: once per batch, a few arrays.
-  double change = 0.0, size = 0.0;
-  std::vector<float> now, before;
-  for (int i = 0; i < states; ++i) {
-    const std::size_t count = std::size_t(batch_) * n[i + 1];
-    now.resize(count);
-    before.resize(count);
-    backend_.copy_to_host(now.data(), adjoint_[i].data(), count * sizeof(float));
-    backend_.copy_to_host(before.data(), previous_adjoint_[i].data(), count * sizeof(float));
-    for (std::size_t j = 0; j < count; ++j) {
-      change += double(now[j] - before[j]) * (now[j] - before[j]);
-      size += double(now[j]) * now[j];
-    }
-  }
-  return size > 0.0 ? static_cast<float>(std::sqrt(change / size)) : 0.0f;
+  return residual;
 }
 
 void DenseHopfield::metrics(const NetworkState& state, const float* target, float* loss, float* correct) {

@@ -99,10 +99,6 @@ class DenseHopfield final : public LayeredModel {
   DeviceBuffer<float> input_drive_;              // (batch, layers[1]) = x W_1
   std::vector<DeviceBuffer<float>> drive_;       // per state layer, from below
   std::vector<DeviceBuffer<float>> feedback_;    // per state layer, from above
-  // The adjoint mu of implicit_gradient, per state layer, and its previous
-  // iterate (for the residual); allocated by the first call.
-  std::vector<DeviceBuffer<float>> adjoint_, previous_adjoint_;
-  DeviceBuffer<float> loss_gradient_;            // (batch, top units) = dL/ds_top
 };
 
 }  // namespace eqprop

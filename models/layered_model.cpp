@@ -1,8 +1,10 @@
 #include "models/layered_model.h"
 
+#include <cmath>
 #include <stdexcept>
 #include <utility>
 
+#include "kernels/adjoint_step.h"
 #include "kernels/axpby.h"
 #include "kernels/row_metrics.h"
 #include "kernels/simulated_bifurcation.h"
@@ -139,6 +141,61 @@ void LayeredModel::top_layer_metrics(const NetworkState& state, const float* tar
     return softmax_->metrics(top, parameters_.weights[t + 1].data(), parameters_.biases[t + 1].data(), target, batch_,
                              loss, correct);
   backend_.run(RowMetricsOp{top, target, loss, correct, CostKind::mse, layout_.classes, nullptr}, batch_);
+}
+
+float LayeredModel::solve_adjoint(const NetworkState& free_state, const float* target, int iterations,
+                                  const std::function<void(const NetworkState& mu)>& couplings,
+                                  const std::vector<DeviceBuffer<float>>& drive,
+                                  const std::vector<DeviceBuffer<float>>& feedback) {
+  if (iterations < 1) throw std::invalid_argument(name_ + ": implicit_gradient needs iterations >= 1");
+  const int states = static_cast<int>(layout_.state_units.size()), top = states - 1;
+  const std::vector<int>& units = layout_.state_units;
+  if (adjoint_.layers.empty()) {
+    for (int i = 0; i < states; ++i) {
+      adjoint_.layers.emplace_back(backend_, std::size_t(max_batch_) * units[i]);
+      previous_adjoint_.layers.emplace_back(backend_, std::size_t(max_batch_) * units[i]);
+    }
+    loss_gradient_ = DeviceBuffer<float>(backend_, std::size_t(max_batch_) * units[top]);
+  }
+  const float* s_top = free_state.layers[top].data();
+  // g = dL/ds_top of the batch mean: MSE (s - y) / batch; cross-entropy
+  // (softmax - y) W_out^T / batch, which is the read-out's nudge at beta = -1 / batch.
+  const float mean = 1.0f / static_cast<float>(batch_);
+  if (has_softmax_readout())
+    softmax_nudge(free_state, target, -mean, 0, batch_, loss_gradient_.data());
+  else
+    backend_.run(AxpbyOp{s_top, target, loss_gradient_.data(), mean, -mean}, std::int64_t(batch_) * units[top]);
+  for (int i = 0; i < states; ++i) backend_.fill_zero(adjoint_.layers[i].data(), adjoint_.layers[i].bytes());
+  // Jacobi steps of mu = M (g + K mu) from mu = 0: a Neumann series that converges
+  // where the free fixed point is a stable attractor of the relaxation (the
+  // spectral radius of M K below 1, as for the relaxation itself).
+  for (int k = 0; k < iterations; ++k) {
+    if (k == iterations - 1)
+      for (int i = 0; i < states; ++i)
+        backend_.copy_on_device(previous_adjoint_.layers[i].data(), adjoint_.layers[i].data(),
+                                std::size_t(batch_) * units[i] * sizeof(float));
+    couplings(adjoint_);
+    for (int i = 0; i < states; ++i)
+      backend_.run(AdjointStepOp{free_state.layers[i].data(), i == top ? loss_gradient_.data() : nullptr,
+                                 i > 0 ? drive[i].data() : nullptr, i < top ? feedback[i].data() : nullptr,
+                                 adjoint_.layers[i].data(), layout_.activation_max},
+                   std::int64_t(batch_) * units[i]);
+  }
+  // The residual of the last step, on the host: once per batch, a few arrays.
+  double change = 0.0, size = 0.0;
+  std::vector<float> now, before;
+  for (int i = 0; i < states; ++i) {
+    const std::size_t count = std::size_t(batch_) * units[i];
+    now.resize(count);
+    before.resize(count);
+    backend_.copy_to_host(now.data(), adjoint_.layers[i].data(), count * sizeof(float));
+    backend_.copy_to_host(before.data(), previous_adjoint_.layers[i].data(), count * sizeof(float));
+    for (std::size_t j = 0; j < count; ++j) {
+      change += double(now[j] - before[j]) * (now[j] - before[j]);
+      size += double(now[j]) * now[j];
+    }
+  }
+  return size > 0.0 ? static_cast<float>(std::sqrt(change / size)) : 0.0f;
 }
 
 double hopfield_training_step_flops(const std::function<double(int t)>& pass,

@@ -161,6 +161,20 @@ class LayeredModel : public EnergyModel {
   // of the top state layer against the target (batch, classes).
   void top_layer_metrics(const NetworkState& state, const float* target, float* loss, float* correct);
 
+  // Implicit differentiation of a Hopfield-type network (DESIGN.md §1, "Implicit
+  // differentiation"): the adjoint mu of the free fixed point by `iterations`
+  // Jacobi steps of mu = M (g + K mu) from mu = 0 (kernels/adjoint_step.h), g =
+  // dL/ds_top of the batch mean (MSE, or the softmax read-out's). Each step calls
+  // `couplings(mu)`, which writes K mu into drive[i] (from the layers below, i >= 1)
+  // and feedback[i] (from above, i < top): the model's couplings without biases,
+  // linear in mu, at the free state's active set and pooling argmax. adjoint()
+  // holds mu afterwards. Returns the relative residual of the last step
+  // (||mu_k - mu_{k-1}|| / ||mu_k||, 0 where mu is 0), read on the host.
+  float solve_adjoint(const NetworkState& free_state, const float* target, int iterations,
+                      const std::function<void(const NetworkState& mu)>& couplings,
+                      const std::vector<DeviceBuffer<float>>& drive, const std::vector<DeviceBuffer<float>>& feedback);
+  const NetworkState& adjoint() const { return adjoint_; }
+
   Backend& backend_;
   const std::string name_;
   const int max_batch_;
@@ -176,6 +190,9 @@ class LayeredModel : public EnergyModel {
   DeviceBuffer<float> row_residual_;        // (max_batch)
   DeviceBuffer<float> state_difference_;    // (max_batch, state_units(0))
   std::optional<SoftmaxReadout> softmax_;   // the cross-entropy cost's read-out
+  // solve_adjoint's mu and its previous iterate, allocated by the first call.
+  NetworkState adjoint_, previous_adjoint_;
+  DeviceBuffer<float> loss_gradient_;       // (max_batch, top units) = dL/ds_top
 };
 
 }  // namespace eqprop

@@ -91,7 +91,7 @@ const std::vector<std::string> kSchemaKeys = {
     "training.relaxation_path",
     "training.cuda_graphs",
     "training.algorithm", "training.adjoint_iterations",
-    "conv.input_shape", "conv.channels", "conv.kernel", "conv.stride", "conv.padding", "conv.pool",
+    "conv.input_shape", "conv.channels", "conv.kernel", "conv.stride", "conv.padding", "conv.pool", "conv.skips",
     "hardware.dac.enabled", "hardware.dac.bits", "hardware.dac.range", "hardware.dac.lo", "hardware.dac.hi",
     "hardware.dac.rounding", "hardware.dac.convention",
     "hardware.input_dac.enabled", "hardware.input_dac.bits", "hardware.input_dac.range", "hardware.input_dac.lo",

@@ -910,6 +910,26 @@ TEST_CASE("pool: every pooling op's CPU run() equals a loop over op(i), bit for 
       DeviceBuffer<std::int32_t> argmax(*backend, s.output_size());
       eqprop::max_pool2d(*backend, s, device_x.data(), pooled.data(), argmax.data());
       const Indices indices = argmax.to_host();
+      // Selecting through x's own argmax is x's max pooling, bit for bit; through
+      // it, selecting from another z is the adjoint of unpooling: <select(z), y> =
+      // <z, unpool(y)>, each side one product per pooled element.
+      const Floats z = random_vector(rng, s.input_size(), -1.0f, 1.0f);
+      check_run_equals_op_loop(*backend, "MaxPoolSelectOp, " + where, Outputs{Floats(s.output_size(), -7.0f), {}},
+                               s.output_size(), [&](Outputs& out) {
+                                 return eqprop::MaxPoolSelectOp{z.data(), indices.data(), out.values.data(),
+                                                                s.input_planes(), s.output_planes(), window,
+                                                                s.channels};
+                               });
+      DeviceBuffer<float> selected(*backend, s.output_size());
+      eqprop::max_pool2d_select(*backend, s, device_x.data(), argmax.data(), selected.data());
+      eqprop::test::check_bit_exact("select through x's argmax = max pool of x, " + where, selected.to_host(),
+                                    pooled.to_host());
+      auto device_z = upload(*backend, z);
+      auto device_y = upload(*backend, y);
+      DeviceBuffer<float> unpooled(*backend, s.input_size());
+      eqprop::max_pool2d_select(*backend, s, device_z.data(), argmax.data(), selected.data());
+      eqprop::max_unpool2d(*backend, s, device_y.data(), argmax.data(), unpooled.data());
+      CHECK(dot(selected.to_host(), y) == doctest::Approx(dot(z, unpooled.to_host())).epsilon(1e-5));
       for (const bool accumulate : {false, true}) {
         check_run_equals_op_loop(*backend, "MaxUnpoolOp, " + where,
                                  Outputs{random_vector(rng, s.input_size(), -1, 1), {}}, s.input_size(),

@@ -72,11 +72,42 @@ ConvHopfieldShape tiny_shape(PoolKind pool, CostKind cost) {
   return shape;
 }
 
-const std::vector<std::pair<PoolKind, CostKind>> kVariants = {
+// A tiny network with skip couplings (a residual Hopfield network): four conv
+// layers 8x8 -> 8x8 -> 4x4 -> 4x4 -> 2x2 without pooling, skips of stride 2 and 4
+// out of the input and out of state layers, joining layers of equal parity (0-2,
+// 1-3, 2-4) and of different parity (1-4); or, with max pooling, 8 -> 4 -> 2 -> 1
+// with a stride-4 skip out of the input and one between states.
+ConvHopfieldShape skip_shape(PoolKind pool, CostKind cost) {
+  ConvHopfieldShape shape;
+  shape.input = {2, 8, 8};
+  shape.pool = pool;
+  if (pool == PoolKind::none) {
+    shape.convs = {{3, 3, 1, 1}, {4, 3, 2, 1}, {3, 3, 1, 1}, {3, 3, 2, 1}};
+    shape.skips = {{0, 2}, {1, 3}, {2, 4}, {1, 4}};
+  } else {
+    shape.convs = {{3, 3, 1, 1}, {4, 3, 1, 1}, {3, 3, 1, 1}};
+    shape.skips = {{0, 2}, {1, 3}};
+  }
+  shape.dense = cost == CostKind::mse ? std::vector<int>{5, 3} : std::vector<int>{3};
+  shape.cost = cost;
+  return shape;
+}
+
+struct Variant {
+  PoolKind pool;
+  CostKind cost;
+  bool skips = false;
+  ConvHopfieldShape shape() const { return skips ? skip_shape(pool, cost) : tiny_shape(pool, cost); }
+  std::string name() const { return "pool " + std::to_string(int(pool)) + (skips ? " with skips" : ""); }
+};
+
+const std::vector<Variant> kVariants = {
     {PoolKind::max, CostKind::mse},
     {PoolKind::max, CostKind::cross_entropy},
     {PoolKind::avg, CostKind::mse},
     {PoolKind::none, CostKind::cross_entropy},
+    {PoolKind::none, CostKind::mse, true},
+    {PoolKind::max, CostKind::cross_entropy, true},
 };
 
 double max_difference(const conv_reference::States& a, const conv_reference::States& b) {
@@ -91,8 +122,8 @@ double max_difference(const conv_reference::States& a, const conv_reference::Sta
 TEST_CASE_TEMPLATE("conv hopfield: the energy equals the naive loops' at random states", OnBackend,
                    EQPROP_EACH_BACKEND) {
   if (test::skip_without_backend<OnBackend>()) return;
-  for (const auto& [pool, cost] : kVariants) {
-    ConvFixture f(tiny_shape(pool, cost), 5, 3, 0.5, ConvHopfield::kDefaultWorkspaceFloats, OnBackend::name);
+  for (const Variant& v : kVariants) {
+    ConvFixture f(v.shape(), 5, 3, 0.5, ConvHopfield::kDefaultWorkspaceFloats, OnBackend::name);
     std::mt19937 rng(9);
     const NetworkState state = f.random_state(rng);
     DeviceBuffer<float> energy(*f.backend, f.batch);
@@ -104,15 +135,15 @@ TEST_CASE_TEMPLATE("conv hopfield: the energy equals the naive loops' at random 
       const double expected = conv_reference::energy(f.net, f.xs[n], states[n]);
       worst = std::max(worst, std::abs(engine[n] - expected) / std::max(1.0, std::abs(expected)));
     }
-    test::check_within("pool " + std::to_string(int(pool)) + ": max relative energy error", worst, 1e-5);
+    test::check_within(v.name() + ": max relative energy error", worst, 1e-5);
   }
 }
 
 TEST_CASE("conv hopfield: the free fixed point is the reference's, and a stationary point of E") {
-  for (const auto& [pool, cost] : kVariants) {
+  for (const Variant& v : kVariants) {
     // Weights small enough that the synchronous map contracts (stronger couplings
     // can make it oscillate between two states, with the same fixed points).
-    ConvFixture f(tiny_shape(pool, cost), 4, 5, 0.3);
+    ConvFixture f(v.shape(), 4, 5, v.skips ? 0.2 : 0.3);
     const auto engine = f.states_of(f.relaxed(PhaseSpec{Integrator::fixed_point, 0.5f, 400, 0.0f}));
     double worst = 0, worst_stationarity = 0;
     for (int n = 0; n < f.batch; ++n) {
@@ -124,15 +155,15 @@ TEST_CASE("conv hopfield: the free fixed point is the reference's, and a station
           worst_stationarity =
               std::max(worst_stationarity, std::abs(std::clamp(fields[l][u], 0.0, 1.0) - engine[n][l][u]));
     }
-    const std::string variant = "pool " + std::to_string(int(pool));
+    const std::string variant = v.name();
     test::check_within(variant + ": max |s_engine - s_reference|", worst, 1e-5);
     test::check_within(variant + ": max |clip(field) - s|", worst_stationarity, 1e-5);
   }
 }
 
 TEST_CASE("conv hopfield: the energy never increases under gradient flow with a small step") {
-  for (const auto& [pool, cost] : kVariants) {
-    ConvFixture f(tiny_shape(pool, cost), 3, 7, 0.8);
+  for (const Variant& v : kVariants) {
+    ConvFixture f(v.shape(), 3, 7, 0.8);
     NetworkState state = f.model->make_state();
     f.model->reset(state);
     std::vector<double> previous(f.batch);
@@ -155,9 +186,9 @@ TEST_CASE("conv hopfield: the energy never increases under gradient flow with a 
 }
 
 TEST_CASE("conv hopfield: kernel and bias updates are the naive correlations, over batch chunks") {
-  for (const auto& [pool, cost] : kVariants) {
+  for (const Variant& v : kVariants) {
     // A workspace of two samples' columns: the batch of 5 runs in chunks 2, 2, 1.
-    const ConvHopfieldShape shape = tiny_shape(pool, cost);
+    const ConvHopfieldShape shape = v.shape();
     std::int64_t columns = 0;
     for (int k = 0; k < shape.conv_layers(); ++k) columns = std::max(columns, shape.conv_shape(k, 1).columns_size());
     ConvFixture f(shape, 5, 13, 0.5, 2 * columns);
@@ -184,12 +215,13 @@ TEST_CASE("conv hopfield: kernel and bias updates are the naive correlations, ov
       }
     }
     conv_reference::Network engine = f.net;
-    for (int t = 0; t < shape.state_layers(); ++t) {  // the energy's tensors (not the read-out)
+    for (int t = 0; t < shape.weight_tensors(); ++t) {
+      if (t == shape.state_layers() && shape.cost == CostKind::cross_entropy) continue;  // the read-out's
       const auto w = gradient.weights[t].to_host(), bias = gradient.biases[t].to_host();
       engine.weights[t].assign(w.begin(), w.end());
       engine.biases[t].assign(bias.begin(), bias.end());
       const double error = conv_reference::relative_error(engine, expected, t);
-      test::check_within("pool " + std::to_string(int(pool)) + ", tensor " + std::to_string(t) + ": relative error",
+      test::check_within(v.name() + ", tensor " + std::to_string(t) + ": relative error",
                          error, 1e-5);
     }
   }
@@ -216,6 +248,60 @@ TEST_CASE_TEMPLATE("conv hopfield: symmetric EP at small beta matches the exact 
       eqprop::test::check_within("relative error of the tensor", tensor["relative_error"].get<double>(), 5e-3);
     }
   }
+  // A residual network (skips out of the input and out of a state layer, clipped
+  // ReLU, the asynchronous order): every tensor, the skips' kernels among them.
+  const nlohmann::json report = run_gradcheck(
+      *backend, parse_config(read_config_file(std::string(EQPROP_SOURCE_DIR) + "/configs/gradcheck_tiny_resnet.json"),
+                             "gradcheck_tiny_resnet"),
+      GradcheckOptions{6});
+  MESSAGE("skips: " << report["tensors"].dump());
+  REQUIRE(report["tensors"].size() == 6);  // 3 conv, the read-out, 2 skips
+  for (const auto& tensor : report["tensors"]) {
+    CAPTURE(tensor.dump());
+    CHECK(tensor["cosine"].get<double>() > 0.9999);
+    eqprop::test::check_within("relative error of the tensor", tensor["relative_error"].get<double>(), 5e-3);
+  }
+}
+
+TEST_CASE_TEMPLATE("conv hopfield: the implicit gradient equals central differences of the loss", OnBackend,
+                   EQPROP_EACH_BACKEND) {
+  if (test::skip_without_backend<OnBackend>()) return;
+  auto backend = make_backend(OnBackend::name);
+  // Max pooling with the read-out, average pooling with the MSE output, no pooling,
+  // and the residual network: the adjoint runs through the free state's argmax.
+  struct Case {
+    const char* config;
+    const char* pool;
+    const char* cost;
+  };
+  for (const Case c : {Case{"gradcheck_tiny_conv", "max", "cross_entropy"}, Case{"gradcheck_tiny_conv", "avg", "mse"},
+                       Case{"gradcheck_tiny_conv", "none", "cross_entropy"}, Case{"gradcheck_tiny_resnet", "none", "mse"}}) {
+    nlohmann::json user = read_config_file(std::string(EQPROP_SOURCE_DIR) + "/configs/" + c.config + ".json");
+    user["conv"]["pool"] = c.pool;
+    user["model"]["cost"] = c.cost;
+    user["training"]["algorithm"] = "implicit";
+    user["training"]["adjoint_iterations"] = 400;
+    const nlohmann::json report = run_gradcheck(*backend, parse_config(user, c.config), GradcheckOptions{6});
+    MESSAGE(c.config << ", " << c.pool << ", " << c.cost << ": " << report["tensors"].dump());
+    for (const auto& tensor : report["tensors"]) {
+      CAPTURE(tensor.dump());
+      CHECK(tensor["cosine"].get<double>() > 0.99999);
+      eqprop::test::check_within("relative error of the tensor", tensor["relative_error"].get<double>(), 1e-3);
+    }
+  }
+}
+
+TEST_CASE("conv hopfield: with skips, the asynchronous order reaches the synchronous map's fixed point") {
+  for (const PoolKind pool : {PoolKind::none, PoolKind::max}) {
+    ConvFixture f(skip_shape(pool, CostKind::mse), 3, 17, 0.3);
+    PhaseSpec spec{Integrator::fixed_point, 0.5f, 400, 0.0f};
+    spec.order = UpdateOrder::asynchronous;
+    const auto engine = f.states_of(f.relaxed(spec));
+    double worst = 0;
+    for (int n = 0; n < f.batch; ++n)
+      worst = std::max(worst, max_difference(engine[n], conv_reference::free_fixed_point(f.net, f.xs[n])));
+    test::check_within("pool " + std::to_string(int(pool)) + ": max |s_async - s_reference|", worst, 1e-5);
+  }
 }
 
 TEST_CASE("conv hopfield: config errors name the key and the sizes") {
@@ -237,6 +323,25 @@ TEST_CASE("conv hopfield: config errors name the key and the sizes") {
                          parse({{"input_shape", {1, 4, 4}}, {"channels", {2, 2}}, {"padding", {0}}, {"pool", "none"}});
                        }),
                        {"conv layer 2", "larger than the padded input 2x2"});
+  // Skips: planes out of range, adjacent, twice, or no 1x1 stride that fits.
+  auto parse_skips = [&](const nlohmann::json& skips) {
+    return parse({{"input_shape", {1, 8, 8}}, {"channels", {2, 2, 2}}, {"stride", {1, 2, 1}}, {"pool", "none"},
+                  {"skips", skips}});
+  };
+  test::check_contains(test::thrown_message<ConfigError>([&] { parse_skips({{0, 4}}); }),
+                       {"conv.skips[0] = [0, 4]", "0 (the input) to 3"});
+  test::check_contains(test::thrown_message<ConfigError>([&] { parse_skips({{1, 2}}); }),
+                       {"conv.skips[0] = [1, 2]", "at least two apart"});
+  test::check_contains(test::thrown_message<ConfigError>([&] { parse_skips({{0, 2}, {0, 2}}); }),
+                       {"conv.skips[1]", "twice"});
+  test::check_contains(test::thrown_message<ConfigError>([&] { parse_skips({{0}}); }),
+                       {"conv.skips[0]", "pair"});
+  test::check_contains(test::thrown_message<ConfigError>([&] {
+                         // 9x9 -> 9x9 -> 4x4: strides 2 and 3 give 5x5 and 3x3.
+                         parse({{"input_shape", {1, 9, 9}}, {"channels", {2, 2}}, {"kernel", {3}},
+                                {"stride", {1, 2}}, {"padding", {1, 0}}, {"pool", "none"}, {"skips", {{0, 2}}}});
+                       }),
+                       {"conv.skips[0]", "1x9x9", "2x4x4"});
   // A valid one builds the expected model.
   const Config config = parse({{"channels", {4, 8}}, {"kernel", {5, 3}}, {"padding", {2, 1}}});
   auto backend = make_backend("cpu");
@@ -283,6 +388,38 @@ TEST_CASE("conv hopfield: training on a synthetic image task learns it") {
     CHECK(after > 0.9);
     CHECK(last_loss < first_loss);
   }
+}
+
+TEST_CASE("conv hopfield: a residual network learns the synthetic task and checkpoints its skip kernels") {
+  auto backend = make_backend("cpu");
+  test::TempDir dir;
+  // conv 3 channels at 4x4, conv stride 2 to 3x2x2, a skip from the input onto it.
+  auto config_of = [](int epochs) {
+    return parse_config(
+        nlohmann::json{{"model", {{"kind", "conv_hopfield"}, {"layers", {2}}, {"cost", "cross_entropy"}}},
+                       {"conv",
+                        {{"input_shape", {1, 4, 4}}, {"channels", {3, 3}}, {"stride", {1, 2}}, {"padding", {1}},
+                         {"pool", "none"}, {"skips", {{0, 2}}}}},
+                       {"dynamics", {{"t_free", 20}, {"t_nudge", 8}, {"order", "asynchronous"}}},
+                       {"ep", {{"beta", 0.3}}},
+                       {"optimizer", {{"lr", 0.05}}},
+                       {"training", {{"epochs", epochs}, {"batch_size", 16}, {"eval_batch_size", 50}}}},
+        "test");
+  };
+  const auto records = run_training(*backend, config_of(3), test::halves(), dir.path().string(), false, {});
+  REQUIRE(!records.empty());
+  MESSAGE("test accuracy after 3 epochs: " << records.back().test_acc);
+  CHECK(records.back().test_acc > 0.9);
+  const SafetensorsFile file = read_safetensors((dir.path() / kModelFile).string());
+  // Tensors: conv 0, conv 1, the read-out, then the skip (3, 1, 1, 1) with an empty bias.
+  CHECK(file.tensors.at("weights.3").shape == std::vector<std::int64_t>{3, 1, 1, 1});
+  CHECK(file.tensors.at("biases.3").shape == std::vector<std::int64_t>{0});
+  Trainer reloaded(*backend, config_of(3), 16, 2);
+  CHECK(load_checkpoint(dir.path().string(), reloaded, true) == 3);
+  CHECK(reloaded.model().parameters().weights[3].to_host() == file.tensors.at("weights.3").data);
+  // The skip kernel learned: it moved from its initial values.
+  Trainer fresh(*backend, config_of(3), 16, 2);
+  CHECK(fresh.model().parameters().weights[3].to_host() != file.tensors.at("weights.3").data);
 }
 
 TEST_CASE("conv hopfield: a checkpoint holds PyTorch-shaped kernels and reloads through the trainer") {
