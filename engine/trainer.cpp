@@ -108,6 +108,7 @@ void BatchResult::add(const BatchResult& other) {
   batches += other.batches;
   free_steps += other.free_steps;
   nudge_steps += other.nudge_steps;
+  adjoint_residual_max = std::max(adjoint_residual_max, other.adjoint_residual_max);
   free_energies.insert(free_energies.end(), other.free_energies.begin(), other.free_energies.end());
 }
 
@@ -248,7 +249,7 @@ void Trainer::compute_gradient(const float* x, const float* target, int batch, S
     run_free_phase(x, target, batch, key, form, free_energy);
     plus_result_ = minus_result_ = PhaseResult{};
     read_out(free_, hardware_tensor::ReadPhase::free, batch, key);
-    model_->implicit_gradient(free_, target, config_.training.adjoint_iterations, gradient);
+    adjoint_residual_ = model_->implicit_gradient(free_, target, config_.training.adjoint_iterations, gradient);
     return;
   }
   run_phases(x, target, batch, key, form, free_energy);
@@ -283,7 +284,7 @@ void Trainer::train_step(const float* x, const float* target, int batch, std::ui
   captured_->run(StepShape{x, target, batch, beta_sign(global_batch)},
                  [&] { enqueue_step(x, target, batch, key, form, queue_slot); });
   queued_.push_back({batch, free_result_.steps, std::max(plus_result_.steps, minus_result_.steps), shard_begin_,
-                     global_rows_});
+                     global_rows_, adjoint_residual_});
   ++steps_taken_;
   thread_team_.end_step();  // the CPU backend's step is done when its calls return
 }
@@ -354,6 +355,7 @@ void Trainer::read_queued_metrics() {
     result.batches = 1;
     result.free_steps = queued_[q].free_steps;
     result.nudge_steps = queued_[q].nudge_steps;
+    result.adjoint_residual_max = queued_[q].adjoint_residual;
     const std::size_t first = q * stride;
     result.free_energies.assign(energy.begin() + first, energy.begin() + first + result.size);
     // Each batch's sums are its own, in sample order, as when every step read its

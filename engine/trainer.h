@@ -29,6 +29,10 @@ struct BatchResult {
   std::int64_t free_steps = 0;
   std::int64_t nudge_steps = 0;  // the longer nudged phase of each batch
   std::vector<float> free_energies;
+  // training.algorithm = implicit: the largest relative residual of the adjoint
+  // solve's last Jacobi step over the batches (0 for EP); near 1 or above, the
+  // adjoint did not converge and the gradient is not the exact one.
+  double adjoint_residual_max = 0;
 
   void add(const BatchResult& other);
 };
@@ -205,6 +209,7 @@ class Trainer {
   DeviceBuffer<float> fused_gradient_;  // every gradient tensor, for one NCCL all-reduce
   float beta_a_ = 0, beta_b_ = 0;  // betas of the two states the gradient contrasts
   PhaseResult free_result_, plus_result_, minus_result_;
+  float adjoint_residual_ = 0;  // of the last implicit gradient
   DeviceBuffer<float> inputs_[2], targets_[2];
   // Per-sample loss, correctness and free energy: kMetricsBatches slots of the
   // largest batch, slot q for the q-th queued step (evaluation uses slot 0).
@@ -213,6 +218,7 @@ class Trainer {
     int size = 0;
     std::int64_t free_steps = 0, nudge_steps = 0;
     int shard_begin = 0, global_rows = 0;  // the step's shard (global_rows 0: not sharded)
+    double adjoint_residual = 0;           // of the implicit gradient (0 for EP)
   };
   // The per-step values kernels read (learning rates, metric slot), one host copy
   // per metric slot (kernels/step_parameters.h: reused after a read of the metrics).

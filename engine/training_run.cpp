@@ -37,17 +37,19 @@ Histogram Histogram::of(const std::vector<float>& values, int bins) {
 nlohmann::json Histogram::to_json() const { return nlohmann::json{{"edges", edges}, {"counts", counts}}; }
 
 nlohmann::json EpochRecord::to_json() const {
-  return nlohmann::json{{"epoch", epoch},
-                        {"train_loss", train_loss},
-                        {"train_acc", train_acc},
-                        {"test_loss", test_loss},
-                        {"test_acc", test_acc},
-                        {"seconds", seconds},
-                        {"samples_per_s", samples_per_s},
-                        {"free_steps_mean", free_steps_mean},
-                        {"nudge_steps_mean", nudge_steps_mean},
-                        {"free_energy_mean", free_energy_mean},
-                        {"free_energy_histogram", free_energy_histogram.to_json()}};
+  nlohmann::json json{{"epoch", epoch},
+                      {"train_loss", train_loss},
+                      {"train_acc", train_acc},
+                      {"test_loss", test_loss},
+                      {"test_acc", test_acc},
+                      {"seconds", seconds},
+                      {"samples_per_s", samples_per_s},
+                      {"free_steps_mean", free_steps_mean},
+                      {"nudge_steps_mean", nudge_steps_mean},
+                      {"free_energy_mean", free_energy_mean},
+                      {"free_energy_histogram", free_energy_histogram.to_json()}};
+  if (adjoint_residual_max) json["adjoint_residual_max"] = *adjoint_residual_max;
+  return json;
 }
 
 Normalization make_normalization(const Config& config, const Dataset& train) {
@@ -280,6 +282,7 @@ std::vector<EpochRecord> run_training(Backend& backend, const Config& config, co
     for (float e : train.free_energies) energy_sum += e;
     record.free_energy_mean = energy_sum / train.free_energies.size();
     record.free_energy_histogram = Histogram::of(train.free_energies, 20);
+    if (config.training.implicit) record.adjoint_residual_max = train.adjoint_residual_max;
     require_identical_parameters(trainer, epoch + 1);
     if (writes) {
       // The record goes out before the checkpoint: a run killed between the two has

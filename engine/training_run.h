@@ -5,6 +5,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -35,6 +36,8 @@ struct EpochRecord {
   double free_steps_mean = 0, nudge_steps_mean = 0;
   double free_energy_mean = 0;
   Histogram free_energy_histogram;
+  // training.algorithm = implicit only: BatchResult::adjoint_residual_max of the epoch.
+  std::optional<double> adjoint_residual_max;
 
   nlohmann::json to_json() const;
 };

@@ -270,7 +270,9 @@ int command_train(const std::vector<std::string>& args, std::ostream& out) {
         << r.train_loss << ")  " << std::setprecision(1) << r.seconds << " s\n"
         << "    " << std::setprecision(0) << r.samples_per_s << " samples/s  steps " << std::setprecision(1)
         << r.free_steps_mean << "+" << r.nudge_steps_mean << "  E_free " << std::setprecision(3)
-        << r.free_energy_mean << std::defaultfloat << std::endl;
+        << r.free_energy_mean << std::defaultfloat;
+    if (r.adjoint_residual_max) report << "  adjoint residual " << std::setprecision(2) << *r.adjoint_residual_max;
+    report << std::endl;
     if (world.is_root()) write_learning_curve(out_dir);  // metrics.jsonl holds this epoch's record by now
   };
   const auto started = std::chrono::steady_clock::now();

@@ -75,9 +75,17 @@ TEST_CASE("implicit gradient: training.algorithm = implicit learns FashionMNIST 
   std::string line, last;
   while (std::getline(metrics, line))
     if (!line.empty()) last = line;
-  const double accuracy = nlohmann::json::parse(last)["test_acc"].get<double>();
+  const nlohmann::json record = nlohmann::json::parse(last);
+  const double accuracy = record["test_acc"].get<double>();
   MESSAGE("test accuracy after 2 epochs on 2000 samples: " << accuracy);
   CHECK(accuracy > 0.6);
+  // The epoch reports how far the adjoint solve was from converged (its worst batch).
+  REQUIRE(record.contains("adjoint_residual_max"));
+  const double residual = record["adjoint_residual_max"].get<double>();
+  MESSAGE("largest adjoint residual: " << residual);
+  CHECK(residual > 0.0);
+  CHECK(residual < 0.1);
+  CHECK(out.str().find("adjoint residual") != std::string::npos);
 }
 
 }  // namespace eqprop
