@@ -282,6 +282,13 @@ TEST_CASE("conv_predictive_coding: configs take the conv section and refuse what
     CAPTURE(text);
     CHECK_THROWS_AS(parse_config(nlohmann::json::parse(text), "test"), ConfigError);
   }
+  // Skip couplings are terms of the Hopfield energy only.
+  const std::string skips = "{" + model +
+                            R"(, "conv": {"input_shape": [1, 8, 8], "channels": [3, 3], "kernel": [3], "padding": [1], )" +
+                            R"("pool": "none", "stride": [1, 2], "skips": [[0, 2]]}, )" + order + "}";
+  test::check_contains(
+      test::thrown_message<ConfigError>([&] { parse_config(nlohmann::json::parse(skips), "test"); }),
+      {"conv.skips", "chain"});
   const Config config = parse_config(
       nlohmann::json::parse("{" + model + ", " + conv + ", " + order +
                             R"(, "predictive_coding": {"activation": "hard_sigmoid"},
