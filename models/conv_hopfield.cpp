@@ -309,6 +309,18 @@ void ConvHopfield::conv_kernel_gradient(int k, const float* below, const float* 
   }
 }
 
+void ConvHopfield::skip_kernel_gradient(int s, const float* below, const float* above, float alpha, bool overwrite,
+                                        float* gradient) {
+  const int in_units = shape_.units(shape_.skips[s].from), out_units = shape_.units(shape_.skips[s].to);
+  for (int begin = 0; begin < batch_; begin += chunk_) {
+    const int rows = std::min(chunk_, batch_ - begin);
+    const std::size_t in_offset = std::size_t(begin) * in_units, out_offset = std::size_t(begin) * out_units;
+    const ConvWorkspace workspace{columns_.data(), conv_out_.data()};
+    conv2d_weight_gradient(backend_, shape_.skip_shape(s, rows), below + in_offset, above + out_offset, alpha,
+                           overwrite && begin == 0 ? 0.0f : 1.0f, gradient, workspace);
+  }
+}
+
 const float* ConvHopfield::plane_values(const NetworkState& state, int j) const {
   return j == 0 ? input_ : state.layers[j - 1].data();
 }
@@ -481,20 +493,10 @@ void ConvHopfield::ep_gradient(const NetworkState& state_a, float beta_a, const 
   for (int s = 0; s < shape_.skip_count(); ++s) {
     const SkipSpec& skip = shape_.skips[s];
     float* weight_gradient = gradient.weights[shape_.skip_tensor(s)].data();
-    const int in_units = shape_.units(skip.from), out_units = shape_.units(skip.to);
-    for (int phase = 0; phase < 2; ++phase) {
-      const NetworkState& state = phase == 0 ? state_a : state_b;
-      const float* below = plane_values(state, skip.from);
-      const float* above = state.layers[skip.to - 1].data();
-      for (int begin = 0; begin < batch_; begin += chunk_) {
-        const int rows = std::min(chunk_, batch_ - begin);
-        const std::size_t in_offset = std::size_t(begin) * in_units, out_offset = std::size_t(begin) * out_units;
-        const ConvWorkspace workspace{columns_.data(), conv_out_.data()};
-        conv2d_weight_gradient(backend_, shape_.skip_shape(s, rows), below + in_offset, above + out_offset,
-                               phase == 0 ? -c : c, phase == 0 && begin == 0 ? 0.0f : 1.0f, weight_gradient,
-                               workspace);
-      }
-    }
+    skip_kernel_gradient(s, plane_values(state_a, skip.from), state_a.layers[skip.to - 1].data(), -c, true,
+                         weight_gradient);
+    skip_kernel_gradient(s, plane_values(state_b, skip.from), state_b.layers[skip.to - 1].data(), c, false,
+                         weight_gradient);
   }
   if (has_softmax_readout()) softmax_gradient(state_a, beta_a, state_b, beta_b, target, c, gradient);
 }
@@ -504,7 +506,7 @@ float ConvHopfield::implicit_gradient(const NetworkState& free_state, const floa
   const int states = shape_.state_layers(), convs = shape_.conv_layers();
   // The free state's pooling argmax of every conv tensor above the input (the
   // input's is cached): the couplings below are linear through it.
-  couplings(free_state, false);
+  if (shape_.pool == PoolKind::max) couplings(free_state, false);
   const float residual = solve_adjoint(
       free_state, target, iterations, [&](const NetworkState& mu) { couplings(mu, true, 0, 1, nullptr, true); },
       drive_, feedback_);
@@ -533,20 +535,11 @@ float ConvHopfield::implicit_gradient(const NetworkState& free_state, const floa
   for (int s = 0; s < shape_.skip_count(); ++s) {
     const SkipSpec& skip = shape_.skips[s];
     float* weight_gradient = gradient.weights[shape_.skip_tensor(s)].data();
-    const int in_units = shape_.units(skip.from), out_units = shape_.units(skip.to);
-    // (x, y) pairs: (s_from, mu_to), then (mu_from, s_to) above the input.
-    const float* pairs[2][2] = {{plane_values(free_state, skip.from), mu.layers[skip.to - 1].data()},
-                                {skip.from > 0 ? mu.layers[skip.from - 1].data() : nullptr,
-                                 free_state.layers[skip.to - 1].data()}};
-    for (int pair = 0; pair < (skip.from > 0 ? 2 : 1); ++pair)
-      for (int begin = 0; begin < batch_; begin += chunk_) {
-        const int rows = std::min(chunk_, batch_ - begin);
-        const std::size_t in_offset = std::size_t(begin) * in_units, out_offset = std::size_t(begin) * out_units;
-        const ConvWorkspace workspace{columns_.data(), conv_out_.data()};
-        conv2d_weight_gradient(backend_, shape_.skip_shape(s, rows), pairs[pair][0] + in_offset,
-                               pairs[pair][1] + out_offset, 1.0f, pair == 0 && begin == 0 ? 0.0f : 1.0f,
-                               weight_gradient, workspace);
-      }
+    skip_kernel_gradient(s, plane_values(free_state, skip.from), mu.layers[skip.to - 1].data(), 1.0f, true,
+                         weight_gradient);
+    if (skip.from > 0)
+      skip_kernel_gradient(s, mu.layers[skip.from - 1].data(), free_state.layers[skip.to - 1].data(), 1.0f, false,
+                           weight_gradient);
   }
   if (has_softmax_readout())
     softmax_gradient(free_state, 1.0f, free_state, 0.0f, target, contrastive_scale(1.0f, 0.0f, batch_), gradient);

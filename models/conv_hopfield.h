@@ -179,6 +179,10 @@ class ConvHopfield final : public LayeredModel {
   // unless `keep_argmax`, or is the cached input's (k = 0).
   void conv_kernel_gradient(int k, const float* below, const float* above, float alpha, bool overwrite,
                             float* gradient, bool keep_argmax = false);
+  // gradient += alpha * correlation of below (plane skip.from) with above (plane
+  // skip.to) for skip s, chunk by chunk (overwrites when `overwrite`).
+  void skip_kernel_gradient(int s, const float* below, const float* above, float alpha, bool overwrite,
+                            float* gradient);
   // gradient (channels) = alpha_a * plane sums of a (+ alpha_b * those of b, where
   // given), summed over the batch: a conv bias's dE/db. a, b (batch, units(k + 1)).
   void conv_bias_gradient(int k, const float* a, const float* b, float alpha_a, float alpha_b, float* gradient);

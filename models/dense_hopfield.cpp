@@ -1,13 +1,10 @@
 #include "models/dense_hopfield.h"
 
 #include <algorithm>
-#include <cmath>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
-#include "kernels/adjoint_step.h"
-#include "kernels/axpby.h"
 #include "kernels/column_sum.h"
 #include "kernels/fused_relaxation_block.h"
 #include "models/fused_relaxation_path.h"
