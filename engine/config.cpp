@@ -168,8 +168,8 @@ std::vector<ConfigKey> build_schema() {
        "steps equal to direct ones (engine/captured_step.h); the run header says which. The CPU backend runs every step directly. Same results."},
       {"training.algorithm", ConfigValueType::choice, "ep", 0, 0, false, choice_names(kTrainingAlgorithms),
        "How the gradient is computed. `ep`: Equilibrium Propagation (the nudged phases of `ep.*`). `implicit`: "
-       "the exact gradient of the loss at the free fixed point by implicit differentiation (dense_hopfield, "
-       "DESIGN.md §1; predictive_coding, where it is backprop through the forward pass): no nudged phase, `training.adjoint_iterations` Jacobi steps of the adjoint system."},
+       "the exact gradient of the loss at the free fixed point by implicit differentiation (dense_hopfield and "
+       "conv_hopfield, DESIGN.md §1; predictive_coding and conv_predictive_coding, where it is backprop through the forward pass): no nudged phase, `training.adjoint_iterations` Jacobi steps of the adjoint system."},
       {"training.adjoint_iterations", ConfigValueType::integer, 50, 1, 100000, false, {},
        "Jacobi steps of the adjoint system (I - K M) mu = dL/ds of `training.algorithm = implicit`."},
       {"data.name", ConfigValueType::choice, "fashion_mnist", 0, 0, false,
