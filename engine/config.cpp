@@ -168,10 +168,12 @@ std::vector<ConfigKey> build_schema() {
        "steps equal to direct ones (engine/captured_step.h); the run header says which. The CPU backend runs every step directly. Same results."},
       {"training.algorithm", ConfigValueType::choice, "ep", 0, 0, false, choice_names(kTrainingAlgorithms),
        "How the gradient is computed. `ep`: Equilibrium Propagation (the nudged phases of `ep.*`). `implicit`: "
-       "the exact gradient of the loss at the free fixed point by implicit differentiation (dense_hopfield and "
-       "conv_hopfield, DESIGN.md §1; predictive_coding and conv_predictive_coding, where it is backprop through the forward pass): no nudged phase, `training.adjoint_iterations` Jacobi steps of the adjoint system."},
+       "the exact gradient of the loss at the free fixed point by implicit differentiation (dense_hopfield, "
+       "conv_hopfield and oscillator, DESIGN.md §1; predictive_coding and conv_predictive_coding, where it is backprop through the forward pass): no nudged phase, `training.adjoint_iterations` steps of the adjoint system."},
       {"training.adjoint_iterations", ConfigValueType::integer, 50, 1, 100000, false, {},
-       "Jacobi steps of the adjoint system (I - K M) mu = dL/ds of `training.algorithm = implicit`."},
+       "Steps of the adjoint system of `training.algorithm = implicit`: Jacobi steps of (I - K M) mu = dL/ds for "
+       "the Hopfield kinds, the free phase's gradient-flow step linearised (mu <- mu - dt (H mu - dC/dphi)) for "
+       "the oscillator."},
       {"data.name", ConfigValueType::choice, "fashion_mnist", 0, 0, false,
        {"fashion_mnist", "mnist", "cifar10"}, "Dataset."},
       {"data.dir", ConfigValueType::string, "", 0, 0, false, {},

@@ -562,10 +562,20 @@ void Trainer::report_unread(int epoch, std::int64_t batches_done, std::int64_t b
   for (std::size_t u = 0; u < unread_.size(); ++u) {
     const BatchResult& result = unread_[u];
     const std::int64_t batch = first_unread + static_cast<std::int64_t>(u) + 1;
-    if (!std::isfinite(result.loss_sum))
+    if (!std::isfinite(result.loss_sum)) {
+      // The exact gradient fails differently from EP: its adjoint grows without bound
+      // where the free phase has not settled at a stable minimum.
+      const std::string remedy =
+          config_.training.implicit
+              ? "training.algorithm = implicit: the adjoint converges only where the free phase has settled at a "
+                "stable fixed point (adjoint residual of the batch " +
+                    std::to_string(result.adjoint_residual_max) +
+                    "); raise dynamics.t_free, lower optimizer.lr, or train with ep"
+              : "lower optimizer.lr or ep.beta";
       throw DivergenceError("training diverged at epoch " + std::to_string(epoch + 1) + ", batch " +
                             std::to_string(batch) + ": the loss is " + std::to_string(result.loss_sum) +
-                            " (NaN or Inf in the states or the weights); lower optimizer.lr or ep.beta");
+                            " (NaN or Inf in the states or the weights); " + remedy);
+    }
     total.add(result);
     if (progress) progress(batch, batches_in_epoch, total);
   }

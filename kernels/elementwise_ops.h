@@ -16,6 +16,7 @@
 #include "kernels/max_pool.h"
 #include "kernels/metric_slot_copy.h"
 #include "kernels/metropolis_sweep.h"
+#include "kernels/oscillator_adjoint.h"
 #include "kernels/oscillator_ising.h"
 #include "kernels/oscillator_row_energy.h"
 #include "kernels/oscillator_step.h"
@@ -71,6 +72,8 @@
   X(ReplicaSumOp)                 \
   X(TransposeOp)                  \
   X(AdjointStepOp)                \
+  X(OscillatorCurvatureOp)        \
+  X(OscillatorAdjointStepOp)      \
   X(PredictionOp)                 \
   X(PredictionErrorOp)            \
   X(PredictiveCodingStepOp)       \

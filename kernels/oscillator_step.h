@@ -72,6 +72,14 @@ EQ_HD float oscillator_energy_gradient(float c, float s, float cos_field, float 
   return (s * cos_field - c * sin_field + shil * 2.0f * s * c) + bias * s;
 }
 
+// d2V/dphi2 of one oscillator, its own row of the Hessian's diagonal (the fields
+// held fixed): d/dphi of the gradient above, with d(2 s c)/dphi = 2 (c^2 - s^2).
+// At a strict minimum of V the Hessian is positive definite, so this is > 0 there.
+EQ_HD float oscillator_energy_curvature(float c, float s, float cos_field, float sin_field, float bias,
+                                        float shil) {
+  return (c * cos_field + s * sin_field + shil * 2.0f * (c * c - s * s)) + bias * c;
+}
+
 // dC/dphi of an output oscillator for C = 1/2 (u - y)^2, u = (1 + cos phi) / 2:
 // (u - y) du/dphi with du/dphi = -sin(phi) / 2.
 EQ_HD float oscillator_readout(float c) { return 0.5f * (1.0f + c); }

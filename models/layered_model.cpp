@@ -1,6 +1,7 @@
 #include "models/layered_model.h"
 
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 #include <utility>
 
@@ -143,43 +144,22 @@ void LayeredModel::top_layer_metrics(const NetworkState& state, const float* tar
   backend_.run(RowMetricsOp{top, target, loss, correct, CostKind::mse, layout_.classes, nullptr}, batch_);
 }
 
-float LayeredModel::solve_adjoint(const NetworkState& free_state, const float* target, int iterations,
-                                  const std::function<void(const NetworkState& mu)>& couplings,
-                                  const std::vector<DeviceBuffer<float>>& drive,
-                                  const std::vector<DeviceBuffer<float>>& feedback) {
+float LayeredModel::iterate_adjoint(int iterations, const std::function<void(NetworkState& mu)>& step) {
   if (iterations < 1) throw std::invalid_argument(name_ + ": implicit_gradient needs iterations >= 1");
-  const int states = static_cast<int>(layout_.state_units.size()), top = states - 1;
+  const int states = static_cast<int>(layout_.state_units.size());
   const std::vector<int>& units = layout_.state_units;
-  if (adjoint_.layers.empty()) {
+  if (adjoint_.layers.empty())
     for (int i = 0; i < states; ++i) {
       adjoint_.layers.emplace_back(backend_, std::size_t(max_batch_) * units[i]);
       previous_adjoint_.layers.emplace_back(backend_, std::size_t(max_batch_) * units[i]);
     }
-    loss_gradient_ = DeviceBuffer<float>(backend_, std::size_t(max_batch_) * units[top]);
-  }
-  const float* s_top = free_state.layers[top].data();
-  // g = dL/ds_top of the batch mean: MSE (s - y) / batch; cross-entropy
-  // (softmax - y) W_out^T / batch, which is the read-out's nudge at beta = -1 / batch.
-  const float mean = 1.0f / static_cast<float>(batch_);
-  if (has_softmax_readout())
-    softmax_nudge(free_state, target, -mean, 0, batch_, loss_gradient_.data());
-  else
-    backend_.run(AxpbyOp{s_top, target, loss_gradient_.data(), mean, -mean}, std::int64_t(batch_) * units[top]);
   for (int i = 0; i < states; ++i) backend_.fill_zero(adjoint_.layers[i].data(), adjoint_.layers[i].bytes());
-  // Jacobi steps of mu = M (g + K mu) from mu = 0: a Neumann series that converges
-  // where the free fixed point is a stable attractor of the relaxation (the
-  // spectral radius of M K below 1, as for the relaxation itself).
   for (int k = 0; k < iterations; ++k) {
     if (k == iterations - 1)
       for (int i = 0; i < states; ++i)
         backend_.copy_on_device(previous_adjoint_.layers[i].data(), adjoint_.layers[i].data(),
                                 std::size_t(batch_) * units[i] * sizeof(float));
-    couplings(adjoint_);
-    for (int i = 0; i < states; ++i)
-      backend_.run(AdjointStepOp{free_state.layers[i].data(), i == top ? loss_gradient_.data() : nullptr,
-                                 i > 0 ? drive[i].data() : nullptr, i < top ? feedback[i].data() : nullptr,
-                                 adjoint_.layers[i].data(), layout_.activation_max},
-                   std::int64_t(batch_) * units[i]);
+    step(adjoint_);
   }
   // The residual of the last step, on the host: once per batch, a few arrays.
   double change = 0.0, size = 0.0;
@@ -195,7 +175,37 @@ float LayeredModel::solve_adjoint(const NetworkState& free_state, const float* t
       size += double(now[j]) * now[j];
     }
   }
+  // A mu that overflowed (the iteration diverged) reports an infinite residual, not 0.
+  if (!std::isfinite(size) || !std::isfinite(change)) return std::numeric_limits<float>::infinity();
   return size > 0.0 ? static_cast<float>(std::sqrt(change / size)) : 0.0f;
+}
+
+float LayeredModel::solve_adjoint(const NetworkState& free_state, const float* target, int iterations,
+                                  const std::function<void(const NetworkState& mu)>& couplings,
+                                  const std::vector<DeviceBuffer<float>>& drive,
+                                  const std::vector<DeviceBuffer<float>>& feedback) {
+  const int states = static_cast<int>(layout_.state_units.size()), top = states - 1;
+  const std::vector<int>& units = layout_.state_units;
+  if (loss_gradient_.size() == 0) loss_gradient_ = DeviceBuffer<float>(backend_, std::size_t(max_batch_) * units[top]);
+  const float* s_top = free_state.layers[top].data();
+  // g = dL/ds_top of the batch mean: MSE (s - y) / batch; cross-entropy
+  // (softmax - y) W_out^T / batch, which is the read-out's nudge at beta = -1 / batch.
+  const float mean = 1.0f / static_cast<float>(batch_);
+  if (has_softmax_readout())
+    softmax_nudge(free_state, target, -mean, 0, batch_, loss_gradient_.data());
+  else
+    backend_.run(AxpbyOp{s_top, target, loss_gradient_.data(), mean, -mean}, std::int64_t(batch_) * units[top]);
+  // Jacobi steps of mu = M (g + K mu) from mu = 0: a Neumann series that converges
+  // where the free fixed point is a stable attractor of the relaxation (the
+  // spectral radius of M K below 1, as for the relaxation itself).
+  return iterate_adjoint(iterations, [&](NetworkState& mu) {
+    couplings(mu);
+    for (int i = 0; i < states; ++i)
+      backend_.run(AdjointStepOp{free_state.layers[i].data(), i == top ? loss_gradient_.data() : nullptr,
+                                 i > 0 ? drive[i].data() : nullptr, i < top ? feedback[i].data() : nullptr,
+                                 mu.layers[i].data(), layout_.activation_max},
+                   std::int64_t(batch_) * units[i]);
+  });
 }
 
 double hopfield_training_step_flops(const std::function<double(int t)>& pass,

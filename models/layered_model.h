@@ -169,11 +169,17 @@ class LayeredModel : public EnergyModel {
   // and feedback[i] (from above, i < top): the model's couplings without biases,
   // linear in mu, at the free state's active set and pooling argmax. adjoint()
   // holds mu afterwards. Returns the relative residual of the last step
-  // (||mu_k - mu_{k-1}|| / ||mu_k||, 0 where mu is 0), read on the host.
+  // (||mu_k - mu_{k-1}|| / ||mu_k||, 0 where mu is 0, infinite where mu
+  // overflowed), read on the host.
   float solve_adjoint(const NetworkState& free_state, const float* target, int iterations,
                       const std::function<void(const NetworkState& mu)>& couplings,
                       const std::vector<DeviceBuffer<float>>& drive, const std::vector<DeviceBuffer<float>>& feedback);
   const NetworkState& adjoint() const { return adjoint_; }
+  // The iteration every adjoint solve shares: mu = 0 (adjoint(), allocated by the
+  // first call), then `iterations` calls of step(mu), each one synchronous step of
+  // the model's adjoint system in place. Returns the relative residual of the last
+  // step as solve_adjoint does; throws std::invalid_argument for iterations < 1.
+  float iterate_adjoint(int iterations, const std::function<void(NetworkState& mu)>& step);
 
   Backend& backend_;
   const std::string name_;

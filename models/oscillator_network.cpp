@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "kernels/fused_oscillator_block.h"
+#include "kernels/oscillator_adjoint.h"
 #include "models/fused_relaxation_path.h"
 
 namespace eqprop {
@@ -82,6 +83,15 @@ void OscillatorNetwork::drive_from_below(const std::vector<Trig>& trig, int i, i
                 parameters_.weights[i].data(), n[i + 1], 0.0f, sin_drive_[i].data() + here, n[i + 1]);
 }
 
+void OscillatorNetwork::feedback_from_above(const std::vector<Trig>& trig, int i, int begin, int rows) {
+  const std::vector<int>& n = shape_.layers;
+  const std::size_t above = std::size_t(begin) * n[i + 2], here = std::size_t(begin) * n[i + 1];
+  backend_.gemm(Transpose::no, Transpose::yes, rows, n[i + 1], n[i + 2], 1.0f, trig[i + 1].cosines.data() + above,
+                n[i + 2], parameters_.weights[i + 1].data(), n[i + 2], 0.0f, cos_feedback_[i].data() + here, n[i + 1]);
+  backend_.gemm(Transpose::no, Transpose::yes, rows, n[i + 1], n[i + 2], 1.0f, trig[i + 1].sines.data() + above,
+                n[i + 2], parameters_.weights[i + 1].data(), n[i + 2], 0.0f, sin_feedback_[i].data() + here, n[i + 1]);
+}
+
 void OscillatorNetwork::prepare_phase(const NetworkState& state, const PhaseSpec& spec) {
   if (spec.integrator != Integrator::gradient_flow)
     throw std::invalid_argument("OscillatorNetwork: phases relax by gradient flow only (dynamics.integrator = \"gradient_flow\")");
@@ -136,6 +146,7 @@ const char* OscillatorNetwork::fused_path_refusal(const PhaseSpec& spec) const {
 }
 
 PhaseResult OscillatorNetwork::relax(NetworkState& state, const float* target, const PhaseSpec& spec) {
+  if (spec.beta == 0.0f) free_phase_dt_ = spec.dt;
   const char* refusal = relaxation_path_ == RelaxationPath::gemm ? nullptr : fused_path_refusal(spec);
   const bool faster = oscillator_fused_measured_faster(backend_.traits(), units_total(), batch_);
   if (!takes_fused_path(relaxation_path_, refusal, faster, "OscillatorNetwork"))
@@ -161,15 +172,7 @@ void OscillatorNetwork::step_rows(NetworkState& state, const float* target, cons
   auto at = [begin](auto* array, int units) { return array + std::size_t(begin) * units; };
   // Synchronous: every field from the previous step's cos and sin before any phase moves.
   for (int i = 1; i < states; ++i) drive_from_below(trig_, i, begin, rows);
-  for (int i = 0; i < top; ++i) {
-    // feedback_i (rows, n_{i+1}) = cos/sin(phi_{i+1}) (rows, n_{i+2}) J_{i+1}^T (n_{i+2}, n_{i+1})
-    backend_.gemm(Transpose::no, Transpose::yes, rows, n[i + 1], n[i + 2], 1.0f, at(trig_[i + 1].cosines.data(), n[i + 2]),
-                  n[i + 2], parameters_.weights[i + 1].data(), n[i + 2], 0.0f, at(cos_feedback_[i].data(), n[i + 1]),
-                  n[i + 1]);
-    backend_.gemm(Transpose::no, Transpose::yes, rows, n[i + 1], n[i + 2], 1.0f, at(trig_[i + 1].sines.data(), n[i + 2]),
-                  n[i + 2], parameters_.weights[i + 1].data(), n[i + 2], 0.0f, at(sin_feedback_[i].data(), n[i + 1]),
-                  n[i + 1]);
-  }
+  for (int i = 0; i < top; ++i) feedback_from_above(trig_, i, begin, rows);
   const bool nudged = spec.beta != 0.0f;
   for (int i = 0; i < states; ++i) {
     const int units = n[i + 1];
@@ -238,6 +241,73 @@ void OscillatorNetwork::ep_gradient(const NetworkState& state_a, float beta_a, c
     backend_.run(ColumnSumOp{a[i].cosines.data(), b[i].cosines.data(), gradient.biases[i].data(), -c, c, batch_, units},
                  units);
   }
+}
+
+float OscillatorNetwork::implicit_gradient(const NetworkState& free_state, const float* target, int iterations,
+                                           ParameterSet& gradient) {
+  if (!(free_phase_dt_ > 0.0f))
+    throw std::invalid_argument("OscillatorNetwork: implicit_gradient needs a free phase relaxed first (the adjoint "
+                                "iterates its gradient-flow step dt)");
+  const int states = shape_.state_layers(), top = states - 1;
+  const std::vector<int>& n = shape_.layers;
+  if (curvature_.empty())
+    for (int i = 0; i < states; ++i) curvature_.emplace_back(backend_, std::size_t(max_batch_) * n[i + 1]);
+  // The Hessian's diagonal from the free state's fields; trig_ keeps cos and sin of
+  // the free state, other_trig_ holds c mu and s mu (0 with mu).
+  compute_trig(free_state, trig_, 0, batch_);
+  for (int i = 1; i < states; ++i) drive_from_below(trig_, i, 0, batch_);
+  for (int i = 0; i < top; ++i) feedback_from_above(trig_, i, 0, batch_);
+  for (int i = 0; i < states; ++i) {
+    const int units = n[i + 1];
+    backend_.run(OscillatorCurvatureOp{trig_[i].cosines.data(), trig_[i].sines.data(),
+                                       i == 0 ? input_cos_drive_.data() : cos_drive_[i].data(),
+                                       i == 0 ? input_sin_drive_.data() : sin_drive_[i].data(),
+                                       i < top ? cos_feedback_[i].data() : nullptr,
+                                       i < top ? sin_feedback_[i].data() : nullptr, parameters_.biases[i].data(),
+                                       shape_.shil, curvature_[i].data(), units},
+                 std::int64_t(batch_) * units);
+    backend_.fill_zero(other_trig_[i].cosines.data(), other_trig_[i].cosines.bytes());
+    backend_.fill_zero(other_trig_[i].sines.data(), other_trig_[i].sines.bytes());
+  }
+  const float mean = 1.0f / static_cast<float>(batch_);
+  const float residual = iterate_adjoint(iterations, [&](NetworkState& mu) {
+    // The couplings of mu: the relaxation's GEMMs on c mu and s mu (mu = 0 on the input).
+    for (int i = 1; i < states; ++i) drive_from_below(other_trig_, i, 0, batch_);
+    for (int i = 0; i < top; ++i) feedback_from_above(other_trig_, i, 0, batch_);
+    for (int i = 0; i < states; ++i)
+      backend_.run(OscillatorAdjointStepOp{trig_[i].cosines.data(), trig_[i].sines.data(), curvature_[i].data(),
+                                           i > 0 ? cos_drive_[i].data() : nullptr,
+                                           i > 0 ? sin_drive_[i].data() : nullptr,
+                                           i < top ? cos_feedback_[i].data() : nullptr,
+                                           i < top ? sin_feedback_[i].data() : nullptr,
+                                           i == top ? target : nullptr, mean, free_phase_dt_, mu.layers[i].data(),
+                                           other_trig_[i].cosines.data(), other_trig_[i].sines.data()},
+                   std::int64_t(batch_) * n[i + 1]);
+  });
+  // dL/dJ_ab = -(mu_a - mu_b)(s_a c_b - c_a s_b)
+  //          = -(s mu)_a c_b + (c mu)_a s_b + s_a (c mu)_b - c_a (s mu)_b,
+  // a the layer below (the input, whose mu is 0, for J_0), b the layer above.
+  const std::vector<Trig>& free = trig_;
+  const std::vector<Trig>& weighted = other_trig_;
+  for (int i = 0; i < states; ++i) {
+    const int fan_in = n[i], units = n[i + 1];
+    const Trig& lower = i == 0 ? input_trig_ : free[i - 1];
+    float* weight_gradient = gradient.weights[i].data();
+    backend_.gemm(Transpose::yes, Transpose::no, fan_in, units, batch_, 1.0f, lower.sines.data(), fan_in,
+                  weighted[i].cosines.data(), units, 0.0f, weight_gradient, units);
+    backend_.gemm(Transpose::yes, Transpose::no, fan_in, units, batch_, -1.0f, lower.cosines.data(), fan_in,
+                  weighted[i].sines.data(), units, 1.0f, weight_gradient, units);
+    if (i > 0) {
+      backend_.gemm(Transpose::yes, Transpose::no, fan_in, units, batch_, -1.0f, weighted[i - 1].sines.data(), fan_in,
+                    free[i].cosines.data(), units, 1.0f, weight_gradient, units);
+      backend_.gemm(Transpose::yes, Transpose::no, fan_in, units, batch_, 1.0f, weighted[i - 1].cosines.data(), fan_in,
+                    free[i].sines.data(), units, 1.0f, weight_gradient, units);
+    }
+    // dL/dh_a = -(s mu)_a
+    backend_.run(ColumnSumOp{weighted[i].sines.data(), nullptr, gradient.biases[i].data(), -1.0f, 0.0f, batch_, units},
+                 units);
+  }
+  return residual;
 }
 
 void OscillatorNetwork::metrics(const NetworkState& state, const float* target, float* loss, float* correct) {

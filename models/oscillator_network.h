@@ -76,6 +76,17 @@ class OscillatorNetwork final : public LayeredModel {
   // g = (dV/dtheta(phi_a) - dV/dtheta(phi_b)) / (beta_a - beta_b), batch mean.
   void ep_gradient(const NetworkState& state_a, float beta_a, const NetworkState& state_b, float beta_b,
                    const float* target, ParameterSet& gradient) override;
+  // Exact dLoss/dtheta at the free fixed point (EnergyModel::implicit_gradient):
+  // the adjoint H mu = dC/dphi of the batch mean (H = d2V/dphi2, the input's mu 0)
+  // by `iterations` steps of the last free phase's gradient flow linearised at its
+  // end (kernels/oscillator_adjoint.h), then, with the mixed derivatives of
+  // models/oscillator_network_reference.cpp,
+  //   dL/dJ_ab = -(mu_a - mu_b) sin(phi_a - phi_b),  dL/dh_a = -mu_a sin phi_a,
+  // four GEMMs on cos, sin, c mu and s mu per coupling (two for the input's).
+  // Throws std::invalid_argument before any free phase has run (its dt is the
+  // adjoint's step).
+  float implicit_gradient(const NetworkState& free_state, const float* target, int iterations,
+                          ParameterSet& gradient) override;
   // Per-sample C = 1/2 ||u - y||^2 and whether argmax u is the label.
   void metrics(const NetworkState& state, const float* target, float* loss, float* correct) override;
 
@@ -97,6 +108,9 @@ class OscillatorNetwork final : public LayeredModel {
   // fields (rows, n_{i+1}) = cos/sin of layer i-1 (rows, n_i) times J_i (n_i, n_{i+1}),
   // the fields from below on state layer i >= 1, into cos_drive_[i], sin_drive_[i].
   void drive_from_below(const std::vector<Trig>& trig, int i, int begin, int rows);
+  // fields (rows, n_{i+1}) = cos/sin of layer i+1 (rows, n_{i+2}) times J_{i+1}^T,
+  // the fields from above on state layer i < top, into cos_feedback_[i], sin_feedback_[i].
+  void feedback_from_above(const std::vector<Trig>& trig, int i, int begin, int rows);
   // The whole phase in one launch of FusedOscillatorBlock.
   void relax_fused(NetworkState& state, const float* target, const PhaseSpec& spec);
 
@@ -112,6 +126,8 @@ class OscillatorNetwork final : public LayeredModel {
   std::vector<DeviceBuffer<float>> cos_feedback_, sin_feedback_;  // per state layer, from above
   DeviceBuffer<float> readout_;                                   // (batch, classes) u
   DeviceBuffer<float> reset_phases_;                              // (batch * widest layer) of pi/2
+  float free_phase_dt_ = 0.0f;  // dt of the last phase relaxed at beta = 0 (implicit_gradient's step)
+  std::vector<DeviceBuffer<float>> curvature_;  // per state layer: the Hessian's diagonal (implicit_gradient)
 };
 
 }  // namespace eqprop

@@ -100,6 +100,7 @@ ModelKind oscillator_kind() {
         backend, OscillatorShape{model.layers, options.shil, options.input_scale}, max_batch, model.relaxation_path);
   };
   kind.gradcheck = make_gradcheck<OscillatorGradcheck>;
+  kind.implicit_gradient = true;
   return kind;
 }
 

@@ -362,6 +362,68 @@ TEST_CASE_TEMPLATE("oscillator: gradcheck through the trainer matches the implic
   }
 }
 
+TEST_CASE_TEMPLATE("oscillator: the engine's implicit gradient equals the double-precision reference", OnBackend,
+                   EQPROP_EACH_BACKEND) {
+  if (test::skip_without_backend<OnBackend>()) return;
+  for (const auto& [layers, shil] : kShapes) {
+    for (unsigned seed : {1u, 2u}) {
+      OscillatorFixture f(layers, shil, 6, 100 + seed, 0.6, OnBackend::name);
+      const NetworkState free = f.relaxed(flow(0.2f, 6000));
+      ParameterSet gradient = f.model.make_parameter_like();
+      // The adjoint iterates the free phase's step (dt 0.2): as many steps as it took.
+      const float residual = f.model.implicit_gradient(free, f.target.data(), 6000, gradient);
+      const reference::Gradient engine = host_tensors(gradient);
+      const reference::Gradient exact = ref::implicit_gradient(f.net, f.xs, f.labels, 0.2);
+      const double cosine = reference::cosine_similarity(engine, exact);
+      const double error = reference::relative_error(engine, exact);
+      CAPTURE(seed);
+      CAPTURE(shil);
+      MESSAGE("cosine " << cosine << ", relative error " << error << ", adjoint residual " << residual);
+      CHECK(cosine >= 0.99999);
+      test::check_within("relative error of the implicit gradient", error, 1e-3);
+      CHECK(residual < 1e-5f);
+    }
+  }
+}
+
+TEST_CASE("oscillator: the adjoint needs a free phase first, and more steps leave a smaller residual") {
+  OscillatorFixture f({8, 6, 5, 3}, 0.3, 4, 7);
+  ParameterSet gradient = f.model.make_parameter_like();
+  NetworkState unrelaxed = f.model.make_state();
+  f.model.reset(unrelaxed);
+  const std::string message = test::thrown_message<std::invalid_argument>(
+      [&] { f.model.implicit_gradient(unrelaxed, f.target.data(), 10, gradient); });
+  test::check_contains(message, {"free phase", "dt"});
+  const NetworkState free = f.relaxed(flow(0.2f, 6000));
+  const float few = f.model.implicit_gradient(free, f.target.data(), 5, gradient);
+  const float many = f.model.implicit_gradient(free, f.target.data(), 2000, gradient);
+  MESSAGE("adjoint residual after 5 steps " << few << ", after 2000 " << many);
+  CHECK(many < few);
+  CHECK_THROWS_AS(f.model.implicit_gradient(free, f.target.data(), 0, gradient), std::invalid_argument);
+  // One free step from pi/2 leaves phases that have not turned towards their fields:
+  // H is indefinite there, and the adjoint overflows instead of reporting a residual of 0.
+  const NetworkState unsettled = f.relaxed(flow(0.2f, 1));
+  const float diverged = f.model.implicit_gradient(unsettled, f.target.data(), 100000, gradient);
+  MESSAGE("adjoint residual after 100000 steps from an unsettled state: " << diverged);
+  CHECK(std::isinf(diverged));
+}
+
+TEST_CASE("oscillator: gradcheck of training.algorithm = implicit through the trainer") {
+  auto backend = make_backend("cpu");
+  nlohmann::json user = read_config_file(EQPROP_SOURCE_DIR "/configs/gradcheck_tiny_oscillator.json");
+  user["training"]["algorithm"] = "implicit";
+  user["training"]["adjoint_iterations"] = 4000;
+  for (float shil : {0.0f, 0.5f}) {
+    user["oscillator"]["shil"] = shil;
+    const nlohmann::json report = run_gradcheck(*backend, parse_config(user, "gradcheck"), GradcheckOptions{8});
+    const double cosine = report["overall"]["cosine"], error = report["overall"]["relative_error"];
+    CAPTURE(shil);
+    MESSAGE("gradcheck (implicit): cosine " << cosine << ", relative error " << error);
+    CHECK(cosine > 0.99999);
+    test::check_within("gradcheck relative error (implicit)", error, 1e-4);
+  }
+}
+
 TEST_CASE("oscillator: the Langevin noise is keyed on sample positions, not on the batch split") {
   // Rows 2 and 3 of a batch of 4 relax exactly as a batch of 2 starting at sample 2.
   OscillatorFixture f({6, 5, 4}, 0.2, 4, 3);
@@ -441,6 +503,23 @@ TEST_CASE("oscillator training: EP learns a separable two-class problem, with an
     CHECK(records.back().test_acc > 0.95);
     CHECK(records.back().train_loss < records.front().train_loss);
   }
+}
+
+TEST_CASE("oscillator training: the implicit gradient learns the separable two-class problem") {
+  nlohmann::json user = oscillator_user(4);
+  user["training"]["algorithm"] = "implicit";
+  user["training"]["adjoint_iterations"] = 30;
+  // A tenth of EP's rate: the exact gradient is larger than the beta = 0.5 estimate
+  // and at EP's rate drives the couplings to where the free phase no longer settles.
+  user["optimizer"]["lr"] = 0.02;
+  auto backend = make_backend("cpu");
+  test::TempDir dir;
+  const auto records = run_training(*backend, parse_config(user, "test"), test::halves(), dir.path().string(), false, {});
+  REQUIRE(records.size() == 4);
+  MESSAGE("test accuracy after 1 and 4 epochs: " << records.front().test_acc << ", " << records.back().test_acc
+                                                  << "; adjoint residual " << records.back().adjoint_residual_max.value_or(-1));
+  CHECK(records.back().test_acc > 0.95);
+  CHECK(records.back().train_loss < records.front().train_loss);
 }
 
 TEST_CASE("oscillator training: the checkpoint round-trips through the trainer") {
