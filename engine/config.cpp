@@ -91,7 +91,8 @@ std::vector<ConfigKey> build_schema() {
        "energy. `csb`: continuous simulated bifurcation, a momentum per unit (symplectic Euler, "
        "inelastic walls at 0 and 1)."},
       {"dynamics.order", ConfigValueType::choice, "synchronous", 0, 0, false, choice_names(kOrders),
-       "Layer order of a step (dense_hopfield, conv_hopfield; predictive_coding: asynchronous only): "
+       "Layer order of a step (dense_hopfield, conv_hopfield, oscillator; predictive_coding: asynchronous only; "
+       "the ising kind's annealing sweeps are asynchronous whatever this says): "
        "`synchronous`, every field from the previous step; "
        "`asynchronous`, odd layers then even layers from the new odd ones (exact block minimisation for "
        "fixed_point)."},

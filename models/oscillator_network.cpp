@@ -95,13 +95,6 @@ void OscillatorNetwork::feedback_from_above(const std::vector<Trig>& trig, int i
 void OscillatorNetwork::prepare_phase(const NetworkState& state, const PhaseSpec& spec) {
   if (spec.integrator != Integrator::gradient_flow)
     throw std::invalid_argument("OscillatorNetwork: phases relax by gradient flow only (dynamics.integrator = \"gradient_flow\")");
-  // Given its neighbours a layer's energy is separable per oscillator,
-  // -A cos phi - B sin phi - S/2 cos 2 phi, so a parity block update would be
-  // well defined (exact in closed form, phi = atan2(B, A), only for S = 0), but the
-  // steps here are gradient flow on every layer at once from one step's cos and sin.
-  if (spec.order != UpdateOrder::synchronous)
-    throw std::invalid_argument("OscillatorNetwork: dynamics.order = \"asynchronous\" is not supported; the phases "
-                                "relax by synchronous gradient flow (dynamics.order = \"synchronous\")");
   // The steps read cos and sin of the previous step (each step writes the next
   // ones), so they start from the state as given.
   compute_trig(state, trig_, 0, batch_);
@@ -168,30 +161,44 @@ void OscillatorNetwork::relax_fused(NetworkState& state, const float* target, co
 void OscillatorNetwork::step_rows(NetworkState& state, const float* target, const PhaseSpec& spec, int step,
                                   int begin, int rows) {
   const int states = shape_.state_layers(), top = states - 1;
+  // Each group of layers (models/update_order.h) moves from fields computed at the
+  // latest phases: synchronous, one group, every field from the previous step's cos
+  // and sin; asynchronous, the odd layers, then the even ones from the new odd ones
+  // (the step op rewrites a layer's cos and sin). Given its neighbours a layer's
+  // energy is separable per oscillator, -A cos phi - B sin phi - S/2 cos 2 phi, so
+  // each half step is a gradient-flow step on that block alone (Gauss-Seidel); its
+  // exact minimiser, phi = atan2(B, A) for S = 0, is not what a physical oscillator
+  // does, so the dynamics stay gradient flow.
+  const bool nudged = spec.beta != 0.0f;
+  const int groups = update_group_count(spec.order);
+  for (int g = 0; g < groups; ++g) {
+    for (int i = g > 0 ? g : groups; i < states; i += groups) drive_from_below(trig_, i, begin, rows);  // layer 0's is cached
+    for (int i = g; i < top; i += groups) feedback_from_above(trig_, i, begin, rows);
+    for (int i = g; i < states; i += groups) step_layer(state, target, spec, step, i, begin, rows, nudged);
+  }
+}
+
+void OscillatorNetwork::step_layer(NetworkState& state, const float* target, const PhaseSpec& spec, int step, int i,
+                                   int begin, int rows, bool nudged) {
+  const int top = shape_.state_layers() - 1;
   const std::vector<int>& n = shape_.layers;
   auto at = [begin](auto* array, int units) { return array + std::size_t(begin) * units; };
-  // Synchronous: every field from the previous step's cos and sin before any phase moves.
-  for (int i = 1; i < states; ++i) drive_from_below(trig_, i, begin, rows);
-  for (int i = 0; i < top; ++i) feedback_from_above(trig_, i, begin, rows);
-  const bool nudged = spec.beta != 0.0f;
-  for (int i = 0; i < states; ++i) {
-    const int units = n[i + 1];
-    OscillatorStepOp op{at(state.layers[i].data(), units),
-                        at(trig_[i].cosines.data(), units),
-                        at(trig_[i].sines.data(), units),
-                        i == 0 ? at(input_cos_drive_.data(), units) : at(cos_drive_[i].data(), units),
-                        i == 0 ? at(input_sin_drive_.data(), units) : at(sin_drive_[i].data(), units),
-                        i < top ? at(cos_feedback_[i].data(), units) : nullptr,
-                        i < top ? at(sin_feedback_[i].data(), units) : nullptr,
-                        parameters_.biases[i].data(),
-                        nudged && i == top ? at(target, units) : nullptr,
-                        spec.beta,
-                        shape_.shil,
-                        spec.dt,
-                        units};
-    set_langevin_noise(op, spec, step, i, begin);
-    backend_.run(op, std::int64_t(rows) * units);
-  }
+  const int units = n[i + 1];
+  OscillatorStepOp op{at(state.layers[i].data(), units),
+                      at(trig_[i].cosines.data(), units),
+                      at(trig_[i].sines.data(), units),
+                      i == 0 ? at(input_cos_drive_.data(), units) : at(cos_drive_[i].data(), units),
+                      i == 0 ? at(input_sin_drive_.data(), units) : at(sin_drive_[i].data(), units),
+                      i < top ? at(cos_feedback_[i].data(), units) : nullptr,
+                      i < top ? at(sin_feedback_[i].data(), units) : nullptr,
+                      parameters_.biases[i].data(),
+                      nudged && i == top ? at(target, units) : nullptr,
+                      spec.beta,
+                      shape_.shil,
+                      spec.dt,
+                      units};
+  set_langevin_noise(op, spec, step, i, begin);
+  backend_.run(op, std::int64_t(rows) * units);
 }
 
 void OscillatorNetwork::energy(const NetworkState& state, float* energy) {

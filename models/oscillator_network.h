@@ -64,7 +64,8 @@ class OscillatorNetwork final : public LayeredModel {
   void set_input(const float* x, int batch) override;
   // Sets every phase to pi/2.
   void reset(NetworkState& state) override;
-  // relax(): up to spec.steps synchronous gradient-flow steps: the fused path where
+  // relax(): up to spec.steps gradient-flow steps, synchronous or asynchronous
+  // (spec.order: odd layers, then even ones from the new odd ones): the fused path where
   // relaxation_path and the phase allow it (fused_path_refusal), else LayeredModel's
   // GEMM path. relaxation_path = fused with a phase the fused path does not cover
   // throws std::invalid_argument naming why.
@@ -102,9 +103,12 @@ class OscillatorNetwork final : public LayeredModel {
   // Gradient flow is the only integrator of phases (anything else throws
   // std::invalid_argument); the steps start from cos and sin of the given state.
   void prepare_phase(const NetworkState& state, const PhaseSpec& spec) override;
-  // One synchronous gradient-flow step of rows [begin, begin + rows).
+  // One gradient-flow step of rows [begin, begin + rows), in spec.order.
   void step_rows(NetworkState& state, const float* target, const PhaseSpec& spec, int step, int begin,
                  int rows) override;
+  // The step of state layer i from its fields (cos_drive_, ..., or the cached input's).
+  void step_layer(NetworkState& state, const float* target, const PhaseSpec& spec, int step, int i, int begin,
+                  int rows, bool nudged);
   // fields (rows, n_{i+1}) = cos/sin of layer i-1 (rows, n_i) times J_i (n_i, n_{i+1}),
   // the fields from below on state layer i >= 1, into cos_drive_[i], sin_drive_[i].
   void drive_from_below(const std::vector<Trig>& trig, int i, int begin, int rows);
