@@ -115,11 +115,15 @@ nlohmann::json run_benchmark(Backend& backend, const Config& config, const Bench
   const double flops = trainer.model().training_step_flops(batch, config.dynamics.t_free, config.dynamics.t_nudge,
                                                            config.ep.symmetric ? 2 : 1);
   const double peak = measured_gemm_gflops(backend);
+  const std::string library = backend.convolution_library_description();
   const double achieved = flops / median / 1e9;
   // Models that do not count their FLOPs report null rather than a made-up rate.
   const auto counted = [&](double value) { return flops > 0 ? nlohmann::json(value) : nlohmann::json(nullptr); };
   nlohmann::json result{{"backend", backend.name()},
                         {"device", backend.device_name()},
+                        // Which library ran the convolutions, and on the CPU the ISA its
+                        // kernels use (AMX or AVX-512 bf16 sets the bf16 ceiling); null where none.
+                        {"convolution_library", library.empty() ? nlohmann::json(nullptr) : nlohmann::json(library)},
                         {"model", config.model.kind},
                         {"layers", config.model.layers},
                         {"cost", config.resolved["model"]["cost"]},

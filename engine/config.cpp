@@ -149,7 +149,7 @@ std::vector<ConfigKey> build_schema() {
       {"training.gemm_precision", ConfigValueType::choice, "fp32", 0, 0, false, choice_names(kGemmPrecisions),
        "Precision of the GEMM products (states, fields and updates stay FP32). `fp32`: exact, the reference. "
        "`tf32` / `bf16`: inputs rounded to 10 / 7 mantissa bits, FP32 accumulation; tensor cores on CUDA "
-       "(sm_80+); on the CPU bf16 runs on oneDNN (AMX) where a product's rows are long enough (n k >= 32768) "
+       "(sm_80+); on the CPU bf16 runs on oneDNN (AMX or AVX-512 bf16, as the CPU has) where a product's rows are long enough (n k >= 32768) "
        "and both are emulated by rounding elsewhere (slower: for measuring accuracy)."},
       {"training.conv_path", ConfigValueType::choice, "auto", 0, 0, false, choice_names(kConvPaths),
        "How convolutions run: `library` (oneDNN on the CPU, cuDNN for fp32 / tf32 on CUDA, where built with "

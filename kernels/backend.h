@@ -155,6 +155,11 @@ class Backend {
     ConvolutionLibrary* library = convolution_library();
     return library && library->backward_weights(geometry, gemm_precision(), x, y, alpha, beta, weight_gradient);
   }
+  // ConvolutionLibrary::description of the backend's library; empty where it has none.
+  virtual std::string convolution_library_description() {
+    ConvolutionLibrary* library = convolution_library();
+    return library ? library->description() : std::string();
+  }
 
   // Runs op(i) for i in [0, count). One virtual per op type (generated from the list).
 #define EQPROP_DECLARE_RUN(Op) virtual void run(const Op& op, std::int64_t count) = 0;

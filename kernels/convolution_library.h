@@ -7,6 +7,7 @@
 
 #include <array>
 #include <cstdint>
+#include <string>
 
 #include "kernels/gemm_precision.h"
 #include "kernels/plane_layout.h"
@@ -25,7 +26,16 @@ struct ConvolutionGeometry {
   std::int32_t batch = 1, in_channels = 1, out_channels = 1;
   SlidingWindow window{};
   PlaneLayout input_layout{}, output_layout{};
+  // Not part of the plan: a caller's promise about the weights. Two calls with the
+  // same nonzero version and the same weights pointer see the same weight values,
+  // so a library may reuse what it derived from them (oneDNN's reordered copy)
+  // without reading them again. 0: no promise; the library compares the values.
+  // Versions come from fresh_weights_version(), never reused within a process.
+  std::uint64_t weights_version = 0;
 };
+
+// A version no earlier call of this process has returned (1, 2, ...; thread-safe).
+std::uint64_t fresh_weights_version();
 
 class ConvolutionLibrary {
  public:
@@ -38,6 +48,10 @@ class ConvolutionLibrary {
                              const float* weights, float* x) = 0;
   virtual bool backward_weights(const ConvolutionGeometry& geometry, GemmPrecision precision, const float* x,
                                 const float* y, float alpha, float beta, float* weight_gradient) = 0;
+  // The library, its version and the instruction set its kernels use here (e.g.
+  // "oneDNN 2.6.3, ISA avx512_core_bf16"): what bounds a bf16 convolution's speed on
+  // a CPU is whether the ISA has AMX tiles or only AVX-512 bf16 dot products.
+  virtual std::string description() const = 0;
 };
 
 enum class ConvolutionDirection { forward, backward_data, backward_weights };

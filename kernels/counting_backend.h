@@ -113,6 +113,7 @@ class CountingBackend : public Backend {
   // Library convolutions count as one BLAS-like call each, with the FLOPs and
   // operand traffic of the equivalent GEMM (kernels/im2col.h).
   void set_convolution_path(ConvolutionPath path) override { inner_.set_convolution_path(path); }
+  std::string convolution_library_description() override { return inner_.convolution_library_description(); }
   ConvolutionPath convolution_path() const override { return inner_.convolution_path(); }
   bool convolution_forward(const ConvolutionGeometry& geometry, const float* x, const float* weights,
                            float* y) override;

@@ -138,7 +138,7 @@ constexpr double kSmallKernelMaxMnk = 1e6;
 
 // A bf16 GEMM runs on oneDNN's matmul (kernels/dnnl_matmul.h) where each row of C
 // sums at least this many products (n k): below it the two conversion passes and
-// the call cost more than the AMX saves. Decided per row, not per call, so that
+// the call cost more than the bf16 kernels save. Decided per row, not per call, so that
 // the row slices of parallel_over_rows take the path the whole product takes
 // (results independent of the thread count).
 constexpr double kBf16LibraryMinimumRowWork = 32768;

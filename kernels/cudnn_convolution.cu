@@ -160,6 +160,12 @@ class CudnnConvolutions final : public ConvolutionLibrary {
                                                         weight_gradient));
     });
   }
+  // cudnnGetVersion's number is major * 10000 + minor * 100 + patch (cuDNN 9).
+  std::string description() const override {
+    const std::size_t version = cudnnGetVersion();
+    return "cuDNN " + std::to_string(version / 10000) + "." + std::to_string(version / 100 % 100) + "." +
+           std::to_string(version % 100);
+  }
 
  private:
   // call(plan, workspace) with the direction's plan and a workspace of its size;

@@ -62,15 +62,27 @@ struct Plan {
   // from (empty: none yet). The weights change once per training step (the update)
   // but feed every call of the T1 + 2 T2 relaxation steps, so the reorder into the
   // library layout (a blocked gather, bf16 conversion included) runs only when the
-  // values differ from these. Compared by value, not by pointer or a version the
-  // caller would have to keep: an in-place update between two calls is always seen.
+  // values differ from these. Compared by value unless the caller promised them
+  // unchanged (ConvolutionGeometry::weights_version): an in-place update between two
+  // calls without that promise is always seen.
   std::vector<float> reordered_weights;
+  // The promise the staging buffer was last checked under: the weights' address and
+  // version (0: none).
+  const float* promised_weights = nullptr;
+  std::uint64_t promised_version = 0;
 };
 
 // The primitive's weights argument for `data`: the staging buffer, reordered only
 // where `data` differs bitwise from the values it holds (Plan::reordered_weights).
-memory cached_weights(const dnnl::engine& engine, dnnl::stream& stream, Plan& plan, const float* data) {
+// A promise (a nonzero version, the same address) skips the comparison: it read all
+// the weights on every call, about 3.5% of a bf16 CIFAR-10 step.
+memory cached_weights(const dnnl::engine& engine, dnnl::stream& stream, Plan& plan, const float* data,
+                      std::uint64_t version) {
   if (!plan.weights.staging) return plan.weights.input(engine, stream, data);
+  if (version != 0 && plan.promised_version == version && plan.promised_weights == data)
+    return *plan.weights.staging;
+  plan.promised_weights = data;
+  plan.promised_version = version;
   std::vector<float>& seen = plan.reordered_weights;
   const std::size_t count = plan.weights.user.get_size() / sizeof(float);
   if (seen.size() == count && std::memcmp(seen.data(), data, count * sizeof(float)) == 0)
@@ -182,8 +194,27 @@ class DnnlConvolutions final : public ConvolutionLibrary {
   }
   bool backward_weights(const ConvolutionGeometry& geometry, GemmPrecision precision, const float* x,
                         const float* y, float alpha, float beta, float* weight_gradient) override;
+  std::string description() const override {
+    const dnnl_version_t* version = dnnl::version();
+    return "oneDNN " + std::to_string(version->major) + "." + std::to_string(version->minor) + "." +
+           std::to_string(version->patch) + ", ISA " + isa_name(dnnl::get_effective_cpu_isa());
+  }
 
  private:
+  static const char* isa_name(dnnl::cpu_isa isa) {
+    using dnnl::cpu_isa;
+    switch (isa) {
+      case cpu_isa::sse41: return "sse41";
+      case cpu_isa::avx: return "avx";
+      case cpu_isa::avx2: return "avx2";
+      case cpu_isa::avx2_vnni: return "avx2_vnni";
+      case cpu_isa::avx512_core: return "avx512_core";
+      case cpu_isa::avx512_core_vnni: return "avx512_core_vnni";
+      case cpu_isa::avx512_core_bf16: return "avx512_core_bf16 (AVX-512 bf16 dot products, no AMX)";
+      case cpu_isa::avx512_core_amx: return "avx512_core_amx (AMX tiles)";
+      default: return "other";
+    }
+  }
   // forward and backward_data: the plan's source and the weights in, its destination
   // out, under the direction's argument names.
   bool run_data(const ConvolutionGeometry& geometry, GemmPrecision precision, Direction direction, int source_arg,
@@ -193,7 +224,7 @@ class DnnlConvolutions final : public ConvolutionLibrary {
     auto& [engine, stream, plans] = cache_;
     (void)plans;
     plan->primitive.execute(stream, {{source_arg, plan->source.input(engine, stream, source)},
-                                     {DNNL_ARG_WEIGHTS, cached_weights(engine, stream, *plan, weights)},
+                                     {DNNL_ARG_WEIGHTS, cached_weights(engine, stream, *plan, weights, geometry.weights_version)},
                                      {destination_arg, plan->destination.output(engine, destination)}});
     plan->destination.finish(engine, stream, destination);
     stream.wait();

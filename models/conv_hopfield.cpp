@@ -212,7 +212,7 @@ void ConvHopfield::conv_coupling(int k, const float* below, const float* above, 
   for (int begin = 0; begin < batch_; begin += chunk_) {
     const int rows = std::min(chunk_, batch_ - begin);
     const std::size_t in_offset = std::size_t(begin) * in_units, out_offset = std::size_t(begin) * out_units;
-    ConvShape conv = shape_.conv_shape(k, rows);
+    ConvShape conv = call_shape(shape_.conv_shape(k, rows));
     const ConvWorkspace workspace{columns_.data(), conv_out_.data()};
     if (shape_.pool == PoolKind::none) {
       // NCHW in and out; conv_ops reorders through conv_out_.
@@ -244,7 +244,7 @@ void ConvHopfield::conv_feedback_rows(int k, const float* above, int begin, int 
   const std::size_t out_offset = std::size_t(begin) * shape_.units(k + 1);
   const float* weights = parameters_.weights[k].data();
   float* feedback = feedback_[k - 1].data() + in_offset;
-  ConvShape conv = shape_.conv_shape(k, rows);
+  ConvShape conv = call_shape(shape_.conv_shape(k, rows));
   const ConvWorkspace workspace{columns_.data(), conv_out_.data()};
   if (shape_.pool == PoolKind::none)
     return conv2d_transpose(backend_, conv, above + out_offset, weights, feedback, workspace);
@@ -265,7 +265,7 @@ void ConvHopfield::conv_kernel_gradient(int k, const float* below, const float* 
     const int rows = std::min(chunk_, batch_ - begin);
     const std::size_t in_offset = std::size_t(begin) * in_units, out_offset = std::size_t(begin) * out_units;
     const float beta = overwrite && begin == 0 ? 0.0f : 1.0f;
-    ConvShape conv = shape_.conv_shape(k, rows);
+    ConvShape conv = call_shape(shape_.conv_shape(k, rows));
     const ConvWorkspace workspace{columns_.data(), conv_out_.data()};
     // The library path takes x itself; im2col's column matrix serves both GEMMs below.
     const bool library = conv_uses_library(backend_);
@@ -339,7 +339,7 @@ void ConvHopfield::skip_couplings(const NetworkState& state, bool with_feedback,
     for (int begin = 0; begin < batch_; begin += chunk_) {
       const int rows = std::min(chunk_, batch_ - begin);
       const std::size_t in_offset = std::size_t(begin) * in_units, out_offset = std::size_t(begin) * out_units;
-      const ConvShape conv = shape_.skip_shape(s, rows);
+      const ConvShape conv = call_shape(shape_.skip_shape(s, rows));
       const ConvWorkspace workspace{columns_.data(), conv_out_.data()};
       if (drive)
         conv2d_forward(backend_, conv, below + in_offset, weights, nullptr, drive_[skip.to - 1].data() + out_offset,
@@ -353,8 +353,16 @@ void ConvHopfield::skip_couplings(const NetworkState& state, bool with_feedback,
 
 // ---- input, relaxation, energy ----
 
+ConvShape ConvHopfield::call_shape(ConvShape shape) const {
+  shape.weights_version = weights_version_;
+  return shape;
+}
+
 void ConvHopfield::set_input(const float* x, int batch) {
   begin_batch(x, batch);
+  // The parameters hold still until the next set_input (EnergyModel::set_input), so
+  // this batch's convolutions promise the library unchanged weights.
+  weights_version_ = fresh_weights_version();
   // The clamped input's drive P(W_0 * x) and its argmax are constant over a batch:
   // the widest convolution (C*K*K*H*W per sample at full resolution) runs once per
   // batch, not once per step.

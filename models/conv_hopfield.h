@@ -167,6 +167,9 @@ class ConvHopfield final : public LayeredModel {
   double training_step_flops(int batch, int free_steps, int nudged_steps, int nudged_phases) const override;
 
  private:
+  // `shape` with this batch's weights_version (set_input's): the library may reuse
+  // what it derived from the weights for every call until the next batch.
+  ConvShape call_shape(ConvShape shape) const;
   // drive_[k] = P(W_k * below) for conv tensor k on the whole batch (chunk by
   // chunk), with the argmax of max pooling in argmax_[k]; when `above` is given
   // (k >= 1), feedback_[k - 1] = W_k^T *' P^T(above) through that argmax.
@@ -218,6 +221,7 @@ class ConvHopfield final : public LayeredModel {
   int chunk_ = 1;
   std::vector<DeviceBuffer<float>> drive_;             // per state layer (batch, units); [0]: the cached input drive
   std::vector<DeviceBuffer<float>> feedback_;          // per state layer (batch, units)
+  std::uint64_t weights_version_ = 0;                   // fresh at every set_input (call_shape)
   std::vector<DeviceBuffer<std::int32_t>> argmax_;     // per conv tensor, max pooling (batch, pooled units)
   std::vector<DeviceBuffer<float>> expanded_bias_;     // per conv state layer (units)
   DeviceBuffer<float> columns_;                        // im2col workspace (C*K*K, chunk*OH*OW), widest layer

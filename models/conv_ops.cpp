@@ -70,7 +70,7 @@ const float* channel_major_view(Backend& backend, const ConvShape& shape, const 
 
 ConvolutionGeometry geometry_of(const ConvShape& shape) {
   return {shape.batch, shape.in_channels, shape.out_channels, shape.window(), shape.input_planes(),
-          shape.output_planes()};
+          shape.output_planes(), shape.weights_version};
 }
 
 // A library call's answer: true if it ran; false (run im2col) if the backend has no

@@ -56,6 +56,10 @@ struct ConvShape {
   // Layouts of x and y; left at {0, 0}, NCHW of this shape.
   PlaneLayout input_layout{};
   PlaneLayout output_layout{};
+  // ConvolutionGeometry::weights_version (kernels/convolution_library.h): nonzero
+  // where the caller promises that the weights at the same address are unchanged
+  // since the last call with this version.
+  std::uint64_t weights_version = 0;
 
   int out_h() const { return sliding_output_size(in_h, kernel, stride, padding); }
   int out_w() const { return sliding_output_size(in_w, kernel, stride, padding); }

@@ -116,6 +116,9 @@ class EnergyModel {
   virtual void copy_state(const NetworkState& from, NetworkState& to, int batch) = 0;
 
   // Clamps the input x (batch, input_size()), owned by the caller until the next call.
+  // Starts a batch: the parameters hold still until the next set_input (the trainer
+  // updates them between batches), so a model may cache what it derives from them
+  // for the batch (the clamped input's drive, a library's reordered weights).
   virtual void set_input(const float* x, int batch) = 0;
   // The reset state of the free phase.
   virtual void reset(NetworkState& state) = 0;

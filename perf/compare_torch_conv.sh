@@ -13,6 +13,8 @@
 # torch are present).
 # EQPROP_BINARY: the eqprop executable (default build/eqprop, built by scripts/build.sh).
 # EQPROP_PRECISION: training.gemm_precision of the eqprop side (default: the config's).
+# EQPROP_CONV_PATH: training.conv_path of the eqprop side (default: the config's; auto
+#   takes oneDNN for bf16 only, `library` takes it for fp32 too).
 # EP_AUTHORS_DIR: a checkout of Laborieux et al.'s published code
 #   (github.com/Laborieux-Axel/Equilibrium-Propagation). When set, the PyTorch side is
 #   their own model_utils.P_CNN and train() (perf/authors_conv_ep_timing.py), not the
@@ -22,7 +24,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ $# -lt 1 ]; then
-  sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 fi
 config="$1"
@@ -62,7 +64,8 @@ stamp=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 echo "{\"run\": \"compare_torch_conv\", \"date\": \"$stamp\", \"commit\": \"$(git rev-parse --short HEAD 2>/dev/null || echo unknown)\", \"config\": \"$config\", \"batch\": $batch, \"t_free\": $t_free, \"t_nudge\": $t_nudge, \"threads\": $threads, \"openblas_coretype\": \"$core\", \"cpu\": \"$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)\"}" | tee -a "$results"
 
 shape=(--set training.batch_size="$batch" --set dynamics.t_free="$t_free" --set dynamics.t_nudge="$t_nudge"
-       --set ep.nudging=symmetric ${EQPROP_PRECISION:+--set training.gemm_precision=$EQPROP_PRECISION})
+       --set ep.nudging=symmetric ${EQPROP_PRECISION:+--set training.gemm_precision=$EQPROP_PRECISION}
+       ${EQPROP_CONV_PATH:+--set training.conv_path=$EQPROP_CONV_PATH})
 e=$(OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads OPENBLAS_CORETYPE=$core \
     "$eqprop" bench --config "$config" ${eqprop_device:+--device "$eqprop_device"} "${shape[@]}" \
     --repeats "$repeats" --warmup 1)
@@ -77,7 +80,7 @@ t=$(/usr/bin/python3 perf/torch_reference_conv_ep.py --batch "$batch" --t-free "
     --threads "$threads" --repeats "$repeats" --warmup 1 --device "$torch_device" ${core:+--openblas-coretype $core})
 fi
 echo "$t" | tee -a "$results"
-/usr/bin/python3 - "$e" "$t" "${EQPROP_PRECISION:-as in the config}" <<'PY' | tee -a "$results"
+/usr/bin/python3 - "$e" "$t" "${EQPROP_PRECISION:-as in the config}" "${EQPROP_CONV_PATH:-as in the config}" <<'PY' | tee -a "$results"
 import json, sys
 e, t = (json.loads(a) for a in sys.argv[1:3])
 print(json.dumps({
@@ -85,7 +88,8 @@ print(json.dumps({
     "batch": e["batch"], "t_free": e["t_free"], "t_nudge": e["t_nudge"],
     "eqprop_model": e["model"], "eqprop_backend": e["backend"], "eqprop_device": e["device"],
     "eqprop_ms_per_batch": round(e["ms_per_batch"], 3),
-    "eqprop_precision": sys.argv[3],
+    "eqprop_precision": sys.argv[3], "eqprop_conv_path": sys.argv[4],
+    "eqprop_convolution_library": e.get("convolution_library"),
     "torch_code": t.get("code", "perf/torch_reference_conv_ep.py"),
     "torch_device": t["device"], "torch_threads": t["threads"],
     "torch_ms_per_batch": round(t["ms_per_batch"], 3),

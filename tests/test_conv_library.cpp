@@ -85,6 +85,21 @@ TEST_CASE("conv library: the counting backend forwards library convolutions as o
   CHECK(used.kernel_launches == 0);  // no im2col, col2im or reordering ops
 }
 
+TEST_CASE("conv library: the backend names its library, version and ISA, through the counting backend too") {
+  auto inner = eqprop::make_backend("cpu");
+  eqprop::CountingBackend counting(*inner);
+  const std::string description = counting.convolution_library_description();
+  CHECK(description == inner->convolution_library_description());
+  if (!cpu_has_library()) {
+    CHECK(description.empty());
+    return;
+  }
+  MESSAGE("convolution library: " << description);
+  CHECK(description.rfind("oneDNN ", 0) == 0);
+  CHECK(description.find("ISA ") != std::string::npos);
+  CHECK(description.find("ISA other") == std::string::npos);
+}
+
 TEST_CASE("conv library: the conv gradcheck passes in fp32 on the oneDNN path") {
   if (eqprop::test::skip_case_if(!cpu_has_library(), "built without oneDNN (EQPROP_ENABLE_DNNL)")) return;
   auto backend = eqprop::make_backend("cpu");
@@ -144,4 +159,36 @@ TEST_CASE("conv library: oneDNN sees weights changed in place between calls (reo
     CHECK(expected != before);
     CHECK(run(*warm, w_warm) == expected);
   }
+}
+
+TEST_CASE("conv library: a weights version promises unchanged weights, and a fresh one is read again") {
+  if (eqprop::test::skip_case_if(!cpu_has_library(), "built without oneDNN (EQPROP_ENABLE_DNNL)")) return;
+  // ConvolutionGeometry::weights_version: under one version the library reuses its
+  // reordered weights without reading them (a change in place under that version
+  // breaks the caller's promise and is not seen: that is what the promise saves);
+  // the next version, as a model's next set_input takes, sees the new values.
+  ConvShape shape = kCases[7];
+  std::mt19937 rng(78);
+  const Floats x = eqprop::test::random_vector(rng, shape.input_size(), -1.0f, 1.0f);
+  const Floats w_old = eqprop::test::random_vector(rng, shape.weight_size(), -1.0f, 1.0f);
+  Floats w_new = w_old;
+  w_new[0] += 0.5f;
+  auto backend = eqprop::make_backend("cpu");
+  backend->set_convolution_path(ConvolutionPath::library);
+  ConvScratch scratch(*backend, shape);
+  auto x_d = upload(*backend, x), w = upload(*backend, w_old);
+  eqprop::DeviceBuffer<float> out(*backend, shape.output_size());
+  auto forward = [&] {
+    eqprop::conv2d_forward(*backend, shape, x_d.data(), w.data(), nullptr, out.data(), scratch.workspace());
+    return download(*backend, out, shape.output_size());
+  };
+  shape.weights_version = eqprop::fresh_weights_version();
+  const Floats with_old = forward();
+  backend->copy_to_device(w.data(), w_new.data(), w_new.size() * sizeof(float));
+  CHECK(forward() == with_old);  // the promise: not read again
+  shape.weights_version = eqprop::fresh_weights_version();
+  const Floats with_new = forward();
+  CHECK(with_new != with_old);
+  shape.weights_version = 0;  // no promise: compared by value, the same values
+  CHECK(forward() == with_new);
 }
