@@ -5,6 +5,7 @@
 #endif
 #include "kernels/dnnl_matmul.h"
 #include "kernels/execution_context.h"
+#include "kernels/sgemm_cut_rules.h"
 
 #include <cblas.h>
 #include <omp.h>
@@ -125,8 +126,8 @@ void run_blocks_on_cpu_cores(const Body& body, int blocks) {
   });
 }
 
-// OpenBLAS (0.3.21, SkylakeX kernels) computes a product whose m n k is at most
-// 1e6 with its "small matrix" kernel, which sums K in another order than its
+// OpenBLAS's SkylakeX kernels (0.3.21) compute a product whose m n k is at most
+// 1e6 with their "small matrix" kernel, which sums K in another order than the
 // packed kernel: the same row of C gets other bits when it is computed as part of
 // a small product than as part of a large one. A row computed by the packed
 // kernel, on the other hand, is the same however many rows the call has. So a
@@ -134,6 +135,8 @@ void run_blocks_on_cpu_cores(const Body& body, int blocks) {
 // parallel_over_rows) equals the uncut product exactly when every piece takes the
 // uncut product's path; this mirrors OpenBLAS's test (sgemm_small_kernel_permit;
 // OpenBLAS is column-major, so its M, N are our n, m and its transa is our op_b).
+// Other kernels have no small-matrix kernel; where each may be cut is in
+// kernels/sgemm_cut_rules.h.
 constexpr double kSmallKernelMaxMnk = 1e6;
 
 // A bf16 GEMM runs on oneDNN's matmul (kernels/dnnl_matmul.h) where each row of C
@@ -143,6 +146,7 @@ constexpr double kSmallKernelMaxMnk = 1e6;
 // (results independent of the thread count).
 constexpr double kBf16LibraryMinimumRowWork = 32768;
 bool takes_small_kernel(CBLAS_TRANSPOSE op_a, CBLAS_TRANSPOSE op_b, std::int64_t m, std::int64_t n, std::int64_t k) {
+  if (!sgemm_cut_rules().small_kernel) return false;
   if (double(m) * double(n) * double(k) > kSmallKernelMaxMnk) return false;
   if (op_b == CblasTrans) return op_a == CblasTrans ? k >= 4 : !(m * n > 1200 || k < 32);
   return true;
@@ -215,21 +219,22 @@ void sgemm_piece(CBLAS_TRANSPOSE op_a, CBLAS_TRANSPOSE op_b, int m, int n, int k
 void sgemm_in_dynamic_blocks(CBLAS_TRANSPOSE op_a, CBLAS_TRANSPOSE op_b, int m, int n, int k, float alpha,
                              const float* a, int lda, const float* b, int ldb, float beta, float* c, int ldc) {
   constexpr double kMinParallelFlops = 4e6;  // above 2 kSmallKernelMaxMnk: split products take the packed kernel
-  constexpr int kBlockAlign = 16;  // the AVX-512 sgemm kernels' row count
+  const SgemmCutRules& rules = sgemm_cut_rules();
+  const int block_align = rules.block_rows;  // 0: this kernel is not cut (kernels/sgemm_cut_rules.h)
   const int threads = omp_get_max_threads();
-  if (threads == 1 || omp_in_parallel() || 2.0 * m * n * k < kMinParallelFlops) {
+  if (threads == 1 || omp_in_parallel() || block_align == 0 || 2.0 * m * n * k < kMinParallelFlops) {
     sgemm_piece(op_a, op_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return;
   }
   // Every block packs the whole of the operand it does not cut again: cut the
   // dimension whose other operand is the smaller one (rows of C re-pack B, k x n;
-  // columns re-pack A, m x k).
-  const bool split_rows = m >= n;
+  // columns re-pack A, m x k), where the kernel keeps the bits of column cuts.
+  const bool split_rows = m >= n || !rules.column_blocks;
   const int extent = split_rows ? m : n;
   const double uncut_per_line = double(split_rows ? n : m) * k;  // m n k per row (column) of the block
   const int packed_minimum = static_cast<int>(kSmallKernelMaxMnk / uncut_per_line) + 1;
   const int wanted = std::max((extent + 4 * threads - 1) / (4 * threads), packed_minimum);
-  const int block = std::max(kBlockAlign, (wanted + kBlockAlign - 1) / kBlockAlign * kBlockAlign);
+  const int block = std::max(block_align, (wanted + block_align - 1) / block_align * block_align);
   // The last block takes the remainder, so no block is smaller than `block`.
   const int blocks = std::max(1, extent / block);
 #pragma omp parallel for schedule(dynamic, 1)
@@ -379,20 +384,23 @@ class CpuBackend final : public Backend {
 #undef EQPROP_DEFINE_RUN_BLOCKS
 
   void parallel_over_rows(int rows, const std::function<void(int, int)>& body) override {
+    // Slices start at a multiple of the rows the sgemm kernel keeps together
+    // (kernels/sgemm_cut_rules.h): the SkylakeX small-matrix kernel computes the rows
+    // of C in groups of 4 and a last partial group otherwise, the Haswell kernel in
+    // tiles of 12, so a row's bits depend on its place in a group (measured: cuts at
+    // those multiples give the uncut product's bits, cuts at other rows do not).
+    // A kernel without measured rules gets one slice.
+    const int slice_align = sgemm_cut_rules().slice_rows;
     // At least a few rows per thread, or the fork costs more than it saves.
     constexpr int kMinRowsPerThread = 8;
-    const int threads = std::max(1, std::min(omp_get_max_threads(), rows / kMinRowsPerThread));
+    const int threads =
+        slice_align == 0 ? 1 : std::max(1, std::min(omp_get_max_threads(), rows / std::max(kMinRowsPerThread, slice_align)));
     if (threads == 1 || omp_in_parallel()) {
       body(0, rows);
       return;
     }
-    // Slices start at a multiple of 4 rows: OpenBLAS's small-matrix kernel computes
-    // the rows of C in groups of 4 and a last partial group otherwise, so a row's
-    // bits depend on its place in a group (measured: cuts at multiples of 4 give
-    // the uncut product's bits, cuts at other rows do not).
-    constexpr int kSliceAlign = 4;
     const auto boundary = [&](int thread, int team) {
-      return thread == team ? rows : static_cast<int>(std::int64_t(rows) * thread / team) / kSliceAlign * kSliceAlign;
+      return thread == team ? rows : static_cast<int>(std::int64_t(rows) * thread / team) / slice_align * slice_align;
     };
 #pragma omp parallel num_threads(threads)
     {

@@ -8,6 +8,7 @@
 // every transpose, and at fp32 and emulated bf16.
 #include <doctest/doctest.h>
 
+#include <cblas.h>
 #include <omp.h>
 
 #include <random>
@@ -15,6 +16,8 @@
 #include <vector>
 
 #include "kernels/backend.h"
+#include "kernels/sgemm_cut_rules.h"
+#include "tests/skip.h"
 #include "tests/gemm_error.h"
 #include "tests/tolerance.h"
 
@@ -47,6 +50,54 @@ TEST_CASE("cpu gemm: results do not depend on the thread count") {
                                 parallel, serial);
         }
       }
+  omp_set_num_threads(threads_before);
+}
+
+TEST_CASE("cpu gemm: the kernel this process runs keeps every bit at the cuts its rules allow") {
+  // kernels/sgemm_cut_rules.h, checked on OpenBLAS itself rather than through the
+  // backend: products of every transpose cut into two calls at each allowed row
+  // (and, where the rules allow them, column) and compared with the uncut call.
+  const SgemmCutRules& rules = sgemm_cut_rules();
+  if (test::skip_case_if(rules.block_rows == 0,
+                         "OpenBLAS kernel " + rules.kernel + " has no measured cut rules: its products are not cut"))
+    return;
+  MESSAGE("OpenBLAS kernel " << rules.kernel);
+  const int m = 130, n = 70, k = 300;  // ragged against both alignments
+  std::mt19937 rng(12);
+  std::vector<float> a(std::size_t(m) * k), b(std::size_t(k) * n);
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  for (float& v : a) v = uniform(rng);
+  for (float& v : b) v = uniform(rng);
+  const int threads_before = omp_get_max_threads();
+  omp_set_num_threads(1);  // one serial call each, as the backend's blocks are
+  for (int transposes = 0; transposes < 4; ++transposes) {
+    const bool ta = transposes & 1, tb = transposes & 2;
+    const CBLAS_TRANSPOSE op_a = ta ? CblasTrans : CblasNoTrans, op_b = tb ? CblasTrans : CblasNoTrans;
+    const int lda = ta ? m : k, ldb = tb ? k : n;
+    const auto product = [&](int row0, int rows, int col0, int cols, std::vector<float>& c) {
+      const float* a_rows = ta ? a.data() + row0 : a.data() + std::size_t(row0) * lda;
+      const float* b_cols = tb ? b.data() + std::size_t(col0) * ldb : b.data() + col0;
+      cblas_sgemm(CblasRowMajor, op_a, op_b, rows, cols, k, 1.0f, a_rows, lda, b_cols, ldb, 0.0f,
+                  c.data() + std::size_t(row0) * n + col0, n);
+    };
+    std::vector<float> whole(std::size_t(m) * n);
+    product(0, m, 0, n, whole);
+    const std::string what = "ta=" + std::to_string(ta) + " tb=" + std::to_string(tb);
+    for (const int align : {rules.block_rows, rules.slice_rows})
+      for (int cut = align; cut < m; cut += align) {
+        std::vector<float> pieces(whole.size());
+        product(0, cut, 0, n, pieces);
+        product(cut, m - cut, 0, n, pieces);
+        test::check_bit_exact(what + ", rows cut at " + std::to_string(cut), pieces, whole);
+      }
+    if (rules.column_blocks)
+      for (int cut = rules.block_rows; cut < n; cut += rules.block_rows) {
+        std::vector<float> pieces(whole.size());
+        product(0, m, 0, cut, pieces);
+        product(0, m, cut, n - cut, pieces);
+        test::check_bit_exact(what + ", columns cut at " + std::to_string(cut), pieces, whole);
+      }
+  }
   omp_set_num_threads(threads_before);
 }
 
