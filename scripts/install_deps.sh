@@ -8,8 +8,11 @@
 #                 sanitizer runtimes, and everything of --containers
 set -euo pipefail
 
+# ocl-icd-opencl-dev: Debian's oneDNN is built with its OpenCL GPU runtime, and its CMake
+# package requires OpenCL's headers (only recommended by libdnnl-dev, which
+# --no-install-recommends leaves out).
 packages=(cmake g++ make ccache git time nlohmann-json3-dev doctest-dev zlib1g-dev libopenblas-dev
-          libopenblas0-openmp libdnnl-dev dataset-fashion-mnist openmpi-bin libopenmpi-dev)
+          libopenblas0-openmp libdnnl-dev ocl-icd-opencl-dev dataset-fashion-mnist openmpi-bin libopenmpi-dev)
 container_packages=(debootstrap charliecloud charliecloud-builders charliecloud-runtime squashfs-tools
                     squashfuse python3-lark python3-venv shellcheck bc tar gzip)
 ci_packages=(clang libclang-rt-14-dev libomp-dev)
