@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/dnnl_isa.h"
 #include "kernels/error.h"
 
 namespace eqprop {
@@ -197,24 +198,10 @@ class DnnlConvolutions final : public ConvolutionLibrary {
   std::string description() const override {
     const dnnl_version_t* version = dnnl::version();
     return "oneDNN " + std::to_string(version->major) + "." + std::to_string(version->minor) + "." +
-           std::to_string(version->patch) + ", ISA " + isa_name(dnnl::get_effective_cpu_isa());
+           std::to_string(version->patch) + ", ISA " + dnnl_isa_description();
   }
 
  private:
-  static const char* isa_name(dnnl::cpu_isa isa) {
-    using dnnl::cpu_isa;
-    switch (isa) {
-      case cpu_isa::sse41: return "sse41";
-      case cpu_isa::avx: return "avx";
-      case cpu_isa::avx2: return "avx2";
-      case cpu_isa::avx2_vnni: return "avx2_vnni";
-      case cpu_isa::avx512_core: return "avx512_core";
-      case cpu_isa::avx512_core_vnni: return "avx512_core_vnni";
-      case cpu_isa::avx512_core_bf16: return "avx512_core_bf16 (AVX-512 bf16 dot products, no AMX)";
-      case cpu_isa::avx512_core_amx: return "avx512_core_amx (AMX tiles)";
-      default: return "other";
-    }
-  }
   // forward and backward_data: the plan's source and the weights in, its destination
   // out, under the direction's argument names.
   bool run_data(const ConvolutionGeometry& geometry, GemmPrecision precision, Direction direction, int source_arg,

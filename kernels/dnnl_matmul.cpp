@@ -10,6 +10,8 @@
 #include <optional>
 #include <tuple>
 
+#include "kernels/dnnl_isa.h"
+
 namespace eqprop {
 namespace {
 
@@ -108,7 +110,12 @@ class DnnlBf16Gemm final : public Bf16Gemm {
 
 }  // namespace
 
-std::unique_ptr<Bf16Gemm> make_dnnl_bf16_gemm() { return std::make_unique<DnnlBf16Gemm>(); }
+std::unique_ptr<Bf16Gemm> make_dnnl_bf16_gemm() {
+  // Without bf16 instructions oneDNN has no bf16 matmul (AVX2) or one that emulates
+  // them, slower than the fp32 GEMM on rounded operands that the backend runs instead.
+  if (!dnnl_has_bf16_instructions()) return nullptr;
+  return std::make_unique<DnnlBf16Gemm>();
+}
 
 }  // namespace eqprop
 

@@ -27,7 +27,8 @@ class Bf16Gemm {
                     int lda, const float* b, int ldb, float beta, float* c, int ldc) = 0;
 };
 
-// Null where the build has no oneDNN.
+// Null where the build has no oneDNN or the CPU no bf16 instructions
+// (kernels/dnnl_isa.h): the backend then emulates bf16.
 std::unique_ptr<Bf16Gemm> make_dnnl_bf16_gemm();
 
 }  // namespace eqprop

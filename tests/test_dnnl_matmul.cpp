@@ -76,7 +76,7 @@ void check_against_reference(const Operands& o, float alpha, float beta, const s
 
 TEST_CASE("dnnl bf16 gemm: every transpose, stride, alpha and beta within the fp32 accumulation bound") {
   const std::unique_ptr<Bf16Gemm> gemm = make_dnnl_bf16_gemm();
-  if (test::skip_case_if(!gemm, "this build has no oneDNN (EQPROP_ENABLE_DNNL)")) return;
+  if (test::skip_case_if(!gemm, "no oneDNN in this build (EQPROP_ENABLE_DNNL) or no bf16 instructions on this CPU")) return;
   std::uint32_t seed = 1;
   for (const Transpose ta : {Transpose::no, Transpose::yes})
     for (const Transpose tb : {Transpose::no, Transpose::yes})
@@ -101,7 +101,7 @@ TEST_CASE("dnnl bf16 gemm: every transpose, stride, alpha and beta within the fp
 
 TEST_CASE("dnnl bf16 gemm: row slices equal the whole product, at 1 and 2 threads") {
   const std::unique_ptr<Bf16Gemm> gemm = make_dnnl_bf16_gemm();
-  if (test::skip_case_if(!gemm, "this build has no oneDNN (EQPROP_ENABLE_DNNL)")) return;
+  if (test::skip_case_if(!gemm, "no oneDNN in this build (EQPROP_ENABLE_DNNL) or no bf16 instructions on this CPU")) return;
   // The backend's parallel_over_rows cuts a product into row slices starting at
   // multiples of 4; the default network's input drive is 128 x 500 x 784.
   const Operands o = random_operands(128, 500, 784, Transpose::no, Transpose::no, 0, 7);
@@ -122,7 +122,7 @@ TEST_CASE("dnnl bf16 gemm: row slices equal the whole product, at 1 and 2 thread
 
 TEST_CASE("dnnl bf16 gemm: the cpu backend takes it for bf16 GEMMs with long rows, the emulation for short ones") {
   const std::unique_ptr<Bf16Gemm> gemm = make_dnnl_bf16_gemm();
-  if (test::skip_case_if(!gemm, "this build has no oneDNN (EQPROP_ENABLE_DNNL)")) return;
+  if (test::skip_case_if(!gemm, "no oneDNN in this build (EQPROP_ENABLE_DNNL) or no bf16 instructions on this CPU")) return;
   auto backend = make_backend("cpu");
   backend->set_gemm_precision(GemmPrecision::bf16);
   for (const int n : {500, 10}) {  // n k = 392 000 (library) and 7 840 (emulation)

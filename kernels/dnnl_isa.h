@@ -1,0 +1,21 @@
+// What oneDNN's CPU kernels run on here: the instruction set it dispatches to
+// (dnnl::get_effective_cpu_isa, capped by ONEDNN_MAX_CPU_ISA). It decides whether
+// training.gemm_precision = bf16 is a speed setting on this CPU: AMX tiles and
+// AVX-512 bf16 dot products (vdpbf16ps) multiply bf16 natively; without them oneDNN
+// has no bf16 matmul or convolution worth running (on AVX2 none at all), and the CPU
+// backend emulates bf16 by rounding a copy of the operands before the fp32 GEMM.
+// Built only with EQPROP_HAVE_DNNL.
+#pragma once
+
+#include <string>
+
+namespace eqprop {
+
+// The effective ISA's name, with what it means for bf16, e.g.
+// "avx512_core_bf16 (AVX-512 bf16 dot products, no AMX)" or "avx2 (no bf16 instructions)".
+std::string dnnl_isa_description();
+
+// True where the effective ISA multiplies bf16 natively (AVX-512 bf16 or AMX).
+bool dnnl_has_bf16_instructions();
+
+}  // namespace eqprop
