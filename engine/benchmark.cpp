@@ -6,6 +6,7 @@
 
 #include "eqprop_build_info.h"
 #include "engine/distributed.h"
+#include "engine/precision_summary.h"
 #include "engine/trainer.h"
 #include "kernels/counting_backend.h"
 #include "kernels/device_buffer.h"
@@ -124,6 +125,10 @@ nlohmann::json run_benchmark(Backend& backend, const Config& config, const Bench
                         // Which library ran the convolutions, and on the CPU the ISA its
                         // kernels use (AMX or AVX-512 bf16 sets the bf16 ceiling); null where none.
                         {"convolution_library", library.empty() ? nlohmann::json(nullptr) : nlohmann::json(library)},
+                        // Whether gemm_precision ran on the device's own instructions or
+                        // emulated (slower than fp32), in words and as a flag.
+                        {"precision", gemm_precision_summary(backend, config.training.gemm_precision)},
+                        {"precision_native", backend.native_gemm_precision(config.training.gemm_precision)},
                         {"model", config.model.kind},
                         {"layers", config.model.layers},
                         {"cost", config.resolved["model"]["cost"]},

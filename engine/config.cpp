@@ -150,7 +150,8 @@ std::vector<ConfigKey> build_schema() {
        "Precision of the GEMM products (states, fields and updates stay FP32). `fp32`: exact, the reference. "
        "`tf32` / `bf16`: inputs rounded to 10 / 7 mantissa bits, FP32 accumulation; tensor cores on CUDA "
        "(sm_80+); on the CPU bf16 runs on oneDNN (AMX or AVX-512 bf16, as the CPU has) where a product's rows are long enough (n k >= 32768) "
-       "and both are emulated by rounding elsewhere (slower: for measuring accuracy)."},
+       "and both are emulated by rounding elsewhere, and on CPUs without those instructions (slower than fp32: for "
+       "measuring accuracy). The run's header and `eqprop bench` (`precision`) say which."},
       {"training.conv_path", ConfigValueType::choice, "auto", 0, 0, false, choice_names(kConvPaths),
        "How convolutions run: `library` (oneDNN on the CPU, cuDNN for fp32 / tf32 on CUDA, where built with "
        "them), `im2col` (im2col + GEMM, the bit-exact reference) or `auto` (the library for bf16 GEMMs, im2col otherwise; im2col where no library)."},

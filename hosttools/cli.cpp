@@ -21,6 +21,7 @@
 #include "engine/sweep.h"
 #include "engine/distributed.h"
 #include "engine/model_factory.h"
+#include "engine/precision_summary.h"
 #include "engine/run_directory.h"
 #include "engine/training_run.h"
 #include "engine/atomic_file.h"
@@ -229,6 +230,7 @@ int command_train(const std::vector<std::string>& args, std::ostream& out) {
       << " train, " << used(data.test.count(), config.data.test_limit) << " test)\n"
       << "    model " << model_summary(config) << "\n"
       << "    backend " << backend->name() << " (" << backend->device_name() << "), output " << out_dir << "\n"
+      << "    precision: " << gemm_precision_summary(*backend, config.training.gemm_precision) << "\n"
       << "    cuda graphs: " << step_capture_summary(config, *backend, world.size()) << "\n"
       << "    mpi: " << (Distributed::built_with_mpi() ? "yes" : "no") << " (" << world.size()
       << (world.size() == 1 ? " rank)"

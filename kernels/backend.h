@@ -118,12 +118,18 @@ class Backend {
                     const float* a, int lda, const float* b, int ldb, float beta, float* c,
                     int ldc) = 0;
   // The precision of gemm's products (kernels/gemm_precision.h); fp32 unless set.
-  // The CUDA backend uses the tensor cores for tf32 and bf16; the CPU backend
-  // emulates them by rounding a copy of the inputs.
+  // The CUDA backend uses the tensor cores for tf32 and bf16; the CPU backend runs
+  // bf16 on oneDNN where the CPU multiplies bf16 and emulates the rest by rounding a
+  // copy of the inputs.
   // The state lives here, once for every backend; virtual so that a wrapper
   // (kernels/counting_backend.h) can forward to the backend it wraps.
   virtual void set_gemm_precision(GemmPrecision precision) { precision_ = precision; }
   virtual GemmPrecision gemm_precision() const { return precision_; }
+  // Whether `precision` runs on this device's own instructions (the tensor cores; on
+  // the CPU, AMX or AVX-512 bf16 through oneDNN) rather than emulated by rounding a
+  // copy of the operands before the fp32 GEMM, which is for accuracy studies and
+  // slower than fp32 (engine/precision_summary.h words it for the user).
+  virtual bool native_gemm_precision(GemmPrecision precision) const { return precision == GemmPrecision::fp32; }
 
   // Convolutions by the device's library (oneDNN, cuDNN), in gemm_precision() with
   // fp32 accumulation and fp32 results; equal to conv_ops' im2col + gemm up to the

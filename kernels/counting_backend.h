@@ -109,6 +109,9 @@ class CountingBackend : public Backend {
             int lda, const float* b, int ldb, float beta, float* c, int ldc) override;
   void set_gemm_precision(GemmPrecision precision) override { inner_.set_gemm_precision(precision); }
   GemmPrecision gemm_precision() const override { return inner_.gemm_precision(); }
+  bool native_gemm_precision(GemmPrecision precision) const override {
+    return inner_.native_gemm_precision(precision);
+  }
   BackendTraits traits() const override { return inner_.traits(); }
   // Library convolutions count as one BLAS-like call each, with the FLOPs and
   // operand traffic of the equivalent GEMM (kernels/im2col.h).

@@ -412,6 +412,11 @@ class CpuBackend final : public Backend {
     }
   }
 
+  // bf16 where oneDNN's matmul runs it (null without bf16 instructions); tf32 never.
+  bool native_gemm_precision(GemmPrecision precision) const override {
+    return precision == GemmPrecision::fp32 || (precision == GemmPrecision::bf16 && bf16_gemm_);
+  }
+
   std::int64_t count_nonfinite(const float* data, std::int64_t count) override {
     std::int64_t bad = 0;
 #pragma omp parallel for reduction(+ : bad) if (count >= kMinParallelCount)

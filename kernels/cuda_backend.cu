@@ -176,6 +176,7 @@ struct DeviceInfo {
     cudaDeviceProp properties{};
     EQPROP_CUDA_CHECK(cudaGetDeviceProperties(&properties, device));
     sm_count = properties.multiProcessorCount;
+    compute_major = properties.major;
     max_shared_bytes_per_block = properties.sharedMemPerBlockOptin;
     std::ostringstream text;
     text.precision(3);
@@ -186,6 +187,7 @@ struct DeviceInfo {
   }
   int device;
   int sm_count = 0;
+  int compute_major = 0;  // sm_80 and later have TF32 and BF16 tensor cores
   std::size_t max_shared_bytes_per_block = 0;  // with the opt-in beyond the default 48 KiB
   std::string name;
 };
@@ -219,6 +221,9 @@ class CudaBackend final : public Backend {
   std::string name() const override { return "cuda"; }
   BackendTraits traits() const override { return BackendTraits{/*is_device=*/true, /*has_on_chip_blocks=*/true}; }
   std::string device_name() const override { return info_.name; }
+  bool native_gemm_precision(GemmPrecision precision) const override {
+    return precision == GemmPrecision::fp32 || info_.compute_major >= 8;
+  }
 
   // cudaMalloc aligns to 256 bytes. A zero-byte request gets a real (1-byte)
   // allocation so that, as on the CPU backend, a successful allocate never

@@ -75,10 +75,15 @@ ConvolutionGeometry geometry_of(const ConvShape& shape) {
 
 // A library call's answer: true if it ran; false (run im2col) if the backend has no
 // primitive for the shape, unless the library path was asked for.
-bool library_ran(const Backend& backend, bool ran, const char* what) {
-  if (!ran && backend.convolution_path() == ConvolutionPath::library)
+bool library_ran(Backend& backend, bool ran, const char* what) {
+  if (!ran && backend.convolution_path() == ConvolutionPath::library) {
+    const std::string library = backend.convolution_library_description();
     throw DeviceError(std::string(what) + ": training.conv_path is library but the backend has no library "
-                                          "convolution for this shape or precision");
+                                          "convolution for this shape in " +
+                      gemm_precision_name(backend.gemm_precision()) +
+                      (library.empty() ? std::string(" (no convolution library in this build)")
+                                       : " (" + library + ")"));
+  }
   return ran;
 }
 

@@ -541,6 +541,16 @@ TEST_CASE("cli: bench on a small network") {
   CHECK(result["batch"] == 8);
   CHECK(result["layers"] == json({32, 16, 10}));
   CHECK(result["backend"] == "cpu");
+  CHECK(result["precision"] == "fp32");
+  CHECK(result["precision_native"] == true);
+  // bf16: native or emulated as the backend says, and the words agree with the flag.
+  const json bf16 = printed_json(run({"bench", "--device", "cpu", "--set", "model.layers=[32,16,10]", "--set",
+                                      "training.batch_size=8", "--set", "training.gemm_precision=bf16", "--repeats",
+                                      "1", "--warmup", "1"})
+                                     .out);
+  const bool emulated = bf16["precision"].get<std::string>().find("emulated") != std::string::npos;
+  CHECK(bf16["precision_native"] == !emulated);
+  CHECK(bf16["precision"].get<std::string>().rfind("bf16", 0) == 0);
 }
 
 TEST_CASE("cli: config") {
@@ -831,7 +841,7 @@ TEST_CASE("cli: the run header and records say what ran: samples used, layer sha
     const CliResult train = run({"train", "--config", config_path, "--device", "cpu", "--out", run_dir, "--set",
                                  "data.train_limit=12", "--set", "data.test_limit=6"});
     check_code(train, 0);
-    check_contains(train.out, {"cifar10 (12 of 20 train, 6 of 10 test)"});
+    check_contains(train.out, {"cifar10 (12 of 20 train, 6 of 10 test)", "    precision: fp32\n"});
     const json inherited = printed_json(run({"eval", "--checkpoint", run_dir, "--device", "cpu"}).out);
     CHECK(inherited["samples"] == 6);
     CHECK(inherited["data.test_limit"] == 6);

@@ -8,11 +8,14 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <limits>
 #include <random>
 #include <vector>
 
+#include "engine/precision_summary.h"
 #include "engine/training_run.h"
 #include "kernels/backend.h"
 #include "kernels/device_buffer.h"
@@ -90,6 +93,32 @@ TEST_CASE("gemm precision: fp32 is the default and is not changed by the option"
   auto fresh = make_backend("cpu");
   test::check_bit_exact("fp32 gemm on a fresh backend", test::backend_gemm(*fresh, GemmPrecision::fp32, false, false, m, n,
                                                                       k, a, b), before);
+}
+
+TEST_CASE("gemm precision: the cpu backend runs bf16 natively exactly where the CPU multiplies bf16") {
+  // Independent of oneDNN's own dispatch: the kernel's list of the CPU's flags.
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  std::stringstream text;
+  text << cpuinfo.rdbuf();
+  const std::string flags = " " + text.str() + " ";
+  const bool bf16_instructions =
+      flags.find(" avx512_bf16 ") != std::string::npos || flags.find(" amx_bf16 ") != std::string::npos;
+#ifdef EQPROP_HAVE_DNNL
+  const bool expected = bf16_instructions;
+#else
+  const bool expected = false;  // no oneDNN: bf16 is always the emulation
+#endif
+  MESSAGE("bf16 instructions in /proc/cpuinfo: " << bf16_instructions);
+  auto backend = make_backend("cpu");
+  CHECK(backend->native_gemm_precision(GemmPrecision::fp32));
+  CHECK_FALSE(backend->native_gemm_precision(GemmPrecision::tf32));
+  CHECK(backend->native_gemm_precision(GemmPrecision::bf16) == expected);
+  // The user's words agree: fp32 plain, tf32 emulated, bf16 as the flag says.
+  CHECK(gemm_precision_summary(*backend, GemmPrecision::fp32) == "fp32");
+  CHECK(gemm_precision_summary(*backend, GemmPrecision::tf32).rfind("tf32, emulated: ", 0) == 0);
+  const std::string bf16 = gemm_precision_summary(*backend, GemmPrecision::bf16);
+  MESSAGE(bf16);
+  CHECK((bf16.find("emulated") == std::string::npos) == expected);
 }
 
 TEST_CASE("gemm precision: emulated tf32 and bf16 GEMMs stay within the rounding bound") {
