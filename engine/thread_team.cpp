@@ -145,6 +145,20 @@ void ThreadTeam::end_step() {
   tuner_.record(now_seconds() - step_start_);
 }
 
-nlohmann::json ThreadTeam::to_json() const { return active_ ? tuner_.to_json() : nlohmann::json(nullptr); }
+void ThreadTeam::hold(const std::string& why) {
+  if (!active_ || tuner_.pinned() || !held_because_.empty()) return;
+  tuner_.hold();
+  held_because_ = why;
+}
+
+nlohmann::json ThreadTeam::to_json() const {
+  if (!active_) return nullptr;
+  nlohmann::json result = tuner_.to_json();
+  if (!held_because_.empty()) {
+    result["mode"] = "held";
+    result["held_because"] = held_because_;
+  }
+  return result;
+}
 
 }  // namespace eqprop

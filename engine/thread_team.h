@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <map>
+#include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -57,6 +58,11 @@ class ThreadTeamTuner {
   int size() const { return size_; }
   // The time of the step just run at size().
   void record(double step_seconds);
+  // From now on size() stays what it is now: no more probes (ThreadTeam::hold).
+  void hold() {
+    pinned_ = true;
+    chosen_ = size_;
+  }
 
   bool pinned() const { return pinned_; }
   int max_threads() const { return max_; }
@@ -112,16 +118,24 @@ class ThreadTeam {
 
   void begin_step();
   void end_step();
+  // Keeps the team at its current size for the rest of the trainer, no more probes:
+  // for steps whose bits depend on the thread count (oneDNN threads its
+  // convolutions itself), where a size chosen by timing would make a run's results
+  // depend on how busy the machine was. `why` goes to to_json(). A pinned team
+  // (training.threads) stays as it is.
+  void hold(const std::string& why);
   bool active() const { return active_; }
   ThreadTeamTuner& tuner() { return tuner_; }
   const ThreadTeamTuner& tuner() const { return tuner_; }
-  // tuner().to_json(), or null when inactive.
+  // tuner().to_json() (mode "held", with "held_because", once held), or null when
+  // inactive.
   nlohmann::json to_json() const;
 
  private:
   bool active_;
   int max_threads_;
   ThreadTeamTuner tuner_;
+  std::string held_because_;  // empty: not held
   double step_start_ = 0;
 };
 

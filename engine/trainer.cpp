@@ -268,6 +268,7 @@ void Trainer::gradient_from_phases(const float* target, int batch, StepKey key, 
 void Trainer::train_step(const float* x, const float* target, int batch, std::uint64_t global_batch,
                          float learning_rate_scale, InputForm form) {
   thread_team_.begin_step();
+  const std::int64_t library_convolutions = backend_.library_convolutions_run();
   if (queued_.size() == static_cast<std::size_t>(kMetricsBatches)) read_queued_metrics();
   // The step's own values go to the device block first (the host copy of this
   // metric slot is free again: its last upload ran before the last metrics read).
@@ -286,6 +287,11 @@ void Trainer::train_step(const float* x, const float* target, int batch, std::ui
   queued_.push_back({batch, free_result_.steps, std::max(plus_result_.steps, minus_result_.steps), shard_begin_,
                      global_rows_, adjoint_residual_});
   ++steps_taken_;
+  // oneDNN's convolutions give other bits at another thread count: a team resized by
+  // timing would make this run's results depend on the machine's load. Held at the
+  // size this step ran at, before the tuner could move it.
+  if (backend_.library_convolutions_run() > library_convolutions)
+    thread_team_.hold("library convolutions (training.conv_path) give other bits at another thread count");
   thread_team_.end_step();  // the CPU backend's step is done when its calls return
 }
 

@@ -149,18 +149,23 @@ class Backend {
   virtual bool convolution_forward(const ConvolutionGeometry& geometry, const float* x, const float* weights,
                                    float* y) {
     ConvolutionLibrary* library = convolution_library();
-    return library && library->forward(geometry, gemm_precision(), x, weights, y);
+    return counted(library && library->forward(geometry, gemm_precision(), x, weights, y));
   }
   virtual bool convolution_backward_data(const ConvolutionGeometry& geometry, const float* y, const float* weights,
                                          float* x) {
     ConvolutionLibrary* library = convolution_library();
-    return library && library->backward_data(geometry, gemm_precision(), y, weights, x);
+    return counted(library && library->backward_data(geometry, gemm_precision(), y, weights, x));
   }
   virtual bool convolution_backward_weights(const ConvolutionGeometry& geometry, const float* x, const float* y,
                                             float alpha, float beta, float* weight_gradient) {
     ConvolutionLibrary* library = convolution_library();
-    return library && library->backward_weights(geometry, gemm_precision(), x, y, alpha, beta, weight_gradient);
+    return counted(
+        library && library->backward_weights(geometry, gemm_precision(), x, y, alpha, beta, weight_gradient));
   }
+  // The library convolutions run so far (calls that returned true). oneDNN threads
+  // its convolutions itself and their bits depend on the thread count, so a trainer
+  // that sees one run holds its CPU team at one size (engine/thread_team.h).
+  virtual std::int64_t library_convolutions_run() const { return library_convolutions_run_; }
   // ConvolutionLibrary::description of the backend's library; empty where it has none.
   virtual std::string convolution_library_description() {
     ConvolutionLibrary* library = convolution_library();
@@ -224,6 +229,13 @@ class Backend {
   // reads precision_).
   GemmPrecision precision_ = GemmPrecision::fp32;
   ConvolutionPath convolution_path_ = ConvolutionPath::automatic;
+
+ private:
+  std::int64_t library_convolutions_run_ = 0;
+  bool counted(bool ran) {
+    library_convolutions_run_ += ran ? 1 : 0;
+    return ran;
+  }
 };
 
 // Throws std::out_of_range unless slot is in [0, Backend::kUploadSlots).

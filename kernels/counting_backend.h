@@ -117,6 +117,7 @@ class CountingBackend : public Backend {
   // operand traffic of the equivalent GEMM (kernels/im2col.h).
   void set_convolution_path(ConvolutionPath path) override { inner_.set_convolution_path(path); }
   std::string convolution_library_description() override { return inner_.convolution_library_description(); }
+  std::int64_t library_convolutions_run() const override { return inner_.library_convolutions_run(); }
   ConvolutionPath convolution_path() const override { return inner_.convolution_path(); }
   bool convolution_forward(const ConvolutionGeometry& geometry, const float* x, const float* weights,
                            float* y) override;

@@ -14,6 +14,7 @@
 #include "engine/thread_team.h"
 #include "engine/trainer.h"
 #include "engine/training_run.h"
+#include "tests/skip.h"
 #include "tests/synthetic_data.h"
 
 namespace eqprop {
@@ -146,6 +147,49 @@ TEST_CASE("thread team: training that switches sizes every few steps equals trai
   CHECK(train(2, false) == fixed);
   CHECK(train(3, false) == fixed);
   CHECK(train(0, true) == fixed);  // bit for bit
+}
+
+TEST_CASE("thread team: a trainer whose convolutions run on the library holds its size") {
+  // oneDNN threads its convolutions itself (other bits at another thread count), so
+  // after the first step that ran one the team stays at its size, where the tuner
+  // of this case would otherwise take a new size every other step (as it does on
+  // im2col, whose bits do not depend on the size).
+  const int threads_before = omp_get_max_threads();
+  const DatasetSplits data = test::halves();
+  const Normalization normalization = make_normalization(parse_config(nlohmann::json::object(), "test"), data.train);
+  const auto steps_by_size = [&](const char* conv_path) {
+    omp_set_num_threads(2);
+    const Config config = parse_config(
+        nlohmann::json{{"model", {{"kind", "conv_hopfield"}, {"layers", {2}}, {"cost", "cross_entropy"}}},
+                       {"conv", {{"input_shape", {1, 4, 4}}, {"channels", {4}}, {"kernel", {3}}, {"padding", {1}}}},
+                       {"dynamics", {{"t_free", 4}, {"t_nudge", 2}}},
+                       {"training", {{"epochs", 1}, {"batch_size", 16}, {"conv_path", conv_path}}}},
+        "test");
+    auto backend = make_backend("cpu");
+    Trainer trainer(*backend, config, 16, 2);
+    ThreadTeamPolicy policy;
+    policy.window_steps = 1;
+    policy.settle_steps = 0;
+    policy.first_reprobe = 1;
+    policy.reprobe_every = 1;
+    policy.margin = -1e9;  // every neighbour is "faster"
+    trainer.thread_team().tuner() = ThreadTeamTuner(2, 0, policy);
+    trainer.train_epoch(data.train, normalization, 0, {});
+    const nlohmann::json team = trainer.thread_team().to_json();
+    omp_set_num_threads(threads_before);
+    return team;
+  };
+  const nlohmann::json im2col = steps_by_size("im2col");
+  CHECK(im2col["mode"] == "auto");
+  CHECK(im2col["steps_by_size"].size() == 2);
+  if (test::skip_case_if(make_backend("cpu")->convolution_library_description().empty(),
+                         "no convolution library in this build"))
+    return;
+  const nlohmann::json library = steps_by_size("library");
+  MESSAGE(library.dump());
+  CHECK(library["mode"] == "held");
+  CHECK(library["held_because"].get<std::string>().find("library convolutions") != std::string::npos);
+  CHECK(library["steps_by_size"].size() == 1);
 }
 
 }  // namespace eqprop
