@@ -53,6 +53,11 @@ nlohmann::json build_info_json() {
 #else
   constexpr bool cuda = false;
 #endif
+#if defined(EQPROP_HAVE_DNNL)
+  constexpr bool onednn = true;  // the CPU's library convolutions and bf16 matmul
+#else
+  constexpr bool onednn = false;
+#endif
   return {{"commit", EQPROP_GIT_COMMIT},
           {"version", EQPROP_VERSION},
           {"compiler", EQPROP_CXX_COMPILER},
@@ -61,7 +66,8 @@ nlohmann::json build_info_json() {
           {"cuda_compiler", EQPROP_CUDA_COMPILER},
           {"cuda_architectures", cuda ? EQPROP_CUDA_ARCHITECTURES : ""},
           {"mpi", Distributed::built_with_mpi()},
-          {"nccl", Distributed::built_with_nccl()}};
+          {"nccl", Distributed::built_with_nccl()},
+          {"onednn", onednn}};
 }
 
 double measured_gemm_gflops(Backend& backend) {

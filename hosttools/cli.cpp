@@ -139,7 +139,13 @@ std::string version_text() {
        << "off"
 #endif
        << ", mpi: " << (Distributed::built_with_mpi() ? "yes" : "no")
-       << ", nccl: " << (Distributed::built_with_nccl() ? "yes" : "no") << "\n";
+       << ", nccl: " << (Distributed::built_with_nccl() ? "yes" : "no")
+#ifdef EQPROP_HAVE_DNNL
+       << ", onednn: yes"
+#else
+       << ", onednn: no"
+#endif
+       << "\n";
   return text.str();
 }
 

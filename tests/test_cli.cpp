@@ -699,6 +699,11 @@ TEST_CASE("cli: --version and each command's --help") {
   const CliResult version = run({"--version"});
   check_code(version, 0);
   check_contains(version.out, {"eqprop 0.", "commit", "build:", "CUDA backend"});
+#ifdef EQPROP_HAVE_DNNL
+  check_contains(version.out, {"onednn: yes"});
+#else
+  check_contains(version.out, {"onednn: no"});
+#endif
   for (const char* command : {"train", "eval", "gradcheck", "bench", "plan", "solve", "sweep", "config"}) {
     INFO(command);
     const CliResult help = run({command, "--help"});
