@@ -108,6 +108,7 @@ stage "eqprop --version inside the image"
 version=$(run_in_image eqprop-cpu -- eqprop --version 2>&1) || fail "eqprop --version: $version"
 echo "   $version" | head -3
 echo "$version" | grep -q "$commit" || fail "the image's eqprop --version does not name commit $commit"
+echo "$version" | grep -q "onednn: yes" || fail "the image's eqprop was built without oneDNN (its convolutions would run on im2col)"
 stage_done
 
 data=/usr/share/datasets/fashion-mnist
