@@ -9,6 +9,7 @@
 #include "engine/precision_summary.h"
 #include "engine/trainer.h"
 #include "kernels/counting_backend.h"
+#include "kernels/dnnl_isa.h"
 #include "kernels/device_buffer.h"
 #include "kernels/philox.h"
 #include "models/model_registry.h"
@@ -53,11 +54,6 @@ nlohmann::json build_info_json() {
 #else
   constexpr bool cuda = false;
 #endif
-#if defined(EQPROP_HAVE_DNNL)
-  constexpr bool onednn = true;  // the CPU's library convolutions and bf16 matmul
-#else
-  constexpr bool onednn = false;
-#endif
   return {{"commit", EQPROP_GIT_COMMIT},
           {"version", EQPROP_VERSION},
           {"compiler", EQPROP_CXX_COMPILER},
@@ -67,7 +63,7 @@ nlohmann::json build_info_json() {
           {"cuda_architectures", cuda ? EQPROP_CUDA_ARCHITECTURES : ""},
           {"mpi", Distributed::built_with_mpi()},
           {"nccl", Distributed::built_with_nccl()},
-          {"onednn", onednn}};
+          {"onednn", built_with_dnnl()}};
 }
 
 double measured_gemm_gflops(Backend& backend) {

@@ -24,6 +24,7 @@
 #include "engine/precision_summary.h"
 #include "engine/run_directory.h"
 #include "engine/training_run.h"
+#include "kernels/dnnl_isa.h"
 #include "engine/atomic_file.h"
 #include "hosttools/cli_options.h"
 #include "hosttools/learning_curve.h"
@@ -140,12 +141,7 @@ std::string version_text() {
 #endif
        << ", mpi: " << (Distributed::built_with_mpi() ? "yes" : "no")
        << ", nccl: " << (Distributed::built_with_nccl() ? "yes" : "no")
-#ifdef EQPROP_HAVE_DNNL
-       << ", onednn: yes"
-#else
-       << ", onednn: no"
-#endif
-       << "\n";
+       << ", onednn: " << (built_with_dnnl() ? "yes" : "no") << "\n";
   return text.str();
 }
 

@@ -26,6 +26,8 @@ bool dnnl_has_bf16_instructions() {
   return isa == dnnl::cpu_isa::avx512_core_bf16 || isa == dnnl::cpu_isa::avx512_core_amx;
 }
 
+bool built_with_dnnl() { return true; }
+
 }  // namespace eqprop
 
 #else
@@ -34,6 +36,7 @@ namespace eqprop {
 
 std::string dnnl_isa_description() { return "none (built without oneDNN)"; }
 bool dnnl_has_bf16_instructions() { return false; }
+bool built_with_dnnl() { return false; }
 
 }  // namespace eqprop
 

@@ -4,7 +4,7 @@
 // AVX-512 bf16 dot products (vdpbf16ps) multiply bf16 natively; without them oneDNN
 // has no bf16 matmul or convolution worth running (on AVX2 none at all), and the CPU
 // backend emulates bf16 by rounding a copy of the operands before the fp32 GEMM.
-// Built only with EQPROP_HAVE_DNNL.
+// Without EQPROP_HAVE_DNNL these say so ("none", false).
 #pragma once
 
 #include <string>
@@ -17,5 +17,9 @@ std::string dnnl_isa_description();
 
 // True where the effective ISA multiplies bf16 natively (AVX-512 bf16 or AMX).
 bool dnnl_has_bf16_instructions();
+
+// True where this build has oneDNN (CMake option EQPROP_ENABLE_DNNL and the library
+// found): the CPU's library convolutions and bf16 matmul.
+bool built_with_dnnl();
 
 }  // namespace eqprop

@@ -2,8 +2,6 @@
 
 #include <cblas.h>
 
-#include <cstring>
-
 namespace eqprop {
 namespace {
 

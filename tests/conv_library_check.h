@@ -15,6 +15,7 @@
 #include "kernels/backend.h"
 #include "kernels/counting_backend.h"
 #include "kernels/device_buffer.h"
+#include "kernels/dnnl_isa.h"
 #include "kernels/error.h"
 #include "kernels/plane_layout.h"
 #include "models/conv_ops.h"
@@ -157,12 +158,6 @@ inline void check_path(Backend& backend, ConvolutionPath path, GemmPrecision pre
   }
 }
 
-inline bool cpu_has_library() {
-#ifdef EQPROP_HAVE_DNNL
-  return true;
-#else
-  return false;
-#endif
-}
+inline bool cpu_has_library() { return eqprop::built_with_dnnl(); }
 
 }  // namespace eqprop::test::conv_library

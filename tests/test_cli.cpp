@@ -22,6 +22,7 @@
 #include "engine/sweep.h"
 #include "hosttools/cli.h"
 #include "kernels/backend.h"
+#include "kernels/dnnl_isa.h"
 #include "tests/test_util.h"
 
 namespace eqprop {
@@ -699,11 +700,7 @@ TEST_CASE("cli: --version and each command's --help") {
   const CliResult version = run({"--version"});
   check_code(version, 0);
   check_contains(version.out, {"eqprop 0.", "commit", "build:", "CUDA backend"});
-#ifdef EQPROP_HAVE_DNNL
-  check_contains(version.out, {"onednn: yes"});
-#else
-  check_contains(version.out, {"onednn: no"});
-#endif
+  check_contains(version.out, {built_with_dnnl() ? "onednn: yes" : "onednn: no"});
   for (const char* command : {"train", "eval", "gradcheck", "bench", "plan", "solve", "sweep", "config"}) {
     INFO(command);
     const CliResult help = run({command, "--help"});

@@ -19,6 +19,7 @@
 #include "engine/training_run.h"
 #include "kernels/backend.h"
 #include "kernels/device_buffer.h"
+#include "kernels/dnnl_isa.h"
 #include "kernels/gemm_precision.h"
 #include "tests/gemm_error.h"
 #include "tests/synthetic_data.h"
@@ -103,11 +104,7 @@ TEST_CASE("gemm precision: the cpu backend runs bf16 natively exactly where the 
   const std::string flags = " " + text.str() + " ";
   const bool bf16_instructions =
       flags.find(" avx512_bf16 ") != std::string::npos || flags.find(" amx_bf16 ") != std::string::npos;
-#ifdef EQPROP_HAVE_DNNL
-  const bool expected = bf16_instructions;
-#else
-  const bool expected = false;  // no oneDNN: bf16 is always the emulation
-#endif
+  const bool expected = built_with_dnnl() && bf16_instructions;  // no oneDNN: always the emulation
   MESSAGE("bf16 instructions in /proc/cpuinfo: " << bf16_instructions);
   auto backend = make_backend("cpu");
   CHECK(backend->native_gemm_precision(GemmPrecision::fp32));
