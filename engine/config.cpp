@@ -36,7 +36,8 @@ constexpr Choice<bool> kSchedules[] = {{"constant", false}, {"cosine", true}};  
 constexpr Choice<GemmPrecision> kGemmPrecisions[] = {
     {"fp32", GemmPrecision::fp32}, {"tf32", GemmPrecision::tf32}, {"bf16", GemmPrecision::bf16}};
 constexpr Choice<ConvolutionPath> kConvPaths[] = {
-    {"auto", ConvolutionPath::automatic}, {"library", ConvolutionPath::library}, {"im2col", ConvolutionPath::im2col}};
+    {"auto", ConvolutionPath::automatic}, {"library", ConvolutionPath::library},
+    {"library_only", ConvolutionPath::library_only}, {"im2col", ConvolutionPath::im2col}};
 constexpr Choice<RelaxationPath> kRelaxationPaths[] = {
     {"auto", RelaxationPath::automatic}, {"fused", RelaxationPath::fused}, {"gemm", RelaxationPath::gemm}};
 constexpr Choice<CudaGraphMode> kCudaGraphModes[] = {
@@ -154,7 +155,9 @@ std::vector<ConfigKey> build_schema() {
        "measuring accuracy). The run's header and `eqprop bench` (`precision`) say which."},
       {"training.conv_path", ConfigValueType::choice, "auto", 0, 0, false, choice_names(kConvPaths),
        "How convolutions run: `library` (oneDNN on the CPU, cuDNN for fp32 / tf32 on CUDA, where built with "
-       "them), `im2col` (im2col + GEMM, the bit-exact reference) or `auto` (the library for bf16 GEMMs, im2col otherwise; im2col where no library)."},
+       "them; the few shapes whose library kernel is measured slower, such as fp32 convolutions onto a 2x2 plane "
+       "on AVX2, take im2col + GEMM), `library_only` (every convolution on the library), `im2col` (im2col + GEMM, "
+       "the bit-exact reference) or `auto` (the library for bf16 GEMMs, im2col otherwise; im2col where no library)."},
       {"training.relaxation_path", ConfigValueType::choice, "auto", 0, 0, false, choice_names(kRelaxationPaths),
        "How a model with a fused relaxation (`dense_hopfield`, `oscillator`, `ising`) relaxes a phase: `fused` (one "
        "launch runs all its steps, the states in block-shared memory; synchronous fixed-point or gradient-flow "

@@ -140,10 +140,12 @@ class Backend {
   //   backward_data:    x = conv_T(y, weights), the adjoint of forward
   //   backward_weights: weight_gradient = alpha sum_b corr(x_b, y_b) + beta weight_gradient
   // Which path models/conv_ops.h takes (training.conv_path): the library calls
-  // below, im2col + gemm, or automatic (the library for bf16 products, where its
-  // kernels are far faster and results are not bit-reproducible anyway; im2col,
-  // the bit-exact reference, for fp32 and tf32). Without a library, automatic runs
-  // im2col and library throws DeviceError (models/conv_ops.h).
+  // below (library_only: all of them; library: all but those the library routes to
+  // im2col, convolution_prefers_gemm), im2col + gemm, or automatic (library for
+  // bf16 products, where its kernels are far faster and results are not
+  // bit-reproducible anyway; im2col, the bit-exact reference, for fp32 and tf32).
+  // Without a library, automatic runs im2col and library / library_only throw
+  // DeviceError (models/conv_ops.h).
   virtual void set_convolution_path(ConvolutionPath path) { convolution_path_ = path; }
   virtual ConvolutionPath convolution_path() const { return convolution_path_; }
   virtual bool convolution_forward(const ConvolutionGeometry& geometry, const float* x, const float* weights,
@@ -161,6 +163,12 @@ class Backend {
     ConvolutionLibrary* library = convolution_library();
     return counted(
         library && library->backward_weights(geometry, gemm_precision(), x, y, alpha, beta, weight_gradient));
+  }
+  // ConvolutionLibrary::prefers_gemm of the backend's library at gemm_precision();
+  // false where it has none.
+  virtual bool convolution_prefers_gemm(const ConvolutionGeometry& geometry, ConvolutionDirection direction) {
+    ConvolutionLibrary* library = convolution_library();
+    return library && library->prefers_gemm(geometry, gemm_precision(), direction);
   }
   // The library convolutions run so far (calls that returned true). oneDNN threads
   // its convolutions itself and their bits depend on the thread count, so a trainer

@@ -16,7 +16,15 @@
 namespace eqprop {
 
 // Which path models/conv_ops.h takes (training.conv_path, Backend::set_convolution_path).
-enum class ConvolutionPath { automatic, library, im2col };
+//  - library: the library, except the calls its routing table (ConvolutionLibrary::
+//    prefers_gemm) measured slower there than im2col + the backend's GEMM;
+//  - library_only: every call on the library, none routed (tests, and timing the
+//    library's own kernels);
+//  - im2col: im2col + GEMM everywhere, the bit-exact reference;
+//  - automatic: library for bf16 products, im2col otherwise (Backend::set_convolution_path).
+enum class ConvolutionPath { automatic, library, im2col, library_only };
+
+enum class ConvolutionDirection { forward, backward_data, backward_weights };
 
 // One 2-D convolution of a batch, as a library call sees it (models/conv_ops.h has
 // the math and the im2col + gemm reference): x (batch, in_channels, in_h, in_w) in
@@ -52,9 +60,15 @@ class ConvolutionLibrary {
   // "oneDNN 2.6.3, ISA avx512_core_bf16"): what bounds a bf16 convolution's speed on
   // a CPU is whether the ISA has AMX tiles or only AVX-512 bf16 dot products.
   virtual std::string description() const = 0;
+  // True where this library's own kernel for the call is measured slower than
+  // im2col + the backend's GEMM (kernels/dnnl_convolution_routes.h): models/conv_ops.h
+  // then takes im2col on ConvolutionPath::library. A pure function of its arguments
+  // and the machine, so a run's route, and with it its bits, never depends on timing.
+  virtual bool prefers_gemm(const ConvolutionGeometry& /*geometry*/, GemmPrecision /*precision*/,
+                            ConvolutionDirection /*direction*/) const {
+    return false;
+  }
 };
-
-enum class ConvolutionDirection { forward, backward_data, backward_weights };
 
 // What a library's plan depends on: the geometry (shape, window and the layouts'
 // strides), the precision and the direction.

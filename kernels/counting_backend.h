@@ -119,6 +119,9 @@ class CountingBackend : public Backend {
   std::string convolution_library_description() override { return inner_.convolution_library_description(); }
   std::int64_t library_convolutions_run() const override { return inner_.library_convolutions_run(); }
   ConvolutionPath convolution_path() const override { return inner_.convolution_path(); }
+  bool convolution_prefers_gemm(const ConvolutionGeometry& geometry, ConvolutionDirection direction) override {
+    return inner_.convolution_prefers_gemm(geometry, direction);
+  }
   bool convolution_forward(const ConvolutionGeometry& geometry, const float* x, const float* weights,
                            float* y) override;
   bool convolution_backward_data(const ConvolutionGeometry& geometry, const float* y, const float* weights,

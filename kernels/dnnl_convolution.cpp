@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/dnnl_convolution_routes.h"
 #include "kernels/dnnl_isa.h"
 #include "kernels/error.h"
 
@@ -195,6 +196,10 @@ class DnnlConvolutions final : public ConvolutionLibrary {
   }
   bool backward_weights(const ConvolutionGeometry& geometry, GemmPrecision precision, const float* x,
                         const float* y, float alpha, float beta, float* weight_gradient) override;
+  bool prefers_gemm(const ConvolutionGeometry& geometry, GemmPrecision precision,
+                    Direction direction) const override {
+    return dnnl_routes_to_gemm(geometry, precision, direction, avx2_kernels_);
+  }
   std::string description() const override {
     const dnnl_version_t* version = dnnl::version();
     return "oneDNN " + std::to_string(version->major) + "." + std::to_string(version->minor) + "." +
@@ -219,6 +224,7 @@ class DnnlConvolutions final : public ConvolutionLibrary {
   }
 
   Cache cache_;
+  const bool avx2_kernels_ = dnnl_runs_avx2_kernels();
 };
 
 bool DnnlConvolutions::backward_weights(const ConvolutionGeometry& geometry, GemmPrecision precision,

@@ -10,6 +10,7 @@
 // values change (once per training step, not once per relaxation step).
 // Primitives, reorders and the staging buffers are built once per (geometry,
 // precision, direction) and cached; a call allocates nothing after the first.
+// Routing (ConvolutionLibrary::prefers_gemm): kernels/dnnl_convolution_routes.h.
 // Built only with EQPROP_HAVE_DNNL (CMake option EQPROP_ENABLE_DNNL).
 #pragma once
 

@@ -26,6 +26,11 @@ bool dnnl_has_bf16_instructions() {
   return isa == dnnl::cpu_isa::avx512_core_bf16 || isa == dnnl::cpu_isa::avx512_core_amx;
 }
 
+bool dnnl_runs_avx2_kernels() {
+  const dnnl::cpu_isa isa = dnnl::get_effective_cpu_isa();
+  return isa == dnnl::cpu_isa::avx2 || isa == dnnl::cpu_isa::avx2_vnni;
+}
+
 bool built_with_dnnl() { return true; }
 
 }  // namespace eqprop
@@ -36,6 +41,7 @@ namespace eqprop {
 
 std::string dnnl_isa_description() { return "none (built without oneDNN)"; }
 bool dnnl_has_bf16_instructions() { return false; }
+bool dnnl_runs_avx2_kernels() { return false; }
 bool built_with_dnnl() { return false; }
 
 }  // namespace eqprop

@@ -18,6 +18,10 @@ std::string dnnl_isa_description();
 // True where the effective ISA multiplies bf16 natively (AVX-512 bf16 or AMX).
 bool dnnl_has_bf16_instructions();
 
+// True where oneDNN dispatches to its AVX2 kernels (avx2, avx2_vnni): the ISA
+// whose convolution kernels kernels/dnnl_convolution_routes.h measured.
+bool dnnl_runs_avx2_kernels();
+
 // True where this build has oneDNN (CMake option EQPROP_ENABLE_DNNL and the library
 // found): the CPU's library convolutions and bf16 matmul.
 bool built_with_dnnl();

@@ -267,8 +267,9 @@ void ConvHopfield::conv_kernel_gradient(int k, const float* below, const float* 
     const float beta = overwrite && begin == 0 ? 0.0f : 1.0f;
     ConvShape conv = call_shape(shape_.conv_shape(k, rows));
     const ConvWorkspace workspace{columns_.data(), conv_out_.data()};
-    // The library path takes x itself; im2col's column matrix serves both GEMMs below.
-    const bool library = conv_uses_library(backend_);
+    // The library path takes x itself; im2col's column matrix serves both GEMMs below
+    // (the library's routes send the forward and the weights of a layer together).
+    const bool library = conv_library_takes(backend_, conv, ConvolutionDirection::backward_weights);
     if (!library) conv2d_im2col(backend_, conv, below + in_offset, columns_.data());
     if (shape_.pool == PoolKind::none) {
       if (library) {

@@ -76,10 +76,12 @@ ConvolutionGeometry geometry_of(const ConvShape& shape) {
 // A library call's answer: true if it ran; false (run im2col) if the backend has no
 // primitive for the shape, unless the library path was asked for.
 bool library_ran(Backend& backend, bool ran, const char* what) {
-  if (!ran && backend.convolution_path() == ConvolutionPath::library) {
+  const ConvolutionPath path = backend.convolution_path();
+  if (!ran && (path == ConvolutionPath::library || path == ConvolutionPath::library_only)) {
     const std::string library = backend.convolution_library_description();
-    throw DeviceError(std::string(what) + ": training.conv_path is library but the backend has no library "
-                                          "convolution for this shape in " +
+    throw DeviceError(std::string(what) + ": training.conv_path is " +
+                      (path == ConvolutionPath::library ? "library" : "library_only") +
+                      " but the backend has no library convolution for this shape in " +
                       gemm_precision_name(backend.gemm_precision()) +
                       (library.empty() ? std::string(" (no convolution library in this build)")
                                        : " (" + library + ")"));
@@ -123,8 +125,14 @@ ConvScratch::ConvScratch(Backend& backend, const ConvShape& shape)
 
 bool conv_uses_library(const Backend& backend) {
   const ConvolutionPath path = backend.convolution_path();
-  return path == ConvolutionPath::library ||
+  return path == ConvolutionPath::library || path == ConvolutionPath::library_only ||
          (path == ConvolutionPath::automatic && backend.gemm_precision() == GemmPrecision::bf16);
+}
+
+bool conv_library_takes(Backend& backend, const ConvShape& shape, ConvolutionDirection direction) {
+  if (!conv_uses_library(backend)) return false;
+  return backend.convolution_path() == ConvolutionPath::library_only ||
+         !backend.convolution_prefers_gemm(geometry_of(shape), direction);
 }
 
 void conv2d_im2col(Backend& backend, const ConvShape& shape, const float* x, float* columns) {
@@ -137,7 +145,7 @@ void conv2d_im2col(Backend& backend, const ConvShape& shape, const float* x, flo
 
 void conv2d_forward(Backend& backend, const ConvShape& shape, const float* x, const float* weights,
                     const float* bias, float* y, const ConvWorkspace& workspace, bool accumulate) {
-  if (!accumulate && conv_uses_library(backend)) {
+  if (!accumulate && conv_library_takes(backend, shape, ConvolutionDirection::forward)) {
     shape.validate();
     if (library_ran(backend, backend.convolution_forward(geometry_of(shape), x, weights, y), "conv2d_forward")) {
       if (bias)
@@ -179,7 +187,7 @@ void conv2d_forward_columns(Backend& backend, const ConvShape& shape, const floa
 void conv2d_transpose(Backend& backend, const ConvShape& shape, const float* y, const float* weights, float* x,
                       const ConvWorkspace& workspace, bool accumulate) {
   shape.validate();
-  if (!accumulate && conv_uses_library(backend) &&
+  if (!accumulate && conv_library_takes(backend, shape, ConvolutionDirection::backward_data) &&
       library_ran(backend, backend.convolution_backward_data(geometry_of(shape), y, weights, x),
                   "conv2d_transpose"))
     return;
@@ -197,7 +205,7 @@ void conv2d_transpose(Backend& backend, const ConvShape& shape, const float* y, 
 
 void conv2d_weight_gradient(Backend& backend, const ConvShape& shape, const float* x, const float* y, float alpha,
                             float beta, float* weight_gradient, const ConvWorkspace& workspace) {
-  if (conv_uses_library(backend)) {
+  if (conv_library_takes(backend, shape, ConvolutionDirection::backward_weights)) {
     shape.validate();
     if (library_ran(backend,
                     backend.convolution_backward_weights(geometry_of(shape), x, y, alpha, beta, weight_gradient),

@@ -108,11 +108,16 @@ class ConvScratch {
 
 // Library convolutions (Backend::convolution_*): conv2d_forward, conv2d_transpose
 // and conv2d_weight_gradient (not the *_columns variants) call them instead of
-// im2col + gemm when this is true (the backend's convolution_path(): library, or
-// automatic with bf16 GEMMs), for a call that does not accumulate into its output;
-// where the backend has no primitive for the shape they fall back to im2col, except
-// on ConvolutionPath::library, which throws DeviceError.
+// im2col + gemm when this is true (the backend's convolution_path(): library,
+// library_only, or automatic with bf16 GEMMs), for a call that does not accumulate
+// into its output; where the backend has no primitive for the shape they fall back
+// to im2col, except on ConvolutionPath::library and library_only, which throw
+// DeviceError.
 bool conv_uses_library(const Backend& backend);
+// Whether this call of `shape` goes to the library: conv_uses_library, less the
+// calls the library routes to im2col + gemm (Backend::convolution_prefers_gemm,
+// kernels/dnnl_convolution_routes.h) unless the path is library_only.
+bool conv_library_takes(Backend& backend, const ConvShape& shape, ConvolutionDirection direction);
 
 // columns (patch_size, positions) = im2col(x).
 void conv2d_im2col(Backend& backend, const ConvShape& shape, const float* x, float* columns);

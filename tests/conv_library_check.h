@@ -36,11 +36,16 @@ constexpr double kFp32Tolerance = 1e-5;
 // bf16 keeps 8 significant bits: u = 2^-8 per rounded operand, 2u + u^2 per product.
 constexpr double kBf16Tolerance = 2.0 / 256.0 + 1.0 / 65536.0 + 1e-5;
 
-// C = 1 and Co = 3, stride 2, padding 0, 1, 2, kernels 1 to 5, odd planes
+// C = 1 and Co = 3, stride 2, padding 0, 1, 2, kernels 1 to 5, odd planes, and last
+// two convolutions onto a 2x2 plane, with and without padding (the shapes that
+// kernels/dnnl_convolution_routes.h may route to im2col)
 // (ConvShape{batch, in_channels, in_h, in_w, out_channels, kernel, stride, padding}).
 inline const ConvShape kCases[] = {{2, 1, 7, 6, 3, 3, 1, 1},  {3, 4, 9, 8, 5, 3, 2, 0},  {2, 3, 8, 8, 3, 3, 2, 2},
                                    {1, 5, 6, 7, 2, 2, 1, 0},  {4, 8, 16, 16, 16, 3, 1, 1}, {2, 3, 10, 9, 4, 5, 2, 2},
-                                   {3, 2, 5, 5, 3, 1, 1, 0},  {2, 16, 8, 8, 32, 3, 1, 1}};
+                                   {3, 2, 5, 5, 3, 1, 1, 0},  {2, 16, 8, 8, 32, 3, 1, 1}, {2, 8, 4, 4, 8, 3, 1, 0},
+                                   {3, 4, 2, 2, 6, 3, 1, 1}};
+// kCases' convolutions onto a 2x2 plane: unpadded, padded.
+inline constexpr int kValidOntoTwoByTwo = 8, kPaddedOntoTwoByTwo = 9;
 
 inline std::string text(const ConvShape& c) {
   return "N" + std::to_string(c.batch) + " C" + std::to_string(c.in_channels) + " " + std::to_string(c.in_h) + "x" +

@@ -15,6 +15,7 @@
 
 #include "engine/config.h"
 #include "engine/gradcheck.h"
+#include "kernels/dnnl_convolution_routes.h"
 #include "kernels/dnnl_isa.h"
 #include "tests/conv_library_check.h"
 
@@ -30,9 +31,69 @@ TEST_CASE("conv library: im2col in fp32 and bf16 matches the naive double refere
 TEST_CASE("conv library: oneDNN fp32 matches the naive double reference (NCHW and channel-major y)") {
   if (eqprop::test::skip_case_if(!cpu_has_library(), "built without oneDNN (EQPROP_ENABLE_DNNL)")) return;
   auto backend = eqprop::make_backend("cpu");
-  // ConvolutionPath::library throws where oneDNN refuses a shape: every case ran there.
+  // library_only throws where oneDNN refuses a shape and routes nothing to im2col:
+  // every case ran on oneDNN. library: each on its route (some on im2col here).
+  check_path(*backend, ConvolutionPath::library_only, GemmPrecision::fp32, kFp32Tolerance, false);
+  check_path(*backend, ConvolutionPath::library_only, GemmPrecision::fp32, kFp32Tolerance, true);
   check_path(*backend, ConvolutionPath::library, GemmPrecision::fp32, kFp32Tolerance, false);
   check_path(*backend, ConvolutionPath::library, GemmPrecision::fp32, kFp32Tolerance, true);
+}
+
+TEST_CASE("conv library: the routing table sends fp32 convolutions onto a 2x2 plane on AVX2 kernels to im2col") {
+  using eqprop::ConvolutionDirection;
+  auto routes = [](int index, GemmPrecision precision, ConvolutionDirection direction, bool avx2) {
+    const ConvShape& c = kCases[index];
+    const eqprop::ConvolutionGeometry geometry{c.batch, c.in_channels, c.out_channels, c.window(),
+                                               c.input_planes(), c.output_planes()};
+    return eqprop::dnnl_routes_to_gemm(geometry, precision, direction, avx2);
+  };
+  for (const ConvolutionDirection direction : {ConvolutionDirection::forward, ConvolutionDirection::backward_data,
+                                               ConvolutionDirection::backward_weights}) {
+    CAPTURE(static_cast<int>(direction));
+    CHECK(routes(kValidOntoTwoByTwo, GemmPrecision::fp32, direction, true));
+    // Only the measured ISA and precision, only planes of at most 4 positions.
+    CHECK_FALSE(routes(kValidOntoTwoByTwo, GemmPrecision::fp32, direction, false));
+    CHECK_FALSE(routes(kValidOntoTwoByTwo, GemmPrecision::bf16, direction, true));
+    for (int other = 0; other < kValidOntoTwoByTwo; ++other) CHECK_FALSE(routes(other, GemmPrecision::fp32, direction, true));
+    // A padded backward-data pass onto 2x2 is one oneDNN runs fast.
+    CHECK(routes(kPaddedOntoTwoByTwo, GemmPrecision::fp32, direction, true) ==
+          (direction != ConvolutionDirection::backward_data));
+  }
+}
+
+TEST_CASE("conv library: a routed convolution runs im2col + GEMM on the library path and oneDNN on library_only") {
+  if (eqprop::test::skip_case_if(!cpu_has_library(), "built without oneDNN (EQPROP_ENABLE_DNNL)")) return;
+  using eqprop::ConvolutionDirection;
+  auto inner = eqprop::make_backend("cpu");
+  eqprop::CountingBackend counting(*inner);
+  const ConvShape shape = kCases[kValidOntoTwoByTwo];
+  const eqprop::ConvolutionGeometry geometry{shape.batch, shape.in_channels, shape.out_channels, shape.window(),
+                                             shape.input_planes(), shape.output_planes()};
+  // The backend's answer is the table's on this machine's ISA.
+  const bool routed = eqprop::dnnl_runs_avx2_kernels();
+  MESSAGE("oneDNN ISA " << eqprop::dnnl_isa_description() << (routed ? ": routed" : ": not routed"));
+  for (const ConvolutionDirection direction : {ConvolutionDirection::forward, ConvolutionDirection::backward_data,
+                                               ConvolutionDirection::backward_weights})
+    CHECK(counting.convolution_prefers_gemm(geometry, direction) == routed);
+  ConvScratch scratch(counting, shape);
+  eqprop::DeviceBuffer<float> x(counting, shape.input_size()), w(counting, shape.weight_size()),
+      y(counting, shape.output_size()), g(counting, shape.weight_size());
+  for (eqprop::DeviceBuffer<float>* buffer : {&x, &w, &y}) counting.fill_zero(buffer->data(), buffer->size() * sizeof(float));
+  for (const ConvolutionPath path : {ConvolutionPath::library, ConvolutionPath::library_only}) {
+    CAPTURE(static_cast<int>(path));
+    counting.set_convolution_path(path);
+    const std::int64_t library_before = counting.library_convolutions_run();
+    const eqprop::BackendCounts before = counting.counts();
+    eqprop::conv2d_forward(counting, shape, x.data(), w.data(), nullptr, y.data(), scratch.workspace());
+    eqprop::conv2d_transpose(counting, shape, y.data(), w.data(), x.data(), scratch.workspace());
+    eqprop::conv2d_weight_gradient(counting, shape, x.data(), y.data(), 1.0f, 0.0f, g.data(), scratch.workspace());
+    const eqprop::BackendCounts used = counting.counts() - before;
+    const bool on_library = path == ConvolutionPath::library_only || !routed;
+    CHECK(counting.library_convolutions_run() - library_before == (on_library ? 3 : 0));
+    // im2col, col2im and the NCHW reorderings are launches; a library call has none.
+    CHECK((used.kernel_launches == 0) == on_library);
+    CHECK(used.blas_calls == 3);
+  }
 }
 
 TEST_CASE("conv library: oneDNN bf16 matches the naive double reference within the bf16 bound") {
@@ -41,8 +102,8 @@ TEST_CASE("conv library: oneDNN bf16 matches the naive double reference within t
                                  "this CPU has no bf16 instructions: oneDNN ISA " + eqprop::dnnl_isa_description()))
     return;
   auto backend = eqprop::make_backend("cpu");
-  check_path(*backend, ConvolutionPath::library, GemmPrecision::bf16, kBf16Tolerance, false);
-  check_path(*backend, ConvolutionPath::library, GemmPrecision::bf16, kBf16Tolerance, true);
+  check_path(*backend, ConvolutionPath::library_only, GemmPrecision::bf16, kBf16Tolerance, false);
+  check_path(*backend, ConvolutionPath::library_only, GemmPrecision::bf16, kBf16Tolerance, true);
 }
 
 TEST_CASE("conv library: auto takes the library for bf16 only, tf32 has no library primitive") {

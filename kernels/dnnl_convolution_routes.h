@@ -1,0 +1,46 @@
+// Which convolutions the CPU backend's library path routes to im2col + the GEMM
+// (ConvolutionLibrary::prefers_gemm, ConvolutionPath::library): a tuning table, kept
+// as data with its evidence, in the manner of sgemm_cut_rules.h.
+//
+// oneDNN's direct convolution kernels block the output plane along its width; on a
+// plane of at most 2x2 positions their registers stay mostly empty and they run at
+// less than half of the GEMM that im2col turns the same convolution into (the
+// GEMM's n is then batch * positions, long enough for the BLAS kernel). Measured
+// with oneDNN 2.6.3 (jit:avx2) against OpenBLAS 0.3.21 (Haswell kernels) on a Zen 2
+// core, one thread, GFLOP/s of the convolution and of its GEMM:
+//
+//   | convolution (batch, channels, plane -> plane)   | forward    | backward data | weights    |
+//   |-------------------------------------------------|------------|---------------|------------|
+//   | 16, 512 -> 512, 4x4 -> 2x2, no padding          | 40 vs 84   | 43 vs 75      | 23 vs 86   |
+//   | 128, 512 -> 512, 4x4 -> 2x2, no padding         | 40 vs 91   | 42 vs 85      |            |
+//   | 16, 64 -> 64, 4x4 -> 2x2, no padding            | 39 vs 80   | 42 vs 72      |            |
+//   | 16, 512 -> 512, 2x2 -> 2x2, padding 1           | 54 vs 79   | 117 vs 69     |            |
+//   | 16, 256 -> 512, 8x8 -> 8x8, padding 1           | 79 vs 96   | 108 vs 92     |            |
+//
+// The last conv layer of the CIFAR-10 recipe (configs/cifar10_conv4_laborieux.json)
+// is the first row. Routing it, the whole training step (T1/T2 = 20/4) takes 0.94x
+// the time of library_only at batch 16 and 0.95x at batch 128 on one thread, 0.90x
+// and 0.97x on two (medians of interleaved runs, perf/ab_conv_step.sh). Routing
+// larger planes does not pay once im2col's own pass is counted: the 8x8 layer's
+// forward gave 1.00x, the 16x16 layer's 1.03x. A padded backward-data pass over a 2x2 plane stays on
+// oneDNN (117 GFLOP/s). Only this ISA's kernels were measured: elsewhere (AVX-512,
+// AMX, bf16) nothing is routed until perf/ab_conv_step.sh shows a gain there.
+#pragma once
+
+#include "kernels/convolution_library.h"
+#include "kernels/gemm_precision.h"
+
+namespace eqprop {
+
+// True where the table sends the call to im2col + GEMM: fp32 on oneDNN's AVX2
+// kernels (avx2_kernels: dnnl_runs_avx2_kernels()), an output plane of at most 4
+// positions, and for backward data only without padding.
+inline bool dnnl_routes_to_gemm(const ConvolutionGeometry& geometry, GemmPrecision precision,
+                                ConvolutionDirection direction, bool avx2_kernels) {
+  if (!avx2_kernels || precision != GemmPrecision::fp32) return false;
+  const SlidingWindow& window = geometry.window;
+  if (window.out_h * window.out_w > 4) return false;
+  return direction != ConvolutionDirection::backward_data || window.padding == 0;
+}
+
+}  // namespace eqprop
