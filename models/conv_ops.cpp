@@ -131,6 +131,7 @@ bool conv_uses_library(const Backend& backend) {
 
 bool conv_library_takes(Backend& backend, const ConvShape& shape, ConvolutionDirection direction) {
   if (!conv_uses_library(backend)) return false;
+  shape.validate();  // before its window is computed (a stride of 0 would divide by it)
   return backend.convolution_path() == ConvolutionPath::library_only ||
          !backend.convolution_prefers_gemm(geometry_of(shape), direction);
 }

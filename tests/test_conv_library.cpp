@@ -61,6 +61,23 @@ TEST_CASE("conv library: the routing table sends fp32 convolutions onto a 2x2 pl
   }
 }
 
+TEST_CASE("conv library: a bad shape on the library path is refused with the field it names") {
+  auto backend = eqprop::make_backend("cpu");
+  ConvShape shape = kCases[kValidOntoTwoByTwo];
+  ConvScratch scratch(*backend, shape);
+  eqprop::DeviceBuffer<float> x(*backend, shape.input_size()), w(*backend, shape.weight_size()),
+      y(*backend, shape.output_size());
+  shape.stride = 0;  // its window would divide by the stride: refused before any routing looks at it
+  for (const ConvolutionPath path : {ConvolutionPath::library, ConvolutionPath::library_only}) {
+    backend->set_convolution_path(path);
+    CHECK_THROWS_WITH_AS(eqprop::conv2d_forward(*backend, shape, x.data(), w.data(), nullptr, y.data(),
+                                                scratch.workspace()),
+                         doctest::Contains("stride 0"), std::invalid_argument);
+    CHECK_THROWS_AS(eqprop::conv2d_transpose(*backend, shape, y.data(), w.data(), x.data(), scratch.workspace()),
+                    std::invalid_argument);
+  }
+}
+
 TEST_CASE("conv library: a routed convolution runs im2col + GEMM on the library path and oneDNN on library_only") {
   if (eqprop::test::skip_case_if(!cpu_has_library(), "built without oneDNN (EQPROP_ENABLE_DNNL)")) return;
   using eqprop::ConvolutionDirection;
