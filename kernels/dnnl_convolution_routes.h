@@ -22,9 +22,10 @@
 // the time of library_only at batch 16 and 0.95x at batch 128 on one thread, 0.90x
 // and 0.97x on two (medians of interleaved runs, perf/ab_conv_step.sh). Routing
 // larger planes does not pay once im2col's own pass is counted: the 8x8 layer's
-// forward gave 1.00x, the 16x16 layer's 1.03x. A padded backward-data pass over a 2x2 plane stays on
-// oneDNN (117 GFLOP/s). Only this ISA's kernels were measured: elsewhere (AVX-512,
-// AMX, bf16) nothing is routed until perf/ab_conv_step.sh shows a gain there.
+// forward gave 1.00x, the 16x16 layer's 1.03x. A padded backward-data pass over a
+// 2x2 plane stays on oneDNN (117 GFLOP/s). Only this ISA's kernels were measured:
+// elsewhere (AVX-512, AMX, bf16) nothing is routed until perf/ab_conv_step.sh
+// shows a gain there.
 #pragma once
 
 #include "kernels/convolution_library.h"

@@ -68,11 +68,6 @@ const float* channel_major_view(Backend& backend, const ConvShape& shape, const 
   return workspace.channel_major;
 }
 
-ConvolutionGeometry geometry_of(const ConvShape& shape) {
-  return {shape.batch, shape.in_channels, shape.out_channels, shape.window(), shape.input_planes(),
-          shape.output_planes(), shape.weights_version};
-}
-
 // A library call's answer: true if it ran; false (run im2col) if the backend has no
 // primitive for the shape, unless the library path was asked for.
 bool library_ran(Backend& backend, bool ran, const char* what) {
@@ -90,6 +85,10 @@ bool library_ran(Backend& backend, bool ran, const char* what) {
 }
 
 }  // namespace
+
+ConvolutionGeometry ConvShape::geometry() const {
+  return {batch, in_channels, out_channels, window(), input_planes(), output_planes(), weights_version};
+}
 
 PlaneLayout ConvShape::input_planes() const { return resolve(input_layout, in_channels); }
 PlaneLayout ConvShape::output_planes() const { return resolve(output_layout, out_channels); }
@@ -131,9 +130,11 @@ bool conv_uses_library(const Backend& backend) {
 
 bool conv_library_takes(Backend& backend, const ConvShape& shape, ConvolutionDirection direction) {
   if (!conv_uses_library(backend)) return false;
-  shape.validate();  // before its window is computed (a stride of 0 would divide by it)
+  // Before its window is computed (a stride of 0 would divide by it); so every
+  // library call below runs on a validated shape.
+  shape.validate();
   return backend.convolution_path() == ConvolutionPath::library_only ||
-         !backend.convolution_prefers_gemm(geometry_of(shape), direction);
+         !backend.convolution_prefers_gemm(shape.geometry(), direction);
 }
 
 void conv2d_im2col(Backend& backend, const ConvShape& shape, const float* x, float* columns) {
@@ -147,8 +148,7 @@ void conv2d_im2col(Backend& backend, const ConvShape& shape, const float* x, flo
 void conv2d_forward(Backend& backend, const ConvShape& shape, const float* x, const float* weights,
                     const float* bias, float* y, const ConvWorkspace& workspace, bool accumulate) {
   if (!accumulate && conv_library_takes(backend, shape, ConvolutionDirection::forward)) {
-    shape.validate();
-    if (library_ran(backend, backend.convolution_forward(geometry_of(shape), x, weights, y), "conv2d_forward")) {
+    if (library_ran(backend, backend.convolution_forward(shape.geometry(), x, weights, y), "conv2d_forward")) {
       if (bias)
         backend.run(PlaneRelayoutOp{y, y, bias, shape.output_planes(), shape.output_planes(), shape.out_channels,
                                     shape.out_h() * shape.out_w(), false},
@@ -189,7 +189,7 @@ void conv2d_transpose(Backend& backend, const ConvShape& shape, const float* y, 
                       const ConvWorkspace& workspace, bool accumulate) {
   shape.validate();
   if (!accumulate && conv_library_takes(backend, shape, ConvolutionDirection::backward_data) &&
-      library_ran(backend, backend.convolution_backward_data(geometry_of(shape), y, weights, x),
+      library_ran(backend, backend.convolution_backward_data(shape.geometry(), y, weights, x),
                   "conv2d_transpose"))
     return;
   require(workspace.columns != nullptr, "conv2d_transpose: no columns workspace");
@@ -207,9 +207,8 @@ void conv2d_transpose(Backend& backend, const ConvShape& shape, const float* y, 
 void conv2d_weight_gradient(Backend& backend, const ConvShape& shape, const float* x, const float* y, float alpha,
                             float beta, float* weight_gradient, const ConvWorkspace& workspace) {
   if (conv_library_takes(backend, shape, ConvolutionDirection::backward_weights)) {
-    shape.validate();
     if (library_ran(backend,
-                    backend.convolution_backward_weights(geometry_of(shape), x, y, alpha, beta, weight_gradient),
+                    backend.convolution_backward_weights(shape.geometry(), x, y, alpha, beta, weight_gradient),
                     "conv2d_weight_gradient"))
       return;
   }

@@ -64,6 +64,8 @@ struct ConvShape {
   int out_h() const { return sliding_output_size(in_h, kernel, stride, padding); }
   int out_w() const { return sliding_output_size(in_w, kernel, stride, padding); }
   SlidingWindow window() const { return make_sliding_window(in_h, in_w, kernel, stride, padding); }
+  // The call as a convolution library sees it (Backend::convolution_*).
+  ConvolutionGeometry geometry() const;
   PlaneLayout input_planes() const;   // input_layout, or NCHW when left at {0, 0}
   PlaneLayout output_planes() const;  // output_layout, or NCHW when left at {0, 0}
 

@@ -42,10 +42,7 @@ TEST_CASE("conv library: oneDNN fp32 matches the naive double reference (NCHW an
 TEST_CASE("conv library: the routing table sends fp32 convolutions onto a 2x2 plane on AVX2 kernels to im2col") {
   using eqprop::ConvolutionDirection;
   auto routes = [](int index, GemmPrecision precision, ConvolutionDirection direction, bool avx2) {
-    const ConvShape& c = kCases[index];
-    const eqprop::ConvolutionGeometry geometry{c.batch, c.in_channels, c.out_channels, c.window(),
-                                               c.input_planes(), c.output_planes()};
-    return eqprop::dnnl_routes_to_gemm(geometry, precision, direction, avx2);
+    return eqprop::dnnl_routes_to_gemm(kCases[index].geometry(), precision, direction, avx2);
   };
   for (const ConvolutionDirection direction : {ConvolutionDirection::forward, ConvolutionDirection::backward_data,
                                                ConvolutionDirection::backward_weights}) {
@@ -54,7 +51,8 @@ TEST_CASE("conv library: the routing table sends fp32 convolutions onto a 2x2 pl
     // Only the measured ISA and precision, only planes of at most 4 positions.
     CHECK_FALSE(routes(kValidOntoTwoByTwo, GemmPrecision::fp32, direction, false));
     CHECK_FALSE(routes(kValidOntoTwoByTwo, GemmPrecision::bf16, direction, true));
-    for (int other = 0; other < kValidOntoTwoByTwo; ++other) CHECK_FALSE(routes(other, GemmPrecision::fp32, direction, true));
+    for (int other = 0; other < kValidOntoTwoByTwo; ++other)
+      CHECK_FALSE(routes(other, GemmPrecision::fp32, direction, true));
     // A padded backward-data pass onto 2x2 is one oneDNN runs fast.
     CHECK(routes(kPaddedOntoTwoByTwo, GemmPrecision::fp32, direction, true) ==
           (direction != ConvolutionDirection::backward_data));
@@ -84,8 +82,7 @@ TEST_CASE("conv library: a routed convolution runs im2col + GEMM on the library 
   auto inner = eqprop::make_backend("cpu");
   eqprop::CountingBackend counting(*inner);
   const ConvShape shape = kCases[kValidOntoTwoByTwo];
-  const eqprop::ConvolutionGeometry geometry{shape.batch, shape.in_channels, shape.out_channels, shape.window(),
-                                             shape.input_planes(), shape.output_planes()};
+  const eqprop::ConvolutionGeometry geometry = shape.geometry();
   // The backend's answer is the table's on this machine's ISA.
   const bool routed = eqprop::dnnl_runs_avx2_kernels();
   MESSAGE("oneDNN ISA " << eqprop::dnnl_isa_description() << (routed ? ": routed" : ": not routed"));
@@ -95,7 +92,8 @@ TEST_CASE("conv library: a routed convolution runs im2col + GEMM on the library 
   ConvScratch scratch(counting, shape);
   eqprop::DeviceBuffer<float> x(counting, shape.input_size()), w(counting, shape.weight_size()),
       y(counting, shape.output_size()), g(counting, shape.weight_size());
-  for (eqprop::DeviceBuffer<float>* buffer : {&x, &w, &y}) counting.fill_zero(buffer->data(), buffer->size() * sizeof(float));
+  for (eqprop::DeviceBuffer<float>* buffer : {&x, &w, &y})
+    counting.fill_zero(buffer->data(), buffer->size() * sizeof(float));
   for (const ConvolutionPath path : {ConvolutionPath::library, ConvolutionPath::library_only}) {
     CAPTURE(static_cast<int>(path));
     counting.set_convolution_path(path);
