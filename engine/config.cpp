@@ -602,6 +602,8 @@ std::string switch_needed(const Config& config, const std::string& key) {
   if (key == "training.algorithm" && config.training.implicit && !model_kind(config.model.kind).implicit_gradient)
     for (const ModelKind& kind : model_kinds())
       if (kind.implicit_gradient) return "model.kind=" + kind.name;
+  // The one key of the `conv` section that its borrowers (conv_predictive_coding) do not read.
+  if (key == "conv.nudged_couplings" && config.model.kind != "conv_hopfield") return "model.kind=conv_hopfield";
   const std::vector<std::string>& borrowed = model_kind(config.model.kind).borrowed_sections;
   if (std::any_of(borrowed.begin(), borrowed.end(),
                   [&](const std::string& section) { return key.rfind(section + ".", 0) == 0; }))

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "kernels/axpby.h"
 #include "models/parameter_init.h"
 
 namespace eqprop {
@@ -207,22 +208,31 @@ const float* ConvHopfield::unit_bias(int i) const {
 
 void ConvHopfield::conv_coupling(int k, const float* below, const float* above, bool keep_argmax) {
   const int in_units = shape_.units(k), out_units = shape_.units(k + 1);
+  const std::size_t pre_units = std::size_t(shape_.conv_shape(k, 1).output_size());
+  const bool from_reference = from_reference_ && k >= 1;
   const float* weights = parameters_.weights[k].data();
   float* drive = drive_[k].data();
   for (int begin = 0; begin < batch_; begin += chunk_) {
     const int rows = std::min(chunk_, batch_ - begin);
     const std::size_t in_offset = std::size_t(begin) * in_units, out_offset = std::size_t(begin) * out_units;
+    const std::size_t pre_offset = std::size_t(begin) * pre_units, pre_count = std::size_t(rows) * pre_units;
     ConvShape conv = call_shape(shape_.conv_shape(k, rows));
     const ConvWorkspace workspace{columns_.data(), conv_out_.data()};
+    // From the reference: W * (s - r) here, then + W * r before the pooling.
+    const float* x = from_reference ? deviation(below, reference_state_.layers[k - 1].data(), in_offset,
+                                                std::size_t(rows) * in_units)
+                                    : below + in_offset;
     if (shape_.pool == PoolKind::none) {
       // NCHW in and out; conv_ops reorders through conv_out_.
-      conv2d_forward(backend_, conv, below + in_offset, weights, nullptr, drive + out_offset, workspace);
+      conv2d_forward(backend_, conv, x, weights, nullptr, drive + out_offset, workspace);
+      if (from_reference) add_reference(drive + out_offset, reference_preactivation_[k].data() + pre_offset, pre_count);
     } else {
       // The GEMM writes the pre-pool output channel-major into conv_out_; the pooling
       // reads it there and writes the NCHW drive (kernels/plane_layout.h).
       conv.output_layout = cnhw_layout(rows);
       const PoolShape pool = shape_.pool_shape(k, rows);
-      conv2d_forward(backend_, conv, below + in_offset, weights, nullptr, conv_out_.data(), workspace);
+      conv2d_forward(backend_, conv, x, weights, nullptr, conv_out_.data(), workspace);
+      if (from_reference) add_reference(conv_out_.data(), reference_preactivation_[k].data() + pre_offset, pre_count);
       if (shape_.pool == PoolKind::max && keep_argmax)
         max_pool2d_select(backend_, pool, conv_out_.data(), argmax_[k].data() + out_offset, drive + out_offset);
       else if (shape_.pool == PoolKind::max)
@@ -242,12 +252,22 @@ void ConvHopfield::conv_feedback(int k, const float* above) {
 void ConvHopfield::conv_feedback_rows(int k, const float* above, int begin, int rows) {
   const std::size_t in_offset = std::size_t(begin) * shape_.units(k);
   const std::size_t out_offset = std::size_t(begin) * shape_.units(k + 1);
+  const std::size_t pre_units = std::size_t(shape_.conv_shape(k, 1).output_size());
+  const std::size_t pre_offset = std::size_t(begin) * pre_units, pre_count = std::size_t(rows) * pre_units;
+  const std::size_t feedback_count = std::size_t(rows) * shape_.units(k);
   const float* weights = parameters_.weights[k].data();
   float* feedback = feedback_[k - 1].data() + in_offset;
   ConvShape conv = call_shape(shape_.conv_shape(k, rows));
   const ConvWorkspace workspace{columns_.data(), conv_out_.data()};
-  if (shape_.pool == PoolKind::none)
-    return conv2d_transpose(backend_, conv, above + out_offset, weights, feedback, workspace);
+  // From the reference: W^T *' (P^T(s) - P^T(r)), then + W^T *' P^T(r).
+  const float* reference_feedback = from_reference_ ? reference_feedback_[k - 1].data() + in_offset : nullptr;
+  if (shape_.pool == PoolKind::none) {
+    const float* y = from_reference_ ? deviation(above, reference_state_.layers[k].data(), out_offset, pre_count)
+                                     : above + out_offset;
+    conv2d_transpose(backend_, conv, y, weights, feedback, workspace);
+    if (from_reference_) add_reference(feedback, reference_feedback, feedback_count);
+    return;
+  }
   conv.output_layout = cnhw_layout(rows);
   const PoolShape pool = shape_.pool_shape(k, rows);
   // P^T(s_above), channel-major (through the argmax of the last forward pass), then W^T *'.
@@ -255,7 +275,11 @@ void ConvHopfield::conv_feedback_rows(int k, const float* above, int begin, int 
     max_unpool2d(backend_, pool, above + out_offset, argmax_[k].data() + out_offset, conv_out_.data());
   else
     avg_unpool2d(backend_, pool, above + out_offset, conv_out_.data());
+  if (from_reference_)
+    backend_.run(AxpbyOp{conv_out_.data(), reference_operand_[k].data() + pre_offset, conv_out_.data(), 1.0f, -1.0f},
+                 std::int64_t(pre_count));
   conv2d_transpose(backend_, conv, conv_out_.data(), weights, feedback, workspace);
+  if (from_reference_) add_reference(feedback, reference_feedback, feedback_count);
 }
 
 void ConvHopfield::conv_kernel_gradient(int k, const float* below, const float* above, float alpha, bool overwrite,
@@ -310,6 +334,54 @@ void ConvHopfield::conv_kernel_gradient(int k, const float* below, const float* 
   }
 }
 
+void ConvHopfield::unpool_through_own_argmax(int k, const float* below, const float* above, int begin, int rows,
+                                             float* unpooled) {
+  const std::size_t in_offset = std::size_t(begin) * shape_.units(k);
+  const std::size_t out_offset = std::size_t(begin) * shape_.units(k + 1);
+  const PoolShape pool = shape_.pool_shape(k, rows);
+  if (shape_.pool == PoolKind::avg) return avg_unpool2d(backend_, pool, above + out_offset, unpooled);
+  ConvShape conv = call_shape(shape_.conv_shape(k, rows));
+  conv.output_layout = cnhw_layout(rows);
+  const ConvWorkspace workspace{columns_.data(), conv_out_.data()};
+  // The pooled values land in the drive, which every step recomputes.
+  conv2d_forward(backend_, conv, below + in_offset, parameters_.weights[k].data(), nullptr, conv_out_.data(),
+                 workspace);
+  max_pool2d(backend_, pool, conv_out_.data(), drive_[k].data() + out_offset, argmax_[k].data() + out_offset);
+  max_unpool2d(backend_, pool, above + out_offset, argmax_[k].data() + out_offset, unpooled);
+}
+
+void ConvHopfield::conv_kernel_gradient_from_difference(int k, const float* below_a, const float* above_a,
+                                                        const float* below_b, const float* above_b, float alpha,
+                                                        float* gradient) {
+  const int in_units = shape_.units(k), out_units = shape_.units(k + 1);
+  for (int begin = 0; begin < batch_; begin += chunk_) {
+    const int rows = std::min(chunk_, batch_ - begin);
+    const std::size_t in_offset = std::size_t(begin) * in_units, out_offset = std::size_t(begin) * out_units;
+    const std::size_t out_count = std::size_t(rows) * shape_.conv_shape(k, 1).output_size();
+    ConvShape conv = call_shape(shape_.conv_shape(k, rows));
+    const ConvWorkspace workspace{columns_.data(), conv_out_.data()};
+    // u_a - u_b and u_b: without pooling the NCHW states themselves, else each
+    // unpooled channel-major through its own argmax.
+    const float* unpooled_b = above_b + out_offset;
+    float* unpooled_difference = unpooled_b_.data();
+    if (shape_.pool == PoolKind::none) {
+      backend_.run(AxpbyOp{above_a + out_offset, unpooled_b, unpooled_difference, 1.0f, -1.0f},
+                   std::int64_t(out_count));
+    } else {
+      conv.output_layout = cnhw_layout(rows);
+      unpool_through_own_argmax(k, below_b, above_b, begin, rows, unpooled_b_.data());
+      unpool_through_own_argmax(k, below_a, above_a, begin, rows, conv_out_.data());
+      unpooled_b = unpooled_b_.data();
+      unpooled_difference = conv_out_.data();
+      backend_.run(AxpbyOp{conv_out_.data(), unpooled_b, conv_out_.data(), 1.0f, -1.0f}, std::int64_t(out_count));
+    }
+    conv2d_weight_gradient(backend_, conv, below_a + in_offset, unpooled_difference, alpha, begin == 0 ? 0.0f : 1.0f,
+                           gradient, workspace);
+    const float* below_difference = deviation(below_a, below_b, in_offset, std::size_t(rows) * in_units);
+    conv2d_weight_gradient(backend_, conv, below_difference, unpooled_b, alpha, 1.0f, gradient, workspace);
+  }
+}
+
 void ConvHopfield::skip_kernel_gradient(int s, const float* below, const float* above, float alpha, bool overwrite,
                                         float* gradient) {
   const int in_units = shape_.units(shape_.skips[s].from), out_units = shape_.units(shape_.skips[s].to);
@@ -342,12 +414,25 @@ void ConvHopfield::skip_couplings(const NetworkState& state, bool with_feedback,
       const std::size_t in_offset = std::size_t(begin) * in_units, out_offset = std::size_t(begin) * out_units;
       const ConvShape conv = call_shape(shape_.skip_shape(s, rows));
       const ConvWorkspace workspace{columns_.data(), conv_out_.data()};
-      if (drive)
-        conv2d_forward(backend_, conv, below + in_offset, weights, nullptr, drive_[skip.to - 1].data() + out_offset,
-                       workspace, true);
-      if (feedback)
-        conv2d_transpose(backend_, conv, above + out_offset, weights, feedback_[skip.from - 1].data() + in_offset,
-                         workspace, true);
+      const std::size_t in_count = std::size_t(rows) * in_units, out_count = std::size_t(rows) * out_units;
+      // From the reference as the chain (the clamped input's term needs none).
+      const bool drive_from_reference = from_reference_ && skip.from >= 1;
+      if (drive) {
+        float* field = drive_[skip.to - 1].data() + out_offset;
+        const float* x = drive_from_reference
+                             ? deviation(below, reference_state_.layers[skip.from - 1].data(), in_offset, in_count)
+                             : below + in_offset;
+        conv2d_forward(backend_, conv, x, weights, nullptr, field, workspace, true);
+        if (drive_from_reference) add_reference(field, reference_skip_drive_[s].data() + out_offset, out_count);
+      }
+      if (feedback) {
+        float* field = feedback_[skip.from - 1].data() + in_offset;
+        const float* y = from_reference_
+                             ? deviation(above, reference_state_.layers[skip.to - 1].data(), out_offset, out_count)
+                             : above + out_offset;
+        conv2d_transpose(backend_, conv, y, weights, field, workspace, true);
+        if (from_reference_) add_reference(field, reference_skip_feedback_[s].data() + in_offset, in_count);
+      }
     }
   }
 }
@@ -361,6 +446,7 @@ ConvShape ConvHopfield::call_shape(ConvShape shape) const {
 
 void ConvHopfield::set_input(const float* x, int batch) {
   begin_batch(x, batch);
+  reference_taken_ = false;  // new inputs or parameters: the next nudged phase takes its own
   // The parameters hold still until the next set_input (EnergyModel::set_input), so
   // this batch's convolutions promise the library unchanged weights.
   weights_version_ = fresh_weights_version();
@@ -407,14 +493,22 @@ void ConvHopfield::couplings(const NetworkState& state, bool with_feedback, int 
     }
     const int fan_in = shape_.units(t), units = shape_.units(t + 1);
     const float* weights = parameters_.weights[t].data();
-    // drive (batch, units) = s_{t-1} (batch, fan_in) W (fan_in, units)
-    if (drive)
-      backend_.gemm(Transpose::no, Transpose::no, batch_, units, fan_in, 1.0f, below, fan_in, weights, units, 0.0f,
+    const std::size_t below_count = std::size_t(batch_) * fan_in, above_count = std::size_t(batch_) * units;
+    // drive (batch, units) = s_{t-1} (batch, fan_in) W (fan_in, units); from the
+    // reference (s_{t-1} - r_{t-1}) W + r_{t-1} W.
+    if (drive) {
+      const float* x = from_reference_ ? deviation(below, reference_state_.layers[t - 1].data(), 0, below_count) : below;
+      backend_.gemm(Transpose::no, Transpose::no, batch_, units, fan_in, 1.0f, x, fan_in, weights, units, 0.0f,
                     drive_[t].data(), units);
-    // feedback (batch, fan_in) = s_t (batch, units) W^T
-    if (feedback)
-      backend_.gemm(Transpose::no, Transpose::yes, batch_, fan_in, units, 1.0f, above, units, weights, units, 0.0f,
+      if (from_reference_) add_reference(drive_[t].data(), reference_preactivation_[t].data(), above_count);
+    }
+    // feedback (batch, fan_in) = s_t (batch, units) W^T, from the reference likewise.
+    if (feedback) {
+      const float* y = from_reference_ ? deviation(above, reference_state_.layers[t].data(), 0, above_count) : above;
+      backend_.gemm(Transpose::no, Transpose::yes, batch_, fan_in, units, 1.0f, y, units, weights, units, 0.0f,
                     feedback_[t - 1].data(), fan_in);
+      if (from_reference_) add_reference(feedback_[t - 1].data(), reference_feedback_[t - 1].data(), below_count);
+    }
   }
   skip_couplings(state, with_feedback, group, groups, !linear);
 }
@@ -431,7 +525,9 @@ void ConvHopfield::step_rows(NetworkState& state, const float* target, const Pha
   const int groups = update_group_count(spec.order);
   std::vector<char> argmax_current(std::size_t(states), 0);
   for (int g = 0; g < groups; ++g) {
+    from_reference_ = phase_uses_reference_;
     couplings(state, true, g, groups, &argmax_current);
+    from_reference_ = false;  // energy(), the adjoint and the update compute directly
     if (readout_nudge && top % groups == g)
       // -beta dl/ds_top = -beta (softmax - y) W_out^T (Laborieux et al. 2021, §3).
       softmax_nudge(state, target, spec.beta, begin, rows, feedback_[top].data());
@@ -444,6 +540,117 @@ void ConvHopfield::step_rows(NetworkState& state, const float* target, const Pha
       if (i + 1 < states) argmax_current[std::size_t(i) + 1] = 0;  // s_i moved
     }
   }
+}
+
+// ---- nudged phases from a reference ----
+
+bool ConvHopfield::nudges_from_reference() const {
+  return nudged_couplings_ == NudgedCouplings::from_reference ||
+         (nudged_couplings_ == NudgedCouplings::automatic && backend_.gemm_precision() != GemmPrecision::fp32);
+}
+
+void ConvHopfield::prepare_phase(const NetworkState& state, const PhaseSpec& spec) {
+  phase_uses_reference_ = spec.beta != 0.0f && shape_.state_layers() > 1 && nudges_from_reference();
+  // One reference per batch: every nudged phase of it (both signs of beta) adds the
+  // same L(r), so the products' rounding of r is common to them and cancels in the
+  // contrastive update.
+  if (phase_uses_reference_ && !reference_taken_) take_reference(state);
+}
+
+const float* ConvHopfield::deviation(const float* operand, const float* reference, std::size_t offset,
+                                     std::size_t count) {
+  backend_.run(AxpbyOp{operand + offset, reference + offset, deviation_.data(), 1.0f, -1.0f}, std::int64_t(count));
+  return deviation_.data();
+}
+
+void ConvHopfield::add_reference(float* values, const float* reference, std::size_t count) {
+  backend_.run(AxpbyOp{values, reference, values, 1.0f, 1.0f}, std::int64_t(count));
+}
+
+void ConvHopfield::take_reference(const NetworkState& state) {
+  const int states = shape_.state_layers(), convs = shape_.conv_layers();
+  if (reference_feedback_.empty()) {
+    reference_state_ = make_state();
+    int widest = 1;
+    for (int t = 0; t < states; ++t) {
+      widest = std::max(widest, shape_.units(t + 1));
+      const std::size_t pre = t == 0 ? 0
+                              : t < convs ? std::size_t(shape_.conv_shape(t, 1).output_size())
+                                          : std::size_t(shape_.units(t + 1));
+      const bool operand = t >= 1 && t < convs && shape_.pool != PoolKind::none;
+      reference_preactivation_.emplace_back(backend_, std::size_t(max_batch_) * pre);
+      reference_operand_.emplace_back(backend_, operand ? std::size_t(max_batch_) * pre : 0);
+      reference_feedback_.emplace_back(backend_, std::size_t(max_batch_) * shape_.units(t + 1));
+    }
+    deviation_ = DeviceBuffer<float>(backend_, std::size_t(max_batch_) * widest);
+    second_deviation_ = DeviceBuffer<float>(backend_, std::size_t(max_batch_) * widest);
+    unpooled_b_ = DeviceBuffer<float>(backend_, conv_out_.size());
+    for (const SkipSpec& skip : shape_.skips) {
+      reference_skip_drive_.emplace_back(backend_, std::size_t(max_batch_) * shape_.units(skip.to));
+      reference_skip_feedback_.emplace_back(backend_, std::size_t(max_batch_) * shape_.units(skip.from));
+    }
+  }
+  copy_state(state, reference_state_, batch_);
+  // L(r) and L^T(P^T(r)) for every chain tensor t >= 1, computed directly.
+  for (int t = 1; t < states; ++t) {
+    const float* below = reference_state_.layers[t - 1].data();
+    const float* above = reference_state_.layers[t].data();
+    float* feedback = reference_feedback_[t - 1].data();
+    float* preactivation = reference_preactivation_[t].data();
+    const int fan_in = shape_.units(t), units = shape_.units(t + 1);
+    if (t >= convs) {
+      backend_.gemm(Transpose::no, Transpose::no, batch_, units, fan_in, 1.0f, below, fan_in,
+                    parameters_.weights[t].data(), units, 0.0f, preactivation, units);
+      backend_.gemm(Transpose::no, Transpose::yes, batch_, fan_in, units, 1.0f, above, units,
+                    parameters_.weights[t].data(), units, 0.0f, feedback, fan_in);
+      continue;
+    }
+    const std::size_t pre_units = std::size_t(shape_.conv_shape(t, 1).output_size());
+    for (int begin = 0; begin < batch_; begin += chunk_) {
+      const int rows = std::min(chunk_, batch_ - begin);
+      const std::size_t in_offset = std::size_t(begin) * fan_in, out_offset = std::size_t(begin) * units;
+      const std::size_t pre_offset = std::size_t(begin) * pre_units;
+      ConvShape conv = call_shape(shape_.conv_shape(t, rows));
+      const ConvWorkspace workspace{columns_.data(), conv_out_.data()};
+      const float* weights = parameters_.weights[t].data();
+      if (shape_.pool == PoolKind::none) {
+        conv2d_forward(backend_, conv, below + in_offset, weights, nullptr, preactivation + pre_offset, workspace);
+        conv2d_transpose(backend_, conv, above + out_offset, weights, feedback + in_offset, workspace);
+        continue;
+      }
+      conv.output_layout = cnhw_layout(rows);
+      const PoolShape pool = shape_.pool_shape(t, rows);
+      float* operand = reference_operand_[t].data() + pre_offset;
+      conv2d_forward(backend_, conv, below + in_offset, weights, nullptr, preactivation + pre_offset, workspace);
+      // r's argmax (the nudged steps find their own); the pooled values are scratch.
+      if (shape_.pool == PoolKind::max) {
+        max_pool2d(backend_, pool, preactivation + pre_offset, drive_[t].data() + out_offset,
+                   argmax_[t].data() + out_offset);
+        max_unpool2d(backend_, pool, above + out_offset, argmax_[t].data() + out_offset, operand);
+      } else {
+        avg_unpool2d(backend_, pool, above + out_offset, operand);
+      }
+      conv2d_transpose(backend_, conv, operand, weights, feedback + in_offset, workspace);
+    }
+  }
+  // K * r_from and K^T *' r_to for every skip out of a state layer.
+  for (int s = 0; s < shape_.skip_count(); ++s) {
+    const SkipSpec& skip = shape_.skips[s];
+    if (skip.from < 1) continue;
+    const int in_units = shape_.units(skip.from), out_units = shape_.units(skip.to);
+    const float* weights = parameters_.weights[shape_.skip_tensor(s)].data();
+    for (int begin = 0; begin < batch_; begin += chunk_) {
+      const int rows = std::min(chunk_, batch_ - begin);
+      const std::size_t in_offset = std::size_t(begin) * in_units, out_offset = std::size_t(begin) * out_units;
+      const ConvShape conv = call_shape(shape_.skip_shape(s, rows));
+      const ConvWorkspace workspace{columns_.data(), conv_out_.data()};
+      conv2d_forward(backend_, conv, reference_state_.layers[skip.from - 1].data() + in_offset, weights, nullptr,
+                     reference_skip_drive_[s].data() + out_offset, workspace);
+      conv2d_transpose(backend_, conv, reference_state_.layers[skip.to - 1].data() + out_offset, weights,
+                       reference_skip_feedback_[s].data() + in_offset, workspace);
+    }
+  }
+  reference_taken_ = true;
 }
 
 void ConvHopfield::energy(const NetworkState& state, float* energy) {
@@ -471,6 +678,9 @@ void ConvHopfield::ep_gradient(const NetworkState& state_a, float beta_a, const 
                                const float* target, ParameterSet& gradient) {
   const int states = shape_.state_layers(), convs = shape_.conv_layers();
   const float c = contrastive_scale(beta_a, beta_b, batch_);
+  // The products on the phases' differences where they round their operands (the
+  // scratch comes with the batch's reference, which every nudged phase takes).
+  const bool from_difference = nudges_from_reference() && reference_taken_;
   for (int t = 0; t < states; ++t) {
     const int fan_in = shape_.units(t), units = shape_.units(t + 1);
     const float* a = state_a.layers[t].data();
@@ -480,10 +690,23 @@ void ConvHopfield::ep_gradient(const NetworkState& state_a, float beta_a, const 
       // The input is clamped in both phases (and so is its argmax): one product on
       // s_a - s_b, as DenseHopfield does.
       conv_kernel_gradient(0, input_, first_layer_difference(a, b), -c, true, weight_gradient);
+    } else if (t < convs && from_difference) {
+      conv_kernel_gradient_from_difference(t, state_a.layers[t - 1].data(), a, state_b.layers[t - 1].data(), b, -c,
+                                           weight_gradient);
     } else if (t < convs) {
       // dE/dW_t = -corr(s_{t-1}, P^T(s_t)) at each state, through that state's argmax.
       conv_kernel_gradient(t, state_a.layers[t - 1].data(), a, -c, true, weight_gradient);
       conv_kernel_gradient(t, state_b.layers[t - 1].data(), b, c, false, weight_gradient);
+    } else if (from_difference) {
+      // x_a^T y_a - x_b^T y_b = x_a^T (y_a - y_b) + (x_a - x_b)^T y_b
+      const std::size_t count = std::size_t(batch_) * units;
+      backend_.run(AxpbyOp{a, b, second_deviation_.data(), 1.0f, -1.0f}, std::int64_t(count));
+      backend_.gemm(Transpose::yes, Transpose::no, fan_in, units, batch_, -c, state_a.layers[t - 1].data(), fan_in,
+                    second_deviation_.data(), units, 0.0f, weight_gradient, units);
+      const float* below_difference = deviation(state_a.layers[t - 1].data(), state_b.layers[t - 1].data(), 0,
+                                                std::size_t(batch_) * fan_in);
+      backend_.gemm(Transpose::yes, Transpose::no, fan_in, units, batch_, -c, below_difference, fan_in, b, units, 1.0f,
+                    weight_gradient, units);
     } else {
       backend_.gemm(Transpose::yes, Transpose::no, fan_in, units, batch_, -c, state_a.layers[t - 1].data(), fan_in,
                     a, units, 0.0f, weight_gradient, units);
@@ -502,6 +725,20 @@ void ConvHopfield::ep_gradient(const NetworkState& state_a, float beta_a, const 
   for (int s = 0; s < shape_.skip_count(); ++s) {
     const SkipSpec& skip = shape_.skips[s];
     float* weight_gradient = gradient.weights[shape_.skip_tensor(s)].data();
+    if (from_difference) {
+      // corr(x_a, y_a - y_b) + corr(x_a - x_b, y_b); the clamped input has no x_a - x_b.
+      const std::size_t out_count = std::size_t(batch_) * shape_.units(skip.to);
+      backend_.run(AxpbyOp{state_a.layers[skip.to - 1].data(), state_b.layers[skip.to - 1].data(),
+                           second_deviation_.data(), 1.0f, -1.0f},
+                   std::int64_t(out_count));
+      skip_kernel_gradient(s, plane_values(state_a, skip.from), second_deviation_.data(), -c, true, weight_gradient);
+      if (skip.from >= 1)
+        skip_kernel_gradient(s,
+                             deviation(plane_values(state_a, skip.from), plane_values(state_b, skip.from), 0,
+                                       std::size_t(batch_) * shape_.units(skip.from)),
+                             state_b.layers[skip.to - 1].data(), -c, false, weight_gradient);
+      continue;
+    }
     skip_kernel_gradient(s, plane_values(state_a, skip.from), state_a.layers[skip.to - 1].data(), -c, true,
                          weight_gradient);
     skip_kernel_gradient(s, plane_values(state_b, skip.from), state_b.layers[skip.to - 1].data(), c, false,

@@ -68,6 +68,21 @@ namespace eqprop {
 
 enum class PoolKind : int { none = 0, max = 1, avg = 2 };
 
+// How a nudged phase computes the couplings of the chain, and the update its
+// states feed (ConvHopfield::set_nudged_couplings; DESIGN.md §1, "Nudged phases in
+// reduced precision"):
+//  - direct: each field from the state itself, as the free phase does; the update
+//    as corr(x_a, u_a) - corr(x_b, u_b);
+//  - from_reference: each linear map L (a convolution, its transpose, a dense
+//    product) as L(r) + L(s - r), L(r) computed once per batch at the reference r,
+//    the state the first nudged phase of the batch starts from (the free fixed
+//    point); the update as corr(x_a, u_a - u_b) + corr(x_a - x_b, u_b). Equal in
+//    exact arithmetic; a product's rounding of its operands then scales with the
+//    O(beta) differences the update measures instead of with the states;
+//  - automatic: from_reference where the backend's GEMMs and convolutions round
+//    their operands (gemm_precision bf16 or tf32), direct in fp32 (bits unchanged).
+enum class NudgedCouplings { automatic, direct, from_reference };
+
 // A skip coupling between planes `from` and `to` of the conv stack (0 the input,
 // k the state after conv layer k), from <= to - 2: a 1x1 convolution whose stride
 // is the ratio of the planes' sizes.
@@ -138,6 +153,9 @@ class ConvHopfield final : public LayeredModel {
   std::string kind() const override { return "conv_hopfield"; }
   // Samples per convolution call (the workspace budget over the widest layer).
   int chunk_samples() const { return chunk_; }
+  // NudgedCouplings, from the next nudged phase (and the update after it) on.
+  void set_nudged_couplings(NudgedCouplings mode) { nudged_couplings_ = mode; }
+  NudgedCouplings nudged_couplings() const { return nudged_couplings_; }
 
   // Uniform(+-gain/sqrt(fan_in)) weights and biases, fan_in = C*K*K for a kernel.
   void initialize(std::uint64_t seed, float gain) override;
@@ -216,6 +234,31 @@ class ConvHopfield final : public LayeredModel {
                  int rows) override;
   // The per-unit bias of state layer i: the conv bias broadcast, or the dense bias.
   const float* unit_bias(int i) const;
+  // NudgedCouplings resolved at the backend's gemm_precision().
+  bool nudges_from_reference() const;
+  // gradient = alpha * [corr(x_a, P_a^T(y_a)) - corr(x_b, P_b^T(y_b))] for conv tensor
+  // k >= 1 as alpha * [corr(x_a, P_a^T(y_a) - P_b^T(y_b)) + corr(x_a - x_b, P_b^T(y_b))],
+  // each argmax found from its own x. x (batch, units(k)), y (batch, units(k + 1)).
+  void conv_kernel_gradient_from_difference(int k, const float* below_a, const float* above_a,
+                                            const float* below_b, const float* above_b, float alpha,
+                                            float* gradient);
+  // P^T(above) for conv tensor k on `rows` samples from `begin` into `unpooled`
+  // (channel-major, as conv_out_): the argmax of max pooling from below's forward pass.
+  void unpool_through_own_argmax(int k, const float* below, const float* above, int begin, int rows,
+                                 float* unpooled);
+  // A nudged phase under NudgedCouplings::from_reference (or automatic in reduced
+  // precision) takes `state` as the batch's reference unless one is already taken.
+  void prepare_phase(const NetworkState& state, const PhaseSpec& spec) override;
+  // The reference's fields: reference_state_ = state, then for every chain tensor t
+  // >= 1 its pre-pool convolution (or dense drive), its feedback operand P^T(r_t)
+  // and its feedback, and for every skip out of a state layer its drive and
+  // feedback, all computed directly.
+  void take_reference(const NetworkState& state);
+  // operand - the reference's values at the same rows, into deviation_ (count floats
+  // from `offset`): the operand of L(s - r).
+  const float* deviation(const float* operand, const float* reference, std::size_t offset, std::size_t count);
+  // values[0, count) += reference[0, count).
+  void add_reference(float* values, const float* reference, std::size_t count);
 
   ConvHopfieldShape shape_;
   int chunk_ = 1;
@@ -228,6 +271,22 @@ class ConvHopfield final : public LayeredModel {
   DeviceBuffer<float> conv_out_;                       // (Co, chunk*OH*OW): pre-pool output / channel-major operand
   DeviceBuffer<float> unit_sums_;                      // (widest conv state units) batch sums before the plane sum
   DeviceBuffer<float> ones_;                           // (widest plane) for plane sums as GEMV
+  // NudgedCouplings::from_reference (allocated by the first reference taken):
+  NudgedCouplings nudged_couplings_ = NudgedCouplings::automatic;
+  bool reference_taken_ = false;       // for this batch (set_input clears it)
+  bool phase_uses_reference_ = false;  // the phase being relaxed is nudged and uses it
+  bool from_reference_ = false;        // inside that phase's step_rows: the couplings use it
+  NetworkState reference_state_;       // r, the state the batch's first nudged phase started from
+  // Per chain tensor t >= 1: L(r) before pooling, as conv_out_ holds it chunk by
+  // chunk (conv: (Co, rows*OH*OW) per chunk, NCHW without pooling; dense: the drive);
+  // the feedback operand P^T(r_t) in the same layout (pooled convs only); and the
+  // feedback L^T(P^T(r_t)) onto state layer t - 1.
+  std::vector<DeviceBuffer<float>> reference_preactivation_, reference_operand_, reference_feedback_;
+  // Per skip out of a state layer: K * r_from and K^T *' r_to.
+  std::vector<DeviceBuffer<float>> reference_skip_drive_, reference_skip_feedback_;
+  DeviceBuffer<float> deviation_;           // (max_batch, widest state layer) scratch of L(s - r)
+  DeviceBuffer<float> second_deviation_;    // the same size: y_a - y_b of a dense update
+  DeviceBuffer<float> unpooled_b_;          // conv_out_'s size: P_b^T(y_b) of a conv update
 };
 
 }  // namespace eqprop

@@ -11,6 +11,9 @@ namespace eqprop {
 namespace {
 
 constexpr Choice<PoolKind> kPools[] = {{"max", PoolKind::max}, {"avg", PoolKind::avg}, {"none", PoolKind::none}};
+constexpr Choice<NudgedCouplings> kNudgedCouplings[] = {{"auto", NudgedCouplings::automatic},
+                                                         {"direct", NudgedCouplings::direct},
+                                                         {"from_reference", NudgedCouplings::from_reference}};
 
 // The `conv` section: the conv stack in front of model.layers' dense layers.
 struct ConvOptions {
@@ -18,6 +21,7 @@ struct ConvOptions {
   std::vector<ConvLayerSpec> convs;
   PoolKind pool = PoolKind::max;
   std::vector<SkipSpec> skips;
+  NudgedCouplings nudged_couplings = NudgedCouplings::automatic;
 };
 
 // kernel, stride and padding hold one entry per conv layer; a single entry applies
@@ -46,6 +50,9 @@ std::any parse_options(const nlohmann::json& resolved, const std::string& source
   options.pool = choice_value(kPools, section.at("pool"), source + ": conv.pool");
   for (const auto& pair : section.at("skips").get<std::vector<std::vector<int>>>())
     options.skips.push_back({pair[0], pair[1]});
+  if (section.contains("nudged_couplings"))  // the conv_hopfield kind's key, not the borrowers'
+    options.nudged_couplings =
+        choice_value(kNudgedCouplings, section.at("nudged_couplings"), source + ": conv.nudged_couplings");
   return options;
 }
 
@@ -125,6 +132,13 @@ ModelKind conv_hopfield_kind() {
        "conv_hopfield: skip couplings [from, to] between planes of the conv stack (0 the input, k the output "
        "of conv layer k, from <= to - 2), each a learned 1x1 convolution whose stride is the ratio of the "
        "two planes' sizes, as in a residual Hopfield network (Hopfield-ResNet13)."},
+      choice_key("conv.nudged_couplings", kNudgedCouplings,
+                 "conv_hopfield: how nudged phases compute the chain's fields, and the update its phases feed. "
+                 "`from_reference`: each convolution or dense product as L(r) + L(s - r), r the state the batch's "
+                 "first nudged phase starts from and L(r) computed once per batch; the update from the phases' "
+                 "differences. Equal in exact arithmetic, and a bf16 product's rounding then scales with the "
+                 "O(beta) differences EP measures. `direct`: from the states, as the free phase. `auto`: "
+                 "from_reference with bf16 or tf32 products (training.gemm_precision), direct in fp32."),
   };
   kind.reported_sections = {"conv"};
   // model.layers are the dense layers after the conv stack: at least the output.
@@ -134,7 +148,9 @@ ModelKind conv_hopfield_kind() {
   kind.clipped_activation = true;
   kind.weight_tensors = weight_tensors_known_when_built;
   kind.make = [](Backend& backend, const ModelConfig& model, int max_batch) -> std::unique_ptr<EnergyModel> {
-    return std::make_unique<ConvHopfield>(backend, conv_hopfield_shape(model), max_batch);
+    auto made = std::make_unique<ConvHopfield>(backend, conv_hopfield_shape(model), max_batch);
+    made->set_nudged_couplings(model_options<ConvOptions>(model).nudged_couplings);
+    return made;
   };
   kind.implicit_gradient = true;
   kind.gradcheck = make_conv_hopfield_gradcheck;

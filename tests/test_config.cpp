@@ -92,6 +92,7 @@ const std::vector<std::string> kSchemaKeys = {
     "training.cuda_graphs",
     "training.algorithm", "training.adjoint_iterations",
     "conv.input_shape", "conv.channels", "conv.kernel", "conv.stride", "conv.padding", "conv.pool", "conv.skips",
+    "conv.nudged_couplings",
     "hardware.dac.enabled", "hardware.dac.bits", "hardware.dac.range", "hardware.dac.lo", "hardware.dac.hi",
     "hardware.dac.rounding", "hardware.dac.convention",
     "hardware.input_dac.enabled", "hardware.input_dac.bits", "hardware.input_dac.range", "hardware.input_dac.lo",
@@ -364,6 +365,10 @@ TEST_CASE("config: a key the user sets where it has no effect names the setting 
       {R"({"model": {"kind": "ising"}, "ep": {"nudging": "one_sided"}, "training": {"algorithm": "implicit"}})", "model.kind=dense_hopfield"},
       {R"({"ising": {"replicas": 2}})", "model.kind=ising"},
       {R"({"conv": {"kernel": [5]}})", "model.kind=conv_hopfield"},
+      // conv_predictive_coding borrows the conv section but not this key.
+      {R"({"model": {"kind": "conv_predictive_coding", "cost": "mse"}, "dynamics": {"order": "asynchronous"},
+          "conv": {"nudged_couplings": "direct"}})",
+       "model.kind=conv_hopfield"},
       {R"({"oscillator": {"shil": 0.5}})", "model.kind=oscillator"},
   };
   for (const auto& [text, needed] : refused) {
