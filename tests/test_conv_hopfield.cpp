@@ -310,12 +310,13 @@ double gradient_distance(const reference::Gradient& a, const reference::Gradient
 
 // The EP gradient (symmetric, beta 0.1) of a fresh fixture of `variant` whose
 // nudged phases compute their couplings by `mode`.
-reference::Gradient ep_gradient_by(const Variant& variant, NudgedCouplings mode, UpdateOrder order) {
+reference::Gradient ep_gradient_by(const Variant& variant, NudgedCouplings mode, UpdateOrder order,
+                                   const char* backend_name) {
   // Two samples' columns of workspace: the batch of 5 runs in chunks 2, 2, 1.
   const ConvHopfieldShape shape = variant.shape();
   std::int64_t columns = 0;
   for (int k = 0; k < shape.conv_layers(); ++k) columns = std::max(columns, shape.conv_shape(k, 1).columns_size());
-  ConvFixture f(shape, 5, 31, 0.5, 2 * columns);
+  ConvFixture f(shape, 5, 31, 0.5, 2 * columns, backend_name);
   f.model->set_nudged_couplings(mode);
   PhaseSpec spec{Integrator::fixed_point, 0.5f, 40, 0.0f};
   spec.order = order;
@@ -324,7 +325,9 @@ reference::Gradient ep_gradient_by(const Variant& variant, NudgedCouplings mode,
 
 }  // namespace
 
-TEST_CASE("conv hopfield: nudged phases from the reference give the direct EP gradient in fp32") {
+TEST_CASE_TEMPLATE("conv hopfield: nudged phases from the reference give the direct EP gradient in fp32", OnBackend,
+                   EQPROP_EACH_BACKEND) {
+  if (test::skip_without_backend<OnBackend>()) return;
   // L(r) + L(s - r) = L(s) for every linear map of the chain and of the skips, and
   // the update's products on differences sum to the same: in fp32 the two modes
   // differ by rounding only, for every pooling, with skips, both update orders and a
@@ -332,19 +335,22 @@ TEST_CASE("conv hopfield: nudged phases from the reference give the direct EP gr
   for (const Variant& v : kVariants) {
     for (const UpdateOrder order : {UpdateOrder::synchronous, UpdateOrder::asynchronous}) {
       const std::string name = v.name() + (order == UpdateOrder::asynchronous ? ", asynchronous" : ", synchronous");
-      const reference::Gradient direct = ep_gradient_by(v, NudgedCouplings::direct, order);
-      const reference::Gradient from_reference = ep_gradient_by(v, NudgedCouplings::from_reference, order);
+      const reference::Gradient direct = ep_gradient_by(v, NudgedCouplings::direct, order, OnBackend::name);
+      const reference::Gradient from_reference =
+          ep_gradient_by(v, NudgedCouplings::from_reference, order, OnBackend::name);
       test::check_within(name + ": from the reference against direct", gradient_distance(from_reference, direct),
                          1e-4);
       // automatic is direct in fp32: the same bits.
-      const reference::Gradient automatic = ep_gradient_by(v, NudgedCouplings::automatic, order);
+      const reference::Gradient automatic = ep_gradient_by(v, NudgedCouplings::automatic, order, OnBackend::name);
       CHECK(automatic.weights == direct.weights);
       CHECK(automatic.biases == direct.biases);
     }
   }
 }
 
-TEST_CASE("conv hopfield: in bf16 the gradcheck passes with nudged phases from the reference, not direct ones") {
+TEST_CASE_TEMPLATE("conv hopfield: in bf16 the gradcheck passes with nudged phases from the reference, not direct ones",
+                   OnBackend, EQPROP_EACH_BACKEND) {
+  if (test::skip_without_backend<OnBackend>()) return;
   // bf16 products round their operands to 8 bits: a field computed from the state
   // carries an error of order 2^-9 |s| that differs between the two nudged phases,
   // and EP divides their difference by 2 beta (0.001 here). From the reference the
@@ -358,7 +364,7 @@ TEST_CASE("conv hopfield: in bf16 the gradcheck passes with nudged phases from t
     double worst[2] = {1, 1};  // direct, auto
     const char* modes[2] = {"direct", "auto"};
     for (int m = 0; m < 2; ++m) {
-      auto backend = make_backend("cpu");
+      auto backend = make_backend(OnBackend::name);
       nlohmann::json user = read_config_file(std::string(EQPROP_SOURCE_DIR) + "/configs/" + c.config + ".json");
       if (c.pool) user["conv"]["pool"] = c.pool;
       if (c.pool && std::string(c.pool) == "avg") user["model"]["cost"] = "mse";
