@@ -569,8 +569,15 @@ void ConvHopfield::add_reference(float* values, const float* reference, std::siz
 
 void ConvHopfield::take_reference(const NetworkState& state) {
   const int states = shape_.state_layers(), convs = shape_.conv_layers();
-  if (reference_feedback_.empty()) {
-    reference_state_ = make_state();
+  // Sized by the training batch, not max_batch (the evaluation batch, often 8x
+  // larger, never nudges); a larger batch allocates again.
+  if (reference_rows_ < batch_) {
+    reference_rows_ = batch_;
+    const std::size_t rows = std::size_t(batch_);
+    reference_state_ = NetworkState{};
+    for (auto* buffers : {&reference_preactivation_, &reference_operand_, &reference_feedback_,
+                          &reference_skip_drive_, &reference_skip_feedback_})
+      buffers->clear();
     int widest = 1;
     for (int t = 0; t < states; ++t) {
       widest = std::max(widest, shape_.units(t + 1));
@@ -578,19 +585,22 @@ void ConvHopfield::take_reference(const NetworkState& state) {
                               : t < convs ? std::size_t(shape_.conv_shape(t, 1).output_size())
                                           : std::size_t(shape_.units(t + 1));
       const bool operand = t >= 1 && t < convs && shape_.pool != PoolKind::none;
-      reference_preactivation_.emplace_back(backend_, std::size_t(max_batch_) * pre);
-      reference_operand_.emplace_back(backend_, operand ? std::size_t(max_batch_) * pre : 0);
-      reference_feedback_.emplace_back(backend_, std::size_t(max_batch_) * shape_.units(t + 1));
+      reference_state_.layers.emplace_back(backend_, rows * shape_.units(t + 1));
+      reference_preactivation_.emplace_back(backend_, rows * pre);
+      reference_operand_.emplace_back(backend_, operand ? rows * pre : 0);
+      reference_feedback_.emplace_back(backend_, rows * shape_.units(t + 1));
     }
-    deviation_ = DeviceBuffer<float>(backend_, std::size_t(max_batch_) * widest);
-    second_deviation_ = DeviceBuffer<float>(backend_, std::size_t(max_batch_) * widest);
+    deviation_ = DeviceBuffer<float>(backend_, rows * widest);
+    second_deviation_ = DeviceBuffer<float>(backend_, rows * widest);
     unpooled_b_ = DeviceBuffer<float>(backend_, conv_out_.size());
     for (const SkipSpec& skip : shape_.skips) {
-      reference_skip_drive_.emplace_back(backend_, std::size_t(max_batch_) * shape_.units(skip.to));
-      reference_skip_feedback_.emplace_back(backend_, std::size_t(max_batch_) * shape_.units(skip.from));
+      reference_skip_drive_.emplace_back(backend_, rows * shape_.units(skip.to));
+      reference_skip_feedback_.emplace_back(backend_, rows * shape_.units(skip.from));
     }
   }
-  copy_state(state, reference_state_, batch_);
+  for (int i = 0; i < states; ++i)  // the layers (not cSB's momenta: no coupling reads them)
+    backend_.copy_on_device(reference_state_.layers[i].data(), state.layers[i].data(),
+                            std::size_t(batch_) * shape_.units(i + 1) * sizeof(float));
   // L(r) and L^T(P^T(r)) for every chain tensor t >= 1, computed directly.
   for (int t = 1; t < states; ++t) {
     const float* below = reference_state_.layers[t - 1].data();

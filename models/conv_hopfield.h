@@ -271,12 +271,13 @@ class ConvHopfield final : public LayeredModel {
   DeviceBuffer<float> conv_out_;                       // (Co, chunk*OH*OW): pre-pool output / channel-major operand
   DeviceBuffer<float> unit_sums_;                      // (widest conv state units) batch sums before the plane sum
   DeviceBuffer<float> ones_;                           // (widest plane) for plane sums as GEMV
-  // NudgedCouplings::from_reference (allocated by the first reference taken):
+  // NudgedCouplings::from_reference (allocated by the first reference taken, for its batch):
   NudgedCouplings nudged_couplings_ = NudgedCouplings::automatic;
   bool reference_taken_ = false;       // for this batch (set_input clears it)
   bool phase_uses_reference_ = false;  // the phase being relaxed is nudged and uses it
   bool from_reference_ = false;        // inside that phase's step_rows: the couplings use it
-  NetworkState reference_state_;       // r, the state the batch's first nudged phase started from
+  int reference_rows_ = 0;             // the samples the reference's buffers hold
+  NetworkState reference_state_;       // r (layers only), the state the batch's first nudged phase started from
   // Per chain tensor t >= 1: L(r) before pooling, as conv_out_ holds it chunk by
   // chunk (conv: (Co, rows*OH*OW) per chunk, NCHW without pooling; dense: the drive);
   // the feedback operand P^T(r_t) in the same layout (pooled convs only); and the

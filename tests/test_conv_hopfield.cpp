@@ -348,6 +348,24 @@ TEST_CASE_TEMPLATE("conv hopfield: nudged phases from the reference give the dir
   }
 }
 
+TEST_CASE("conv hopfield: the reference grows with the batch") {
+  // Its buffers hold the batch of the first nudged phase; a larger batch later
+  // allocates them again and gives what a model that saw only that batch gives.
+  const Variant v = kVariants[5];  // max pooling, skips
+  const PhaseSpec spec{Integrator::fixed_point, 0.5f, 30, 0.0f};
+  ConvFixture grown(v.shape(), 5, 41);
+  grown.model->set_nudged_couplings(NudgedCouplings::from_reference);
+  grown.model->set_input(grown.x.data(), 2);
+  (void)test::engine_ep_gradient(*grown.model, grown.target.data(), 2, 0.1f, true, spec);
+  grown.model->set_input(grown.x.data(), 5);
+  const reference::Gradient after = test::engine_ep_gradient(*grown.model, grown.target.data(), 5, 0.1f, true, spec);
+  ConvFixture fresh(v.shape(), 5, 41);
+  fresh.model->set_nudged_couplings(NudgedCouplings::from_reference);
+  const reference::Gradient expected = test::engine_ep_gradient(*fresh.model, fresh.target.data(), 5, 0.1f, true, spec);
+  CHECK(after.weights == expected.weights);
+  CHECK(after.biases == expected.biases);
+}
+
 TEST_CASE_TEMPLATE("conv hopfield: in bf16 the gradcheck passes with nudged phases from the reference, not direct ones",
                    OnBackend, EQPROP_EACH_BACKEND) {
   if (test::skip_without_backend<OnBackend>()) return;
