@@ -155,7 +155,6 @@ class ConvHopfield final : public LayeredModel {
   int chunk_samples() const { return chunk_; }
   // NudgedCouplings, from the next nudged phase (and the update after it) on.
   void set_nudged_couplings(NudgedCouplings mode) { nudged_couplings_ = mode; }
-  NudgedCouplings nudged_couplings() const { return nudged_couplings_; }
 
   // Uniform(+-gain/sqrt(fan_in)) weights and biases, fan_in = C*K*K for a kernel.
   void initialize(std::uint64_t seed, float gain) override;
@@ -285,7 +284,7 @@ class ConvHopfield final : public LayeredModel {
   std::vector<DeviceBuffer<float>> reference_preactivation_, reference_operand_, reference_feedback_;
   // Per skip out of a state layer: K * r_from and K^T *' r_to.
   std::vector<DeviceBuffer<float>> reference_skip_drive_, reference_skip_feedback_;
-  DeviceBuffer<float> deviation_;           // (max_batch, widest state layer) scratch of L(s - r)
+  DeviceBuffer<float> deviation_;           // (reference rows, widest state layer) scratch of L(s - r)
   DeviceBuffer<float> second_deviation_;    // the same size: y_a - y_b of a dense update
   DeviceBuffer<float> unpooled_b_;          // conv_out_'s size: P_b^T(y_b) of a conv update
 };

@@ -110,6 +110,14 @@ const std::vector<Variant> kVariants = {
     {PoolKind::max, CostKind::cross_entropy, true},
 };
 
+// A workspace of two samples' columns of the widest conv layer: a batch of 5 runs in
+// chunks of 2, 2, 1.
+std::int64_t two_samples_of_columns(const ConvHopfieldShape& shape) {
+  std::int64_t columns = 0;
+  for (int k = 0; k < shape.conv_layers(); ++k) columns = std::max(columns, shape.conv_shape(k, 1).columns_size());
+  return 2 * columns;
+}
+
 double max_difference(const conv_reference::States& a, const conv_reference::States& b) {
   double worst = 0;
   for (std::size_t l = 0; l < a.size(); ++l)
@@ -187,11 +195,8 @@ TEST_CASE("conv hopfield: the energy never increases under gradient flow with a 
 
 TEST_CASE("conv hopfield: kernel and bias updates are the naive correlations, over batch chunks") {
   for (const Variant& v : kVariants) {
-    // A workspace of two samples' columns: the batch of 5 runs in chunks 2, 2, 1.
     const ConvHopfieldShape shape = v.shape();
-    std::int64_t columns = 0;
-    for (int k = 0; k < shape.conv_layers(); ++k) columns = std::max(columns, shape.conv_shape(k, 1).columns_size());
-    ConvFixture f(shape, 5, 13, 0.5, 2 * columns);
+    ConvFixture f(shape, 5, 13, 0.5, two_samples_of_columns(shape));
     REQUIRE(f.model->chunk_samples() == 2);
     std::mt19937 rng(21);
     const NetworkState a = f.random_state(rng), b = f.random_state(rng);
@@ -312,11 +317,9 @@ double gradient_distance(const reference::Gradient& a, const reference::Gradient
 // nudged phases compute their couplings by `mode`.
 reference::Gradient ep_gradient_by(const Variant& variant, NudgedCouplings mode, UpdateOrder order,
                                    const char* backend_name) {
-  // Two samples' columns of workspace: the batch of 5 runs in chunks 2, 2, 1.
   const ConvHopfieldShape shape = variant.shape();
-  std::int64_t columns = 0;
-  for (int k = 0; k < shape.conv_layers(); ++k) columns = std::max(columns, shape.conv_shape(k, 1).columns_size());
-  ConvFixture f(shape, 5, 31, 0.5, 2 * columns, backend_name);
+  ConvFixture f(shape, 5, 31, 0.5, two_samples_of_columns(shape), backend_name);
+  REQUIRE(f.model->chunk_samples() == 2);
   f.model->set_nudged_couplings(mode);
   PhaseSpec spec{Integrator::fixed_point, 0.5f, 40, 0.0f};
   spec.order = order;
