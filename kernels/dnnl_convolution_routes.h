@@ -23,22 +23,34 @@
 // and 0.97x on two (medians of interleaved runs, perf/ab_conv_step.sh). Routing
 // larger planes does not pay once im2col's own pass is counted: the 8x8 layer's
 // forward gave 1.00x, the 16x16 layer's 1.03x. A padded backward-data pass over a
-// 2x2 plane stays on oneDNN (117 GFLOP/s). Only this ISA's kernels were measured:
-// elsewhere (AVX-512, AMX, bf16) nothing is routed until perf/ab_conv_step.sh
-// shows a gain there.
+// 2x2 plane stays on oneDNN (117 GFLOP/s).
+//
+// oneDNN's AVX-512 kernels (jit:avx512_core, which run fp32 on every AVX-512 ISA,
+// AMX included) have the same weak spot, measured on an Intel Xeon (family 6 model
+// 207, avx512_core_bf16, no AMX) against OpenBLAS's SkylakeX kernels, one thread,
+// ONEDNN_VERBOSE rates in the CIFAR-10 step: that layer at 73 GFLOP/s forward, 90
+// backward data and 37 backward weights, where the 16x16 and 8x8 layers run at
+// 150-190. Routed by the same rule, the step took 0.988x the time of library_only
+// at batch 16 on one thread and 0.981x on two (5 interleaved rounds each, the
+// routed side faster in all 10), 0.994x and 1.004x at batch 128 (2 rounds each):
+// a small gain where the batch is small, none measurable at 128, never a loss. In
+// bf16 (jit_bf16:avx512_core_bf16 against im2col and oneDNN's bf16 matmul) routing
+// made the step slower, 1.036x, so bf16 routes nothing. Other ISAs were not
+// measured and route nothing.
 #pragma once
 
 #include "kernels/convolution_library.h"
+#include "kernels/dnnl_isa.h"
 #include "kernels/gemm_precision.h"
 
 namespace eqprop {
 
-// True where the table sends the call to im2col + GEMM: fp32 on oneDNN's AVX2
-// kernels (avx2_kernels: dnnl_runs_avx2_kernels()), an output plane of at most 4
+// True where the table sends the call to im2col + GEMM: fp32 on oneDNN's AVX2 or
+// AVX-512 kernels (kernels: dnnl_fp32_kernels()), an output plane of at most 4
 // positions, and for backward data only without padding.
 inline bool dnnl_routes_to_gemm(const ConvolutionGeometry& geometry, GemmPrecision precision,
-                                ConvolutionDirection direction, bool avx2_kernels) {
-  if (!avx2_kernels || precision != GemmPrecision::fp32) return false;
+                                ConvolutionDirection direction, DnnlFp32Kernels kernels) {
+  if (kernels == DnnlFp32Kernels::other || precision != GemmPrecision::fp32) return false;
   const SlidingWindow& window = geometry.window;
   if (window.out_h * window.out_w > 4) return false;
   return direction != ConvolutionDirection::backward_data || window.padding == 0;

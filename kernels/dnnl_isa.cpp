@@ -26,9 +26,17 @@ bool dnnl_has_bf16_instructions() {
   return isa == dnnl::cpu_isa::avx512_core_bf16 || isa == dnnl::cpu_isa::avx512_core_amx;
 }
 
-bool dnnl_runs_avx2_kernels() {
-  const dnnl::cpu_isa isa = dnnl::get_effective_cpu_isa();
-  return isa == dnnl::cpu_isa::avx2 || isa == dnnl::cpu_isa::avx2_vnni;
+DnnlFp32Kernels dnnl_fp32_kernels() {
+  using dnnl::cpu_isa;
+  switch (dnnl::get_effective_cpu_isa()) {
+    case cpu_isa::avx2:
+    case cpu_isa::avx2_vnni: return DnnlFp32Kernels::avx2;
+    case cpu_isa::avx512_core:
+    case cpu_isa::avx512_core_vnni:
+    case cpu_isa::avx512_core_bf16:
+    case cpu_isa::avx512_core_amx: return DnnlFp32Kernels::avx512_core;
+    default: return DnnlFp32Kernels::other;
+  }
 }
 
 bool built_with_dnnl() { return true; }
@@ -41,7 +49,7 @@ namespace eqprop {
 
 std::string dnnl_isa_description() { return "none (built without oneDNN)"; }
 bool dnnl_has_bf16_instructions() { return false; }
-bool dnnl_runs_avx2_kernels() { return false; }
+DnnlFp32Kernels dnnl_fp32_kernels() { return DnnlFp32Kernels::other; }
 bool built_with_dnnl() { return false; }
 
 }  // namespace eqprop

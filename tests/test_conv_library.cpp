@@ -39,23 +39,27 @@ TEST_CASE("conv library: oneDNN fp32 matches the naive double reference (NCHW an
   check_path(*backend, ConvolutionPath::library, GemmPrecision::fp32, kFp32Tolerance, true);
 }
 
-TEST_CASE("conv library: the routing table sends fp32 convolutions onto a 2x2 plane on AVX2 kernels to im2col") {
+TEST_CASE("conv library: the routing table sends fp32 convolutions onto a 2x2 plane on AVX2 and AVX-512 kernels to im2col") {
   using eqprop::ConvolutionDirection;
-  auto routes = [](int index, GemmPrecision precision, ConvolutionDirection direction, bool avx2) {
-    return eqprop::dnnl_routes_to_gemm(kCases[index].geometry(), precision, direction, avx2);
+  using eqprop::DnnlFp32Kernels;
+  auto routes = [](int index, GemmPrecision precision, ConvolutionDirection direction, DnnlFp32Kernels kernels) {
+    return eqprop::dnnl_routes_to_gemm(kCases[index].geometry(), precision, direction, kernels);
   };
   for (const ConvolutionDirection direction : {ConvolutionDirection::forward, ConvolutionDirection::backward_data,
                                                ConvolutionDirection::backward_weights}) {
     CAPTURE(static_cast<int>(direction));
-    CHECK(routes(kValidOntoTwoByTwo, GemmPrecision::fp32, direction, true));
-    // Only the measured ISA and precision, only planes of at most 4 positions.
-    CHECK_FALSE(routes(kValidOntoTwoByTwo, GemmPrecision::fp32, direction, false));
-    CHECK_FALSE(routes(kValidOntoTwoByTwo, GemmPrecision::bf16, direction, true));
-    for (int other = 0; other < kValidOntoTwoByTwo; ++other)
-      CHECK_FALSE(routes(other, GemmPrecision::fp32, direction, true));
-    // A padded backward-data pass onto 2x2 is one oneDNN runs fast.
-    CHECK(routes(kPaddedOntoTwoByTwo, GemmPrecision::fp32, direction, true) ==
-          (direction != ConvolutionDirection::backward_data));
+    // Only the measured kernels and precision, only planes of at most 4 positions.
+    CHECK_FALSE(routes(kValidOntoTwoByTwo, GemmPrecision::fp32, direction, DnnlFp32Kernels::other));
+    for (const DnnlFp32Kernels kernels : {DnnlFp32Kernels::avx2, DnnlFp32Kernels::avx512_core}) {
+      CAPTURE(static_cast<int>(kernels));
+      CHECK(routes(kValidOntoTwoByTwo, GemmPrecision::fp32, direction, kernels));
+      CHECK_FALSE(routes(kValidOntoTwoByTwo, GemmPrecision::bf16, direction, kernels));
+      for (int other = 0; other < kValidOntoTwoByTwo; ++other)
+        CHECK_FALSE(routes(other, GemmPrecision::fp32, direction, kernels));
+      // A padded backward-data pass onto 2x2 is one oneDNN runs fast.
+      CHECK(routes(kPaddedOntoTwoByTwo, GemmPrecision::fp32, direction, kernels) ==
+            (direction != ConvolutionDirection::backward_data));
+    }
   }
 }
 
@@ -84,8 +88,8 @@ TEST_CASE("conv library: a routed convolution runs im2col + GEMM on the library 
   const ConvShape shape = kCases[kValidOntoTwoByTwo];
   const eqprop::ConvolutionGeometry geometry = shape.geometry();
   // The backend's answer is the table's on this machine's ISA.
-  const bool routed = eqprop::dnnl_runs_avx2_kernels();
-  MESSAGE("oneDNN ISA " << eqprop::dnnl_isa_description() << (routed ? ": routed" : ": not routed"));
+  const bool routed = eqprop::dnnl_fp32_kernels() != eqprop::DnnlFp32Kernels::other;
+  MESSAGE("oneDNN ISA " << eqprop::dnnl_isa_description() << std::string(routed ? ": routed" : ": not routed"));
   for (const ConvolutionDirection direction : {ConvolutionDirection::forward, ConvolutionDirection::backward_data,
                                                ConvolutionDirection::backward_weights})
     CHECK(counting.convolution_prefers_gemm(geometry, direction) == routed);
