@@ -889,8 +889,14 @@ TEST_CASE("pool: every pooling op's CPU run() equals a loop over op(i), bit for 
   auto backend = cpu();
   std::mt19937 rng(22);
   std::uniform_int_distribution<int> level(0, 3);
+  // The 2x2 tilings onto every square pooled plane the row paths take as constants
+  // (1, 2, 4, 7, 8, 14: kernels/max_pool.h, with_pooled_plane) and onto others
+  // (3x2, 4x3, 2x7, 12x12, 16x16) at run-time sizes.
   for (PoolShape s : {PoolShape{3, 4, 9, 7, 2, 2, 0}, PoolShape{3, 8, 33, 31, 3, 2, 1}, PoolShape{2, 5, 17, 19, 2, 1, 0},
-                      PoolShape{4, 16, 24, 24, 2, 2, 0}}) {
+                      PoolShape{4, 16, 24, 24, 2, 2, 0}, PoolShape{2, 3, 2, 2, 2, 2, 0}, PoolShape{2, 3, 4, 4, 2, 2, 0},
+                      PoolShape{2, 3, 8, 8, 2, 2, 0}, PoolShape{2, 3, 14, 14, 2, 2, 0}, PoolShape{2, 3, 16, 16, 2, 2, 0},
+                      PoolShape{2, 3, 28, 28, 2, 2, 0}, PoolShape{2, 3, 6, 4, 2, 2, 0}, PoolShape{2, 3, 8, 6, 2, 2, 0},
+                      PoolShape{2, 3, 4, 14, 2, 2, 0}, PoolShape{2, 3, 32, 32, 2, 2, 0}}) {
     for (const bool channel_major : {false, true}) {
       if (channel_major) s.input_layout = eqprop::cnhw_layout(s.batch), s.output_layout = eqprop::cnhw_layout(s.batch);
       const std::string where = describe(s) + (channel_major ? ", CNHW" : ", NCHW");

@@ -1,0 +1,89 @@
+// Time of max pooling and max unpooling (kernels/max_pool.h) through the CPU
+// backend's run(), on the planes of the conv recipes: 2x2 windows over the
+// CIFAR-10 network's 32x32, 16x16, 8x8 and 2x2 planes and FashionMNIST's 28x28 and
+// 14x14. Prints one JSON line per shape: the best of `repeats` calls, in
+// ms and in GB/s of the bytes each call must move (pooling reads the plane and
+// writes the pooled values and their argmax; unpooling reads those and writes the
+// plane). Run it with OMP_NUM_THREADS=1 for one core; build two commits and run
+// both to compare them (the numbers in kernels/max_pool.h, with_row_width):
+//   build-cpu/eqprop_pool_rows [batch] [repeats]     defaults: 16, 50
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/backend.h"
+#include "kernels/device_buffer.h"
+#include "models/conv_ops.h"
+
+namespace {
+
+template <class F>
+double best_ms(int repeats, const F& f) {
+  double best = 1e300;
+  for (int i = 0; i < repeats; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    f();
+    best = std::min(best, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+  }
+  return best;
+}
+
+int positive_argument(int argc, char** argv, int index, int fallback) {
+  if (argc <= index) return fallback;
+  const int value = std::atoi(argv[index]);
+  if (value <= 0) {
+    std::fprintf(stderr, "eqprop_pool_rows: argument %d (%s) must be a positive integer\n", index, argv[index]);
+    std::exit(2);
+  }
+  return value;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc > 1 && (std::string(argv[1]) == "-h" || std::string(argv[1]) == "--help")) {
+    std::printf("usage: eqprop_pool_rows [batch] [repeats]   (defaults 16, 50; OMP_NUM_THREADS sets the threads)\n");
+    return 0;
+  }
+  const int batch = positive_argument(argc, argv, 1, 16);
+  const int repeats = positive_argument(argc, argv, 2, 50);
+  struct Plane {
+    const char* net;
+    int channels, size;
+  };
+  const Plane planes[] = {{"cifar10 conv1", 128, 32}, {"cifar10 conv2", 256, 16}, {"cifar10 conv3", 512, 8},
+                          {"cifar10 conv4", 512, 2},
+                          {"fashion_mnist conv1", 16, 28}, {"fashion_mnist conv2", 32, 14}};
+  auto backend = eqprop::make_backend("cpu");
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  for (const Plane& p : planes) {
+    eqprop::PoolShape shape;
+    shape.batch = batch;
+    shape.channels = p.channels;
+    shape.in_h = shape.in_w = p.size;
+    const std::size_t in = shape.input_size(), out = shape.output_size();
+    std::vector<float> host(in);
+    for (float& v : host) v = uniform(rng);
+    eqprop::DeviceBuffer<float> x(*backend, in), pooled(*backend, out), unpooled(*backend, in);
+    eqprop::DeviceBuffer<std::int32_t> argmax(*backend, out);
+    x.copy_from_host(host);
+    const double pool_ms =
+        best_ms(repeats, [&] { eqprop::max_pool2d(*backend, shape, x.data(), pooled.data(), argmax.data()); });
+    const double unpool_ms = best_ms(repeats, [&] {
+      eqprop::max_unpool2d(*backend, shape, pooled.data(), argmax.data(), unpooled.data(), false);
+    });
+    const double bytes = 4.0 * double(in + 2 * out);
+    std::printf(
+        "{\"shape\": \"%s\", \"batch\": %d, \"channels\": %d, \"plane\": \"%dx%d -> %dx%d\", \"pool_ms\": %.4f, "
+        "\"pool_gb_per_s\": %.2f, \"unpool_ms\": %.4f, \"unpool_gb_per_s\": %.2f}\n",
+        p.net, batch, p.channels, p.size, p.size, shape.out_h(), shape.out_w(), pool_ms, bytes / pool_ms * 1e-6,
+        unpool_ms, bytes / unpool_ms * 1e-6);
+  }
+  return 0;
+}
