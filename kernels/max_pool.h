@@ -60,9 +60,9 @@ void for_each_tiling_window(const SlidingWindow& w, const F& f) {
 // below are loops over such a plane; at run-time sizes the compiler vectorises
 // across pooled rows, which leaves the short planes (4x4, 2x2) to a scalar
 // remainder with a data-dependent branch per select, while at constant sizes it
-// unrolls and vectorises each plane. Measured on one AVX-512
-// core (Intel Xeon, family 6 model 207), OMP_NUM_THREADS=1 eqprop_pool_rows 16 50
-// (perf/pool_rows.cpp), best ms per call before -> after, pooling | unpooling:
+// unrolls and vectorises each plane. Measured on one AVX-512 core (Intel Xeon,
+// family 6 model 207), OMP_NUM_THREADS=1 eqprop_pool_rows 16 50 (perf/pool_rows.cpp),
+// best ms per call before -> after:
 //
 //   | planes (batch 16)                  | channels | pool          | unpool        |
 //   |------------------------------------|----------|---------------|---------------|

@@ -5,7 +5,7 @@
 // ms and in GB/s of the bytes each call must move (pooling reads the plane and
 // writes the pooled values and their argmax; unpooling reads those and writes the
 // plane). Run it with OMP_NUM_THREADS=1 for one core; build two commits and run
-// both to compare them (the numbers in kernels/max_pool.h, with_row_width):
+// both to compare them (the numbers in kernels/max_pool.h, with_pooled_plane):
 //   build-cpu/eqprop_pool_rows [batch] [repeats]     defaults: 16, 50
 #include <algorithm>
 #include <chrono>
