@@ -10,6 +10,11 @@
 #                        CPU backend, at shrunken sizes, on a machine without a GPU
 #   GPU_CHECK_BUILD_DIR  build directory (default build-gpu-check; an existing one is
 #                        rebuilt incrementally)
+#   GPU_CHECK_PREBUILT   1: configure and build nothing; run the eqprop and eqprop_tests
+#                        already in GPU_CHECK_BUILD_DIR (built on another machine, e.g.
+#                        one with the build dependencies, for a GPU node that has only
+#                        the CUDA libraries; their shared libraries must resolve, see
+#                        `ldd`). The tests are skipped where eqprop_tests is absent.
 #   GPU_CHECK_ARCH       CUDA architectures (default: the GPU's compute capability
 #                        from nvidia-smi, e.g. 90; else "native")
 #   GPU_CHECK_BUDGET_S   wall-clock seconds after which the remaining checks are
@@ -58,12 +63,36 @@ else
   arch="${GPU_CHECK_ARCH:-}"
 fi
 
-# --- what CMakeLists.txt needs ------------------------------------------------
-# A probe project asks CMake's own find_package for each dependency, so what it
-# reports missing is what the real configure would miss.
-probe=$(mktemp -d)
-trap 'rm -rf "$probe"' EXIT
-cat > "$probe/CMakeLists.txt" << 'CMAKE'
+prebuilt="${GPU_CHECK_PREBUILT:-0}"
+case "$prebuilt" in 0 | 1) ;; *) echo "gpu_check: GPU_CHECK_PREBUILT must be 0 or 1, got '$prebuilt'" >&2; exit 2 ;; esac
+bin="$build/eqprop"
+mkdir -p "$results"
+jsonl="$results/gpu_check.jsonl"
+if [ "$prebuilt" = 1 ]; then
+  # --- a build made elsewhere ---------------------------------------------------
+  missing="" tests=ON build_seconds=0
+  if ! version=$("$bin" --version 2> "$results/build.log"); then
+    cat "$results/build.log" >&2
+    echo "gpu_check: $bin does not run here (GPU_CHECK_PREBUILT=1; \`ldd $bin\` names a missing library)" >&2
+    exit 3
+  fi
+  echo "$version" >> "$results/build.log"
+  if [ "$device" = cuda ] && ! grep -q "CUDA backend on" <<< "$version"; then
+    echo "gpu_check: $bin was built without the CUDA backend: $version" >&2
+    exit 3
+  fi
+  if [ ! -x "$build/eqprop_tests" ]; then
+    tests=OFF
+    echo "gpu_check: no $build/eqprop_tests: the CUDA tests are skipped" >&2
+  fi
+  : > "$jsonl"
+else
+  # --- what CMakeLists.txt needs ------------------------------------------------
+  # A probe project asks CMake's own find_package for each dependency, so what it
+  # reports missing is what the real configure would miss.
+  probe=$(mktemp -d)
+  trap 'rm -rf "$probe"' EXIT
+  cat > "$probe/CMakeLists.txt" << 'CMAKE'
 cmake_minimum_required(VERSION 3.16)
 project(eqprop_dependency_probe LANGUAGES CXX)
 set(missing "")
@@ -92,39 +121,37 @@ endif()
 string(REPLACE ";" " " missing "${missing}")
 message(STATUS "EQPROP_MISSING=${missing}")
 CMAKE
-command -v cmake > /dev/null || { echo "gpu_check: missing: cmake" >&2; exit 2; }
-missing=$(cmake -S "$probe" -B "$probe/build" 2>&1 | sed -n 's/^-- EQPROP_MISSING=//p')
-required_missing=$(echo "$missing" | tr ' ' '\n' | grep -v '^doctest' | xargs)
-if [ -n "$required_missing" ]; then
-  echo "gpu_check: missing: $required_missing (Debian packages in parentheses; scripts/install_deps.sh installs them)" >&2
-  exit 2
-fi
-tests=ON
-if [[ "$missing" == *doctest* ]]; then
-  tests=OFF
-  echo "gpu_check: doctest not found: building without the test suites (-DEQPROP_BUILD_TESTS=OFF); the CUDA tests are skipped" >&2
-fi
+  command -v cmake > /dev/null || { echo "gpu_check: missing: cmake" >&2; exit 2; }
+  missing=$(cmake -S "$probe" -B "$probe/build" 2>&1 | sed -n 's/^-- EQPROP_MISSING=//p')
+  required_missing=$(echo "$missing" | tr ' ' '\n' | grep -v '^doctest' | xargs)
+  if [ -n "$required_missing" ]; then
+    echo "gpu_check: missing: $required_missing (Debian packages in parentheses; scripts/install_deps.sh installs them)" >&2
+    exit 2
+  fi
+  tests=ON
+  if [[ "$missing" == *doctest* ]]; then
+    tests=OFF
+    echo "gpu_check: doctest not found: building without the test suites (-DEQPROP_BUILD_TESTS=OFF); the CUDA tests are skipped" >&2
+  fi
 
-# --- build --------------------------------------------------------------------
-mkdir -p "$results"
-jsonl="$results/gpu_check.jsonl"
-: > "$jsonl"
-generator=()
-[ -f "$build/CMakeCache.txt" ] || ! command -v ninja > /dev/null || generator=(-G Ninja)
-echo "gpu_check: building into $build (CUDA architectures: ${arch:-as configured}, tests $tests)" >&2
-if ! { cmake -S . -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DEQPROP_BUILD_TESTS=$tests \
-         ${arch:+-DCMAKE_CUDA_ARCHITECTURES=$arch} &&
-       cmake --build "$build" --parallel "$(nproc)"; } > "$results/build.log" 2>&1; then
-  tail -20 "$results/build.log" >&2
-  echo "gpu_check: the build failed; the log is $results/build.log" >&2
-  exit 3
+  # --- build --------------------------------------------------------------------
+  : > "$jsonl"
+  generator=()
+  [ -f "$build/CMakeCache.txt" ] || ! command -v ninja > /dev/null || generator=(-G Ninja)
+  echo "gpu_check: building into $build (CUDA architectures: ${arch:-as configured}, tests $tests)" >&2
+  if ! { cmake -S . -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DEQPROP_BUILD_TESTS=$tests \
+           ${arch:+-DCMAKE_CUDA_ARCHITECTURES=$arch} &&
+         cmake --build "$build" --parallel "$(nproc)"; } > "$results/build.log" 2>&1; then
+    tail -20 "$results/build.log" >&2
+    echo "gpu_check: the build failed; the log is $results/build.log" >&2
+    exit 3
+  fi
+  if [ "$device" = cuda ] && ! grep -q "eqprop CUDA backend: ON" "$results/build.log"; then
+    echo "gpu_check: CMake built without the CUDA backend (check $results/build.log)" >&2
+    exit 3
+  fi
+  build_seconds=$((SECONDS - started))
 fi
-if [ "$device" = cuda ] && ! grep -q "eqprop CUDA backend: ON" "$results/build.log"; then
-  echo "gpu_check: CMake built without the CUDA backend (check $results/build.log)" >&2
-  exit 3
-fi
-bin="$build/eqprop"
-build_seconds=$((SECONDS - started))
 
 # --- helpers ------------------------------------------------------------------
 json_string() { printf '"%s"' "$(printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g' | tr -d '\n\r')"; }
@@ -159,7 +186,7 @@ check() {
 }
 
 commit=$(git rev-parse --short HEAD 2> /dev/null || echo unknown)
-echo "{\"check\":\"environment\",\"date\":\"$(date -u +%Y-%m-%dT%H:%M:%SZ)\",\"commit\":\"$commit\",\"device\":\"$device\",\"gpu\":$(json_string "$gpu_name"),\"compute_cap\":\"$compute_cap\",\"driver\":\"$driver\",\"nvcc\":$(json_string "$(nvcc --version 2> /dev/null | tail -1)"),\"cuda_architectures\":\"${arch:-as configured}\",\"cores\":$(nproc),\"tests_built\":$([ $tests = ON ] && echo true || echo false),\"missing\":$(json_string "$missing"),\"build_seconds\":$build_seconds}" >> "$jsonl"
+echo "{\"check\":\"environment\",\"date\":\"$(date -u +%Y-%m-%dT%H:%M:%SZ)\",\"commit\":\"$commit\",\"device\":\"$device\",\"gpu\":$(json_string "$gpu_name"),\"compute_cap\":\"$compute_cap\",\"driver\":\"$driver\",\"nvcc\":$(json_string "$(nvcc --version 2> /dev/null | tail -1)"),\"cuda_architectures\":\"${arch:-as configured}\",\"cores\":$(nproc),\"tests_built\":$([ $tests = ON ] && echo true || echo false),\"missing\":$(json_string "$missing"),\"build_seconds\":$build_seconds,\"prebuilt\":$([ "$prebuilt" = 1 ] && echo true || echo false)}" >> "$jsonl"
 
 # --- the CUDA test suites -----------------------------------------------------
 # Every test case of tests/cuda/ (on a machine without a GPU they report skipped).
