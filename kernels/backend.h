@@ -117,6 +117,17 @@ class Backend {
   virtual void gemm(Transpose transpose_a, Transpose transpose_b, int m, int n, int k, float alpha,
                     const float* a, int lda, const float* b, int ldb, float beta, float* c,
                     int ldc) = 0;
+  // gemm whose `a` is a constant of the caller's: a nonzero a_version promises that a
+  // holds the same values at every call with this address and version (a conv
+  // layer's weights between two updates, ConvolutionGeometry::weights_version), so
+  // that a backend may keep its own converted copy of a (the CPU's bf16 operand,
+  // kernels/dnnl_matmul.h) instead of converting it at every call. 0: no promise.
+  virtual void gemm_constant_a(Transpose transpose_a, Transpose transpose_b, int m, int n, int k, float alpha,
+                               const float* a, int lda, std::uint64_t a_version, const float* b, int ldb, float beta,
+                               float* c, int ldc) {
+    (void)a_version;
+    gemm(transpose_a, transpose_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  }
   // The precision of gemm's products (kernels/gemm_precision.h); fp32 unless set.
   // The CUDA backend uses the tensor cores for tf32 and bf16; the CPU backend runs
   // bf16 on oneDNN where the CPU multiplies bf16 and emulates the rest by rounding a

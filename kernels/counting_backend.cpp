@@ -239,6 +239,19 @@ void CountingBackend::fill_zero(void* device_destination, std::size_t bytes) {
 void CountingBackend::gemm(Transpose transpose_a, Transpose transpose_b, int m, int n, int k, float alpha,
                            const float* a, int lda, const float* b, int ldb, float beta, float* c, int ldc) {
   inner_.gemm(transpose_a, transpose_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  record_gemm(m, n, k, beta);
+}
+
+void CountingBackend::gemm_constant_a(Transpose transpose_a, Transpose transpose_b, int m, int n, int k, float alpha,
+                                      const float* a, int lda, std::uint64_t a_version, const float* b, int ldb,
+                                      float beta, float* c, int ldc) {
+  inner_.gemm_constant_a(transpose_a, transpose_b, m, n, k, alpha, a, lda, a_version, b, ldb, beta, c, ldc);
+  record_gemm(m, n, k, beta);
+}
+
+// One BLAS call, its FLOPs and its operands' traffic (a and b read once, c written,
+// and read too where beta != 0), whatever the backend kept converted.
+void CountingBackend::record_gemm(int m, int n, int k, float beta) {
   if (m == 0 || n == 0) return;
   const std::int64_t mm = m, nn = n, kk = k;
   add(kBlasCalls, 1);

@@ -107,6 +107,9 @@ class CountingBackend : public Backend {
 
   void gemm(Transpose transpose_a, Transpose transpose_b, int m, int n, int k, float alpha, const float* a,
             int lda, const float* b, int ldb, float beta, float* c, int ldc) override;
+  void gemm_constant_a(Transpose transpose_a, Transpose transpose_b, int m, int n, int k, float alpha, const float* a,
+                       int lda, std::uint64_t a_version, const float* b, int ldb, float beta, float* c,
+                       int ldc) override;
   void set_gemm_precision(GemmPrecision precision) override { inner_.set_gemm_precision(precision); }
   GemmPrecision gemm_precision() const override { return inner_.gemm_precision(); }
   bool native_gemm_precision(GemmPrecision precision) const override {
@@ -146,6 +149,7 @@ class CountingBackend : public Backend {
   void* native_stream() override { return inner_.native_stream(); }
 
  private:
+  void record_gemm(int m, int n, int k, float beta);
   void record_convolution(const ConvolutionGeometry& geometry, bool reads_result);
   // One index per op and block body of the generated lists.
   enum OpIndex : int {

@@ -347,6 +347,11 @@ class CpuBackend final : public Backend {
   void gemm(Transpose transpose_a, Transpose transpose_b, int m, int n, int k, float alpha,
             const float* a, int lda, const float* b, int ldb, float beta, float* c,
             int ldc) override {
+    gemm_constant_a(transpose_a, transpose_b, m, n, k, alpha, a, lda, 0, b, ldb, beta, c, ldc);
+  }
+  void gemm_constant_a(Transpose transpose_a, Transpose transpose_b, int m, int n, int k, float alpha,
+                       const float* a, int lda, std::uint64_t a_version, const float* b, int ldb, float beta,
+                       float* c, int ldc) override {
     const CBLAS_TRANSPOSE op_a = transpose_a == Transpose::yes ? CblasTrans : CblasNoTrans;
     const CBLAS_TRANSPOSE op_b = transpose_b == Transpose::yes ? CblasTrans : CblasNoTrans;
     if (precision_ == GemmPrecision::fp32 || m == 0 || n == 0 || k == 0) {
@@ -356,8 +361,9 @@ class CpuBackend final : public Backend {
     // bf16 on oneDNN's matmul where the product is large enough to pay for the two
     // conversion passes (kernels/dnnl_matmul.h); the same rounding of the operands
     // and fp32 accumulation as the emulation below, in another summation order.
+    // A constant a (a_version) is converted once per version.
     if (precision_ == GemmPrecision::bf16 && bf16_gemm_ && double(n) * double(k) >= kBf16LibraryMinimumRowWork &&
-        bf16_gemm_->gemm(transpose_a, transpose_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc))
+        bf16_gemm_->gemm(transpose_a, transpose_b, m, n, k, alpha, a, lda, a_version, b, ldb, beta, c, ldc))
       return;
     // Emulated tf32 / bf16: the inputs rounded in a copy, then the FP32 GEMM, which
     // is what the tensor cores compute up to the summation order. The copies cost

@@ -198,7 +198,7 @@ class DnnlConvolutions final : public ConvolutionLibrary {
                         const float* y, float alpha, float beta, float* weight_gradient) override;
   bool prefers_gemm(const ConvolutionGeometry& geometry, GemmPrecision precision,
                     Direction direction) const override {
-    return dnnl_routes_to_gemm(geometry, precision, direction, fp32_kernels_);
+    return dnnl_routes_to_gemm(geometry, precision, direction, kernels_);
   }
   std::string description() const override {
     const dnnl_version_t* version = dnnl::version();
@@ -224,7 +224,7 @@ class DnnlConvolutions final : public ConvolutionLibrary {
   }
 
   Cache cache_;
-  const DnnlFp32Kernels fp32_kernels_ = dnnl_fp32_kernels();
+  const DnnlKernels kernels_ = dnnl_kernels();
 };
 
 bool DnnlConvolutions::backward_weights(const ConvolutionGeometry& geometry, GemmPrecision precision,

@@ -37,6 +37,16 @@
 // bf16 (jit_bf16:avx512_core_bf16 against im2col and oneDNN's bf16 matmul) routing
 // made the step slower, 1.036x, so bf16 routes nothing. Other ISAs were not
 // measured and route nothing.
+//
+// With AMX (oneDNN's avx512_core_amx kernels, an Intel Xeon that reports family 6
+// model 167), bf16 has the same weak spot: that layer ran at 103 GFLOP/s forward and
+// 70 backward data (brgconv / jit:avx512_core_amx_bf16), where the 16x16 layer ran
+// at 1360 and 1150 and the 8x8 one at 900 and 750. Routed, its matmuls
+// (brg:avx512_core_amx_bf16, the weights converted once per training step,
+// Backend::gemm_constant_a) ran at 530-600 GFLOP/s. The step's time, routed against
+// not routed, 3 interleaved runs each: 0.77x at batch 16 on one thread, 0.81x on
+// two, 0.86x at batch 128 on one and 0.89x on two. So bf16 routes by the fp32 rule
+// on AMX, and only there.
 #pragma once
 
 #include "kernels/convolution_library.h"
@@ -46,11 +56,14 @@
 namespace eqprop {
 
 // True where the table sends the call to im2col + GEMM: fp32 on oneDNN's AVX2 or
-// AVX-512 kernels (kernels: dnnl_fp32_kernels()), an output plane of at most 4
-// positions, and for backward data only without padding.
+// AVX-512 kernels and bf16 on its AMX ones (kernels: dnnl_kernels()), an output
+// plane of at most 4 positions, and for backward data only without padding.
 inline bool dnnl_routes_to_gemm(const ConvolutionGeometry& geometry, GemmPrecision precision,
-                                ConvolutionDirection direction, DnnlFp32Kernels kernels) {
-  if (kernels == DnnlFp32Kernels::other || precision != GemmPrecision::fp32) return false;
+                                ConvolutionDirection direction, DnnlKernels kernels) {
+  const bool measured = precision == GemmPrecision::fp32 ? kernels != DnnlKernels::other
+                        : precision == GemmPrecision::bf16 ? kernels == DnnlKernels::avx512_core_amx
+                                                            : false;
+  if (!measured) return false;
   const SlidingWindow& window = geometry.window;
   if (window.out_h * window.out_w > 4) return false;
   return direction != ConvolutionDirection::backward_data || window.padding == 0;

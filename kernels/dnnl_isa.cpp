@@ -26,16 +26,16 @@ bool dnnl_has_bf16_instructions() {
   return isa == dnnl::cpu_isa::avx512_core_bf16 || isa == dnnl::cpu_isa::avx512_core_amx;
 }
 
-DnnlFp32Kernels dnnl_fp32_kernels() {
+DnnlKernels dnnl_kernels() {
   using dnnl::cpu_isa;
   switch (dnnl::get_effective_cpu_isa()) {
     case cpu_isa::avx2:
-    case cpu_isa::avx2_vnni: return DnnlFp32Kernels::avx2;
+    case cpu_isa::avx2_vnni: return DnnlKernels::avx2;
     case cpu_isa::avx512_core:
     case cpu_isa::avx512_core_vnni:
-    case cpu_isa::avx512_core_bf16:
-    case cpu_isa::avx512_core_amx: return DnnlFp32Kernels::avx512_core;
-    default: return DnnlFp32Kernels::other;
+    case cpu_isa::avx512_core_bf16: return DnnlKernels::avx512_core;
+    case cpu_isa::avx512_core_amx: return DnnlKernels::avx512_core_amx;
+    default: return DnnlKernels::other;
   }
 }
 
@@ -49,7 +49,7 @@ namespace eqprop {
 
 std::string dnnl_isa_description() { return "none (built without oneDNN)"; }
 bool dnnl_has_bf16_instructions() { return false; }
-DnnlFp32Kernels dnnl_fp32_kernels() { return DnnlFp32Kernels::other; }
+DnnlKernels dnnl_kernels() { return DnnlKernels::other; }
 bool built_with_dnnl() { return false; }
 
 }  // namespace eqprop

@@ -18,12 +18,14 @@ std::string dnnl_isa_description();
 // True where the effective ISA multiplies bf16 natively (AVX-512 bf16 or AMX).
 bool dnnl_has_bf16_instructions();
 
-// The family of kernels oneDNN runs fp32 convolutions on here: its AVX2 kernels
-// (avx2, avx2_vnni) or its AVX-512 ones (every avx512_core ISA: AMX tiles and bf16
-// dot products serve bf16 only, fp32 stays on jit:avx512_core). `other` for older
-// ISAs and without oneDNN. kernels/dnnl_convolution_routes.h keys its table on it.
-enum class DnnlFp32Kernels { other, avx2, avx512_core };
-DnnlFp32Kernels dnnl_fp32_kernels();
+// The families of kernels oneDNN runs convolutions on here. fp32: its AVX2 kernels
+// (avx2, avx2_vnni) or its AVX-512 ones (every avx512_core ISA; AMX tiles and bf16
+// dot products serve bf16 only, fp32 stays on jit:avx512_core). avx512_core_amx:
+// those AVX-512 kernels for fp32 and AMX tiles for bf16; avx512_core covers the
+// AVX-512 ISAs without AMX, with or without bf16 dot products. `other` for older ISAs
+// and without oneDNN. kernels/dnnl_convolution_routes.h keys its table on it.
+enum class DnnlKernels { other, avx2, avx512_core, avx512_core_amx };
+DnnlKernels dnnl_kernels();
 
 // True where this build has oneDNN (CMake option EQPROP_ENABLE_DNNL and the library
 // found): the CPU's library convolutions and bf16 matmul.

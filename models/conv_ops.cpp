@@ -169,8 +169,8 @@ void conv2d_forward_columns(Backend& backend, const ConvShape& shape, const floa
   const std::int32_t plane = shape.out_h() * shape.out_w();
   if (shape.output_is_gemm_shaped()) {
     // y (Co, NP) (+)= W (Co, CKK) . columns (CKK, NP), straight into y; bias in place.
-    backend.gemm(Transpose::no, Transpose::no, co, np, ckk, 1.0f, weights, ckk, columns, np,
-                 accumulate ? 1.0f : 0.0f, y, static_cast<int>(shape.output_row_stride()));
+    backend.gemm_constant_a(Transpose::no, Transpose::no, co, np, ckk, 1.0f, weights, ckk, shape.weights_version,
+                            columns, np, accumulate ? 1.0f : 0.0f, y, static_cast<int>(shape.output_row_stride()));
     if (bias)
       backend.run(PlaneRelayoutOp{y, y, bias, shape.output_planes(), shape.output_planes(), co, plane, false},
                   shape.output_size());
@@ -178,8 +178,8 @@ void conv2d_forward_columns(Backend& backend, const ConvShape& shape, const floa
   }
   require(workspace.channel_major != nullptr, "conv2d_forward: an NCHW y with batch > 1 needs workspace.channel_major");
   // channel_major (Co, NP) = W . columns, then y (N, Co, OH, OW) (+)= channel_major + bias.
-  backend.gemm(Transpose::no, Transpose::no, co, np, ckk, 1.0f, weights, ckk, columns, np, 0.0f,
-               workspace.channel_major, np);
+  backend.gemm_constant_a(Transpose::no, Transpose::no, co, np, ckk, 1.0f, weights, ckk, shape.weights_version,
+                          columns, np, 0.0f, workspace.channel_major, np);
   backend.run(PlaneRelayoutOp{workspace.channel_major, y, bias, cnhw_layout(shape.batch), shape.output_planes(), co,
                               plane, accumulate},
               shape.output_size());
@@ -198,8 +198,8 @@ void conv2d_transpose(Backend& backend, const ConvShape& shape, const float* y, 
   std::int64_t row_stride = 0;
   const float* y_rows = channel_major_view(backend, shape, y, workspace, row_stride);
   // columns (CKK, NP) = W^T (CKK, Co) . y (Co, NP), then folded back onto x.
-  backend.gemm(Transpose::yes, Transpose::no, ckk, np, co, 1.0f, weights, ckk, y_rows, static_cast<int>(row_stride),
-               0.0f, workspace.columns, np);
+  backend.gemm_constant_a(Transpose::yes, Transpose::no, ckk, np, co, 1.0f, weights, ckk, shape.weights_version,
+                          y_rows, static_cast<int>(row_stride), 0.0f, workspace.columns, np);
   backend.run(Col2imOp{workspace.columns, x, shape.input_planes(), shape.window(), shape.in_channels, np, accumulate},
               shape.input_size());
 }

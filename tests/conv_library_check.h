@@ -121,6 +121,9 @@ inline void check_path(Backend& backend, ConvolutionPath path, GemmPrecision pre
   std::mt19937 rng(1234);
   for (const ConvShape& c : kCases) {
     ConvShape shape = c;
+    // The weights are constant across the three calls, as in a training step (a
+    // backend may keep converted copies of them: kernels/convolution_library.h).
+    shape.weights_version = eqprop::fresh_weights_version();
     const Floats x = eqprop::test::random_vector(rng, shape.input_size(), -1.0f, 1.0f);
     const Floats w = eqprop::test::random_vector(rng, shape.weight_size(), -1.0f, 1.0f);
     const Floats y_nchw = eqprop::test::random_vector(rng, shape.output_size(), -1.0f, 1.0f);

@@ -39,26 +39,31 @@ TEST_CASE("conv library: oneDNN fp32 matches the naive double reference (NCHW an
   check_path(*backend, ConvolutionPath::library, GemmPrecision::fp32, kFp32Tolerance, true);
 }
 
-TEST_CASE("conv library: the routing table sends fp32 convolutions onto a 2x2 plane on AVX2 and AVX-512 kernels to im2col") {
+TEST_CASE("conv library: the routing table sends fp32 convolutions onto a 2x2 plane on AVX2 and AVX-512 kernels, bf16 ones on AMX, to im2col") {
   using eqprop::ConvolutionDirection;
-  using eqprop::DnnlFp32Kernels;
-  auto routes = [](int index, GemmPrecision precision, ConvolutionDirection direction, DnnlFp32Kernels kernels) {
+  using eqprop::DnnlKernels;
+  auto routes = [](int index, GemmPrecision precision, ConvolutionDirection direction, DnnlKernels kernels) {
     return eqprop::dnnl_routes_to_gemm(kCases[index].geometry(), precision, direction, kernels);
   };
   for (const ConvolutionDirection direction : {ConvolutionDirection::forward, ConvolutionDirection::backward_data,
                                                ConvolutionDirection::backward_weights}) {
     CAPTURE(static_cast<int>(direction));
     // Only the measured kernels and precision, only planes of at most 4 positions.
-    CHECK_FALSE(routes(kValidOntoTwoByTwo, GemmPrecision::fp32, direction, DnnlFp32Kernels::other));
-    for (const DnnlFp32Kernels kernels : {DnnlFp32Kernels::avx2, DnnlFp32Kernels::avx512_core}) {
+    CHECK_FALSE(routes(kValidOntoTwoByTwo, GemmPrecision::fp32, direction, DnnlKernels::other));
+    CHECK_FALSE(routes(kValidOntoTwoByTwo, GemmPrecision::bf16, direction, DnnlKernels::other));
+    for (const DnnlKernels kernels : {DnnlKernels::avx2, DnnlKernels::avx512_core, DnnlKernels::avx512_core_amx}) {
       CAPTURE(static_cast<int>(kernels));
+      const bool amx = kernels == DnnlKernels::avx512_core_amx;
       CHECK(routes(kValidOntoTwoByTwo, GemmPrecision::fp32, direction, kernels));
-      CHECK_FALSE(routes(kValidOntoTwoByTwo, GemmPrecision::bf16, direction, kernels));
+      CHECK(routes(kValidOntoTwoByTwo, GemmPrecision::bf16, direction, kernels) == amx);
+      CHECK_FALSE(routes(kValidOntoTwoByTwo, GemmPrecision::tf32, direction, kernels));
       for (int other = 0; other < kValidOntoTwoByTwo; ++other)
-        CHECK_FALSE(routes(other, GemmPrecision::fp32, direction, kernels));
+        for (const GemmPrecision precision : {GemmPrecision::fp32, GemmPrecision::bf16})
+          CHECK_FALSE(routes(other, precision, direction, kernels));
       // A padded backward-data pass onto 2x2 is one oneDNN runs fast.
-      CHECK(routes(kPaddedOntoTwoByTwo, GemmPrecision::fp32, direction, kernels) ==
-            (direction != ConvolutionDirection::backward_data));
+      for (const GemmPrecision precision : {GemmPrecision::fp32, GemmPrecision::bf16})
+        CHECK(routes(kPaddedOntoTwoByTwo, precision, direction, kernels) ==
+              ((precision == GemmPrecision::fp32 || amx) && direction != ConvolutionDirection::backward_data));
     }
   }
 }
@@ -88,7 +93,7 @@ TEST_CASE("conv library: a routed convolution runs im2col + GEMM on the library 
   const ConvShape shape = kCases[kValidOntoTwoByTwo];
   const eqprop::ConvolutionGeometry geometry = shape.geometry();
   // The backend's answer is the table's on this machine's ISA.
-  const bool routed = eqprop::dnnl_fp32_kernels() != eqprop::DnnlFp32Kernels::other;
+  const bool routed = eqprop::dnnl_kernels() != eqprop::DnnlKernels::other;
   MESSAGE("oneDNN ISA " << eqprop::dnnl_isa_description() << std::string(routed ? ": routed" : ": not routed"));
   for (const ConvolutionDirection direction : {ConvolutionDirection::forward, ConvolutionDirection::backward_data,
                                                ConvolutionDirection::backward_weights})
@@ -123,6 +128,9 @@ TEST_CASE("conv library: oneDNN bf16 matches the naive double reference within t
   auto backend = eqprop::make_backend("cpu");
   check_path(*backend, ConvolutionPath::library_only, GemmPrecision::bf16, kBf16Tolerance, false);
   check_path(*backend, ConvolutionPath::library_only, GemmPrecision::bf16, kBf16Tolerance, true);
+  // With AMX the 2x2-plane cases are routed to im2col + oneDNN's bf16 matmul.
+  check_path(*backend, ConvolutionPath::library, GemmPrecision::bf16, kBf16Tolerance, false);
+  check_path(*backend, ConvolutionPath::library, GemmPrecision::bf16, kBf16Tolerance, true);
 }
 
 TEST_CASE("conv library: auto takes the library for bf16 only, tf32 has no library primitive") {

@@ -16,6 +16,7 @@
 #include <omp.h>
 
 #include "kernels/backend.h"
+#include "kernels/convolution_library.h"
 #include "kernels/device_buffer.h"
 #include "kernels/dnnl_matmul.h"
 #include "kernels/gemm_precision.h"
@@ -90,7 +91,7 @@ TEST_CASE("dnnl bf16 gemm: every transpose, stride, alpha and beta within the fp
             CAPTURE(beta);
             Operands o = random_operands(37, 29, 301, ta, tb, pad, seed++);
             std::vector<float> c = o.c;
-            REQUIRE(gemm->gemm(ta, tb, o.m, o.n, o.k, alpha, o.a.data(), o.lda, o.b.data(), o.ldb, beta, c.data(),
+            REQUIRE(gemm->gemm(ta, tb, o.m, o.n, o.k, alpha, o.a.data(), o.lda, 0, o.b.data(), o.ldb, beta, c.data(),
                                o.ldc));
             check_against_reference(o, alpha, beta, c);
             // The padding between rows of C is left as it was.
@@ -108,16 +109,44 @@ TEST_CASE("dnnl bf16 gemm: row slices equal the whole product, at 1 and 2 thread
   const int saved = omp_get_max_threads();
   std::vector<float> whole = o.c, sliced = o.c, two_threads = o.c;
   omp_set_num_threads(1);
-  REQUIRE(gemm->gemm(o.ta, o.tb, o.m, o.n, o.k, 1.0f, o.a.data(), o.lda, o.b.data(), o.ldb, 0.0f, whole.data(), o.ldc));
+  REQUIRE(gemm->gemm(o.ta, o.tb, o.m, o.n, o.k, 1.0f, o.a.data(), o.lda, 0, o.b.data(), o.ldb, 0.0f, whole.data(), o.ldc));
   for (const auto& [begin, end] : std::vector<std::pair<int, int>>{{0, 12}, {12, 68}, {68, 72}, {72, 128}})
     REQUIRE(gemm->gemm(o.ta, o.tb, end - begin, o.n, o.k, 1.0f, o.a.data() + std::size_t(begin) * o.lda, o.lda,
-                       o.b.data(), o.ldb, 0.0f, sliced.data() + std::size_t(begin) * o.ldc, o.ldc));
+                       0, o.b.data(), o.ldb, 0.0f, sliced.data() + std::size_t(begin) * o.ldc, o.ldc));
   omp_set_num_threads(2);
-  REQUIRE(gemm->gemm(o.ta, o.tb, o.m, o.n, o.k, 1.0f, o.a.data(), o.lda, o.b.data(), o.ldb, 0.0f, two_threads.data(),
+  REQUIRE(gemm->gemm(o.ta, o.tb, o.m, o.n, o.k, 1.0f, o.a.data(), o.lda, 0, o.b.data(), o.ldb, 0.0f, two_threads.data(),
                      o.ldc));
   omp_set_num_threads(saved);
   test::check_bit_exact("row slices vs whole", sliced, whole);
   test::check_bit_exact("2 threads vs 1", two_threads, whole);
+}
+
+TEST_CASE("dnnl bf16 gemm: a constant A is converted once per address and version") {
+  const std::unique_ptr<Bf16Gemm> gemm = make_dnnl_bf16_gemm();
+  if (test::skip_case_if(!gemm, "no oneDNN in this build (EQPROP_ENABLE_DNNL) or no bf16 instructions on this CPU")) return;
+  for (const Transpose ta : {Transpose::no, Transpose::yes}) {
+    CAPTURE(static_cast<int>(ta));
+    Operands o = random_operands(48, 64, 512, ta, Transpose::no, 0, 21);
+    const Operands first = o;
+    auto product = [&](std::uint64_t version) {
+      std::vector<float> c = o.c;
+      REQUIRE(gemm->gemm(ta, o.tb, o.m, o.n, o.k, 1.0f, o.a.data(), o.lda, version, o.b.data(), o.ldb, 0.0f, c.data(),
+                         o.ldc));
+      return c;
+    };
+    const std::uint64_t version = fresh_weights_version();
+    const std::vector<float> converted = product(version);
+    check_against_reference(o, 1.0f, 0.0f, converted);
+    test::check_bit_exact("the same version again", product(version), converted);
+    // A changed in place under the same promise: the conversion is reused, so the
+    // product is still the first A's (the promise is the caller's to keep).
+    for (float& a : o.a) a = -a;
+    test::check_bit_exact("a broken promise reuses the conversion", product(version), converted);
+    // A new version, or no promise, converts the new values.
+    check_against_reference(o, 1.0f, 0.0f, product(fresh_weights_version()));
+    check_against_reference(o, 1.0f, 0.0f, product(0));
+    check_against_reference(first, 1.0f, 0.0f, converted);
+  }
 }
 
 TEST_CASE("dnnl bf16 gemm: the cpu backend takes it for bf16 GEMMs with long rows, the emulation for short ones") {
@@ -135,7 +164,7 @@ TEST_CASE("dnnl bf16 gemm: the cpu backend takes it for bf16 GEMMs with long row
     backend->gemm(Transpose::no, Transpose::no, o.m, o.n, o.k, 1.0f, a.data(), o.lda, b.data(), o.ldb, 0.0f, c.data(),
                   o.ldc);
     std::vector<float> library = o.c;
-    REQUIRE(gemm->gemm(o.ta, o.tb, o.m, o.n, o.k, 1.0f, o.a.data(), o.lda, o.b.data(), o.ldb, 0.0f, library.data(),
+    REQUIRE(gemm->gemm(o.ta, o.tb, o.m, o.n, o.k, 1.0f, o.a.data(), o.lda, 0, o.b.data(), o.ldb, 0.0f, library.data(),
                        o.ldc));
     const std::vector<float> by_backend = c.to_host();
     check_against_reference(o, 1.0f, 0.0f, by_backend);
