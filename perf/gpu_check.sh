@@ -246,9 +246,19 @@ for graphs in on off; do
     "${repeats[@]}" "${small[@]}" --set hardware.dac.enabled=true --set hardware.dac.rounding=stochastic \
     --set hardware.adc.enabled=true --set hardware.adc.noise_sigma=0.5 --set training.cuda_graphs=$graphs
 done
+# The CIFAR-10 recipe's convolutions on the library (cuDNN; oneDNN in the dry run)
+# against im2col + the GEMM, at each precision. oneDNN has no tf32: the dry run
+# records that pair as skipped.
 for precision in fp32 tf32 bf16; do
-  check "bench_cifar10_conv4_$precision" 150 bench --device "$device" --config configs/cifar10_conv4_laborieux.json \
-    "${cifar_steps[@]}" --set training.gemm_precision=$precision --repeats 3 --warmup 1
+  for path in library im2col; do
+    name="bench_cifar10_conv4_${precision}_$path"
+    if [ "$device" = cpu ] && [ "$precision" = tf32 ] && [ "$path" = library ]; then
+      echo "{\"check\":\"$name\",\"skipped\":\"oneDNN has no tf32 convolutions (CPU dry run)\"}" >> "$jsonl"
+      continue
+    fi
+    check "$name" 150 bench --device "$device" --config configs/cifar10_conv4_laborieux.json "${cifar_steps[@]}" \
+      --set training.gemm_precision=$precision --set training.conv_path=$path --repeats 3 --warmup 1
+  done
 done
 check bench_oscillator 120 bench --device "$device" --config configs/fashion_mnist_oscillator.json "${repeats[@]}" "${small[@]}"
 # The oscillator network's relaxation paths side by side (kernels/fused_oscillator_block.h
