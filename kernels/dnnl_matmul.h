@@ -13,10 +13,10 @@
 // only with EQPROP_HAVE_DNNL.
 //
 // Staging layouts, measured with oneDNN 2.6.3 on AMX (an Intel Xeon that reports
-// family 6 model 167, one thread) in the CIFAR-10 step's routed last layer (A = the 512 x 4608
-// weights, transposed for the feedback; ONEDNN_VERBOSE): a transposed operand
-// staged untransposed costs a gathering reorder of 2.96 ms, staged in its own
-// orientation a 0.87 ms conversion and 0.64 ms more in the matmul (1.21 against
+// family 6 model 167, one thread) in the CIFAR-10 step's routed last layer (A = the
+// 512 x 4608 weights, transposed for the feedback; ONEDNN_VERBOSE): a transposed
+// operand staged untransposed costs a gathering reorder of 2.96 ms, staged in its
+// own orientation a 0.87 ms conversion and 0.64 ms more in the matmul (1.21 against
 // 0.57 ms), so operands keep their orientation; a constant A (Backend::
 // gemm_constant_a) is staged untransposed, since its reorder runs once per version.
 // (AVX-512 bf16 without AMX was not measured; it stages as AMX does.)
