@@ -136,8 +136,7 @@ void run_blocks_on_cpu_cores(const Body& body, int blocks) {
 // uncut product's path; this mirrors OpenBLAS's test (sgemm_small_kernel_permit;
 // OpenBLAS is column-major, so its M, N are our n, m and its transa is our op_b).
 // Other kernels have no small-matrix kernel; where each may be cut is in
-// kernels/sgemm_cut_rules.h.
-constexpr double kSmallKernelMaxMnk = 1e6;
+// kernels/sgemm_cut_rules.h (kSmallKernelMaxMnk).
 
 // A bf16 GEMM runs on oneDNN's matmul (kernels/dnnl_matmul.h) where each row of C
 // sums at least this many products (n k): below it the two conversion passes and

@@ -27,8 +27,12 @@ struct SgemmCutRules {
   int block_rows = 0;    // blocks of C's rows at multiples of this keep every bit; 0: no cuts
   bool column_blocks = false;  // blocks of C's columns (multiples of block_rows) keep every bit
   int slice_rows = 0;    // parallel_over_rows slices start at multiples of this; 0: one slice
-  bool small_kernel = false;   // products with m n k <= 1e6 take the small-matrix kernel
+  bool small_kernel = false;   // products with m n k <= kSmallKernelMaxMnk take the small-matrix kernel
 };
+
+// The largest m n k OpenBLAS's SkylakeX kernels (0.3.21) hand to their small-matrix
+// kernel (sgemm_small_kernel_permit; kernels/cpu_backend.cpp mirrors the rest of it).
+constexpr double kSmallKernelMaxMnk = 1e6;
 
 // The rules for the kernel OpenBLAS chose in this process (OPENBLAS_CORETYPE or its
 // own detection), looked up once.

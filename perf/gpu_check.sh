@@ -68,6 +68,7 @@ case "$prebuilt" in 0 | 1) ;; *) echo "gpu_check: GPU_CHECK_PREBUILT must be 0 o
 bin="$build/eqprop"
 mkdir -p "$results"
 jsonl="$results/gpu_check.jsonl"
+: > "$jsonl"
 if [ "$prebuilt" = 1 ]; then
   # --- a build made elsewhere ---------------------------------------------------
   missing="" tests=ON build_seconds=0
@@ -85,7 +86,6 @@ if [ "$prebuilt" = 1 ]; then
     tests=OFF
     echo "gpu_check: no $build/eqprop_tests: the CUDA tests are skipped" >&2
   fi
-  : > "$jsonl"
 else
   # --- what CMakeLists.txt needs ------------------------------------------------
   # A probe project asks CMake's own find_package for each dependency, so what it
@@ -135,7 +135,6 @@ CMAKE
   fi
 
   # --- build --------------------------------------------------------------------
-  : > "$jsonl"
   generator=()
   [ -f "$build/CMakeCache.txt" ] || ! command -v ninja > /dev/null || generator=(-G Ninja)
   echo "gpu_check: building into $build (CUDA architectures: ${arch:-as configured}, tests $tests)" >&2

@@ -58,7 +58,7 @@ TEST_CASE("cpu gemm: the kernel this process runs keeps every bit at the cuts it
   // backend: products of every transpose cut into two calls at each allowed row
   // (and, where the rules allow them, column) and compared with the uncut call.
   // Where the kernel has a small-matrix kernel, only cuts whose two pieces stay
-  // above its size (m n k > 1e6) are the rule's: the backend never cuts a product
+  // above its size (m n k > kSmallKernelMaxMnk) are the rule's: the backend never cuts a product
   // into pieces that small (its blocks are larger; a slice that small is padded,
   // kernels/cpu_backend.cpp), and on some CPUs (an Intel Xeon with AMX, family 6
   // model 167) the small kernel's tail columns differ in their last bits.
@@ -70,7 +70,7 @@ TEST_CASE("cpu gemm: the kernel this process runs keeps every bit at the cuts it
   const int m = 130, n = 70, k = 600;  // ragged against both alignments
   // Whether an m' x n' piece is one the rules speak for (see above).
   const auto packed = [&](int rows, int cols) {
-    return !rules.small_kernel || double(rows) * double(cols) * double(k) > 1e6;
+    return !rules.small_kernel || double(rows) * double(cols) * double(k) > kSmallKernelMaxMnk;
   };
   std::mt19937 rng(12);
   std::vector<float> a(std::size_t(m) * k), b(std::size_t(k) * n);
