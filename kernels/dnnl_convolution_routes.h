@@ -35,8 +35,8 @@
 // routed side faster in all 10), 0.994x and 1.004x at batch 128 (2 rounds each):
 // a small gain where the batch is small, none measurable at 128, never a loss. In
 // bf16 (jit_bf16:avx512_core_bf16 against im2col and oneDNN's bf16 matmul) routing
-// made the step slower, 1.036x, so bf16 routes nothing. Other ISAs were not
-// measured and route nothing.
+// made the step slower, 1.036x, so bf16 routes nothing on these kernels (AMX: below).
+// Other ISAs were not measured and route nothing.
 //
 // With AMX (oneDNN's avx512_core_amx kernels, an Intel Xeon that reports family 6
 // model 167), bf16 has the same weak spot: that layer ran at 103 GFLOP/s forward and
