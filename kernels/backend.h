@@ -181,6 +181,12 @@ class Backend {
     ConvolutionLibrary* library = convolution_library();
     return library && library->prefers_gemm(geometry, gemm_precision(), direction);
   }
+  // ConvolutionLibrary::prefers_channels_last of the backend's library at
+  // gemm_precision(); false where it has none.
+  virtual bool convolution_prefers_channels_last(const ConvolutionGeometry& geometry) {
+    ConvolutionLibrary* library = convolution_library();
+    return library && library->prefers_channels_last(geometry, gemm_precision());
+  }
   // The library convolutions run so far (calls that returned true). oneDNN threads
   // its convolutions itself and their bits depend on the thread count, so a trainer
   // that sees one run holds its CPU team at one size (engine/thread_team.h).

@@ -68,18 +68,27 @@ class ConvolutionLibrary {
                             ConvolutionDirection /*direction*/) const {
     return false;
   }
+  // True where this library's kernels for the geometry (its output_layout aside)
+  // read and write y channels-last (NHWC) themselves: a caller that holds y so
+  // (models/conv_hopfield.cpp, the pre-pooling tensor) saves the transposing
+  // reorder of y around every call. A pure function of its arguments and the machine.
+  virtual bool prefers_channels_last(const ConvolutionGeometry& /*geometry*/, GemmPrecision /*precision*/) {
+    return false;
+  }
 };
 
 // What a library's plan depends on: the geometry (shape, window and the layouts'
 // strides), the precision and the direction.
-using ConvolutionPlanKey = std::array<std::int64_t, 14>;
+using ConvolutionPlanKey = std::array<std::int64_t, 18>;
 
 inline ConvolutionPlanKey convolution_plan_key(const ConvolutionGeometry& g, GemmPrecision precision,
                                                ConvolutionDirection direction) {
   const SlidingWindow& s = g.window;
+  const PlaneLayout &in = g.input_layout, &out = g.output_layout;
   return {g.batch, g.in_channels, g.out_channels, s.in_h, s.in_w, s.kernel, s.stride, s.padding,
-          g.input_layout.sample_stride, g.input_layout.channel_stride, g.output_layout.sample_stride,
-          g.output_layout.channel_stride, static_cast<std::int64_t>(precision), static_cast<std::int64_t>(direction)};
+          in.sample_stride, in.channel_stride, in.channel_step, in.position_stride,
+          out.sample_stride, out.channel_stride, out.channel_step, out.position_stride,
+          static_cast<std::int64_t>(precision), static_cast<std::int64_t>(direction)};
 }
 
 }  // namespace eqprop

@@ -125,6 +125,9 @@ class CountingBackend : public Backend {
   bool convolution_prefers_gemm(const ConvolutionGeometry& geometry, ConvolutionDirection direction) override {
     return inner_.convolution_prefers_gemm(geometry, direction);
   }
+  bool convolution_prefers_channels_last(const ConvolutionGeometry& geometry) override {
+    return inner_.convolution_prefers_channels_last(geometry);
+  }
   bool convolution_forward(const ConvolutionGeometry& geometry, const float* x, const float* weights,
                            float* y) override;
   bool convolution_backward_data(const ConvolutionGeometry& geometry, const float* y, const float* weights,

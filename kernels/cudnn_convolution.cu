@@ -46,8 +46,9 @@ struct Plan {
 void set_planes(cudnnTensorDescriptor_t desc, int batch, int channels, int h, int w, const PlaneLayout& layout) {
   const int plane = h * w;
   EQPROP_CUDNN_CHECK(cudnnSetTensor4dDescriptorEx(desc, CUDNN_DATA_FLOAT, batch, channels, h, w,
-                                                  layout.sample_stride * plane, layout.channel_stride * plane, w,
-                                                  1));
+                                                  layout.sample_stride * plane,
+                                                  layout.channel_stride * plane + layout.channel_step,
+                                                  w * layout.position_stride, layout.position_stride));
 }
 
 struct Cache {

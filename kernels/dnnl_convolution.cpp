@@ -98,7 +98,8 @@ memory::desc planes_desc(std::int32_t batch, std::int32_t channels, std::int32_t
                          const PlaneLayout& layout) {
   const memory::dim plane = memory::dim(h) * w;
   return memory::desc(Dims{batch, channels, h, w}, memory::data_type::f32,
-                      Dims{layout.sample_stride * plane, layout.channel_stride * plane, w, 1});
+                      Dims{layout.sample_stride * plane, layout.channel_stride * plane + layout.channel_step,
+                           w * layout.position_stride, layout.position_stride});
 }
 
 struct Cache {
@@ -199,6 +200,19 @@ class DnnlConvolutions final : public ConvolutionLibrary {
   bool prefers_gemm(const ConvolutionGeometry& geometry, GemmPrecision precision,
                     Direction direction) const override {
     return dnnl_routes_to_gemm(geometry, precision, direction, kernels_);
+  }
+  // Channels-last where the plans of all three directions keep y in NHWC (in their
+  // own data type: a bf16 plan still converts an fp32 y, without transposing it).
+  bool prefers_channels_last(const ConvolutionGeometry& geometry, GemmPrecision precision) override {
+    ConvolutionGeometry g = geometry;
+    g.output_layout = nhwc_layout(g.out_channels);
+    for (const Direction direction : {Direction::forward, Direction::backward_data, Direction::backward_weights}) {
+      const Plan* plan = cache_.plan(g, precision, direction);
+      if (!plan) return false;
+      const memory::desc& y = direction == Direction::backward_data ? plan->source.library : plan->destination.library;
+      if (y != memory::desc(y.dims(), y.data_type(), memory::format_tag::nhwc)) return false;
+    }
+    return true;
   }
   std::string description() const override {
     const dnnl_version_t* version = dnnl::version();

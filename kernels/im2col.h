@@ -63,7 +63,7 @@ struct Im2colOp {
   // x[b, c, ih, iw], 0 outside the plane (the zero padding).
   EQ_HD float input_at(std::int32_t b, std::int32_t c, std::int32_t ih, std::int32_t iw) const {
     if (ih < 0 || ih >= window.in_h || iw < 0 || iw >= window.in_w) return 0.0f;
-    return input[layout.plane(b, c) * window.in_plane() + std::int64_t(ih) * window.in_w + iw];
+    return input[layout.at(b, c, std::int64_t(ih) * window.in_w + iw, window.in_plane())];
   }
 
   // GPU: the flat index splits into (row, column) in 32 bits where the column
@@ -92,8 +92,15 @@ struct Im2colOp {
     const std::int32_t kh = tap / window.kernel, kw = tap % window.kernel;
     const std::int32_t batch = positions / (window.out_h * window.out_w);
     float* out = columns + r * positions;
+    if (!layout.planar()) {
+      for (std::int32_t b = 0; b < batch; ++b)
+        for (std::int32_t oh = 0; oh < window.out_h; ++oh)
+          for (std::int32_t ow = 0; ow < window.out_w; ++ow)
+            *out++ = input_at(b, c, window.start(oh) + kh, window.start(ow) + kw);
+      return;
+    }
     for (std::int32_t b = 0; b < batch; ++b) {
-      const float* plane = input + layout.plane(b, c) * window.in_plane();
+      const float* plane = input + layout.origin(b, c, window.in_plane());
       for (std::int32_t oh = 0; oh < window.out_h; ++oh) {
         const std::int32_t ih = window.start(oh) + kh;
         if (ih < 0 || ih >= window.in_h) {
@@ -144,7 +151,7 @@ struct Col2imOp {
 
   EQ_HD void element(std::int32_t b, std::int32_t c, std::int32_t h, std::int32_t w) const {
     const float sum = gather(b, c, h, w);
-    float& target = output[layout.plane(b, c) * window.in_plane() + std::int64_t(h) * window.in_w + w];
+    float& target = output[layout.at(b, c, std::int64_t(h) * window.in_w + w, window.in_plane())];
     target = accumulate ? target + sum : sum;
   }
 
@@ -157,9 +164,9 @@ struct Col2imOp {
   // performs exactly element()'s additions: bit-exact. Accumulating calls take
   // element() (the sum must be formed before it is added to the old value).
   void row(std::int64_t r) const {
-    if (accumulate) return plane_row(*this, r, channels, window.in_h, window.in_w);
+    if (accumulate || !layout.planar()) return plane_row(*this, r, channels, window.in_h, window.in_w);
     const std::int32_t b = static_cast<std::int32_t>(r / channels), c = static_cast<std::int32_t>(r % channels);
-    float* plane = output + layout.plane(b, c) * window.in_plane();
+    float* plane = output + layout.origin(b, c, window.in_plane());
     for (std::int64_t i = 0; i < window.in_plane(); ++i) plane[i] = 0.0f;
     const float* channel_rows = columns + std::int64_t(c) * window.kernel * window.kernel * positions;
     const std::int64_t sample_column = std::int64_t(b) * window.out_h * window.out_w;

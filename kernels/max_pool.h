@@ -110,6 +110,27 @@ bool vectorised_row_width(Width width) {
   return std::is_same_v<Width, std::int32_t> ? width >= 16 : width >= 7;
 }
 
+// The CPU rows of a pooling between a channels-last tensor (NHWC, the pre-pooling
+// output of a oneDNN convolution) and planes: a row is a block of up to
+// kChannelBlock channels of one sample, so the channels-last side is read or
+// written kChannelBlock values at a time (one AVX-512 vector), and the planar side
+// through a small tile of kPositionTile positions by kChannelBlock channels, one
+// contiguous run per channel.
+constexpr std::int32_t kChannelBlock = 16;
+constexpr std::int32_t kPositionTile = 64;
+inline std::int64_t channel_block_count(std::int64_t batch, std::int32_t channels) {
+  return batch * ((channels + kChannelBlock - 1) / kChannelBlock);
+}
+struct ChannelBlock {
+  std::int32_t sample, first, count;  // channels [first, first + count) of sample
+};
+inline ChannelBlock channel_block(std::int64_t r, std::int32_t channels) {
+  const std::int64_t blocks = (channels + kChannelBlock - 1) / kChannelBlock;
+  const auto sample = static_cast<std::int32_t>(r / blocks);
+  const auto first = static_cast<std::int32_t>(r % blocks) * kChannelBlock;
+  return {sample, first, channels - first < kChannelBlock ? channels - first : kChannelBlock};
+}
+
 // output = max over each window of input; argmax = where. Thread mapping: one
 // pooled element per index.
 struct MaxPoolOp {
@@ -123,33 +144,44 @@ struct MaxPoolOp {
   std::int32_t channels;
 
   EQ_HD void element(std::int32_t b, std::int32_t c, std::int32_t oh, std::int32_t ow) const {
-    const float* plane = input + in_layout.plane(b, c) * window.in_plane();
+    const float* plane = input + in_layout.origin(b, c, window.in_plane());
     float best = 0.0f;
     std::int32_t best_index = -1;  // stays -1 only for a window entirely in the padding
     window.for_each_input(oh, ow, [&](std::int32_t index) {
-      const float value = plane[index];
+      const float value = plane[std::int64_t(index) * in_layout.position_stride];
       // Strictly greater: ties keep the first; a NaN replaces a number, not a NaN.
       if (best_index < 0 || value > best || (value != value && best == best)) {
         best = value;
         best_index = index;
       }
     });
-    const std::int64_t o = out_layout.plane(b, c) * window.out_plane() + std::int64_t(oh) * window.out_w + ow;
+    const std::int64_t o = out_layout.at(b, c, std::int64_t(oh) * window.out_w + ow, window.out_plane());
     output[o] = best;
     argmax[o] = best_index;
   }
 
   EQ_HD void operator()(std::int64_t i) const { plane_element(*this, i, channels, window.out_h, window.out_w); }
-  std::int64_t row_count(std::int64_t count) const { return count / window.out_plane(); }
+  // CPU rows: a channels-last input pooled 2x2 into planes takes channel blocks
+  // (row_2x2_channels_last); otherwise one (b, c) plane per row.
+  bool channel_block_rows() const {
+    return window.kernel == 2 && windows_tile_plane(window) && in_layout.channels_last(channels) &&
+           out_layout.planar();
+  }
+  std::int64_t row_count(std::int64_t count) const {
+    return channel_block_rows() ? channel_block_count(count / (std::int64_t(channels) * window.out_plane()), channels)
+                                : count / window.out_plane();
+  }
   // CPU: one (b, c) plane per row. Tiling windows (the 2x2 pooling of a conv net)
   // take a loop with the plane pointers hoisted and no bounds checks, with the
   // comparison of element(): the same values and argmax.
   void row(std::int64_t r) const {
-    if (!windows_tile_plane(window)) return plane_row(*this, r, channels, window.out_h, window.out_w);
+    if (channel_block_rows()) return row_2x2_channels_last(r);
+    if (!windows_tile_plane(window) || !in_layout.planar() || !out_layout.planar())
+      return plane_row(*this, r, channels, window.out_h, window.out_w);
     const std::int32_t b = static_cast<std::int32_t>(r / channels), c = static_cast<std::int32_t>(r % channels);
-    const float* plane = input + in_layout.plane(b, c) * window.in_plane();
-    float* out = output + out_layout.plane(b, c) * window.out_plane();
-    std::int32_t* where = argmax + out_layout.plane(b, c) * window.out_plane();
+    const float* plane = input + in_layout.origin(b, c, window.in_plane());
+    float* out = output + out_layout.origin(b, c, window.out_plane());
+    std::int32_t* where = argmax + out_layout.origin(b, c, window.out_plane());
     if (window.kernel == 2)
       return with_pooled_plane(window.out_h, window.out_w,
                                [&](auto out_h, auto out_w) { row_2x2(plane, out, where, out_h, out_w); });
@@ -201,6 +233,58 @@ struct MaxPoolOp {
       }
     }
   }
+  // Row r of channel_block_rows(): row_2x2's four elements and selects per window,
+  // for kChannelBlock channels at once (a loop the compiler vectorises), the results
+  // gathered in a tile and written to each channel's plane.
+  void row_2x2_channels_last(std::int64_t r) const {
+    const ChannelBlock block = channel_block(r, channels);
+    if (block.count == kChannelBlock)
+      return pool_channel_block(block, std::integral_constant<std::int32_t, kChannelBlock>{});
+    pool_channel_block(block, block.count);
+  }
+  // count: the block's channels, a constant for a whole block (plain vector code).
+  template <class Count>
+  void pool_channel_block(const ChannelBlock& block, Count count) const {
+    const std::int32_t in_w = window.in_w, out_w = window.out_w, out_plane = window.out_h * out_w;
+    const std::int64_t step = in_layout.position_stride;  // = channels
+    const float* sample = input + in_layout.origin(block.sample, block.first, window.in_plane());
+    float best[kPositionTile][kChannelBlock];
+    std::int32_t best_index[kPositionTile][kChannelBlock];
+    for (std::int32_t o0 = 0; o0 < out_plane; o0 += kPositionTile) {
+      const std::int32_t tile = out_plane - o0 < kPositionTile ? out_plane - o0 : kPositionTile;
+      for (std::int32_t t = 0; t < tile; ++t) {
+        const std::int32_t oh = (o0 + t) / out_w, ow = (o0 + t) - oh * out_w;
+        const std::int32_t first = 2 * oh * in_w + 2 * ow;
+        const float* top_left = sample + first * step;
+        const float* top_right = top_left + step;
+        const float* bottom_left = top_left + in_w * step;
+        const float* bottom_right = bottom_left + step;
+        for (std::int32_t k = 0; k < count; ++k) {
+          // row_2x2's selects in its order: top right, bottom left, bottom right.
+          float value = top_left[k];
+          std::int32_t index = first;
+          const bool right = top_right[k] > value || (top_right[k] != top_right[k] && value == value);
+          value = right ? top_right[k] : value;
+          index = right ? first + 1 : index;
+          const bool below = bottom_left[k] > value || (bottom_left[k] != bottom_left[k] && value == value);
+          value = below ? bottom_left[k] : value;
+          index = below ? first + in_w : index;
+          const bool corner = bottom_right[k] > value || (bottom_right[k] != bottom_right[k] && value == value);
+          value = corner ? bottom_right[k] : value;
+          index = corner ? first + in_w + 1 : index;
+          best[t][k] = value;
+          best_index[t][k] = index;
+        }
+      }
+      for (std::int32_t k = 0; k < count; ++k) {
+        const std::int64_t o = out_layout.origin(block.sample, block.first + k, out_plane) + o0;
+        for (std::int32_t t = 0; t < tile; ++t) {
+          output[o + t] = best[t][k];
+          argmax[o + t] = best_index[t][k];
+        }
+      }
+    }
+  }
 };
 
 // output = input at each window's recorded argmax (MaxPoolOp's): max pooling with
@@ -218,9 +302,9 @@ struct MaxPoolSelectOp {
   std::int32_t channels;
 
   EQ_HD void element(std::int32_t b, std::int32_t c, std::int32_t oh, std::int32_t ow) const {
-    const std::int64_t o = out_layout.plane(b, c) * window.out_plane() + std::int64_t(oh) * window.out_w + ow;
+    const std::int64_t o = out_layout.at(b, c, std::int64_t(oh) * window.out_w + ow, window.out_plane());
     const std::int32_t index = argmax[o];
-    output[o] = index < 0 ? 0.0f : input[in_layout.plane(b, c) * window.in_plane() + index];
+    output[o] = index < 0 ? 0.0f : input[in_layout.at(b, c, index, window.in_plane())];
   }
 
   EQ_HD void operator()(std::int64_t i) const { plane_element(*this, i, channels, window.out_h, window.out_w); }
@@ -244,28 +328,40 @@ struct MaxUnpoolOp {
   bool accumulate;              // add to result instead of overwriting it
 
   EQ_HD void element(std::int32_t b, std::int32_t c, std::int32_t h, std::int32_t w) const {
-    const std::int64_t base = out_layout.plane(b, c) * window.out_plane();
+    const std::int64_t base = out_layout.origin(b, c, window.out_plane());
+    const std::int64_t step = out_layout.position_stride;
     const std::int32_t self = h * window.in_w + w;
     float sum = 0.0f;
     window.for_each_covering(h, w, [&](std::int64_t o) {
-      if (argmax[base + o] == self) sum += pooled[base + o];
+      if (argmax[base + o * step] == self) sum += pooled[base + o * step];
     });
-    float& target = result[in_layout.plane(b, c) * window.in_plane() + self];
+    float& target = result[in_layout.at(b, c, self, window.in_plane())];
     target = accumulate ? target + sum : sum;
   }
 
   EQ_HD void operator()(std::int64_t i) const { plane_element(*this, i, channels, window.in_h, window.in_w); }
-  std::int64_t row_count(std::int64_t count) const { return count / window.in_plane(); }
+  // CPU rows: planes unpooled 2x2 into a channels-last result take channel blocks
+  // (row_2x2_channels_last); otherwise one (b, c) plane per row.
+  bool channel_block_rows() const {
+    return window.kernel == 2 && windows_tile_plane(window) && in_layout.channels_last(channels) &&
+           out_layout.planar();
+  }
+  std::int64_t row_count(std::int64_t count) const {
+    return channel_block_rows() ? channel_block_count(count / (std::int64_t(channels) * window.in_plane()), channels)
+                                : count / window.in_plane();
+  }
   // CPU: one (b, c) plane per row. With tiling windows each element has exactly one
   // covering window, so walking the windows writes every element once with the
   // value element() computes (0 + pooled where it is the argmax, else 0): bit-exact,
   // without element()'s covering-window arithmetic per element.
   void row(std::int64_t r) const {
-    if (!windows_tile_plane(window)) return plane_row(*this, r, channels, window.in_h, window.in_w);
+    if (channel_block_rows()) return row_2x2_channels_last(r);
+    if (!windows_tile_plane(window) || !in_layout.planar() || !out_layout.planar())
+      return plane_row(*this, r, channels, window.in_h, window.in_w);
     const std::int32_t b = static_cast<std::int32_t>(r / channels), c = static_cast<std::int32_t>(r % channels);
-    const float* values = pooled + out_layout.plane(b, c) * window.out_plane();
-    const std::int32_t* where = argmax + out_layout.plane(b, c) * window.out_plane();
-    float* plane = result + in_layout.plane(b, c) * window.in_plane();
+    const float* values = pooled + out_layout.origin(b, c, window.out_plane());
+    const std::int32_t* where = argmax + out_layout.origin(b, c, window.out_plane());
+    float* plane = result + in_layout.origin(b, c, window.in_plane());
     if (window.kernel == 2)
       return with_pooled_plane(window.out_h, window.out_w, [&](auto out_h, auto out_w) {
         if (vectorised_row_width(out_w))
@@ -310,6 +406,56 @@ struct MaxUnpoolOp {
       }
     }
   }
+  // Row r of channel_block_rows(): each window's four elements get row_2x2's
+  // values, kChannelBlock channels at a time (contiguous channels-last writes the
+  // compiler vectorises), the pooled values and argmax read through a tile.
+  void row_2x2_channels_last(std::int64_t r) const {
+    const ChannelBlock block = channel_block(r, channels);
+    const auto whole = std::integral_constant<std::int32_t, kChannelBlock>{};
+    if (accumulate) {
+      if (block.count == kChannelBlock) return unpool_channel_block(block, whole, std::true_type{});
+      return unpool_channel_block(block, block.count, std::true_type{});
+    }
+    if (block.count == kChannelBlock) return unpool_channel_block(block, whole, std::false_type{});
+    unpool_channel_block(block, block.count, std::false_type{});
+  }
+  // count as in MaxPoolOp::pool_channel_block; Accumulate: accumulate, as a constant.
+  template <class Count, class Accumulate>
+  void unpool_channel_block(const ChannelBlock& block, Count count, Accumulate) const {
+    const std::int32_t in_w = window.in_w, out_w = window.out_w, out_plane = window.out_h * out_w;
+    const std::int64_t step = in_layout.position_stride;  // = channels
+    float* sample = result + in_layout.origin(block.sample, block.first, window.in_plane());
+    float value[kPositionTile][kChannelBlock];
+    std::int32_t where[kPositionTile][kChannelBlock];
+    for (std::int32_t o0 = 0; o0 < out_plane; o0 += kPositionTile) {
+      const std::int32_t tile = out_plane - o0 < kPositionTile ? out_plane - o0 : kPositionTile;
+      for (std::int32_t k = 0; k < count; ++k) {
+        const std::int64_t o = out_layout.origin(block.sample, block.first + k, out_plane) + o0;
+        for (std::int32_t t = 0; t < tile; ++t) {
+          value[t][k] = 0.0f + pooled[o + t];
+          where[t][k] = argmax[o + t];
+        }
+      }
+      for (std::int32_t t = 0; t < tile; ++t) {
+        const std::int32_t oh = (o0 + t) / out_w, ow = (o0 + t) - oh * out_w;
+        const std::int32_t first = 2 * oh * in_w + 2 * ow;
+        float* top_left = sample + first * step;
+        float* top_right = top_left + step;
+        float* bottom_left = top_left + in_w * step;
+        float* bottom_right = bottom_left + step;
+        for (std::int32_t k = 0; k < count; ++k) {
+          const float v = value[t][k];
+          const std::int32_t at = where[t][k];
+          const float a = at == first ? v : 0.0f, b = at == first + 1 ? v : 0.0f;
+          const float c = at == first + in_w ? v : 0.0f, d = at == first + in_w + 1 ? v : 0.0f;
+          top_left[k] = Accumulate::value ? top_left[k] + a : a;
+          top_right[k] = Accumulate::value ? top_right[k] + b : b;
+          bottom_left[k] = Accumulate::value ? bottom_left[k] + c : c;
+          bottom_right[k] = Accumulate::value ? bottom_right[k] + d : d;
+        }
+      }
+    }
+  }
 };
 
 // output = (sum over each window of input) / K^2, the padding counted as zeros.
@@ -324,10 +470,11 @@ struct AvgPoolOp {
   std::int32_t channels;
 
   EQ_HD void element(std::int32_t b, std::int32_t c, std::int32_t oh, std::int32_t ow) const {
-    const float* plane = input + in_layout.plane(b, c) * window.in_plane();
+    const float* plane = input + in_layout.origin(b, c, window.in_plane());
+    const std::int64_t step = in_layout.position_stride;
     float sum = 0.0f;
-    window.for_each_input(oh, ow, [&](std::int32_t index) { sum += plane[index]; });
-    output[out_layout.plane(b, c) * window.out_plane() + std::int64_t(oh) * window.out_w + ow] =
+    window.for_each_input(oh, ow, [&](std::int32_t index) { sum += plane[index * step]; });
+    output[out_layout.at(b, c, std::int64_t(oh) * window.out_w + ow, window.out_plane())] =
         sum / static_cast<float>(window.kernel * window.kernel);
   }
 
@@ -350,11 +497,12 @@ struct AvgUnpoolOp {
   bool accumulate;      // add to result instead of overwriting it
 
   EQ_HD void element(std::int32_t b, std::int32_t c, std::int32_t h, std::int32_t w) const {
-    const float* plane = pooled + out_layout.plane(b, c) * window.out_plane();
+    const float* plane = pooled + out_layout.origin(b, c, window.out_plane());
+    const std::int64_t step = out_layout.position_stride;
     float sum = 0.0f;
-    window.for_each_covering(h, w, [&](std::int64_t o) { sum += plane[o]; });
+    window.for_each_covering(h, w, [&](std::int64_t o) { sum += plane[o * step]; });
     const float value = sum / static_cast<float>(window.kernel * window.kernel);
-    float& target = result[in_layout.plane(b, c) * window.in_plane() + std::int64_t(h) * window.in_w + w];
+    float& target = result[in_layout.at(b, c, std::int64_t(h) * window.in_w + w, window.in_plane())];
     target = accumulate ? target + value : value;
   }
 

@@ -1,5 +1,6 @@
 // How a 4-D activation tensor (batch, channels, height, width) sits in memory: as
-// contiguous row-major (height, width) planes, in one of two plane orders.
+// row-major (height, width) planes, contiguous in one of two plane orders, or
+// channels-last with the channels of a position side by side.
 //  - batch-major, NCHW: plane (b, c) is plane b * channels + c. The public layout:
 //    PyTorch's, the data's, the checkpoints'.
 //  - channel-major, CNHW: plane (b, c) is plane c * batch + b. Channel c's
@@ -7,10 +8,15 @@
 //    row of the convolution GEMMs' (channels, batch * positions) operands
 //    (kernels/im2col.h): a channel-major tensor needs no reordering to enter or
 //    leave a GEMM.
-// A PlaneLayout holds the two strides, so a slice of samples [begin, begin + n) of
-// either order is addressed by offsetting the base pointer by `begin` samples
-// (NCHW: begin * C * H * W floats, CNHW: begin * H * W) and keeping the strides of
-// the whole tensor: how one CPU core addresses its slice of the batch.
+//  - channels-last, NHWC: element (b, c, p) at (b * height * width + p) * channels
+//    + c. What oneDNN's bf16 convolutions read and write on AMX
+//    (kernels/dnnl_convolution.cpp): the pre-pooling output of such a convolution
+//    (models/conv_hopfield.cpp) held channels-last needs no transposing reorder
+//    around it; the pooling ops read and write it directly.
+// A PlaneLayout holds the strides, so a slice of samples [begin, begin + n) of any
+// of them is addressed by offsetting the base pointer by `begin` samples
+// (sample_stride * plane size elements) and keeping the strides of the whole
+// tensor: how one CPU core addresses its slice of the batch.
 #pragma once
 
 #include <cstdint>
@@ -21,15 +27,33 @@
 namespace eqprop {
 
 struct PlaneLayout {
-  std::int32_t sample_stride = 0;   // planes from sample b to b + 1
-  std::int32_t channel_stride = 0;  // planes from channel c to c + 1
+  // Element (b, c, p) of a tensor of planes of P positions lies at
+  //   (b * sample_stride + c * channel_stride) * P + c * channel_step + p * position_stride.
+  // NCHW {C, 1, 0, 1}; CNHW of N samples {1, N, 0, 1}; NHWC {C, 0, 1, C}.
+  std::int32_t sample_stride = 0;    // planes from sample b to b + 1
+  std::int32_t channel_stride = 0;   // planes from channel c to c + 1 (0: channels-last)
+  std::int32_t channel_step = 0;     // elements from channel c to c + 1 within a position (channels-last: 1)
+  std::int32_t position_stride = 1;  // elements from position p to p + 1 (channels-last: the channel count)
 
-  // Index of the first plane of (sample, channel); times the plane size: its offset.
-  EQ_HD std::int64_t plane(std::int32_t sample, std::int32_t channel) const {
-    return std::int64_t(sample) * sample_stride + std::int64_t(channel) * channel_stride;
+  // Offset of position 0 of plane (sample, channel), planes of plane_size positions.
+  EQ_HD std::int64_t origin(std::int32_t sample, std::int32_t channel, std::int64_t plane_size) const {
+    return (std::int64_t(sample) * sample_stride + std::int64_t(channel) * channel_stride) * plane_size +
+           std::int64_t(channel) * channel_step;
+  }
+  // Offset of element (sample, channel, position).
+  EQ_HD std::int64_t at(std::int32_t sample, std::int32_t channel, std::int64_t position,
+                        std::int64_t plane_size) const {
+    return origin(sample, channel, plane_size) + position * position_stride;
+  }
+  // Each plane contiguous (NCHW, CNHW): the CPU row paths walk planes with pointers.
+  bool planar() const { return position_stride == 1 && channel_step == 0; }
+  // NHWC of `channels` channels: a position's channels side by side, nothing between.
+  bool channels_last(std::int32_t channels) const {
+    return channel_stride == 0 && channel_step == 1 && position_stride == channels;
   }
   bool operator==(const PlaneLayout& other) const {
-    return sample_stride == other.sample_stride && channel_stride == other.channel_stride;
+    return sample_stride == other.sample_stride && channel_stride == other.channel_stride &&
+           channel_step == other.channel_step && position_stride == other.position_stride;
   }
   bool operator!=(const PlaneLayout& other) const { return !(*this == other); }
 };
@@ -100,13 +124,15 @@ void plane_row(const Op& op, std::int64_t r, std::int32_t channels, std::int32_t
 inline PlaneLayout nchw_layout(std::int32_t channels) { return {channels, 1}; }
 // Channel-major CNHW of a tensor holding `whole_batch` samples.
 inline PlaneLayout cnhw_layout(std::int32_t whole_batch) { return {1, whole_batch}; }
+// Channels-last NHWC with `channels` channels.
+inline PlaneLayout nhwc_layout(std::int32_t channels) { return {channels, 0, 1, channels}; }
 
 // out[b, c, p] = in[b, c, p] + bias[c]   (+ out[b, c, p] when accumulating), each
 // tensor in its own layout; p in [0, plane_size) indexes a plane. Converts between
-// NCHW and CNHW and adds a per-channel bias in the same pass (the epilogue of a
+// layouts and adds a per-channel bias in the same pass (the epilogue of a
 // convolution GEMM, models/conv_ops.cpp). in == out with equal layouts is allowed.
-// Thread mapping: one index per element in logical (b, c, p) order; both layouts
-// keep a plane contiguous, so reads and writes are coalesced runs of plane_size.
+// Thread mapping: one index per element in logical (b, c, p) order; with planar
+// layouts reads and writes are coalesced runs of plane_size.
 // No reduction: bit-exact on every backend.
 struct PlaneRelayoutOp {
   static constexpr Determinism determinism = Determinism::bit_exact;
@@ -120,9 +146,9 @@ struct PlaneRelayoutOp {
   bool accumulate;
 
   EQ_HD void element(std::int32_t b, std::int32_t c, std::int32_t p) const {
-    const float value = bias ? in[in_layout.plane(b, c) * plane_size + p] + bias[c]
-                             : in[in_layout.plane(b, c) * plane_size + p];
-    float& target = out[out_layout.plane(b, c) * plane_size + p];
+    const float read = in[in_layout.at(b, c, p, plane_size)];
+    const float value = bias ? read + bias[c] : read;
+    float& target = out[out_layout.at(b, c, p, plane_size)];
     target = accumulate ? target + value : value;
   }
 
@@ -133,11 +159,22 @@ struct PlaneRelayoutOp {
             static_cast<std::int32_t>(plane.remainder));
   }
 
-  // CPU: one logical plane (b, c) per row, no index arithmetic per element.
+  // CPU: one logical plane (b, c) per row, no index arithmetic per element (planar
+  // layouts: contiguous runs the compiler vectorises).
   std::int64_t row_count(std::int64_t count) const { return count / plane_size; }
   void row(std::int64_t r) const {
     const std::int32_t b = static_cast<std::int32_t>(r / channels), c = static_cast<std::int32_t>(r % channels);
-    for (std::int32_t p = 0; p < plane_size; ++p) element(b, c, p);
+    if (!in_layout.planar() || !out_layout.planar()) {
+      for (std::int32_t p = 0; p < plane_size; ++p) element(b, c, p);
+      return;
+    }
+    const float* source = in + in_layout.origin(b, c, plane_size);
+    float* target = out + out_layout.origin(b, c, plane_size);
+    const float add = bias ? bias[c] : 0.0f;
+    for (std::int32_t p = 0; p < plane_size; ++p) {
+      const float value = bias ? source[p] + add : source[p];
+      target[p] = accumulate ? target[p] + value : value;
+    }
   }
 };
 

@@ -227,10 +227,9 @@ void ConvHopfield::conv_coupling(int k, const float* below, const float* above, 
       conv2d_forward(backend_, conv, x, weights, nullptr, drive + out_offset, workspace);
       if (from_reference) add_reference(drive + out_offset, reference_preactivation_[k].data() + pre_offset, pre_count);
     } else {
-      // The GEMM writes the pre-pool output channel-major into conv_out_; the pooling
-      // reads it there and writes the NCHW drive (kernels/plane_layout.h).
-      conv.output_layout = cnhw_layout(rows);
-      const PoolShape pool = shape_.pool_shape(k, rows);
+      // The convolution writes the pre-pool output into conv_out_ (prepool_layout);
+      // the pooling reads it there and writes the NCHW drive.
+      const PoolShape pool = with_prepool_layout(conv, shape_.pool_shape(k, rows));
       conv2d_forward(backend_, conv, x, weights, nullptr, conv_out_.data(), workspace);
       if (from_reference) add_reference(conv_out_.data(), reference_preactivation_[k].data() + pre_offset, pre_count);
       if (shape_.pool == PoolKind::max && keep_argmax)
@@ -268,9 +267,8 @@ void ConvHopfield::conv_feedback_rows(int k, const float* above, int begin, int 
     if (from_reference_) add_reference(feedback, reference_feedback, feedback_count);
     return;
   }
-  conv.output_layout = cnhw_layout(rows);
-  const PoolShape pool = shape_.pool_shape(k, rows);
-  // P^T(s_above), channel-major (through the argmax of the last forward pass), then W^T *'.
+  const PoolShape pool = with_prepool_layout(conv, shape_.pool_shape(k, rows));
+  // P^T(s_above) in the pre-pool layout (through the argmax of the last forward pass), then W^T *'.
   if (shape_.pool == PoolKind::max)
     max_unpool2d(backend_, pool, above + out_offset, argmax_[k].data() + out_offset, conv_out_.data());
   else
@@ -305,8 +303,7 @@ void ConvHopfield::conv_kernel_gradient(int k, const float* below, const float* 
       }
       continue;
     }
-    conv.output_layout = cnhw_layout(rows);
-    const PoolShape pool = shape_.pool_shape(k, rows);
+    const PoolShape pool = with_prepool_layout(conv, shape_.pool_shape(k, rows));
     if (shape_.pool == PoolKind::max) {
       std::int32_t* argmax = argmax_[k].data() + out_offset;
       if (k > 0 && !keep_argmax) {
@@ -338,10 +335,9 @@ void ConvHopfield::unpool_through_own_argmax(int k, const float* below, const fl
                                              float* unpooled) {
   const std::size_t in_offset = std::size_t(begin) * shape_.units(k);
   const std::size_t out_offset = std::size_t(begin) * shape_.units(k + 1);
-  const PoolShape pool = shape_.pool_shape(k, rows);
-  if (shape_.pool == PoolKind::avg) return avg_unpool2d(backend_, pool, above + out_offset, unpooled);
   ConvShape conv = call_shape(shape_.conv_shape(k, rows));
-  conv.output_layout = cnhw_layout(rows);
+  const PoolShape pool = with_prepool_layout(conv, shape_.pool_shape(k, rows));
+  if (shape_.pool == PoolKind::avg) return avg_unpool2d(backend_, pool, above + out_offset, unpooled);
   const ConvWorkspace workspace{columns_.data(), conv_out_.data()};
   // The pooled values land in the drive, which every step recomputes.
   conv2d_forward(backend_, conv, below + in_offset, parameters_.weights[k].data(), nullptr, conv_out_.data(),
@@ -361,14 +357,14 @@ void ConvHopfield::conv_kernel_gradient_from_difference(int k, const float* belo
     ConvShape conv = call_shape(shape_.conv_shape(k, rows));
     const ConvWorkspace workspace{columns_.data(), conv_out_.data()};
     // u_a - u_b and u_b: without pooling the NCHW states themselves, else each
-    // unpooled channel-major through its own argmax.
+    // unpooled into the pre-pool layout through its own argmax.
     const float* unpooled_b = above_b + out_offset;
     float* unpooled_difference = unpooled_b_.data();
     if (shape_.pool == PoolKind::none) {
       backend_.run(AxpbyOp{above_a + out_offset, unpooled_b, unpooled_difference, 1.0f, -1.0f},
                    std::int64_t(out_count));
     } else {
-      conv.output_layout = cnhw_layout(rows);
+      with_prepool_layout(conv, shape_.pool_shape(k, rows));
       unpool_through_own_argmax(k, below_b, above_b, begin, rows, unpooled_b_.data());
       unpool_through_own_argmax(k, below_a, above_a, begin, rows, conv_out_.data());
       unpooled_b = unpooled_b_.data();
@@ -442,6 +438,23 @@ void ConvHopfield::skip_couplings(const NetworkState& state, bool with_feedback,
 ConvShape ConvHopfield::call_shape(ConvShape shape) const {
   shape.weights_version = weights_version_;
   return shape;
+}
+
+PoolShape ConvHopfield::with_prepool_layout(ConvShape& conv, PoolShape pool) const {
+  // Channel-major is the im2col GEMMs' own layout (kernels/im2col.h). Channels-last
+  // where the library takes all three products of the layer and reads and writes
+  // such a tensor as is (oneDNN's bf16 kernels): no transposing reorder per call.
+  using Direction = ConvolutionDirection;
+  ConvShape channels_last = conv;
+  channels_last.output_layout = nhwc_layout(conv.out_channels);
+  const bool library = conv_library_takes(backend_, channels_last, Direction::forward) &&
+                       conv_library_takes(backend_, channels_last, Direction::backward_data) &&
+                       conv_library_takes(backend_, channels_last, Direction::backward_weights);
+  conv.output_layout = library && backend_.convolution_prefers_channels_last(channels_last.geometry())
+                           ? channels_last.output_layout
+                           : cnhw_layout(conv.batch);
+  pool.input_layout = conv.output_layout;
+  return pool;
 }
 
 void ConvHopfield::set_input(const float* x, int batch) {
@@ -628,8 +641,7 @@ void ConvHopfield::take_reference(const NetworkState& state) {
         conv2d_transpose(backend_, conv, above + out_offset, weights, feedback + in_offset, workspace);
         continue;
       }
-      conv.output_layout = cnhw_layout(rows);
-      const PoolShape pool = shape_.pool_shape(t, rows);
+      const PoolShape pool = with_prepool_layout(conv, shape_.pool_shape(t, rows));
       float* operand = reference_operand_[t].data() + pre_offset;
       conv2d_forward(backend_, conv, below + in_offset, weights, nullptr, preactivation + pre_offset, workspace);
       // r's argmax (the nudged steps find their own); the pooled values are scratch.

@@ -187,6 +187,11 @@ class ConvHopfield final : public LayeredModel {
   // `shape` with this batch's weights_version (set_input's): the library may reuse
   // what it derived from the weights for every call until the next batch.
   ConvShape call_shape(ConvShape shape) const;
+  // Sets the layout of conv's output, the pre-pooling tensor (conv_out_, the unpooled
+  // fields; kernels/plane_layout.h), and returns `pool` reading it: channels-last
+  // where the backend's library reads and writes it so for every product of the
+  // layer (Backend::convolution_prefers_channels_last), channel-major otherwise.
+  PoolShape with_prepool_layout(ConvShape& conv, PoolShape pool) const;
   // drive_[k] = P(W_k * below) for conv tensor k on the whole batch (chunk by
   // chunk), with the argmax of max pooling in argmax_[k]; when `above` is given
   // (k >= 1), feedback_[k - 1] = W_k^T *' P^T(above) through that argmax.

@@ -17,15 +17,18 @@ void require(bool condition, const std::string& message) {
   if (!condition) throw std::invalid_argument(message);
 }
 
-// A layout left at {0, 0} means NCHW.
+// A layout left at its default (no strides) means NCHW.
 PlaneLayout resolve(const PlaneLayout& layout, int channels) {
-  return layout.sample_stride == 0 && layout.channel_stride == 0 ? nchw_layout(channels) : layout;
+  return layout == PlaneLayout{} ? nchw_layout(channels) : layout;
 }
 
-// True if the (batch, channels) planes of `layout` are distinct and the tensor is
-// one of the two plane orders (possibly a slice of a larger one): samples nested in
-// channels or channels nested in samples.
+// True if the elements of `layout` are distinct and the tensor is one of the two
+// plane orders (possibly a slice of a larger one: samples nested in channels or
+// channels nested in samples) or channels-last (each sample's positions of
+// `channels` side-by-side values, samples at least a sample apart).
 bool layout_fits(const PlaneLayout& layout, int batch, int channels) {
+  if (!layout.planar())
+    return layout.channels_last(channels) && (batch == 1 || layout.sample_stride >= channels);
   if (layout.sample_stride < 0 || layout.channel_stride < 0) return false;
   if (batch > 1 && layout.sample_stride < 1) return false;
   if (channels > 1 && layout.channel_stride < 1) return false;
@@ -34,9 +37,13 @@ bool layout_fits(const PlaneLayout& layout, int batch, int channels) {
          std::int64_t(layout.channel_stride) >= std::int64_t(batch) * layout.sample_stride;
 }
 
+constexpr const char* kLayoutHelp =
+    " channels: its planes overlap, or it is none of NCHW, CNHW and NHWC (kernels/plane_layout.h)";
+
 std::string layout_text(const PlaneLayout& layout) {
   return "{sample_stride " + std::to_string(layout.sample_stride) + ", channel_stride " +
-         std::to_string(layout.channel_stride) + "}";
+         std::to_string(layout.channel_stride) + ", channel_step " + std::to_string(layout.channel_step) +
+         ", position_stride " + std::to_string(layout.position_stride) + "}";
 }
 
 void check_window(const char* what, int in_h, int in_w, int kernel, int stride, int padding) {
@@ -93,7 +100,9 @@ ConvolutionGeometry ConvShape::geometry() const {
 PlaneLayout ConvShape::input_planes() const { return resolve(input_layout, in_channels); }
 PlaneLayout ConvShape::output_planes() const { return resolve(output_layout, out_channels); }
 
-bool ConvShape::output_is_gemm_shaped() const { return batch == 1 || output_planes().sample_stride == 1; }
+bool ConvShape::output_is_gemm_shaped() const {
+  return output_planes().planar() && (batch == 1 || output_planes().sample_stride == 1);
+}
 
 std::int64_t ConvShape::output_row_stride() const {
   if (out_channels == 1) return positions();
@@ -106,11 +115,11 @@ void ConvShape::validate() const {
   require(out_channels >= 1, "ConvShape: out_channels " + std::to_string(out_channels) + " must be >= 1");
   check_window("ConvShape", in_h, in_w, kernel, stride, padding);
   require(layout_fits(input_planes(), batch, in_channels),
-          "ConvShape: input_layout " + layout_text(input_planes()) + " overlaps planes of a batch of " +
-              std::to_string(batch) + " x " + std::to_string(in_channels) + " channels");
+          "ConvShape: input_layout " + layout_text(input_planes()) + " is no layout of a batch of " +
+              std::to_string(batch) + " x " + std::to_string(in_channels) + kLayoutHelp);
   require(layout_fits(output_planes(), batch, out_channels),
-          "ConvShape: output_layout " + layout_text(output_planes()) + " overlaps planes of a batch of " +
-              std::to_string(batch) + " x " + std::to_string(out_channels) + " channels");
+          "ConvShape: output_layout " + layout_text(output_planes()) + " is no layout of a batch of " +
+              std::to_string(batch) + " x " + std::to_string(out_channels) + kLayoutHelp);
   require(positions() <= kMaxGemmDimension && patch_size() <= kMaxGemmDimension &&
               output_row_stride() <= kMaxGemmDimension && std::int64_t(in_h) * in_w <= kMaxGemmDimension,
           "ConvShape: batch * out_h * out_w = " + std::to_string(positions()) +
@@ -242,9 +251,11 @@ void PoolShape::validate() const {
                                      std::to_string(kernel) + " / 2), so that every window holds an input");
   require(std::int64_t(in_h) * in_w <= kMaxGemmDimension, "PoolShape: input plane too large for 32-bit indices");
   require(layout_fits(input_planes(), batch, channels),
-          "PoolShape: input_layout " + layout_text(input_planes()) + " overlaps planes");
+          "PoolShape: input_layout " + layout_text(input_planes()) + " is no layout of a batch of " +
+              std::to_string(batch) + " x " + std::to_string(channels) + kLayoutHelp);
   require(layout_fits(output_planes(), batch, channels),
-          "PoolShape: output_layout " + layout_text(output_planes()) + " overlaps planes");
+          "PoolShape: output_layout " + layout_text(output_planes()) + " is no layout of a batch of " +
+              std::to_string(batch) + " x " + std::to_string(channels) + kLayoutHelp);
 }
 
 void max_pool2d(Backend& backend, const PoolShape& shape, const float* x, float* y, std::int32_t* argmax) {

@@ -53,7 +53,8 @@ struct ConvShape {
   int kernel = 1;
   int stride = 1;
   int padding = 0;
-  // Layouts of x and y; left at {0, 0}, NCHW of this shape.
+  // Layouts of x and y (NCHW, CNHW or NHWC: kernels/plane_layout.h); left at the
+  // default PlaneLayout{}, NCHW of this shape.
   PlaneLayout input_layout{};
   PlaneLayout output_layout{};
   // ConvolutionGeometry::weights_version (kernels/convolution_library.h): nonzero
@@ -66,8 +67,8 @@ struct ConvShape {
   SlidingWindow window() const { return make_sliding_window(in_h, in_w, kernel, stride, padding); }
   // The call as a convolution library sees it (Backend::convolution_*).
   ConvolutionGeometry geometry() const;
-  PlaneLayout input_planes() const;   // input_layout, or NCHW when left at {0, 0}
-  PlaneLayout output_planes() const;  // output_layout, or NCHW when left at {0, 0}
+  PlaneLayout input_planes() const;   // input_layout, or NCHW when left at PlaneLayout{}
+  PlaneLayout output_planes() const;  // output_layout, or NCHW when left at PlaneLayout{}
 
   std::int64_t patch_size() const { return std::int64_t(in_channels) * kernel * kernel; }  // CKK
   std::int64_t positions() const { return std::int64_t(batch) * out_h() * out_w(); }       // NP

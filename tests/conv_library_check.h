@@ -111,11 +111,23 @@ inline eqprop::DeviceBuffer<float> upload(Backend& backend, const Floats& host) 
   return buffer;
 }
 
+// The layout of y (and of the pre-pooling tensors a model passes as y).
+enum class YLayout { nchw, cnhw, nhwc };
+
+inline eqprop::PlaneLayout layout_of(YLayout layout, const ConvShape& shape) {
+  switch (layout) {
+    case YLayout::cnhw: return eqprop::cnhw_layout(shape.batch);
+    case YLayout::nhwc: return eqprop::nhwc_layout(shape.out_channels);
+    case YLayout::nchw: break;
+  }
+  return eqprop::nchw_layout(shape.out_channels);
+}
+
 // Runs the three products of every case on `path` at `precision` and checks them
 // against the reference; the weight update runs as the EP update does, twice with
 // beta = 0 then 1 (opposite signs: -0.5 at s-, +1.5 at s+ = s-, net +1).
 inline void check_path(Backend& backend, ConvolutionPath path, GemmPrecision precision, double tolerance,
-                bool channel_major_y) {
+                       YLayout y_layout) {
   backend.set_convolution_path(path);
   backend.set_gemm_precision(precision);
   std::mt19937 rng(1234);
@@ -129,30 +141,27 @@ inline void check_path(Backend& backend, ConvolutionPath path, GemmPrecision pre
     const Floats y_nchw = eqprop::test::random_vector(rng, shape.output_size(), -1.0f, 1.0f);
     const Reference r = naive(shape, x, w, y_nchw);
     const int plane = shape.out_h() * shape.out_w();
-    // y channel-major where asked: element (b, co) plane at (co * N + b) * plane.
-    Floats y_in = y_nchw;
-    if (channel_major_y) {
-      shape.output_layout = eqprop::cnhw_layout(shape.batch);
-      for (int b = 0; b < c.batch; ++b)
-        for (int co = 0; co < c.out_channels; ++co)
-          for (int p = 0; p < plane; ++p)
-            y_in[(std::size_t(co) * c.batch + b) * plane + p] =
-                y_nchw[(std::size_t(b) * c.out_channels + co) * plane + p];
-    }
-    const std::string where = text(c) + (channel_major_y ? " (CNHW y)" : "");
+    // y in the asked layout: element (b, co, p) at layout.at(b, co, p, plane).
+    shape.output_layout = layout_of(y_layout, c);
+    const eqprop::PlaneLayout layout = shape.output_layout;
+    Floats y_in(y_nchw.size());
+    for (int b = 0; b < c.batch; ++b)
+      for (int co = 0; co < c.out_channels; ++co)
+        for (int p = 0; p < plane; ++p)
+          y_in[layout.at(b, co, p, plane)] = y_nchw[(std::size_t(b) * c.out_channels + co) * plane + p];
+    const char* layout_names[] = {"", " (CNHW y)", " (NHWC y)"};
+    const std::string where = text(c) + layout_names[static_cast<int>(y_layout)];
     ConvScratch scratch(backend, shape);
     auto x_d = upload(backend, x), w_d = upload(backend, w), y_d = upload(backend, y_in);
     eqprop::DeviceBuffer<float> out(backend, shape.output_size()), back(backend, shape.input_size()),
         g(backend, shape.weight_size());
     eqprop::conv2d_forward(backend, shape, x_d.data(), w_d.data(), nullptr, out.data(), scratch.workspace());
-    Floats y_out = download(backend, out, shape.output_size());
-    if (channel_major_y) {
-      const Floats cm = y_out;
-      for (int b = 0; b < c.batch; ++b)
-        for (int co = 0; co < c.out_channels; ++co)
-          for (int p = 0; p < plane; ++p)
-            y_out[(std::size_t(b) * c.out_channels + co) * plane + p] = cm[(std::size_t(co) * c.batch + b) * plane + p];
-    }
+    const Floats y_placed = download(backend, out, shape.output_size());
+    Floats y_out(y_placed.size());
+    for (int b = 0; b < c.batch; ++b)
+      for (int co = 0; co < c.out_channels; ++co)
+        for (int p = 0; p < plane; ++p)
+          y_out[(std::size_t(b) * c.out_channels + co) * plane + p] = y_placed[layout.at(b, co, p, plane)];
     check_close(where + " forward", y_out, r.y, r.y_abs, tolerance);
     eqprop::conv2d_transpose(backend, shape, y_d.data(), w_d.data(), back.data(), scratch.workspace());
     check_close(where + " backward-data", download(backend, back, shape.input_size()), r.x, r.x_abs, tolerance);

@@ -275,8 +275,8 @@ std::vector<T> place(const std::vector<T>& nchw, int batch, int channels, std::s
   std::vector<T> out(size, fill);
   for (int b = 0; b < batch; ++b)
     for (int c = 0; c < channels; ++c)
-      std::copy_n(nchw.begin() + (std::size_t(b) * channels + c) * plane, plane,
-                  out.begin() + layout.plane(b, c) * plane);
+      for (std::size_t p = 0; p < plane; ++p)
+        out[layout.at(b, c, std::int64_t(p), std::int64_t(plane))] = nchw[(std::size_t(b) * channels + c) * plane + p];
   return out;
 }
 
@@ -286,9 +286,20 @@ std::vector<T> gather_nchw(const std::vector<T>& tensor, int batch, int channels
   std::vector<T> out(std::size_t(batch) * channels * plane);
   for (int b = 0; b < batch; ++b)
     for (int c = 0; c < channels; ++c)
-      std::copy_n(tensor.begin() + layout.plane(b, c) * plane, plane,
-                  out.begin() + (std::size_t(b) * channels + c) * plane);
+      for (std::size_t p = 0; p < plane; ++p)
+        out[(std::size_t(b) * channels + c) * plane + p] = tensor[layout.at(b, c, std::int64_t(p), std::int64_t(plane))];
   return out;
+}
+
+// The three layouts of kernels/plane_layout.h, for a tensor of `total` samples.
+enum class Order { nchw, cnhw, nhwc };
+PlaneLayout layout_of(Order order, int total, int channels) {
+  switch (order) {
+    case Order::cnhw: return eqprop::cnhw_layout(total);
+    case Order::nhwc: return eqprop::nhwc_layout(channels);
+    case Order::nchw: break;
+  }
+  return eqprop::nchw_layout(channels);
 }
 
 DeviceBuffer<float> upload(Backend& backend, const Floats& host) {
@@ -464,7 +475,7 @@ TEST_CASE("conv: the three products of a layer are one GEMM each, with the docum
   CHECK(channel_major.output_row_stride() == 128 * 16 * 16);
 }
 
-TEST_CASE("conv: channel-major tensors, batch slices and mixed layouts give the NCHW results") {
+TEST_CASE("conv: channel-major and channels-last tensors, batch slices and mixed layouts give the NCHW results") {
   auto backend = cpu();
   std::mt19937 rng(4);
   ToleranceReport report("conv layouts");
@@ -484,18 +495,22 @@ TEST_CASE("conv: channel-major tensors, batch slices and mixed layouts give the 
 
     struct Variant {
       const char* name;
-      bool input_channel_major, output_channel_major, slice;
+      Order input, output;
+      bool slice;
     };
-    for (const Variant& v : {Variant{"CNHW -> CNHW", true, true, false}, Variant{"NCHW -> CNHW", false, true, false},
-                             Variant{"CNHW -> NCHW", true, false, false},
-                             Variant{"slice of CNHW -> CNHW", true, true, true},
-                             Variant{"slice of NCHW -> NCHW", false, false, true},
-                             Variant{"slice of NCHW -> CNHW", false, true, true}}) {
+    for (const Variant& v : {Variant{"CNHW -> CNHW", Order::cnhw, Order::cnhw, false},
+                             Variant{"NCHW -> CNHW", Order::nchw, Order::cnhw, false},
+                             Variant{"CNHW -> NCHW", Order::cnhw, Order::nchw, false},
+                             Variant{"NCHW -> NHWC", Order::nchw, Order::nhwc, false},
+                             Variant{"NHWC -> NHWC", Order::nhwc, Order::nhwc, false},
+                             Variant{"slice of CNHW -> CNHW", Order::cnhw, Order::cnhw, true},
+                             Variant{"slice of NCHW -> NCHW", Order::nchw, Order::nchw, true},
+                             Variant{"slice of NCHW -> CNHW", Order::nchw, Order::cnhw, true},
+                             Variant{"slice of NHWC -> NHWC", Order::nhwc, Order::nhwc, true}}) {
       // The tensors hold `total` samples; this call's are [offset, offset + 3).
       const int total = v.slice ? whole : base.batch, offset = v.slice ? begin : 0;
-      const PlaneLayout in_layout = v.input_channel_major ? eqprop::cnhw_layout(total) : eqprop::nchw_layout(base.in_channels);
-      const PlaneLayout out_layout =
-          v.output_channel_major ? eqprop::cnhw_layout(total) : eqprop::nchw_layout(base.out_channels);
+      const PlaneLayout in_layout = layout_of(v.input, total, base.in_channels);
+      const PlaneLayout out_layout = layout_of(v.output, total, base.out_channels);
       ConvShape s = base;
       s.input_layout = in_layout;
       s.output_layout = out_layout;
@@ -612,7 +627,16 @@ TEST_CASE("conv: shapes that cannot work are refused with the field named") {
                  {"padding -1"});
   ConvShape overlapping{4, 3, 4, 4, 2, 3, 1, 1};
   overlapping.output_layout = eqprop::cnhw_layout(2);  // 2 < batch 4: channels overlap
-  check_contains(thrown_message<std::invalid_argument>([&] { overlapping.validate(); }), {"output_layout", "overlaps"});
+  check_contains(thrown_message<std::invalid_argument>([&] { overlapping.validate(); }), {"output_layout", "overlap"});
+  ConvShape interleaved{4, 3, 4, 4, 2, 3, 1, 1};
+  interleaved.input_layout = eqprop::nhwc_layout(2);  // channels-last of 2 channels, for an input of 3
+  check_contains(thrown_message<std::invalid_argument>([&] { interleaved.validate(); }),
+                 {"input_layout", "position_stride 2"});
+  interleaved.input_layout = eqprop::nhwc_layout(3);
+  interleaved.input_layout.sample_stride = 2;  // samples 2 planes apart: they overlap
+  check_contains(thrown_message<std::invalid_argument>([&] { interleaved.validate(); }), {"input_layout", "overlap"});
+  interleaved.input_layout = eqprop::nhwc_layout(3);
+  CHECK_NOTHROW(interleaved.validate());
   check_contains(thrown_message<std::invalid_argument>([] { PoolShape{1, 1, 4, 4, 2, 2, 2}.validate(); }),
                  {"padding 2", "kernel / 2"});
   // The convolution needs its channel-major workspace for an NCHW y with batch > 1.
@@ -749,59 +773,85 @@ TEST_CASE("pool: average pooling and its adjoint equal the naive loops, the adjo
   }
 }
 
-TEST_CASE("pool: channel-major tensors and batch slices pool to the NCHW results, bit for bit") {
+TEST_CASE("pool: channel-major and channels-last tensors and batch slices pool to the NCHW results, bit for bit") {
   auto backend = cpu();
   std::mt19937 rng(14);
-  const PoolShape base{3, 4, 7, 9, 2, 2, 0};
-  const int total = 5, offset = 1;
-  const std::size_t in_plane = std::size_t(base.in_h) * base.in_w, out_plane = std::size_t(base.out_h()) * base.out_w();
-  const Floats x = random_vector(rng, base.input_size(), -1.0f, 1.0f);
-  const Floats y = random_vector(rng, base.output_size(), -1.0f, 1.0f);
-  // NCHW results.
-  auto device_x = upload(*backend, x), device_y = upload(*backend, y);
-  DeviceBuffer<float> max_y(*backend, base.output_size()), max_x(*backend, base.input_size()),
-      avg_y(*backend, base.output_size()), avg_x(*backend, base.input_size());
-  DeviceBuffer<std::int32_t> argmax(*backend, base.output_size());
-  eqprop::max_pool2d(*backend, base, device_x.data(), max_y.data(), argmax.data());
-  eqprop::max_unpool2d(*backend, base, device_y.data(), argmax.data(), max_x.data());
-  eqprop::avg_pool2d(*backend, base, device_x.data(), avg_y.data());
-  eqprop::avg_unpool2d(*backend, base, device_y.data(), avg_x.data());
+  std::uniform_int_distribution<int> level(0, 3);
+  // Windows that do not tile the plane (7x9), and 2x2 tilings onto pooled planes
+  // wider than a position tile (9x10 = 90 > 64) with channel counts that leave a
+  // partial channel block (20 = 16 + 4), as the channels-last row paths take them
+  // (kernels/max_pool.h).
+  for (const PoolShape& base : {PoolShape{3, 4, 7, 9, 2, 2, 0}, PoolShape{3, 20, 18, 20, 2, 2, 0},
+                                PoolShape{3, 33, 4, 4, 2, 2, 0}}) {
+    const int total = 5, offset = 1;
+    const std::size_t in_plane = std::size_t(base.in_h) * base.in_w, out_plane = std::size_t(base.out_h()) * base.out_w();
+    Floats x(base.input_size());
+    for (float& v : x) v = 0.25f * level(rng);  // ties
+    const Floats y = random_vector(rng, base.output_size(), -1.0f, 1.0f);
+    const Floats x0 = random_vector(rng, base.input_size(), -1.0f, 1.0f);  // what unpooling accumulates onto
+    // NCHW results.
+    auto device_x = upload(*backend, x), device_y = upload(*backend, y), max_x_acc = upload(*backend, x0);
+    DeviceBuffer<float> max_y(*backend, base.output_size()), max_x(*backend, base.input_size()),
+        avg_y(*backend, base.output_size()), avg_x(*backend, base.input_size());
+    DeviceBuffer<std::int32_t> argmax(*backend, base.output_size());
+    eqprop::max_pool2d(*backend, base, device_x.data(), max_y.data(), argmax.data());
+    eqprop::max_unpool2d(*backend, base, device_y.data(), argmax.data(), max_x.data());
+    eqprop::max_unpool2d(*backend, base, device_y.data(), argmax.data(), max_x_acc.data(), true);
+    eqprop::avg_pool2d(*backend, base, device_x.data(), avg_y.data());
+    eqprop::avg_unpool2d(*backend, base, device_y.data(), avg_x.data());
 
-  // CNHW input slice -> NCHW output, and NCHW input slice -> CNHW output.
-  for (const bool input_channel_major : {true, false}) {
-    PoolShape s = base;
-    s.input_layout = input_channel_major ? eqprop::cnhw_layout(total) : eqprop::nchw_layout(base.channels);
-    s.output_layout = input_channel_major ? eqprop::nchw_layout(base.channels) : eqprop::cnhw_layout(total);
-    const PlaneLayout in_layout = s.input_planes(), out_layout = s.output_planes();
-    const std::size_t in_size = total * base.channels * in_plane, out_size = total * base.channels * out_plane;
-    Floats x_whole(total * base.channels * in_plane, 0.0f), y_whole(total * base.channels * out_plane, 0.0f);
-    std::copy(x.begin(), x.end(), x_whole.begin() + offset * base.channels * in_plane);
-    std::copy(y.begin(), y.end(), y_whole.begin() + offset * base.channels * out_plane);
-    auto lx = upload(*backend, place(x_whole, total, base.channels, in_plane, in_layout, in_size, 0.0f));
-    auto ly = upload(*backend, place(y_whole, total, base.channels, out_plane, out_layout, out_size, 0.0f));
-    DeviceBuffer<float> l_max_y(*backend, out_size), l_max_x(*backend, in_size), l_avg_y(*backend, out_size),
-        l_avg_x(*backend, in_size);
-    DeviceBuffer<std::int32_t> l_argmax(*backend, out_size);
-    const std::size_t in_shift = offset * in_layout.sample_stride * in_plane;
-    const std::size_t out_shift = offset * out_layout.sample_stride * out_plane;
-    eqprop::max_pool2d(*backend, s, lx.data() + in_shift, l_max_y.data() + out_shift, l_argmax.data() + out_shift);
-    eqprop::max_unpool2d(*backend, s, ly.data() + out_shift, l_argmax.data() + out_shift, l_max_x.data() + in_shift);
-    eqprop::avg_pool2d(*backend, s, lx.data() + in_shift, l_avg_y.data() + out_shift);
-    eqprop::avg_unpool2d(*backend, s, ly.data() + out_shift, l_avg_x.data() + in_shift);
-    auto slice = [&](const Floats& tensor, std::size_t plane, const PlaneLayout& layout) {
-      const Floats nchw = gather_nchw(tensor, total, base.channels, plane, layout);
-      return Floats(nchw.begin() + offset * base.channels * plane,
-                    nchw.begin() + (offset + base.batch) * base.channels * plane);
+    struct Variant {
+      const char* name;
+      Order input, output;  // of x and of y with the argmax
     };
-    const std::string name = input_channel_major ? "CNHW slice -> NCHW" : "NCHW slice -> CNHW";
-    eqprop::test::check_bit_exact(name + " max pool", slice(l_max_y.to_host(), out_plane, out_layout), max_y.to_host());
-    eqprop::test::check_bit_exact(name + " max unpool", slice(l_max_x.to_host(), in_plane, in_layout), max_x.to_host());
-    eqprop::test::check_bit_exact(name + " avg pool", slice(l_avg_y.to_host(), out_plane, out_layout), avg_y.to_host());
-    eqprop::test::check_bit_exact(name + " avg unpool", slice(l_avg_x.to_host(), in_plane, in_layout), avg_x.to_host());
-    const Indices whole_argmax = l_argmax.to_host();
-    const Indices nchw_argmax = gather_nchw(whole_argmax, total, base.channels, out_plane, out_layout);
-    CHECK(Indices(nchw_argmax.begin() + offset * base.channels * out_plane,
-                  nchw_argmax.begin() + (offset + base.batch) * base.channels * out_plane) == argmax.to_host());
+    for (const Variant& v : {Variant{"CNHW slice -> NCHW", Order::cnhw, Order::nchw},
+                             Variant{"NCHW slice -> CNHW", Order::nchw, Order::cnhw},
+                             Variant{"NHWC slice -> NCHW", Order::nhwc, Order::nchw},
+                             Variant{"NHWC slice -> CNHW", Order::nhwc, Order::cnhw},
+                             Variant{"NCHW slice -> NHWC", Order::nchw, Order::nhwc}}) {
+      PoolShape s = base;
+      s.input_layout = layout_of(v.input, total, base.channels);
+      s.output_layout = layout_of(v.output, total, base.channels);
+      const PlaneLayout in_layout = s.input_planes(), out_layout = s.output_planes();
+      const std::size_t in_size = total * base.channels * in_plane, out_size = total * base.channels * out_plane;
+      auto whole = [&](const Floats& slice, std::size_t plane) {
+        Floats tensor(total * base.channels * plane, 0.0f);
+        std::copy(slice.begin(), slice.end(), tensor.begin() + offset * base.channels * plane);
+        return tensor;
+      };
+      auto lx = upload(*backend, place(whole(x, in_plane), total, base.channels, in_plane, in_layout, in_size, 0.0f));
+      auto ly = upload(*backend, place(whole(y, out_plane), total, base.channels, out_plane, out_layout, out_size, 0.0f));
+      auto l_max_x_acc =
+          upload(*backend, place(whole(x0, in_plane), total, base.channels, in_plane, in_layout, in_size, 0.0f));
+      DeviceBuffer<float> l_max_y(*backend, out_size), l_max_x(*backend, in_size), l_avg_y(*backend, out_size),
+          l_avg_x(*backend, in_size);
+      DeviceBuffer<std::int32_t> l_argmax(*backend, out_size);
+      const std::size_t in_shift = offset * in_layout.sample_stride * in_plane;
+      const std::size_t out_shift = offset * out_layout.sample_stride * out_plane;
+      eqprop::max_pool2d(*backend, s, lx.data() + in_shift, l_max_y.data() + out_shift, l_argmax.data() + out_shift);
+      eqprop::max_unpool2d(*backend, s, ly.data() + out_shift, l_argmax.data() + out_shift, l_max_x.data() + in_shift);
+      eqprop::max_unpool2d(*backend, s, ly.data() + out_shift, l_argmax.data() + out_shift,
+                           l_max_x_acc.data() + in_shift, true);
+      eqprop::avg_pool2d(*backend, s, lx.data() + in_shift, l_avg_y.data() + out_shift);
+      eqprop::avg_unpool2d(*backend, s, ly.data() + out_shift, l_avg_x.data() + in_shift);
+      auto slice = [&](const Floats& tensor, std::size_t plane, const PlaneLayout& layout) {
+        const Floats nchw = gather_nchw(tensor, total, base.channels, plane, layout);
+        return Floats(nchw.begin() + offset * base.channels * plane,
+                      nchw.begin() + (offset + base.batch) * base.channels * plane);
+      };
+      const std::string name = describe(base) + ", " + v.name;
+      eqprop::test::check_bit_exact(name + " max pool", slice(l_max_y.to_host(), out_plane, out_layout), max_y.to_host());
+      eqprop::test::check_bit_exact(name + " max unpool", slice(l_max_x.to_host(), in_plane, in_layout), max_x.to_host());
+      eqprop::test::check_bit_exact(name + " max unpool accumulate", slice(l_max_x_acc.to_host(), in_plane, in_layout),
+                                    max_x_acc.to_host());
+      eqprop::test::check_bit_exact(name + " avg pool", slice(l_avg_y.to_host(), out_plane, out_layout), avg_y.to_host());
+      eqprop::test::check_bit_exact(name + " avg unpool", slice(l_avg_x.to_host(), in_plane, in_layout), avg_x.to_host());
+      const Indices whole_argmax = l_argmax.to_host();
+      const Indices nchw_argmax = gather_nchw(whole_argmax, total, base.channels, out_plane, out_layout);
+      CHECK_MESSAGE(Indices(nchw_argmax.begin() + offset * base.channels * out_plane,
+                            nchw_argmax.begin() + (offset + base.batch) * base.channels * out_plane) == argmax.to_host(),
+                    name);
+    }
   }
 }
 
@@ -842,13 +892,16 @@ void check_run_equals_op_loop(Backend& backend, const std::string& what, const O
 TEST_CASE("conv: every op's CPU run() equals a loop over op(i), bit for bit (serial and OpenMP sizes)") {
   auto backend = cpu();
   std::mt19937 rng(21);
-  // Small (serial) and large (>= 8192 indices: the OpenMP row loops) shapes, NCHW and CNHW.
+  // Small (serial) and large (>= 8192 indices: the OpenMP row loops) shapes, NCHW,
+  // CNHW and NHWC.
   for (const ConvShape& base : {ConvShape{3, 5, 7, 6, 2, 3, 2, 1}, ConvShape{3, 5, 13, 12, 4, 3, 1, 1},
                                 ConvShape{2, 4, 11, 9, 3, 2, 2, 0}, ConvShape{4, 8, 20, 17, 16, 3, 1, 1}}) {
-    for (const bool channel_major : {false, true}) {
+    for (const Order order : {Order::nchw, Order::cnhw, Order::nhwc}) {
       ConvShape s = base;
-      if (channel_major) s.input_layout = eqprop::cnhw_layout(s.batch), s.output_layout = eqprop::cnhw_layout(s.batch);
-      const std::string where = describe(s) + (channel_major ? ", CNHW" : ", NCHW");
+      s.input_layout = layout_of(order, s.batch, s.in_channels);
+      s.output_layout = layout_of(order, s.batch, s.out_channels);
+      const char* order_names[] = {", NCHW", ", CNHW", ", NHWC"};
+      const std::string where = describe(s) + order_names[static_cast<int>(order)];
       const Floats x = random_vector(rng, s.input_size(), -1.0f, 1.0f);
       const Floats columns = random_vector(rng, s.columns_size(), -1.0f, 1.0f);
       const Floats y = random_vector(rng, s.output_size(), -1.0f, 1.0f);
@@ -891,15 +944,21 @@ TEST_CASE("pool: every pooling op's CPU run() equals a loop over op(i), bit for 
   std::uniform_int_distribution<int> level(0, 3);
   // The 2x2 tilings onto every square pooled plane the row paths take as constants
   // (1, 2, 4, 7, 8, 14: kernels/max_pool.h, with_pooled_plane) and onto others
-  // (3x2, 4x3, 2x7, 12x12, 16x16) at run-time sizes.
-  for (PoolShape s : {PoolShape{3, 4, 9, 7, 2, 2, 0}, PoolShape{3, 8, 33, 31, 3, 2, 1}, PoolShape{2, 5, 17, 19, 2, 1, 0},
-                      PoolShape{4, 16, 24, 24, 2, 2, 0}, PoolShape{2, 3, 2, 2, 2, 2, 0}, PoolShape{2, 3, 4, 4, 2, 2, 0},
-                      PoolShape{2, 3, 8, 8, 2, 2, 0}, PoolShape{2, 3, 14, 14, 2, 2, 0}, PoolShape{2, 3, 16, 16, 2, 2, 0},
-                      PoolShape{2, 3, 28, 28, 2, 2, 0}, PoolShape{2, 3, 6, 4, 2, 2, 0}, PoolShape{2, 3, 8, 6, 2, 2, 0},
-                      PoolShape{2, 3, 4, 14, 2, 2, 0}, PoolShape{2, 3, 32, 32, 2, 2, 0}}) {
-    for (const bool channel_major : {false, true}) {
-      if (channel_major) s.input_layout = eqprop::cnhw_layout(s.batch), s.output_layout = eqprop::cnhw_layout(s.batch);
-      const std::string where = describe(s) + (channel_major ? ", CNHW" : ", NCHW");
+  // (3x2, 4x3, 2x7, 12x12, 16x16) at run-time sizes; NCHW, CNHW, and a channels-last
+  // input with NCHW output, whose 2x2 tilings take channel blocks (a partial one at
+  // 20 channels) through position tiles (9x10 = 90 pooled positions, two tiles).
+  for (const PoolShape& base :
+       {PoolShape{3, 4, 9, 7, 2, 2, 0}, PoolShape{3, 8, 33, 31, 3, 2, 1}, PoolShape{2, 5, 17, 19, 2, 1, 0},
+        PoolShape{4, 16, 24, 24, 2, 2, 0}, PoolShape{2, 3, 2, 2, 2, 2, 0}, PoolShape{2, 3, 4, 4, 2, 2, 0},
+        PoolShape{2, 3, 8, 8, 2, 2, 0}, PoolShape{2, 3, 14, 14, 2, 2, 0}, PoolShape{2, 3, 16, 16, 2, 2, 0},
+        PoolShape{2, 3, 28, 28, 2, 2, 0}, PoolShape{2, 3, 6, 4, 2, 2, 0}, PoolShape{2, 3, 8, 6, 2, 2, 0},
+        PoolShape{2, 3, 4, 14, 2, 2, 0}, PoolShape{2, 3, 32, 32, 2, 2, 0}, PoolShape{3, 20, 18, 20, 2, 2, 0}}) {
+    for (const Order order : {Order::nchw, Order::cnhw, Order::nhwc}) {
+      PoolShape s = base;
+      s.input_layout = layout_of(order, s.batch, s.channels);
+      s.output_layout = order == Order::cnhw ? eqprop::cnhw_layout(s.batch) : eqprop::nchw_layout(s.channels);
+      const char* order_names[] = {", NCHW", ", CNHW", ", NHWC -> NCHW"};
+      const std::string where = describe(s) + order_names[static_cast<int>(order)];
       Floats x(s.input_size());
       for (float& v : x) v = 0.25f * level(rng);  // ties
       const Floats y = random_vector(rng, s.output_size(), -1.0f, 1.0f);

@@ -23,20 +23,23 @@ using namespace eqprop::test::conv_library;
 
 TEST_CASE("conv library: im2col in fp32 and bf16 matches the naive double reference") {
   auto backend = eqprop::make_backend("cpu");
-  check_path(*backend, ConvolutionPath::im2col, GemmPrecision::fp32, kFp32Tolerance, false);
-  check_path(*backend, ConvolutionPath::im2col, GemmPrecision::fp32, kFp32Tolerance, true);
-  check_path(*backend, ConvolutionPath::im2col, GemmPrecision::bf16, kBf16Tolerance, false);
+  check_path(*backend, ConvolutionPath::im2col, GemmPrecision::fp32, kFp32Tolerance, YLayout::nchw);
+  check_path(*backend, ConvolutionPath::im2col, GemmPrecision::fp32, kFp32Tolerance, YLayout::cnhw);
+  check_path(*backend, ConvolutionPath::im2col, GemmPrecision::fp32, kFp32Tolerance, YLayout::nhwc);
+  check_path(*backend, ConvolutionPath::im2col, GemmPrecision::bf16, kBf16Tolerance, YLayout::nchw);
 }
 
-TEST_CASE("conv library: oneDNN fp32 matches the naive double reference (NCHW and channel-major y)") {
+TEST_CASE("conv library: oneDNN fp32 matches the naive double reference (NCHW, channel-major and channels-last y)") {
   if (eqprop::test::skip_case_if(!cpu_has_library(), "built without oneDNN (EQPROP_ENABLE_DNNL)")) return;
   auto backend = eqprop::make_backend("cpu");
   // library_only throws where oneDNN refuses a shape and routes nothing to im2col:
   // every case ran on oneDNN. library: each on its route (some on im2col here).
-  check_path(*backend, ConvolutionPath::library_only, GemmPrecision::fp32, kFp32Tolerance, false);
-  check_path(*backend, ConvolutionPath::library_only, GemmPrecision::fp32, kFp32Tolerance, true);
-  check_path(*backend, ConvolutionPath::library, GemmPrecision::fp32, kFp32Tolerance, false);
-  check_path(*backend, ConvolutionPath::library, GemmPrecision::fp32, kFp32Tolerance, true);
+  check_path(*backend, ConvolutionPath::library_only, GemmPrecision::fp32, kFp32Tolerance, YLayout::nchw);
+  check_path(*backend, ConvolutionPath::library_only, GemmPrecision::fp32, kFp32Tolerance, YLayout::cnhw);
+  check_path(*backend, ConvolutionPath::library_only, GemmPrecision::fp32, kFp32Tolerance, YLayout::nhwc);
+  check_path(*backend, ConvolutionPath::library, GemmPrecision::fp32, kFp32Tolerance, YLayout::nchw);
+  check_path(*backend, ConvolutionPath::library, GemmPrecision::fp32, kFp32Tolerance, YLayout::cnhw);
+  check_path(*backend, ConvolutionPath::library, GemmPrecision::fp32, kFp32Tolerance, YLayout::nhwc);
 }
 
 TEST_CASE("conv library: the routing table sends fp32 convolutions onto a 2x2 plane on AVX2 and AVX-512 kernels, bf16 ones on AMX, to im2col") {
@@ -126,11 +129,13 @@ TEST_CASE("conv library: oneDNN bf16 matches the naive double reference within t
                                  "this CPU has no bf16 instructions: oneDNN ISA " + eqprop::dnnl_isa_description()))
     return;
   auto backend = eqprop::make_backend("cpu");
-  check_path(*backend, ConvolutionPath::library_only, GemmPrecision::bf16, kBf16Tolerance, false);
-  check_path(*backend, ConvolutionPath::library_only, GemmPrecision::bf16, kBf16Tolerance, true);
+  check_path(*backend, ConvolutionPath::library_only, GemmPrecision::bf16, kBf16Tolerance, YLayout::nchw);
+  check_path(*backend, ConvolutionPath::library_only, GemmPrecision::bf16, kBf16Tolerance, YLayout::cnhw);
+  check_path(*backend, ConvolutionPath::library_only, GemmPrecision::bf16, kBf16Tolerance, YLayout::nhwc);
   // With AMX the 2x2-plane cases are routed to im2col + oneDNN's bf16 matmul.
-  check_path(*backend, ConvolutionPath::library, GemmPrecision::bf16, kBf16Tolerance, false);
-  check_path(*backend, ConvolutionPath::library, GemmPrecision::bf16, kBf16Tolerance, true);
+  check_path(*backend, ConvolutionPath::library, GemmPrecision::bf16, kBf16Tolerance, YLayout::nchw);
+  check_path(*backend, ConvolutionPath::library, GemmPrecision::bf16, kBf16Tolerance, YLayout::cnhw);
+  check_path(*backend, ConvolutionPath::library, GemmPrecision::bf16, kBf16Tolerance, YLayout::nhwc);
 }
 
 TEST_CASE("conv library: auto takes the library for bf16 only, tf32 has no library primitive") {

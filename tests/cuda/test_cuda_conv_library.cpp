@@ -33,13 +33,14 @@ TEST_CASE("cuda conv library: cuDNN fp32 and tf32 match the naive double referen
   if (eqprop::test::skip_without_gpu()) return;
   auto backend = eqprop::make_backend("cuda");
   if (eqprop::test::skip_case_if(!has_library(*backend), "built without cuDNN")) return;
-  check_path(*backend, ConvolutionPath::library, GemmPrecision::fp32, kFp32Tolerance, false);
-  check_path(*backend, ConvolutionPath::library, GemmPrecision::fp32, kFp32Tolerance, true);
-  check_path(*backend, ConvolutionPath::library, GemmPrecision::tf32, 1.0 / 1024.0 + 1e-5, false);
+  check_path(*backend, ConvolutionPath::library, GemmPrecision::fp32, kFp32Tolerance, YLayout::nchw);
+  check_path(*backend, ConvolutionPath::library, GemmPrecision::fp32, kFp32Tolerance, YLayout::cnhw);
+  check_path(*backend, ConvolutionPath::library, GemmPrecision::fp32, kFp32Tolerance, YLayout::nhwc);
+  check_path(*backend, ConvolutionPath::library, GemmPrecision::tf32, 1.0 / 1024.0 + 1e-5, YLayout::nchw);
 }
 
 TEST_CASE("cuda conv library: bf16 on auto falls back to im2col within the bf16 bound") {
   if (eqprop::test::skip_without_gpu()) return;
   auto backend = eqprop::make_backend("cuda");
-  check_path(*backend, ConvolutionPath::automatic, GemmPrecision::bf16, kBf16Tolerance, true);
+  check_path(*backend, ConvolutionPath::automatic, GemmPrecision::bf16, kBf16Tolerance, YLayout::cnhw);
 }
