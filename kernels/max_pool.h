@@ -118,6 +118,11 @@ bool vectorised_row_width(Width width) {
 // contiguous run per channel.
 constexpr std::int32_t kChannelBlock = 16;
 constexpr std::int32_t kPositionTile = 64;
+// Whether the 2x2 pooling between `unpooled` and `pooled` takes these rows.
+inline bool pools_channel_blocks(const SlidingWindow& window, const PlaneLayout& unpooled, const PlaneLayout& pooled,
+                                 std::int32_t channels) {
+  return window.kernel == 2 && windows_tile_plane(window) && unpooled.channels_last(channels) && pooled.planar();
+}
 inline std::int64_t channel_block_count(std::int64_t batch, std::int32_t channels) {
   return batch * ((channels + kChannelBlock - 1) / kChannelBlock);
 }
@@ -163,10 +168,7 @@ struct MaxPoolOp {
   EQ_HD void operator()(std::int64_t i) const { plane_element(*this, i, channels, window.out_h, window.out_w); }
   // CPU rows: a channels-last input pooled 2x2 into planes takes channel blocks
   // (row_2x2_channels_last); otherwise one (b, c) plane per row.
-  bool channel_block_rows() const {
-    return window.kernel == 2 && windows_tile_plane(window) && in_layout.channels_last(channels) &&
-           out_layout.planar();
-  }
+  bool channel_block_rows() const { return pools_channel_blocks(window, in_layout, out_layout, channels); }
   std::int64_t row_count(std::int64_t count) const {
     return channel_block_rows() ? channel_block_count(count / (std::int64_t(channels) * window.out_plane()), channels)
                                 : count / window.out_plane();
@@ -342,10 +344,7 @@ struct MaxUnpoolOp {
   EQ_HD void operator()(std::int64_t i) const { plane_element(*this, i, channels, window.in_h, window.in_w); }
   // CPU rows: planes unpooled 2x2 into a channels-last result take channel blocks
   // (row_2x2_channels_last); otherwise one (b, c) plane per row.
-  bool channel_block_rows() const {
-    return window.kernel == 2 && windows_tile_plane(window) && in_layout.channels_last(channels) &&
-           out_layout.planar();
-  }
+  bool channel_block_rows() const { return pools_channel_blocks(window, in_layout, out_layout, channels); }
   std::int64_t row_count(std::int64_t count) const {
     return channel_block_rows() ? channel_block_count(count / (std::int64_t(channels) * window.in_plane()), channels)
                                 : count / window.in_plane();
