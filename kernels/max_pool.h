@@ -34,6 +34,7 @@
 #include "kernels/hostdevice.h"
 #include "kernels/plane_layout.h"
 #include "kernels/sliding_window.h"
+#include "kernels/transpose_tile.h"
 
 namespace eqprop {
 
@@ -111,29 +112,50 @@ bool vectorised_row_width(Width width) {
 }
 
 // The CPU rows of a pooling between a channels-last tensor (NHWC, the pre-pooling
-// output of a oneDNN convolution) and planes: a row is a block of up to
-// kChannelBlock channels of one sample, so the channels-last side is read or
-// written kChannelBlock values at a time (one AVX-512 vector), and the planar side
-// through a small tile of kPositionTile positions by kChannelBlock channels, one
-// contiguous run per channel.
-constexpr std::int32_t kChannelBlock = 16;
-constexpr std::int32_t kPositionTile = 64;
+// output of a oneDNN convolution) and planes: a row is a tile of kPositionTile
+// pooled positions of one sample, all channels, in blocks of kChannelBlock. The
+// channels-last side is read or written kChannelBlock values at a time (one
+// AVX-512 vector), in order within each input line; the planar side through a
+// kPositionTile x kChannelBlock tile transposed in registers where whole
+// (kernels/transpose_tile.h), one contiguous run of kPositionTile values per
+// channel. Measured on one core (`OMP_NUM_THREADS=1 eqprop_pool_rows 16 50 nhwc`,
+// perf/pool_rows.cpp; Intel Xeon with AMX), best ms per call, pool / unpool, for
+// A: a row per channel block of a whole sample, its tile moved element by element;
+// B: A with the tile transposed in registers; C (this): a row per position tile;
+// and the CNHW planes of the im2col path:
+//   16x16 -> 8x8, 256 channels:   A 0.56 / 0.51  B 0.33-0.44 / 0.39-0.41  C 0.25 / 0.29  CNHW 0.25 / 0.30
+//   8x8 -> 4x4, 512 channels:     A 0.19 / 0.25  B 0.12 / 0.18            C 0.11 / 0.13  CNHW 0.30 / 0.25
+//   32x32 -> 16x16, 128 channels: A 0.80 / 1.00  B 0.61 / 0.73-0.86       C 0.57 / 0.69  CNHW 0.45 / 0.46
+// A walks a whole sample once per block, touching every (channels / 16)-th cache
+// line of it; C streams each input line.
+constexpr std::int32_t kChannelBlock = kTransposeTile;
+constexpr std::int32_t kPositionTile = kTransposeTile;
+template <class Count>
+constexpr bool whole_channel_block = std::is_same_v<Count, std::integral_constant<std::int32_t, kChannelBlock>>;
 // Whether the 2x2 pooling between `unpooled` and `pooled` takes these rows.
-inline bool pools_channel_blocks(const SlidingWindow& window, const PlaneLayout& unpooled, const PlaneLayout& pooled,
+inline bool pools_channels_last(const SlidingWindow& window, const PlaneLayout& unpooled, const PlaneLayout& pooled,
                                  std::int32_t channels) {
   return window.kernel == 2 && windows_tile_plane(window) && unpooled.channels_last(channels) && pooled.planar();
 }
-inline std::int64_t channel_block_count(std::int64_t batch, std::int32_t channels) {
-  return batch * ((channels + kChannelBlock - 1) / kChannelBlock);
+inline std::int64_t position_tile_count(std::int64_t batch, std::int32_t pooled_plane) {
+  return batch * ((pooled_plane + kPositionTile - 1) / kPositionTile);
 }
-struct ChannelBlock {
-  std::int32_t sample, first, count;  // channels [first, first + count) of sample
+struct PositionTile {
+  std::int32_t sample, first, count;  // pooled positions [first, first + count) of sample
 };
-inline ChannelBlock channel_block(std::int64_t r, std::int32_t channels) {
-  const std::int64_t blocks = (channels + kChannelBlock - 1) / kChannelBlock;
-  const auto sample = static_cast<std::int32_t>(r / blocks);
-  const auto first = static_cast<std::int32_t>(r % blocks) * kChannelBlock;
-  return {sample, first, channels - first < kChannelBlock ? channels - first : kChannelBlock};
+inline PositionTile position_tile(std::int64_t r, std::int32_t pooled_plane) {
+  const std::int64_t tiles = (pooled_plane + kPositionTile - 1) / kPositionTile;
+  const auto sample = static_cast<std::int32_t>(r / tiles);
+  const auto first = static_cast<std::int32_t>(r % tiles) * kPositionTile;
+  return {sample, first, pooled_plane - first < kPositionTile ? pooled_plane - first : kPositionTile};
+}
+// f(first, count) for each block of channels, count a constant for whole ones.
+template <class F>
+void for_each_channel_block(std::int32_t channels, const F& f) {
+  std::int32_t first = 0;
+  for (; first + kChannelBlock <= channels; first += kChannelBlock)
+    f(first, std::integral_constant<std::int32_t, kChannelBlock>{});
+  if (first < channels) f(first, channels - first);
 }
 
 // output = max over each window of input; argmax = where. Thread mapping: one
@@ -166,18 +188,19 @@ struct MaxPoolOp {
   }
 
   EQ_HD void operator()(std::int64_t i) const { plane_element(*this, i, channels, window.out_h, window.out_w); }
-  // CPU rows: a channels-last input pooled 2x2 into planes takes channel blocks
+  // CPU rows: a channels-last input pooled 2x2 into planes takes position tiles
   // (row_2x2_channels_last); otherwise one (b, c) plane per row.
-  bool channel_block_rows() const { return pools_channel_blocks(window, in_layout, out_layout, channels); }
+  bool channels_last_rows() const { return pools_channels_last(window, in_layout, out_layout, channels); }
   std::int64_t row_count(std::int64_t count) const {
-    return channel_block_rows() ? channel_block_count(count / (std::int64_t(channels) * window.out_plane()), channels)
-                                : count / window.out_plane();
+    return channels_last_rows()
+               ? position_tile_count(count / (std::int64_t(channels) * window.out_plane()), window.out_plane())
+               : count / window.out_plane();
   }
   // CPU: one (b, c) plane per row. Tiling windows (the 2x2 pooling of a conv net)
   // take a loop with the plane pointers hoisted and no bounds checks, with the
   // comparison of element(): the same values and argmax.
   void row(std::int64_t r) const {
-    if (channel_block_rows()) return row_2x2_channels_last(r);
+    if (channels_last_rows()) return row_2x2_channels_last(r);
     if (!windows_tile_plane(window) || !in_layout.planar() || !out_layout.planar())
       return plane_row(*this, r, channels, window.out_h, window.out_w);
     const std::int32_t b = static_cast<std::int32_t>(r / channels), c = static_cast<std::int32_t>(r % channels);
@@ -235,55 +258,61 @@ struct MaxPoolOp {
       }
     }
   }
-  // Row r of channel_block_rows(): row_2x2's four elements and selects per window,
-  // for kChannelBlock channels at once (a loop the compiler vectorises), the results
-  // gathered in a tile and written to each channel's plane.
+  // Row r of channels_last_rows(), a tile of pooled positions: row_2x2's four
+  // elements and selects per window for kChannelBlock channels at once (a loop the
+  // compiler vectorises), block by block, each block's results transposed into its
+  // channels' planes.
   void row_2x2_channels_last(std::int64_t r) const {
-    const ChannelBlock block = channel_block(r, channels);
-    if (block.count == kChannelBlock)
-      return pool_channel_block(block, std::integral_constant<std::int32_t, kChannelBlock>{});
-    pool_channel_block(block, block.count);
+    const PositionTile tile = position_tile(r, window.out_plane());
+    for_each_channel_block(channels, [&](std::int32_t first, auto count) { pool_block(tile, first, count); });
   }
   // count: the block's channels, a constant for a whole block (plain vector code).
   template <class Count>
-  void pool_channel_block(const ChannelBlock& block, Count count) const {
+  void pool_block(const PositionTile& positions, std::int32_t first_channel, Count count) const {
     const std::int32_t in_w = window.in_w, out_w = window.out_w, out_plane = window.out_h * out_w;
     const std::int64_t step = in_layout.position_stride;  // = channels
-    const float* sample = input + in_layout.origin(block.sample, block.first, window.in_plane());
+    const float* sample = input + in_layout.origin(positions.sample, first_channel, window.in_plane());
     float best[kPositionTile][kChannelBlock];
     std::int32_t best_index[kPositionTile][kChannelBlock];
-    for (std::int32_t o0 = 0; o0 < out_plane; o0 += kPositionTile) {
-      const std::int32_t tile = out_plane - o0 < kPositionTile ? out_plane - o0 : kPositionTile;
-      for (std::int32_t t = 0; t < tile; ++t) {
-        const std::int32_t oh = (o0 + t) / out_w, ow = (o0 + t) - oh * out_w;
-        const std::int32_t first = 2 * oh * in_w + 2 * ow;
-        const float* top_left = sample + first * step;
-        const float* top_right = top_left + step;
-        const float* bottom_left = top_left + in_w * step;
-        const float* bottom_right = bottom_left + step;
-        for (std::int32_t k = 0; k < count; ++k) {
-          // row_2x2's selects in its order: top right, bottom left, bottom right.
-          float value = top_left[k];
-          std::int32_t index = first;
-          const bool right = top_right[k] > value || (top_right[k] != top_right[k] && value == value);
-          value = right ? top_right[k] : value;
-          index = right ? first + 1 : index;
-          const bool below = bottom_left[k] > value || (bottom_left[k] != bottom_left[k] && value == value);
-          value = below ? bottom_left[k] : value;
-          index = below ? first + in_w : index;
-          const bool corner = bottom_right[k] > value || (bottom_right[k] != bottom_right[k] && value == value);
-          value = corner ? bottom_right[k] : value;
-          index = corner ? first + in_w + 1 : index;
-          best[t][k] = value;
-          best_index[t][k] = index;
-        }
-      }
+    const std::int32_t o0 = positions.first, tile = positions.count;
+    for (std::int32_t t = 0; t < tile; ++t) {
+      const std::int32_t oh = (o0 + t) / out_w, ow = (o0 + t) - oh * out_w;
+      const std::int32_t first = 2 * oh * in_w + 2 * ow;
+      const float* top_left = sample + first * step;
+      const float* top_right = top_left + step;
+      const float* bottom_left = top_left + in_w * step;
+      const float* bottom_right = bottom_left + step;
       for (std::int32_t k = 0; k < count; ++k) {
-        const std::int64_t o = out_layout.origin(block.sample, block.first + k, out_plane) + o0;
-        for (std::int32_t t = 0; t < tile; ++t) {
-          output[o + t] = best[t][k];
-          argmax[o + t] = best_index[t][k];
-        }
+        // row_2x2's selects in its order: top right, bottom left, bottom right.
+        float value = top_left[k];
+        std::int32_t index = first;
+        const bool right = top_right[k] > value || (top_right[k] != top_right[k] && value == value);
+        value = right ? top_right[k] : value;
+        index = right ? first + 1 : index;
+        const bool below = bottom_left[k] > value || (bottom_left[k] != bottom_left[k] && value == value);
+        value = below ? bottom_left[k] : value;
+        index = below ? first + in_w : index;
+        const bool corner = bottom_right[k] > value || (bottom_right[k] != bottom_right[k] && value == value);
+        value = corner ? bottom_right[k] : value;
+        index = corner ? first + in_w + 1 : index;
+        best[t][k] = value;
+        best_index[t][k] = index;
+      }
+    }
+    const std::int64_t o = out_layout.origin(positions.sample, first_channel, out_plane) + o0;
+    if constexpr (whole_channel_block<Count>) {
+      if (tile == kPositionTile) {
+        const std::int64_t channel_step = std::int64_t(out_layout.channel_stride) * out_plane;
+        transpose_tile(&best[0][0], kChannelBlock, output + o, channel_step);
+        transpose_tile(&best_index[0][0], kChannelBlock, argmax + o, channel_step);
+        return;
+      }
+    }
+    for (std::int32_t k = 0; k < count; ++k) {
+      const std::int64_t channel = out_layout.origin(positions.sample, first_channel + k, out_plane) + o0;
+      for (std::int32_t t = 0; t < tile; ++t) {
+        output[channel + t] = best[t][k];
+        argmax[channel + t] = best_index[t][k];
       }
     }
   }
@@ -342,19 +371,20 @@ struct MaxUnpoolOp {
   }
 
   EQ_HD void operator()(std::int64_t i) const { plane_element(*this, i, channels, window.in_h, window.in_w); }
-  // CPU rows: planes unpooled 2x2 into a channels-last result take channel blocks
+  // CPU rows: planes unpooled 2x2 into a channels-last result take position tiles
   // (row_2x2_channels_last); otherwise one (b, c) plane per row.
-  bool channel_block_rows() const { return pools_channel_blocks(window, in_layout, out_layout, channels); }
+  bool channels_last_rows() const { return pools_channels_last(window, in_layout, out_layout, channels); }
   std::int64_t row_count(std::int64_t count) const {
-    return channel_block_rows() ? channel_block_count(count / (std::int64_t(channels) * window.in_plane()), channels)
-                                : count / window.in_plane();
+    return channels_last_rows()
+               ? position_tile_count(count / (std::int64_t(channels) * window.in_plane()), window.out_plane())
+               : count / window.in_plane();
   }
   // CPU: one (b, c) plane per row. With tiling windows each element has exactly one
   // covering window, so walking the windows writes every element once with the
   // value element() computes (0 + pooled where it is the argmax, else 0): bit-exact,
   // without element()'s covering-window arithmetic per element.
   void row(std::int64_t r) const {
-    if (channel_block_rows()) return row_2x2_channels_last(r);
+    if (channels_last_rows()) return row_2x2_channels_last(r);
     if (!windows_tile_plane(window) || !in_layout.planar() || !out_layout.planar())
       return plane_row(*this, r, channels, window.in_h, window.in_w);
     const std::int32_t b = static_cast<std::int32_t>(r / channels), c = static_cast<std::int32_t>(r % channels);
@@ -405,53 +435,59 @@ struct MaxUnpoolOp {
       }
     }
   }
-  // Row r of channel_block_rows(): each window's four elements get row_2x2's
-  // values, kChannelBlock channels at a time (contiguous channels-last writes the
-  // compiler vectorises), the pooled values and argmax read through a tile.
+  // Row r of channels_last_rows(), a tile of pooled positions: each window's four
+  // elements get row_2x2's values, kChannelBlock channels at a time (contiguous
+  // channels-last writes the compiler vectorises), each block's pooled values and
+  // argmax transposed out of their planes.
   void row_2x2_channels_last(std::int64_t r) const {
-    const ChannelBlock block = channel_block(r, channels);
-    const auto whole = std::integral_constant<std::int32_t, kChannelBlock>{};
-    if (accumulate) {
-      if (block.count == kChannelBlock) return unpool_channel_block(block, whole, std::true_type{});
-      return unpool_channel_block(block, block.count, std::true_type{});
-    }
-    if (block.count == kChannelBlock) return unpool_channel_block(block, whole, std::false_type{});
-    unpool_channel_block(block, block.count, std::false_type{});
+    const PositionTile tile = position_tile(r, window.out_plane());
+    for_each_channel_block(channels, [&](std::int32_t first, auto count) {
+      if (accumulate) return unpool_block(tile, first, count, std::true_type{});
+      unpool_block(tile, first, count, std::false_type{});
+    });
   }
-  // count as in MaxPoolOp::pool_channel_block; Accumulate: accumulate, as a constant.
+  // count as in MaxPoolOp::pool_block; Accumulate: accumulate, as a constant.
   template <class Count, class Accumulate>
-  void unpool_channel_block(const ChannelBlock& block, Count count, Accumulate) const {
+  void unpool_block(const PositionTile& positions, std::int32_t first_channel, Count count, Accumulate) const {
     const std::int32_t in_w = window.in_w, out_w = window.out_w, out_plane = window.out_h * out_w;
     const std::int64_t step = in_layout.position_stride;  // = channels
-    float* sample = result + in_layout.origin(block.sample, block.first, window.in_plane());
+    float* sample = result + in_layout.origin(positions.sample, first_channel, window.in_plane());
     float value[kPositionTile][kChannelBlock];
     std::int32_t where[kPositionTile][kChannelBlock];
-    for (std::int32_t o0 = 0; o0 < out_plane; o0 += kPositionTile) {
-      const std::int32_t tile = out_plane - o0 < kPositionTile ? out_plane - o0 : kPositionTile;
-      for (std::int32_t k = 0; k < count; ++k) {
-        const std::int64_t o = out_layout.origin(block.sample, block.first + k, out_plane) + o0;
-        for (std::int32_t t = 0; t < tile; ++t) {
-          value[t][k] = 0.0f + pooled[o + t];
-          where[t][k] = argmax[o + t];
-        }
+    const std::int32_t o0 = positions.first, tile = positions.count;
+    const std::int64_t o = out_layout.origin(positions.sample, first_channel, out_plane) + o0;
+    bool transposed = false;
+    if constexpr (whole_channel_block<Count>) {
+      if (tile == kPositionTile) {
+        const std::int64_t channel_step = std::int64_t(out_layout.channel_stride) * out_plane;
+        transpose_tile(pooled + o, channel_step, &value[0][0], kChannelBlock);
+        transpose_tile(argmax + o, channel_step, &where[0][0], kChannelBlock);
+        transposed = true;
       }
+    }
+    for (std::int32_t k = 0; k < count && !transposed; ++k) {
+      const std::int64_t channel = out_layout.origin(positions.sample, first_channel + k, out_plane) + o0;
       for (std::int32_t t = 0; t < tile; ++t) {
-        const std::int32_t oh = (o0 + t) / out_w, ow = (o0 + t) - oh * out_w;
-        const std::int32_t first = 2 * oh * in_w + 2 * ow;
-        float* top_left = sample + first * step;
-        float* top_right = top_left + step;
-        float* bottom_left = top_left + in_w * step;
-        float* bottom_right = bottom_left + step;
-        for (std::int32_t k = 0; k < count; ++k) {
-          const float v = value[t][k];
-          const std::int32_t at = where[t][k];
-          const float a = at == first ? v : 0.0f, b = at == first + 1 ? v : 0.0f;
-          const float c = at == first + in_w ? v : 0.0f, d = at == first + in_w + 1 ? v : 0.0f;
-          top_left[k] = Accumulate::value ? top_left[k] + a : a;
-          top_right[k] = Accumulate::value ? top_right[k] + b : b;
-          bottom_left[k] = Accumulate::value ? bottom_left[k] + c : c;
-          bottom_right[k] = Accumulate::value ? bottom_right[k] + d : d;
-        }
+        value[t][k] = pooled[channel + t];
+        where[t][k] = argmax[channel + t];
+      }
+    }
+    for (std::int32_t t = 0; t < tile; ++t) {
+      const std::int32_t oh = (o0 + t) / out_w, ow = (o0 + t) - oh * out_w;
+      const std::int32_t first = 2 * oh * in_w + 2 * ow;
+      float* top_left = sample + first * step;
+      float* top_right = top_left + step;
+      float* bottom_left = top_left + in_w * step;
+      float* bottom_right = bottom_left + step;
+      for (std::int32_t k = 0; k < count; ++k) {
+        const float v = 0.0f + value[t][k];  // element()'s sum: 0 + the pooled value
+        const std::int32_t at = where[t][k];
+        const float a = at == first ? v : 0.0f, b = at == first + 1 ? v : 0.0f;
+        const float c = at == first + in_w ? v : 0.0f, d = at == first + in_w + 1 ? v : 0.0f;
+        top_left[k] = Accumulate::value ? top_left[k] + a : a;
+        top_right[k] = Accumulate::value ? top_right[k] + b : b;
+        bottom_left[k] = Accumulate::value ? bottom_left[k] + c : c;
+        bottom_right[k] = Accumulate::value ? bottom_right[k] + d : d;
       }
     }
   }

@@ -6,7 +6,10 @@
 // writes the pooled values and their argmax; unpooling reads those and writes the
 // plane). Run it with OMP_NUM_THREADS=1 for one core; build two commits and run
 // both to compare them (the numbers in kernels/max_pool.h, with_pooled_plane):
-//   build-cpu/eqprop_pool_rows [batch] [repeats]     defaults: 16, 50
+//   build-cpu/eqprop_pool_rows [batch] [repeats] [layout]     defaults: 16, 50, nchw
+// layout: of the unpooled plane (kernels/plane_layout.h), the pooled side NCHW as
+// in the conv model: nchw, cnhw (the im2col path's pre-pooling tensor) or nhwc
+// (oneDNN's bf16 one, the channel-block rows of kernels/max_pool.h).
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -47,11 +50,18 @@ int positive_argument(int argc, char** argv, int index, int fallback) {
 
 int main(int argc, char** argv) {
   if (argc > 1 && (std::string(argv[1]) == "-h" || std::string(argv[1]) == "--help")) {
-    std::printf("usage: eqprop_pool_rows [batch] [repeats]   (defaults 16, 50; OMP_NUM_THREADS sets the threads)\n");
+    std::printf(
+        "usage: eqprop_pool_rows [batch] [repeats] [nchw|cnhw|nhwc]   (defaults 16, 50, nchw; OMP_NUM_THREADS sets "
+        "the threads)\n");
     return 0;
   }
   const int batch = positive_argument(argc, argv, 1, 16);
   const int repeats = positive_argument(argc, argv, 2, 50);
+  const std::string layout = argc > 3 ? argv[3] : "nchw";
+  if (layout != "nchw" && layout != "cnhw" && layout != "nhwc") {
+    std::fprintf(stderr, "eqprop_pool_rows: layout %s: expected nchw, cnhw or nhwc\n", layout.c_str());
+    return 2;
+  }
   struct Plane {
     const char* net;
     int channels, size;
@@ -67,6 +77,8 @@ int main(int argc, char** argv) {
     shape.batch = batch;
     shape.channels = p.channels;
     shape.in_h = shape.in_w = p.size;
+    if (layout == "cnhw") shape.input_layout = eqprop::cnhw_layout(batch);
+    if (layout == "nhwc") shape.input_layout = eqprop::nhwc_layout(p.channels);
     const std::size_t in = shape.input_size(), out = shape.output_size();
     std::vector<float> host(in);
     for (float& v : host) v = uniform(rng);
@@ -80,9 +92,10 @@ int main(int argc, char** argv) {
     });
     const double bytes = 4.0 * double(in + 2 * out);
     std::printf(
-        "{\"shape\": \"%s\", \"batch\": %d, \"channels\": %d, \"plane\": \"%dx%d -> %dx%d\", \"pool_ms\": %.4f, "
+        "{\"shape\": \"%s\", \"layout\": \"%s\", \"batch\": %d, \"channels\": %d, \"plane\": \"%dx%d -> %dx%d\", "
+        "\"pool_ms\": %.4f, "
         "\"pool_gb_per_s\": %.2f, \"unpool_ms\": %.4f, \"unpool_gb_per_s\": %.2f}\n",
-        p.net, batch, p.channels, p.size, p.size, shape.out_h(), shape.out_w(), pool_ms, bytes / pool_ms * 1e-6,
+        p.net, layout.c_str(), batch, p.channels, p.size, p.size, shape.out_h(), shape.out_w(), pool_ms, bytes / pool_ms * 1e-6,
         unpool_ms, bytes / unpool_ms * 1e-6);
   }
   return 0;
