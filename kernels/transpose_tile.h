@@ -3,14 +3,16 @@
 // 16 channels of 16 positions in, 16 positions of 16 channels out, each row one
 // 64-byte vector. Element by element such a transpose is 256 scalar loads and
 // stores; here it is 16 vector loads, 64 two-source shuffles and 16 vector stores.
-// Written with GCC's generic vectors, so it compiles for any target: inside the
-// AVX-512 row loops (kernels/cpu_backend.cpp, flatten) each shuffle is one
-// vpermt2d, elsewhere the compiler splits it into narrower ones. CPU only (the GPU
+// Written with generic vectors and __builtin_shufflevector (GCC 12 and clang), so
+// it compiles for any target: inside the AVX-512 row loops (kernels/cpu_backend.cpp,
+// flatten) each shuffle is one vpermt2d, elsewhere the compiler splits it into
+// narrower ones. CPU only (the GPU
 // runs the per-element path); a copy, so bit-exact.
 #pragma once
 
 #include <cstdint>
 #include <cstring>
+#include <utility>
 
 namespace eqprop {
 
@@ -18,7 +20,7 @@ constexpr int kTransposeTile = 16;
 
 #if defined(__CUDACC__)
 
-// nvcc's front end has no generic-vector shuffles. Device code never calls the CPU
+// nvcc's front end has no vector shuffles. Device code never calls the CPU
 // row paths that use this, but it parses them: the plain loop keeps them compiling.
 template <class T>
 inline void transpose_tile(const T* in, std::int64_t in_stride, T* out, std::int64_t out_stride) {
@@ -32,18 +34,18 @@ using TileRow = std::uint32_t __attribute__((vector_size(64)));
 
 namespace detail {
 
-// One stage swaps bit `bit` of the row index with bit `bit` of the column index:
+// One stage swaps bit Bit of the row index with bit Bit of the column index:
 // element (i, j) of a row i with that bit clear and a column j with it set trades
-// places with (i + bit, j - bit). Over the four bits (1, 2, 4, 8) every element
-// (i, j) reaches (j, i). The masks pick lanes of the pair (row i, row i + bit):
-// 0-15 from the first, 16-31 from the second. By reference: a 64-byte vector
-// passed by value has another ABI with and without AVX-512.
-inline void transpose_stage(TileRow (&rows)[kTransposeTile], int bit, const TileRow& low, const TileRow& high) {
+// places with (i + Bit, j - Bit). Over the four bits (1, 2, 4, 8) every element
+// (i, j) reaches (j, i). Shuffle lanes 0-15 are the first row of the pair
+// (i, i + Bit), 16-31 the second.
+template <int Bit, std::size_t... J>
+inline void transpose_stage(TileRow (&rows)[kTransposeTile], std::index_sequence<J...>) {
   for (int i = 0; i < kTransposeTile; ++i) {
-    if (i & bit) continue;
-    const TileRow a = rows[i], b = rows[i + bit];
-    rows[i] = __builtin_shuffle(a, b, low);
-    rows[i + bit] = __builtin_shuffle(a, b, high);
+    if (i & Bit) continue;
+    const TileRow a = rows[i], b = rows[i + Bit];
+    rows[i] = __builtin_shufflevector(a, b, ((J & Bit) == 0 ? int(J) : int(16 + J - Bit))...);
+    rows[i + Bit] = __builtin_shufflevector(a, b, ((J & Bit) != 0 ? int(16 + J) : int(J + Bit))...);
   }
 }
 
@@ -57,20 +59,11 @@ inline void transpose_tile(const T* in, std::int64_t in_stride, T* out, std::int
   static_assert(sizeof(T) == sizeof(std::uint32_t), "a tile of 32-bit values");
   TileRow rows[kTransposeTile];
   for (int i = 0; i < kTransposeTile; ++i) std::memcpy(&rows[i], in + i * in_stride, sizeof(TileRow));
-  // low[j] = j where j's bit is clear, else 16 + j - bit; high[j] = 16 + j where it
-  // is set, else j + bit.
-  const TileRow low1 = {0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30};
-  const TileRow high1 = {1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31};
-  const TileRow low2 = {0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29};
-  const TileRow high2 = {2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31};
-  const TileRow low4 = {0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27};
-  const TileRow high4 = {4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31};
-  const TileRow low8 = {0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23};
-  const TileRow high8 = {8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31};
-  detail::transpose_stage(rows, 1, low1, high1);
-  detail::transpose_stage(rows, 2, low2, high2);
-  detail::transpose_stage(rows, 4, low4, high4);
-  detail::transpose_stage(rows, 8, low8, high8);
+  constexpr auto lanes = std::make_index_sequence<kTransposeTile>{};
+  detail::transpose_stage<1>(rows, lanes);
+  detail::transpose_stage<2>(rows, lanes);
+  detail::transpose_stage<4>(rows, lanes);
+  detail::transpose_stage<8>(rows, lanes);
   for (int i = 0; i < kTransposeTile; ++i) std::memcpy(out + i * out_stride, &rows[i], sizeof(TileRow));
 }
 

@@ -37,6 +37,7 @@
 #include "kernels/im2col.h"
 #include "kernels/max_pool.h"
 #include "kernels/plane_layout.h"
+#include "kernels/transpose_tile.h"
 #include "models/conv_ops.h"
 #include "tests/test_util.h"
 
@@ -770,6 +771,32 @@ TEST_CASE("pool: average pooling and its adjoint equal the naive loops, the adjo
     Doubles expected = naive_avg_unpool(s, y, false), total = unpool_magnitude;
     for (std::size_t i = 0; i < expected.size(); ++i) expected[i] += x0[i], total[i] += std::fabs(x0[i]);
     loops.check(describe(s) + ", unpool accumulate", accumulated.to_host(), expected, sum_budget(total, covering + 2));
+  }
+}
+
+TEST_CASE("transpose_tile: a 16x16 tile of floats and of int32 at any strides is the element-wise transpose") {
+  std::mt19937 rng(31);
+  for (const std::int64_t in_stride : {16, 21}) {
+    for (const std::int64_t out_stride : {16, 40}) {
+      Floats in(std::size_t(16 * in_stride));
+      for (float& v : in) v = std::uniform_real_distribution<float>(-1.0f, 1.0f)(rng);
+      in[3] = -0.0f;  // bits, not values, are copied
+      in[5] = std::numeric_limits<float>::quiet_NaN();
+      Floats out(std::size_t(16 * out_stride), 7.0f);
+      eqprop::transpose_tile(in.data(), in_stride, out.data(), out_stride);
+      std::vector<std::int32_t> indices(in.size()), transposed(out.size(), -7);
+      std::iota(indices.begin(), indices.end(), 0);
+      eqprop::transpose_tile(indices.data(), in_stride, transposed.data(), out_stride);
+      int wrong = 0;
+      for (int i = 0; i < 16; ++i)
+        for (int j = 0; j < 16; ++j) {
+          wrong += bits_of(out[j * out_stride + i]) != bits_of(in[i * in_stride + j]);
+          wrong += transposed[j * out_stride + i] != indices[i * in_stride + j];
+        }
+      for (std::int64_t j = 0; j < 16; ++j)  // what lies between the rows stays
+        for (std::int64_t k = 16; k < out_stride; ++k) wrong += out[j * out_stride + k] != 7.0f;
+      CHECK_MESSAGE(wrong == 0, "strides " << in_stride << " -> " << out_stride);
+    }
   }
 }
 
