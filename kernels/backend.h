@@ -159,17 +159,19 @@ class Backend {
   // DeviceError (models/conv_ops.h).
   virtual void set_convolution_path(ConvolutionPath path) { convolution_path_ = path; }
   virtual ConvolutionPath convolution_path() const { return convolution_path_; }
-  virtual bool convolution_forward(const ConvolutionGeometry& geometry, const float* x, const float* weights,
+  // x and y, where read, point to geometry.x_type / y_type values (fp32 unless the
+  // backend takes bf16 operands: convolution_takes_bf16_operands).
+  virtual bool convolution_forward(const ConvolutionGeometry& geometry, const void* x, const float* weights,
                                    float* y) {
     ConvolutionLibrary* library = convolution_library();
     return counted(library && library->forward(geometry, gemm_precision(), x, weights, y));
   }
-  virtual bool convolution_backward_data(const ConvolutionGeometry& geometry, const float* y, const float* weights,
+  virtual bool convolution_backward_data(const ConvolutionGeometry& geometry, const void* y, const float* weights,
                                          float* x) {
     ConvolutionLibrary* library = convolution_library();
     return counted(library && library->backward_data(geometry, gemm_precision(), y, weights, x));
   }
-  virtual bool convolution_backward_weights(const ConvolutionGeometry& geometry, const float* x, const float* y,
+  virtual bool convolution_backward_weights(const ConvolutionGeometry& geometry, const void* x, const void* y,
                                             float alpha, float beta, float* weight_gradient) {
     ConvolutionLibrary* library = convolution_library();
     return counted(
@@ -186,6 +188,12 @@ class Backend {
   virtual bool convolution_prefers_channels_last(const ConvolutionGeometry& geometry) {
     ConvolutionLibrary* library = convolution_library();
     return library && library->prefers_channels_last(geometry, gemm_precision());
+  }
+  // ConvolutionLibrary::takes_bf16_operands of the backend's library at
+  // gemm_precision(); false where it has none.
+  virtual bool convolution_takes_bf16_operands(const ConvolutionGeometry& geometry, ConvolutionDirection direction) {
+    ConvolutionLibrary* library = convolution_library();
+    return library && library->takes_bf16_operands(geometry, gemm_precision(), direction);
   }
   // The library convolutions run so far (calls that returned true). oneDNN threads
   // its convolutions itself and their bits depend on the thread count, so a trainer

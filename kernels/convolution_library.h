@@ -26,6 +26,13 @@ enum class ConvolutionPath { automatic, library, im2col, library_only };
 
 enum class ConvolutionDirection { forward, backward_data, backward_weights };
 
+// How the caller holds x or y where a call reads it: fp32, or the bf16 roundings of
+// the values (kernels/bf16.h), converted where an op produced them. A bf16 product
+// converts its fp32 operands anyway; an operand handed over in bf16 saves the
+// library that pass. Only a bf16 call takes bf16 operands
+// (ConvolutionLibrary::takes_bf16_operands), and results are always fp32.
+enum class OperandType : std::uint8_t { f32 = 0, bf16 = 1 };
+
 // One 2-D convolution of a batch, as a library call sees it (models/conv_ops.h has
 // the math and the im2col + gemm reference): x (batch, in_channels, in_h, in_w) in
 // input_layout, y (batch, out_channels, out_h, out_w) in output_layout, weights
@@ -34,6 +41,9 @@ struct ConvolutionGeometry {
   std::int32_t batch = 1, in_channels = 1, out_channels = 1;
   SlidingWindow window{};
   PlaneLayout input_layout{}, output_layout{};
+  // The storage of x and y where the call reads them (forward: x; backward_data: y;
+  // backward_weights: both). A call's output is fp32 whatever its type says.
+  OperandType x_type = OperandType::f32, y_type = OperandType::f32;
   // Not part of the plan: a caller's promise about the weights. Two calls with the
   // same nonzero version and the same weights pointer see the same weight values,
   // so a library may reuse what it derived from them (oneDNN's reordered copy)
@@ -50,12 +60,13 @@ class ConvolutionLibrary {
   virtual ~ConvolutionLibrary() = default;
   // Backend::convolution_*'s contract in an explicit precision: false (nothing
   // computed) where the library has no primitive for the geometry or the precision.
-  virtual bool forward(const ConvolutionGeometry& geometry, GemmPrecision precision, const float* x,
+  // x and y, where read, point to geometry.x_type / y_type values.
+  virtual bool forward(const ConvolutionGeometry& geometry, GemmPrecision precision, const void* x,
                        const float* weights, float* y) = 0;
-  virtual bool backward_data(const ConvolutionGeometry& geometry, GemmPrecision precision, const float* y,
+  virtual bool backward_data(const ConvolutionGeometry& geometry, GemmPrecision precision, const void* y,
                              const float* weights, float* x) = 0;
-  virtual bool backward_weights(const ConvolutionGeometry& geometry, GemmPrecision precision, const float* x,
-                                const float* y, float alpha, float beta, float* weight_gradient) = 0;
+  virtual bool backward_weights(const ConvolutionGeometry& geometry, GemmPrecision precision, const void* x,
+                                const void* y, float alpha, float beta, float* weight_gradient) = 0;
   // The library, its version and the instruction set its kernels use here (e.g.
   // "oneDNN 2.6.3, ISA avx512_core_bf16"): what bounds a bf16 convolution's speed on
   // a CPU is whether the ISA has AMX tiles or only AVX-512 bf16 dot products.
@@ -75,11 +86,18 @@ class ConvolutionLibrary {
   virtual bool prefers_channels_last(const ConvolutionGeometry& /*geometry*/, GemmPrecision /*precision*/) {
     return false;
   }
+  // True where the library has a primitive for the call with the operands its
+  // geometry hands over in bf16 (ConvolutionGeometry::x_type, y_type); the calls
+  // return false for them elsewhere. A pure function of its arguments and the machine.
+  virtual bool takes_bf16_operands(const ConvolutionGeometry& /*geometry*/, GemmPrecision /*precision*/,
+                                   ConvolutionDirection /*direction*/) {
+    return false;
+  }
 };
 
-// What a library's plan depends on: the geometry (shape, window and the layouts'
-// strides), the precision and the direction.
-using ConvolutionPlanKey = std::array<std::int64_t, 18>;
+// What a library's plan depends on: the geometry (shape, window, the layouts'
+// strides and the operands' types), the precision and the direction.
+using ConvolutionPlanKey = std::array<std::int64_t, 20>;
 
 inline ConvolutionPlanKey convolution_plan_key(const ConvolutionGeometry& g, GemmPrecision precision,
                                                ConvolutionDirection direction) {
@@ -88,6 +106,7 @@ inline ConvolutionPlanKey convolution_plan_key(const ConvolutionGeometry& g, Gem
   return {g.batch, g.in_channels, g.out_channels, s.in_h, s.in_w, s.kernel, s.stride, s.padding,
           in.sample_stride, in.channel_stride, in.channel_step, in.position_stride,
           out.sample_stride, out.channel_stride, out.channel_step, out.position_stride,
+          static_cast<std::int64_t>(g.x_type), static_cast<std::int64_t>(g.y_type),
           static_cast<std::int64_t>(precision), static_cast<std::int64_t>(direction)};
 }
 

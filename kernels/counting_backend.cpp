@@ -44,6 +44,10 @@ std::int64_t estimated_bytes(const RowMaxChangeOp& op, std::int64_t rows) {  // 
 std::int64_t estimated_bytes(const PlaneRelayoutOp& op, std::int64_t count) {
   return (op.accumulate ? 3 : 2) * kFloat * count;
 }
+// count: elements, each read (with its subtrahend where given) and written in bf16.
+std::int64_t estimated_bytes(const ChannelsLastBf16Op& op, std::int64_t count) {
+  return count * (kFloat * (op.subtrahend ? 2 : 1) + std::int64_t(sizeof(std::uint16_t)));
+}
 // count: column entries. Each is written once and gathers one input value.
 std::int64_t estimated_bytes(const Im2colOp&, std::int64_t count) { return 2 * kFloat * count; }
 // count: output elements; together they read every column entry once.
@@ -62,9 +66,11 @@ std::int64_t estimated_bytes(const AvgPoolOp& op, std::int64_t count) {
 std::int64_t estimated_bytes(const MaxPoolSelectOp&, std::int64_t count) {
   return count * (2 * kFloat + sizeof(std::int32_t));
 }
-// count: input-plane elements, each reading the pooled value (and argmax) of its window.
+// count: input-plane elements, each reading the pooled value (and argmax) of its
+// window and the subtrahend where given, and writing fp32 or bf16.
 std::int64_t estimated_bytes(const MaxUnpoolOp& op, std::int64_t count) {
-  return count * (kFloat * (op.accumulate ? 3 : 2) + sizeof(std::int32_t));
+  const std::int64_t written = op.result_bf16 ? std::int64_t(sizeof(std::uint16_t)) : kFloat;
+  return count * (kFloat * (1 + (op.accumulate ? 1 : 0) + (op.subtrahend ? 1 : 0)) + written + sizeof(std::int32_t));
 }
 std::int64_t estimated_bytes(const AvgUnpoolOp& op, std::int64_t count) {
   return count * kFloat * (op.accumulate ? 3 : 2);
@@ -270,22 +276,22 @@ void CountingBackend::record_convolution(const ConvolutionGeometry& geometry, bo
   add(kGemmBytes, kFloat * (weights + x + y + (reads_result ? weights : 0)));
 }
 
-bool CountingBackend::convolution_forward(const ConvolutionGeometry& geometry, const float* x, const float* weights,
+bool CountingBackend::convolution_forward(const ConvolutionGeometry& geometry, const void* x, const float* weights,
                                           float* y) {
   if (!inner_.convolution_forward(geometry, x, weights, y)) return false;
   record_convolution(geometry, false);
   return true;
 }
 
-bool CountingBackend::convolution_backward_data(const ConvolutionGeometry& geometry, const float* y,
+bool CountingBackend::convolution_backward_data(const ConvolutionGeometry& geometry, const void* y,
                                                 const float* weights, float* x) {
   if (!inner_.convolution_backward_data(geometry, y, weights, x)) return false;
   record_convolution(geometry, false);
   return true;
 }
 
-bool CountingBackend::convolution_backward_weights(const ConvolutionGeometry& geometry, const float* x,
-                                                   const float* y, float alpha, float beta,
+bool CountingBackend::convolution_backward_weights(const ConvolutionGeometry& geometry, const void* x,
+                                                   const void* y, float alpha, float beta,
                                                    float* weight_gradient) {
   if (!inner_.convolution_backward_weights(geometry, x, y, alpha, beta, weight_gradient)) return false;
   record_convolution(geometry, beta != 0.0f);

@@ -128,11 +128,14 @@ class CountingBackend : public Backend {
   bool convolution_prefers_channels_last(const ConvolutionGeometry& geometry) override {
     return inner_.convolution_prefers_channels_last(geometry);
   }
-  bool convolution_forward(const ConvolutionGeometry& geometry, const float* x, const float* weights,
+  bool convolution_takes_bf16_operands(const ConvolutionGeometry& geometry, ConvolutionDirection direction) override {
+    return inner_.convolution_takes_bf16_operands(geometry, direction);
+  }
+  bool convolution_forward(const ConvolutionGeometry& geometry, const void* x, const float* weights,
                            float* y) override;
-  bool convolution_backward_data(const ConvolutionGeometry& geometry, const float* y, const float* weights,
+  bool convolution_backward_data(const ConvolutionGeometry& geometry, const void* y, const float* weights,
                                  float* x) override;
-  bool convolution_backward_weights(const ConvolutionGeometry& geometry, const float* x, const float* y,
+  bool convolution_backward_weights(const ConvolutionGeometry& geometry, const void* x, const void* y,
                                     float alpha, float beta, float* weight_gradient) override;
 
 #define EQPROP_DECLARE_COUNTED_REDUCE_ROWS(Op, Body) void reduce_rows(const Op& op, std::int64_t rows) override;

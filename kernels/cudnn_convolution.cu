@@ -134,7 +134,7 @@ class CudnnConvolutions final : public ConvolutionLibrary {
     EQPROP_CUDNN_CHECK(cudnnSetStream(cache_.handle, stream));
   }
 
-  bool forward(const ConvolutionGeometry& geometry, GemmPrecision precision, const float* x, const float* weights,
+  bool forward(const ConvolutionGeometry& geometry, GemmPrecision precision, const void* x, const float* weights,
                float* y) override {
     return run(geometry, precision, Direction::forward, [&](const Plan& plan, void* workspace) {
       const float one = 1.0f, zero = 0.0f;
@@ -143,7 +143,7 @@ class CudnnConvolutions final : public ConvolutionLibrary {
                                                  plan.workspace_bytes, &zero, plan.y, y));
     });
   }
-  bool backward_data(const ConvolutionGeometry& geometry, GemmPrecision precision, const float* y,
+  bool backward_data(const ConvolutionGeometry& geometry, GemmPrecision precision, const void* y,
                      const float* weights, float* x) override {
     return run(geometry, precision, Direction::backward_data, [&](const Plan& plan, void* workspace) {
       const float one = 1.0f, zero = 0.0f;
@@ -152,8 +152,8 @@ class CudnnConvolutions final : public ConvolutionLibrary {
                                                       workspace, plan.workspace_bytes, &zero, plan.x, x));
     });
   }
-  bool backward_weights(const ConvolutionGeometry& geometry, GemmPrecision precision, const float* x,
-                        const float* y, float alpha, float beta, float* weight_gradient) override {
+  bool backward_weights(const ConvolutionGeometry& geometry, GemmPrecision precision, const void* x,
+                        const void* y, float alpha, float beta, float* weight_gradient) override {
     return run(geometry, precision, Direction::backward_weights, [&](const Plan& plan, void* workspace) {
       EQPROP_CUDNN_CHECK(cudnnConvolutionBackwardFilter(cache_.handle, &alpha, plan.x, x, plan.y, y, plan.conv,
                                                         static_cast<cudnnConvolutionBwdFilterAlgo_t>(plan.algorithm),
@@ -170,9 +170,11 @@ class CudnnConvolutions final : public ConvolutionLibrary {
 
  private:
   // call(plan, workspace) with the direction's plan and a workspace of its size;
-  // false, calling nothing, where cuDNN has no plan.
+  // false, calling nothing, where cuDNN has no plan. Operands come in fp32 only
+  // (takes_bf16_operands: false); cuDNN converts them for a bf16 product itself.
   template <class Call>
   bool run(const ConvolutionGeometry& geometry, GemmPrecision precision, Direction direction, const Call& call) {
+    if (geometry.x_type != OperandType::f32 || geometry.y_type != OperandType::f32) return false;
     const Plan* plan = cache_.plan(geometry, precision, direction);
     if (!plan) return false;
     call(*plan, cache_.reserve(plan->workspace_bytes));

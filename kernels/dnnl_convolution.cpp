@@ -39,8 +39,8 @@ struct Operand {
                     : dnnl::reorder(dnnl::reorder::primitive_desc(engine, library, engine, user));
   }
   // The primitive's argument for an input at `data`, reordered where needed.
-  memory input(const dnnl::engine& engine, dnnl::stream& stream, const float* data) const {
-    memory wrapped(user, engine, const_cast<float*>(data));
+  memory input(const dnnl::engine& engine, dnnl::stream& stream, const void* data) const {
+    memory wrapped(user, engine, const_cast<void*>(data));
     if (!staging) return wrapped;
     convert->execute(stream, {{DNNL_ARG_FROM, wrapped}, {DNNL_ARG_TO, *staging}});
     return *staging;
@@ -93,11 +93,15 @@ memory cached_weights(const dnnl::engine& engine, dnnl::stream& stream, Plan& pl
   return plan.weights.input(engine, stream, data);
 }
 
+memory::data_type data_type(OperandType type) {
+  return type == OperandType::bf16 ? memory::data_type::bf16 : memory::data_type::f32;
+}
+
 // x's or y's description as strides over the caller's planes.
 memory::desc planes_desc(std::int32_t batch, std::int32_t channels, std::int32_t h, std::int32_t w,
-                         const PlaneLayout& layout) {
+                         const PlaneLayout& layout, OperandType type) {
   const memory::dim plane = memory::dim(h) * w;
-  return memory::desc(Dims{batch, channels, h, w}, memory::data_type::f32,
+  return memory::desc(Dims{batch, channels, h, w}, data_type(type),
                       Dims{layout.sample_stride * plane, layout.channel_stride * plane + layout.channel_step,
                            w * layout.position_stride, layout.position_stride});
 }
@@ -112,7 +116,9 @@ struct Cache {
     const auto found = plans.find(key);
     if (found != plans.end()) return found->second ? &*found->second : nullptr;
     std::optional<Plan> made;
-    if (precision != GemmPrecision::tf32) {
+    // Operands handed over in bf16 only for bf16 products (takes_bf16_operands).
+    const bool bf16_operands = g.x_type == OperandType::bf16 || g.y_type == OperandType::bf16;
+    if (precision == GemmPrecision::bf16 || (precision == GemmPrecision::fp32 && !bf16_operands)) {
       try {
         made = build(g, precision, direction);
       } catch (const dnnl::error&) {
@@ -134,8 +140,12 @@ struct Cache {
     const Dims padding_l{s.padding, s.padding},
         padding_r{(s.out_h - 1) * s.stride + s.kernel - s.in_h - s.padding,
                   (s.out_w - 1) * s.stride + s.kernel - s.in_w - s.padding};
-    const memory::desc user_x = planes_desc(g.batch, g.in_channels, s.in_h, s.in_w, g.input_layout);
-    const memory::desc user_y = planes_desc(g.batch, g.out_channels, s.out_h, s.out_w, g.output_layout);
+    // x and y in the caller's type where the call reads them, fp32 where it writes them.
+    const bool reads_y = direction != Direction::forward, reads_x = direction != Direction::backward_data;
+    const memory::desc user_x = planes_desc(g.batch, g.in_channels, s.in_h, s.in_w, g.input_layout,
+                                            reads_x ? g.x_type : OperandType::f32);
+    const memory::desc user_y = planes_desc(g.batch, g.out_channels, s.out_h, s.out_w, g.output_layout,
+                                            reads_y ? g.y_type : OperandType::f32);
     const memory::desc user_w(w_dims, f32, tag::oihw);
     // The inputs in the operand precision, the result in fp32; layouts oneDNN's choice.
     const auto any = [](const Dims& dims, memory::data_type type) { return memory::desc(dims, type, tag::any); };
@@ -186,17 +196,23 @@ struct Cache {
 
 class DnnlConvolutions final : public ConvolutionLibrary {
  public:
-  bool forward(const ConvolutionGeometry& geometry, GemmPrecision precision, const float* x, const float* weights,
+  bool forward(const ConvolutionGeometry& geometry, GemmPrecision precision, const void* x, const float* weights,
                float* y) override {
     return run_data(geometry, precision, Direction::forward, DNNL_ARG_SRC, x, weights, DNNL_ARG_DST, y);
   }
-  bool backward_data(const ConvolutionGeometry& geometry, GemmPrecision precision, const float* y,
+  bool backward_data(const ConvolutionGeometry& geometry, GemmPrecision precision, const void* y,
                      const float* weights, float* x) override {
     return run_data(geometry, precision, Direction::backward_data, DNNL_ARG_DIFF_DST, y, weights, DNNL_ARG_DIFF_SRC,
                     x);
   }
-  bool backward_weights(const ConvolutionGeometry& geometry, GemmPrecision precision, const float* x,
-                        const float* y, float alpha, float beta, float* weight_gradient) override;
+  bool backward_weights(const ConvolutionGeometry& geometry, GemmPrecision precision, const void* x,
+                        const void* y, float alpha, float beta, float* weight_gradient) override;
+  // A bf16 operand is what each bf16 plan converts its inputs into: taken wherever
+  // the bf16 plan exists.
+  bool takes_bf16_operands(const ConvolutionGeometry& geometry, GemmPrecision precision,
+                           Direction direction) override {
+    return precision == GemmPrecision::bf16 && cache_.plan(geometry, precision, direction) != nullptr;
+  }
   bool prefers_gemm(const ConvolutionGeometry& geometry, GemmPrecision precision,
                     Direction direction) const override {
     return dnnl_routes_to_gemm(geometry, precision, direction, kernels_);
@@ -224,7 +240,7 @@ class DnnlConvolutions final : public ConvolutionLibrary {
   // forward and backward_data: the plan's source and the weights in, its destination
   // out, under the direction's argument names.
   bool run_data(const ConvolutionGeometry& geometry, GemmPrecision precision, Direction direction, int source_arg,
-                const float* source, const float* weights, int destination_arg, float* destination) {
+                const void* source, const float* weights, int destination_arg, float* destination) {
     Plan* plan = cache_.plan(geometry, precision, direction);
     if (!plan) return false;
     auto& [engine, stream, plans] = cache_;
@@ -242,7 +258,7 @@ class DnnlConvolutions final : public ConvolutionLibrary {
 };
 
 bool DnnlConvolutions::backward_weights(const ConvolutionGeometry& geometry, GemmPrecision precision,
-                                        const float* x, const float* y, float alpha, float beta,
+                                        const void* x, const void* y, float alpha, float beta,
                                         float* weight_gradient) {
   Plan* plan = cache_.plan(geometry, precision, Direction::backward_weights);
   if (!plan) return false;

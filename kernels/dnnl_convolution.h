@@ -6,7 +6,8 @@
 // strides); the primitives are created with format_tag::any, so oneDNN picks its
 // blocked / NHWC layouts, and each call reorders its activations into those
 // layouts and the result back (cheap next to the convolution: one pass over each
-// tensor). The weights' reorder is kept between calls and rerun only when their
+// tensor), unless the caller hands an input over as the primitive reads it (NHWC,
+// and bf16 for a bf16 call: ConvolutionGeometry::x_type / y_type). The weights' reorder is kept between calls and rerun only when their
 // values change (once per training step, not once per relaxation step).
 // Primitives, reorders and the staging buffers are built once per (geometry,
 // precision, direction) and cached; a call allocates nothing after the first.

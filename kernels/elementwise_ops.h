@@ -6,6 +6,7 @@
 #include "kernels/adc_read.h"
 #include "kernels/adjoint_step.h"
 #include "kernels/axpby.h"
+#include "kernels/channels_last_bf16.h"
 #include "kernels/column_sum.h"
 #include "kernels/dac_write.h"
 #include "kernels/fill_random.h"
@@ -59,6 +60,7 @@
   X(AdcReadOp)                    \
   X(MinMaxReduceOp)               \
   X(PlaneRelayoutOp)              \
+  X(ChannelsLastBf16Op)           \
   X(Im2colOp)                     \
   X(Col2imOp)                     \
   X(MaxPoolOp)                    \

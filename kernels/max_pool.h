@@ -30,6 +30,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include "kernels/bf16.h"
 #include "kernels/determinism.h"
 #include "kernels/hostdevice.h"
 #include "kernels/plane_layout.h"
@@ -357,6 +358,13 @@ struct MaxUnpoolOp {
   SlidingWindow window;
   std::int32_t channels;
   bool accumulate;              // add to result instead of overwriting it
+  // Both optional (null), neither with accumulate: the unpooled values less
+  // subtrahend (in in_layout, as result), and written as bf16 (kernels/bf16.h) into
+  // result_bf16 instead of result. The y of a bf16 library convolution
+  // (models/conv_hopfield.cpp): from a reference state, P^T(s) - P^T(r), and in
+  // bf16 without a further conversion pass of the library's own.
+  const float* subtrahend = nullptr;
+  std::uint16_t* result_bf16 = nullptr;
 
   EQ_HD void element(std::int32_t b, std::int32_t c, std::int32_t h, std::int32_t w) const {
     const std::int64_t base = out_layout.origin(b, c, window.out_plane());
@@ -366,8 +374,13 @@ struct MaxUnpoolOp {
     window.for_each_covering(h, w, [&](std::int64_t o) {
       if (argmax[base + o * step] == self) sum += pooled[base + o * step];
     });
-    float& target = result[in_layout.at(b, c, self, window.in_plane())];
-    target = accumulate ? target + sum : sum;
+    const std::int64_t at = in_layout.at(b, c, self, window.in_plane());
+    if (subtrahend) sum -= subtrahend[at];
+    if (result_bf16) {
+      result_bf16[at] = bf16_bits(sum);
+    } else {
+      result[at] = accumulate ? result[at] + sum : sum;
+    }
   }
 
   EQ_HD void operator()(std::int64_t i) const { plane_element(*this, i, channels, window.in_h, window.in_w); }
@@ -385,7 +398,7 @@ struct MaxUnpoolOp {
   // without element()'s covering-window arithmetic per element.
   void row(std::int64_t r) const {
     if (channels_last_rows()) return row_2x2_channels_last(r);
-    if (!windows_tile_plane(window) || !in_layout.planar() || !out_layout.planar())
+    if (!windows_tile_plane(window) || !in_layout.planar() || !out_layout.planar() || subtrahend || result_bf16)
       return plane_row(*this, r, channels, window.in_h, window.in_w);
     const std::int32_t b = static_cast<std::int32_t>(r / channels), c = static_cast<std::int32_t>(r % channels);
     const float* values = pooled + out_layout.origin(b, c, window.out_plane());
@@ -442,16 +455,23 @@ struct MaxUnpoolOp {
   void row_2x2_channels_last(std::int64_t r) const {
     const PositionTile tile = position_tile(r, window.out_plane());
     for_each_channel_block(channels, [&](std::int32_t first, auto count) {
-      if (accumulate) return unpool_block(tile, first, count, std::true_type{});
-      unpool_block(tile, first, count, std::false_type{});
+      using No = std::false_type;
+      using Yes = std::true_type;
+      if (accumulate) return unpool_block(tile, first, count, Yes{}, No{}, No{});
+      if (result_bf16) return subtrahend ? unpool_block(tile, first, count, No{}, Yes{}, Yes{})
+                                         : unpool_block(tile, first, count, No{}, No{}, Yes{});
+      if (subtrahend) return unpool_block(tile, first, count, No{}, Yes{}, No{});
+      unpool_block(tile, first, count, No{}, No{}, No{});
     });
   }
-  // count as in MaxPoolOp::pool_block; Accumulate: accumulate, as a constant.
-  template <class Count, class Accumulate>
-  void unpool_block(const PositionTile& positions, std::int32_t first_channel, Count count, Accumulate) const {
+  // count as in MaxPoolOp::pool_block; Accumulate, Subtract, Bf16: accumulate,
+  // subtrahend != null and result_bf16 != null, as constants.
+  template <class Count, class Accumulate, class Subtract, class Bf16>
+  void unpool_block(const PositionTile& positions, std::int32_t first_channel, Count count, Accumulate, Subtract,
+                    Bf16) const {
     const std::int32_t in_w = window.in_w, out_w = window.out_w, out_plane = window.out_h * out_w;
     const std::int64_t step = in_layout.position_stride;  // = channels
-    float* sample = result + in_layout.origin(positions.sample, first_channel, window.in_plane());
+    const std::int64_t sample_origin = in_layout.origin(positions.sample, first_channel, window.in_plane());
     float value[kPositionTile][kChannelBlock];
     std::int32_t where[kPositionTile][kChannelBlock];
     const std::int32_t o0 = positions.first, tile = positions.count;
@@ -475,19 +495,47 @@ struct MaxUnpoolOp {
     for (std::int32_t t = 0; t < tile; ++t) {
       const std::int32_t oh = (o0 + t) / out_w, ow = (o0 + t) - oh * out_w;
       const std::int32_t first = 2 * oh * in_w + 2 * ow;
-      float* top_left = sample + first * step;
-      float* top_right = top_left + step;
-      float* bottom_left = top_left + in_w * step;
-      float* bottom_right = bottom_left + step;
+      const std::int64_t top_left = sample_origin + first * step, top_right = top_left + step;
+      const std::int64_t bottom_left = top_left + in_w * step, bottom_right = bottom_left + step;
+      if constexpr (Bf16::value && whole_channel_block<Count>) {
+        // The four corners' values (less the subtrahend), then 16 conversions at once.
+        float a[kChannelBlock], b[kChannelBlock], c[kChannelBlock], d[kChannelBlock];
+        for (std::int32_t k = 0; k < kChannelBlock; ++k) {
+          const float v = 0.0f + value[t][k];
+          const std::int32_t at = where[t][k];
+          a[k] = at == first ? v : 0.0f;
+          b[k] = at == first + 1 ? v : 0.0f;
+          c[k] = at == first + in_w ? v : 0.0f;
+          d[k] = at == first + in_w + 1 ? v : 0.0f;
+          if constexpr (Subtract::value) {
+            a[k] -= subtrahend[top_left + k];
+            b[k] -= subtrahend[top_right + k];
+            c[k] -= subtrahend[bottom_left + k];
+            d[k] -= subtrahend[bottom_right + k];
+          }
+        }
+        bf16_bits_16(a, result_bf16 + top_left);
+        bf16_bits_16(b, result_bf16 + top_right);
+        bf16_bits_16(c, result_bf16 + bottom_left);
+        bf16_bits_16(d, result_bf16 + bottom_right);
+        continue;
+      }
+      // element()'s store of its sum at offset i (channel k of a corner).
+      const auto store = [&](std::int64_t i, float sum) {
+        if constexpr (Subtract::value) sum -= subtrahend[i];
+        if constexpr (Bf16::value) {
+          result_bf16[i] = bf16_bits(sum);
+        } else {
+          result[i] = Accumulate::value ? result[i] + sum : sum;
+        }
+      };
       for (std::int32_t k = 0; k < count; ++k) {
         const float v = 0.0f + value[t][k];  // element()'s sum: 0 + the pooled value
         const std::int32_t at = where[t][k];
-        const float a = at == first ? v : 0.0f, b = at == first + 1 ? v : 0.0f;
-        const float c = at == first + in_w ? v : 0.0f, d = at == first + in_w + 1 ? v : 0.0f;
-        top_left[k] = Accumulate::value ? top_left[k] + a : a;
-        top_right[k] = Accumulate::value ? top_right[k] + b : b;
-        bottom_left[k] = Accumulate::value ? bottom_left[k] + c : c;
-        bottom_right[k] = Accumulate::value ? bottom_right[k] + d : d;
+        store(top_left + k, at == first ? v : 0.0f);
+        store(top_right + k, at == first + 1 ? v : 0.0f);
+        store(bottom_left + k, at == first + in_w ? v : 0.0f);
+        store(bottom_right + k, at == first + in_w + 1 ? v : 0.0f);
       }
     }
   }

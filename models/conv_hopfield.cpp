@@ -125,12 +125,13 @@ ConvHopfield::ConvHopfield(Backend& backend, ConvHopfieldShape shape, int max_ba
   define_layers(std::move(layout));
   parameters_ = make_parameter_like();
   const int states = shape_.state_layers(), convs = shape_.conv_layers();
-  std::int64_t widest_columns = 1, widest_output = 1;
+  std::int64_t widest_columns = 1, widest_output = 1, widest_input = 1;
   int widest_plane = 1, widest_conv_units = 1;
   for (int k = 0; k < convs; ++k) {
     const ConvShape conv = shape_.conv_shape(k, 1);
     widest_columns = std::max(widest_columns, conv.columns_size());
     widest_output = std::max(widest_output, conv.output_size());
+    widest_input = std::max(widest_input, conv.input_size());
     widest_plane = std::max(widest_plane, shape_.conv_plane(k + 1).plane());
     widest_conv_units = std::max(widest_conv_units, shape_.units(k + 1));
   }
@@ -142,6 +143,8 @@ ConvHopfield::ConvHopfield(Backend& backend, ConvHopfieldShape shape, int max_ba
   chunk_ = static_cast<int>(std::clamp<std::int64_t>(workspace_floats / widest_columns, 1, max_batch_));
   columns_ = DeviceBuffer<float>(backend_, std::size_t(chunk_) * widest_columns);
   conv_out_ = DeviceBuffer<float>(backend_, std::size_t(chunk_) * widest_output);
+  operand_bf16_ = DeviceBuffer<std::uint16_t>(backend_, conv_out_.size());
+  input_bf16_ = DeviceBuffer<std::uint16_t>(backend_, std::size_t(chunk_) * widest_input);
   for (int i = 0; i < states; ++i) {
     const std::size_t size = std::size_t(max_batch_) * shape_.units(i + 1);
     drive_.emplace_back(backend_, size);
@@ -207,30 +210,26 @@ const float* ConvHopfield::unit_bias(int i) const {
 // ---- convolutions over chunks of the batch ----
 
 void ConvHopfield::conv_coupling(int k, const float* below, const float* above, bool keep_argmax) {
-  const int in_units = shape_.units(k), out_units = shape_.units(k + 1);
+  const int out_units = shape_.units(k + 1);
   const std::size_t pre_units = std::size_t(shape_.conv_shape(k, 1).output_size());
   const bool from_reference = from_reference_ && k >= 1;
-  const float* weights = parameters_.weights[k].data();
   float* drive = drive_[k].data();
   for (int begin = 0; begin < batch_; begin += chunk_) {
     const int rows = std::min(chunk_, batch_ - begin);
-    const std::size_t in_offset = std::size_t(begin) * in_units, out_offset = std::size_t(begin) * out_units;
+    const std::size_t out_offset = std::size_t(begin) * out_units;
     const std::size_t pre_offset = std::size_t(begin) * pre_units, pre_count = std::size_t(rows) * pre_units;
     ConvShape conv = call_shape(shape_.conv_shape(k, rows));
-    const ConvWorkspace workspace{columns_.data(), conv_out_.data()};
     // From the reference: W * (s - r) here, then + W * r before the pooling.
-    const float* x = from_reference ? deviation(below, reference_state_.layers[k - 1].data(), in_offset,
-                                                std::size_t(rows) * in_units)
-                                    : below + in_offset;
+    const float* reference = from_reference ? reference_state_.layers[k - 1].data() : nullptr;
     if (shape_.pool == PoolKind::none) {
       // NCHW in and out; conv_ops reorders through conv_out_.
-      conv2d_forward(backend_, conv, x, weights, nullptr, drive + out_offset, workspace);
+      conv_forward_of_state(k, conv, begin, below, reference, drive + out_offset);
       if (from_reference) add_reference(drive + out_offset, reference_preactivation_[k].data() + pre_offset, pre_count);
     } else {
-      // The convolution writes the pre-pool output into conv_out_ (prepool_layout);
+      // The convolution writes the pre-pool output into conv_out_ (with_prepool_layout);
       // the pooling reads it there and writes the NCHW drive.
-      const PoolShape pool = with_prepool_layout(conv, shape_.pool_shape(k, rows));
-      conv2d_forward(backend_, conv, x, weights, nullptr, conv_out_.data(), workspace);
+      const PoolShape pool = with_prepool_layout(k, conv);
+      conv_forward_of_state(k, conv, begin, below, reference, conv_out_.data());
       if (from_reference) add_reference(conv_out_.data(), reference_preactivation_[k].data() + pre_offset, pre_count);
       if (shape_.pool == PoolKind::max && keep_argmax)
         max_pool2d_select(backend_, pool, conv_out_.data(), argmax_[k].data() + out_offset, drive + out_offset);
@@ -241,6 +240,24 @@ void ConvHopfield::conv_coupling(int k, const float* below, const float* above, 
     }
     if (above) conv_feedback_rows(k, above, begin, rows);
   }
+}
+
+void ConvHopfield::conv_forward_of_state(int k, ConvShape conv, int begin, const float* below,
+                                         const float* reference, float* y) {
+  const std::size_t offset = std::size_t(begin) * shape_.units(k), count = std::size_t(conv.batch) * shape_.units(k);
+  if (!operand_plan(k, conv.batch).bf16_input) {
+    const ConvWorkspace workspace{columns_.data(), conv_out_.data()};
+    const float* x = reference ? deviation(below, reference, offset, count) : below + offset;
+    conv2d_forward(backend_, conv, x, parameters_.weights[k].data(), nullptr, y, workspace);
+    return;
+  }
+  const PlaneLayout nhwc = nhwc_layout(conv.in_channels);
+  backend_.run(ChannelsLastBf16Op{below + offset, reference ? reference + offset : nullptr, input_bf16_.data(),
+                                  conv.input_planes(), nhwc, conv.in_channels, conv.in_h * conv.in_w},
+               std::int64_t(count));
+  conv.input_layout = nhwc;
+  conv.x_type = OperandType::bf16;
+  conv2d_forward_library(backend_, conv, input_bf16_.data(), parameters_.weights[k].data(), y);
 }
 
 void ConvHopfield::conv_feedback(int k, const float* above) {
@@ -267,16 +284,28 @@ void ConvHopfield::conv_feedback_rows(int k, const float* above, int begin, int 
     if (from_reference_) add_reference(feedback, reference_feedback, feedback_count);
     return;
   }
-  const PoolShape pool = with_prepool_layout(conv, shape_.pool_shape(k, rows));
-  // P^T(s_above) in the pre-pool layout (through the argmax of the last forward pass), then W^T *'.
-  if (shape_.pool == PoolKind::max)
-    max_unpool2d(backend_, pool, above + out_offset, argmax_[k].data() + out_offset, conv_out_.data());
-  else
-    avg_unpool2d(backend_, pool, above + out_offset, conv_out_.data());
-  if (from_reference_)
-    backend_.run(AxpbyOp{conv_out_.data(), reference_operand_[k].data() + pre_offset, conv_out_.data(), 1.0f, -1.0f},
-                 std::int64_t(pre_count));
-  conv2d_transpose(backend_, conv, conv_out_.data(), weights, feedback, workspace);
+  const bool bf16_operand = operand_plan(k, rows).bf16_feedback;
+  const PoolShape pool = with_prepool_layout(k, conv);
+  // P^T(s_above) in the pre-pool layout (through the argmax of the last forward
+  // pass), less P^T(r) from the reference, then W^T *'.
+  const float* reference_operand = from_reference_ ? reference_operand_[k].data() + pre_offset : nullptr;
+  if (shape_.pool == PoolKind::max && bf16_operand) {
+    max_unpool2d_operand(backend_, pool, above + out_offset, argmax_[k].data() + out_offset, reference_operand,
+                         nullptr, operand_bf16_.data());
+    conv.y_type = OperandType::bf16;
+    conv2d_transpose_library(backend_, conv, operand_bf16_.data(), weights, feedback);
+  } else {
+    if (shape_.pool == PoolKind::max) {
+      max_unpool2d_operand(backend_, pool, above + out_offset, argmax_[k].data() + out_offset, reference_operand,
+                           conv_out_.data());
+    } else {
+      avg_unpool2d(backend_, pool, above + out_offset, conv_out_.data());
+      if (reference_operand)
+        backend_.run(AxpbyOp{conv_out_.data(), reference_operand, conv_out_.data(), 1.0f, -1.0f},
+                     std::int64_t(pre_count));
+    }
+    conv2d_transpose(backend_, conv, conv_out_.data(), weights, feedback, workspace);
+  }
   if (from_reference_) add_reference(feedback, reference_feedback, feedback_count);
 }
 
@@ -303,7 +332,8 @@ void ConvHopfield::conv_kernel_gradient(int k, const float* below, const float* 
       }
       continue;
     }
-    const PoolShape pool = with_prepool_layout(conv, shape_.pool_shape(k, rows));
+    const bool bf16_operand = operand_plan(k, rows).bf16_gradient;
+    const PoolShape pool = with_prepool_layout(k, conv);
     if (shape_.pool == PoolKind::max) {
       std::int32_t* argmax = argmax_[k].data() + out_offset;
       if (k > 0 && !keep_argmax) {
@@ -317,6 +347,12 @@ void ConvHopfield::conv_kernel_gradient(int k, const float* below, const float* 
                                  conv_out_.data(), workspace);
         }
         max_pool2d(backend_, pool, conv_out_.data(), drive_[k].data() + out_offset, argmax);
+      }
+      if (bf16_operand) {
+        max_unpool2d_operand(backend_, pool, above + out_offset, argmax, nullptr, nullptr, operand_bf16_.data());
+        conv.y_type = OperandType::bf16;
+        conv2d_weight_gradient_library(backend_, conv, below + in_offset, operand_bf16_.data(), alpha, beta, gradient);
+        continue;
       }
       max_unpool2d(backend_, pool, above + out_offset, argmax, conv_out_.data());
     } else {
@@ -336,7 +372,7 @@ void ConvHopfield::unpool_through_own_argmax(int k, const float* below, const fl
   const std::size_t in_offset = std::size_t(begin) * shape_.units(k);
   const std::size_t out_offset = std::size_t(begin) * shape_.units(k + 1);
   ConvShape conv = call_shape(shape_.conv_shape(k, rows));
-  const PoolShape pool = with_prepool_layout(conv, shape_.pool_shape(k, rows));
+  const PoolShape pool = with_prepool_layout(k, conv);
   if (shape_.pool == PoolKind::avg) return avg_unpool2d(backend_, pool, above + out_offset, unpooled);
   const ConvWorkspace workspace{columns_.data(), conv_out_.data()};
   // The pooled values land in the drive, which every step recomputes.
@@ -364,7 +400,7 @@ void ConvHopfield::conv_kernel_gradient_from_difference(int k, const float* belo
       backend_.run(AxpbyOp{above_a + out_offset, unpooled_b, unpooled_difference, 1.0f, -1.0f},
                    std::int64_t(out_count));
     } else {
-      with_prepool_layout(conv, shape_.pool_shape(k, rows));
+      with_prepool_layout(k, conv);
       unpool_through_own_argmax(k, below_b, above_b, begin, rows, unpooled_b_.data());
       unpool_through_own_argmax(k, below_a, above_a, begin, rows, conv_out_.data());
       unpooled_b = unpooled_b_.data();
@@ -440,19 +476,38 @@ ConvShape ConvHopfield::call_shape(ConvShape shape) const {
   return shape;
 }
 
-PoolShape ConvHopfield::with_prepool_layout(ConvShape& conv, PoolShape pool) const {
+const ConvHopfield::ConvOperandPlan& ConvHopfield::operand_plan(int k, int rows) {
+  const auto found = operand_plans_.find({k, rows});
+  if (found != operand_plans_.end()) return found->second;
   // Channel-major is the im2col GEMMs' own layout (kernels/im2col.h). Channels-last
   // where the library takes all three products of the layer and reads and writes
   // such a tensor as is (oneDNN's bf16 kernels): no transposing reorder per call.
   using Direction = ConvolutionDirection;
-  ConvShape channels_last = conv;
-  channels_last.output_layout = nhwc_layout(conv.out_channels);
+  ConvShape channels_last = call_shape(shape_.conv_shape(k, rows));
+  channels_last.output_layout = nhwc_layout(channels_last.out_channels);
   const bool library = conv_library_takes(backend_, channels_last, Direction::forward) &&
                        conv_library_takes(backend_, channels_last, Direction::backward_data) &&
                        conv_library_takes(backend_, channels_last, Direction::backward_weights);
-  conv.output_layout = library && backend_.convolution_prefers_channels_last(channels_last.geometry())
-                           ? channels_last.output_layout
-                           : cnhw_layout(conv.batch);
+  ConvOperandPlan plan;
+  const bool nhwc = library && backend_.convolution_prefers_channels_last(channels_last.geometry());
+  plan.prepool_layout = nhwc ? channels_last.output_layout : cnhw_layout(rows);
+  ConvShape bf16_input = channels_last;
+  bf16_input.output_layout = plan.prepool_layout;
+  bf16_input.input_layout = nhwc_layout(bf16_input.in_channels);
+  bf16_input.x_type = OperandType::bf16;
+  plan.bf16_input = conv_library_takes_bf16(backend_, bf16_input, Direction::forward);
+  // bf16 unpooled fields where the unpooling writes channels-last rows (kernels/max_pool.h).
+  ConvShape bf16_output = channels_last;
+  bf16_output.y_type = OperandType::bf16;
+  const bool bf16 = nhwc && shape_.pool == PoolKind::max;
+  plan.bf16_feedback = bf16 && conv_library_takes_bf16(backend_, bf16_output, Direction::backward_data);
+  plan.bf16_gradient = bf16 && conv_library_takes_bf16(backend_, bf16_output, Direction::backward_weights);
+  return operand_plans_[{k, rows}] = plan;
+}
+
+PoolShape ConvHopfield::with_prepool_layout(int k, ConvShape& conv) {
+  conv.output_layout = operand_plan(k, conv.batch).prepool_layout;
+  PoolShape pool = shape_.pool_shape(k, conv.batch);
   pool.input_layout = conv.output_layout;
   return pool;
 }
@@ -460,6 +515,7 @@ PoolShape ConvHopfield::with_prepool_layout(ConvShape& conv, PoolShape pool) con
 void ConvHopfield::set_input(const float* x, int batch) {
   begin_batch(x, batch);
   reference_taken_ = false;  // new inputs or parameters: the next nudged phase takes its own
+  operand_plans_.clear();    // the backend's precision or convolution path may have changed
   // The parameters hold still until the next set_input (EnergyModel::set_input), so
   // this batch's convolutions promise the library unchanged weights.
   weights_version_ = fresh_weights_version();
@@ -641,7 +697,7 @@ void ConvHopfield::take_reference(const NetworkState& state) {
         conv2d_transpose(backend_, conv, above + out_offset, weights, feedback + in_offset, workspace);
         continue;
       }
-      const PoolShape pool = with_prepool_layout(conv, shape_.pool_shape(t, rows));
+      const PoolShape pool = with_prepool_layout(t, conv);
       float* operand = reference_operand_[t].data() + pre_offset;
       conv2d_forward(backend_, conv, below + in_offset, weights, nullptr, preactivation + pre_offset, workspace);
       // r's argmax (the nudged steps find their own); the pooled values are scratch.

@@ -55,7 +55,9 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "kernels/backend.h"
@@ -187,11 +189,29 @@ class ConvHopfield final : public LayeredModel {
   // `shape` with this batch's weights_version (set_input's): the library may reuse
   // what it derived from the weights for every call until the next batch.
   ConvShape call_shape(ConvShape shape) const;
-  // Sets the layout of conv's output, the pre-pooling tensor (conv_out_, the unpooled
-  // fields; kernels/plane_layout.h), and returns `pool` reading it: channels-last
-  // where the backend's library reads and writes it so for every product of the
-  // layer (Backend::convolution_prefers_channels_last), channel-major otherwise.
-  PoolShape with_prepool_layout(ConvShape& conv, PoolShape pool) const;
+  // How conv tensor k's operands are held on a chunk of `rows` samples, decided
+  // once per batch (set_input clears the plans):
+  //  - prepool_layout, of the pre-pooling tensor (conv_out_, the unpooled fields;
+  //    kernels/plane_layout.h): channels-last where the backend's library reads and
+  //    writes it so for every product of the layer
+  //    (Backend::convolution_prefers_channels_last), channel-major otherwise;
+  //  - bf16_input: the forward convolution's x, a state (less its reference), is
+  //    handed to the library in bf16 channels-last (ChannelsLastBf16Op into
+  //    input_bf16_) where it takes bf16 operands (conv_library_takes_bf16);
+  //  - bf16_feedback / bf16_gradient: with max pooling into a channels-last tensor,
+  //    the unpooled field is written in bf16 (operand_bf16_) for the library's
+  //    backward-data / backward-weights call where it takes bf16 operands.
+  // Each conversion is done by the op that produces the operand, not by a further
+  // pass of the library's own.
+  struct ConvOperandPlan {
+    PlaneLayout prepool_layout{};
+    bool bf16_input = false;
+    bool bf16_feedback = false;
+    bool bf16_gradient = false;
+  };
+  const ConvOperandPlan& operand_plan(int k, int rows);
+  // Sets conv's output layout to prepool_plan's and returns tensor k's pooling of it.
+  PoolShape with_prepool_layout(int k, ConvShape& conv);
   // drive_[k] = P(W_k * below) for conv tensor k on the whole batch (chunk by
   // chunk), with the argmax of max pooling in argmax_[k]; when `above` is given
   // (k >= 1), feedback_[k - 1] = W_k^T *' P^T(above) through that argmax.
@@ -199,6 +219,10 @@ class ConvHopfield final : public LayeredModel {
   // With `keep_argmax`, max pooling selects through argmax_[k] as it stands (the
   // coupling as the linear map of a fixed argmax) instead of finding it.
   void conv_coupling(int k, const float* below, const float* above, bool keep_argmax = false);
+  // y = W_k * (below - reference) on conv's chunk from sample `begin` (reference
+  // null: W_k * below), y in conv's output layout: in bf16 operands where
+  // operand_plan says so, else through deviation_ and conv2d_forward.
+  void conv_forward_of_state(int k, ConvShape conv, int begin, const float* below, const float* reference, float* y);
   // gradient += alpha * correlation of below with P^T(above) for conv tensor k
   // (overwrites when `overwrite`); the argmax is recomputed from `below` (k >= 1)
   // unless `keep_argmax`, or is the cached input's (k = 0).
@@ -273,6 +297,9 @@ class ConvHopfield final : public LayeredModel {
   std::vector<DeviceBuffer<float>> expanded_bias_;     // per conv state layer (units)
   DeviceBuffer<float> columns_;                        // im2col workspace (C*K*K, chunk*OH*OW), widest layer
   DeviceBuffer<float> conv_out_;                       // (Co, chunk*OH*OW): pre-pool output / channel-major operand
+  DeviceBuffer<std::uint16_t> operand_bf16_;           // conv_out_'s size: an unpooled field in bf16 (ConvOperandPlan)
+  DeviceBuffer<std::uint16_t> input_bf16_;             // (chunk, widest conv input): a state in bf16 NHWC
+  std::map<std::pair<int, int>, ConvOperandPlan> operand_plans_;  // by (conv tensor, rows), for this batch
   DeviceBuffer<float> unit_sums_;                      // (widest conv state units) batch sums before the plane sum
   DeviceBuffer<float> ones_;                           // (widest plane) for plane sums as GEMV
   // NudgedCouplings::from_reference (allocated by the first reference taken, for its batch):

@@ -91,10 +91,26 @@ bool library_ran(Backend& backend, bool ran, const char* what) {
   return ran;
 }
 
+// The im2col paths and their library calls read fp32 x and y.
+void require_fp32_operands(const ConvShape& shape, const char* what) {
+  require(shape.x_type == OperandType::f32 && shape.y_type == OperandType::f32,
+          std::string(what) + ": takes fp32 x and y; bf16 operands go to the *_library calls (models/conv_ops.h)");
+}
+
+// A *_library call's answer: DeviceError unless it ran.
+void require_library_ran(Backend& backend, bool ran, const char* what) {
+  if (ran) return;
+  const std::string library = backend.convolution_library_description();
+  throw DeviceError(std::string(what) + ": the backend has no library convolution for this shape in " +
+                    gemm_precision_name(backend.gemm_precision()) + " with these operand types" +
+                    (library.empty() ? std::string(" (no convolution library in this build)") : " (" + library + ")"));
+}
+
 }  // namespace
 
 ConvolutionGeometry ConvShape::geometry() const {
-  return {batch, in_channels, out_channels, window(), input_planes(), output_planes(), weights_version};
+  return {batch,          in_channels, out_channels, window(), input_planes(), output_planes(), x_type, y_type,
+          weights_version};
 }
 
 PlaneLayout ConvShape::input_planes() const { return resolve(input_layout, in_channels); }
@@ -146,8 +162,34 @@ bool conv_library_takes(Backend& backend, const ConvShape& shape, ConvolutionDir
          !backend.convolution_prefers_gemm(shape.geometry(), direction);
 }
 
+bool conv_library_takes_bf16(Backend& backend, const ConvShape& shape, ConvolutionDirection direction) {
+  return conv_library_takes(backend, shape, direction) && backend.gemm_precision() == GemmPrecision::bf16 &&
+         backend.convolution_takes_bf16_operands(shape.geometry(), direction);
+}
+
+void conv2d_forward_library(Backend& backend, const ConvShape& shape, const void* x, const float* weights, float* y) {
+  shape.validate();
+  require_library_ran(backend, backend.convolution_forward(shape.geometry(), x, weights, y), "conv2d_forward_library");
+}
+
+void conv2d_transpose_library(Backend& backend, const ConvShape& shape, const void* y, const float* weights,
+                              float* x) {
+  shape.validate();
+  require_library_ran(backend, backend.convolution_backward_data(shape.geometry(), y, weights, x),
+                      "conv2d_transpose_library");
+}
+
+void conv2d_weight_gradient_library(Backend& backend, const ConvShape& shape, const void* x, const void* y,
+                                    float alpha, float beta, float* weight_gradient) {
+  shape.validate();
+  require_library_ran(backend,
+                      backend.convolution_backward_weights(shape.geometry(), x, y, alpha, beta, weight_gradient),
+                      "conv2d_weight_gradient_library");
+}
+
 void conv2d_im2col(Backend& backend, const ConvShape& shape, const float* x, float* columns) {
   shape.validate();
+  require_fp32_operands(shape, "conv2d_im2col");
   require(columns != nullptr, "conv2d_im2col: no columns workspace");
   backend.run(Im2colOp{x, columns, shape.input_planes(), shape.window(), shape.in_channels,
                        static_cast<std::int32_t>(shape.positions())},
@@ -156,6 +198,7 @@ void conv2d_im2col(Backend& backend, const ConvShape& shape, const float* x, flo
 
 void conv2d_forward(Backend& backend, const ConvShape& shape, const float* x, const float* weights,
                     const float* bias, float* y, const ConvWorkspace& workspace, bool accumulate) {
+  require_fp32_operands(shape, "conv2d_forward");
   if (!accumulate && conv_library_takes(backend, shape, ConvolutionDirection::forward)) {
     if (library_ran(backend, backend.convolution_forward(shape.geometry(), x, weights, y), "conv2d_forward")) {
       if (bias)
@@ -197,6 +240,7 @@ void conv2d_forward_columns(Backend& backend, const ConvShape& shape, const floa
 void conv2d_transpose(Backend& backend, const ConvShape& shape, const float* y, const float* weights, float* x,
                       const ConvWorkspace& workspace, bool accumulate) {
   shape.validate();
+  require_fp32_operands(shape, "conv2d_transpose");
   if (!accumulate && conv_library_takes(backend, shape, ConvolutionDirection::backward_data) &&
       library_ran(backend, backend.convolution_backward_data(shape.geometry(), y, weights, x),
                   "conv2d_transpose"))
@@ -215,6 +259,7 @@ void conv2d_transpose(Backend& backend, const ConvShape& shape, const float* y, 
 
 void conv2d_weight_gradient(Backend& backend, const ConvShape& shape, const float* x, const float* y, float alpha,
                             float beta, float* weight_gradient, const ConvWorkspace& workspace) {
+  require_fp32_operands(shape, "conv2d_weight_gradient");
   if (conv_library_takes(backend, shape, ConvolutionDirection::backward_weights)) {
     if (library_ran(backend,
                     backend.convolution_backward_weights(shape.geometry(), x, y, alpha, beta, weight_gradient),
@@ -229,6 +274,7 @@ void conv2d_weight_gradient_columns(Backend& backend, const ConvShape& shape, co
                                     float alpha, float beta, float* weight_gradient,
                                     const ConvWorkspace& workspace) {
   shape.validate();
+  require_fp32_operands(shape, "conv2d_weight_gradient_columns");
   require(columns != nullptr, "conv2d_weight_gradient: no column matrix");
   const int co = shape.out_channels, ckk = static_cast<int>(shape.patch_size()),
             np = static_cast<int>(shape.positions());
@@ -275,6 +321,14 @@ void max_unpool2d(Backend& backend, const PoolShape& shape, const float* y, cons
   shape.validate();
   backend.run(MaxUnpoolOp{y, argmax, x, shape.input_planes(), shape.output_planes(), shape.window(), shape.channels,
                           accumulate},
+              shape.input_size());
+}
+
+void max_unpool2d_operand(Backend& backend, const PoolShape& shape, const float* y, const std::int32_t* argmax,
+                          const float* subtrahend, float* x, std::uint16_t* x_bf16) {
+  shape.validate();
+  backend.run(MaxUnpoolOp{y, argmax, x, shape.input_planes(), shape.output_planes(), shape.window(), shape.channels,
+                          false, subtrahend, x_bf16},
               shape.input_size());
 }
 

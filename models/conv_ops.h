@@ -61,6 +61,10 @@ struct ConvShape {
   // where the caller promises that the weights at the same address are unchanged
   // since the last call with this version.
   std::uint64_t weights_version = 0;
+  // How the caller holds x and y where a call reads them (ConvolutionGeometry):
+  // bf16 only for the *_library calls below; the others take fp32 and refuse bf16.
+  OperandType x_type = OperandType::f32;
+  OperandType y_type = OperandType::f32;
 
   int out_h() const { return sliding_output_size(in_h, kernel, stride, padding); }
   int out_w() const { return sliding_output_size(in_w, kernel, stride, padding); }
@@ -121,6 +125,22 @@ bool conv_uses_library(const Backend& backend);
 // calls the library routes to im2col + gemm (Backend::convolution_prefers_gemm,
 // kernels/dnnl_convolution_routes.h) unless the path is library_only.
 bool conv_library_takes(Backend& backend, const ConvShape& shape, ConvolutionDirection direction);
+
+// Whether this call of `shape`, with the operand types it names, goes to the
+// library, which takes them (Backend::convolution_takes_bf16_operands): a caller
+// that produces x or y can then write them in bf16 (kernels/bf16.h) for the
+// *_library calls below, which saves the library its own conversion pass.
+bool conv_library_takes_bf16(Backend& backend, const ConvShape& shape, ConvolutionDirection direction);
+
+// conv2d_forward, conv2d_transpose and conv2d_weight_gradient on the library alone,
+// with x and y, where read, of shape.x_type / y_type. No bias, no accumulation and
+// no im2col path to fall back on: DeviceError where the library does not run the
+// call (ask conv_library_takes_bf16 first for bf16 operands).
+void conv2d_forward_library(Backend& backend, const ConvShape& shape, const void* x, const float* weights, float* y);
+void conv2d_transpose_library(Backend& backend, const ConvShape& shape, const void* y, const float* weights,
+                              float* x);
+void conv2d_weight_gradient_library(Backend& backend, const ConvShape& shape, const void* x, const void* y,
+                                    float alpha, float beta, float* weight_gradient);
 
 // columns (patch_size, positions) = im2col(x).
 void conv2d_im2col(Backend& backend, const ConvShape& shape, const float* x, float* columns);
@@ -186,6 +206,11 @@ void max_pool2d_select(Backend& backend, const PoolShape& shape, const float* x,
 // x = unpool(y) through argmax (or x += that): the adjoint of max_pool2d at fixed argmax.
 void max_unpool2d(Backend& backend, const PoolShape& shape, const float* y, const std::int32_t* argmax, float* x,
                   bool accumulate = false);
+// x = unpool(y) - subtrahend through argmax (subtrahend in x's layout; null: none),
+// in fp32 at x, or in bf16 (kernels/bf16.h) at x_bf16 where that is given: the y
+// operand of a library convolution in one pass.
+void max_unpool2d_operand(Backend& backend, const PoolShape& shape, const float* y, const std::int32_t* argmax,
+                          const float* subtrahend, float* x, std::uint16_t* x_bf16 = nullptr);
 // y = window mean of x (padding counted as zeros).
 void avg_pool2d(Backend& backend, const PoolShape& shape, const float* x, float* y);
 // x = the adjoint of avg_pool2d applied to y (or x += that).

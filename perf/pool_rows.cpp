@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "kernels/backend.h"
+#include "kernels/channels_last_bf16.h"
 #include "kernels/device_buffer.h"
 #include "models/conv_ops.h"
 
@@ -90,13 +91,28 @@ int main(int argc, char** argv) {
     const double unpool_ms = best_ms(repeats, [&] {
       eqprop::max_unpool2d(*backend, shape, pooled.data(), argmax.data(), unpooled.data(), false);
     });
+    // The bf16 operands of a bf16 library convolution: the unpooled field in bf16,
+    // and the pooled state (the next layer's x) into bf16 channels-last.
+    eqprop::DeviceBuffer<std::uint16_t> unpooled_bf16(*backend, in), state_bf16(*backend, out);
+    const double unpool_bf16_ms = best_ms(repeats, [&] {
+      eqprop::max_unpool2d_operand(*backend, shape, pooled.data(), argmax.data(), nullptr, nullptr,
+                                   unpooled_bf16.data());
+    });
+    const std::int32_t pooled_plane = shape.out_h() * shape.out_w();
+    const double state_bf16_ms = best_ms(repeats, [&] {
+      backend->run(eqprop::ChannelsLastBf16Op{pooled.data(), nullptr, state_bf16.data(),
+                                              eqprop::nchw_layout(p.channels), eqprop::nhwc_layout(p.channels),
+                                              p.channels, pooled_plane},
+                   std::int64_t(out));
+    });
     const double bytes = 4.0 * double(in + 2 * out);
     std::printf(
         "{\"shape\": \"%s\", \"layout\": \"%s\", \"batch\": %d, \"channels\": %d, \"plane\": \"%dx%d -> %dx%d\", "
         "\"pool_ms\": %.4f, "
-        "\"pool_gb_per_s\": %.2f, \"unpool_ms\": %.4f, \"unpool_gb_per_s\": %.2f}\n",
+        "\"pool_gb_per_s\": %.2f, \"unpool_ms\": %.4f, \"unpool_gb_per_s\": %.2f, \"unpool_bf16_ms\": %.4f, "
+        "\"pooled_to_bf16_nhwc_ms\": %.4f, \"pooled_to_bf16_nhwc_gb_per_s\": %.2f}\n",
         p.net, layout.c_str(), batch, p.channels, p.size, p.size, shape.out_h(), shape.out_w(), pool_ms, bytes / pool_ms * 1e-6,
-        unpool_ms, bytes / unpool_ms * 1e-6);
+        unpool_ms, bytes / unpool_ms * 1e-6, unpool_bf16_ms, state_bf16_ms, 6.0 * double(out) / state_bf16_ms * 1e-6);
   }
   return 0;
 }

@@ -24,6 +24,7 @@
 #include <exception>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <memory>
 #include <numeric>
@@ -33,6 +34,8 @@
 #include <vector>
 
 #include "kernels/backend.h"
+#include "kernels/bf16.h"
+#include "kernels/channels_last_bf16.h"
 #include "kernels/device_buffer.h"
 #include "kernels/im2col.h"
 #include "kernels/max_pool.h"
@@ -890,6 +893,7 @@ namespace {
 struct Outputs {
   Floats values;
   Indices indices;
+  std::vector<std::uint16_t> bf16{};
 };
 
 // Runs the op that make(outputs) builds over `count` indices: by backend.run, and
@@ -911,6 +915,7 @@ void check_run_equals_op_loop(Backend& backend, const std::string& what, const O
     for (std::int64_t i : order) op(i);
     eqprop::test::check_bit_exact(what + ": run() vs op(i) " + name, by_run.values, by_loop.values);
     CHECK_MESSAGE(by_run.indices == by_loop.indices, what << ": argmax of run() vs op(i) " << name);
+    CHECK_MESSAGE(by_run.bf16 == by_loop.bf16, what << ": bf16 values of run() vs op(i) " << name);
   }
 }
 
@@ -1030,6 +1035,38 @@ TEST_CASE("pool: every pooling op's CPU run() equals a loop over op(i), bit for 
                                                               s.input_planes(), s.output_planes(), window, s.channels,
                                                               accumulate};
                                  });
+        // Less a subtrahend, in fp32 and in bf16: the fp32 unpooling, then the
+        // subtraction and the rounding, bit for bit.
+        const Floats subtrahend = random_vector(rng, s.input_size(), -1, 1);
+        Floats expected(s.input_size());
+        backend->run(eqprop::MaxUnpoolOp{y.data(), indices.data(), expected.data(), s.input_planes(),
+                                         s.output_planes(), window, s.channels, false},
+                     s.input_size());
+        std::vector<std::uint16_t> expected_bf16(s.input_size());
+        for (std::size_t i = 0; i < expected.size(); ++i) {
+          expected[i] -= subtrahend[i];
+          expected_bf16[i] = eqprop::bf16_bits(expected[i]);
+        }
+        for (const bool bf16 : {false, true}) {
+          const Outputs initial{random_vector(rng, s.input_size(), -1, 1), {},
+                                std::vector<std::uint16_t>(bf16 ? s.input_size() : 0, 7)};
+          const auto make = [&](Outputs& out) {
+            return eqprop::MaxUnpoolOp{y.data(),         indices.data(),  out.values.data(),
+                                       s.input_planes(), s.output_planes(), window,
+                                       s.channels,       false,           subtrahend.data(),
+                                       bf16 ? out.bf16.data() : nullptr};
+          };
+          const std::string what = std::string("MaxUnpoolOp less a subtrahend") + (bf16 ? " into bf16, " : ", ");
+          check_run_equals_op_loop(*backend, what + where, initial, s.input_size(), make);
+          Outputs out = initial;
+          backend->run(make(out), s.input_size());
+          if (bf16) {
+            CHECK_MESSAGE(out.bf16 == expected_bf16, what << where);
+            eqprop::test::check_bit_exact(what + "leaves result alone, " + where, out.values, initial.values);
+          } else {
+            eqprop::test::check_bit_exact(what + where, out.values, expected);
+          }
+        }
         check_run_equals_op_loop(*backend, "AvgUnpoolOp, " + where,
                                  Outputs{random_vector(rng, s.input_size(), -1, 1), {}}, s.input_size(),
                                  [&](Outputs& out) {
@@ -1042,6 +1079,82 @@ TEST_CASE("pool: every pooling op's CPU run() equals a loop over op(i), bit for 
                                  return eqprop::AvgPoolOp{x.data(), out.values.data(), s.input_planes(),
                                                           s.output_planes(), window, s.channels};
                                });
+    }
+  }
+}
+
+TEST_CASE("bf16: bf16_bits rounds to nearest even, makes denormals zeros, keeps NaN, Inf and signs") {
+  const auto bits = [](std::uint32_t pattern) {
+    float x;
+    std::memcpy(&x, &pattern, sizeof x);
+    return eqprop::bf16_bits(x);
+  };
+  CHECK(bits(0x3f800000u) == 0x3f80u);  // 1
+  CHECK(bits(0x3f808000u) == 0x3f80u);  // half-way, to the even neighbour below
+  CHECK(bits(0x3f818000u) == 0x3f82u);  // half-way, to the even neighbour above
+  CHECK(bits(0x3f808001u) == 0x3f81u);  // just above half-way
+  CHECK(bits(0xbf807fffu) == 0xbf80u);  // just below half-way, negative
+  CHECK(bits(0x7f7fffffu) == 0x7f80u);  // the largest float rounds to Inf
+  CHECK(bits(0x7f800000u) == 0x7f80u);
+  CHECK(bits(0xff800000u) == 0xff80u);
+  CHECK(bits(0x00000001u) == 0x0000u);  // denormals: zeros of their sign
+  CHECK(bits(0x807fffffu) == 0x8000u);
+  CHECK(bits(0x80000000u) == 0x8000u);
+  CHECK(bits(0x7f800001u) == 0x7fc0u);  // a signalling NaN comes out quiet
+  CHECK(bits(0xffc12345u) == 0xffc1u);
+  // Normal numbers as the GEMM emulation rounds them (kernels/gemm_precision.h).
+  std::mt19937 rng(41);
+  std::uniform_int_distribution<std::uint32_t> any;
+  for (int i = 0; i < 100000; ++i) {
+    std::uint32_t pattern = any(rng);
+    if ((pattern & 0x7f800000u) == 0u || (pattern & 0x7f800000u) == 0x7f800000u) continue;
+    float x;
+    std::memcpy(&x, &pattern, sizeof x);
+    CAPTURE(pattern);
+    REQUIRE(bits_of(eqprop::bf16_value(eqprop::bf16_bits(x))) ==
+            bits_of(eqprop::round_to_precision(x, eqprop::GemmPrecision::bf16)));
+  }
+}
+
+TEST_CASE("ChannelsLastBf16Op: planes (less a subtrahend) into bf16 channels-last, run() = op(i) = the rounding") {
+  auto backend = cpu();
+  std::mt19937 rng(23);
+  struct Case {
+    int batch, channels, h, w;
+  };
+  // Whole position tiles with a partial channel block (20), partial tiles (9x10 = 90
+  // positions), a plane below one tile (3x3), and OpenMP sizes (>= 8192 elements).
+  for (const Case c : {Case{2, 20, 4, 4}, Case{3, 33, 9, 10}, Case{2, 5, 3, 3}, Case{2, 64, 16, 16},
+                       Case{3, 16, 8, 8}}) {
+    const std::int32_t plane = c.h * c.w;
+    const std::int64_t count = std::int64_t(c.batch) * c.channels * plane;
+    for (const Order order : {Order::nchw, Order::cnhw, Order::nhwc}) {
+      const PlaneLayout in_layout = layout_of(order, c.batch, c.channels);
+      const PlaneLayout out_layout = eqprop::nhwc_layout(c.channels);
+      const Floats in = random_vector(rng, count, -2.0f, 2.0f), less = random_vector(rng, count, -1.0f, 1.0f);
+      for (const bool subtract : {false, true}) {
+        const std::string where = std::to_string(c.batch) + "x" + std::to_string(c.channels) + "x" +
+                                  std::to_string(c.h) + "x" + std::to_string(c.w) +
+                                  (order == Order::nchw ? " NCHW" : order == Order::cnhw ? " CNHW" : " NHWC") +
+                                  (subtract ? ", less a subtrahend" : "");
+        const Outputs initial{{}, {}, std::vector<std::uint16_t>(count, 7)};
+        const auto make = [&](Outputs& out) {
+          return eqprop::ChannelsLastBf16Op{in.data(), subtract ? less.data() : nullptr, out.bf16.data(), in_layout,
+                                            out_layout, c.channels, plane};
+        };
+        check_run_equals_op_loop(*backend, "ChannelsLastBf16Op, " + where, initial, count, make);
+        Outputs out = initial;
+        backend->run(make(out), count);
+        std::vector<std::uint16_t> expected(count);
+        for (int b = 0; b < c.batch; ++b)
+          for (int k = 0; k < c.channels; ++k)
+            for (int p = 0; p < plane; ++p) {
+              const std::int64_t at = in_layout.at(b, k, p, plane);
+              expected[(std::int64_t(b) * plane + p) * c.channels + k] =
+                  eqprop::bf16_bits(subtract ? in[at] - less[at] : in[at]);
+            }
+        CHECK_MESSAGE(out.bf16 == expected, "ChannelsLastBf16Op, " << where);
+      }
     }
   }
 }

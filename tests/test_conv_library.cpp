@@ -13,8 +13,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstring>
+#include <stdexcept>
+
 #include "engine/config.h"
 #include "engine/gradcheck.h"
+#include "kernels/bf16.h"
 #include "kernels/dnnl_convolution_routes.h"
 #include "kernels/dnnl_isa.h"
 #include "tests/conv_library_check.h"
@@ -291,4 +295,113 @@ TEST_CASE("conv library: a weights version promises unchanged weights, and a fre
   CHECK(with_new != with_old);
   shape.weights_version = 0;  // no promise: compared by value, the same values
   CHECK(forward() == with_new);
+}
+
+TEST_CASE("conv library: bf16 operands handed over give oneDNN's own conversion's results, bit for bit") {
+  if (eqprop::test::skip_case_if(!cpu_has_library(), "built without oneDNN (EQPROP_ENABLE_DNNL)")) return;
+  if (eqprop::test::skip_case_if(!eqprop::dnnl_has_bf16_instructions(),
+                                 "this CPU has no bf16 instructions: oneDNN ISA " + eqprop::dnnl_isa_description()))
+    return;
+  using eqprop::OperandType;
+  auto backend = eqprop::make_backend("cpu");
+  backend->set_convolution_path(ConvolutionPath::library_only);
+  backend->set_gemm_precision(GemmPrecision::bf16);
+  std::mt19937 rng(31);
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  // Operands with what a conversion can get wrong: values half-way between two
+  // bf16 numbers (both neighbours' parities), denormals (the CPU's conversion makes
+  // them zeros) and plain random values.
+  const auto operand = [&](std::size_t count) {
+    Floats values(count);
+    for (std::size_t i = 0; i < count; ++i) {
+      std::uint32_t bits;
+      const float u = uniform(rng);
+      std::memcpy(&bits, &u, sizeof bits);
+      if (i % 5 == 1) bits = (bits & 0xffff0000u) | 0x8000u;  // a tie
+      if (i % 7 == 2) bits = (bits & 0x80000000u) | (bits & 0x007fffffu);  // a denormal
+      std::memcpy(&values[i], &bits, sizeof bits);
+    }
+    return values;
+  };
+  const auto bf16_copy = [&](const Floats& values, std::int32_t batch, std::int32_t channels, std::int32_t plane,
+                             const eqprop::PlaneLayout& layout) {
+    eqprop::DeviceBuffer<std::uint16_t> buffer(*backend, values.size());
+    std::vector<std::uint16_t> host(values.size());
+    for (std::int32_t b = 0; b < batch; ++b)
+      for (std::int32_t c = 0; c < channels; ++c)
+        for (std::int32_t p = 0; p < plane; ++p)
+          host[layout.at(b, c, p, plane)] = eqprop::bf16_bits(values[(std::size_t(b) * channels + c) * plane + p]);
+    buffer.copy_from_host(host);
+    return buffer;
+  };
+  for (const ConvShape& base : kCases) {
+    for (const YLayout y_layout : {YLayout::nchw, YLayout::nhwc}) {
+      for (const bool x_nhwc : {false, true}) {
+        ConvShape shape = base;
+        shape.output_layout = layout_of(y_layout, shape);
+        const std::string where = text(shape) + (x_nhwc ? ", x NHWC" : ", x NCHW") +
+                                  (y_layout == YLayout::nhwc ? ", y NHWC" : ", y NCHW");
+        CAPTURE(where);
+        ConvShape bf16_query = shape;
+        bf16_query.x_type = bf16_query.y_type = OperandType::bf16;
+        for (const auto direction : {eqprop::ConvolutionDirection::forward, eqprop::ConvolutionDirection::backward_data,
+                                     eqprop::ConvolutionDirection::backward_weights})
+          REQUIRE(eqprop::conv_library_takes_bf16(*backend, bf16_query, direction));
+        const Floats x = operand(shape.input_size()), y = operand(shape.output_size());
+        const Floats w = eqprop::test::random_vector(rng, shape.weight_size(), -1.0f, 1.0f);
+        auto x_f32 = upload(*backend, x), y_f32 = upload(*backend, y), weights = upload(*backend, w);
+        // x and y in NCHW (logical order) for the fp32 calls; the bf16 copies in
+        // the shape's layouts.
+        ConvShape fp32 = shape;
+        fp32.output_layout = eqprop::nchw_layout(shape.out_channels);
+        ConvShape bf16 = shape;
+        bf16.input_layout = x_nhwc ? eqprop::nhwc_layout(shape.in_channels) : eqprop::nchw_layout(shape.in_channels);
+        bf16.x_type = bf16.y_type = OperandType::bf16;
+        auto x_bf16 = bf16_copy(x, shape.batch, shape.in_channels, shape.in_h * shape.in_w, bf16.input_planes());
+        auto y_bf16 = bf16_copy(y, shape.batch, shape.out_channels, shape.out_h() * shape.out_w(), bf16.output_planes());
+        eqprop::DeviceBuffer<float> out_a(*backend, shape.output_size()), out_b(*backend, shape.output_size());
+        eqprop::conv2d_forward_library(*backend, fp32, x_f32.data(), weights.data(), out_a.data());
+        ConvShape bf16_forward = bf16;  // its y (the result) in NCHW as fp32's
+        bf16_forward.output_layout = fp32.output_layout;
+        eqprop::conv2d_forward_library(*backend, bf16_forward, x_bf16.data(), weights.data(), out_b.data());
+        eqprop::test::check_bit_exact("forward, " + where, out_b.to_host(), out_a.to_host());
+        eqprop::DeviceBuffer<float> in_a(*backend, shape.input_size()), in_b(*backend, shape.input_size());
+        eqprop::conv2d_transpose_library(*backend, fp32, y_f32.data(), weights.data(), in_a.data());
+        ConvShape bf16_backward = bf16;  // its x (the result) in NCHW as fp32's
+        bf16_backward.input_layout = fp32.input_planes();
+        eqprop::conv2d_transpose_library(*backend, bf16_backward, y_bf16.data(), weights.data(), in_b.data());
+        eqprop::test::check_bit_exact("backward data, " + where, in_b.to_host(), in_a.to_host());
+        eqprop::DeviceBuffer<float> g_a(*backend, shape.weight_size()), g_b(*backend, shape.weight_size());
+        eqprop::conv2d_weight_gradient_library(*backend, fp32, x_f32.data(), y_f32.data(), 0.5f, 0.0f, g_a.data());
+        eqprop::conv2d_weight_gradient_library(*backend, bf16, x_bf16.data(), y_bf16.data(), 0.5f, 0.0f, g_b.data());
+        eqprop::test::check_bit_exact("backward weights, " + where, g_b.to_host(), g_a.to_host());
+      }
+    }
+  }
+}
+
+TEST_CASE("conv library: bf16 operands are refused where no library call takes them") {
+  using eqprop::OperandType;
+  auto backend = eqprop::make_backend("cpu");
+  const ConvShape base = kCases[1];
+  ConvScratch scratch(*backend, base);
+  eqprop::DeviceBuffer<float> x(*backend, base.input_size()), w(*backend, base.weight_size()),
+      y(*backend, base.output_size());
+  ConvShape bf16 = base;
+  bf16.x_type = OperandType::bf16;
+  // The im2col path and its library calls take fp32 x and y only.
+  CHECK_THROWS_WITH_AS(eqprop::conv2d_forward(*backend, bf16, x.data(), w.data(), nullptr, y.data(),
+                                              scratch.workspace()),
+                       doctest::Contains("bf16 operands go to the *_library calls"), std::invalid_argument);
+  // fp32 products take no bf16 operands; neither does a build without a library.
+  backend->set_convolution_path(ConvolutionPath::library_only);
+  backend->set_gemm_precision(GemmPrecision::fp32);
+  CHECK_FALSE(eqprop::conv_library_takes_bf16(*backend, bf16, eqprop::ConvolutionDirection::forward));
+  CHECK_THROWS_AS(eqprop::conv2d_forward_library(*backend, bf16, x.data(), w.data(), y.data()), eqprop::DeviceError);
+  // bf16 products take them where oneDNN has the primitive (on a CPU with bf16
+  // instructions at least), never without a library.
+  backend->set_gemm_precision(GemmPrecision::bf16);
+  const bool taken = eqprop::conv_library_takes_bf16(*backend, bf16, eqprop::ConvolutionDirection::forward);
+  if (!cpu_has_library()) CHECK_FALSE(taken);
+  if (cpu_has_library() && eqprop::dnnl_has_bf16_instructions()) CHECK(taken);
 }
