@@ -79,10 +79,11 @@ class ConvolutionLibrary {
                             ConvolutionDirection /*direction*/) const {
     return false;
   }
-  // True where this library's kernels for the geometry (its output_layout aside)
-  // read and write y channels-last (NHWC) themselves: a caller that holds y so
-  // (models/conv_hopfield.cpp, the pre-pooling tensor) saves the transposing
-  // reorder of y around every call. A pure function of its arguments and the machine.
+  // True where this library's kernels for the geometry (its layouts aside) read and
+  // write x and y channels-last (NHWC) themselves: a caller that holds them so
+  // (models/conv_hopfield.cpp: the pre-pooling tensor, the feedback before its
+  // transpose into the NCHW state's layout) saves the library's transposing reorders
+  // around every call. A pure function of its arguments and the machine.
   virtual bool prefers_channels_last(const ConvolutionGeometry& /*geometry*/, GemmPrecision /*precision*/) {
     return false;
   }

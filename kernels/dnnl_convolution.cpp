@@ -217,16 +217,22 @@ class DnnlConvolutions final : public ConvolutionLibrary {
                     Direction direction) const override {
     return dnnl_routes_to_gemm(geometry, precision, direction, kernels_);
   }
-  // Channels-last where the plans of all three directions keep y in NHWC (in their
-  // own data type: a bf16 plan still converts an fp32 y, without transposing it).
+  // Channels-last where the plans of all three directions keep x and y in NHWC (in
+  // their own data type: a bf16 plan still converts an fp32 operand, without
+  // transposing it).
   bool prefers_channels_last(const ConvolutionGeometry& geometry, GemmPrecision precision) override {
     ConvolutionGeometry g = geometry;
     g.output_layout = nhwc_layout(g.out_channels);
+    const auto nhwc = [](const memory::desc& d) {
+      return d == memory::desc(d.dims(), d.data_type(), memory::format_tag::nhwc);
+    };
     for (const Direction direction : {Direction::forward, Direction::backward_data, Direction::backward_weights}) {
       const Plan* plan = cache_.plan(g, precision, direction);
       if (!plan) return false;
-      const memory::desc& y = direction == Direction::backward_data ? plan->source.library : plan->destination.library;
-      if (y != memory::desc(y.dims(), y.data_type(), memory::format_tag::nhwc)) return false;
+      const bool backward_data = direction == Direction::backward_data;
+      const memory::desc& x = backward_data ? plan->destination.library : plan->source.library;
+      const memory::desc& y = backward_data ? plan->source.library : plan->destination.library;
+      if (!nhwc(x) || !nhwc(y)) return false;
     }
     return true;
   }

@@ -23,6 +23,7 @@
 
 #include "kernels/determinism.h"
 #include "kernels/hostdevice.h"
+#include "kernels/transpose_tile.h"
 
 namespace eqprop {
 
@@ -160,9 +161,18 @@ struct PlaneRelayoutOp {
   }
 
   // CPU: one logical plane (b, c) per row, no index arithmetic per element (planar
-  // layouts: contiguous runs the compiler vectorises).
-  std::int64_t row_count(std::int64_t count) const { return count / plane_size; }
+  // layouts: contiguous runs the compiler vectorises). From channels-last into
+  // planes (a library's NHWC result into the NCHW state's layout), a row is a tile
+  // of kTransposeTile positions of one sample, all channels, moved in 16x16 tiles
+  // transposed in registers (kernels/transpose_tile.h); partial tiles and blocks
+  // element by element.
+  bool tiled_rows() const { return in_layout.channels_last(channels) && out_layout.planar(); }
+  std::int64_t tiles_per_sample() const { return (plane_size + kTransposeTile - 1) / kTransposeTile; }
+  std::int64_t row_count(std::int64_t count) const {
+    return tiled_rows() ? count / (std::int64_t(channels) * plane_size) * tiles_per_sample() : count / plane_size;
+  }
   void row(std::int64_t r) const {
+    if (tiled_rows()) return tile_row(r);
     const std::int32_t b = static_cast<std::int32_t>(r / channels), c = static_cast<std::int32_t>(r % channels);
     if (!in_layout.planar() || !out_layout.planar()) {
       for (std::int32_t p = 0; p < plane_size; ++p) element(b, c, p);
@@ -175,6 +185,28 @@ struct PlaneRelayoutOp {
       const float value = bias ? source[p] + add : source[p];
       target[p] = accumulate ? target[p] + value : value;
     }
+  }
+  void tile_row(std::int64_t r) const {
+    const std::int64_t tiles = tiles_per_sample();
+    const auto b = static_cast<std::int32_t>(r / tiles);
+    const auto first = static_cast<std::int32_t>(r % tiles) * kTransposeTile;
+    const std::int32_t count = plane_size - first < kTransposeTile ? plane_size - first : kTransposeTile;
+    std::int32_t c = 0;
+    for (; count == kTransposeTile && c + kTransposeTile <= channels; c += kTransposeTile) {
+      float tile[kTransposeTile][kTransposeTile];  // [channel][position]
+      transpose_tile(in + in_layout.at(b, c, first, plane_size), in_layout.position_stride, &tile[0][0],
+                     kTransposeTile);
+      for (std::int32_t k = 0; k < kTransposeTile; ++k) {
+        float* target = out + out_layout.at(b, c + k, first, plane_size);
+        const float add = bias ? bias[c + k] : 0.0f;
+        for (std::int32_t p = 0; p < kTransposeTile; ++p) {
+          const float value = bias ? tile[k][p] + add : tile[k][p];
+          target[p] = accumulate ? target[p] + value : value;
+        }
+      }
+    }
+    for (std::int32_t p = first; p < first + count; ++p)
+      for (std::int32_t k = c; k < channels; ++k) element(b, k, p);
   }
 };
 

@@ -145,6 +145,7 @@ ConvHopfield::ConvHopfield(Backend& backend, ConvHopfieldShape shape, int max_ba
   conv_out_ = DeviceBuffer<float>(backend_, std::size_t(chunk_) * widest_output);
   operand_bf16_ = DeviceBuffer<std::uint16_t>(backend_, conv_out_.size());
   input_bf16_ = DeviceBuffer<std::uint16_t>(backend_, std::size_t(chunk_) * widest_input);
+  feedback_channels_last_ = DeviceBuffer<float>(backend_, std::size_t(chunk_) * widest_input);
   for (int i = 0; i < states; ++i) {
     const std::size_t size = std::size_t(max_batch_) * shape_.units(i + 1);
     drive_.emplace_back(backend_, size);
@@ -292,8 +293,14 @@ void ConvHopfield::conv_feedback_rows(int k, const float* above, int begin, int 
   if (shape_.pool == PoolKind::max && bf16_operand) {
     max_unpool2d_operand(backend_, pool, above + out_offset, argmax_[k].data() + out_offset, reference_operand,
                          nullptr, operand_bf16_.data());
+    // The feedback as the library writes it (NHWC), then transposed into NCHW.
+    const PlaneLayout state_layout = conv.input_planes(), nhwc = nhwc_layout(conv.in_channels);
     conv.y_type = OperandType::bf16;
-    conv2d_transpose_library(backend_, conv, operand_bf16_.data(), weights, feedback);
+    conv.input_layout = nhwc;
+    conv2d_transpose_library(backend_, conv, operand_bf16_.data(), weights, feedback_channels_last_.data());
+    backend_.run(PlaneRelayoutOp{feedback_channels_last_.data(), feedback, nullptr, nhwc, state_layout,
+                                 conv.in_channels, conv.in_h * conv.in_w, false},
+                 std::int64_t(feedback_count));
   } else {
     if (shape_.pool == PoolKind::max) {
       max_unpool2d_operand(backend_, pool, above + out_offset, argmax_[k].data() + out_offset, reference_operand,

@@ -200,7 +200,10 @@ class ConvHopfield final : public LayeredModel {
   //    input_bf16_) where it takes bf16 operands (conv_library_takes_bf16);
   //  - bf16_feedback / bf16_gradient: with max pooling into a channels-last tensor,
   //    the unpooled field is written in bf16 (operand_bf16_) for the library's
-  //    backward-data / backward-weights call where it takes bf16 operands.
+  //    backward-data / backward-weights call where it takes bf16 operands; the
+  //    backward-data call then writes the feedback channels-last too, as the
+  //    library keeps it (feedback_channels_last_), and a PlaneRelayoutOp transposes
+  //    it into the state's NCHW.
   // Each conversion is done by the op that produces the operand, not by a further
   // pass of the library's own.
   struct ConvOperandPlan {
@@ -299,6 +302,7 @@ class ConvHopfield final : public LayeredModel {
   DeviceBuffer<float> conv_out_;                       // (Co, chunk*OH*OW): pre-pool output / channel-major operand
   DeviceBuffer<std::uint16_t> operand_bf16_;           // conv_out_'s size: an unpooled field in bf16 (ConvOperandPlan)
   DeviceBuffer<std::uint16_t> input_bf16_;             // (chunk, widest conv input): a state in bf16 NHWC
+  DeviceBuffer<float> feedback_channels_last_;         // (chunk, widest conv input): a feedback in NHWC
   std::map<std::pair<int, int>, ConvOperandPlan> operand_plans_;  // by (conv tensor, rows), for this batch
   DeviceBuffer<float> unit_sums_;                      // (widest conv state units) batch sums before the plane sum
   DeviceBuffer<float> ones_;                           // (widest plane) for plane sums as GEMV

@@ -925,9 +925,11 @@ TEST_CASE("conv: every op's CPU run() equals a loop over op(i), bit for bit (ser
   auto backend = cpu();
   std::mt19937 rng(21);
   // Small (serial) and large (>= 8192 indices: the OpenMP row loops) shapes, NCHW,
-  // CNHW and NHWC.
+  // CNHW and NHWC; 20 output channels onto 9x10 positions: PlaneRelayoutOp's tiles
+  // from NHWC, whole and partial in both channels and positions.
   for (const ConvShape& base : {ConvShape{3, 5, 7, 6, 2, 3, 2, 1}, ConvShape{3, 5, 13, 12, 4, 3, 1, 1},
-                                ConvShape{2, 4, 11, 9, 3, 2, 2, 0}, ConvShape{4, 8, 20, 17, 16, 3, 1, 1}}) {
+                                ConvShape{2, 4, 11, 9, 3, 2, 2, 0}, ConvShape{4, 8, 20, 17, 16, 3, 1, 1},
+                                ConvShape{2, 3, 9, 10, 20, 3, 1, 1}}) {
     for (const Order order : {Order::nchw, Order::cnhw, Order::nhwc}) {
       ConvShape s = base;
       s.input_layout = layout_of(order, s.batch, s.in_channels);
