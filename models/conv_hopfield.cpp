@@ -484,7 +484,9 @@ ConvShape ConvHopfield::call_shape(ConvShape shape) const {
 }
 
 const ConvHopfield::ConvOperandPlan& ConvHopfield::operand_plan(int k, int rows) {
-  const auto found = operand_plans_.find({k, rows});
+  const std::array<int, 4> key{k, rows, static_cast<int>(backend_.gemm_precision()),
+                               static_cast<int>(backend_.convolution_path())};
+  const auto found = operand_plans_.find(key);
   if (found != operand_plans_.end()) return found->second;
   // Channel-major is the im2col GEMMs' own layout (kernels/im2col.h). Channels-last
   // where the library takes all three products of the layer and reads and writes
@@ -509,7 +511,7 @@ const ConvHopfield::ConvOperandPlan& ConvHopfield::operand_plan(int k, int rows)
   const bool bf16 = nhwc && shape_.pool == PoolKind::max;
   plan.bf16_feedback = bf16 && conv_library_takes_bf16(backend_, bf16_output, Direction::backward_data);
   plan.bf16_gradient = bf16 && conv_library_takes_bf16(backend_, bf16_output, Direction::backward_weights);
-  return operand_plans_[{k, rows}] = plan;
+  return operand_plans_[key] = plan;
 }
 
 PoolShape ConvHopfield::with_prepool_layout(int k, ConvShape& conv) {
@@ -522,7 +524,6 @@ PoolShape ConvHopfield::with_prepool_layout(int k, ConvShape& conv) {
 void ConvHopfield::set_input(const float* x, int batch) {
   begin_batch(x, batch);
   reference_taken_ = false;  // new inputs or parameters: the next nudged phase takes its own
-  operand_plans_.clear();    // the backend's precision or convolution path may have changed
   // The parameters hold still until the next set_input (EnergyModel::set_input), so
   // this batch's convolutions promise the library unchanged weights.
   weights_version_ = fresh_weights_version();

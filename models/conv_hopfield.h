@@ -54,10 +54,10 @@
 // pair per skip: weights (C_j, C_i, 1, 1) and an empty bias.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "kernels/backend.h"
@@ -190,7 +190,7 @@ class ConvHopfield final : public LayeredModel {
   // what it derived from the weights for every call until the next batch.
   ConvShape call_shape(ConvShape shape) const;
   // How conv tensor k's operands are held on a chunk of `rows` samples, decided
-  // once per batch (set_input clears the plans):
+  // once per (k, rows) and the backend's precision and convolution path:
   //  - prepool_layout, of the pre-pooling tensor (conv_out_, the unpooled fields;
   //    kernels/plane_layout.h): channels-last where the backend's library reads and
   //    writes it so for every product of the layer
@@ -303,7 +303,8 @@ class ConvHopfield final : public LayeredModel {
   DeviceBuffer<std::uint16_t> operand_bf16_;           // conv_out_'s size: an unpooled field in bf16 (ConvOperandPlan)
   DeviceBuffer<std::uint16_t> input_bf16_;             // (chunk, widest conv input): a state in bf16 NHWC
   DeviceBuffer<float> feedback_channels_last_;         // (chunk, widest conv input): a feedback in NHWC
-  std::map<std::pair<int, int>, ConvOperandPlan> operand_plans_;  // by (conv tensor, rows), for this batch
+  // By (conv tensor, rows, gemm precision, convolution path).
+  std::map<std::array<int, 4>, ConvOperandPlan> operand_plans_;
   DeviceBuffer<float> unit_sums_;                      // (widest conv state units) batch sums before the plane sum
   DeviceBuffer<float> ones_;                           // (widest plane) for plane sums as GEMV
   // NudgedCouplings::from_reference (allocated by the first reference taken, for its batch):
