@@ -99,6 +99,21 @@ struct Im2colOp {
             *out++ = input_at(b, c, window.start(oh) + kh, window.start(ow) + kw);
       return;
     }
+    if (window.padding == 0) {
+      // Every tap inside the plane: no bounds to check, one pointer per output line.
+      // The CIFAR-10 recipe's last layer (512 channels, 4x4 -> 2x2, batch 16; it is
+      // routed to im2col + GEMM on AMX): 0.39 -> 0.19 ms per call on one core
+      // (`OMP_NUM_THREADS=1 eqprop_conv_rows`).
+      const std::int64_t sample_step = std::int64_t(layout.sample_stride) * window.in_plane();
+      const std::int64_t line_step = std::int64_t(window.stride) * window.in_w;
+      const float* first = input + layout.origin(0, c, window.in_plane()) + std::int64_t(kh) * window.in_w + kw;
+      for (std::int32_t b = 0; b < batch; ++b, first += sample_step) {
+        const float* line = first;
+        for (std::int32_t oh = 0; oh < window.out_h; ++oh, line += line_step)
+          for (std::int32_t ow = 0; ow < window.out_w; ++ow) *out++ = line[std::int64_t(ow) * window.stride];
+      }
+      return;
+    }
     for (std::int32_t b = 0; b < batch; ++b) {
       const float* plane = input + layout.origin(b, c, window.in_plane());
       for (std::int32_t oh = 0; oh < window.out_h; ++oh) {
@@ -164,8 +179,18 @@ struct Col2imOp {
   // performs exactly element()'s additions: bit-exact. Accumulating calls take
   // element() (the sum must be formed before it is added to the old value).
   void row(std::int64_t r) const {
-    if (accumulate || !layout.planar()) return plane_row(*this, r, channels, window.in_h, window.in_w);
-    const std::int32_t b = static_cast<std::int32_t>(r / channels), c = static_cast<std::int32_t>(r % channels);
+    const std::int32_t batch = positions / (window.out_h * window.out_w);
+    // Rows by channel, then sample: consecutive rows read the same channel's tap
+    // rows of the column matrix in order (by sample, channels apart, each row would
+    // jump kernel^2 rows of it). With the unchecked windows below (no padding), one
+    // core, batch 16 (`OMP_NUM_THREADS=1 eqprop_conv_rows`): 4x4 -> 2x2, 512
+    // channels, 0.54 -> 0.36 ms per call; 8x8 with padding, 256 channels, 2.08 -> 1.0-1.1.
+    const std::int32_t c = static_cast<std::int32_t>(r / batch), b = static_cast<std::int32_t>(r % batch);
+    if (accumulate || !layout.planar()) {
+      for (std::int32_t h = 0; h < window.in_h; ++h)
+        for (std::int32_t w = 0; w < window.in_w; ++w) element(b, c, h, w);
+      return;
+    }
     float* plane = output + layout.origin(b, c, window.in_plane());
     for (std::int64_t i = 0; i < window.in_plane(); ++i) plane[i] = 0.0f;
     const float* channel_rows = columns + std::int64_t(c) * window.kernel * window.kernel * positions;
@@ -173,6 +198,14 @@ struct Col2imOp {
     for (std::int32_t kh = window.kernel - 1; kh >= 0; --kh)
       for (std::int32_t kw = window.kernel - 1; kw >= 0; --kw) {
         const float* tap = channel_rows + std::int64_t(kh * window.kernel + kw) * positions + sample_column;
+        if (window.padding == 0) {
+          // Every tap inside the plane (Im2colOp::row): no bounds to check.
+          float* line = plane + std::int64_t(kh) * window.in_w + kw;
+          for (std::int32_t oh = 0; oh < window.out_h; ++oh, line += std::int64_t(window.stride) * window.in_w)
+            for (std::int32_t ow = 0; ow < window.out_w; ++ow)
+              line[std::int64_t(ow) * window.stride] += tap[std::int64_t(oh) * window.out_w + ow];
+          continue;
+        }
         for (std::int32_t oh = 0; oh < window.out_h; ++oh) {
           const std::int32_t ih = window.start(oh) + kh;
           if (ih < 0 || ih >= window.in_h) continue;

@@ -10,8 +10,6 @@
 // layout: of the unpooled plane (kernels/plane_layout.h), the pooled side NCHW as
 // in the conv model: nchw, cnhw (the im2col path's pre-pooling tensor) or nhwc
 // (oneDNN's bf16 one, the channel-block rows of kernels/max_pool.h).
-#include <algorithm>
-#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -23,31 +21,9 @@
 #include "kernels/channels_last_bf16.h"
 #include "kernels/device_buffer.h"
 #include "models/conv_ops.h"
+#include "perf/row_timing.h"
 
-namespace {
-
-template <class F>
-double best_ms(int repeats, const F& f) {
-  double best = 1e300;
-  for (int i = 0; i < repeats; ++i) {
-    const auto start = std::chrono::steady_clock::now();
-    f();
-    best = std::min(best, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
-  }
-  return best;
-}
-
-int positive_argument(int argc, char** argv, int index, int fallback) {
-  if (argc <= index) return fallback;
-  const int value = std::atoi(argv[index]);
-  if (value <= 0) {
-    std::fprintf(stderr, "eqprop_pool_rows: argument %d (%s) must be a positive integer\n", index, argv[index]);
-    std::exit(2);
-  }
-  return value;
-}
-
-}  // namespace
+using eqprop::perf::best_ms;
 
 int main(int argc, char** argv) {
   if (argc > 1 && (std::string(argv[1]) == "-h" || std::string(argv[1]) == "--help")) {
@@ -56,8 +32,8 @@ int main(int argc, char** argv) {
         "the threads)\n");
     return 0;
   }
-  const int batch = positive_argument(argc, argv, 1, 16);
-  const int repeats = positive_argument(argc, argv, 2, 50);
+  const int batch = eqprop::perf::positive_argument("eqprop_pool_rows", argc, argv, 1, 16);
+  const int repeats = eqprop::perf::positive_argument("eqprop_pool_rows", argc, argv, 2, 50);
   const std::string layout = argc > 3 ? argv[3] : "nchw";
   if (layout != "nchw" && layout != "cnhw" && layout != "nhwc") {
     std::fprintf(stderr, "eqprop_pool_rows: layout %s: expected nchw, cnhw or nhwc\n", layout.c_str());

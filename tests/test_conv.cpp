@@ -926,10 +926,12 @@ TEST_CASE("conv: every op's CPU run() equals a loop over op(i), bit for bit (ser
   std::mt19937 rng(21);
   // Small (serial) and large (>= 8192 indices: the OpenMP row loops) shapes, NCHW,
   // CNHW and NHWC; 20 output channels onto 9x10 positions: PlaneRelayoutOp's tiles
-  // from NHWC, whole and partial in both channels and positions.
+  // from NHWC, whole and partial in both channels and positions; the CIFAR-10
+  // recipe's last layer in small (4x4 -> 2x2, no padding: im2col's and col2im's
+  // unchecked windows, as the stride-2 one without padding).
   for (const ConvShape& base : {ConvShape{3, 5, 7, 6, 2, 3, 2, 1}, ConvShape{3, 5, 13, 12, 4, 3, 1, 1},
                                 ConvShape{2, 4, 11, 9, 3, 2, 2, 0}, ConvShape{4, 8, 20, 17, 16, 3, 1, 1},
-                                ConvShape{2, 3, 9, 10, 20, 3, 1, 1}}) {
+                                ConvShape{2, 3, 9, 10, 20, 3, 1, 1}, ConvShape{3, 6, 4, 4, 5, 3, 1, 0}}) {
     for (const Order order : {Order::nchw, Order::cnhw, Order::nhwc}) {
       ConvShape s = base;
       s.input_layout = layout_of(order, s.batch, s.in_channels);
