@@ -398,9 +398,21 @@ struct MaxUnpoolOp {
   // without element()'s covering-window arithmetic per element.
   void row(std::int64_t r) const {
     if (channels_last_rows()) return row_2x2_channels_last(r);
-    if (!windows_tile_plane(window) || !in_layout.planar() || !out_layout.planar() || subtrahend || result_bf16)
+    if (!windows_tile_plane(window) || !in_layout.planar() || !out_layout.planar() || result_bf16)
       return plane_row(*this, r, channels, window.in_h, window.in_w);
     const std::int32_t b = static_cast<std::int32_t>(r / channels), c = static_cast<std::int32_t>(r % channels);
+    if (subtrahend) {
+      // The plane as below, then less the subtrahend: element()'s sum - subtrahend.
+      planar_row(b, c);
+      float* plane = result + in_layout.origin(b, c, window.in_plane());
+      const float* less = subtrahend + in_layout.origin(b, c, window.in_plane());
+      for (std::int64_t i = 0; i < window.in_plane(); ++i) plane[i] -= less[i];
+      return;
+    }
+    planar_row(b, c);
+  }
+  // Row (b, c) on planar layouts with tiling windows.
+  void planar_row(std::int32_t b, std::int32_t c) const {
     const float* values = pooled + out_layout.origin(b, c, window.out_plane());
     const std::int32_t* where = argmax + out_layout.origin(b, c, window.out_plane());
     float* plane = result + in_layout.origin(b, c, window.in_plane());
