@@ -52,7 +52,7 @@ struct ChannelsLastBf16Op {
   bool tiled_rows() const { return in_layout.planar() && out_layout.channels_last(channels); }
   std::int64_t row_count(std::int64_t count) const {
     const std::int64_t samples = count / (std::int64_t(channels) * plane_size);
-    return tiled_rows() ? samples * tiles_per_sample() : samples * channels;
+    return tiled_rows() ? position_tile_count(samples, plane_size) : samples * channels;
   }
   void row(std::int64_t r) const {
     if (!tiled_rows()) {
@@ -60,10 +60,7 @@ struct ChannelsLastBf16Op {
       for (std::int32_t p = 0; p < plane_size; ++p) element(b, c, p);
       return;
     }
-    const std::int64_t tiles = tiles_per_sample();
-    const auto b = static_cast<std::int32_t>(r / tiles);
-    const auto first = static_cast<std::int32_t>(r % tiles) * kTransposeTile;
-    const std::int32_t count = plane_size - first < kTransposeTile ? plane_size - first : kTransposeTile;
+    const auto [b, first, count] = position_tile(r, plane_size);
     std::int32_t c = 0;
     if (count == kTransposeTile) {
       for (; c + kTransposeTile <= channels; c += kTransposeTile) {
@@ -78,7 +75,6 @@ struct ChannelsLastBf16Op {
   }
 
  private:
-  std::int64_t tiles_per_sample() const { return (plane_size + kTransposeTile - 1) / kTransposeTile; }
   template <class Subtract>
   void block(std::int32_t b, std::int32_t first_channel, std::int32_t first_position, Subtract) const {
     const std::int64_t origin = in_layout.origin(b, first_channel, plane_size) + first_position;

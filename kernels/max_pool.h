@@ -138,18 +138,6 @@ inline bool pools_channels_last(const SlidingWindow& window, const PlaneLayout& 
                                  std::int32_t channels) {
   return window.kernel == 2 && windows_tile_plane(window) && unpooled.channels_last(channels) && pooled.planar();
 }
-inline std::int64_t position_tile_count(std::int64_t batch, std::int32_t pooled_plane) {
-  return batch * ((pooled_plane + kPositionTile - 1) / kPositionTile);
-}
-struct PositionTile {
-  std::int32_t sample, first, count;  // pooled positions [first, first + count) of sample
-};
-inline PositionTile position_tile(std::int64_t r, std::int32_t pooled_plane) {
-  const std::int64_t tiles = (pooled_plane + kPositionTile - 1) / kPositionTile;
-  const auto sample = static_cast<std::int32_t>(r / tiles);
-  const auto first = static_cast<std::int32_t>(r % tiles) * kPositionTile;
-  return {sample, first, pooled_plane - first < kPositionTile ? pooled_plane - first : kPositionTile};
-}
 // f(first, count) for each block of channels, count a constant for whole ones.
 template <class F>
 void for_each_channel_block(std::int32_t channels, const F& f) {

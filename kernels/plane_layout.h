@@ -122,6 +122,23 @@ void plane_row(const Op& op, std::int64_t r, std::int32_t channels, std::int32_t
 }
 
 // Batch-major NCHW with `channels` channels.
+// The CPU rows that move data between channels-last tensors and planes
+// (PlaneRelayoutOp here, kernels/channels_last_bf16.h, kernels/max_pool.h): a row
+// is a tile of kTransposeTile positions of one sample, all channels; the last tile
+// of a plane may be partial.
+struct PositionTile {
+  std::int32_t sample, first, count;  // positions [first, first + count) of sample
+};
+inline std::int64_t position_tile_count(std::int64_t batch, std::int32_t plane_size) {
+  return batch * ((plane_size + kTransposeTile - 1) / kTransposeTile);
+}
+inline PositionTile position_tile(std::int64_t r, std::int32_t plane_size) {
+  const std::int64_t tiles = (plane_size + kTransposeTile - 1) / kTransposeTile;
+  const auto sample = static_cast<std::int32_t>(r / tiles);
+  const auto first = static_cast<std::int32_t>(r % tiles) * kTransposeTile;
+  return {sample, first, plane_size - first < kTransposeTile ? plane_size - first : kTransposeTile};
+}
+
 inline PlaneLayout nchw_layout(std::int32_t channels) { return {channels, 1}; }
 // Channel-major CNHW of a tensor holding `whole_batch` samples.
 inline PlaneLayout cnhw_layout(std::int32_t whole_batch) { return {1, whole_batch}; }
@@ -167,9 +184,9 @@ struct PlaneRelayoutOp {
   // transposed in registers (kernels/transpose_tile.h); partial tiles and blocks
   // element by element.
   bool tiled_rows() const { return in_layout.channels_last(channels) && out_layout.planar(); }
-  std::int64_t tiles_per_sample() const { return (plane_size + kTransposeTile - 1) / kTransposeTile; }
   std::int64_t row_count(std::int64_t count) const {
-    return tiled_rows() ? count / (std::int64_t(channels) * plane_size) * tiles_per_sample() : count / plane_size;
+    return tiled_rows() ? position_tile_count(count / (std::int64_t(channels) * plane_size), plane_size)
+                        : count / plane_size;
   }
   void row(std::int64_t r) const {
     if (tiled_rows()) return tile_row(r);
@@ -187,10 +204,7 @@ struct PlaneRelayoutOp {
     }
   }
   void tile_row(std::int64_t r) const {
-    const std::int64_t tiles = tiles_per_sample();
-    const auto b = static_cast<std::int32_t>(r / tiles);
-    const auto first = static_cast<std::int32_t>(r % tiles) * kTransposeTile;
-    const std::int32_t count = plane_size - first < kTransposeTile ? plane_size - first : kTransposeTile;
+    const auto [b, first, count] = position_tile(r, plane_size);
     std::int32_t c = 0;
     for (; count == kTransposeTile && c + kTransposeTile <= channels; c += kTransposeTile) {
       float tile[kTransposeTile][kTransposeTile];  // [channel][position]

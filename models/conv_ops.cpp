@@ -75,19 +75,22 @@ const float* channel_major_view(Backend& backend, const ConvShape& shape, const 
   return workspace.channel_major;
 }
 
+// "no library convolution for this shape in <precision><operands> (<library>)",
+// the end of the DeviceError of a library call that did not run.
+std::string no_library_call(Backend& backend, const std::string& operands) {
+  const std::string library = backend.convolution_library_description();
+  return std::string("no library convolution for this shape in ") + gemm_precision_name(backend.gemm_precision()) +
+         operands + (library.empty() ? std::string(" (no convolution library in this build)") : " (" + library + ")");
+}
+
 // A library call's answer: true if it ran; false (run im2col) if the backend has no
 // primitive for the shape, unless the library path was asked for.
 bool library_ran(Backend& backend, bool ran, const char* what) {
   const ConvolutionPath path = backend.convolution_path();
-  if (!ran && (path == ConvolutionPath::library || path == ConvolutionPath::library_only)) {
-    const std::string library = backend.convolution_library_description();
+  if (!ran && (path == ConvolutionPath::library || path == ConvolutionPath::library_only))
     throw DeviceError(std::string(what) + ": training.conv_path is " +
-                      (path == ConvolutionPath::library ? "library" : "library_only") +
-                      " but the backend has no library convolution for this shape in " +
-                      gemm_precision_name(backend.gemm_precision()) +
-                      (library.empty() ? std::string(" (no convolution library in this build)")
-                                       : " (" + library + ")"));
-  }
+                      (path == ConvolutionPath::library ? "library" : "library_only") + " but the backend has " +
+                      no_library_call(backend, ""));
   return ran;
 }
 
@@ -99,11 +102,8 @@ void require_fp32_operands(const ConvShape& shape, const char* what) {
 
 // A *_library call's answer: DeviceError unless it ran.
 void require_library_ran(Backend& backend, bool ran, const char* what) {
-  if (ran) return;
-  const std::string library = backend.convolution_library_description();
-  throw DeviceError(std::string(what) + ": the backend has no library convolution for this shape in " +
-                    gemm_precision_name(backend.gemm_precision()) + " with these operand types" +
-                    (library.empty() ? std::string(" (no convolution library in this build)") : " (" + library + ")"));
+  if (!ran)
+    throw DeviceError(std::string(what) + ": the backend has " + no_library_call(backend, " with these operand types"));
 }
 
 }  // namespace
