@@ -171,7 +171,8 @@ class CudnnConvolutions final : public ConvolutionLibrary {
  private:
   // call(plan, workspace) with the direction's plan and a workspace of its size;
   // false, calling nothing, where cuDNN has no plan. Operands come in fp32 only
-  // (takes_bf16_operands: false); cuDNN converts them for a bf16 product itself.
+  // (takes_bf16_operands: false), and bf16 products have no plan (Cache::plan): they
+  // run im2col + cuBLAS's bf16 GEMMs.
   template <class Call>
   bool run(const ConvolutionGeometry& geometry, GemmPrecision precision, Direction direction, const Call& call) {
     if (geometry.x_type != OperandType::f32 || geometry.y_type != OperandType::f32) return false;
