@@ -89,7 +89,9 @@ void save_checkpoint(const std::string& dir, Trainer& trainer, int epochs_done, 
                                                    {"size", totals.size},
                                                    {"batches", totals.batches},
                                                    {"free_steps", totals.free_steps},
-                                                   {"nudge_steps", totals.nudge_steps}}
+                                                   {"nudge_steps", totals.nudge_steps},
+                                                   {"adjoint_residual_max", totals.adjoint_residual_max},
+                                                   {"train_seconds", position.train_seconds}}
                                         .dump();
     file.tensors["epoch.free_energies"] =
         Tensor{{static_cast<std::int64_t>(totals.free_energies.size())}, totals.free_energies};
@@ -129,6 +131,9 @@ int load_checkpoint(const std::string& dir, Trainer& trainer, bool with_optimize
         position->totals.batches = totals.at("batches").get<std::int64_t>();
         position->totals.free_steps = totals.at("free_steps").get<std::int64_t>();
         position->totals.nudge_steps = totals.at("nudge_steps").get<std::int64_t>();
+        // Absent from the checkpoints of earlier versions.
+        position->totals.adjoint_residual_max = totals.value("adjoint_residual_max", 0.0);
+        position->train_seconds = totals.value("train_seconds", 0.0);
       } catch (const nlohmann::json::exception& error) {
         throw CheckpointError("checkpoint " + path + ": metadata 'epoch_totals': " + error.what());
       }

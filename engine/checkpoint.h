@@ -20,10 +20,15 @@ constexpr const char* kMetricsFile = "metrics.jsonl";
 // Where a run stopped inside epoch epochs_done + 1 (preemption): the batches of it
 // already trained and their running totals, so that a resumed run continues the
 // epoch exactly (metadata "batches_done" and "epoch_totals", tensor
-// "epoch.free_energies"; absent in a checkpoint written at an epoch's end).
+// "epoch.free_energies"; absent in a checkpoint written at an epoch's end). A run
+// stopped during an epoch's evaluation has all the epoch's batches done: resumed, it
+// trains none and evaluates.
 struct EpochPosition {
   std::int64_t batches_done = 0;
   BatchResult totals;
+  // Wall-clock seconds the epoch's training took before the stop, so that the
+  // resumed epoch's record times the whole epoch (0 in checkpoints without it).
+  double train_seconds = 0;
 };
 
 void save_checkpoint(const std::string& dir, Trainer& trainer, int epochs_done,

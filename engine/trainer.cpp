@@ -589,7 +589,7 @@ void Trainer::report_unread(int epoch, std::int64_t batches_done, std::int64_t b
 }
 
 EvalResult Trainer::evaluate(const Dataset& data, const Normalization& normalization, std::int64_t limit,
-                             const BatchProgress& progress) {
+                             const BatchProgress& progress, const std::function<bool()>& stop_requested) {
   BatchLoader::Options options;
   options.batch_size = config_.training.eval_batch_size;
   options.shuffle = false;
@@ -609,6 +609,13 @@ EvalResult Trainer::evaluate(const Dataset& data, const Normalization& normaliza
   // Sharded by batch: rank r evaluates batches r, r + N, ...; the sums are reduced.
   const Distributed& world = Distributed::world();
   while (const HostBatch* batch = loader.next()) {
+    // Asked at every batch, the other ranks' too, so that every rank asks as often.
+    if (stop_requested && stop_requested()) {
+      loader.release(batch);
+      EvalResult stopped;
+      stopped.stopped = true;
+      return stopped;
+    }
     if (batch->index % world.size() != world.rank()) {
       loader.release(batch);
       continue;

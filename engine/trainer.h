@@ -43,6 +43,7 @@ struct EvalResult {
   std::int64_t samples = 0;
   double free_energy_mean = 0;  // E at the end of the free phase, mean per sample
   double free_steps_mean = 0;   // steps the free phase took, mean per batch
+  bool stopped = false;         // evaluate's stop_requested said so: no result
 };
 
 // Whether a batch's inputs still need the hardware model's input DAC (raw) or went
@@ -127,8 +128,10 @@ class Trainer {
                           const BatchProgress& progress, std::int64_t first_batch = 0,
                           const std::function<bool()>& stop_requested = {}, BatchResult totals = {});
   // `progress` (optional) is called after each batch with the running totals.
+  // `stop_requested` (optional) is asked before each batch, on every rank alike;
+  // true ends the pass there with a result that says `stopped` and nothing else.
   EvalResult evaluate(const Dataset& data, const Normalization& normalization, std::int64_t limit,
-                      const BatchProgress& progress = {});
+                      const BatchProgress& progress = {}, const std::function<bool()>& stop_requested = {});
 
   // The learning-rate multiplier of an epoch (constant or cosine schedule).
   float learning_rate_scale(int epoch) const;

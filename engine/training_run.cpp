@@ -242,7 +242,11 @@ std::vector<EpochRecord> run_training(Backend& backend, const Config& config, co
     BatchResult train;
     const std::int64_t first_batch = position.batches_done;
     BatchResult carried = std::move(position.totals);
+    const double carried_seconds = position.train_seconds;  // the epoch's training before a stop
     position = EpochPosition{};
+    const auto seconds_since = [](std::chrono::steady_clock::time_point since) {
+      return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
+    };
     try {
       stop_code = 0;
       train = trainer.train_epoch(data.train, normalization, epoch, on_batch, first_batch, stop_requested,
@@ -250,7 +254,8 @@ std::vector<EpochRecord> run_training(Backend& backend, const Config& config, co
       if (stop_code != 0) {
         // Mid-epoch: the parameters, the momentum and where the epoch stands.
         const std::int64_t batches_done = train.batches;
-        if (writes) save_checkpoint(out_dir, trainer, epoch, EpochPosition{batches_done, train});
+        const EpochPosition stopped_at{batches_done, train, carried_seconds + seconds_since(start)};
+        if (writes) save_checkpoint(out_dir, trainer, epoch, stopped_at);
         world.barrier();
         throw stopped(epoch, batches_done);
       }
@@ -263,10 +268,22 @@ std::vector<EpochRecord> run_training(Backend& backend, const Config& config, co
                                          : "no checkpoint was written";
       throw DivergenceError(std::string(diverged.what()) + "; " + kept);
     }
-    const double train_seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double train_seconds = carried_seconds + seconds_since(start);
     if (callbacks.on_eval_start) callbacks.on_eval_start(epoch + 1);
-    const EvalResult test = trainer.evaluate(data.test, normalization, config.data.test_limit, callbacks.on_eval_batch);
+    // A stop is honoured inside the evaluation too: a test set of long relaxations can
+    // take longer than a cluster's warning before the kill. The checkpoint then holds
+    // the epoch with all its batches done, and the resumed run evaluates it.
+    stop_code = 0;
+    const EvalResult test = trainer.evaluate(data.test, normalization, config.data.test_limit,
+                                             callbacks.on_eval_batch, stop_requested);
+    if (test.stopped) {
+      if (writes) save_checkpoint(out_dir, trainer, epoch, EpochPosition{train.batches, train, train_seconds});
+      world.barrier();
+      throw TrainingStopped("stopped by " + stop_reason(stop_code) + " in epoch " + std::to_string(epoch + 1) +
+                            " during its evaluation, after its last batch; checkpoint in " + out_dir +
+                            " (continue with: eqprop train --resume " + out_dir + ": it evaluates epoch " +
+                            std::to_string(epoch + 1) + ", then goes on)");
+    }
 
     EpochRecord record;
     record.epoch = epoch + 1;
@@ -274,7 +291,7 @@ std::vector<EpochRecord> run_training(Backend& backend, const Config& config, co
     record.train_acc = train.correct_sum / train.size;
     record.test_loss = test.loss;
     record.test_acc = test.accuracy;
-    record.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    record.seconds = carried_seconds + seconds_since(start);
     record.samples_per_s = train.size / train_seconds;
     record.free_steps_mean = static_cast<double>(train.free_steps) / train.batches;
     record.nudge_steps_mean = static_cast<double>(train.nudge_steps) / train.batches;

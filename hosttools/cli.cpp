@@ -58,8 +58,9 @@ const CommandUsage kCommands[] = {
      "             train --resume DIR [--set training.epochs=N ...]\n"
      "             train --resume auto --config FILE --out DIR   resumes DIR's checkpoint, else starts\n"
      "             [--time-limit SECONDS] [--stop-after-batches N]   stop early like a signal does\n"
-     "             SIGTERM, SIGINT or SIGUSR1 (Slurm: --signal=B:USR1@300) finish the current batch,\n"
-     "             write a checkpoint of the position inside the epoch and exit with code 4;\n"
+     "             SIGTERM, SIGINT or SIGUSR1 (Slurm: --signal=B:USR1@300) finish the current batch\n"
+     "             (of training or of the epoch's evaluation), write a checkpoint of the position\n"
+     "             inside the epoch and exit with code 4;\n"
      "             --resume continues exactly as if never stopped. Under mpirun/srun each rank\n"
      "             relaxes its share of every batch (README.md: Several GPUs and clusters)\n"},
     {"eval",

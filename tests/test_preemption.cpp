@@ -118,4 +118,42 @@ TEST_CASE("preemption: SIGUSR1 during a batch stops after it, resuming twice sti
   check_same_run(straight.path().string(), stopped.path().string());
 }
 
+
+TEST_CASE("preemption: a signal during the evaluation stops it there, resuming evaluates that epoch and matches") {
+  auto backend = make_backend("cpu");
+  test::TempDir straight, stopped;
+  run_training(*backend, preemption_config(), halves(), straight.path().string(), false, {});
+
+  RunLimits limits;
+  limits.stop_on_signals = true;
+  // The test split is 2 evaluation batches of 50: the signal comes in the report of
+  // the first one, and the run stops before the second.
+  RunCallbacks callbacks;
+  int evaluated_batches = 0;
+  callbacks.on_eval_batch = [&](std::int64_t, std::int64_t, const BatchResult&) {
+    if (++evaluated_batches == 1) std::raise(SIGUSR1);
+  };
+  std::string message;
+  try {
+    run_training(*backend, preemption_config(), halves(), stopped.path().string(), false, callbacks, limits);
+  } catch (const TrainingStopped& stop) {
+    message = stop.what();
+  }
+  MESSAGE(message);
+  CHECK(message.find("SIGUSR1 in epoch 1 during its evaluation") != std::string::npos);
+  CHECK(evaluated_batches == 1);
+  const SafetensorsFile at_stop = read_safetensors(stopped.file(kModelFile));
+  CHECK(at_stop.metadata.at("epochs_done") == "0");
+  CHECK(at_stop.metadata.at("batches_done") == "20");  // 320 samples in batches of 16: all of epoch 1
+  const double train_seconds = nlohmann::json::parse(at_stop.metadata.at("epoch_totals")).at("train_seconds");
+  CHECK(train_seconds > 0);
+  CHECK(file_text(stopped.file(kMetricsFile)).empty());  // no record of an epoch not evaluated
+
+  const auto records = run_training(*backend, preemption_config(), halves(), stopped.path().string(), true, {});
+  REQUIRE(records.size() == 2);
+  // The resumed epoch's record times its training before the stop too.
+  CHECK(records[0].seconds >= train_seconds);
+  check_same_run(straight.path().string(), stopped.path().string());
+}
+
 }  // namespace eqprop
