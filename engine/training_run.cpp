@@ -224,19 +224,23 @@ std::vector<EpochRecord> run_training(Backend& backend, const Config& config, co
     batches_in_epoch = total;
     if (callbacks.on_batch) callbacks.on_batch(done, total, so_far);
   };
-  const auto stopped = [&](int epoch, std::int64_t batches_done) {
-    return TrainingStopped("stopped by " + stop_reason(stop_code) + " in epoch " + std::to_string(epoch + 1) +
-                           " after batch " + std::to_string(batches_done) + " of " +
-                           std::to_string(batches_in_epoch) + "; checkpoint in " + out_dir +
+  // The one line a stopped run prints: why, where (`where`), and how to go on.
+  const auto stopped = [&](const std::string& where) {
+    return TrainingStopped("stopped by " + stop_reason(stop_code) + " " + where + "; checkpoint in " + out_dir +
                            " (continue with: eqprop train --resume " + out_dir + ")");
+  };
+  // Inside epoch `epoch`: the checkpoint of the parameters, the momentum and where
+  // the epoch stands, written before every rank stops.
+  const auto stopped_inside = [&](int epoch, const EpochPosition& at, const std::string& where) {
+    if (writes) save_checkpoint(out_dir, trainer, epoch, at);
+    world.barrier();
+    return stopped("in epoch " + std::to_string(epoch + 1) + " " + where);
   };
 
   std::vector<EpochRecord> records;
   for (int epoch = epochs_done; epoch < config.training.epochs; ++epoch) {
     if (epoch > epochs_done && stop_requested())  // the previous epoch's checkpoint holds the run
-      throw TrainingStopped("stopped by " + stop_reason(stop_code) + " after epoch " + std::to_string(epoch) +
-                            "; checkpoint in " + out_dir + " (continue with: eqprop train --resume " + out_dir +
-                            ")");
+      throw stopped("after epoch " + std::to_string(epoch));
     if (callbacks.on_epoch_start) callbacks.on_epoch_start(epoch + 1, config.training.epochs);
     const auto start = std::chrono::steady_clock::now();
     BatchResult train;
@@ -251,14 +255,10 @@ std::vector<EpochRecord> run_training(Backend& backend, const Config& config, co
       stop_code = 0;
       train = trainer.train_epoch(data.train, normalization, epoch, on_batch, first_batch, stop_requested,
                                   std::move(carried));
-      if (stop_code != 0) {
-        // Mid-epoch: the parameters, the momentum and where the epoch stands.
-        const std::int64_t batches_done = train.batches;
-        const EpochPosition stopped_at{batches_done, train, carried_seconds + seconds_since(start)};
-        if (writes) save_checkpoint(out_dir, trainer, epoch, stopped_at);
-        world.barrier();
-        throw stopped(epoch, batches_done);
-      }
+      if (stop_code != 0)
+        throw stopped_inside(epoch, EpochPosition{train.batches, train, carried_seconds + seconds_since(start)},
+                             "after batch " + std::to_string(train.batches) + " of " +
+                                 std::to_string(batches_in_epoch));
       if (trainer.count_nonfinite_parameters() > 0)
         throw DivergenceError("training diverged in epoch " + std::to_string(epoch + 1) +
                               ": NaN or Inf in the weights");
@@ -273,17 +273,11 @@ std::vector<EpochRecord> run_training(Backend& backend, const Config& config, co
     // A stop is honoured inside the evaluation too: a test set of long relaxations can
     // take longer than a cluster's warning before the kill. The checkpoint then holds
     // the epoch with all its batches done, and the resumed run evaluates it.
-    stop_code = 0;
     const EvalResult test = trainer.evaluate(data.test, normalization, config.data.test_limit,
                                              callbacks.on_eval_batch, stop_requested);
-    if (test.stopped) {
-      if (writes) save_checkpoint(out_dir, trainer, epoch, EpochPosition{train.batches, train, train_seconds});
-      world.barrier();
-      throw TrainingStopped("stopped by " + stop_reason(stop_code) + " in epoch " + std::to_string(epoch + 1) +
-                            " during its evaluation, after its last batch; checkpoint in " + out_dir +
-                            " (continue with: eqprop train --resume " + out_dir + ": it evaluates epoch " +
-                            std::to_string(epoch + 1) + ", then goes on)");
-    }
+    if (test.stopped)
+      throw stopped_inside(epoch, EpochPosition{train.batches, train, train_seconds},
+                           "during its evaluation, after its last batch (resuming evaluates it)");
 
     EpochRecord record;
     record.epoch = epoch + 1;

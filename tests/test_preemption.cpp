@@ -118,7 +118,6 @@ TEST_CASE("preemption: SIGUSR1 during a batch stops after it, resuming twice sti
   check_same_run(straight.path().string(), stopped.path().string());
 }
 
-
 TEST_CASE("preemption: a signal during the evaluation stops it there, resuming evaluates that epoch and matches") {
   auto backend = make_backend("cpu");
   test::TempDir straight, stopped;
