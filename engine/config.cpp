@@ -154,10 +154,11 @@ std::vector<ConfigKey> build_schema() {
        "and both are emulated by rounding elsewhere, and on CPUs without those instructions (slower than fp32: for "
        "measuring accuracy). The run's header and `eqprop bench` (`precision`) say which."},
       {"training.conv_path", ConfigValueType::choice, "auto", 0, 0, false, choice_names(kConvPaths),
-       "How convolutions run: `library` (oneDNN on the CPU, cuDNN for fp32 / tf32 on CUDA, where built with "
+       "How convolutions run: `library` (oneDNN on the CPU, cuDNN on CUDA, where built with "
        "them; the few shapes whose library kernel is measured slower, such as fp32 convolutions onto a 2x2 plane "
        "on AVX2, take im2col + GEMM), `library_only` (every convolution on the library), `im2col` (im2col + GEMM, "
-       "the bit-exact reference) or `auto` (the library for bf16 GEMMs, im2col otherwise; im2col where no library)."},
+       "the bit-exact reference) or `auto` (the library for bf16 GEMMs, im2col otherwise; im2col where no library). "
+       "cuDNN's bf16 convolutions round their results to bf16 as well (2^-9 of each; DESIGN.md, \"Convolutions\")."},
       {"training.relaxation_path", ConfigValueType::choice, "auto", 0, 0, false, choice_names(kRelaxationPaths),
        "How a model with a fused relaxation (`dense_hopfield`, `oscillator`, `ising`) relaxes a phase: `fused` (one "
        "launch runs all its steps, the states in block-shared memory; synchronous fixed-point or gradient-flow "

@@ -144,7 +144,8 @@ class Backend {
 
   // Convolutions by the device's library (oneDNN, cuDNN), in gemm_precision() with
   // fp32 accumulation and fp32 results; equal to conv_ops' im2col + gemm up to the
-  // summation order. Each returns false, computing nothing, where the backend has
+  // summation order (cuDNN's bf16 results are also rounded to bf16 on the way:
+  // kernels/cudnn_convolution.h). Each returns false, computing nothing, where the backend has
   // no library or the library does not take the shape or precision (the caller
   // then runs the im2col path). Primitives are built once per geometry and cached.
   //   forward:          y = conv(x, weights)

@@ -48,6 +48,10 @@ std::int64_t estimated_bytes(const PlaneRelayoutOp& op, std::int64_t count) {
 std::int64_t estimated_bytes(const ChannelsLastBf16Op& op, std::int64_t count) {
   return count * (kFloat * (op.subtrahend ? 2 : 1) + std::int64_t(sizeof(std::uint16_t)));
 }
+// count: elements, each read in bf16 and written (read first where beta != 0).
+std::int64_t estimated_bytes(const PlanesFromBf16Op& op, std::int64_t count) {
+  return count * (kFloat * (op.beta == 0.0f ? 1 : 2) + std::int64_t(sizeof(std::uint16_t)));
+}
 // count: column entries. Each is written once and gathers one input value.
 std::int64_t estimated_bytes(const Im2colOp&, std::int64_t count) { return 2 * kFloat * count; }
 // count: output elements; together they read every column entry once.

@@ -499,7 +499,7 @@ class CudaBackend final : public Backend {
   // Made on the first library convolution: a cuDNN handle costs GPU memory and time.
   std::unique_ptr<ConvolutionLibrary> convolutions_;
   ConvolutionLibrary* convolution_library() override {
-    if (!convolutions_) convolutions_ = make_cudnn_convolutions(compute_stream_.get());
+    if (!convolutions_) convolutions_ = make_cudnn_convolutions(*this, compute_stream_.get());
     return convolutions_.get();
   }
 #endif

@@ -22,6 +22,7 @@
 #include "kernels/oscillator_row_energy.h"
 #include "kernels/oscillator_step.h"
 #include "kernels/plane_layout.h"
+#include "kernels/planes_from_bf16.h"
 #include "kernels/predictive_coding.h"
 #include "kernels/random_spins.h"
 #include "kernels/range_calibration.h"
@@ -61,6 +62,7 @@
   X(MinMaxReduceOp)               \
   X(PlaneRelayoutOp)              \
   X(ChannelsLastBf16Op)           \
+  X(PlanesFromBf16Op)             \
   X(Im2colOp)                     \
   X(Col2imOp)                     \
   X(MaxPoolOp)                    \

@@ -40,6 +40,7 @@
 #include "kernels/im2col.h"
 #include "kernels/max_pool.h"
 #include "kernels/plane_layout.h"
+#include "kernels/planes_from_bf16.h"
 #include "kernels/transpose_tile.h"
 #include "models/conv_ops.h"
 #include "tests/test_util.h"
@@ -1158,6 +1159,54 @@ TEST_CASE("ChannelsLastBf16Op: planes (less a subtrahend) into bf16 channels-las
                   eqprop::bf16_bits(subtract ? in[at] - less[at] : in[at]);
             }
         CHECK_MESSAGE(out.bf16 == expected, "ChannelsLastBf16Op, " << where);
+      }
+    }
+  }
+}
+
+TEST_CASE("PlanesFromBf16Op: bf16 channels-last into fp32 planes, alpha and beta, run() = op(i) = the formula") {
+  auto backend = cpu();
+  std::mt19937 rng(29);
+  struct Case {
+    int batch, channels, h, w;
+  };
+  struct Scale {
+    float alpha, beta;
+  };
+  for (const Case c : {Case{2, 20, 4, 4}, Case{3, 33, 9, 10}, Case{2, 64, 16, 16}}) {
+    const std::int32_t plane = c.h * c.w;
+    const std::int64_t count = std::int64_t(c.batch) * c.channels * plane;
+    const PlaneLayout in_layout = eqprop::nhwc_layout(c.channels);
+    std::vector<std::uint16_t> in(count);
+    const Floats values = random_vector(rng, count, -3.0f, 3.0f);
+    for (std::int64_t i = 0; i < count; ++i) in[i] = eqprop::bf16_bits(values[i]);
+    const Floats before = random_vector(rng, count, -1.0f, 1.0f);
+    for (const Order order : {Order::nchw, Order::cnhw, Order::nhwc}) {
+      const PlaneLayout out_layout = layout_of(order, c.batch, c.channels);
+      // beta = 0 must not read the output: it starts as NaN there.
+      for (const Scale scale : {Scale{1.0f, 0.0f}, Scale{-0.5f, 1.0f}, Scale{1.5f, 0.25f}}) {
+        const std::string where = std::to_string(c.batch) + "x" + std::to_string(c.channels) + "x" +
+                                  std::to_string(c.h) + "x" + std::to_string(c.w) + " into " +
+                                  (order == Order::nchw ? "NCHW" : order == Order::cnhw ? "CNHW" : "NHWC") +
+                                  ", alpha " + std::to_string(scale.alpha) + ", beta " + std::to_string(scale.beta);
+        const Outputs initial{scale.beta == 0.0f ? Floats(count, std::numeric_limits<float>::quiet_NaN()) : before};
+        const auto make = [&](Outputs& out) {
+          return eqprop::PlanesFromBf16Op{in.data(), out.values.data(), in_layout, out_layout, c.channels, plane,
+                                          scale.alpha, scale.beta};
+        };
+        check_run_equals_op_loop(*backend, "PlanesFromBf16Op, " + where, initial, count, make);
+        Outputs out = initial;
+        backend->run(make(out), count);
+        std::int64_t wrong = 0;
+        for (int b = 0; b < c.batch; ++b)
+          for (int k = 0; k < c.channels; ++k)
+            for (int p = 0; p < plane; ++p) {
+              const std::int64_t at = out_layout.at(b, k, p, plane);
+              const double expected = double(scale.alpha) * eqprop::bf16_value(in[in_layout.at(b, k, p, plane)]) +
+                                      (scale.beta == 0.0f ? 0.0 : double(scale.beta) * initial.values[at]);
+              if (!(std::fabs(out.values[at] - expected) <= 1e-6 * (1.0 + std::fabs(expected)))) ++wrong;
+            }
+        CHECK_MESSAGE(wrong == 0, "PlanesFromBf16Op, " << where << ": " << wrong << " elements differ");
       }
     }
   }
