@@ -263,10 +263,12 @@ class CudnnConvolutions final : public ConvolutionLibrary {
   std::uint16_t* output_scratch(const ConvolutionGeometry& g) { return scratch(y_bf16_, output_count(g)); }
   std::uint16_t* filter_scratch(const ConvolutionGeometry& g) { return scratch(w_bf16_, filter_count(g)); }
 
-  // operand in `layout` (fp32 or bf16 as `type` says) as dense NHWC bf16.
+  // operand in `layout` (fp32 or bf16 as `type` says) as dense NHWC bf16: as it is,
+  // or converted into `buffer` (grown only where a conversion runs).
   const void* channels_last_bf16(const void* operand, OperandType type, const PlaneLayout& layout, int channels,
-                                 int plane, std::int64_t count, std::uint16_t* target) {
+                                 int plane, std::int64_t count, DeviceBuffer<std::uint16_t>& buffer) {
     if (type == OperandType::bf16) return operand;  // channels-last already (find)
+    std::uint16_t* target = scratch(buffer, count);
     backend_.run(ChannelsLastBf16Op{static_cast<const float*>(operand), nullptr, target, layout,
                                     nhwc_layout(channels), channels, plane},
                  count);
@@ -274,17 +276,17 @@ class CudnnConvolutions final : public ConvolutionLibrary {
   }
   const void* input_bf16(const ConvolutionGeometry& g, const void* x) {
     return channels_last_bf16(x, g.x_type, g.input_layout, g.in_channels, g.window.in_h * g.window.in_w,
-                              input_count(g), input_scratch(g));
+                              input_count(g), x_bf16_);
   }
   const void* output_bf16(const ConvolutionGeometry& g, const void* y) {
     return channels_last_bf16(y, g.y_type, g.output_layout, g.out_channels, g.window.out_h * g.window.out_w,
-                              output_count(g), output_scratch(g));
+                              output_count(g), y_bf16_);
   }
   // (out, in, kernel, kernel) row-major = NCHW of out "samples": KRSC is its NHWC.
   const void* filter_bf16(const ConvolutionGeometry& g, const float* weights) {
     const int taps = g.window.kernel * g.window.kernel;
     return channels_last_bf16(weights, OperandType::f32, nchw_layout(g.in_channels), g.in_channels, taps,
-                              filter_count(g), filter_scratch(g));
+                              filter_count(g), w_bf16_);
   }
 
   void unpack_input(const ConvolutionGeometry& g, float* x) {
