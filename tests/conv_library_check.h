@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "kernels/backend.h"
+#include "kernels/bf16.h"
 #include "kernels/counting_backend.h"
 #include "kernels/device_buffer.h"
 #include "kernels/dnnl_isa.h"
@@ -108,6 +109,21 @@ inline Floats download(Backend& backend, const eqprop::DeviceBuffer<float>& buff
 inline eqprop::DeviceBuffer<float> upload(Backend& backend, const Floats& host) {
   eqprop::DeviceBuffer<float> buffer(backend, host.size());
   backend.copy_to_device(buffer.data(), host.data(), host.size() * sizeof(float));
+  return buffer;
+}
+
+// values (NCHW order) rounded to bf16 (kernels/bf16.h) and placed in `layout`, on the
+// device: a bf16 operand as the conv network's passes hand it to a library.
+inline eqprop::DeviceBuffer<std::uint16_t> bf16_copy(Backend& backend, const Floats& values, std::int32_t batch,
+                                                     std::int32_t channels, std::int32_t plane,
+                                                     const eqprop::PlaneLayout& layout) {
+  std::vector<std::uint16_t> host(values.size());
+  for (std::int32_t b = 0; b < batch; ++b)
+    for (std::int32_t c = 0; c < channels; ++c)
+      for (std::int32_t p = 0; p < plane; ++p)
+        host[layout.at(b, c, p, plane)] = eqprop::bf16_bits(values[(std::size_t(b) * channels + c) * plane + p]);
+  eqprop::DeviceBuffer<std::uint16_t> buffer(backend, values.size());
+  buffer.copy_from_host(host);
   return buffer;
 }
 

@@ -323,17 +323,6 @@ TEST_CASE("conv library: bf16 operands handed over give oneDNN's own conversion'
     }
     return values;
   };
-  const auto bf16_copy = [&](const Floats& values, std::int32_t batch, std::int32_t channels, std::int32_t plane,
-                             const eqprop::PlaneLayout& layout) {
-    eqprop::DeviceBuffer<std::uint16_t> buffer(*backend, values.size());
-    std::vector<std::uint16_t> host(values.size());
-    for (std::int32_t b = 0; b < batch; ++b)
-      for (std::int32_t c = 0; c < channels; ++c)
-        for (std::int32_t p = 0; p < plane; ++p)
-          host[layout.at(b, c, p, plane)] = eqprop::bf16_bits(values[(std::size_t(b) * channels + c) * plane + p]);
-    buffer.copy_from_host(host);
-    return buffer;
-  };
   for (const ConvShape& base : kCases) {
     for (const YLayout y_layout : {YLayout::nchw, YLayout::nhwc}) {
       for (const bool x_nhwc : {false, true}) {
@@ -357,8 +346,10 @@ TEST_CASE("conv library: bf16 operands handed over give oneDNN's own conversion'
         ConvShape bf16 = shape;
         bf16.input_layout = x_nhwc ? eqprop::nhwc_layout(shape.in_channels) : eqprop::nchw_layout(shape.in_channels);
         bf16.x_type = bf16.y_type = OperandType::bf16;
-        auto x_bf16 = bf16_copy(x, shape.batch, shape.in_channels, shape.in_h * shape.in_w, bf16.input_planes());
-        auto y_bf16 = bf16_copy(y, shape.batch, shape.out_channels, shape.out_h() * shape.out_w(), bf16.output_planes());
+        auto x_bf16 =
+            bf16_copy(*backend, x, shape.batch, shape.in_channels, shape.in_h * shape.in_w, bf16.input_planes());
+        auto y_bf16 = bf16_copy(*backend, y, shape.batch, shape.out_channels, shape.out_h() * shape.out_w(),
+                                bf16.output_planes());
         eqprop::DeviceBuffer<float> out_a(*backend, shape.output_size()), out_b(*backend, shape.output_size());
         eqprop::conv2d_forward_library(*backend, fp32, x_f32.data(), weights.data(), out_a.data());
         ConvShape bf16_forward = bf16;  // its y (the result) in NCHW as fp32's

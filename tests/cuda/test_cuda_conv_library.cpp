@@ -7,10 +7,14 @@
 // Skips where no GPU is visible.
 #include <doctest/doctest.h>
 
-#include "kernels/bf16.h"
 #include "tests/conv_library_check.h"
 
 using namespace eqprop::test::conv_library;
+
+namespace {
+// cuDNN's bf16 results: the bf16 bound plus their own rounding to bf16.
+constexpr double kCudnnBf16Tolerance = kBf16Tolerance + 1.0 / 512.0;
+}  // namespace
 
 namespace {
 
@@ -46,11 +50,10 @@ TEST_CASE("cuda conv library: cuDNN bf16 matches the naive double reference with
   if (eqprop::test::skip_without_gpu()) return;
   auto backend = eqprop::make_backend("cuda");
   if (eqprop::test::skip_case_if(!has_library(*backend), "built without cuDNN")) return;
-  const double rounded_results = kBf16Tolerance + 1.0 / 512.0;
   for (const YLayout layout : {YLayout::nchw, YLayout::cnhw, YLayout::nhwc}) {
-    check_path(*backend, ConvolutionPath::library_only, GemmPrecision::bf16, rounded_results, layout);
+    check_path(*backend, ConvolutionPath::library_only, GemmPrecision::bf16, kCudnnBf16Tolerance, layout);
     // automatic takes the library for bf16 products
-    check_path(*backend, ConvolutionPath::automatic, GemmPrecision::bf16, rounded_results, layout);
+    check_path(*backend, ConvolutionPath::automatic, GemmPrecision::bf16, kCudnnBf16Tolerance, layout);
   }
 }
 
@@ -68,20 +71,7 @@ TEST_CASE("cuda conv library: cuDNN bf16 takes bf16 channels-last operands as th
   using Direction = eqprop::ConvolutionDirection;
   backend->set_convolution_path(ConvolutionPath::library_only);
   backend->set_gemm_precision(GemmPrecision::bf16);
-  const double rounded_results = kBf16Tolerance + 1.0 / 512.0;
   std::mt19937 rng(41);
-  // values (NCHW order) as bf16 in `layout`, as the conv network's passes write them.
-  const auto bf16_copy = [&](const Floats& values, std::int32_t batch, std::int32_t channels, std::int32_t plane,
-                             const eqprop::PlaneLayout& layout) {
-    std::vector<std::uint16_t> host(values.size());
-    for (std::int32_t b = 0; b < batch; ++b)
-      for (std::int32_t c = 0; c < channels; ++c)
-        for (std::int32_t p = 0; p < plane; ++p)
-          host[layout.at(b, c, p, plane)] = eqprop::bf16_bits(values[(std::size_t(b) * channels + c) * plane + p]);
-    eqprop::DeviceBuffer<std::uint16_t> buffer(*backend, values.size());
-    buffer.copy_from_host(host);
-    return buffer;
-  };
   for (const ConvShape& base : kCases) {
     const std::string where = text(base);
     CAPTURE(where);
@@ -99,24 +89,25 @@ TEST_CASE("cuda conv library: cuDNN bf16 takes bf16 channels-last operands as th
     const Floats w = eqprop::test::random_vector(rng, base.weight_size(), -1.0f, 1.0f);
     const Floats y = eqprop::test::random_vector(rng, base.output_size(), -1.0f, 1.0f);
     const Reference r = naive(base, x, w, y);
-    auto x_bf16 = bf16_copy(x, base.batch, base.in_channels, base.in_h * base.in_w, bf16.input_layout);
-    auto y_bf16 = bf16_copy(y, base.batch, base.out_channels, base.out_h() * base.out_w(), bf16.output_layout);
+    auto x_bf16 = bf16_copy(*backend, x, base.batch, base.in_channels, base.in_h * base.in_w, bf16.input_layout);
+    auto y_bf16 =
+        bf16_copy(*backend, y, base.batch, base.out_channels, base.out_h() * base.out_w(), bf16.output_layout);
     auto weights = upload(*backend, w);
     // Each result in NCHW fp32, the operand it is computed from in bf16 NHWC.
     ConvShape forward = bf16;
     forward.output_layout = eqprop::nchw_layout(base.out_channels);
     eqprop::DeviceBuffer<float> out(*backend, base.output_size());
     eqprop::conv2d_forward_library(*backend, forward, x_bf16.data(), weights.data(), out.data());
-    check_close(where + " forward", download(*backend, out, base.output_size()), r.y, r.y_abs, rounded_results);
+    check_close(where + " forward", download(*backend, out, base.output_size()), r.y, r.y_abs, kCudnnBf16Tolerance);
     ConvShape backward = bf16;
     backward.input_layout = eqprop::nchw_layout(base.in_channels);
     eqprop::DeviceBuffer<float> back(*backend, base.input_size());
     eqprop::conv2d_transpose_library(*backend, backward, y_bf16.data(), weights.data(), back.data());
     check_close(where + " backward-data", download(*backend, back, base.input_size()), r.x, r.x_abs,
-                rounded_results);
+                kCudnnBf16Tolerance);
     eqprop::DeviceBuffer<float> g(*backend, base.weight_size());
     eqprop::conv2d_weight_gradient_library(*backend, bf16, x_bf16.data(), y_bf16.data(), 1.0f, 0.0f, g.data());
     check_close(where + " backward-weights", download(*backend, g, base.weight_size()), r.g, r.g_abs,
-                rounded_results);
+                kCudnnBf16Tolerance);
   }
 }
